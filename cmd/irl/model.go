@@ -1,0 +1,254 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"irl/policy"
+	"irl/safetensors"
+)
+
+func modelCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "model",
+		Usage: "make, inspect and run GPT-NeoX (Pythia) models",
+		Subcommands: []*cli.Command{
+			modelInitCommand(),
+			modelInfoCommand(),
+			modelForwardCommand(),
+		},
+	}
+}
+
+func shapeNames() string {
+	var names []string
+	for n := range policy.Shapes {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
+}
+
+func modelInitCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "init",
+		Usage: "write a randomly initialised GPT-NeoX model as a Hugging Face folder",
+		Description: `Writes DIR/config.json and DIR/model.safetensors, initialised as transformers
+does (normal weights with std initializer_range, zero biases, unit layer norms).
+Start from a named shape and override any dimension for a custom one:
+
+  irl model init --shape pythia-70m --seed 1 --out models/p70m
+  irl model init --shape pythia-70m --layers 2 --hidden-size 64 --heads 4 --out tiny
+
+Known shapes: ` + shapeNames() + `.`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "shape", Value: "pythia-70m", Usage: "named shape to start from: " + shapeNames()},
+			&cli.Uint64Flag{Name: "seed", Value: 0, Usage: "random seed; the same seed gives the same weights"},
+			&cli.StringFlag{Name: "out", Required: true, Usage: "output folder"},
+			&cli.IntFlag{Name: "vocab-size", Usage: "override the vocabulary size"},
+			&cli.IntFlag{Name: "hidden-size", Usage: "override the model width"},
+			&cli.IntFlag{Name: "layers", Usage: "override the number of layers"},
+			&cli.IntFlag{Name: "heads", Usage: "override the number of attention heads"},
+			&cli.IntFlag{Name: "intermediate-size", Usage: "override the MLP width (default 4 × hidden size when --hidden-size is given)"},
+			&cli.IntFlag{Name: "max-positions", Usage: "override max_position_embeddings"},
+			&cli.Float64Flag{Name: "rotary-pct", Value: -1, Usage: "override the fraction of each head's dimensions that is rotated"},
+			&cli.Float64Flag{Name: "rotary-base", Usage: "override the rotary base (theta)"},
+			&cli.Float64Flag{Name: "layer-norm-eps", Usage: "override the layer-norm epsilon"},
+			&cli.BoolFlag{Name: "sequential", Usage: "use a sequential residual (attention, then MLP) instead of Pythia's parallel one"},
+			&cli.BoolFlag{Name: "tie-embeddings", Usage: "share the input embedding with the output head"},
+			&cli.StringFlag{Name: "tokenizer", Usage: "a tokenizer.json to copy into the folder"},
+		},
+		Action: func(c *cli.Context) error {
+			cfg, ok := policy.Shapes[c.String("shape")]
+			if !ok {
+				return fmt.Errorf("unknown --shape %q: want one of %s", c.String("shape"), shapeNames())
+			}
+			if v := c.Int("vocab-size"); v != 0 {
+				cfg.VocabSize = v
+			}
+			if v := c.Int("hidden-size"); v != 0 {
+				cfg.HiddenSize = v
+				cfg.IntermediateSize = 4 * v
+			}
+			if v := c.Int("layers"); v != 0 {
+				cfg.NumLayers = v
+			}
+			if v := c.Int("heads"); v != 0 {
+				cfg.NumHeads = v
+			}
+			if v := c.Int("intermediate-size"); v != 0 {
+				cfg.IntermediateSize = v
+			}
+			if v := c.Int("max-positions"); v != 0 {
+				cfg.MaxPositions = v
+			}
+			if v := c.Float64("rotary-pct"); v >= 0 {
+				cfg.RotaryPct = v
+			}
+			if v := c.Float64("rotary-base"); v != 0 {
+				cfg.RotaryBase = v
+			}
+			if v := c.Float64("layer-norm-eps"); v != 0 {
+				cfg.LayerNormEps = v
+			}
+			if c.Bool("sequential") {
+				cfg.ParallelResidual = false
+			}
+			cfg.TieEmbeddings = c.Bool("tie-embeddings")
+			m, err := policy.Init(cfg, c.Uint64("seed"))
+			if err != nil {
+				return fmt.Errorf("model init: %w", err)
+			}
+			out := c.String("out")
+			if err := m.Save(out); err != nil {
+				return err
+			}
+			if tok := c.String("tokenizer"); tok != "" {
+				data, err := os.ReadFile(tok)
+				if err != nil {
+					return err
+				}
+				if err := safetensors.WriteAtomic(filepath.Join(out, "tokenizer.json"), func(f *os.File) error {
+					_, err := f.Write(data)
+					return err
+				}); err != nil {
+					return err
+				}
+			}
+			fmt.Fprintf(os.Stderr, "wrote %s: %d layers, width %d, %.1fM parameters\n", out, cfg.NumLayers, cfg.HiddenSize, float64(cfg.NumParams())/1e6)
+			return nil
+		},
+	}
+}
+
+func modelInfoCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "info",
+		Usage: "print a model folder's configuration and parameter count as JSON",
+		Flags: []cli.Flag{&cli.StringFlag{Name: "model", Required: true, Usage: "Hugging Face model folder"}},
+		Action: func(c *cli.Context) error {
+			m, err := policy.Load(c.String("model"))
+			if err != nil {
+				return err
+			}
+			cfg := m.Config
+			_, tokErr := os.Stat(filepath.Join(c.String("model"), "tokenizer.json"))
+			info := map[string]any{
+				"model":             c.String("model"),
+				"parameters":        cfg.NumParams(),
+				"vocab_size":        cfg.VocabSize,
+				"hidden_size":       cfg.HiddenSize,
+				"layers":            cfg.NumLayers,
+				"heads":             cfg.NumHeads,
+				"intermediate_size": cfg.IntermediateSize,
+				"max_positions":     cfg.MaxPositions,
+				"rotary_dims":       cfg.RotaryDims(),
+				"rotary_base":       cfg.RotaryBase,
+				"parallel_residual": cfg.ParallelResidual,
+				"layer_norm_eps":    cfg.LayerNormEps,
+				"tie_embeddings":    cfg.TieEmbeddings,
+				"eos_token_id":      cfg.EOSTokenID,
+				"hidden_states":     cfg.NumLayers + 1,
+				"tokenizer":         tokErr == nil,
+			}
+			enc := json.NewEncoder(os.Stdout)
+			enc.SetIndent("", "  ")
+			return enc.Encode(info)
+		},
+	}
+}
+
+func modelForwardCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "forward",
+		Usage: "run a forward pass over token ids and write logits and every hidden state",
+		Description: `Reads input_ids (I64 [B,S]) and, when present, attention_mask and position_ids
+from IN.safetensors; other tensors are ignored. Without position_ids, positions
+count only unmasked tokens (max(cumsum(mask) - 1, 0)), as transformers does for
+left padding. Writes logits (F32 [B,S,V]) and hidden_states.0 … hidden_states.L
+(F32 [B,S,D]) in Hugging Face's convention: 0 is the embeddings, L is after the
+final layer norm. Values at padded positions carry no meaning.`,
+		Flags: append([]cli.Flag{
+			&cli.StringFlag{Name: "model", Required: true, Usage: "Hugging Face model folder"},
+			&cli.StringFlag{Name: "inputs", Required: true, Usage: "safetensors file with input_ids [, attention_mask, position_ids]"},
+			&cli.StringFlag{Name: "out", Required: true, Usage: "output safetensors file"},
+		}, runtimeFlags()...),
+		Action: func(c *cli.Context) error {
+			so, err := sessionOptions(c)
+			if err != nil {
+				return err
+			}
+			m, err := policy.Load(c.String("model"))
+			if err != nil {
+				return err
+			}
+			bt, err := readBatch(c.String("inputs"))
+			if err != nil {
+				return err
+			}
+			if err := bt.Validate(m.Config, c.String("inputs")); err != nil {
+				return err
+			}
+			hidden := make([]int, m.Config.NumLayers+1)
+			for i := range hidden {
+				hidden[i] = i
+			}
+			r, err := policy.NewRunner(m, policy.ForwardOptions{Hidden: hidden, Logits: true}, so)
+			if err != nil {
+				return err
+			}
+			defer r.Destroy()
+			out, err := r.Forward(bt)
+			if err != nil {
+				return err
+			}
+			var ts []safetensors.Tensor
+			for _, name := range r.Outputs() {
+				o := out[name]
+				ts = append(ts, safetensors.FromFloat32(name, o.Shape, o.Data))
+			}
+			return safetensors.WriteFile(c.String("out"), ts, map[string]string{"model": c.String("model")})
+		},
+	}
+}
+
+// readBatch reads input_ids and the optional attention_mask and position_ids.
+func readBatch(path string) (*policy.Batch, error) {
+	f, err := safetensors.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	ids, err := f.Get("input_ids")
+	if err != nil {
+		return nil, err
+	}
+	if len(ids.Shape) != 2 {
+		return nil, fmt.Errorf("%s: tensor \"input_ids\" has shape %v, want [batch, seq]", path, ids.Shape)
+	}
+	bt := &policy.Batch{B: ids.Shape[0], S: ids.Shape[1]}
+	if bt.InputIDs, err = ids.Int64s(); err != nil {
+		return nil, err
+	}
+	for _, opt := range []struct {
+		name string
+		dst  *[]int64
+	}{{"attention_mask", &bt.AttentionMask}, {"position_ids", &bt.PositionIDs}} {
+		if !f.Has(opt.name) {
+			continue
+		}
+		t, _ := f.Get(opt.name)
+		if err := t.CheckShape(bt.B, bt.S); err != nil {
+			return nil, err
+		}
+		if *opt.dst, err = t.Int64s(); err != nil {
+			return nil, err
+		}
+	}
+	return bt, nil
+}

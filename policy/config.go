@@ -1,0 +1,289 @@
+// Package policy is GPT-NeoX (the Pythia architecture) on ONNX Runtime: its
+// Hugging Face configuration and checkpoints, random initialisation, and the
+// ONNX graphs that run it.
+//
+// The data's path is config → weights → graph → session → results:
+//
+//	m, err := policy.Load("pythia-70m/")        // config.json + weights
+//	r, err := m.NewRunner(policy.RunOptions{...}) // builds the graph, opens a session
+//	out, err := r.Forward(batch)                  // logits and hidden states
+package policy
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+)
+
+// Config is a GPT-NeoX configuration, read from a Hugging Face config.json.
+type Config struct {
+	VocabSize        int     `json:"vocab_size"`
+	HiddenSize       int     `json:"hidden_size"`
+	NumLayers        int     `json:"num_hidden_layers"`
+	NumHeads         int     `json:"num_attention_heads"`
+	IntermediateSize int     `json:"intermediate_size"`
+	MaxPositions     int     `json:"max_position_embeddings"`
+	RotaryPct        float64 `json:"rotary_pct"`
+	RotaryBase       float64 `json:"rotary_emb_base"`
+	LayerNormEps     float64 `json:"layer_norm_eps"`
+	ParallelResidual bool    `json:"use_parallel_residual"`
+	HiddenAct        string  `json:"hidden_act"`
+	TieEmbeddings    bool    `json:"tie_word_embeddings"`
+	BOSTokenID       int     `json:"bos_token_id"`
+	EOSTokenID       int     `json:"eos_token_id"`
+	InitializerRange float64 `json:"initializer_range"`
+}
+
+// HeadDim is the width of one attention head.
+func (c Config) HeadDim() int { return c.HiddenSize / c.NumHeads }
+
+// RotaryDims is how many of each head's dimensions are rotated, as
+// transformers computes it: int(head_dim * rotary_pct).
+func (c Config) RotaryDims() int { return int(float64(c.HeadDim()) * c.RotaryPct) }
+
+// NumParams counts the parameters, embeddings and output head included.
+func (c Config) NumParams() int {
+	n := 0
+	for _, s := range c.ParamSpecs() {
+		n += numel(s.Shape)
+	}
+	return n
+}
+
+// Validate checks that the configuration describes a model we can build.
+func (c Config) Validate() error {
+	switch {
+	case c.VocabSize <= 0 || c.HiddenSize <= 0 || c.NumLayers <= 0 || c.NumHeads <= 0 || c.IntermediateSize <= 0:
+		return fmt.Errorf("vocab_size, hidden_size, num_hidden_layers, num_attention_heads and intermediate_size must be positive (got %d, %d, %d, %d, %d)",
+			c.VocabSize, c.HiddenSize, c.NumLayers, c.NumHeads, c.IntermediateSize)
+	case c.HiddenSize%c.NumHeads != 0:
+		return fmt.Errorf("hidden_size %d is not a multiple of num_attention_heads %d", c.HiddenSize, c.NumHeads)
+	case c.RotaryPct < 0 || c.RotaryPct > 1:
+		return fmt.Errorf("rotary fraction %v is outside [0, 1]", c.RotaryPct)
+	case c.RotaryDims()%2 != 0:
+		return fmt.Errorf("rotary dimensions %d (head_dim %d × %v) must be even", c.RotaryDims(), c.HeadDim(), c.RotaryPct)
+	case c.MaxPositions <= 0:
+		return fmt.Errorf("max_position_embeddings must be positive, got %d", c.MaxPositions)
+	case c.HiddenAct != "gelu":
+		return fmt.Errorf("hidden_act %q is not supported: want \"gelu\" (Pythia's exact GELU)", c.HiddenAct)
+	case c.LayerNormEps <= 0:
+		return fmt.Errorf("layer_norm_eps must be positive, got %v", c.LayerNormEps)
+	}
+	return nil
+}
+
+// rawConfig holds the keys that differ between transformers 4 (real Pythia
+// checkpoints: rotary_pct, rotary_emb_base) and transformers 5
+// (rope_parameters: partial_rotary_factor, rope_theta).
+type rawConfig struct {
+	Config
+	ModelType      string   `json:"model_type"`
+	Architectures  []string `json:"architectures"`
+	RopeParameters *struct {
+		PartialRotaryFactor *float64 `json:"partial_rotary_factor"`
+		RopeTheta           *float64 `json:"rope_theta"`
+		RopeType            string   `json:"rope_type"`
+	} `json:"rope_parameters"`
+	RopeScaling json.RawMessage `json:"rope_scaling"`
+	RotaryPct   *float64        `json:"rotary_pct"`
+	RotaryBase  *float64        `json:"rotary_emb_base"`
+	RopeTheta   *float64        `json:"rope_theta"`
+	EOS         json.RawMessage `json:"eos_token_id"`
+	BOS         json.RawMessage `json:"bos_token_id"`
+	TieEmbed    *bool           `json:"tie_word_embeddings"`
+}
+
+// LoadConfig reads a Hugging Face config.json of a GPT-NeoX model.
+func LoadConfig(path string) (Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, err
+	}
+	return ParseConfig(path, data)
+}
+
+// ParseConfig parses config.json bytes; name is used in errors.
+func ParseConfig(name string, data []byte) (Config, error) {
+	// Defaults are transformers' GPTNeoXConfig defaults.
+	raw := rawConfig{Config: Config{
+		RotaryPct: 0.25, RotaryBase: 10000, LayerNormEps: 1e-5, ParallelResidual: true,
+		HiddenAct: "gelu", MaxPositions: 2048, InitializerRange: 0.02,
+	}}
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return Config{}, fmt.Errorf("%s: %v", name, err)
+	}
+	if raw.ModelType != "gpt_neox" {
+		return Config{}, fmt.Errorf("%s: model_type %q is not supported: want \"gpt_neox\" (Pythia / GPT-NeoX)", name, raw.ModelType)
+	}
+	for _, a := range raw.Architectures {
+		if a != "GPTNeoXForCausalLM" && a != "GPTNeoXModel" {
+			return Config{}, fmt.Errorf("%s: architectures has %q: want GPTNeoXForCausalLM", name, a)
+		}
+	}
+	c := raw.Config
+	if raw.RotaryPct != nil {
+		c.RotaryPct = *raw.RotaryPct
+	}
+	if raw.RotaryBase != nil {
+		c.RotaryBase = *raw.RotaryBase
+	}
+	if raw.RopeTheta != nil {
+		c.RotaryBase = *raw.RopeTheta
+	}
+	if rp := raw.RopeParameters; rp != nil {
+		if rp.RopeType != "" && rp.RopeType != "default" {
+			return Config{}, fmt.Errorf("%s: rope_parameters.rope_type %q is not supported: want \"default\"", name, rp.RopeType)
+		}
+		if rp.PartialRotaryFactor != nil {
+			c.RotaryPct = *rp.PartialRotaryFactor
+		}
+		if rp.RopeTheta != nil {
+			c.RotaryBase = *rp.RopeTheta
+		}
+	}
+	if len(raw.RopeScaling) > 0 && string(raw.RopeScaling) != "null" {
+		return Config{}, fmt.Errorf("%s: rope_scaling is not supported", name)
+	}
+	c.EOSTokenID = firstID(raw.EOS, 0)
+	c.BOSTokenID = firstID(raw.BOS, 0)
+	if raw.TieEmbed == nil {
+		c.TieEmbeddings = false // GPTNeoXConfig's default
+	}
+	if err := c.Validate(); err != nil {
+		return Config{}, fmt.Errorf("%s: %v", name, err)
+	}
+	return c, nil
+}
+
+// firstID reads a token id that may be a number, a list or null.
+func firstID(raw json.RawMessage, def int) int {
+	var n int
+	if json.Unmarshal(raw, &n) == nil {
+		return n
+	}
+	var l []int
+	if json.Unmarshal(raw, &l) == nil && len(l) > 0 {
+		return l[0]
+	}
+	return def
+}
+
+// JSON renders the configuration as a Hugging Face config.json that both
+// transformers 4 (rotary_pct) and 5 (rope_parameters) read.
+func (c Config) JSON() []byte {
+	m := map[string]any{
+		"architectures":           []string{"GPTNeoXForCausalLM"},
+		"model_type":              "gpt_neox",
+		"vocab_size":              c.VocabSize,
+		"hidden_size":             c.HiddenSize,
+		"num_hidden_layers":       c.NumLayers,
+		"num_attention_heads":     c.NumHeads,
+		"intermediate_size":       c.IntermediateSize,
+		"max_position_embeddings": c.MaxPositions,
+		"rotary_pct":              c.RotaryPct,
+		"rotary_emb_base":         c.RotaryBase,
+		"rope_parameters": map[string]any{
+			"rope_type": "default", "partial_rotary_factor": c.RotaryPct, "rope_theta": c.RotaryBase,
+		},
+		"layer_norm_eps":        c.LayerNormEps,
+		"use_parallel_residual": c.ParallelResidual,
+		"hidden_act":            c.HiddenAct,
+		"tie_word_embeddings":   c.TieEmbeddings,
+		"bos_token_id":          c.BOSTokenID,
+		"eos_token_id":          c.EOSTokenID,
+		"initializer_range":     c.InitializerRange,
+		"attention_bias":        true,
+		"hidden_dropout":        0.0,
+		"attention_dropout":     0.0,
+		"use_cache":             true,
+		"torch_dtype":           "float32",
+	}
+	b, _ := json.MarshalIndent(m, "", "  ")
+	return append(b, '\n')
+}
+
+// Shapes names the model shapes `irl model init --shape` knows: the Pythia
+// suite's, from EleutherAI's released configs.
+var Shapes = map[string]Config{
+	"pythia-14m":  pythia(6, 128, 4),
+	"pythia-70m":  pythia(6, 512, 8),
+	"pythia-160m": pythia(12, 768, 12),
+	"pythia-410m": pythia(24, 1024, 16),
+	"pythia-1b":   pythia(16, 2048, 8),
+}
+
+func pythia(layers, hidden, heads int) Config {
+	return Config{
+		VocabSize: 50304, HiddenSize: hidden, NumLayers: layers, NumHeads: heads,
+		IntermediateSize: 4 * hidden, MaxPositions: 2048, RotaryPct: 0.25, RotaryBase: 10000,
+		LayerNormEps: 1e-5, ParallelResidual: true, HiddenAct: "gelu", BOSTokenID: 0, EOSTokenID: 0,
+		InitializerRange: 0.02,
+	}
+}
+
+// ParamSpec is a parameter's checkpoint name and shape.
+type ParamSpec struct {
+	Name  string
+	Shape []int
+}
+
+// ParamSpecs lists every parameter in checkpoint order with its shape, named
+// as in Pythia checkpoints.
+func (c Config) ParamSpecs() []ParamSpec {
+	d, f, v := c.HiddenSize, c.IntermediateSize, c.VocabSize
+	specs := []ParamSpec{{"gpt_neox.embed_in.weight", []int{v, d}}}
+	for l := 0; l < c.NumLayers; l++ {
+		p := fmt.Sprintf("gpt_neox.layers.%d.", l)
+		specs = append(specs,
+			ParamSpec{p + "input_layernorm.weight", []int{d}},
+			ParamSpec{p + "input_layernorm.bias", []int{d}},
+			ParamSpec{p + "post_attention_layernorm.weight", []int{d}},
+			ParamSpec{p + "post_attention_layernorm.bias", []int{d}},
+			ParamSpec{p + "attention.query_key_value.weight", []int{3 * d, d}},
+			ParamSpec{p + "attention.query_key_value.bias", []int{3 * d}},
+			ParamSpec{p + "attention.dense.weight", []int{d, d}},
+			ParamSpec{p + "attention.dense.bias", []int{d}},
+			ParamSpec{p + "mlp.dense_h_to_4h.weight", []int{f, d}},
+			ParamSpec{p + "mlp.dense_h_to_4h.bias", []int{f}},
+			ParamSpec{p + "mlp.dense_4h_to_h.weight", []int{d, f}},
+			ParamSpec{p + "mlp.dense_4h_to_h.bias", []int{d}},
+		)
+	}
+	specs = append(specs,
+		ParamSpec{"gpt_neox.final_layer_norm.weight", []int{d}},
+		ParamSpec{"gpt_neox.final_layer_norm.bias", []int{d}},
+	)
+	if !c.TieEmbeddings {
+		specs = append(specs, ParamSpec{"embed_out.weight", []int{v, d}})
+	}
+	return specs
+}
+
+// rotaryTables returns cos and sin, each [MaxPositions, RotaryDims], laid
+// out as transformers does: the frequencies repeated twice (cat(freqs, freqs)).
+func (c Config) rotaryTables() (cos, sin []float32) {
+	r := c.RotaryDims()
+	cos = make([]float32, c.MaxPositions*r)
+	sin = make([]float32, c.MaxPositions*r)
+	half := r / 2
+	for p := 0; p < c.MaxPositions; p++ {
+		for i := 0; i < half; i++ {
+			// inv_freq = 1 / base^(2i/r), computed in float32 as torch does.
+			invFreq := float32(1 / math.Pow(c.RotaryBase, float64(2*i)/float64(r)))
+			a := float64(float32(p) * invFreq)
+			cs, sn := float32(math.Cos(a)), float32(math.Sin(a))
+			cos[p*r+i], cos[p*r+i+half] = cs, cs
+			sin[p*r+i], sin[p*r+i+half] = sn, sn
+		}
+	}
+	return cos, sin
+}
+
+func numel(shape []int) int {
+	n := 1
+	for _, s := range shape {
+		n *= s
+	}
+	return n
+}

@@ -1,0 +1,164 @@
+package policy
+
+import (
+	"fmt"
+
+	"irl/onnx"
+)
+
+// Batch is a padded batch of token ids, I64 [B,S] each, row-major.
+type Batch struct {
+	B, S          int
+	InputIDs      []int64
+	AttentionMask []int64
+	// PositionIDs may be nil: then positions count only unmasked tokens, as
+	// transformers does for left padding (max(cumsum(mask) - 1, 0)).
+	PositionIDs []int64
+}
+
+// Validate checks sizes and token ids against the configuration; name is
+// used in errors (a file, say).
+func (bt *Batch) Validate(c Config, name string) error {
+	n := bt.B * bt.S
+	if bt.B <= 0 || bt.S <= 0 {
+		return fmt.Errorf("%s: empty batch [%d,%d]", name, bt.B, bt.S)
+	}
+	if len(bt.InputIDs) != n {
+		return fmt.Errorf("%s: input_ids has %d values, want %d×%d", name, len(bt.InputIDs), bt.B, bt.S)
+	}
+	if bt.AttentionMask != nil && len(bt.AttentionMask) != n {
+		return fmt.Errorf("%s: attention_mask has %d values, want %d×%d like input_ids", name, len(bt.AttentionMask), bt.B, bt.S)
+	}
+	if bt.PositionIDs != nil && len(bt.PositionIDs) != n {
+		return fmt.Errorf("%s: position_ids has %d values, want %d×%d like input_ids", name, len(bt.PositionIDs), bt.B, bt.S)
+	}
+	for i, id := range bt.InputIDs {
+		if id < 0 || id >= int64(c.VocabSize) {
+			return fmt.Errorf("%s: input_ids[%d,%d] = %d is outside the vocabulary [0,%d)", name, i/bt.S, i%bt.S, id, c.VocabSize)
+		}
+	}
+	for i, p := range bt.PositionIDs {
+		if p < 0 || p >= int64(c.MaxPositions) {
+			return fmt.Errorf("%s: position_ids[%d,%d] = %d is outside [0,%d) (max_position_embeddings)", name, i/bt.S, i%bt.S, p, c.MaxPositions)
+		}
+	}
+	if bt.PositionIDs == nil {
+		for r := 0; r < bt.B; r++ {
+			var real int64
+			for s := 0; s < bt.S; s++ {
+				if bt.AttentionMask == nil || bt.AttentionMask[r*bt.S+s] != 0 {
+					real++
+				}
+			}
+			if real > int64(c.MaxPositions) {
+				return fmt.Errorf("%s: row %d has %d tokens, more than max_position_embeddings %d", name, r, real, c.MaxPositions)
+			}
+		}
+	}
+	return nil
+}
+
+// Complete fills a missing attention mask with ones and missing position ids
+// from the mask.
+func (bt *Batch) Complete() {
+	if bt.AttentionMask == nil {
+		bt.AttentionMask = make([]int64, bt.B*bt.S)
+		for i := range bt.AttentionMask {
+			bt.AttentionMask[i] = 1
+		}
+	}
+	if bt.PositionIDs == nil {
+		bt.PositionIDs = PositionsFromMask(bt.AttentionMask, bt.B, bt.S)
+	}
+}
+
+// PositionsFromMask is max(cumsum(mask) - 1, 0) along each row.
+func PositionsFromMask(mask []int64, b, s int) []int64 {
+	pos := make([]int64, b*s)
+	for r := 0; r < b; r++ {
+		var c int64
+		for j := 0; j < s; j++ {
+			c += mask[r*s+j]
+			pos[r*s+j] = max(c-1, 0)
+		}
+	}
+	return pos
+}
+
+// Output is one named float32 result.
+type Output struct {
+	Shape []int
+	Data  []float32
+}
+
+// Runner runs a forward graph in an ONNX Runtime session. Destroy it when done.
+// A Runner is not safe for concurrent use.
+type Runner struct {
+	m       *Model
+	graph   *ForwardGraph
+	session *onnx.Session
+}
+
+// NewRunner builds the forward graph and opens its session.
+func NewRunner(m *Model, fo ForwardOptions, so onnx.Options) (*Runner, error) {
+	fg, err := BuildForward(m, fo)
+	if err != nil {
+		return nil, err
+	}
+	model, err := fg.Graph.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	s, err := onnx.NewSession(model, "", fg.Inputs, fg.Outputs, so)
+	if err != nil {
+		return nil, err
+	}
+	return &Runner{m: m, graph: fg, session: s}, nil
+}
+
+// Outputs lists the output names, in the order Forward returns them.
+func (r *Runner) Outputs() []string { return r.graph.Outputs }
+
+// Forward runs one batch. The batch must be valid (see Batch.Validate).
+func (r *Runner) Forward(bt *Batch) (map[string]Output, error) {
+	bt.Complete()
+	b, s := int64(bt.B), int64(bt.S)
+	ids, err := onnx.TensorI64(bt.InputIDs, b, s)
+	if err != nil {
+		return nil, err
+	}
+	defer ids.Destroy()
+	mask, err := onnx.TensorI64(bt.AttentionMask, b, s)
+	if err != nil {
+		return nil, err
+	}
+	defer mask.Destroy()
+	pos, err := onnx.TensorI64(bt.PositionIDs, b, s)
+	if err != nil {
+		return nil, err
+	}
+	defer pos.Destroy()
+	outs, err := r.session.Run(ids, mask, pos)
+	if err != nil {
+		return nil, err
+	}
+	defer onnx.DestroyAll(outs...)
+	res := make(map[string]Output, len(outs))
+	for i, o := range outs {
+		data, shape, err := onnx.Float32Data(o)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", r.graph.Outputs[i], err)
+		}
+		sh := make([]int, len(shape))
+		for j, d := range shape {
+			sh[j] = int(d)
+		}
+		// onnxruntime_go copied the result into Go memory, which stays valid
+		// after the tensor is destroyed.
+		res[r.graph.Outputs[i]] = Output{Shape: sh, Data: data}
+	}
+	return res, nil
+}
+
+// Destroy closes the session.
+func (r *Runner) Destroy() { r.session.Destroy() }

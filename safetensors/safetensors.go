@@ -1,0 +1,394 @@
+// Package safetensors reads and writes the safetensors format used by Hugging
+// Face checkpoints and by every tensor file this project exchanges with other
+// tools (model inputs, features, rewards).
+//
+// A file is an 8-byte little-endian header length, a JSON header mapping tensor
+// names to {dtype, shape, data_offsets} plus an optional "__metadata__" map of
+// strings, and the raw little-endian tensor bytes. Every error names the file
+// and, where there is one, the tensor.
+package safetensors
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+)
+
+// DType is a safetensors element type name, as written in the header.
+type DType string
+
+// The element types this package converts. Others are read and kept as bytes.
+const (
+	F64  DType = "F64"
+	F32  DType = "F32"
+	F16  DType = "F16"
+	BF16 DType = "BF16"
+	I64  DType = "I64"
+	I32  DType = "I32"
+	I16  DType = "I16"
+	I8   DType = "I8"
+	U8   DType = "U8"
+	Bool DType = "BOOL"
+)
+
+// Size is the number of bytes of one element, or 0 for an unknown type.
+func (d DType) Size() int {
+	switch d {
+	case F64, I64:
+		return 8
+	case F32, I32:
+		return 4
+	case F16, BF16, I16:
+		return 2
+	case I8, U8, Bool:
+		return 1
+	}
+	return 0
+}
+
+// Tensor is one named tensor. Data holds its raw little-endian bytes.
+type Tensor struct {
+	Name  string
+	DType DType
+	Shape []int
+	Data  []byte
+	// file is where the tensor came from, for error messages.
+	file string
+}
+
+// NumElements is the product of the shape (1 for a scalar).
+func (t *Tensor) NumElements() int {
+	n := 1
+	for _, s := range t.Shape {
+		n *= s
+	}
+	return n
+}
+
+func (t *Tensor) where() string {
+	if t.file == "" {
+		return fmt.Sprintf("tensor %q", t.Name)
+	}
+	return fmt.Sprintf("%s: tensor %q", t.file, t.Name)
+}
+
+// Float32s converts the tensor to float32. F32, F16, BF16 and F64 are accepted.
+func (t *Tensor) Float32s() ([]float32, error) {
+	n := t.NumElements()
+	out := make([]float32, n)
+	b := t.Data
+	switch t.DType {
+	case F32:
+		for i := range out {
+			out[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+		}
+	case F16:
+		for i := range out {
+			out[i] = halfToFloat32(binary.LittleEndian.Uint16(b[2*i:]))
+		}
+	case BF16:
+		for i := range out {
+			out[i] = math.Float32frombits(uint32(binary.LittleEndian.Uint16(b[2*i:])) << 16)
+		}
+	case F64:
+		for i := range out {
+			out[i] = float32(math.Float64frombits(binary.LittleEndian.Uint64(b[8*i:])))
+		}
+	default:
+		return nil, fmt.Errorf("%s has dtype %s, want a float type (F32, F16, BF16, F64)", t.where(), t.DType)
+	}
+	return out, nil
+}
+
+// Int64s converts the tensor to int64. I64, I32, I16, I8, U8 and BOOL are accepted.
+func (t *Tensor) Int64s() ([]int64, error) {
+	n := t.NumElements()
+	out := make([]int64, n)
+	b := t.Data
+	switch t.DType {
+	case I64:
+		for i := range out {
+			out[i] = int64(binary.LittleEndian.Uint64(b[8*i:]))
+		}
+	case I32:
+		for i := range out {
+			out[i] = int64(int32(binary.LittleEndian.Uint32(b[4*i:])))
+		}
+	case I16:
+		for i := range out {
+			out[i] = int64(int16(binary.LittleEndian.Uint16(b[2*i:])))
+		}
+	case I8:
+		for i := range out {
+			out[i] = int64(int8(b[i]))
+		}
+	case U8, Bool:
+		for i := range out {
+			out[i] = int64(b[i])
+		}
+	default:
+		return nil, fmt.Errorf("%s has dtype %s, want an integer type (I64, I32, I16, I8, U8, BOOL)", t.where(), t.DType)
+	}
+	return out, nil
+}
+
+// CheckShape returns an error naming the tensor unless its shape equals want.
+// A negative entry in want matches any size.
+func (t *Tensor) CheckShape(want ...int) error {
+	ok := len(t.Shape) == len(want)
+	for i := 0; ok && i < len(want); i++ {
+		ok = want[i] < 0 || want[i] == t.Shape[i]
+	}
+	if !ok {
+		return fmt.Errorf("%s has shape %v, want %v", t.where(), t.Shape, want)
+	}
+	return nil
+}
+
+// File is a parsed safetensors file.
+type File struct {
+	Path     string
+	Metadata map[string]string
+	tensors  map[string]*Tensor
+}
+
+// Names lists the tensor names in sorted order.
+func (f *File) Names() []string {
+	names := make([]string, 0, len(f.tensors))
+	for n := range f.tensors {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Has reports whether the file holds the named tensor.
+func (f *File) Has(name string) bool { _, ok := f.tensors[name]; return ok }
+
+// Get returns the named tensor, or an error naming the file and the tensor.
+func (f *File) Get(name string) (*Tensor, error) {
+	t, ok := f.tensors[name]
+	if !ok {
+		return nil, fmt.Errorf("%s: no tensor %q (file has %d tensors)", f.Path, name, len(f.tensors))
+	}
+	return t, nil
+}
+
+// ReadFile reads and validates a whole safetensors file.
+func ReadFile(path string) (*File, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(path, data)
+}
+
+type headerEntry struct {
+	DType   DType    `json:"dtype"`
+	Shape   []int    `json:"shape"`
+	Offsets [2]int64 `json:"data_offsets"`
+}
+
+// Parse validates data as a safetensors file; name is used in errors. The
+// tensors share data's memory.
+func Parse(name string, data []byte) (*File, error) {
+	if len(data) < 8 {
+		return nil, fmt.Errorf("%s: %d bytes is too short for a safetensors file (truncated?)", name, len(data))
+	}
+	hlen := binary.LittleEndian.Uint64(data)
+	if hlen > uint64(len(data)-8) {
+		return nil, fmt.Errorf("%s: header length %d exceeds file size %d (truncated or not safetensors)", name, hlen, len(data))
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(data[8:8+hlen], &raw); err != nil {
+		return nil, fmt.Errorf("%s: bad safetensors header: %v", name, err)
+	}
+	body := data[8+hlen:]
+	f := &File{Path: name, tensors: make(map[string]*Tensor, len(raw))}
+	for key, msg := range raw {
+		if key == "__metadata__" {
+			if err := json.Unmarshal(msg, &f.Metadata); err != nil {
+				return nil, fmt.Errorf("%s: __metadata__ must map strings to strings: %v", name, err)
+			}
+			continue
+		}
+		var h headerEntry
+		if err := json.Unmarshal(msg, &h); err != nil {
+			return nil, fmt.Errorf("%s: tensor %q: bad header entry: %v", name, key, err)
+		}
+		t := &Tensor{Name: key, DType: h.DType, Shape: h.Shape, file: name}
+		lo, hi := h.Offsets[0], h.Offsets[1]
+		if lo < 0 || hi < lo || hi > int64(len(body)) {
+			return nil, fmt.Errorf("%s: tensor %q: data offsets [%d,%d] outside the %d data bytes (truncated?)", name, key, lo, hi, len(body))
+		}
+		for _, s := range h.Shape {
+			if s < 0 {
+				return nil, fmt.Errorf("%s: tensor %q: negative dimension in shape %v", name, key, h.Shape)
+			}
+		}
+		if es := h.DType.Size(); es > 0 && int64(t.NumElements()*es) != hi-lo {
+			return nil, fmt.Errorf("%s: tensor %q: shape %v of %s needs %d bytes, offsets give %d", name, key, h.Shape, h.DType, t.NumElements()*es, hi-lo)
+		}
+		t.Data = body[lo:hi:hi]
+		f.tensors[key] = t
+	}
+	return f, nil
+}
+
+// FromFloat32 makes an F32 tensor. It panics if the shape does not match the
+// data, which is a programmer error.
+func FromFloat32(name string, shape []int, v []float32) Tensor {
+	t := Tensor{Name: name, DType: F32, Shape: append([]int(nil), shape...), Data: make([]byte, 4*len(v))}
+	if t.NumElements() != len(v) {
+		panic(fmt.Sprintf("safetensors: %s: shape %v holds %d elements, data has %d", name, shape, t.NumElements(), len(v)))
+	}
+	for i, x := range v {
+		binary.LittleEndian.PutUint32(t.Data[4*i:], math.Float32bits(x))
+	}
+	return t
+}
+
+// FromInt64 makes an I64 tensor. It panics if the shape does not match the data.
+func FromInt64(name string, shape []int, v []int64) Tensor {
+	t := Tensor{Name: name, DType: I64, Shape: append([]int(nil), shape...), Data: make([]byte, 8*len(v))}
+	if t.NumElements() != len(v) {
+		panic(fmt.Sprintf("safetensors: %s: shape %v holds %d elements, data has %d", name, shape, t.NumElements(), len(v)))
+	}
+	for i, x := range v {
+		binary.LittleEndian.PutUint64(t.Data[8*i:], uint64(x))
+	}
+	return t
+}
+
+// WriteFile writes tensors in the given order, with optional metadata. It
+// writes to a temporary file in the same folder and renames it, so a crash
+// never leaves a half-written file at path.
+func WriteFile(path string, tensors []Tensor, metadata map[string]string) error {
+	header := make(map[string]any, len(tensors)+1)
+	if len(metadata) > 0 {
+		header["__metadata__"] = metadata
+	}
+	var off int64
+	for i := range tensors {
+		t := &tensors[i]
+		if _, dup := header[t.Name]; dup || t.Name == "__metadata__" {
+			return fmt.Errorf("%s: duplicate or reserved tensor name %q", path, t.Name)
+		}
+		if es := t.DType.Size(); es > 0 && t.NumElements()*es != len(t.Data) {
+			return fmt.Errorf("%s: tensor %q: shape %v of %s needs %d bytes, has %d", path, t.Name, t.Shape, t.DType, t.NumElements()*es, len(t.Data))
+		}
+		shape := t.Shape
+		if shape == nil {
+			shape = []int{}
+		}
+		header[t.Name] = headerEntry{DType: t.DType, Shape: shape, Offsets: [2]int64{off, off + int64(len(t.Data))}}
+		off += int64(len(t.Data))
+	}
+	hj, err := json.Marshal(header)
+	if err != nil {
+		return fmt.Errorf("%s: %v", path, err)
+	}
+	// Pad the header with spaces so the data starts 8-byte aligned.
+	for (8+len(hj))%8 != 0 {
+		hj = append(hj, ' ')
+	}
+	return WriteAtomic(path, func(w *os.File) error {
+		var lenb [8]byte
+		binary.LittleEndian.PutUint64(lenb[:], uint64(len(hj)))
+		if _, err := w.Write(lenb[:]); err != nil {
+			return err
+		}
+		if _, err := w.Write(hj); err != nil {
+			return err
+		}
+		for i := range tensors {
+			if _, err := w.Write(tensors[i].Data); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// WriteAtomic creates path through a temporary file in the same folder that is
+// synced and renamed into place only when write succeeds.
+func WriteAtomic(path string, write func(*os.File) error) (err error) {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if err = write(tmp); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err = tmp.Sync(); err != nil {
+		return err
+	}
+	if err = tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+func halfToFloat32(h uint16) float32 {
+	sign := uint32(h>>15) << 31
+	exp := uint32(h>>10) & 0x1f
+	frac := uint32(h) & 0x3ff
+	switch {
+	case exp == 0 && frac == 0:
+		return math.Float32frombits(sign)
+	case exp == 0: // subnormal: renormalise
+		e := uint32(127 - 15 + 1)
+		for frac&0x400 == 0 {
+			frac <<= 1
+			e--
+		}
+		frac &= 0x3ff
+		return math.Float32frombits(sign | e<<23 | frac<<13)
+	case exp == 0x1f:
+		return math.Float32frombits(sign | 0xff<<23 | frac<<13)
+	}
+	return math.Float32frombits(sign | (exp+127-15)<<23 | frac<<13)
+}
+
+// Float32ToHalf rounds to the nearest IEEE half (ties to even).
+func Float32ToHalf(f float32) uint16 {
+	b := math.Float32bits(f)
+	sign := uint16(b>>16) & 0x8000
+	exp := int32(b>>23&0xff) - 127 + 15
+	frac := b & 0x7fffff
+	switch {
+	case b&0x7fffffff > 0x7f800000: // NaN
+		return sign | 0x7e00
+	case exp >= 0x1f:
+		return sign | 0x7c00
+	case exp <= 0:
+		if exp < -10 {
+			return sign
+		}
+		frac |= 0x800000
+		shift := uint32(14 - exp)
+		h := frac >> shift
+		rem := frac & (1<<shift - 1)
+		half := uint32(1) << (shift - 1)
+		if rem > half || (rem == half && h&1 == 1) {
+			h++
+		}
+		return sign | uint16(h)
+	}
+	h := uint32(exp)<<10 | frac>>13
+	rem := frac & 0x1fff
+	if rem > 0x1000 || (rem == 0x1000 && h&1 == 1) {
+		h++
+	}
+	return sign | uint16(h)
+}
