@@ -178,7 +178,7 @@ func (b *builder) linear(name string) onnx.Value {
 // A finite value keeps fully masked rows (left padding) free of NaN.
 func (b *builder) maskBias(ids, mask onnx.Value) onnx.Value {
 	g := b.g
-	s := g.Gather(g.Shape(ids), g.ScalarI64(1), 0)               // scalar S
+	s := g.Gather(g.Shape(ids), g.ScalarI64(1), 0)                      // scalar S
 	r := g.Op("Range", []onnx.Value{g.ScalarI64(0), s, g.ScalarI64(1)}) // (S)
 	causal := g.Op("LessOrEqual", []onnx.Value{g.Unsqueeze(r, 0), g.Unsqueeze(r, 1)})
 	pad := g.Cast(g.Unsqueeze(mask, 1, 2), onnx.Bool) // (B,1,1,S)
@@ -252,7 +252,7 @@ func (b *builder) attention(h onnx.Value, p string, bias, cos, sin onnx.Value) o
 	k := b.applyRotary(parts[1], cos, sin)
 	q = g.Mul(q, g.ScalarF32(float32(1/math.Sqrt(float64(hd)))))
 	scores := g.Add(g.MatMul(q, g.Transpose(k, 0, 1, 3, 2)), bias) // (B,H,S,S)
-	ctx := g.MatMul(g.Softmax(scores, -1), parts[2])                 // (B,H,S,hd)
+	ctx := g.MatMul(g.Softmax(scores, -1), parts[2])               // (B,H,S,hd)
 	ctx = g.Reshape(g.Transpose(ctx, 0, 2, 1, 3), 0, 0, int64(c.HiddenSize))
 	return g.Add(g.MatMul(ctx, b.linear(p+"attention.dense.weight")), b.weight(p+"attention.dense.bias"))
 }
