@@ -60,6 +60,12 @@ func AttrInts(name string, v ...int64) Attr {
 	return &onnxpb.AttributeProto{Name: name, Type: onnxpb.AttributeProto_INTS, Ints: v}
 }
 
+// AttrTensorF32 is a 1-D float tensor attribute, such as ConstantOfShape's value.
+func AttrTensorF32(name string, v []float32) Attr {
+	return &onnxpb.AttributeProto{Name: name, Type: onnxpb.AttributeProto_TENSOR,
+		T: &onnxpb.TensorProto{Dims: []int64{int64(len(v))}, DataType: int32(Float), FloatData: v}}
+}
+
 // AttrString is a string attribute.
 func AttrString(name, v string) Attr {
 	return &onnxpb.AttributeProto{Name: name, Type: onnxpb.AttributeProto_STRING, S: []byte(v)}
@@ -296,17 +302,21 @@ func (g *Graph) Sin(a Value) Value { return g.Op("Sin", []Value{a}) }
 // MatMul is numpy-style matmul with batch broadcasting.
 func (g *Graph) MatMul(a, b Value) Value { return g.Op("MatMul", []Value{a, b}) }
 
-// Gemm is alpha·op(a)·op(b) + c for 2-D a and b, transB transposing b.
-func (g *Graph) Gemm(a, b, c Value, transB bool) Value {
+// Gemm is op(a)·op(b) + c for 2-D a and b, where op transposes when asked;
+// c may be "" for none. MLAS reads transposed operands in place, so this is
+// the cheap way to compute x·Wᵀ and dyᵀ·x.
+func (g *Graph) Gemm(a, b, c Value, transA, transB bool) Value {
 	in := []Value{a, b}
 	if c != "" {
 		in = append(in, c)
 	}
-	t := int64(0)
-	if transB {
-		t = 1
+	flag := func(v bool) int64 {
+		if v {
+			return 1
+		}
+		return 0
 	}
-	return g.Op("Gemm", in, AttrInt("transB", t))
+	return g.Op("Gemm", in, AttrInt("transA", flag(transA)), AttrInt("transB", flag(transB)))
 }
 
 // Transpose permutes axes.

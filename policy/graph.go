@@ -225,22 +225,39 @@ func (b *builder) applyRotary(x, cos, sin onnx.Value) onnx.Value {
 
 // layer is one transformer block on x (B,S,D).
 func (b *builder) layer(x onnx.Value, l int, bias, cos, sin onnx.Value) onnx.Value {
+	y, _, _ := b.layerKV(x, l, bias, cos, sin, "", "")
+	return y
+}
+
+// layerKV is layer with optional past keys and values (B,H,P,hd), which the
+// attention of the S new tokens also sees (bias is then (B,1,S,P+S)). It
+// returns the block's output and the keys and values of past and new tokens
+// together, (B,H,P+S,hd), rotary already applied to the keys.
+func (b *builder) layerKV(x onnx.Value, l int, bias, cos, sin, pastK, pastV onnx.Value) (y, k, v onnx.Value) {
 	c := b.m.Config
 	g := b.g
 	p := fmt.Sprintf("gpt_neox.layers.%d.", l)
 	eps := float32(c.LayerNormEps)
 	ln1 := g.LayerNorm(x, b.weight(p+"input_layernorm.weight"), b.weight(p+"input_layernorm.bias"), eps)
-	attn := b.attention(ln1, p, bias, cos, sin)
+	attn, k, v := b.attentionKV(ln1, p, bias, cos, sin, pastK, pastV)
 	if c.ParallelResidual {
 		ln2 := g.LayerNorm(x, b.weight(p+"post_attention_layernorm.weight"), b.weight(p+"post_attention_layernorm.bias"), eps)
-		return g.Add(g.Add(x, attn), b.mlp(ln2, p))
+		return g.Add(g.Add(x, attn), b.mlp(ln2, p)), k, v
 	}
 	h := g.Add(x, attn)
 	ln2 := g.LayerNorm(h, b.weight(p+"post_attention_layernorm.weight"), b.weight(p+"post_attention_layernorm.bias"), eps)
-	return g.Add(h, b.mlp(ln2, p))
+	return g.Add(h, b.mlp(ln2, p)), k, v
 }
 
 func (b *builder) attention(h onnx.Value, p string, bias, cos, sin onnx.Value) onnx.Value {
+	out, _, _ := b.attentionKV(h, p, bias, cos, sin, "", "")
+	return out
+}
+
+// attentionKV is self-attention of h (B,S,D). With pastK and pastV
+// (B,H,P,hd) set, the queries also attend to those keys, which come before
+// the new ones; k and v are then past and new together (B,H,P+S,hd).
+func (b *builder) attentionKV(h onnx.Value, p string, bias, cos, sin, pastK, pastV onnx.Value) (out, k, v onnx.Value) {
 	c := b.m.Config
 	g := b.g
 	hd := c.HeadDim()
@@ -249,12 +266,17 @@ func (b *builder) attention(h onnx.Value, p string, bias, cos, sin onnx.Value) o
 	qkv = g.Transpose(g.Reshape(qkv, 0, 0, int64(c.NumHeads), int64(3*hd)), 0, 2, 1, 3) // (B,H,S,3hd)
 	parts := g.Split(qkv, 3, int64(hd), int64(hd), int64(hd))
 	q := b.applyRotary(parts[0], cos, sin)
-	k := b.applyRotary(parts[1], cos, sin)
+	k = b.applyRotary(parts[1], cos, sin)
+	v = parts[2]
+	if pastK != "" {
+		k = g.Concat(2, pastK, k) // (B,H,P+S,hd)
+		v = g.Concat(2, pastV, v)
+	}
 	q = g.Mul(q, g.ScalarF32(float32(1/math.Sqrt(float64(hd)))))
-	scores := g.Add(g.MatMul(q, g.Transpose(k, 0, 1, 3, 2)), bias) // (B,H,S,S)
-	ctx := g.MatMul(g.Softmax(scores, -1), parts[2])               // (B,H,S,hd)
+	scores := g.Add(g.MatMul(q, g.Transpose(k, 0, 1, 3, 2)), bias) // (B,H,S,P+S)
+	ctx := g.MatMul(g.Softmax(scores, -1), v)                      // (B,H,S,hd)
 	ctx = g.Reshape(g.Transpose(ctx, 0, 2, 1, 3), 0, 0, int64(c.HiddenSize))
-	return g.Add(g.MatMul(ctx, b.linear(p+"attention.dense.weight")), b.weight(p+"attention.dense.bias"))
+	return g.Add(g.MatMul(ctx, b.linear(p+"attention.dense.weight")), b.weight(p+"attention.dense.bias")), k, v
 }
 
 func (b *builder) mlp(h onnx.Value, p string) onnx.Value {

@@ -35,6 +35,11 @@ library is found through --ort-lib, then $ONNXRUNTIME_LIB, then .cache/ort/ in t
 irl source folder ("make ort" fills it), then the system's library folders.`,
 		Commands: []*cli.Command{
 			modelCommand(),
+			tokenizeCommand(),
+			featuresCommand(),
+			sftCommand(),
+			rewardCommand(),
+			generateCommand(),
 		},
 		EnableBashCompletion: true,
 	}

@@ -22,6 +22,8 @@ func modelCommand() *cli.Command {
 			modelInitCommand(),
 			modelInfoCommand(),
 			modelForwardCommand(),
+			modelGradCommand(),
+			modelExportCommand(),
 		},
 	}
 }

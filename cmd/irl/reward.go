@@ -1,0 +1,980 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"irl/rewardhead"
+	"irl/rewardhead/analysis"
+	"irl/safetensors"
+)
+
+// rewardCommand is `irl reward`: training, evaluating and analysing linear
+// reward heads on feature files.
+func rewardCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "reward",
+		Usage: "linear reward heads on feature files: max-margin IRL, ground-truth probes, metrics, analyses",
+		Description: `A reward head is linear, R(o) = wᵀh(o) + b, over the feature rows h(o) that
+"irl features" writes (a features tensor, F32 [N,D], with metadata naming the
+model, layer, pooling and max length). Heads are JSON files holding w, b, the
+feature metadata they were trained on, and the training settings; every command
+that applies a head to features refuses features whose metadata differ.
+
+Conventions, everywhere: --pos is the expert (the RLHF model's, non-toxic)
+outputs and --neg the baseline (toxic) outputs. Higher reward means less toxic.
+Toxic is the positive class, as in the paper's code: a row is predicted toxic
+when its reward is ≤ the threshold (0 unless --threshold says otherwise), and
+the --neg rows are the truly toxic ones. Ground-truth reward files hold a reward
+tensor (F32 [N], row-aligned with the feature file) in the same convention.
+
+Separation is not defined in the paper; ours is the AUC: the probability that a
+random non-toxic output out-scores a random toxic one, ties counting half.
+
+Subcommands: train (pairwise max-margin IRL), eval (metrics and plots), probe
+(a logistic-regression ground-truth reward from labelled features, or scoring
+features with any head), apprentice (classic Abbeel & Ng apprenticeship
+learning over candidate policies), analyze noise|ratio|epochs|perturb.`,
+		Subcommands: []*cli.Command{
+			rewardTrainCommand(),
+			rewardEvalCommand(),
+			rewardProbeCommand(),
+			rewardApprenticeCommand(),
+			rewardAnalyzeCommand(),
+		},
+	}
+}
+
+// Flags shared by the reward subcommands.
+var (
+	rewardPosFlag       = &cli.StringFlag{Name: "pos", Required: true, Usage: "features of expert (non-toxic) outputs, from irl features"}
+	rewardNegFlag       = &cli.StringFlag{Name: "neg", Required: true, Usage: "features of baseline (toxic) outputs, from irl features"}
+	rewardGTPosFlag     = &cli.StringFlag{Name: "gt-pos", Usage: "ground-truth rewards (reward F32 [N]) for the --pos rows"}
+	rewardGTNegFlag     = &cli.StringFlag{Name: "gt-neg", Usage: "ground-truth rewards (reward F32 [N]) for the --neg rows"}
+	rewardThresholdFlag = &cli.StringFlag{Name: "threshold", Value: "0", Usage: "decision threshold: a number, mean (mean of all rewards) or best-f1 (the observed reward maximising F1; optimistic, in-sample)"}
+	rewardIgnoreMeta    = &cli.BoolFlag{Name: "ignore-metadata", Usage: "apply a head to features whose model/layer/pool/max_length metadata differ from its own (the dimension must still match)"}
+)
+
+func rewardTrainFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "loss", Value: "asymmetric", Usage: "pairwise loss of x = R(o⁺) − R(o⁻): asymmetric, margin, hinge or logistic"},
+		&cli.Float64Flag{Name: "p", Usage: "loss slope for misordered pairs (default: 2 for asymmetric, 5 for margin)"},
+		&cli.Float64Flag{Name: "delta", Usage: "margin δ of the margin loss (default 5)"},
+		&cli.IntFlag{Name: "epochs", Value: 60, Usage: "maximum epochs"},
+		&cli.Float64Flag{Name: "lr", Value: 0.01, Usage: "Adam step size"},
+		&cli.Float64Flag{Name: "beta1", Value: 0.9, Usage: "Adam first-moment decay"},
+		&cli.Float64Flag{Name: "beta2", Value: 0.999, Usage: "Adam second-moment decay"},
+		&cli.IntFlag{Name: "pos-per-epoch", Value: 50, Usage: "expert rows drawn per epoch"},
+		&cli.IntFlag{Name: "neg-per-epoch", Value: 50, Usage: "baseline rows drawn per epoch"},
+		&cli.IntFlag{Name: "steps-per-epoch", Value: 1, Usage: "Adam steps on each epoch's pairs"},
+		&cli.Float64Flag{Name: "max-norm", Usage: "bound ‖w‖₂ by projection; 0 for none (default: 1 for asymmetric, none otherwise)"},
+		&cli.Float64Flag{Name: "epsilon", Usage: "stop when the monitor loss changes by at most ε between epochs (0: never)"},
+		&cli.IntFlag{Name: "monitor", Value: 256, Usage: "rows per class in the fixed monitor set"},
+		&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "seed of every random draw"},
+		&cli.StringFlag{Name: "select", Value: "final", Usage: "which head is head.json: final (last epoch trained) or best (lowest monitor loss)"},
+	}
+}
+
+// rewardTrainConfig reads the training flags.
+func rewardTrainConfig(c *cli.Context) (rewardhead.TrainConfig, error) {
+	cfg := rewardhead.DefaultTrainConfig()
+	loss, err := rewardhead.NewLoss(c.String("loss"), c.Float64("p"), c.Float64("delta"))
+	if err != nil {
+		return cfg, err
+	}
+	cfg.Loss = loss
+	cfg.Epochs = c.Int("epochs")
+	cfg.LR, cfg.Beta1, cfg.Beta2 = c.Float64("lr"), c.Float64("beta1"), c.Float64("beta2")
+	cfg.PosPerEpoch, cfg.NegPerEpoch = c.Int("pos-per-epoch"), c.Int("neg-per-epoch")
+	cfg.StepsPerEpoch = c.Int("steps-per-epoch")
+	cfg.MaxNorm = 0
+	if _, ok := loss.(rewardhead.Asymmetric); ok {
+		cfg.MaxNorm = 1
+	}
+	if c.IsSet("max-norm") {
+		cfg.MaxNorm = c.Float64("max-norm")
+	}
+	cfg.Epsilon = c.Float64("epsilon")
+	cfg.Monitor = c.Int("monitor")
+	cfg.Seed = c.Uint64("seed")
+	cfg.Select = c.String("select")
+	return cfg, cfg.Validate()
+}
+
+func rewardTrainCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "train",
+		Usage:     "learn a reward head by pairwise max-margin IRL",
+		UsageText: "irl reward train --pos POS.safetensors --neg NEG.safetensors --out DIR [--loss asymmetric|margin|hinge|logistic] [--epochs N] [--lr LR] [--seed S] ...",
+		Description: `Learns w so that expert outputs (--pos, the RLHF model's, non-toxic) out-score
+baseline outputs (--neg, toxic): the paper's eq. 1 with x = R(o⁺) − R(o⁻) and loss
+    asymmetric  −x if x > 0, −p·x otherwise (p = 2); unbounded, so ‖w‖₂ ≤ 1
+    margin      max(0, δ − x) + (p − 1)·max(0, −x) (p = 5, δ = 5; the paper's 70M
+                run; its 410M run used p = 10, δ = 10)
+    hinge       max(0, 1 − x)
+    logistic    −log σ(x)
+Each epoch draws --pos-per-epoch and --neg-per-epoch rows without replacement
+(a smaller pool is used whole), pairs every drawn expert row with every drawn
+baseline row, and takes --steps-per-epoch Adam steps on the mean pair loss. w
+starts at 0. With --max-norm, Adam moves an unconstrained v and w is its
+projection onto the ball, with gradients taken through the projection.
+Draws are seeded (PCG); equal seeds give equal heads.
+
+The bias cancels in x, so it is set after each epoch to put reward 0 midway
+between the class mean rewards over the training pools: b = −wᵀ(μ⁺ + μ⁻)/2.
+
+A fixed monitor set (--monitor rows per class, drawn once) gives each epoch a
+monitor loss free of draw noise. --epsilon stops after the first epoch whose
+monitor loss changed by at most ε (the convergence test of the paper's
+Algorithm 1).
+
+Writes
+    DIR/epoch-NNN.json   every epoch's head (the paper studies them all)
+    DIR/head.json        the final epoch's head, or with --select best the one
+                         with the lowest monitor loss (earliest on ties)
+    DIR/train.jsonl      per epoch: loss (the epoch's pairs, before its step),
+                         monitor_loss, margin (mean R over --pos minus mean R
+                         over --neg), pair_accuracy (monitor pairs ordered
+                         right), w_norm, pairs
+and prints a JSON summary. DIR must not already hold epoch files unless
+--overwrite is given.`,
+		Flags: append([]cli.Flag{
+			rewardPosFlag, rewardNegFlag,
+			&cli.StringFlag{Name: "out", Required: true, Usage: "output folder"},
+			&cli.BoolFlag{Name: "overwrite", Usage: "remove epoch-*.json, head.json and train.jsonl left in DIR by an earlier run"},
+		}, rewardTrainFlags()...),
+		Action: runRewardTrain,
+	}
+}
+
+func runRewardTrain(c *cli.Context) error {
+	cfg, err := rewardTrainConfig(c)
+	if err != nil {
+		return err
+	}
+	pos, neg, err := rewardLoadPair(c.String("pos"), c.String("neg"))
+	if err != nil {
+		return err
+	}
+	dir := c.String("out")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	old, err := filepath.Glob(filepath.Join(dir, "epoch-*.json"))
+	if err != nil {
+		return err
+	}
+	if len(old) > 0 {
+		if !c.Bool("overwrite") {
+			return fmt.Errorf("%s already holds %d epoch files from an earlier run; use --overwrite or another --out", dir, len(old))
+		}
+		for _, p := range append(old, filepath.Join(dir, "head.json"), filepath.Join(dir, "train.jsonl")) {
+			if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
+				return err
+			}
+		}
+	}
+	var log []byte
+	cfg.OnEpoch = func(h *rewardhead.Head, s rewardhead.EpochStats) error {
+		if err := rewardhead.WriteHead(filepath.Join(dir, fmt.Sprintf("epoch-%03d.json", s.Epoch)), h); err != nil {
+			return err
+		}
+		line, err := json.Marshal(s)
+		if err != nil {
+			return err
+		}
+		log = append(append(log, line...), '\n')
+		return safetensors.WriteAtomic(filepath.Join(dir, "train.jsonl"), func(f *os.File) error {
+			_, err := f.Write(log)
+			return err
+		})
+	}
+	res, err := rewardhead.Train(pos, neg, cfg)
+	if err != nil {
+		return err
+	}
+	best := *res.Best
+	rule := "final epoch trained"
+	if cfg.Select == "best" {
+		rule = "lowest monitor loss"
+	}
+	best.Notes = append(append([]string(nil), best.Notes...), fmt.Sprintf("head.json is epoch %d of %d: %s", best.Epoch, len(res.Heads), rule))
+	headPath := filepath.Join(dir, "head.json")
+	if err := rewardhead.WriteHead(headPath, &best); err != nil {
+		return err
+	}
+	last := res.Stats[len(res.Stats)-1]
+	return rewardPrintJSON(c, map[string]any{
+		"head":           headPath,
+		"selected_epoch": best.Epoch,
+		"selection":      rule,
+		"epochs":         len(res.Heads),
+		"stopped":        res.Stopped,
+		"final":          last,
+		"n_pos":          pos.N,
+		"n_neg":          neg.N,
+	})
+}
+
+func rewardEvalCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "eval",
+		Usage:     "score feature files with a head and print its metrics as JSON",
+		UsageText: "irl reward eval --head HEAD.json --pos POS.safetensors --neg NEG.safetensors [--gt-pos GT.safetensors --gt-neg GT.safetensors] [--threshold 0|mean|best-f1|VALUE] [--scores-out S.safetensors] [--plots DIR]",
+		Description: `Prints one JSON object. Toxic is the positive class: a row is predicted toxic
+when its reward is ≤ the threshold, and the --neg rows are the truly toxic ones.
+
+    accuracy, precision, recall (= sensitivity), f1, specificity, confusion
+        (tp, fp, tn, fn with toxic positive), threshold and threshold_rule
+    separation   AUC = P(R(o⁺) > R(o⁻)) + ½·P(R(o⁺) = R(o⁻)) for a random
+                 non-toxic o⁺ and toxic o⁻: 1 perfect, 0.5 chance. The paper
+                 never defines its separation metric; this is ours.
+    cohens_d     (mean R⁺ − mean R⁻) / pooled standard deviation
+    reward_pos, reward_neg   per-class n, mean, std, min, max
+    n_pos, n_neg
+
+With --gt-pos and --gt-neg (reward tensors, row-aligned with the features), over
+all rows, pos and neg together:
+    kendall_tau  Kendall τ-b (tie-corrected) between IRL and ground-truth reward
+    spearman, pearson
+    agreement    the paper's error-type distribution: rows where the IRL call and
+                 the ground-truth call (ground-truth reward ≤ 0 → toxic) are both
+                 right, both wrong, only IRL right, only ground truth right
+
+A metric that is undefined (one class predicted, zero variance) is null, with the
+reason under "undefined"; never NaN.
+
+--scores-out writes pos_reward and neg_reward (F32). --plots DIR writes
+reward_distributions.png (violins with boxes), confusion.png and, with ground
+truth, scatter_gt.png.`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "head", Required: true, Usage: "head JSON from train, probe or apprentice"},
+			rewardPosFlag, rewardNegFlag, rewardGTPosFlag, rewardGTNegFlag, rewardThresholdFlag,
+			&cli.StringFlag{Name: "scores-out", Usage: "write pos_reward and neg_reward (F32) to this safetensors file"},
+			&cli.StringFlag{Name: "plots", Usage: "write PNG plots into this folder"},
+			rewardIgnoreMeta,
+		},
+		Action: runRewardEval,
+	}
+}
+
+func runRewardEval(c *cli.Context) error {
+	thr, err := rewardhead.ParseThreshold(c.String("threshold"))
+	if err != nil {
+		return err
+	}
+	headPath := c.String("head")
+	h, err := rewardhead.ReadHead(headPath)
+	if err != nil {
+		return err
+	}
+	pos, neg, err := rewardLoadPair(c.String("pos"), c.String("neg"))
+	if err != nil {
+		return err
+	}
+	if err := rewardCheckHead(c, h, headPath, pos, neg); err != nil {
+		return err
+	}
+	gtPos, gtNeg, err := rewardLoadGT(c, pos, neg)
+	if err != nil {
+		return err
+	}
+	sp, sn := h.Score(pos), h.Score(neg)
+	r := rewardhead.Evaluate(sp, sn, gtPos, gtNeg, thr)
+	if out := c.String("scores-out"); out != "" {
+		meta := map[string]string{"head": headPath, "pos": pos.Path, "neg": neg.Path, "convention": "higher is less toxic"}
+		if err := safetensors.WriteFile(out, []safetensors.Tensor{
+			safetensors.FromFloat32("pos_reward", []int{len(sp)}, toFloat32(sp)),
+			safetensors.FromFloat32("neg_reward", []int{len(sn)}, toFloat32(sn)),
+		}, meta); err != nil {
+			return err
+		}
+	}
+	if dir := c.String("plots"); dir != "" {
+		if _, err := analysis.EvalPlots(dir, r, sp, sn, gtPos, gtNeg); err != nil {
+			return err
+		}
+	}
+	return rewardPrintJSON(c, r)
+}
+
+func rewardProbeCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "probe",
+		Usage: "fit a ground-truth reward probe on labelled features, or score features with a head",
+		UsageText: "irl reward probe --train --pos NONTOXIC.safetensors --neg TOXIC.safetensors --out PROBE.json [--l2 1e-3]\n" +
+			"   irl reward probe --head HEAD.json --features F.safetensors --out GT.safetensors",
+		Description: `With --train: logistic regression on labelled features, the --neg rows labelled
+toxic and the --pos rows non-toxic: P(toxic | h) = σ(f(h)), f(h) = vᵀh + c, fitted
+by L-BFGS on the mean negative log-likelihood plus --l2/2·‖v‖² (the intercept is
+not penalised). The probe is written as a head in the same JSON format as a
+trained one, scoring R*(o) = −f(o): positive where the probe calls the output
+non-toxic, ≤ 0 where P(toxic) ≥ ½. So "irl reward eval --head PROBE.json" works,
+and this is how to make a ground-truth reward model from a labelled set.
+
+Without --train: score --features with --head (a probe or any other head) and
+write --out, a ground-truth reward file: reward (F32 [N]), row (I64 [N], copied
+from the features when they have it), and metadata naming the head. Pass such
+files to eval's --gt-pos and --gt-neg.`,
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "train", Usage: "fit a probe from --pos and --neg and write it to --out as a head"},
+			&cli.StringFlag{Name: "pos", Usage: "with --train: features of non-toxic outputs"},
+			&cli.StringFlag{Name: "neg", Usage: "with --train: features of toxic outputs"},
+			&cli.Float64Flag{Name: "l2", Value: 1e-3, Usage: "with --train: ridge penalty on the weights"},
+			&cli.IntFlag{Name: "max-iter", Value: 1000, Usage: "with --train: L-BFGS iteration limit"},
+			&cli.StringFlag{Name: "head", Usage: "without --train: the head to score with"},
+			&cli.StringFlag{Name: "features", Usage: "without --train: the features to score"},
+			&cli.StringFlag{Name: "out", Required: true, Usage: "with --train: the probe head JSON; without: the reward safetensors file"},
+			rewardIgnoreMeta,
+		},
+		Action: runRewardProbe,
+	}
+}
+
+func runRewardProbe(c *cli.Context) error {
+	out := c.String("out")
+	if c.Bool("train") {
+		if c.String("pos") == "" || c.String("neg") == "" {
+			return errors.New("probe --train needs --pos and --neg")
+		}
+		if c.String("head") != "" || c.String("features") != "" {
+			return errors.New("probe --train takes --pos and --neg, not --head or --features")
+		}
+		pos, neg, err := rewardLoadPair(c.String("pos"), c.String("neg"))
+		if err != nil {
+			return err
+		}
+		res, err := rewardhead.TrainProbe(pos, neg, rewardhead.ProbeConfig{L2: c.Float64("l2"), MaxIter: c.Int("max-iter")})
+		if err != nil {
+			return err
+		}
+		if err := rewardhead.WriteHead(out, res.Head); err != nil {
+			return err
+		}
+		sp, sn := res.Head.Score(pos), res.Head.Score(neg)
+		r := rewardhead.Evaluate(sp, sn, nil, nil, rewardhead.Threshold{})
+		return rewardPrintJSON(c, map[string]any{
+			"head": out, "nll": res.NLL, "iterations": res.Iterations, "status": res.Status,
+			"train_accuracy": r.Accuracy, "train_separation": r.Separation,
+		})
+	}
+	if c.String("head") == "" || c.String("features") == "" {
+		return errors.New("probe needs --train (with --pos, --neg) or --head and --features")
+	}
+	h, err := rewardhead.ReadHead(c.String("head"))
+	if err != nil {
+		return err
+	}
+	f, err := rewardhead.LoadFeatures(c.String("features"))
+	if err != nil {
+		return err
+	}
+	if err := rewardCheckHead(c, h, c.String("head"), f); err != nil {
+		return err
+	}
+	s := h.Score(f)
+	ts := []safetensors.Tensor{safetensors.FromFloat32("reward", []int{len(s)}, toFloat32(s))}
+	if f.Rows != nil {
+		ts = append(ts, safetensors.FromInt64("row", []int{len(f.Rows)}, f.Rows))
+	}
+	meta := map[string]string{"head": c.String("head"), "head_kind": h.Kind, "features": f.Path, "convention": "higher is less toxic; ≤ 0 is toxic"}
+	if err := safetensors.WriteFile(out, ts, meta); err != nil {
+		return err
+	}
+	st := rewardhead.Summarise(s)
+	return rewardPrintJSON(c, map[string]any{"out": out, "n": len(s), "reward": st})
+}
+
+func rewardApprenticeCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "apprentice",
+		Usage:     "classic max-margin apprenticeship learning (Abbeel & Ng 2004, the paper's Algorithm 1) over candidate policies",
+		UsageText: "irl reward apprentice --expert E.safetensors --policy P0.safetensors [--policy P1.safetensors ...] --out HEAD.json [--gamma 0.99] [--method projection|qp] [--epsilon 1e-3] [--max-iter 50] [--samples S.safetensors --samples-per-prompt N]",
+		Description: `Each file is a feature file of one policy's outputs. Rows sharing a row id are one
+trajectory's token-level states, in order (unpooled features); with pooled
+features each row is a one-state trajectory. A policy is represented by its
+feature expectations μ = mean over trajectories of Σₜ γᵗ φ(sₜ).
+
+Starting from the first --policy, each iteration finds w with ‖w‖₂ ≤ 1 that
+maximises the expert's smallest margin wᵀ(μ_E − μ(π)) over the policies so far
+(--method qp solves this exactly as a small QP; projection is Abbeel & Ng's
+projection method), stops when the margin is ≤ ε, and otherwise asks for a
+policy that is good under R = wᵀφ. That step is offline here: the candidate
+policies are the --policy files, and the one with the highest wᵀμ is returned;
+or, with --samples and --samples-per-prompt n, the samples are reranked: for
+each prompt (n consecutive trajectories) the one with the highest return
+wᵀΣₜγᵗφ is kept, and the kept samples make the new policy. It also stops when
+the returned policy is already in the set.
+
+Writes --out, a head with the last w that still separated the expert from every
+known policy by more than ε (unit norm; once a policy matches the expert no
+direction does) and b = −wᵀ(m_E + m_0)/2, m the mean feature rows of the expert
+and the first policy, and prints the iterations.`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "expert", Required: true, Usage: "features of the expert's outputs"},
+			&cli.StringSliceFlag{Name: "policy", Required: true, Usage: "features of a candidate policy's outputs (repeat; the first is the initial policy)"},
+			&cli.StringFlag{Name: "out", Required: true, Usage: "head JSON to write"},
+			&cli.Float64Flag{Name: "gamma", Value: 0.99, Usage: "discount over token-level states"},
+			&cli.StringFlag{Name: "method", Value: "qp", Usage: "qp or projection"},
+			&cli.Float64Flag{Name: "epsilon", Value: 1e-3, Usage: "stop when the margin is at most ε"},
+			&cli.IntFlag{Name: "max-iter", Value: 50, Usage: "most oracle calls"},
+			&cli.StringFlag{Name: "samples", Usage: "features of n sampled outputs per prompt: the oracle reranks them best-of-n under each w instead of choosing among --policy"},
+			&cli.IntFlag{Name: "samples-per-prompt", Usage: "n: how many consecutive trajectories of --samples share a prompt"},
+		},
+		Action: runRewardApprentice,
+	}
+}
+
+func runRewardApprentice(c *cli.Context) error {
+	gamma := c.Float64("gamma")
+	expert, err := rewardhead.LoadFeatures(c.String("expert"))
+	if err != nil {
+		return err
+	}
+	et, err := rewardhead.Discounted(expert, gamma)
+	if err != nil {
+		return err
+	}
+	var set rewardhead.FixedSet
+	var first *rewardhead.Features
+	for _, p := range c.StringSlice("policy") {
+		f, err := rewardhead.LoadFeatures(p)
+		if err != nil {
+			return err
+		}
+		if err := rewardhead.SameKind(expert, f); err != nil {
+			return err
+		}
+		t, err := rewardhead.Discounted(f, gamma)
+		if err != nil {
+			return err
+		}
+		if first == nil {
+			first = f
+		}
+		set = append(set, rewardhead.Policy{Name: p, Mu: t.Expectation()})
+	}
+	var oracle rewardhead.Oracle = set
+	if sp := c.String("samples"); sp != "" {
+		n := c.Int("samples-per-prompt")
+		if n < 1 {
+			return errors.New("--samples needs --samples-per-prompt ≥ 1")
+		}
+		f, err := rewardhead.LoadFeatures(sp)
+		if err != nil {
+			return err
+		}
+		if err := rewardhead.SameKind(expert, f); err != nil {
+			return err
+		}
+		t, err := rewardhead.Discounted(f, gamma)
+		if err != nil {
+			return err
+		}
+		if len(t.Sums)%n != 0 {
+			return fmt.Errorf("%s: %d trajectories do not split into prompts of %d samples", sp, len(t.Sums), n)
+		}
+		b := &rewardhead.BestOfN{Name: sp}
+		for k := 0; k < len(t.Sums); k += n {
+			b.Prompts = append(b.Prompts, t.Sums[k:k+n])
+		}
+		oracle = b
+	}
+	res, err := rewardhead.Apprentice(et.Expectation(), set[0], oracle, rewardhead.ApprenticeConfig{
+		Method: c.String("method"), Epsilon: c.Float64("epsilon"), MaxIter: c.Int("max-iter"),
+	})
+	if err != nil {
+		return err
+	}
+	if res.W == nil {
+		return fmt.Errorf("the initial policy %s is within ε = %g of the expert's feature expectations: no reward separates them", set[0].Name, c.Float64("epsilon"))
+	}
+	mE, m0 := expert.Mean(), first.Mean()
+	var b float64
+	for j, w := range res.W {
+		b -= w * (mE[j] + m0[j]) / 2
+	}
+	h := &rewardhead.Head{
+		Format: rewardhead.HeadFormat, Kind: rewardhead.KindApprentice, W: res.W, B: b, Features: expert.Info(),
+		Training: map[string]any{
+			"method": "apprenticeship learning (" + c.String("method") + ")", "gamma": gamma,
+			"epsilon": c.Float64("epsilon"), "expert": expert.Path, "policies": c.StringSlice("policy"),
+			"margin": res.Margin, "final_margin": res.FinalMargin, "stopped": res.Stopped,
+		},
+		Notes: []string{"b = −wᵀ(m_E + m_0)/2 with m the mean feature rows of the expert and the initial policy"},
+	}
+	if err := rewardhead.WriteHead(c.String("out"), h); err != nil {
+		return err
+	}
+	return rewardPrintJSON(c, map[string]any{"head": c.String("out"), "margin": res.Margin, "final_margin": res.FinalMargin, "stopped": res.Stopped, "steps": res.Steps})
+}
+
+func rewardAnalyzeCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "analyze",
+		Usage: "the paper's analyses: noise robustness, data ratio, non-identifiability across epochs, perturbation probes",
+		Description: `Each subcommand writes a JSON file and PNG plots into --out and prints the JSON
+file's path. Metrics are those of "irl reward eval"; a metric summarised over
+repeats has mean, std (sample), n (repeats where it was defined) and, if any
+repeat was undefined, undefined and why.`,
+		Subcommands: []*cli.Command{
+			{
+				Name:      "noise",
+				Usage:     "metrics under Gaussian noise on reward scores (Figure 3) and on head weights (Figure 8)",
+				UsageText: "irl reward analyze noise --head HEAD.json --pos POS --neg NEG --out DIR [--gt-pos GT --gt-neg GT] [--target scores|weights|both] [--sigmas 0:0.1:1] [--repeats 10] [--scale relative|absolute] [--seed 1]",
+				Description: `Adds zero-mean Gaussian noise, for each σ of --sigmas (a list "a,b,c" or a range
+"lo:step:hi") and --repeats draws each, to the reward scores (target scores) or
+to every weight of the head, not its bias (target weights), and recomputes the
+metrics. kendall_tau_clean is τ-b between the noisy and the clean rewards. With
+--scale relative (the default) the noise std is σ times the std of all clean
+rewards (scores) or σ times the root mean square of w (weights); with absolute
+it is σ. Each (σ, repeat) draw has its own PCG stream from --seed.
+
+Writes DIR/noise.json ({"scores": …, "weights": …}) and DIR/noise_scores.png,
+DIR/noise_weights.png.`,
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "head", Required: true, Usage: "head JSON"},
+					rewardPosFlag, rewardNegFlag, rewardGTPosFlag, rewardGTNegFlag, rewardThresholdFlag,
+					&cli.StringFlag{Name: "out", Required: true, Usage: "output folder"},
+					&cli.StringFlag{Name: "target", Value: "both", Usage: "scores, weights or both"},
+					&cli.StringFlag{Name: "sigmas", Value: "0:0.1:1", Usage: "σ grid: a,b,c or lo:step:hi"},
+					&cli.IntFlag{Name: "repeats", Value: 10, Usage: "noise draws per σ"},
+					&cli.StringFlag{Name: "scale", Value: "relative", Usage: "relative or absolute (see the description)"},
+					&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "noise seed"},
+					rewardIgnoreMeta,
+				},
+				Action: runRewardNoise,
+			},
+			{
+				Name:      "ratio",
+				Usage:     "train with the non-toxic pool fixed and toxic examples added step by step, then the reverse (Figure 2)",
+				UsageText: "irl reward analyze ratio --pos POS --neg NEG --out DIR [--eval-pos P --eval-neg N] [--gt-pos GT --gt-neg GT] [--fractions 0.1:0.1:1] [--repeats 3] [training flags]",
+				Description: `For each fraction f of --fractions, trains a head (with the training flags of
+"irl reward train") on all of --pos and the first ⌈f·N⌉ rows of a seeded
+permutation of --neg, so each step adds toxic examples to the last; then the
+same with --neg fixed and --pos grown. Each head is evaluated on --eval-pos and
+--eval-neg (default: --pos and --neg) with ground truth --gt-pos/--gt-neg for
+those evaluation rows when given. Repeat r uses permutation seed r and training
+seed --seed + r.
+
+Writes DIR/ratio.json and DIR/ratio_add_toxic.png, DIR/ratio_add_non_toxic.png
+(precision, recall and, with ground truth, Kendall τ against the fraction).`,
+				Flags: append([]cli.Flag{
+					rewardPosFlag, rewardNegFlag,
+					&cli.StringFlag{Name: "eval-pos", Usage: "non-toxic features to evaluate on (default --pos)"},
+					&cli.StringFlag{Name: "eval-neg", Usage: "toxic features to evaluate on (default --neg)"},
+					rewardGTPosFlag, rewardGTNegFlag, rewardThresholdFlag,
+					&cli.StringFlag{Name: "out", Required: true, Usage: "output folder"},
+					&cli.StringFlag{Name: "fractions", Value: "0.1:0.1:1", Usage: "fractions of the varied class: a,b,c or lo:step:hi"},
+					&cli.IntFlag{Name: "repeats", Value: 3, Usage: "heads per fraction"},
+				}, rewardTrainFlags()...),
+				Action: runRewardRatio,
+			},
+			{
+				Name:      "epochs",
+				Usage:     "non-identifiability: metrics and per-class rewards of every epoch's head, emphasis groups, ensemble (Figure 6)",
+				UsageText: "irl reward analyze epochs --heads DIR|HEAD.json[,HEAD.json...] --pos POS --neg NEG --out DIR [--gt-pos GT --gt-neg GT]",
+				Description: `--heads is a training folder (its epoch-*.json files, in order) or a comma-
+separated list of head files. For each head: the eval metrics, the per-class
+reward mean and std, and the cosine between its w and the ensemble's. The
+heads are grouped by what they emphasise: ` + analysis.GroupingRule + `. The
+ensemble is the mean of the heads (for linear heads, the head with the mean w
+and b), scored like the others; spread summarises each metric across heads.
+
+Writes DIR/epochs.json, DIR/ensemble.json (the ensemble head),
+DIR/epochs_metrics.png and DIR/epochs_rewards.png.`,
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "heads", Required: true, Usage: "training folder or comma-separated head files"},
+					rewardPosFlag, rewardNegFlag, rewardGTPosFlag, rewardGTNegFlag, rewardThresholdFlag,
+					&cli.StringFlag{Name: "out", Required: true, Usage: "output folder"},
+					rewardIgnoreMeta,
+				},
+				Action: runRewardEpochs,
+			},
+			{
+				Name:      "perturb",
+				Usage:     "reward deltas of (original, probe) pairs (Table 6)",
+				UsageText: "irl reward analyze perturb --head HEAD.json --original ORIG.safetensors --probe NAME=PROBE.safetensors [--probe NAME=FILE ...] --out DIR",
+				Description: `Each probe file holds the features of perturbed versions of the --original
+outputs, row by row (same row count and, where both have one, the same row
+tensor). For each probe: Δ = R(probe) − R(original) per row, its mean, std,
+median, min, max, the fractions that rose and fell, and the mean rewards.
+
+Writes DIR/perturb.json and DIR/perturb_deltas.png (a box plot per probe).`,
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "head", Required: true, Usage: "head JSON"},
+					&cli.StringFlag{Name: "original", Required: true, Usage: "features of the original outputs"},
+					&cli.StringSliceFlag{Name: "probe", Required: true, Usage: "NAME=FILE: features of one perturbation of every original (repeat)"},
+					&cli.StringFlag{Name: "out", Required: true, Usage: "output folder"},
+					rewardIgnoreMeta,
+				},
+				Action: runRewardPerturb,
+			},
+		},
+	}
+}
+
+func runRewardNoise(c *cli.Context) error {
+	thr, err := rewardhead.ParseThreshold(c.String("threshold"))
+	if err != nil {
+		return err
+	}
+	sigmas, err := analysis.ParseGrid(c.String("sigmas"))
+	if err != nil {
+		return fmt.Errorf("--sigmas: %w", err)
+	}
+	target := c.String("target")
+	if target != "scores" && target != "weights" && target != "both" {
+		return fmt.Errorf("--target %q: want scores, weights or both", target)
+	}
+	scale := c.String("scale")
+	if scale != "relative" && scale != "absolute" {
+		return fmt.Errorf("--scale %q: want relative or absolute", scale)
+	}
+	headPath := c.String("head")
+	h, err := rewardhead.ReadHead(headPath)
+	if err != nil {
+		return err
+	}
+	pos, neg, err := rewardLoadPair(c.String("pos"), c.String("neg"))
+	if err != nil {
+		return err
+	}
+	if err := rewardCheckHead(c, h, headPath, pos, neg); err != nil {
+		return err
+	}
+	gtPos, gtNeg, err := rewardLoadGT(c, pos, neg)
+	if err != nil {
+		return err
+	}
+	dir := c.String("out")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	cfg := analysis.NoiseConfig{Sigmas: sigmas, Repeats: c.Int("repeats"), Seed: c.Uint64("seed"), Relative: scale == "relative", Threshold: thr}
+	out := map[string]any{"head": headPath}
+	if target != "weights" {
+		r, err := analysis.ScoreNoise(h.Score(pos), h.Score(neg), gtPos, gtNeg, cfg)
+		if err != nil {
+			return err
+		}
+		if _, err := r.Plot(dir); err != nil {
+			return err
+		}
+		out["scores"] = r
+	}
+	if target != "scores" {
+		r, err := analysis.WeightNoise(h, pos, neg, gtPos, gtNeg, cfg)
+		if err != nil {
+			return err
+		}
+		if _, err := r.Plot(dir); err != nil {
+			return err
+		}
+		out["weights"] = r
+	}
+	return rewardWriteResult(c, filepath.Join(dir, "noise.json"), out)
+}
+
+func runRewardRatio(c *cli.Context) error {
+	thr, err := rewardhead.ParseThreshold(c.String("threshold"))
+	if err != nil {
+		return err
+	}
+	fr, err := analysis.ParseGrid(c.String("fractions"))
+	if err != nil {
+		return fmt.Errorf("--fractions: %w", err)
+	}
+	tc, err := rewardTrainConfig(c)
+	if err != nil {
+		return err
+	}
+	pos, neg, err := rewardLoadPair(c.String("pos"), c.String("neg"))
+	if err != nil {
+		return err
+	}
+	evalPos, evalNeg := pos, neg
+	if c.String("eval-pos") != "" || c.String("eval-neg") != "" {
+		if c.String("eval-pos") == "" || c.String("eval-neg") == "" {
+			return errors.New("give both --eval-pos and --eval-neg, or neither")
+		}
+		if evalPos, evalNeg, err = rewardLoadPair(c.String("eval-pos"), c.String("eval-neg")); err != nil {
+			return err
+		}
+	}
+	gtPos, gtNeg, err := rewardLoadGT(c, evalPos, evalNeg)
+	if err != nil {
+		return err
+	}
+	dir := c.String("out")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	res, err := analysis.DataRatio(pos, neg, evalPos, evalNeg, gtPos, gtNeg, analysis.RatioConfig{
+		Fractions: fr, Repeats: c.Int("repeats"), Train: tc, Threshold: thr,
+	})
+	if err != nil {
+		return err
+	}
+	if _, err := res.Plot(dir); err != nil {
+		return err
+	}
+	return rewardWriteResult(c, filepath.Join(dir, "ratio.json"), res)
+}
+
+func runRewardEpochs(c *cli.Context) error {
+	thr, err := rewardhead.ParseThreshold(c.String("threshold"))
+	if err != nil {
+		return err
+	}
+	paths, err := rewardHeadPaths(c.String("heads"))
+	if err != nil {
+		return err
+	}
+	pos, neg, err := rewardLoadPair(c.String("pos"), c.String("neg"))
+	if err != nil {
+		return err
+	}
+	heads := make([]*rewardhead.Head, len(paths))
+	names := make([]string, len(paths))
+	for k, p := range paths {
+		if heads[k], err = rewardhead.ReadHead(p); err != nil {
+			return err
+		}
+		names[k] = filepath.Base(p)
+		if err := rewardCheckHead(c, heads[k], p, pos, neg); err != nil {
+			return err
+		}
+		if c.Bool("ignore-metadata") {
+			// Epochs compares metadata itself; align it once checked.
+			heads[k].Features = pos.Info()
+		}
+	}
+	gtPos, gtNeg, err := rewardLoadGT(c, pos, neg)
+	if err != nil {
+		return err
+	}
+	dir := c.String("out")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	res, err := analysis.Epochs(heads, names, pos, neg, gtPos, gtNeg, thr)
+	if err != nil {
+		return err
+	}
+	ens, err := rewardhead.Ensemble(heads)
+	if err != nil {
+		return err
+	}
+	if err := rewardhead.WriteHead(filepath.Join(dir, "ensemble.json"), ens); err != nil {
+		return err
+	}
+	if _, err := res.Plot(dir); err != nil {
+		return err
+	}
+	return rewardWriteResult(c, filepath.Join(dir, "epochs.json"), res)
+}
+
+// rewardHeadPaths expands --heads: a folder's epoch-*.json files in name
+// order (epochs are zero-padded, so that is epoch order), or a list.
+func rewardHeadPaths(spec string) ([]string, error) {
+	if st, err := os.Stat(spec); err == nil && st.IsDir() {
+		paths, err := filepath.Glob(filepath.Join(spec, "epoch-*.json"))
+		if err != nil {
+			return nil, err
+		}
+		if len(paths) == 0 {
+			return nil, fmt.Errorf("%s holds no epoch-*.json heads", spec)
+		}
+		sort.Strings(paths)
+		return paths, nil
+	}
+	var paths []string
+	for _, p := range strings.Split(spec, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			paths = append(paths, p)
+		}
+	}
+	if len(paths) == 0 {
+		return nil, fmt.Errorf("--heads %q names no heads", spec)
+	}
+	return paths, nil
+}
+
+func runRewardPerturb(c *cli.Context) error {
+	headPath := c.String("head")
+	h, err := rewardhead.ReadHead(headPath)
+	if err != nil {
+		return err
+	}
+	orig, err := rewardhead.LoadFeatures(c.String("original"))
+	if err != nil {
+		return err
+	}
+	if err := rewardCheckHead(c, h, headPath, orig); err != nil {
+		return err
+	}
+	var probes []analysis.ProbeSet
+	for _, spec := range c.StringSlice("probe") {
+		name, file, ok := strings.Cut(spec, "=")
+		if !ok || name == "" || file == "" {
+			return fmt.Errorf("--probe %q: want NAME=FILE", spec)
+		}
+		f, err := rewardhead.LoadFeatures(file)
+		if err != nil {
+			return err
+		}
+		if err := rewardCheckHead(c, h, headPath, f); err != nil {
+			return err
+		}
+		probes = append(probes, analysis.ProbeSet{Name: name, Features: f})
+	}
+	if c.Bool("ignore-metadata") {
+		// Perturb compares metadata itself; align it once checked.
+		hc := *h
+		hc.Features = orig.Info()
+		h = &hc
+		for _, p := range probes {
+			p.Features.Meta = orig.Meta
+		}
+	}
+	dir := c.String("out")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	res, err := analysis.Perturb(h, headPath, orig, probes)
+	if err != nil {
+		return err
+	}
+	if _, err := res.Plot(dir); err != nil {
+		return err
+	}
+	return rewardWriteResult(c, filepath.Join(dir, "perturb.json"), res)
+}
+
+// rewardLoadPair loads the two classes' feature files and checks that they
+// are the same kind of features.
+func rewardLoadPair(posPath, negPath string) (pos, neg *rewardhead.Features, err error) {
+	if pos, err = rewardhead.LoadFeatures(posPath); err != nil {
+		return nil, nil, err
+	}
+	if neg, err = rewardhead.LoadFeatures(negPath); err != nil {
+		return nil, nil, err
+	}
+	if err := rewardhead.SameKind(pos, neg); err != nil {
+		return nil, nil, err
+	}
+	return pos, neg, nil
+}
+
+// rewardCheckHead refuses features the head was not trained on: always a
+// different dimension, and other metadata unless --ignore-metadata.
+func rewardCheckHead(c *cli.Context, h *rewardhead.Head, name string, fs ...*rewardhead.Features) error {
+	for _, f := range fs {
+		if c.Bool("ignore-metadata") {
+			if f.D != h.Dim() {
+				return fmt.Errorf("head %s has dimension %d but %s has features of dimension %d", name, h.Dim(), f.Path, f.D)
+			}
+			continue
+		}
+		if err := h.Check(name, f); err != nil {
+			return fmt.Errorf("%w (--ignore-metadata to apply it anyway)", err)
+		}
+	}
+	return nil
+}
+
+// rewardLoadGT reads --gt-pos and --gt-neg, both or neither, checking that
+// each is row-aligned with its feature file.
+func rewardLoadGT(c *cli.Context, pos, neg *rewardhead.Features) (gtPos, gtNeg []float64, err error) {
+	p, n := c.String("gt-pos"), c.String("gt-neg")
+	if p == "" && n == "" {
+		return nil, nil, nil
+	}
+	if p == "" || n == "" {
+		return nil, nil, errors.New("give both --gt-pos and --gt-neg, or neither")
+	}
+	if gtPos, err = loadRewardFile(p, pos); err != nil {
+		return nil, nil, err
+	}
+	if gtNeg, err = loadRewardFile(n, neg); err != nil {
+		return nil, nil, err
+	}
+	return gtPos, gtNeg, nil
+}
+
+// loadRewardFile reads a reward tensor, F32 [N], for the rows of f.
+func loadRewardFile(path string, f *rewardhead.Features) ([]float64, error) {
+	sf, err := safetensors.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	t, err := sf.Get("reward")
+	if err != nil {
+		return nil, err
+	}
+	if err := t.CheckShape(f.N); err != nil {
+		return nil, fmt.Errorf("%w (one ground-truth reward per row of %s)", err, f.Path)
+	}
+	v, err := t.Float32s()
+	if err != nil {
+		return nil, err
+	}
+	if sf.Has("row") && f.Rows != nil {
+		rt, _ := sf.Get("row")
+		rows, err := rt.Int64s()
+		if err != nil {
+			return nil, err
+		}
+		if len(rows) != f.N {
+			return nil, fmt.Errorf("%s: tensor \"row\" has %d entries, want %d", path, len(rows), f.N)
+		}
+		for i := range rows {
+			if rows[i] != f.Rows[i] {
+				return nil, fmt.Errorf("%s: row %d is source row %d but %s's row %d is source row %d; the files are not aligned", path, i, rows[i], f.Path, i, f.Rows[i])
+			}
+		}
+	}
+	out := make([]float64, len(v))
+	for i, x := range v {
+		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+			return nil, fmt.Errorf("%s: tensor \"reward\" row %d is %v; rewards must be finite", path, i, x)
+		}
+		out[i] = float64(x)
+	}
+	return out, nil
+}
+
+func toFloat32(x []float64) []float32 {
+	out := make([]float32, len(x))
+	for i, v := range x {
+		out[i] = float32(v)
+	}
+	return out
+}
+
+// rewardPrintJSON prints v as indented JSON on the command's output.
+func rewardPrintJSON(c *cli.Context, v any) error {
+	b, err := rewardhead.MarshalJSON(v)
+	if err != nil {
+		return err
+	}
+	_, err = c.App.Writer.Write(b)
+	return err
+}
+
+// rewardWriteResult writes an analysis result to path and prints where.
+func rewardWriteResult(c *cli.Context, path string, v any) error {
+	if err := analysis.WriteJSON(path, v); err != nil {
+		return err
+	}
+	return rewardPrintJSON(c, map[string]string{"result": path})
+}

@@ -1,0 +1,314 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/urfave/cli/v2"
+
+	"irl/rewardhead"
+	"irl/safetensors"
+)
+
+// rwtRun runs `irl reward ARGS...` and returns what it printed.
+func rwtRun(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	var out bytes.Buffer
+	app := &cli.App{Name: "irl", Commands: []*cli.Command{rewardCommand()}, Writer: &out, ErrWriter: io.Discard}
+	err := app.Run(append([]string{"irl", "reward"}, args...))
+	return out.String(), err
+}
+
+func rwtMeta(layer string) map[string]string {
+	return map[string]string{"model": "synthetic", "layer": layer, "pool": "last", "max_length": "64"}
+}
+
+// rwtFeatures writes n rows of standard normal noise shifted by sign·shift
+// along w, with a row tensor numbering them from firstRow.
+func rwtFeatures(t *testing.T, path string, rng *rand.Rand, w []float64, n int, sign, shift float64, meta map[string]string) {
+	t.Helper()
+	d := len(w)
+	x := make([]float32, n*d)
+	rows := make([]int64, n)
+	for i := 0; i < n; i++ {
+		rows[i] = int64(i)
+		for j := 0; j < d; j++ {
+			x[i*d+j] = float32(rng.NormFloat64() + sign*shift*w[j])
+		}
+	}
+	err := safetensors.WriteFile(path, []safetensors.Tensor{
+		safetensors.FromFloat32("features", []int{n, d}, x),
+		safetensors.FromInt64("row", []int{n}, rows),
+	}, meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func rwtDecode(t *testing.T, s string) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal([]byte(s), &m); err != nil {
+		t.Fatalf("output is not one JSON object: %v\n%s", err, s)
+	}
+	return m
+}
+
+func rwtExists(t *testing.T, paths ...string) {
+	t.Helper()
+	for _, p := range paths {
+		if st, err := os.Stat(p); err != nil || st.Size() == 0 {
+			t.Errorf("%s: missing or empty (%v)", p, err)
+		}
+	}
+}
+
+// TestRewardCLI runs every reward subcommand end to end on synthetic
+// features with a planted reward direction.
+func TestRewardCLI(t *testing.T) {
+	dir := t.TempDir()
+	p := func(name string) string { return filepath.Join(dir, name) }
+	const d = 16
+	rng := rand.New(rand.NewPCG(1, 2))
+	w := make([]float64, d)
+	var nn float64
+	for j := range w {
+		w[j] = rng.NormFloat64()
+		nn += w[j] * w[j]
+	}
+	for j := range w {
+		w[j] /= math.Sqrt(nn)
+	}
+	rwtFeatures(t, p("pos.safetensors"), rng, w, 400, 1, 2, rwtMeta("3"))
+	rwtFeatures(t, p("neg.safetensors"), rng, w, 300, -1, 2, rwtMeta("3"))
+
+	out, err := rwtRun(t, "train", "--pos", p("pos.safetensors"), "--neg", p("neg.safetensors"), "--out", p("run"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := rwtDecode(t, out); m["epochs"] != 60.0 || m["selected_epoch"] != 60.0 {
+		t.Errorf("train summary %v", m)
+	}
+	rwtExists(t, p("run/epoch-001.json"), p("run/epoch-060.json"), p("run/head.json"), p("run/train.jsonl"))
+	log, _ := os.ReadFile(p("run/train.jsonl"))
+	if lines := strings.Split(strings.TrimSpace(string(log)), "\n"); len(lines) != 60 || !strings.Contains(lines[0], `"margin"`) {
+		t.Errorf("train.jsonl has %d lines: %.200s", len(lines), log)
+	}
+	if _, err := rwtRun(t, "train", "--pos", p("pos.safetensors"), "--neg", p("neg.safetensors"), "--out", p("run")); err == nil || !strings.Contains(err.Error(), "--overwrite") {
+		t.Errorf("second run into the same folder: %v", err)
+	}
+
+	// A ground-truth probe, and its rewards as ground-truth files.
+	if _, err := rwtRun(t, "probe", "--train", "--pos", p("pos.safetensors"), "--neg", p("neg.safetensors"), "--out", p("probe.json")); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []string{"pos", "neg"} {
+		if _, err := rwtRun(t, "probe", "--head", p("probe.json"), "--features", p(c+".safetensors"), "--out", p("gt-"+c+".safetensors")); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	out, err = rwtRun(t, "eval", "--head", p("run/head.json"), "--pos", p("pos.safetensors"), "--neg", p("neg.safetensors"),
+		"--gt-pos", p("gt-pos.safetensors"), "--gt-neg", p("gt-neg.safetensors"), "--scores-out", p("scores.safetensors"), "--plots", p("plots"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := rwtDecode(t, out)
+	for _, k := range []string{"accuracy", "precision", "recall", "f1", "specificity", "separation", "cohens_d", "n_pos", "n_neg", "kendall_tau", "spearman", "pearson", "agreement"} {
+		if _, ok := m[k]; !ok {
+			t.Errorf("eval output lacks %q", k)
+		}
+	}
+	if acc := m["accuracy"].(float64); acc < 0.95 {
+		t.Errorf("accuracy %v on classes ±2 apart", acc)
+	}
+	if tau := m["kendall_tau"].(float64); tau < 0.7 {
+		t.Errorf("Kendall τ with the probe %v", tau)
+	}
+	sf, err := safetensors.ReadFile(p("scores.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pr, err := sf.Get("pos_reward"); err != nil || pr.CheckShape(400) != nil {
+		t.Errorf("pos_reward: %v", err)
+	}
+	rwtExists(t, p("plots/reward_distributions.png"), p("plots/confusion.png"), p("plots/scatter_gt.png"))
+
+	analyses := [][]string{
+		{"noise", "--head", p("run/head.json"), "--pos", p("pos.safetensors"), "--neg", p("neg.safetensors"), "--out", p("an"), "--sigmas", "0,0.5,1", "--repeats", "3"},
+		{"ratio", "--pos", p("pos.safetensors"), "--neg", p("neg.safetensors"), "--gt-pos", p("gt-pos.safetensors"), "--gt-neg", p("gt-neg.safetensors"), "--out", p("an"), "--fractions", "0.25,1", "--repeats", "1", "--epochs", "20"},
+		{"epochs", "--heads", p("run"), "--pos", p("pos.safetensors"), "--neg", p("neg.safetensors"), "--out", p("an")},
+		{"perturb", "--head", p("run/head.json"), "--original", p("neg.safetensors"), "--probe", "toward-non-toxic=" + p("neg2.safetensors"), "--out", p("an")},
+	}
+	// The perturbation: the toxic rows moved halfway toward the non-toxic mean.
+	rwtShifted(t, p("neg.safetensors"), p("neg2.safetensors"), w, 2)
+	for _, a := range analyses {
+		out, err := rwtRun(t, append([]string{"analyze"}, a...)...)
+		if err != nil {
+			t.Fatalf("analyze %s: %v", a[0], err)
+		}
+		res := rwtDecode(t, out)["result"].(string)
+		rwtExists(t, res)
+	}
+	rwtExists(t, p("an/noise_scores.png"), p("an/noise_weights.png"), p("an/ratio_add_toxic.png"), p("an/ratio_add_non_toxic.png"),
+		p("an/epochs_metrics.png"), p("an/epochs_rewards.png"), p("an/ensemble.json"), p("an/perturb_deltas.png"))
+	var pert struct {
+		Probes []struct {
+			MeanDelta float64 `json:"mean_delta"`
+			FracUp    float64 `json:"frac_up"`
+		} `json:"probes"`
+	}
+	b, _ := os.ReadFile(p("an/perturb.json"))
+	if err := json.Unmarshal(b, &pert); err != nil || len(pert.Probes) != 1 || pert.Probes[0].MeanDelta <= 0 || pert.Probes[0].FracUp != 1 {
+		t.Errorf("moving toxic rows toward non-toxic should raise every reward: %v %+v", err, pert)
+	}
+
+	// Apprenticeship learning: the expert against the baseline as the only
+	// candidate recovers the direction of the class means' difference.
+	out, err = rwtRun(t, "apprentice", "--expert", p("pos.safetensors"), "--policy", p("neg.safetensors"), "--out", p("app.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := rewardhead.ReadHead(p("app.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cos float64
+	for j := range w {
+		cos += w[j] * h.W[j]
+	}
+	if cos < 0.95 {
+		t.Errorf("apprentice w has cosine %v with the planted direction", cos)
+	}
+	fixedMargin := rwtDecode(t, out)["margin"].(float64)
+
+	// Best-of-2 reranking of (non-toxic, toxic) sample pairs: under a good w
+	// the kept samples are mostly the expert's own, so the margin shrinks.
+	rwtInterleave(t, p("pos.safetensors"), p("neg.safetensors"), p("samples.safetensors"), 300)
+	out, err = rwtRun(t, "apprentice", "--expert", p("pos.safetensors"), "--policy", p("neg.safetensors"), "--out", p("app2.json"),
+		"--samples", p("samples.safetensors"), "--samples-per-prompt", "2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := rwtDecode(t, out)["final_margin"].(float64); m >= fixedMargin/2 {
+		t.Errorf("best-of-n margin %v, fixed-set margin %v", m, fixedMargin)
+	}
+	if _, err := rwtRun(t, "apprentice", "--expert", p("pos.safetensors"), "--policy", p("neg.safetensors"), "--out", p("app3.json"),
+		"--samples", p("samples.safetensors"), "--samples-per-prompt", "7"); err == nil || !strings.Contains(err.Error(), "prompts of 7") {
+		t.Errorf("samples not divisible into prompts: %v", err)
+	}
+}
+
+// rwtInterleave writes the first n rows of a and b alternately, each as
+// its own trajectory (row ids 0 … 2n−1).
+func rwtInterleave(t *testing.T, a, b, dst string, n int) {
+	t.Helper()
+	fa, err := rewardhead.LoadFeatures(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fb, err := rewardhead.LoadFeatures(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := fa.D
+	x := make([]float32, 0, 2*n*d)
+	rows := make([]int64, 2*n)
+	for i := 0; i < n; i++ {
+		x = append(x, fa.Row(i)...)
+		x = append(x, fb.Row(i)...)
+		rows[2*i], rows[2*i+1] = int64(2*i), int64(2*i+1)
+	}
+	if err := safetensors.WriteFile(dst, []safetensors.Tensor{
+		safetensors.FromFloat32("features", []int{2 * n, d}, x),
+		safetensors.FromInt64("row", []int{2 * n}, rows),
+	}, fa.Meta); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// rwtShifted copies the features at src to dst with every row moved by
+// +shift along w (halfway from −2w toward +2w when shift is 2).
+func rwtShifted(t *testing.T, src, dst string, w []float64, shift float64) {
+	t.Helper()
+	f, err := rewardhead.LoadFeatures(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := append([]float32(nil), f.X...)
+	for i := 0; i < f.N; i++ {
+		for j := range w {
+			x[i*f.D+j] += float32(shift * w[j])
+		}
+	}
+	if err := safetensors.WriteFile(dst, []safetensors.Tensor{
+		safetensors.FromFloat32("features", []int{f.N, f.D}, x),
+		safetensors.FromInt64("row", []int{f.N}, f.Rows),
+	}, f.Meta); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRewardCLIBadInput(t *testing.T) {
+	dir := t.TempDir()
+	p := func(name string) string { return filepath.Join(dir, name) }
+	rng := rand.New(rand.NewPCG(3, 4))
+	w := []float64{1, 0, 0, 0}
+	rwtFeatures(t, p("pos.safetensors"), rng, w, 30, 1, 1, rwtMeta("3"))
+	rwtFeatures(t, p("neg.safetensors"), rng, w, 30, -1, 1, rwtMeta("3"))
+	rwtFeatures(t, p("layer5.safetensors"), rng, w, 30, -1, 1, rwtMeta("5"))
+	rwtFeatures(t, p("wide.safetensors"), rng, []float64{1, 0, 0, 0, 0}, 30, -1, 1, rwtMeta("3"))
+	nan := []float32{1, 2, 3, 4, 5, 6, float32(math.NaN()), 8}
+	if err := safetensors.WriteFile(p("nan.safetensors"), []safetensors.Tensor{safetensors.FromFloat32("features", []int{2, 4}, nan)}, rwtMeta("3")); err != nil {
+		t.Fatal(err)
+	}
+	if err := safetensors.WriteFile(p("empty.safetensors"), []safetensors.Tensor{safetensors.FromFloat32("features", []int{0, 4}, nil)}, rwtMeta("3")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rwtRun(t, "train", "--pos", p("pos.safetensors"), "--neg", p("neg.safetensors"), "--out", p("run"), "--epochs", "3"); err != nil {
+		t.Fatal(err)
+	}
+	head := p("run/head.json")
+	cases := []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"train", "--pos", p("pos.safetensors"), "--neg", p("wide.safetensors"), "--out", p("x")}, []string{"dimension 4 vs 5"}},
+		{[]string{"train", "--pos", p("pos.safetensors"), "--neg", p("nan.safetensors"), "--out", p("x")}, []string{"nan.safetensors", "row 1", "NaN"}},
+		{[]string{"train", "--pos", p("empty.safetensors"), "--neg", p("neg.safetensors"), "--out", p("x")}, []string{"empty.safetensors", "no rows"}},
+		{[]string{"train", "--pos", p("pos.safetensors"), "--neg", p("neg.safetensors"), "--out", p("x"), "--loss", "squared"}, []string{`unknown loss "squared"`}},
+		{[]string{"eval", "--head", head, "--pos", p("layer5.safetensors"), "--neg", p("layer5.safetensors")}, []string{"head.json was trained on", `layer="3" vs "5"`, "--ignore-metadata"}},
+		{[]string{"eval", "--head", head, "--pos", p("wide.safetensors"), "--neg", p("wide.safetensors"), "--ignore-metadata"}, []string{"dimension 4", "dimension 5"}},
+		{[]string{"eval", "--head", head, "--pos", p("pos.safetensors"), "--neg", p("neg.safetensors"), "--gt-pos", p("pos.safetensors"), "--gt-neg", p("neg.safetensors")}, []string{"pos.safetensors", `no tensor "reward"`}},
+		{[]string{"eval", "--head", head, "--pos", p("pos.safetensors"), "--neg", p("neg.safetensors"), "--threshold", "median"}, []string{`threshold "median"`}},
+		{[]string{"probe", "--out", p("x.json")}, []string{"--train"}},
+	}
+	for _, c := range cases {
+		_, err := rwtRun(t, c.args...)
+		for _, want := range c.want {
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("%s: error %v, want it to contain %q", strings.Join(c.args[:1], " "), err, want)
+			}
+		}
+	}
+	// --ignore-metadata lets a head score features from another layer.
+	if _, err := rwtRun(t, "eval", "--head", head, "--pos", p("layer5.safetensors"), "--neg", p("layer5.safetensors"), "--ignore-metadata"); err != nil {
+		t.Errorf("--ignore-metadata: %v", err)
+	}
+	// A ground-truth file of the wrong length names both files.
+	if err := safetensors.WriteFile(p("gt-short.safetensors"), []safetensors.Tensor{safetensors.FromFloat32("reward", []int{3}, []float32{1, 2, 3})}, nil); err != nil {
+		t.Fatal(err)
+	}
+	_, err := rwtRun(t, "eval", "--head", head, "--pos", p("pos.safetensors"), "--neg", p("neg.safetensors"), "--gt-pos", p("gt-short.safetensors"), "--gt-neg", p("gt-short.safetensors"))
+	if err == nil || !strings.Contains(err.Error(), "gt-short.safetensors") || !strings.Contains(err.Error(), fmt.Sprint("want [30]")) {
+		t.Errorf("short ground truth: %v", err)
+	}
+}

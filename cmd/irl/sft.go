@@ -1,0 +1,150 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/urfave/cli/v2"
+
+	"irl/features"
+	"irl/optim"
+	"irl/policy"
+	"irl/sft"
+	"irl/tokenizer"
+)
+
+func sftCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "sft",
+		Usage:     "fine-tune a model on text with next-token cross-entropy (supervised fine-tuning)",
+		UsageText: "irl sft --model DIR --data FILE --out DIR [--text-field F] [--prompt-field F] [--epochs N] [--batch-size N] [--lr X] [--seed S] [--resume]",
+		Description: `DATA is JSON lines, CSV or Parquet (as for "irl features"): rows with --text-field
+(default "text"), or pre-tokenized input_ids. With --prompt-field, each row is a
+prompt and a completion (--text-field): the prompt's tokens are context only and
+the loss covers the completion, to which the EOS token is appended.
+
+A share --eval-fraction of the rows is held out (chosen with --seed) and its loss
+reported after every epoch. Checkpoints go to OUT/checkpoint-NNNNNN/ in Hugging
+Face format (config.json + model.safetensors, loadable by transformers) with the
+optimiser state (optimizer.safetensors) and trainer_state.json; OUT/last-checkpoint
+names the newest. OUT/metrics.jsonl gets a line per step (loss, lr, grad_norm,
+tokens_per_s) and per evaluation (eval_loss). --resume continues from the newest
+checkpoint with the same data and seed and gives the losses an uninterrupted run
+would.`,
+		Flags: append([]cli.Flag{
+			&cli.StringFlag{Name: "model", Required: true, Usage: "Hugging Face model folder to start from"},
+			&cli.StringFlag{Name: "data", Required: true, Usage: "training rows: JSON lines, CSV or Parquet"},
+			&cli.StringFlag{Name: "out", Required: true, Usage: "run folder: checkpoints and metrics"},
+			&cli.StringFlag{Name: "text-field", Value: "text", Usage: "column with the text (the completion when --prompt-field is set)"},
+			&cli.StringFlag{Name: "prompt-field", Usage: "column with a prompt that is not trained on"},
+			&cli.StringFlag{Name: "tokenizer", Usage: "tokenizer.json (default: MODEL/tokenizer.json)"},
+			&cli.IntFlag{Name: "epochs", Value: 1, Usage: "passes over the training split"},
+			&cli.IntFlag{Name: "batch-size", Value: 8, Usage: "rows per step"},
+			&cli.Float64Flag{Name: "lr", Value: 1e-5, Usage: "peak learning rate"},
+			&cli.StringFlag{Name: "schedule", Value: "cosine", Usage: "learning-rate schedule after warmup: constant or cosine"},
+			&cli.Float64Flag{Name: "min-lr", Usage: "the cosine schedule's final learning rate"},
+			&cli.IntFlag{Name: "warmup", Usage: "linear warmup steps"},
+			&cli.Float64Flag{Name: "weight-decay", Value: 0.01, Usage: "AdamW's decoupled weight decay (not applied to biases and layer norms)"},
+			&cli.Float64Flag{Name: "beta1", Value: 0.9, Usage: "AdamW β1"},
+			&cli.Float64Flag{Name: "beta2", Value: 0.999, Usage: "AdamW β2"},
+			&cli.Float64Flag{Name: "max-grad-norm", Value: 1, Usage: "clip the global gradient norm (0: off)"},
+			&cli.Uint64Flag{Name: "seed", Value: 0, Usage: "seed of the eval split and the batch order"},
+			&cli.Float64Flag{Name: "eval-fraction", Value: 0.1, Usage: "share of rows held out for the eval loss"},
+			&cli.IntFlag{Name: "max-length", Usage: "cut longer rows to their first N tokens (default: max_position_embeddings)"},
+			&cli.IntFlag{Name: "save-every", Usage: "checkpoint every N steps (0: after each epoch)"},
+			&cli.IntFlag{Name: "unfrozen-layers", Value: -1, Usage: "train only the top N layers and the head (-1: everything)"},
+			&cli.BoolFlag{Name: "resume", Usage: "continue from OUT's newest checkpoint"},
+			&cli.BoolFlag{Name: "quiet", Usage: "no progress bar"},
+		}, runtimeFlags()...),
+		Action: func(c *cli.Context) error {
+			so, err := sessionOptions(c)
+			if err != nil {
+				return err
+			}
+			m, err := policy.Load(c.String("model"))
+			if err != nil {
+				return err
+			}
+			data := c.String("data")
+			rows, bad, err := features.ReadRows(data, features.ReadOptions{TextField: c.String("text-field"), PrefixField: c.String("prompt-field")})
+			if err != nil {
+				return err
+			}
+			if len(bad) > 0 {
+				return bad[0]
+			}
+			var tok *tokenizer.Tokenizer
+			for _, r := range rows {
+				if r.IDs == nil {
+					tp := c.String("tokenizer")
+					if tp == "" {
+						tp = filepath.Join(c.String("model"), "tokenizer.json")
+					}
+					if tok, err = tokenizer.Load(tp); err != nil {
+						return fmt.Errorf("%s has text rows, which need a tokenizer: %w", data, err)
+					}
+					break
+				}
+			}
+			maxLen := c.Int("max-length")
+			if maxLen <= 0 || maxLen > m.Config.MaxPositions {
+				maxLen = m.Config.MaxPositions
+			}
+			withPrompt := c.String("prompt-field") != ""
+			var examples []sft.Example
+			for _, r := range rows {
+				var e sft.Example
+				if r.IDs != nil {
+					e.IDs = r.IDs
+				} else {
+					if withPrompt {
+						for _, id := range tok.Encode(r.Prefix) {
+							e.IDs = append(e.IDs, int64(id))
+						}
+						e.Prompt = len(e.IDs)
+					}
+					for _, id := range tok.Encode(r.Text) {
+						e.IDs = append(e.IDs, int64(id))
+					}
+					if withPrompt {
+						e.IDs = append(e.IDs, int64(m.Config.EOSTokenID))
+					}
+				}
+				if len(e.IDs) > maxLen {
+					e.IDs = e.IDs[:maxLen]
+				}
+				if len(e.IDs) < 2 || e.Prompt >= len(e.IDs) {
+					return fmt.Errorf("%s:%d: %d tokens after a %d-token prompt leave nothing to train on", data, r.Line, len(e.IDs), e.Prompt)
+				}
+				examples = append(examples, e)
+			}
+			cfg := sft.Config{
+				Out: c.String("out"), Epochs: c.Int("epochs"), BatchSize: c.Int("batch-size"),
+				Schedule:    optim.ScheduleConfig{Kind: c.String("schedule"), Peak: c.Float64("lr"), Min: c.Float64("min-lr"), Warmup: c.Int("warmup")},
+				AdamW:       optim.AdamWConfig{Beta1: c.Float64("beta1"), Beta2: c.Float64("beta2"), Eps: 1e-8, WeightDecay: c.Float64("weight-decay")},
+				MaxGradNorm: c.Float64("max-grad-norm"), Seed: c.Uint64("seed"), EvalFraction: c.Float64("eval-fraction"),
+				SaveEvery: c.Int("save-every"), UnfrozenLayers: c.Int("unfrozen-layers"), Resume: c.Bool("resume"), Session: so,
+			}
+			if !c.Bool("quiet") {
+				cfg.Progress = os.Stderr
+			}
+			res, err := sft.Run(m, examples, cfg)
+			if err != nil {
+				return err
+			}
+			if tok != nil && res.Dir != "" {
+				// A checkpoint should be usable on its own, tokenizer included.
+				src := c.String("tokenizer")
+				if src == "" {
+					src = filepath.Join(c.String("model"), "tokenizer.json")
+				}
+				if b, err := os.ReadFile(src); err == nil {
+					_ = os.WriteFile(filepath.Join(res.Dir, "tokenizer.json"), b, 0o644)
+				}
+			}
+			fmt.Fprintf(os.Stderr, "%d steps: loss %.4f → %.4f, eval loss %.4f; checkpoint %s\n", res.Steps, res.FirstLoss, res.LastLoss, res.EvalLoss, res.Dir)
+			return nil
+		},
+	}
+}

@@ -1,0 +1,363 @@
+// Package features extracts h(o), a frozen model's pooled hidden state for
+// each text, in fast batches: the reward head sees text only through it.
+//
+// The path is rows → token ids → length-sorted buckets padded on the right →
+// a forward graph that stops at the requested layer and pools in the graph →
+// one F32 [N,D] matrix in input order.
+package features
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+
+	"irl/onnx"
+	"irl/policy"
+)
+
+// Options configures an extraction.
+type Options struct {
+	// Layer is a hidden-state index in Hugging Face's convention (0 the
+	// embeddings, NumLayers after the final layer norm); negative counts from
+	// the end, so -1 is the last.
+	Layer int
+	// Pool is PoolLast (the last real token, the default) or PoolMean.
+	Pool policy.Pooling
+	// BatchSize is the number of rows per forward pass.
+	BatchSize int
+	// Session configures ONNX Runtime.
+	Session onnx.Options
+	// Progress, if not nil, receives a progress bar.
+	Progress io.Writer
+}
+
+// Extractor turns token sequences into pooled features. Destroy it when done.
+type Extractor interface {
+	// Dim is the feature width D.
+	Dim() int
+	// Layer is the resolved, non-negative hidden-state index.
+	Layer() int
+	// MaxPositions is the longest sequence the model accepts (0: unknown).
+	MaxPositions() int
+	// run computes pooled features F32 [B,D] for a right-padded batch.
+	run(bt *policy.Batch) ([]float32, error)
+	// Destroy releases the session.
+	Destroy()
+}
+
+// Open makes an Extractor for a Hugging Face model folder or an .onnx file.
+func Open(model string, o Options) (Extractor, error) {
+	if o.Pool == policy.NoPool {
+		o.Pool = policy.PoolLast
+	}
+	if o.Pool != policy.PoolLast && o.Pool != policy.PoolMean {
+		return nil, fmt.Errorf("unknown pooling %q: want last or mean", o.Pool)
+	}
+	if strings.HasSuffix(strings.ToLower(model), ".onnx") {
+		return openONNX(model, o)
+	}
+	m, err := policy.Load(model)
+	if err != nil {
+		return nil, err
+	}
+	return NewModelExtractor(m, o)
+}
+
+// resolveLayer maps a possibly negative index onto 0…numLayers.
+func resolveLayer(layer, numLayers int) (int, error) {
+	l := layer
+	if l < 0 {
+		l += numLayers + 1
+	}
+	if l < 0 || l > numLayers {
+		return 0, fmt.Errorf("--layer %d is out of range: this model has hidden states 0…%d (or -1…-%d)", layer, numLayers, numLayers+1)
+	}
+	return l, nil
+}
+
+type modelExtractor struct {
+	r     *policy.Runner
+	cfg   policy.Config
+	layer int
+}
+
+// NewModelExtractor extracts features from a loaded model, building a graph
+// that stops at the requested layer and pools in the graph.
+func NewModelExtractor(m *policy.Model, o Options) (Extractor, error) {
+	l, err := resolveLayer(o.Layer, m.Config.NumLayers)
+	if err != nil {
+		return nil, err
+	}
+	pool := o.Pool
+	if pool == policy.NoPool {
+		pool = policy.PoolLast
+	}
+	r, err := policy.NewRunner(m, policy.ForwardOptions{Hidden: []int{l}, Pool: pool}, o.Session)
+	if err != nil {
+		return nil, err
+	}
+	return &modelExtractor{r: r, cfg: m.Config, layer: l}, nil
+}
+
+func (e *modelExtractor) Dim() int          { return e.cfg.HiddenSize }
+func (e *modelExtractor) Layer() int        { return e.layer }
+func (e *modelExtractor) MaxPositions() int { return e.cfg.MaxPositions }
+func (e *modelExtractor) Destroy()          { e.r.Destroy() }
+func (e *modelExtractor) run(bt *policy.Batch) ([]float32, error) {
+	for i, id := range bt.InputIDs {
+		if id >= int64(e.cfg.VocabSize) {
+			return nil, fmt.Errorf("token id %d (row %d of the batch) is outside the vocabulary [0,%d)", id, i/bt.S, e.cfg.VocabSize)
+		}
+	}
+	out, err := e.r.Forward(bt)
+	if err != nil {
+		return nil, err
+	}
+	return out[policy.HiddenOutput(e.layer)].Data, nil
+}
+
+// onnxExtractor runs an .onnx file exported by another tool, such as
+// torch.onnx.export of a transformers model: inputs input_ids and
+// attention_mask (and position_ids if it has one), output last_hidden_state
+// or hidden_states.N. It pools in Go.
+type onnxExtractor struct {
+	s      *onnx.Session
+	pool   policy.Pooling
+	layer  int
+	dim    int
+	hasPos bool
+}
+
+func openONNX(path string, o Options) (Extractor, error) {
+	ins, outs, err := onnx.IOInfo(nil, path)
+	if err != nil {
+		return nil, err
+	}
+	e := &onnxExtractor{pool: o.Pool}
+	var inputs []string
+	for _, in := range ins {
+		switch in {
+		case policy.InputIDs, policy.AttentionMask:
+		case policy.PositionIDs:
+			e.hasPos = true
+		default:
+			return nil, fmt.Errorf("%s: input %q is not supported: want input_ids, attention_mask, position_ids", path, in)
+		}
+		inputs = append(inputs, in)
+	}
+	if !contains(inputs, policy.InputIDs) || !contains(inputs, policy.AttentionMask) {
+		return nil, fmt.Errorf("%s: inputs %v: want input_ids and attention_mask", path, ins)
+	}
+	// Hidden states the file offers, by index; last_hidden_state is -1.
+	hidden := map[int]string{}
+	maxIdx := -1
+	for _, out := range outs {
+		var k int
+		if _, err := fmt.Sscanf(out, "hidden_states.%d", &k); err == nil && out == policy.HiddenOutput(k) {
+			hidden[k] = out
+			maxIdx = max(maxIdx, k)
+		}
+	}
+	var output string
+	switch {
+	case len(hidden) > 0:
+		l, err := resolveLayer(o.Layer, maxIdx)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		if hidden[l] == "" {
+			return nil, fmt.Errorf("%s: has no output hidden_states.%d", path, l)
+		}
+		output, e.layer = hidden[l], l
+	case contains(outs, "last_hidden_state"):
+		if o.Layer != -1 {
+			return nil, fmt.Errorf("%s: only last_hidden_state is exported, so --layer must be -1 (got %d)", path, o.Layer)
+		}
+		output, e.layer = "last_hidden_state", -1
+	default:
+		return nil, fmt.Errorf("%s: outputs %v: want last_hidden_state or hidden_states.N", path, outs)
+	}
+	s, err := onnx.NewSession(nil, path, inputs, []string{output}, o.Session)
+	if err != nil {
+		return nil, err
+	}
+	e.s = s
+	return e, nil
+}
+
+func contains(xs []string, x string) bool {
+	for _, y := range xs {
+		if x == y {
+			return true
+		}
+	}
+	return false
+}
+
+func (e *onnxExtractor) Dim() int          { return e.dim }
+func (e *onnxExtractor) Layer() int        { return e.layer }
+func (e *onnxExtractor) MaxPositions() int { return 0 }
+func (e *onnxExtractor) Destroy()          { e.s.Destroy() }
+func (e *onnxExtractor) run(bt *policy.Batch) ([]float32, error) {
+	bt.Complete()
+	var vals []onnx.ORTValue
+	defer func() { onnx.DestroyAll(vals...) }()
+	for _, name := range e.s.Inputs {
+		var data []int64
+		switch name {
+		case policy.InputIDs:
+			data = bt.InputIDs
+		case policy.AttentionMask:
+			data = bt.AttentionMask
+		case policy.PositionIDs:
+			data = bt.PositionIDs
+		}
+		t, err := onnx.TensorI64(data, int64(bt.B), int64(bt.S))
+		if err != nil {
+			return nil, err
+		}
+		vals = append(vals, t)
+	}
+	outs, err := e.s.Run(vals...)
+	if err != nil {
+		return nil, err
+	}
+	defer onnx.DestroyAll(outs...)
+	h, shape, err := onnx.Float32Data(outs[0])
+	if err != nil {
+		return nil, err
+	}
+	if len(shape) != 3 || int(shape[0]) != bt.B || int(shape[1]) != bt.S {
+		return nil, fmt.Errorf("%s has shape %v, want [%d,%d,D]", e.s.Outputs[0], shape, bt.B, bt.S)
+	}
+	e.dim = int(shape[2])
+	return PoolRows(h, bt.AttentionMask, bt.B, bt.S, e.dim, e.pool), nil
+}
+
+// PoolRows pools hidden states h (B,S,D) over the real tokens of mask (B,S).
+func PoolRows(h []float32, mask []int64, b, s, d int, pool policy.Pooling) []float32 {
+	out := make([]float32, b*d)
+	for r := 0; r < b; r++ {
+		dst := out[r*d : (r+1)*d]
+		switch pool {
+		case policy.PoolMean:
+			acc := make([]float64, d)
+			n := 0
+			for j := 0; j < s; j++ {
+				if mask[r*s+j] == 0 {
+					continue
+				}
+				n++
+				for k, v := range h[(r*s+j)*d : (r*s+j+1)*d] {
+					acc[k] += float64(v)
+				}
+			}
+			for k := range dst {
+				dst[k] = float32(acc[k] / float64(max(n, 1)))
+			}
+		default:
+			last := 0
+			for j := 0; j < s; j++ {
+				if mask[r*s+j] != 0 {
+					last = j
+				}
+			}
+			copy(dst, h[(r*s+last)*d:(r*s+last+1)*d])
+		}
+	}
+	return out
+}
+
+// Stats reports what an extraction did.
+type Stats struct {
+	Rows    int
+	Tokens  int
+	Batches int
+	Elapsed time.Duration
+}
+
+// Extract computes features for each sequence, F32 [N,D] in the order of
+// seqs. Sequences are sorted by length into batches of opts.BatchSize rows,
+// each padded on the right to its longest row, so little work goes to padding;
+// right padding keeps positions 0…n-1 for every model, including exported
+// graphs that number positions themselves.
+func Extract(e Extractor, seqs [][]int64, o Options) ([]float32, Stats, error) {
+	st := Stats{Rows: len(seqs)}
+	if len(seqs) == 0 {
+		return nil, st, errors.New("no rows to extract")
+	}
+	bs := o.BatchSize
+	if bs <= 0 {
+		bs = 32
+	}
+	order := make([]int, len(seqs))
+	for i := range order {
+		order[i] = i
+		if len(seqs[i]) == 0 {
+			return nil, st, fmt.Errorf("row %d has no tokens", i)
+		}
+		st.Tokens += len(seqs[i])
+	}
+	sort.SliceStable(order, func(a, b int) bool { return len(seqs[order[a]]) < len(seqs[order[b]]) })
+	var bar *progressbar.ProgressBar
+	if o.Progress != nil {
+		bar = progressbar.NewOptions(len(seqs),
+			progressbar.OptionSetWriter(o.Progress),
+			progressbar.OptionSetDescription("features"),
+			progressbar.OptionShowCount(),
+			progressbar.OptionShowIts(),
+			progressbar.OptionSetItsString("rows"),
+			progressbar.OptionThrottle(200*time.Millisecond),
+			progressbar.OptionSetPredictTime(true),
+			progressbar.OptionOnCompletion(func() { fmt.Fprintln(o.Progress) }),
+		)
+	}
+	start := time.Now()
+	var out []float32
+	dim := 0
+	tokensDone := 0
+	for lo := 0; lo < len(order); lo += bs {
+		hi := min(lo+bs, len(order))
+		idx := order[lo:hi]
+		s := len(seqs[idx[len(idx)-1]])
+		bt := &policy.Batch{B: len(idx), S: s, InputIDs: make([]int64, len(idx)*s), AttentionMask: make([]int64, len(idx)*s)}
+		for r, i := range idx {
+			copy(bt.InputIDs[r*s:], seqs[i])
+			for j := range seqs[i] {
+				bt.AttentionMask[r*s+j] = 1
+			}
+			tokensDone += len(seqs[i])
+		}
+		feats, err := e.run(bt)
+		if err != nil {
+			return nil, st, fmt.Errorf("batch of rows %d…%d (length %d): %w", lo, hi-1, s, err)
+		}
+		if out == nil {
+			dim = len(feats) / len(idx)
+			out = make([]float32, len(seqs)*dim)
+		}
+		for r, i := range idx {
+			copy(out[i*dim:(i+1)*dim], feats[r*dim:(r+1)*dim])
+		}
+		st.Batches++
+		if bar != nil {
+			el := time.Since(start).Seconds()
+			bar.Describe(fmt.Sprintf("features %.0f tokens/s", float64(tokensDone)/max(el, 1e-9)))
+			bar.Add(len(idx))
+		}
+	}
+	if bar != nil {
+		bar.Finish()
+	}
+	st.Elapsed = time.Since(start)
+	return out, st, nil
+}
+
+// ModelName is how metadata names a model path: the folder or file name.
+func ModelName(path string) string { return filepath.Clean(path) }

@@ -1,0 +1,216 @@
+package features
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"irl/onnx"
+	"irl/policy"
+	"irl/safetensors"
+)
+
+func TestMain(m *testing.M) {
+	if err := onnx.Init(""); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Exit(m.Run())
+}
+
+const fixtures = "../testdata"
+
+// fixtureRows returns the reference's rows without padding, the reference
+// tensors, and B, S.
+func fixtureRows(t *testing.T, dir string) ([][]int64, *safetensors.File, []int64, int, int) {
+	t.Helper()
+	f, err := safetensors.ReadFile(filepath.Join(dir, "reference.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	it, _ := f.Get("input_ids")
+	mt, _ := f.Get("attention_mask")
+	ids, _ := it.Int64s()
+	mask, _ := mt.Int64s()
+	b, s := it.Shape[0], it.Shape[1]
+	rows := make([][]int64, b)
+	for r := 0; r < b; r++ {
+		for j := 0; j < s; j++ {
+			if mask[r*s+j] == 1 {
+				rows[r] = append(rows[r], ids[r*s+j])
+			}
+		}
+	}
+	return rows, f, mask, b, s
+}
+
+func f32(t *testing.T, f *safetensors.File, name string) []float32 {
+	t.Helper()
+	x, err := f.Get(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := x.Float32s()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func closeRel(t *testing.T, what string, got, want []float32, rel float64) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%s: %d values, want %d", what, len(got), len(want))
+	}
+	var scale float64
+	for _, w := range want {
+		scale = math.Max(scale, math.Abs(float64(w)))
+	}
+	for i := range got {
+		if d := math.Abs(float64(got[i] - want[i])); d > rel*scale {
+			t.Fatalf("%s[%d]: got %v, want %v (tolerance %.1e × %.3g)", what, i, got[i], want[i], rel, scale)
+		}
+	}
+}
+
+// expected pools the reference hidden state (B,S,D) by hand.
+func expected(h []float32, mask []int64, b, s, d int, pool policy.Pooling) []float32 {
+	out := make([]float32, b*d)
+	for r := 0; r < b; r++ {
+		var acc = make([]float64, d)
+		n := 0
+		last := -1
+		for j := 0; j < s; j++ {
+			if mask[r*s+j] == 0 {
+				continue
+			}
+			n++
+			last = j
+			for k := 0; k < d; k++ {
+				acc[k] += float64(h[(r*s+j)*d+k])
+			}
+		}
+		for k := 0; k < d; k++ {
+			if pool == policy.PoolMean {
+				out[r*d+k] = float32(acc[k] / float64(n))
+			} else {
+				out[r*d+k] = h[(r*s+last)*d+k]
+			}
+		}
+	}
+	return out
+}
+
+func TestFeaturesMatchFixtures(t *testing.T) {
+	for _, name := range []string{"tiny-neox-parallel", "tiny-neox-sequential"} {
+		for _, layer := range []int{-1, 1} {
+			for _, pool := range []policy.Pooling{policy.PoolLast, policy.PoolMean} {
+				t.Run(fmt.Sprintf("%s/layer%d/%s", name, layer, pool), func(t *testing.T) {
+					dir := filepath.Join(fixtures, name)
+					rows, ref, mask, b, s := fixtureRows(t, dir)
+					o := Options{Layer: layer, Pool: pool, BatchSize: 8, Session: onnx.Options{Threads: 1}}
+					e, err := Open(dir, o)
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer e.Destroy()
+					got, st, err := Extract(e, rows, o)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if st.Rows != b {
+						t.Errorf("rows %d", st.Rows)
+					}
+					hidx := e.Layer()
+					if layer == -1 && hidx != 2 {
+						t.Errorf("layer -1 resolved to %d", hidx)
+					}
+					h := f32(t, ref, policy.HiddenOutput(hidx))
+					closeRel(t, "features", got, expected(h, mask, b, s, e.Dim(), pool), 1e-4)
+				})
+			}
+		}
+	}
+}
+
+// Rows of mixed lengths come back in input order, whatever the bucketing.
+func TestFeaturesOrderUnderBucketing(t *testing.T) {
+	dir := filepath.Join(fixtures, "tiny-neox-parallel")
+	m, err := policy.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	seqs := make([][]int64, 23)
+	for i := range seqs {
+		seqs[i] = make([]int64, 1+r.IntN(30))
+		for j := range seqs[i] {
+			seqs[i][j] = r.Int64N(int64(m.Config.VocabSize))
+		}
+	}
+	o := Options{Layer: -1, BatchSize: 4, Session: onnx.Options{Threads: 1}}
+	e, err := NewModelExtractor(m, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Destroy()
+	all, st, err := Extract(e, seqs, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Batches != 6 {
+		t.Errorf("%d batches, want 6", st.Batches)
+	}
+	d := e.Dim()
+	for i, s := range seqs {
+		one, _, err := Extract(e, [][]int64{s}, Options{BatchSize: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		closeRel(t, fmt.Sprintf("row %d", i), all[i*d:(i+1)*d], one, 1e-5)
+	}
+}
+
+// The exported ONNX file and the Hugging Face folder of the same weights give
+// the same features, and both match the export's reference last_hidden_state.
+func TestONNXFileParity(t *testing.T) {
+	dir := filepath.Join(fixtures, "tiny-neox-torch-export")
+	rows, ref, mask, b, s := fixtureRows(t, dir)
+	h := f32(t, ref, "last_hidden_state")
+	for _, pool := range []policy.Pooling{policy.PoolLast, policy.PoolMean} {
+		o := Options{Layer: -1, Pool: pool, BatchSize: 2, Session: onnx.Options{Threads: 1}}
+		var results [][]float32
+		for _, model := range []string{filepath.Join(dir, "model.onnx"), dir} {
+			e, err := Open(model, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _, err := Extract(e, rows, o)
+			e.Destroy()
+			if err != nil {
+				t.Fatal(err)
+			}
+			results = append(results, got)
+		}
+		want := expected(h, mask, b, s, len(h)/(b*s), pool)
+		closeRel(t, string(pool)+" onnx file", results[0], want, 1e-4)
+		closeRel(t, string(pool)+" hf folder", results[1], want, 1e-4)
+	}
+	if _, err := Open(filepath.Join(dir, "model.onnx"), Options{Layer: 1}); err == nil {
+		t.Error("a file exporting only last_hidden_state must refuse --layer 1")
+	}
+}
+
+func TestLayerOutOfRange(t *testing.T) {
+	_, err := Open(filepath.Join(fixtures, "tiny-neox-parallel"), Options{Layer: 3})
+	if err == nil {
+		t.Fatal("layer 3 of a 2-layer model accepted")
+	}
+	_, err = Open(filepath.Join(fixtures, "tiny-neox-parallel"), Options{Layer: -4})
+	if err == nil {
+		t.Fatal("layer -4 of a 2-layer model accepted")
+	}
+}

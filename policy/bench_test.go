@@ -1,0 +1,140 @@
+package policy
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"irl/onnx"
+)
+
+// forwardFLOPs counts the multiply-adds (×2) of the MatMuls a forward graph
+// runs for a batch of b rows of s tokens, attention over the full S×S included,
+// as the graph computes it.
+func forwardFLOPs(c Config, b, s int, logits bool) float64 {
+	d, f := float64(c.HiddenSize), float64(c.IntermediateSize)
+	perToken := float64(c.NumLayers) * (2*d*3*d + 2*d*d + 2*2*d*f + 2*2*float64(s)*d)
+	if logits {
+		perToken += 2 * d * float64(c.VocabSize)
+	}
+	return perToken * float64(b*s)
+}
+
+// BenchmarkForward measures forward throughput for a pythia-70m-shaped model
+// at batch 32 × 128 on CPU, and ORT's MatMul peak in the same run.
+//
+//	go test -run '^$' -bench Forward -benchtime 5x ./policy/
+func BenchmarkForward(b *testing.B) {
+	cfg := Shapes["pythia-70m"]
+	m, err := Init(cfg, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	peak, err := onnx.MatMulPeak(1024, onnx.Options{}, 2*time.Second)
+	if err != nil {
+		b.Fatal(err)
+	}
+	const bs, seq = 32, 128
+	r := rand.New(rand.NewPCG(1, 2))
+	bt := &Batch{B: bs, S: seq, InputIDs: make([]int64, bs*seq)}
+	for i := range bt.InputIDs {
+		bt.InputIDs[i] = r.Int64N(int64(cfg.VocabSize))
+	}
+	for _, tc := range []struct {
+		name string
+		fo   ForwardOptions
+	}{
+		{"pythia-70m/logits", ForwardOptions{Logits: true}},
+		{"pythia-70m/last-hidden", ForwardOptions{Hidden: []int{cfg.NumLayers}}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			run, err := NewRunner(m, tc.fo, onnx.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer run.Destroy()
+			if _, err := run.Forward(bt); err != nil { // warm up
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			start := time.Now()
+			for i := 0; i < b.N; i++ {
+				if _, err := run.Forward(bt); err != nil {
+					b.Fatal(err)
+				}
+			}
+			sec := time.Since(start).Seconds()
+			flops := forwardFLOPs(cfg, bs, seq, tc.fo.Logits) * float64(b.N) / sec
+			b.ReportMetric(float64(bs*seq*b.N)/sec, "tokens/s")
+			b.ReportMetric(flops/1e9, "GFLOP/s")
+			b.ReportMetric(peak/1e9, "peak-GFLOP/s")
+			b.ReportMetric(flops/peak, "of-peak")
+		})
+	}
+}
+
+// BenchmarkTrainStep measures a full training step (forward, cross-entropy,
+// backward) for a pythia-70m-shaped model at batch 8 × 128 on CPU. Training
+// costs about three forwards of MatMul work; the fraction of MatMul peak uses
+// that count. The process's peak resident memory is reported too.
+//
+//	go test -run '^$' -bench TrainStep -benchtime 3x ./policy/
+func BenchmarkTrainStep(b *testing.B) {
+	cfg := Shapes["pythia-70m"]
+	m, err := Init(cfg, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	peak, err := onnx.MatMulPeak(1024, onnx.Options{}, 2*time.Second)
+	if err != nil {
+		b.Fatal(err)
+	}
+	const bs, seq = 8, 128
+	r := rand.New(rand.NewPCG(1, 2))
+	tb := &TrainBatch{Batch: Batch{B: bs, S: seq, InputIDs: make([]int64, bs*seq)}}
+	for i := range tb.InputIDs {
+		tb.InputIDs[i] = r.Int64N(int64(cfg.VocabSize))
+	}
+	tb.NextTokenTargets()
+	tr, err := NewTrainer(m, TrainOptions{UnfrozenLayers: -1}, onnx.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tr.Destroy()
+	if _, err := tr.Step(tb); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; i < b.N; i++ {
+		if _, err := tr.Step(tb); err != nil {
+			b.Fatal(err)
+		}
+	}
+	sec := time.Since(start).Seconds()
+	flops := 3 * forwardFLOPs(cfg, bs, seq, true) * float64(b.N) / sec
+	b.ReportMetric(float64(bs*seq*b.N)/sec, "tokens/s")
+	b.ReportMetric(flops/1e9, "GFLOP/s")
+	b.ReportMetric(peak/1e9, "peak-GFLOP/s")
+	b.ReportMetric(flops/peak, "of-peak")
+	b.ReportMetric(float64(peakRSSKiB())/1024, "peak-RSS-MiB")
+}
+
+// peakRSSKiB is the process's peak resident set (VmHWM), or 0 if unknown.
+func peakRSSKiB() int {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, "VmHWM:") {
+			var n int
+			fmt.Sscan(strings.Fields(line)[1], &n)
+			return n
+		}
+	}
+	return 0
+}

@@ -1,0 +1,295 @@
+package policy
+
+import (
+	"fmt"
+	"runtime"
+	"sync"
+
+	"irl/onnx"
+)
+
+// GenerateOptions configures Generator.Generate.
+type GenerateOptions struct {
+	// MaxNewTokens is the most tokens generated per sequence (> 0).
+	MaxNewTokens int
+	// Sampling chooses greedy decoding or temperature / top-k / top-p
+	// sampling.
+	Sampling SampleOptions
+	// Seed seeds sampling. Sequence k (prompt k/n, copy k%n for n return
+	// sequences) has its own random stream derived from Seed and k, so the
+	// result does not depend on BatchSize.
+	Seed uint64
+	// NumReturnSequences is how many sequences each prompt gets (0 means 1).
+	NumReturnSequences int
+	// BatchSize is how many sequences are decoded together (0: all).
+	BatchSize int
+	// IgnoreEOS keeps generating after the configuration's EOSTokenID.
+	IgnoreEOS bool
+}
+
+// Generation is one generated sequence.
+type Generation struct {
+	// Prompt is the index of the prompt, Sequence the copy of it (0 … n-1).
+	Prompt, Sequence int
+	// IDs are the new tokens, ending with EOS if the sequence reached it.
+	IDs []int
+	// LogProbs[i] is the log-probability of IDs[i] under the distribution it
+	// was drawn from (greedy: the log-softmax of the raw logits).
+	LogProbs []float64
+	// EOS tells whether the sequence stopped at EOS rather than at
+	// MaxNewTokens.
+	EOS bool
+}
+
+// Generator continues prompts with a GPT-NeoX model, using the key/value
+// cache of the decode graph: one prefill of the (left-padded) prompts, then
+// one token per step. Destroy it when done. A Generator is not safe for
+// concurrent use.
+type Generator struct {
+	dec    *Decoder
+	cfg    Config
+	kv     [2]*KVCache // reused between batches when large enough
+	logits []float32
+}
+
+// NewGenerator builds the decode graph for m and opens its session.
+func NewGenerator(m *Model, so onnx.Options) (*Generator, error) {
+	d, err := NewDecoder(m, so)
+	if err != nil {
+		return nil, err
+	}
+	return &Generator{dec: d, cfg: m.Config}, nil
+}
+
+// Destroy closes the session. The Generator holds no other ONNX Runtime
+// objects between calls: each step's tensors are destroyed as it ends.
+func (g *Generator) Destroy() {
+	if g != nil {
+		g.dec.Destroy()
+	}
+}
+
+// Generate continues each prompt (token ids) NumReturnSequences times and
+// returns the sequences prompt by prompt, copies of a prompt together.
+func (g *Generator) Generate(prompts [][]int, o GenerateOptions) ([]Generation, error) {
+	var out []Generation
+	err := g.GenerateEach(prompts, o, func(gen Generation) error {
+		out = append(out, gen)
+		return nil
+	})
+	return out, err
+}
+
+// GenerateEach is Generate handing each sequence to emit, in order, as soon as
+// its batch is done. An error from emit stops generation and is returned.
+func (g *Generator) GenerateEach(prompts [][]int, o GenerateOptions, emit func(Generation) error) error {
+	if err := g.check(prompts, o); err != nil {
+		return err
+	}
+	n := max(o.NumReturnSequences, 1)
+	total := len(prompts) * n
+	bs := o.BatchSize
+	if bs <= 0 || bs > total {
+		bs = total
+	}
+	for start := 0; start < total; start += bs {
+		gens, err := g.batch(prompts, n, start, min(start+bs, total), o)
+		if err != nil {
+			return err
+		}
+		for _, gen := range gens {
+			if err := emit(gen); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// check validates the options and every prompt before any work is done.
+func (g *Generator) check(prompts [][]int, o GenerateOptions) error {
+	c := g.cfg
+	if o.MaxNewTokens <= 0 {
+		return fmt.Errorf("policy: generate: max new tokens must be positive, got %d", o.MaxNewTokens)
+	}
+	if o.NumReturnSequences < 0 {
+		return fmt.Errorf("policy: generate: number of return sequences must be positive, got %d", o.NumReturnSequences)
+	}
+	if len(prompts) == 0 {
+		return fmt.Errorf("policy: generate: no prompts")
+	}
+	if err := o.Sampling.Validate(); err != nil {
+		return err
+	}
+	for i, p := range prompts {
+		if len(p) == 0 {
+			return &PromptError{Index: i, Msg: "is empty: give at least one token"}
+		}
+		if len(p)+o.MaxNewTokens > c.MaxPositions {
+			return &PromptError{Index: i, Msg: fmt.Sprintf("has %d tokens; with %d new tokens that is %d positions, more than the model's max_position_embeddings %d",
+				len(p), o.MaxNewTokens, len(p)+o.MaxNewTokens, c.MaxPositions)}
+		}
+		for j, id := range p {
+			if id < 0 || id >= c.VocabSize {
+				return &PromptError{Index: i, Msg: fmt.Sprintf("has token id %d at position %d, outside the vocabulary [0,%d)", id, j, c.VocabSize)}
+			}
+		}
+	}
+	return nil
+}
+
+// PromptError is a prompt that cannot be generated from; Index is its place
+// in the prompts given to Generate.
+type PromptError struct {
+	Index int
+	Msg   string // completes "prompt N …"
+}
+
+func (e *PromptError) Error() string {
+	return fmt.Sprintf("policy: generate: prompt %d %s", e.Index, e.Msg)
+}
+
+// sequenceSeed derives sequence k's sampling seed from the user's seed
+// (splitmix64 of the two).
+func sequenceSeed(seed uint64, k int) uint64 {
+	z := seed + 0x9e3779b97f4a7c15*uint64(k+1)
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+	return z ^ (z >> 31)
+}
+
+// cache returns buffer i with room for b rows of capacity tokens, emptied.
+func (g *Generator) cache(i, b, capacity int) *KVCache {
+	kv := g.kv[i]
+	if kv == nil || kv.Capacity(g.cfg, b) < capacity {
+		kv = NewKVCache(g.cfg, b, capacity)
+		g.kv[i] = kv
+	}
+	kv.B, kv.P = b, 0
+	return kv
+}
+
+// batch generates sequences [from, to) of the n copies of each prompt.
+func (g *Generator) batch(prompts [][]int, n, from, to int, o GenerateOptions) ([]Generation, error) {
+	c := g.cfg
+	v := c.VocabSize
+	b := to - from
+	gens := make([]Generation, b)
+	samplers := make([]*Sampler, b)
+	s := 0 // the longest prompt
+	for i := range gens {
+		k := from + i
+		gens[i] = Generation{Prompt: k / n, Sequence: k % n,
+			IDs: make([]int, 0, o.MaxNewTokens), LogProbs: make([]float64, 0, o.MaxNewTokens)}
+		sm, err := NewSampler(o.Sampling, sequenceSeed(o.Seed, k))
+		if err != nil {
+			return nil, err
+		}
+		samplers[i] = sm
+		s = max(s, len(prompts[k/n]))
+	}
+	pad := int64(0)
+	if c.EOSTokenID >= 0 && c.EOSTokenID < v {
+		pad = int64(c.EOSTokenID)
+	}
+
+	// Prefill: the prompts left-padded to s tokens.
+	capacity := s + o.MaxNewTokens - 1
+	cur, next := g.cache(0, b, capacity), g.cache(1, b, capacity)
+	ids := make([]int64, b*s)
+	masks := make([][]int64, b) // each sequence's mask so far
+	prompt := make([]int, b)    // each sequence's count of real prompt tokens
+	for i := range gens {
+		p := prompts[gens[i].Prompt]
+		prompt[i] = len(p)
+		m := make([]int64, s, capacity)
+		for j := 0; j < s; j++ {
+			ids[i*s+j] = pad
+		}
+		for j, id := range p {
+			ids[i*s+s-len(p)+j] = int64(id)
+			m[s-len(p)+j] = 1
+		}
+		masks[i] = m
+	}
+	mask := make([]int64, 0, b*capacity)
+	for _, m := range masks {
+		mask = append(mask, m...)
+	}
+	if cap(g.logits) < b*v {
+		g.logits = make([]float32, b*v)
+	}
+	logits := g.logits[:b*v]
+	if err := g.dec.Step(ids, mask, PositionsFromMask(mask, b, s), s, cur, next, logits); err != nil {
+		return nil, err
+	}
+	cur, next = next, cur
+
+	rows := make([]int, b) // batch row → sequence
+	for i := range rows {
+		rows[i] = i
+	}
+	ids, pos := make([]int64, b), make([]int64, b)
+	toks, lps := make([]int, b), make([]float64, b)
+	for {
+		sampleRows(samplers, rows, logits, v, toks, lps)
+		var keep []int // batch rows still going
+		for r, i := range rows {
+			tok := toks[r]
+			gens[i].IDs = append(gens[i].IDs, tok)
+			gens[i].LogProbs = append(gens[i].LogProbs, lps[r])
+			switch {
+			case !o.IgnoreEOS && tok == c.EOSTokenID:
+				gens[i].EOS = true
+			case len(gens[i].IDs) < o.MaxNewTokens:
+				keep = append(keep, r)
+			}
+		}
+		if len(keep) == 0 {
+			break
+		}
+		// Finished sequences leave the batch: the cache is compacted
+		// rather than carrying rows whose results are thrown away.
+		if len(keep) < len(rows) {
+			cur.Keep(c, keep)
+			for j, r := range keep {
+				rows[j] = rows[r]
+			}
+			rows = rows[:len(keep)]
+		}
+		bb := len(rows)
+		mask = mask[:0]
+		for r, i := range rows {
+			last := gens[i].IDs[len(gens[i].IDs)-1]
+			ids[r] = int64(last)
+			pos[r] = int64(prompt[i] + len(gens[i].IDs) - 1)
+			masks[i] = append(masks[i], 1)
+			mask = append(mask, masks[i]...)
+		}
+		if err := g.dec.Step(ids[:bb], mask, pos[:bb], 1, cur, next, logits[:bb*v]); err != nil {
+			return nil, err
+		}
+		cur, next = next, cur
+	}
+	return gens, nil
+}
+
+// sampleRows draws the next token of each batch row r (sequence rows[r])
+// from its logits, rows spread over the CPUs: a softmax over a large
+// vocabulary for every row would otherwise leave them idle between steps.
+// Each sequence has its own sampler, so the result does not depend on the
+// order.
+func sampleRows(samplers []*Sampler, rows []int, logits []float32, v int, toks []int, lps []float64) {
+	workers := min(runtime.GOMAXPROCS(0), len(rows))
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for r := w; r < len(rows); r += workers {
+				toks[r], lps[r] = samplers[rows[r]].Sample(logits[r*v : (r+1)*v])
+			}
+		}(w)
+	}
+	wg.Wait()
+}

@@ -1,0 +1,126 @@
+package analysis
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"slices"
+
+	"irl/rewardhead"
+	"irl/safetensors"
+)
+
+// Summary is a metric's mean and sample standard deviation over repeats in
+// which it was defined.
+type Summary struct {
+	Mean rewardhead.Value `json:"mean"`
+	Std  rewardhead.Value `json:"std"`
+	// N counts the repeats with a defined value; Undefined the others.
+	N         int `json:"n"`
+	Undefined int `json:"undefined,omitempty"`
+	// Why is one reason a repeat was undefined, when any was.
+	Why string `json:"why,omitempty"`
+}
+
+// Summarise reduces repeated metric values to a Summary.
+func Summarise(vals []rewardhead.Value) Summary {
+	var xs []float64
+	var s Summary
+	for _, v := range vals {
+		if v.OK() {
+			xs = append(xs, v.X)
+		} else {
+			s.Undefined++
+			s.Why = v.Why
+		}
+	}
+	s.N = len(xs)
+	if len(xs) == 0 {
+		s.Mean = rewardhead.Undefined("undefined in every repeat: " + s.Why)
+		s.Std = s.Mean
+		return s
+	}
+	var m float64
+	for _, x := range xs {
+		m += x
+	}
+	m /= float64(len(xs))
+	s.Mean = rewardhead.Defined(m)
+	if len(xs) < 2 {
+		s.Std = rewardhead.Undefined("one defined repeat has no spread")
+		return s
+	}
+	var v float64
+	for _, x := range xs {
+		v += (x - m) * (x - m)
+	}
+	s.Std = rewardhead.Defined(math.Sqrt(v / float64(len(xs)-1)))
+	return s
+}
+
+// MetricNames lists the metrics the analyses track, in report order. The
+// ground-truth ones are present only with ground truth.
+var MetricNames = []string{"accuracy", "precision", "recall", "f1", "specificity", "separation", "cohens_d", "kendall_tau", "spearman", "pearson"}
+
+// Metrics flattens a report to named values.
+func Metrics(r *rewardhead.Report) map[string]rewardhead.Value {
+	m := map[string]rewardhead.Value{
+		"accuracy":    r.Accuracy,
+		"precision":   r.Precision,
+		"recall":      r.Recall,
+		"f1":          r.F1,
+		"specificity": r.Specificity,
+		"separation":  r.Separation,
+		"cohens_d":    r.CohensD,
+	}
+	if r.KendallTau != nil {
+		m["kendall_tau"], m["spearman"], m["pearson"] = *r.KendallTau, *r.Spearman, *r.Pearson
+	}
+	return m
+}
+
+// summariseRuns reduces per-repeat metric maps to per-metric summaries.
+func summariseRuns(runs []map[string]rewardhead.Value) map[string]Summary {
+	keys := map[string]bool{}
+	for _, r := range runs {
+		for k := range r {
+			keys[k] = true
+		}
+	}
+	out := map[string]Summary{}
+	for k := range keys {
+		vals := make([]rewardhead.Value, 0, len(runs))
+		for _, r := range runs {
+			if v, ok := r[k]; ok {
+				vals = append(vals, v)
+			}
+		}
+		out[k] = Summarise(vals)
+	}
+	return out
+}
+
+// orNaN is a value for plotting: NaN marks a point to leave out.
+func orNaN(v rewardhead.Value) float64 {
+	if !v.OK() {
+		return math.NaN()
+	}
+	return v.X
+}
+
+// WriteJSON writes v as indented JSON to path, atomically.
+func WriteJSON(path string, v any) error {
+	b, err := rewardhead.MarshalJSON(v)
+	if err != nil {
+		return fmt.Errorf("%s: %v", path, err)
+	}
+	return safetensors.WriteAtomic(path, func(f *os.File) error {
+		_, err := f.Write(b)
+		return err
+	})
+}
+
+// concat joins two slices into a new one.
+func concat(a, b []float64) []float64 {
+	return append(slices.Clip(slices.Clone(a)), b...)
+}

@@ -1,0 +1,387 @@
+// Package sft fine-tunes a GPT-NeoX policy on text with next-token
+// cross-entropy: the training graph of package policy computes the loss and
+// gradients on ONNX Runtime, AdamW (package optim) updates the weights in Go.
+//
+// A run writes, in its output folder, checkpoints in Hugging Face format
+// (config.json + model.safetensors) with the optimiser state and a
+// trainer_state.json beside them, and metrics.jsonl. A resumed run replays
+// the same batch order from the same seed, so its losses equal those of an
+// uninterrupted run.
+package sft
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+
+	"irl/onnx"
+	"irl/optim"
+	"irl/policy"
+	"irl/safetensors"
+)
+
+// Example is one training sequence: token ids, of which the first Prompt are
+// context only and carry no loss.
+type Example struct {
+	IDs    []int64
+	Prompt int
+}
+
+// Config configures a run.
+type Config struct {
+	// Out is the run's folder: checkpoints, metrics.jsonl.
+	Out string
+	// Epochs over the training split, and rows per step.
+	Epochs, BatchSize int
+	// Schedule gives the learning rate per step; its Total is filled in.
+	Schedule optim.ScheduleConfig
+	// AdamW's hyperparameters.
+	AdamW optim.AdamWConfig
+	// MaxGradNorm clips the global gradient norm (0: no clipping).
+	MaxGradNorm float64
+	// Seed drives the split and the batch order.
+	Seed uint64
+	// EvalFraction of the examples is held out for the eval loss.
+	EvalFraction float64
+	// SaveEvery writes a checkpoint every this many steps (0: each epoch end).
+	SaveEvery int
+	// UnfrozenLayers: see policy.TrainOptions.
+	UnfrozenLayers int
+	// Resume continues from the newest checkpoint in Out.
+	Resume bool
+	// MaxSteps stops after this many steps in total (0: no limit); a later
+	// Resume continues the same schedule.
+	MaxSteps int
+	Session  onnx.Options
+	// Progress, if set, receives a progress bar.
+	Progress io.Writer
+}
+
+// Metrics is one line of metrics.jsonl.
+type Metrics struct {
+	Step       int      `json:"step"`
+	Epoch      int      `json:"epoch"`
+	Loss       *float64 `json:"loss,omitempty"`
+	EvalLoss   *float64 `json:"eval_loss,omitempty"`
+	LR         float64  `json:"lr"`
+	GradNorm   *float64 `json:"grad_norm,omitempty"`
+	TokensPerS float64  `json:"tokens_per_s,omitempty"`
+}
+
+// state is trainer_state.json.
+type state struct {
+	Step  int    `json:"step"`
+	Seed  uint64 `json:"seed"`
+	Train int    `json:"train_examples"`
+	Eval  int    `json:"eval_examples"`
+}
+
+// Result summarises a run.
+type Result struct {
+	Steps     int
+	FirstLoss float64
+	LastLoss  float64
+	EvalLoss  float64 // NaN without an eval split
+	Dir       string  // the last checkpoint
+}
+
+// LastCheckpointFile names, in Out, the newest checkpoint's folder.
+const LastCheckpointFile = "last-checkpoint"
+
+// Run trains m on examples. m's parameters are updated in place.
+func Run(m *policy.Model, examples []Example, cfg Config) (Result, error) {
+	res := Result{EvalLoss: math.NaN()}
+	if len(examples) == 0 {
+		return res, errors.New("sft: the dataset is empty")
+	}
+	if cfg.Epochs <= 0 || cfg.BatchSize <= 0 {
+		return res, fmt.Errorf("sft: epochs (%d) and batch size (%d) must be positive", cfg.Epochs, cfg.BatchSize)
+	}
+	for i, e := range examples {
+		if len(e.IDs) < 2 || e.Prompt >= len(e.IDs) {
+			return res, fmt.Errorf("sft: example %d has %d tokens with a %d-token prompt: nothing to learn", i, len(e.IDs), e.Prompt)
+		}
+		if len(e.IDs) > m.Config.MaxPositions {
+			return res, fmt.Errorf("sft: example %d has %d tokens, more than max_position_embeddings %d", i, len(e.IDs), m.Config.MaxPositions)
+		}
+		for _, id := range e.IDs {
+			if id < 0 || id >= int64(m.Config.VocabSize) {
+				return res, fmt.Errorf("sft: example %d: token id %d is outside the vocabulary [0,%d)", i, id, m.Config.VocabSize)
+			}
+		}
+	}
+	train, eval := split(examples, cfg.EvalFraction, cfg.Seed)
+	perEpoch := (len(train) + cfg.BatchSize - 1) / cfg.BatchSize
+	total := cfg.Epochs * perEpoch
+	sc := cfg.Schedule
+	sc.Total = total
+	sched, err := sc.Build()
+	if err != nil {
+		return res, err
+	}
+	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
+		return res, err
+	}
+
+	tr, err := policy.NewTrainer(m, policy.TrainOptions{Loss: policy.CrossEntropy, UnfrozenLayers: cfg.UnfrozenLayers}, cfg.Session)
+	if err != nil {
+		return res, err
+	}
+	defer tr.Destroy()
+	var params []*optim.Param
+	for _, name := range tr.Graph.Trainable {
+		p := m.Params[name]
+		params = append(params, &optim.Param{Name: name, Shape: p.Shape, Data: p.Data, Grad: tr.Grad(name),
+			NoDecay: len(p.Shape) == 1})
+	}
+	opt, err := optim.NewAdamW(params, cfg.AdamW)
+	if err != nil {
+		return res, err
+	}
+
+	start := 0
+	if cfg.Resume {
+		dir, err := LastCheckpoint(cfg.Out)
+		if err != nil {
+			return res, err
+		}
+		st, err := restore(dir, m, opt)
+		if err != nil {
+			return res, err
+		}
+		if st.Seed != cfg.Seed || st.Train != len(train) || st.Eval != len(eval) {
+			return res, fmt.Errorf("sft: %s was trained with seed %d on %d+%d examples; this run has seed %d and %d+%d: resuming would not replay the same batches",
+				dir, st.Seed, st.Train, st.Eval, cfg.Seed, len(train), len(eval))
+		}
+		start = st.Step
+		res.Dir = dir
+	}
+	logf, err := os.OpenFile(filepath.Join(cfg.Out, "metrics.jsonl"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return res, err
+	}
+	defer logf.Close()
+	log := json.NewEncoder(logf)
+
+	end := total
+	if cfg.MaxSteps > 0 && cfg.MaxSteps < end {
+		end = cfg.MaxSteps
+	}
+	var bar *progressbar.ProgressBar
+	if cfg.Progress != nil && end > start {
+		bar = progressbar.NewOptions(end-start, progressbar.OptionSetWriter(cfg.Progress),
+			progressbar.OptionSetDescription("sft"), progressbar.OptionShowCount(),
+			progressbar.OptionThrottle(200*time.Millisecond), progressbar.OptionSetPredictTime(true),
+			progressbar.OptionOnCompletion(func() { fmt.Fprintln(cfg.Progress) }))
+	}
+	res.FirstLoss = math.NaN()
+	order := []int(nil)
+	orderEpoch := -1
+	for step := start; step < end; step++ {
+		epoch := step / perEpoch
+		if epoch != orderEpoch {
+			order = epochOrder(len(train), cfg.Seed, epoch)
+			orderEpoch = epoch
+		}
+		k := step % perEpoch
+		idx := order[k*cfg.BatchSize : min((k+1)*cfg.BatchSize, len(order))]
+		batch := make([]Example, len(idx))
+		for i, j := range idx {
+			batch[i] = train[j]
+		}
+		tb, tokens := makeBatch(batch)
+		t0 := time.Now()
+		out, err := tr.Step(tb)
+		if err != nil {
+			return res, fmt.Errorf("sft: step %d: %w", step+1, err)
+		}
+		if math.IsNaN(out.Loss) || math.IsInf(out.Loss, 0) {
+			return res, fmt.Errorf("sft: step %d: the loss is %v (lower the learning rate?)", step+1, out.Loss)
+		}
+		norm := optim.GradNorm(params)
+		if cfg.MaxGradNorm > 0 {
+			norm = optim.ClipGradNorm(params, cfg.MaxGradNorm)
+		}
+		lr := sched.LR(step)
+		opt.Step(lr)
+		tps := float64(tokens) / time.Since(t0).Seconds()
+		loss := out.Loss
+		if math.IsNaN(res.FirstLoss) {
+			res.FirstLoss = loss
+		}
+		res.LastLoss = loss
+		if err := log.Encode(Metrics{Step: step + 1, Epoch: epoch, Loss: &loss, LR: lr, GradNorm: &norm, TokensPerS: tps}); err != nil {
+			return res, err
+		}
+		if bar != nil {
+			bar.Describe(fmt.Sprintf("sft loss %.4f", loss))
+			bar.Add(1)
+		}
+		endOfEpoch := (step+1)%perEpoch == 0
+		save := step+1 == end || (cfg.SaveEvery > 0 && (step+1)%cfg.SaveEvery == 0) || (cfg.SaveEvery == 0 && endOfEpoch)
+		if endOfEpoch { // the last step of the schedule ends an epoch too
+			if len(eval) > 0 {
+				el, err := evalLoss(tr, eval, cfg.BatchSize)
+				if err != nil {
+					return res, err
+				}
+				res.EvalLoss = el
+				if err := log.Encode(Metrics{Step: step + 1, Epoch: epoch, EvalLoss: &el, LR: lr}); err != nil {
+					return res, err
+				}
+			}
+		}
+		if save {
+			dir, err := checkpoint(cfg.Out, step+1, m, opt, state{Step: step + 1, Seed: cfg.Seed, Train: len(train), Eval: len(eval)})
+			if err != nil {
+				return res, err
+			}
+			res.Dir = dir
+		}
+		res.Steps = step + 1
+	}
+	if bar != nil {
+		bar.Finish()
+	}
+	return res, nil
+}
+
+// split shuffles with the seed and holds out a fraction (at least one
+// example when the fraction is positive and there are two or more).
+func split(ex []Example, frac float64, seed uint64) (train, eval []Example) {
+	perm := rand.New(rand.NewPCG(seed, 0x5f7)).Perm(len(ex))
+	n := int(math.Round(frac * float64(len(ex))))
+	if frac > 0 && n == 0 && len(ex) >= 2 {
+		n = 1
+	}
+	if n >= len(ex) {
+		n = len(ex) - 1
+	}
+	for i, j := range perm {
+		if i < n {
+			eval = append(eval, ex[j])
+		} else {
+			train = append(train, ex[j])
+		}
+	}
+	return train, eval
+}
+
+// epochOrder is the batch order of an epoch, a function of the seed and the
+// epoch alone, so a resumed run replays it.
+func epochOrder(n int, seed uint64, epoch int) []int {
+	return rand.New(rand.NewPCG(seed, uint64(epoch)+1)).Perm(n)
+}
+
+// makeBatch right-pads examples into a training batch whose loss covers the
+// tokens after each prompt.
+func makeBatch(ex []Example) (*policy.TrainBatch, int) {
+	s := 0
+	tokens := 0
+	for _, e := range ex {
+		s = max(s, len(e.IDs))
+		tokens += len(e.IDs)
+	}
+	b := len(ex)
+	tb := &policy.TrainBatch{Batch: policy.Batch{B: b, S: s, InputIDs: make([]int64, b*s), AttentionMask: make([]int64, b*s)}}
+	for r, e := range ex {
+		copy(tb.InputIDs[r*s:], e.IDs)
+		for j := range e.IDs {
+			tb.AttentionMask[r*s+j] = 1
+		}
+	}
+	tb.NextTokenTargets()
+	for r, e := range ex {
+		// Position j predicts token j+1: a prompt token's prediction is not
+		// trained.
+		for j := 0; j+1 < e.Prompt; j++ {
+			tb.LossMask[r*s+j] = 0
+		}
+	}
+	return tb, tokens
+}
+
+// evalLoss is the token-weighted mean cross-entropy over the examples.
+func evalLoss(tr *policy.Trainer, ex []Example, bs int) (float64, error) {
+	var sum, n float64
+	for lo := 0; lo < len(ex); lo += bs {
+		tb, _ := makeBatch(ex[lo:min(lo+bs, len(ex))])
+		var w float64
+		for _, x := range tb.LossMask {
+			w += float64(x)
+		}
+		out, err := tr.Step(tb)
+		if err != nil {
+			return 0, fmt.Errorf("sft: eval: %w", err)
+		}
+		sum += out.Loss * w
+		n += w
+	}
+	return sum / n, nil
+}
+
+func checkpoint(out string, step int, m *policy.Model, opt *optim.AdamW, st state) (string, error) {
+	name := fmt.Sprintf("checkpoint-%06d", step)
+	dir := filepath.Join(out, name)
+	if err := m.Save(dir); err != nil {
+		return "", err
+	}
+	if err := opt.Save(filepath.Join(dir, "optimizer.safetensors")); err != nil {
+		return "", err
+	}
+	sj, _ := json.MarshalIndent(st, "", "  ")
+	if err := writeAtomic(filepath.Join(dir, "trainer_state.json"), sj); err != nil {
+		return "", err
+	}
+	// Written last: a crash before this leaves the previous checkpoint as
+	// the one to resume from.
+	return dir, writeAtomic(filepath.Join(out, LastCheckpointFile), []byte(name+"\n"))
+}
+
+func writeAtomic(path string, data []byte) error {
+	return safetensors.WriteAtomic(path, func(f *os.File) error {
+		_, err := f.Write(data)
+		return err
+	})
+}
+
+// LastCheckpoint is the newest complete checkpoint folder of a run.
+func LastCheckpoint(out string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(out, LastCheckpointFile))
+	if err != nil {
+		return "", fmt.Errorf("sft: nothing to resume in %s: %w", out, err)
+	}
+	return filepath.Join(out, strings.TrimSpace(string(b))), nil
+}
+
+func restore(dir string, m *policy.Model, opt *optim.AdamW) (state, error) {
+	var st state
+	b, err := os.ReadFile(filepath.Join(dir, "trainer_state.json"))
+	if err != nil {
+		return st, err
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		return st, fmt.Errorf("%s: %v", filepath.Join(dir, "trainer_state.json"), err)
+	}
+	saved, err := policy.Load(dir)
+	if err != nil {
+		return st, err
+	}
+	if saved.Config != m.Config {
+		return st, fmt.Errorf("sft: %s holds a model of another shape than the one being trained", dir)
+	}
+	// Copy in place: the trainer's tensors and the optimiser hold these slices.
+	for name, p := range saved.Params {
+		copy(m.Params[name].Data, p.Data)
+	}
+	return st, opt.Load(filepath.Join(dir, "optimizer.safetensors"))
+}

@@ -1,0 +1,379 @@
+package tokenizer
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"strings"
+)
+
+// Load reads a Hugging Face tokenizer.json. It accepts a BPE model with a
+// ByteLevel pre-tokenizer (GPT-2, Pythia / GPT-NeoX and the like), merges
+// written as "a b" strings or ["a", "b"] pairs, an optional NFC/NFD/NFKC/NFKD
+// normalizer, and added tokens with their ids, flags and options. Anything it
+// cannot encode exactly is rejected with an error that names the file and the
+// field. The post_processor, truncation and padding sections are not applied
+// (Encode is encode(text, add_special_tokens=False)).
+func Load(path string) (*Tokenizer, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("load tokenizer: %w", err)
+	}
+	t, err := parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("load tokenizer %s: %w", path, err)
+	}
+	t.path = path
+	return t, nil
+}
+
+// tokenizerJSON is the part of tokenizer.json that Load reads; each section is
+// decoded on its own so that errors can name it.
+type tokenizerJSON struct {
+	AddedTokens  json.RawMessage `json:"added_tokens"`
+	Normalizer   json.RawMessage `json:"normalizer"`
+	PreTokenizer json.RawMessage `json:"pre_tokenizer"`
+	Decoder      json.RawMessage `json:"decoder"`
+	Model        json.RawMessage `json:"model"`
+}
+
+type addedTokenJSON struct {
+	ID         *int64  `json:"id"`
+	Content    *string `json:"content"`
+	SingleWord bool    `json:"single_word"`
+	LStrip     bool    `json:"lstrip"`
+	RStrip     bool    `json:"rstrip"`
+	Normalized *bool   `json:"normalized"`
+	Special    bool    `json:"special"`
+}
+
+type modelJSON struct {
+	Type                    string            `json:"type"`
+	Dropout                 *float64          `json:"dropout"`
+	UnkToken                *string           `json:"unk_token"`
+	ContinuingSubwordPrefix *string           `json:"continuing_subword_prefix"`
+	EndOfWordSuffix         *string           `json:"end_of_word_suffix"`
+	FuseUnk                 bool              `json:"fuse_unk"`
+	ByteFallback            bool              `json:"byte_fallback"`
+	IgnoreMerges            bool              `json:"ignore_merges"`
+	Vocab                   map[string]int64  `json:"vocab"`
+	Merges                  []json.RawMessage `json:"merges"`
+}
+
+type byteLevelJSON struct {
+	Type           string `json:"type"`
+	AddPrefixSpace *bool  `json:"add_prefix_space"`
+	UseRegex       *bool  `json:"use_regex"`
+}
+
+// maxID bounds token ids so that they fit the int32 symbols of bpeModel.
+const maxID = math.MaxInt32 - 1
+
+func parse(data []byte) (*Tokenizer, error) {
+	var file tokenizerJSON
+	if err := decode(data, "", &file); err != nil {
+		return nil, err
+	}
+	t := &Tokenizer{eos: -1}
+
+	var err error
+	if t.model, err = parseModel(file.Model); err != nil {
+		return nil, err
+	}
+	if t.normalize, err = parseNormalizer(file.Normalizer, "normalizer"); err != nil {
+		return nil, err
+	}
+	if err := t.parsePreTokenizer(file.PreTokenizer); err != nil {
+		return nil, err
+	}
+	if err := parseDecoder(file.Decoder); err != nil {
+		return nil, err
+	}
+	if err := t.parseAddedTokens(file.AddedTokens); err != nil {
+		return nil, err
+	}
+
+	size := len(t.model.idToToken)
+	for _, at := range t.added {
+		size = max(size, at.id+1)
+	}
+	t.decoded = make([]decodedID, size)
+	for tok, id := range t.model.vocab {
+		t.decoded[id] = decodedID{decodeByteLevelToken(tok), true}
+	}
+	for _, at := range t.added {
+		t.decoded[at.id] = decodedID{at.content, true}
+	}
+	t.model.cache = newWordCache()
+	t.eos = t.findEOS()
+	return t, nil
+}
+
+func parseModel(raw json.RawMessage) (*bpeModel, error) {
+	if isNull(raw) {
+		return nil, errors.New("model: missing")
+	}
+	var head struct {
+		Type   string          `json:"type"`
+		Merges json.RawMessage `json:"merges"`
+	}
+	if err := decode(raw, "model", &head); err != nil {
+		return nil, err
+	}
+	switch {
+	case head.Type == "BPE":
+	case head.Type == "" && !isNull(head.Merges):
+		// Old files may omit the type; a model with merges is BPE.
+	case head.Type == "":
+		return nil, errors.New(`model.type: missing (only "BPE" is supported)`)
+	default:
+		return nil, fmt.Errorf(`model.type: unsupported model type %q (only "BPE" is supported)`, head.Type)
+	}
+
+	var cfg modelJSON
+	if err := decode(raw, "model", &cfg); err != nil {
+		return nil, err
+	}
+	switch {
+	case cfg.Dropout != nil && *cfg.Dropout != 0:
+		return nil, fmt.Errorf("model.dropout: BPE dropout (%v) is not supported", *cfg.Dropout)
+	case cfg.ContinuingSubwordPrefix != nil && *cfg.ContinuingSubwordPrefix != "":
+		return nil, fmt.Errorf("model.continuing_subword_prefix: %q is not supported", *cfg.ContinuingSubwordPrefix)
+	case cfg.EndOfWordSuffix != nil && *cfg.EndOfWordSuffix != "":
+		return nil, fmt.Errorf("model.end_of_word_suffix: %q is not supported", *cfg.EndOfWordSuffix)
+	case cfg.FuseUnk && cfg.UnkToken != nil:
+		return nil, errors.New("model.fuse_unk: true is not supported")
+	case cfg.ByteFallback:
+		return nil, errors.New("model.byte_fallback: true is not supported")
+	case cfg.IgnoreMerges:
+		return nil, errors.New("model.ignore_merges: true is not supported")
+	case len(cfg.Vocab) == 0:
+		return nil, errors.New("model.vocab: missing or empty")
+	}
+
+	m := &bpeModel{vocab: make(map[string]int, len(cfg.Vocab)), unkID: -1}
+	size := 0
+	for tok, id := range cfg.Vocab {
+		if id < 0 || id > maxID {
+			return nil, fmt.Errorf("model.vocab: token %q has id %d, out of range [0, %d]", tok, id, maxID)
+		}
+		m.vocab[tok] = int(id)
+		size = max(size, int(id)+1)
+	}
+	m.idToToken = make([]string, size)
+	taken := make([]bool, size)
+	for tok, id := range m.vocab {
+		if taken[id] {
+			prev := m.idToToken[id]
+			return nil, fmt.Errorf("model.vocab: tokens %q and %q both have id %d", min(prev, tok), max(prev, tok), id)
+		}
+		taken[id] = true
+		m.idToToken[id] = tok
+	}
+
+	m.merges = make(map[uint64]merge, len(cfg.Merges))
+	for i, raw := range cfg.Merges {
+		a, b, err := parseMerge(raw)
+		if err != nil {
+			return nil, fmt.Errorf("model.merges[%d]: %v", i, err)
+		}
+		idA, okA := m.vocab[a]
+		idB, okB := m.vocab[b]
+		idAB, okAB := m.vocab[a+b]
+		switch {
+		case !okA:
+			return nil, fmt.Errorf("model.merges[%d]: token %q is not in model.vocab", i, a)
+		case !okB:
+			return nil, fmt.Errorf("model.merges[%d]: token %q is not in model.vocab", i, b)
+		case !okAB:
+			return nil, fmt.Errorf("model.merges[%d]: merged token %q is not in model.vocab", i, a+b)
+		}
+		// A repeated pair takes its last rank, as in Hugging Face.
+		m.merges[pairKey(int32(idA), int32(idB))] = merge{rank: int32(i), newID: int32(idAB)}
+	}
+	for b := range 256 {
+		m.byteID[b] = -1
+		if id, ok := m.vocab[byteChar[b]]; ok {
+			m.byteID[b] = int32(id)
+		}
+	}
+	if cfg.UnkToken != nil {
+		id, ok := m.vocab[*cfg.UnkToken]
+		if !ok {
+			return nil, fmt.Errorf("model.unk_token: %q is not in model.vocab", *cfg.UnkToken)
+		}
+		m.unkID = int32(id)
+	}
+	return m, nil
+}
+
+// parseMerge reads a merge written as "a b" or ["a", "b"].
+func parseMerge(raw json.RawMessage) (string, string, error) {
+	if len(raw) > 0 && raw[0] == '"' {
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return "", "", err
+		}
+		parts := strings.Split(s, " ")
+		if len(parts) != 2 {
+			return "", "", fmt.Errorf("%q is not two tokens separated by one space", s)
+		}
+		return parts[0], parts[1], nil
+	}
+	var pair []string
+	if err := json.Unmarshal(raw, &pair); err != nil || len(pair) != 2 {
+		return "", "", fmt.Errorf(`%s is neither "a b" nor ["a", "b"]`, raw)
+	}
+	return pair[0], pair[1], nil
+}
+
+func (t *Tokenizer) parsePreTokenizer(raw json.RawMessage) error {
+	if isNull(raw) {
+		return errors.New(`pre_tokenizer: missing (only "ByteLevel" is supported)`)
+	}
+	var cfg byteLevelJSON
+	if err := decode(raw, "pre_tokenizer", &cfg); err != nil {
+		return err
+	}
+	if cfg.Type != "ByteLevel" {
+		return fmt.Errorf(`pre_tokenizer.type: unsupported pre-tokenizer %q (only "ByteLevel" is supported)`, cfg.Type)
+	}
+	// Hugging Face's defaults when the fields are absent.
+	t.addPrefixSpace = cfg.AddPrefixSpace == nil || *cfg.AddPrefixSpace
+	t.useRegex = cfg.UseRegex == nil || *cfg.UseRegex
+	return nil
+}
+
+func parseDecoder(raw json.RawMessage) error {
+	if isNull(raw) {
+		return nil
+	}
+	var cfg byteLevelJSON
+	if err := decode(raw, "decoder", &cfg); err != nil {
+		return err
+	}
+	if cfg.Type != "ByteLevel" {
+		return fmt.Errorf(`decoder.type: unsupported decoder %q (only "ByteLevel" is supported)`, cfg.Type)
+	}
+	return nil
+}
+
+func (t *Tokenizer) parseAddedTokens(raw json.RawMessage) error {
+	var list []json.RawMessage
+	if !isNull(raw) {
+		if err := decode(raw, "added_tokens", &list); err != nil {
+			return err
+		}
+	}
+	t.addedByContent = make(map[string]*addedToken, len(list))
+	byID := make(map[int]*addedToken, len(list))
+	var rawPatterns, normPatterns []matchPattern
+	for i, item := range list {
+		field := fmt.Sprintf("added_tokens[%d]", i)
+		var cfg addedTokenJSON
+		if err := decode(item, field, &cfg); err != nil {
+			return err
+		}
+		switch {
+		case cfg.ID == nil:
+			return fmt.Errorf("%s.id: missing", field)
+		case *cfg.ID < 0 || *cfg.ID > maxID:
+			return fmt.Errorf("%s.id: %d out of range [0, %d]", field, *cfg.ID, maxID)
+		case cfg.Content == nil || *cfg.Content == "":
+			return fmt.Errorf("%s.content: missing or empty", field)
+		}
+		at := &addedToken{
+			id:         int(*cfg.ID),
+			content:    *cfg.Content,
+			special:    cfg.Special,
+			normalized: !cfg.Special, // Hugging Face's default
+			singleWord: cfg.SingleWord,
+			lstrip:     cfg.LStrip,
+			rstrip:     cfg.RStrip,
+		}
+		if cfg.Normalized != nil {
+			at.normalized = *cfg.Normalized
+		}
+		if prev, ok := t.addedByContent[at.content]; ok {
+			return fmt.Errorf("%s.content: %q is already added_tokens with id %d", field, at.content, prev.id)
+		}
+		if prev, ok := byID[at.id]; ok {
+			return fmt.Errorf("%s.id: %d is already the id of added token %q", field, at.id, prev.content)
+		}
+		t.addedByContent[at.content] = at
+		byID[at.id] = at
+		t.added = append(t.added, at)
+
+		if !at.normalized {
+			rawPatterns = append(rawPatterns, matchPattern{at.content, at})
+			continue
+		}
+		pattern := at.content
+		if t.normalize != nil {
+			pattern = t.normalize(pattern)
+		}
+		if pattern != "" {
+			normPatterns = append(normPatterns, matchPattern{pattern, at})
+		}
+	}
+	t.rawMatcher = newMatcher(rawPatterns)
+	t.normMatcher = newMatcher(normPatterns)
+	return nil
+}
+
+// decode unmarshals data into v and words errors by the field they are in
+// ("" for the whole file) and, for syntax errors, the line and column.
+func decode(data []byte, field string, v any) error {
+	err := json.Unmarshal(data, v)
+	if err == nil {
+		return nil
+	}
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syntax):
+		line, col := position(data, syntax.Offset)
+		err = fmt.Errorf("invalid JSON at line %d, column %d: %v", line, col, syntax)
+	case errors.As(err, &typ):
+		where := strings.Trim(field+"."+typ.Field, ".")
+		if where == "" {
+			return fmt.Errorf("expected a JSON object, found %s", typ.Value)
+		}
+		return fmt.Errorf("%s: expected %s, found JSON %s", where, jsonKind(typ.Type.Kind().String()), typ.Value)
+	}
+	if field == "" {
+		return err
+	}
+	return fmt.Errorf("%s: %w", field, err)
+}
+
+func jsonKind(goKind string) string {
+	switch goKind {
+	case "struct", "map":
+		return "an object"
+	case "slice", "array":
+		return "an array"
+	case "string":
+		return "a string"
+	case "bool":
+		return "a boolean"
+	case "ptr":
+		return "a value"
+	}
+	return "a number"
+}
+
+// position converts a byte offset into a 1-based line and column.
+func position(data []byte, offset int64) (line, col int) {
+	offset = min(max(offset, 0), int64(len(data)))
+	before := data[:offset]
+	line = bytes.Count(before, []byte("\n")) + 1
+	col = int(offset) - (bytes.LastIndexByte(before, '\n') + 1)
+	if col == 0 {
+		col = 1
+	}
+	return line, col
+}
