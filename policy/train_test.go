@@ -3,8 +3,8 @@ package policy
 import (
 	"math"
 	"math/rand/v2"
-	"strings"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"irl/onnx"
