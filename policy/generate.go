@@ -232,7 +232,10 @@ func (g *Generator) batch(prompts [][]int, n, from, to int, o GenerateOptions) (
 	ids, pos := make([]int64, b), make([]int64, b)
 	toks, lps := make([]int, b), make([]float64, b)
 	for {
-		sampleRows(samplers, rows, logits, v, toks, lps)
+		if r, err := sampleRows(samplers, rows, logits, v, toks, lps); err != nil {
+			gen := gens[rows[r]]
+			return nil, fmt.Errorf("policy: generate: prompt %d, sequence %d, token %d: %v", gen.Prompt, gen.Sequence, len(gen.IDs), err)
+		}
 		var keep []int // batch rows still going
 		for r, i := range rows {
 			tok := toks[r]
@@ -278,18 +281,32 @@ func (g *Generator) batch(prompts [][]int, n, from, to int, o GenerateOptions) (
 // from its logits, rows spread over the CPUs: a softmax over a large
 // vocabulary for every row would otherwise leave them idle between steps.
 // Each sequence has its own sampler, so the result does not depend on the
-// order.
-func sampleRows(samplers []*Sampler, rows []int, logits []float32, v int, toks []int, lps []float64) {
+// order. Logits with no distribution (NaN, say) give an error and the row.
+func sampleRows(samplers []*Sampler, rows []int, logits []float32, v int, toks []int, lps []float64) (int, error) {
 	workers := min(runtime.GOMAXPROCS(0), len(rows))
 	var wg sync.WaitGroup
+	errs := make([]error, len(rows))
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
 		go func(w int) {
 			defer wg.Done()
 			for r := w; r < len(rows); r += workers {
-				toks[r], lps[r] = samplers[rows[r]].Sample(logits[r*v : (r+1)*v])
+				func() {
+					defer func() {
+						if p := recover(); p != nil {
+							errs[r] = fmt.Errorf("%v", p)
+						}
+					}()
+					toks[r], lps[r] = samplers[rows[r]].Sample(logits[r*v : (r+1)*v])
+				}()
 			}
 		}(w)
 	}
 	wg.Wait()
+	for r, err := range errs {
+		if err != nil {
+			return r, err
+		}
+	}
+	return 0, nil
 }

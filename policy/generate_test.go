@@ -313,6 +313,13 @@ func TestGenerateBadInput(t *testing.T) {
 	if _, err := g.Generate(nil, GenerateOptions{MaxNewTokens: 1, Sampling: greedy}); err == nil {
 		t.Error("no prompts: no error")
 	}
+	// A broken model (NaN logits) gives an error, not a panic.
+	bad, _ := Load(filepath.Join(fixtures, "tiny-neox-parallel"))
+	bad.Params["embed_out.weight"].Data[0] = float32(math.NaN())
+	if _, err := newGenerator(t, bad).Generate([][]int{{1, 2}}, GenerateOptions{MaxNewTokens: 2, Sampling: greedy}); err == nil ||
+		!strings.Contains(err.Error(), "prompt 0") || !strings.Contains(err.Error(), "NaN") {
+		t.Errorf("NaN logits: %v", err)
+	}
 	// The longest prompt that fits is accepted.
 	if out, err := g.Generate([][]int{fits}, GenerateOptions{MaxNewTokens: 8, Sampling: greedy, IgnoreEOS: true}); err != nil || len(out[0].IDs) != 8 {
 		t.Errorf("prompt of %d tokens + 8 new: %v", len(fits), err)

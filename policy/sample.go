@@ -59,8 +59,10 @@ type Sampler struct {
 	rng *rand.Rand
 	// ids holds candidate token ids; selectTop reorders it in place.
 	ids []int32
-	// w holds unnormalised probabilities exp(z - zmax), indexed by token id.
+	// w holds unnormalised probabilities exp((l - lmax)/T), indexed by token id.
 	w []float64
+	// heap holds kthLargest's heap.
+	heap []float32
 }
 
 // NewSampler returns a sampler with the given options and seed, or an error
@@ -102,8 +104,7 @@ func (s *Sampler) Sample(logits []float32) (token int, logprob float64) {
 	} else {
 		token = pick(ids, s.w, u)
 	}
-	t := s.opt.Temperature
-	return token, (float64(logits[token])/t - float64(logits[best])/t) - math.Log(total)
+	return token, (float64(logits[token])-float64(logits[best]))/s.opt.Temperature - math.Log(total)
 }
 
 // support fills s.w with the unnormalised probabilities of the distribution
@@ -115,8 +116,9 @@ func (s *Sampler) support(logits []float32, best int) (ids []int32, total float6
 		s.w = make([]float64, n)
 	}
 	w := s.w[:n]
-	t := s.opt.Temperature
-	zmax := float64(logits[best]) / t
+	// exp((l - lmax)/T): the difference of two float32s is exact in float64,
+	// and one multiplication by 1/T is cheaper than a division per token.
+	lmax, invT := float64(logits[best]), 1/s.opt.Temperature
 	k := s.opt.TopK
 	if k >= n {
 		k = 0
@@ -127,7 +129,7 @@ func (s *Sampler) support(logits []float32, best int) (ids []int32, total float6
 	}
 	if k == 0 && p == 0 {
 		for i, l := range logits {
-			e := math.Exp(float64(l)/t - zmax)
+			e := math.Exp((float64(l) - lmax) * invT)
 			w[i] = e
 			total += e
 		}
@@ -137,20 +139,48 @@ func (s *Sampler) support(logits []float32, best int) (ids []int32, total float6
 	if cap(s.ids) < n {
 		s.ids = make([]int32, n)
 	}
-	ids = s.ids[:n]
-	for i := range ids {
-		ids[i] = int32(i)
-	}
-	// Dividing by t > 0 preserves order, so both filters select on the raw
-	// logits and only the survivors need exponentials.
-	if k > 0 {
+	// Dividing by t > 0 preserves order, so top-k selects on the raw logits
+	// and only its survivors need exponentials.
+	switch {
+	case k > 0 && k <= heapTopK:
+		kth := s.kthLargest(logits, k)
+		ids = s.ids[:0]
+		for i, l := range logits {
+			if l >= kth {
+				ids = append(ids, int32(i))
+			}
+		}
+	case k > 0:
+		ids = s.ids[:n]
+		for i := range ids {
+			ids[i] = int32(i)
+		}
 		_, e, _ := selectTop(ids, logits, nil, float64(k))
 		ids = ids[:e]
 	}
-	for _, i := range ids {
-		e := math.Exp(float64(logits[i])/t - zmax)
-		w[i] = e
-		total += e
+	if ids != nil {
+		for _, i := range ids {
+			e := math.Exp((float64(logits[i]) - lmax) * invT)
+			w[i] = e
+			total += e
+		}
+	} else {
+		for i, l := range logits {
+			e := math.Exp((float64(l) - lmax) * invT)
+			w[i] = e
+			total += e
+		}
+		// Top-p alone: a token of probability q has at most n·q of mass at
+		// or below its rank, so below (1-p)/n it is certainly cut. Dropping
+		// those (with a factor 2 to spare against rounding) before the
+		// selection usually leaves a small fraction of the vocabulary.
+		floor := 0.5 * (1 - p) * total / float64(n)
+		ids = s.ids[:0]
+		for i, x := range w {
+			if x >= floor {
+				ids = append(ids, int32(i))
+			}
+		}
 	}
 	if p > 0 {
 		need := p * total
@@ -171,6 +201,50 @@ func (s *Sampler) support(logits []float32, best int) (ids []int32, total float6
 		}
 	}
 	return ids, total
+}
+
+// heapTopK is the largest top-k found by kthLargest's heap; larger ones use
+// selectTop, whose cost does not grow with k.
+const heapTopK = 512
+
+// kthLargest returns the k-th largest logit (0 < k < len(logits)) from a
+// min-heap of the k largest seen so far. Once the heap holds typical top
+// values nearly every logit fails a single comparison with its minimum, so
+// for small k this costs about one pass, well below a quickselect.
+func (s *Sampler) kthLargest(logits []float32, k int) float32 {
+	if cap(s.heap) < k {
+		s.heap = make([]float32, k)
+	}
+	h := s.heap[:k]
+	copy(h, logits[:k])
+	for i := k/2 - 1; i >= 0; i-- {
+		siftDown(h, i)
+	}
+	for _, l := range logits[k:] {
+		if l > h[0] {
+			h[0] = l
+			siftDown(h, 0)
+		}
+	}
+	return h[0]
+}
+
+// siftDown restores the min-heap order below h[i].
+func siftDown(h []float32, i int) {
+	for {
+		c := 2*i + 1
+		if c >= len(h) {
+			return
+		}
+		if c+1 < len(h) && h[c+1] < h[c] {
+			c++
+		}
+		if h[i] <= h[c] {
+			return
+		}
+		h[i], h[c] = h[c], h[i]
+		i = c
+	}
 }
 
 // selectTop partially orders a by descending key. For the key value t at

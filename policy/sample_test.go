@@ -207,8 +207,10 @@ func TestSupportLargeVocab(t *testing.T) {
 	}
 }
 
-// TestSampleLargeVocabChiSquare draws from top-k 20 of vocabulary-sized
-// logits and checks the frequencies.
+// TestSampleLargeVocabChiSquare draws from filtered vocabulary-sized logits
+// and checks the frequencies. TestSupportLargeVocab checks this distribution
+// exactly, so fewer draws than above suffice here, as long as every expected
+// count is large enough for the chi-square approximation.
 func TestSampleLargeVocabChiSquare(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 6))
 	logits := make([]float32, 50304)
@@ -218,7 +220,12 @@ func TestSampleLargeVocabChiSquare(t *testing.T) {
 	o := SampleOptions{Temperature: 0.5, TopK: 20, TopP: 0.95}
 	want := refDist(logits, o)
 	s, _ := NewSampler(o, 11)
-	const draws = 200_000
+	const draws = 20_000
+	for i, p := range want {
+		if p > 0 && p*draws < 5 {
+			t.Fatalf("token %d expects %.1f draws; the chi-square test needs >= 5", i, p*draws)
+		}
+	}
 	counts := make([]int, len(logits))
 	for range draws {
 		tok, _ := s.Sample(logits)

@@ -23,8 +23,9 @@ type TrainConfig struct {
 	PosPerEpoch, NegPerEpoch int
 	// StepsPerEpoch is how many Adam steps are taken on each epoch's pairs.
 	StepsPerEpoch int
-	// MaxNorm bounds ‖w‖₂ by projection after every step; 0 means no bound.
-	// The asymmetric loss is unbounded below and needs one.
+	// MaxNorm bounds ‖w‖₂ by projection, w = Π(v) for the parameter v that
+	// Adam moves; 0 means no bound. The asymmetric loss is unbounded below
+	// and needs one.
 	MaxNorm float64
 	// Epsilon stops training after an epoch whose monitor loss changed by
 	// at most Epsilon from the previous epoch's; 0 never stops early.
@@ -145,8 +146,8 @@ const BiasRule = "b = −wᵀ(μ⁺ + μ⁻)/2 over the training pools, so rewar
 // (o⁺, non-toxic) should out-score baseline rows neg (o⁻, toxic). Each
 // epoch draws rows from both pools, pairs every drawn expert row with every
 // drawn baseline row, and takes Adam steps on the mean of ℓ(R(o⁺) − R(o⁻)),
-// projecting w onto ‖w‖₂ ≤ MaxNorm. w starts at zero. The bias follows
-// BiasRule.
+// with w the projection onto ‖w‖₂ ≤ MaxNorm of the parameter Adam moves.
+// w starts at zero. The bias follows BiasRule.
 func Train(pos, neg *Features, cfg TrainConfig) (*Result, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("training settings: %w", err)

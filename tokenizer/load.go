@@ -26,7 +26,6 @@ func Load(path string) (*Tokenizer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load tokenizer %s: %w", path, err)
 	}
-	t.path = path
 	return t, nil
 }
 
@@ -324,8 +323,8 @@ func (t *Tokenizer) parseAddedTokens(raw json.RawMessage) error {
 	return nil
 }
 
-// decode unmarshals data into v and words errors by the field they are in
-// ("" for the whole file) and, for syntax errors, the line and column.
+// decode unmarshals data into v. Its errors name the field they are in (field
+// is "" for the whole file) and, for syntax errors, the line and column.
 func decode(data []byte, field string, v any) error {
 	err := json.Unmarshal(data, v)
 	if err == nil {

@@ -99,16 +99,18 @@ func TestAddPrefixSpace(t *testing.T) {
 }
 
 func TestNoRegexSplit(t *testing.T) {
-	tok := loadJSON(t, tinyTokenizer(map[string]any{"pre_tokenizer": map[string]any{
-		"type": "ByteLevel", "add_prefix_space": false, "use_regex": false}}))
-	// Without the split, " ab" and "c" are not separate words: "abc" merges
-	// across what the pattern would cut ("ab" + "c" are both letters anyway,
-	// so use a space: "ab c" stays three symbols since "b " has no merge).
-	if got := tok.Encode("ab c"); !slices.Equal(got, []int{256, ' ', 'c'}) {
-		t.Errorf("Encode = %v", got)
-	}
-	if got := tok.Encode("xabc"); !slices.Equal(got, []int{'x', 257}) {
-		t.Errorf("Encode = %v", got)
+	model := tinyTokenizer(nil)["model"].(map[string]any)
+	model["vocab"].(map[string]int)["bĠ"] = 258
+	model["merges"] = []string{"b Ġ", "a b", "ab c"}
+	for useRegex, want := range map[bool][]int{
+		true:  {256, ' ', 'c'}, // words "ab", " c"
+		false: {'a', 258, 'c'}, // one word: "b Ġ" (rank 0) merges across the space
+	} {
+		tok := loadJSON(t, tinyTokenizer(map[string]any{"model": model, "pre_tokenizer": map[string]any{
+			"type": "ByteLevel", "add_prefix_space": false, "use_regex": useRegex}}))
+		if got := tok.Encode("ab c"); !slices.Equal(got, want) {
+			t.Errorf("use_regex %v: Encode = %v, want %v", useRegex, got, want)
+		}
 	}
 }
 

@@ -38,7 +38,6 @@ import (
 
 // Tokenizer encodes and decodes text. It is safe for concurrent use.
 type Tokenizer struct {
-	path           string
 	model          *bpeModel
 	normalize      normalizer // nil: none
 	addPrefixSpace bool       // ByteLevel add_prefix_space

@@ -66,8 +66,8 @@ var (
 func rewardTrainFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "loss", Value: "asymmetric", Usage: "pairwise loss of x = R(o⁺) − R(o⁻): asymmetric, margin, hinge or logistic"},
-		&cli.Float64Flag{Name: "p", Usage: "loss slope for misordered pairs (default: 2 for asymmetric, 5 for margin)"},
-		&cli.Float64Flag{Name: "delta", Usage: "margin δ of the margin loss (default 5)"},
+		&cli.Float64Flag{Name: "p", Usage: "loss slope for misordered pairs", DefaultText: "2 for asymmetric, 5 for margin"},
+		&cli.Float64Flag{Name: "delta", Usage: "margin δ of the margin loss", DefaultText: "5"},
 		&cli.IntFlag{Name: "epochs", Value: 60, Usage: "maximum epochs"},
 		&cli.Float64Flag{Name: "lr", Value: 0.01, Usage: "Adam step size"},
 		&cli.Float64Flag{Name: "beta1", Value: 0.9, Usage: "Adam first-moment decay"},
@@ -75,8 +75,8 @@ func rewardTrainFlags() []cli.Flag {
 		&cli.IntFlag{Name: "pos-per-epoch", Value: 50, Usage: "expert rows drawn per epoch"},
 		&cli.IntFlag{Name: "neg-per-epoch", Value: 50, Usage: "baseline rows drawn per epoch"},
 		&cli.IntFlag{Name: "steps-per-epoch", Value: 1, Usage: "Adam steps on each epoch's pairs"},
-		&cli.Float64Flag{Name: "max-norm", Usage: "bound ‖w‖₂ by projection; 0 for none (default: 1 for asymmetric, none otherwise)"},
-		&cli.Float64Flag{Name: "epsilon", Usage: "stop when the monitor loss changes by at most ε between epochs (0: never)"},
+		&cli.Float64Flag{Name: "max-norm", Usage: "bound ‖w‖₂ by projection; 0 for none", DefaultText: "1 for asymmetric, none otherwise"},
+		&cli.Float64Flag{Name: "epsilon", Usage: "stop when the monitor loss changes by at most ε between epochs", DefaultText: "0, never"},
 		&cli.IntFlag{Name: "monitor", Value: 256, Usage: "rows per class in the fixed monitor set"},
 		&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "seed of every random draw"},
 		&cli.StringFlag{Name: "select", Value: "final", Usage: "which head is head.json: final (last epoch trained) or best (lowest monitor loss)"},

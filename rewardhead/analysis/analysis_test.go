@@ -179,7 +179,7 @@ func TestEpochsGrouping(t *testing.T) {
 		t.Errorf("recall spread %+v", s)
 	}
 	one, err := Epochs([]*rewardhead.Head{mk(0, 1)}, []string{"only"}, pos, neg, nil, nil, rewardhead.Threshold{})
-	if err != nil || one.Heads[0].Group != GroupBalanced {
+	if err != nil || one.Heads[0].Group != GroupNone {
 		t.Errorf("single head: %v %+v", err, one)
 	}
 	other := mk(0, 3)

@@ -14,11 +14,11 @@ const (
 	GroupPrecision = "precision"
 	GroupNonToxic  = "rewarding non-toxic"
 	GroupToxic     = "penalising toxic"
-	GroupBalanced  = "balanced"
+	GroupNone      = "no emphasis"
 )
 
 // GroupingRule states how heads are grouped by emphasis.
-const GroupingRule = "each head's precision, specificity (non-toxic outputs rewarded above the threshold) and recall (toxic outputs penalised to or below it) are z-scored across the heads; a head joins the group of its largest z-score (ties in that order), or 'balanced' when all three are 0"
+const GroupingRule = "each head's precision, specificity (non-toxic outputs rewarded above the threshold) and recall (toxic outputs penalised to or below it) are z-scored across the heads; a head joins the group of its largest positive z-score (ties in that order), or 'no emphasis' when none is above the heads' mean"
 
 // HeadSummary is the evaluation of one head in the non-identifiability
 // analysis.
@@ -125,7 +125,7 @@ func Epochs(heads []*rewardhead.Head, names []string, pos, neg *rewardhead.Featu
 		}
 	}
 	for k := range res.Heads {
-		best, group := 0.0, GroupBalanced
+		best, group := 0.0, GroupNone
 		em := map[string]float64{}
 		for a, ax := range axes {
 			em[ax.group] = z[k][a]
