@@ -104,7 +104,7 @@ func (s *Sampler) Sample(logits []float32) (token int, logprob float64) {
 	} else {
 		token = pick(ids, s.w, u)
 	}
-	return token, (float64(logits[token])-float64(logits[best]))/s.opt.Temperature - math.Log(total)
+	return token, (float64(logits[token])-float64(logits[best]))*(1/s.opt.Temperature) - math.Log(total)
 }
 
 // support fills s.w with the unnormalised probabilities of the distribution
@@ -116,8 +116,9 @@ func (s *Sampler) support(logits []float32, best int) (ids []int32, total float6
 		s.w = make([]float64, n)
 	}
 	w := s.w[:n]
-	// exp((l - lmax)/T): the difference of two float32s is exact in float64,
-	// and one multiplication by 1/T is cheaper than a division per token.
+	// exp((l - lmax)/T): the difference of two float32s is exact in float64
+	// unless their exponents are far apart, and one multiplication by 1/T
+	// is cheaper than a division per token.
 	lmax, invT := float64(logits[best]), 1/s.opt.Temperature
 	k := s.opt.TopK
 	if k >= n {

@@ -306,6 +306,13 @@ func TestSampleLogprobHand(t *testing.T) {
 		{"top-p", SampleOptions{Temperature: 1, TopP: 0.85}, []float32{ln(6), ln(3), ln(1)}, map[int]float64{0: math.Log(2.0 / 3), 1: math.Log(1.0 / 3)}},
 		// Top-p 0.5: 0.6 alone reaches it.
 		{"top-p single", SampleOptions{Temperature: 1, TopP: 0.5}, []float32{ln(6), ln(3), ln(1)}, map[int]float64{0: 0}},
+		// Exact boundary: two equal tokens, top-p 0.5. The first alone holds
+		// exactly 0.5, which reaches p, so the second (the higher index of the
+		// tie) is cut, as transformers cuts where the ascending cumulative
+		// sum is <= 1-p.
+		{"top-p exact half", SampleOptions{Temperature: 1, TopP: 0.5}, []float32{3, 3}, map[int]float64{0: 0}},
+		// Four equal tokens, top-p 0.5: the two lowest ids, 1/2 each.
+		{"top-p tie by index", SampleOptions{Temperature: 1, TopP: 0.5}, []float32{1, 1, 1, 1}, map[int]float64{0: math.Log(0.5), 1: math.Log(0.5)}},
 		// Top-k 2 of (0.5, 0.3, 0.2) → 5/8, 3/8; top-p 0.6 then keeps 5/8 alone.
 		{"top-k then top-p", SampleOptions{Temperature: 1, TopK: 2, TopP: 0.6}, []float32{ln(5), ln(3), ln(2)}, map[int]float64{0: 0}},
 		// Top-k 2 then top-p 0.7: 5/8 < 0.7, so 3/8 stays too.
