@@ -18,7 +18,7 @@ func benchFeatures(b *testing.B, shape string, n int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	peak, err := onnx.MatMulPeak(1024, onnx.Options{}, 2*time.Second)
+	peak, err := onnx.MatMulBestPeak(onnx.Options{}, time.Second)
 	if err != nil {
 		b.Fatal(err)
 	}

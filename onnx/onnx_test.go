@@ -174,7 +174,7 @@ func TestFindLibraryOrder(t *testing.T) {
 
 func BenchmarkMatMulPeak(b *testing.B) {
 	for i := 0; i < b.N; i++ {
-		f, err := MatMulPeak(1024, Options{}, time.Second)
+		f, err := MatMulBestPeak(Options{}, time.Second)
 		if err != nil {
 			b.Fatal(err)
 		}

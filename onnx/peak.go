@@ -58,3 +58,21 @@ func randomF32(n int, seed uint64) []float32 {
 	}
 	return v
 }
+
+// PeakSizes are the square sizes MatMulBestPeak tries.
+var PeakSizes = []int{256, 512, 1024, 2048}
+
+// MatMulBestPeak is the highest MatMulPeak over PeakSizes, each measured for
+// perSize: the honest denominator for "fraction of peak", since the best size
+// depends on the machine's caches.
+func MatMulBestPeak(o Options, perSize time.Duration) (float64, error) {
+	best := 0.0
+	for _, n := range PeakSizes {
+		f, err := MatMulPeak(n, o, perSize)
+		if err != nil {
+			return 0, err
+		}
+		best = max(best, f)
+	}
+	return best, nil
+}

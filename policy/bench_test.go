@@ -33,7 +33,7 @@ func BenchmarkForward(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	peak, err := onnx.MatMulPeak(1024, onnx.Options{}, 2*time.Second)
+	peak, err := onnx.MatMulBestPeak(onnx.Options{}, time.Second)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -88,7 +88,7 @@ func BenchmarkTrainStep(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	peak, err := onnx.MatMulPeak(1024, onnx.Options{}, 2*time.Second)
+	peak, err := onnx.MatMulBestPeak(onnx.Options{}, time.Second)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -333,6 +333,10 @@ func WriteAtomic(path string, write func(*os.File) error) (err error) {
 	if err = tmp.Sync(); err != nil {
 		return err
 	}
+	// CreateTemp makes the file private (0600); a result is an ordinary file.
+	if err = tmp.Chmod(0o644); err != nil {
+		return err
+	}
 	if err = tmp.Close(); err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"irl/onnx"
 	"irl/policy"
 	"irl/safetensors"
 )
@@ -176,25 +177,10 @@ count only unmasked tokens (max(cumsum(mask) - 1, 0)), as transformers does for
 left padding. Writes logits (F32 [B,S,V]) and hidden_states.0 … hidden_states.L
 (F32 [B,S,D]) in Hugging Face's convention: 0 is the embeddings, L is after the
 final layer norm. Values at padded positions carry no meaning.`,
-		Flags: append([]cli.Flag{
-			&cli.StringFlag{Name: "model", Required: true, Usage: "Hugging Face model folder"},
-			&cli.StringFlag{Name: "inputs", Required: true, Usage: "safetensors file with input_ids [, attention_mask, position_ids]"},
-			&cli.StringFlag{Name: "out", Required: true, Usage: "output safetensors file"},
-		}, runtimeFlags()...),
+		Flags: batchFlags(),
 		Action: func(c *cli.Context) error {
-			so, err := sessionOptions(c)
+			so, m, bt, err := modelAndBatch(c)
 			if err != nil {
-				return err
-			}
-			m, err := policy.Load(c.String("model"))
-			if err != nil {
-				return err
-			}
-			bt, err := readBatch(c.String("inputs"))
-			if err != nil {
-				return err
-			}
-			if err := bt.Validate(m.Config, c.String("inputs")); err != nil {
 				return err
 			}
 			hidden := make([]int, m.Config.NumLayers+1)
@@ -218,6 +204,33 @@ final layer norm. Values at padded positions carry no meaning.`,
 			return safetensors.WriteFile(c.String("out"), ts, map[string]string{"model": c.String("model")})
 		},
 	}
+}
+
+// batchFlags are the flags of the commands that run a model over a tensor
+// file of token ids.
+func batchFlags(extra ...cli.Flag) []cli.Flag {
+	return append(append([]cli.Flag{
+		&cli.StringFlag{Name: "model", Required: true, Usage: "Hugging Face model folder"},
+		&cli.StringFlag{Name: "inputs", Required: true, Usage: "safetensors file with input_ids [, attention_mask, position_ids]"},
+		&cli.StringFlag{Name: "out", Required: true, Usage: "output safetensors file"},
+	}, extra...), runtimeFlags()...)
+}
+
+// modelAndBatch loads ONNX Runtime, --model and the checked batch of --inputs.
+func modelAndBatch(c *cli.Context) (onnx.Options, *policy.Model, *policy.Batch, error) {
+	so, err := sessionOptions(c)
+	if err != nil {
+		return so, nil, nil, err
+	}
+	m, err := policy.Load(c.String("model"))
+	if err != nil {
+		return so, nil, nil, err
+	}
+	bt, err := readBatch(c.String("inputs"))
+	if err != nil {
+		return so, nil, nil, err
+	}
+	return so, m, bt, bt.Validate(m.Config, c.String("inputs"))
 }
 
 // readBatch reads input_ids and the optional attention_mask and position_ids.

@@ -19,26 +19,10 @@ from IN.safetensors. The loss is the mean next-token cross-entropy with labels =
 input_ids shifted by one, as transformers computes it; positions whose token or
 next token is masked are left out. Writes loss (F32 [1]) and grad.<name> for
 every parameter, named as in the checkpoint (e.g. grad.embed_out.weight).`,
-		Flags: append([]cli.Flag{
-			&cli.StringFlag{Name: "model", Required: true, Usage: "Hugging Face model folder"},
-			&cli.StringFlag{Name: "inputs", Required: true, Usage: "safetensors file with input_ids [, attention_mask, position_ids]"},
-			&cli.StringFlag{Name: "out", Required: true, Usage: "output safetensors file"},
-			&cli.IntFlag{Name: "unfrozen-layers", Value: -1, Usage: "only the top N layers and the head get gradients (-1: all, embeddings included)"},
-		}, runtimeFlags()...),
+		Flags: batchFlags(&cli.IntFlag{Name: "unfrozen-layers", Value: -1, Usage: "only the top N layers and the head get gradients (-1: all, embeddings included)"}),
 		Action: func(c *cli.Context) error {
-			so, err := sessionOptions(c)
+			so, m, bt, err := modelAndBatch(c)
 			if err != nil {
-				return err
-			}
-			m, err := policy.Load(c.String("model"))
-			if err != nil {
-				return err
-			}
-			bt, err := readBatch(c.String("inputs"))
-			if err != nil {
-				return err
-			}
-			if err := bt.Validate(m.Config, c.String("inputs")); err != nil {
 				return err
 			}
 			tr, err := policy.NewTrainer(m, policy.TrainOptions{Loss: policy.CrossEntropy, UnfrozenLayers: c.Int("unfrozen-layers")}, so)
