@@ -272,18 +272,7 @@ func runRewardEval(c *cli.Context) error {
 		return err
 	}
 	headPath := c.String("head")
-	h, err := rewardhead.ReadHead(headPath)
-	if err != nil {
-		return err
-	}
-	pos, neg, err := rewardLoadPair(c.String("pos"), c.String("neg"))
-	if err != nil {
-		return err
-	}
-	if err := rewardCheckHead(c, h, headPath, pos, neg); err != nil {
-		return err
-	}
-	gtPos, gtNeg, err := rewardLoadGT(c, pos, neg)
+	h, pos, neg, gtPos, gtNeg, err := rewardLoadScored(c, headPath)
 	if err != nil {
 		return err
 	}
@@ -640,18 +629,7 @@ func runRewardNoise(c *cli.Context) error {
 		return fmt.Errorf("--scale %q: want relative or absolute", scale)
 	}
 	headPath := c.String("head")
-	h, err := rewardhead.ReadHead(headPath)
-	if err != nil {
-		return err
-	}
-	pos, neg, err := rewardLoadPair(c.String("pos"), c.String("neg"))
-	if err != nil {
-		return err
-	}
-	if err := rewardCheckHead(c, h, headPath, pos, neg); err != nil {
-		return err
-	}
-	gtPos, gtNeg, err := rewardLoadGT(c, pos, neg)
+	h, pos, neg, gtPos, gtNeg, err := rewardLoadScored(c, headPath)
 	if err != nil {
 		return err
 	}
@@ -862,6 +840,22 @@ func runRewardPerturb(c *cli.Context) error {
 
 // rewardLoadPair loads the two classes' feature files and checks that they
 // are the same kind of features.
+// rewardLoadScored reads the head, the --pos and --neg features it must fit,
+// and the optional ground truth: what eval and the noise analysis start from.
+func rewardLoadScored(c *cli.Context, headPath string) (h *rewardhead.Head, pos, neg *rewardhead.Features, gtPos, gtNeg []float64, err error) {
+	if h, err = rewardhead.ReadHead(headPath); err != nil {
+		return
+	}
+	if pos, neg, err = rewardLoadPair(c.String("pos"), c.String("neg")); err != nil {
+		return
+	}
+	if err = rewardCheckHead(c, h, headPath, pos, neg); err != nil {
+		return
+	}
+	gtPos, gtNeg, err = rewardLoadGT(c, pos, neg)
+	return
+}
+
 func rewardLoadPair(posPath, negPath string) (pos, neg *rewardhead.Features, err error) {
 	if pos, err = rewardhead.LoadFeatures(posPath); err != nil {
 		return nil, nil, err
