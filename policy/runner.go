@@ -95,6 +95,7 @@ type Output struct {
 // A Runner is not safe for concurrent use.
 type Runner struct {
 	m       *Model
+	pool    Pooling
 	graph   *ForwardGraph
 	session *onnx.Session
 }
@@ -113,7 +114,7 @@ func NewRunner(m *Model, fo ForwardOptions, so onnx.Options) (*Runner, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Runner{m: m, graph: fg, session: s}, nil
+	return &Runner{m: m, pool: fo.Pool, graph: fg, session: s}, nil
 }
 
 // Outputs lists the output names, in the order Forward returns them.
@@ -138,24 +139,30 @@ func (r *Runner) Forward(bt *Batch) (map[string]Output, error) {
 		return nil, err
 	}
 	defer pos.Destroy()
-	outs, err := r.session.Run(ids, mask, pos)
-	if err != nil {
-		return nil, err
-	}
-	defer onnx.DestroyAll(outs...)
-	res := make(map[string]Output, len(outs))
-	for i, o := range outs {
-		data, shape, err := onnx.Float32Data(o)
+	// Outputs are written straight into Go slices: no allocation by ONNX
+	// Runtime and no copy afterwards, which matters for [B,S,V] logits.
+	c := r.m.Config
+	res := make(map[string]Output, len(r.graph.Outputs))
+	outs := make([]onnx.ORTValue, len(r.graph.Outputs))
+	defer func() { onnx.DestroyAll(outs...) }()
+	for i, name := range r.graph.Outputs {
+		shape := []int{bt.B, bt.S, c.HiddenSize}
+		switch {
+		case name == LogitsOutput:
+			shape = []int{bt.B, bt.S, c.VocabSize}
+		case r.pool != NoPool:
+			shape = []int{bt.B, c.HiddenSize}
+		}
+		o := Output{Shape: shape, Data: make([]float32, numel(shape))}
+		t, err := onnx.TensorF32(o.Data, dims64(shape)...)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", r.graph.Outputs[i], err)
+			return nil, err
 		}
-		sh := make([]int, len(shape))
-		for j, d := range shape {
-			sh[j] = int(d)
-		}
-		// onnxruntime_go copied the result into Go memory, which stays valid
-		// after the tensor is destroyed.
-		res[r.graph.Outputs[i]] = Output{Shape: sh, Data: data}
+		outs[i] = t
+		res[name] = o
+	}
+	if err := r.session.RunInto([]onnx.ORTValue{ids, mask, pos}, outs); err != nil {
+		return nil, err
 	}
 	return res, nil
 }
