@@ -410,8 +410,11 @@ func (g *Graph) ReduceMax(x Value, keep bool, axes ...int64) Value {
 	return g.Op("ReduceMax", []Value{x}, AttrInts("axes", axes...), AttrInt("keepdims", k))
 }
 
-// GELU is the exact (erf) GELU, x·½(1+erf(x/√2)), as Pythia's "gelu".
+// GELU is the exact (erf) GELU, x·½(1+erf(x/√2)), as Pythia's "gelu". It is
+// written in the node order of PyTorch's export (Div, Erf, Add, Mul, Mul),
+// which ONNX Runtime fuses into one Gelu kernel (BiasGelu with a preceding
+// bias Add).
 func (g *Graph) GELU(x Value) Value {
-	e := g.Erf(g.Mul(x, g.ScalarF32(float32(1/math.Sqrt2))))
-	return g.Mul(g.Mul(x, g.ScalarF32(0.5)), g.Add(e, g.ScalarF32(1)))
+	e := g.Erf(g.Div(x, g.ScalarF32(float32(math.Sqrt2))))
+	return g.Mul(g.Mul(x, g.Add(e, g.ScalarF32(1))), g.ScalarF32(0.5))
 }

@@ -411,23 +411,29 @@ func (t *tg) layerBackward(a *layerActs, dy onnx.Value, l int, shape, cos, sin o
 // crossEntropy is the CE head: loss = Σ w·(logsumexp(z) − z[label]) / Σ w and
 // dlogits = (softmax(z) − onehot(label)) · w / Σ w.
 func (t *tg) crossEntropy(logits onnx.Value) (loss, dlogits onnx.Value) {
-	g, c := t.g, t.c
+	g := t.g
 	labels := g.Reshape(onnx.Value(LabelsInput), -1, 1) // (N,1)
 	w := g.Reshape(onnx.Value(LossMaskInput), -1, 1)    // (N,1)
 	wsum := g.Op("Max", []onnx.Value{g.ReduceSum(w, false, 0, 1), g.ScalarF32(1e-12)})
 	lsm := g.Op("LogSoftmax", []onnx.Value{logits}, onnx.AttrInt("axis", -1)) // (N,V)
 	picked := g.Op("GatherElements", []onnx.Value{lsm, labels}, onnx.AttrInt("axis", 1))
 	loss = g.Reshape(g.Div(g.ReduceSum(g.Mul(g.Neg(picked), w), false, 0, 1), wsum), 1)
-	onehot := g.Cast(g.Op("Equal", []onnx.Value{g.Unsqueeze(g.Op("Range", []onnx.Value{g.ScalarI64(0), g.ScalarI64(int64(c.VocabSize)), g.ScalarI64(1)}), 0), labels}), onnx.Float)
-	dlogits = g.Mul(g.Sub(g.Exp(lsm), onehot), g.Div(w, wsum))
+	// softmax·w/Σw, then −w/Σw added at each label: no [N,V] one-hot.
+	scale := g.Div(w, wsum)
+	dlogits = addAt(g, g.Mul(g.Exp(lsm), scale), labels, g.Neg(scale))
 	return loss, dlogits
+}
+
+// addAt adds updates (N,1) to x (N,V) at column idx (N,1) of each row.
+func addAt(g *onnx.Graph, x, idx, updates onnx.Value) onnx.Value {
+	return g.Op("ScatterElements", []onnx.Value{x, idx, updates}, onnx.AttrInt("axis", 1), onnx.AttrString("reduction", "add"))
 }
 
 // logProbHead: with z = logits/T, p = softmax(z): logprob = log p[token],
 // entropy = −Σ p log p, value = h·wᵥᵀ + bᵥ. Its loss is Σ cₗ·logprob + cₑ·entropy
 // + cᵥ·value; dz = cₗ(onehot − p) − cₑ·p(log p + H), dlogits = dz/T.
 func (t *tg) logProbHead(logits, hidden, shape onnx.Value) (dlogits, dhidden onnx.Value, outputs []string) {
-	g, c := t.g, t.c
+	g := t.g
 	temp := onnx.Value(TemperatureInput)
 	z := g.Div(logits, temp)
 	lsm := g.Op("LogSoftmax", []onnx.Value{z}, onnx.AttrInt("axis", -1)) // (N,V)
@@ -449,8 +455,8 @@ func (t *tg) logProbHead(logits, hidden, shape onnx.Value) (dlogits, dhidden onn
 	loss := g.ReduceSum(g.Add(g.Add(g.Mul(cl, lp), g.Mul(ce, ent)), g.Mul(cv, val)), false, 0, 1)
 	g.Output(g.Reshape(loss, 1), LossOutput, onnx.Float, 1)
 	outputs = append([]string{LossOutput}, outputs...)
-	onehot := g.Cast(g.Op("Equal", []onnx.Value{g.Unsqueeze(g.Op("Range", []onnx.Value{g.ScalarI64(0), g.ScalarI64(int64(c.VocabSize)), g.ScalarI64(1)}), 0), tokens}), onnx.Float)
-	dz := g.Sub(g.Mul(cl, g.Sub(onehot, p)), g.Mul(ce, g.Mul(p, g.Add(lsm, ent))))
+	// −p·(cₗ + cₑ(log p + H)), then cₗ added at each token.
+	dz := addAt(g, g.Neg(g.Mul(p, g.Add(cl, g.Mul(ce, g.Add(lsm, ent))))), tokens, cl)
 	dlogits = g.Div(dz, temp)
 	t.addGrad(ValueHeadWeight, g.Gemm(cv, hidden, "", true, false)) // (1,D)
 	t.addGrad(ValueHeadBias, g.ReduceSum(cv, false, 0))
