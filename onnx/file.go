@@ -79,3 +79,36 @@ func (g *Graph) WriteFile(path string, externalAbove int64) error {
 		return err
 	})
 }
+
+// inlineLimit is the size of initializers up to which a graph goes to ONNX
+// Runtime as bytes; past it, through a file with external data.
+var inlineLimit int64 = 1 << 30
+
+// NewGraphSession opens a session for a graph built in Go. Graphs whose
+// weights fit comfortably in one protobuf message go over as bytes; larger
+// ones (past 1 GiB of initializers, e.g. pythia-1b at 4 GB) are written to a
+// temporary .onnx file with an external-data file, which ONNX Runtime reads,
+// and the files are removed once the session holds the weights.
+func NewGraphSession(g *Graph, inputs, outputs []string, o Options) (*Session, error) {
+	var total int64
+	for _, t := range g.inits {
+		total += int64(len(t.RawData))
+	}
+	if total <= inlineLimit {
+		model, err := g.Marshal()
+		if err != nil {
+			return nil, err
+		}
+		return NewSession(model, "", inputs, outputs, o)
+	}
+	dir, err := os.MkdirTemp("", "irl-graph-*")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, g.name+".onnx")
+	if err := g.WriteFile(path, inlineLimit); err != nil {
+		return nil, err
+	}
+	return NewSession(nil, path, inputs, outputs, o)
+}

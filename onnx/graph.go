@@ -14,6 +14,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"unsafe"
 
 	"google.golang.org/protobuf/proto"
 
@@ -147,18 +148,34 @@ func (g *Graph) Output(v Value, name string, dt DType, dims ...any) {
 }
 
 // Initializer adds a float32 constant tensor stored with the model, such as a
-// weight matrix.
+// weight matrix. On little-endian machines the graph refers to data without
+// copying it (model weights are large), so data must not change until the
+// graph is serialised or its session created.
 func (g *Graph) Initializer(name string, shape []int, data []float32) Value {
 	if n := numel(shape); n != len(data) {
 		panic(fmt.Sprintf("onnx: initializer %q: shape %v holds %d values, got %d", name, shape, n, len(data)))
 	}
 	g.claim(name)
+	g.inits = append(g.inits, &onnxpb.TensorProto{Name: name, Dims: dims64(shape), DataType: int32(Float), RawData: float32Bytes(data)})
+	return Value(name)
+}
+
+// littleEndian: ONNX raw data is little-endian, like the machine's memory on
+// amd64 and arm64, where float32 slices can be used as bytes in place.
+var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
+
+func float32Bytes(data []float32) []byte {
+	if len(data) == 0 {
+		return nil
+	}
+	if littleEndian {
+		return unsafe.Slice((*byte)(unsafe.Pointer(&data[0])), 4*len(data))
+	}
 	raw := make([]byte, 4*len(data))
 	for i, x := range data {
 		binary.LittleEndian.PutUint32(raw[4*i:], math.Float32bits(x))
 	}
-	g.inits = append(g.inits, &onnxpb.TensorProto{Name: name, Dims: dims64(shape), DataType: int32(Float), RawData: raw})
-	return Value(name)
+	return raw
 }
 
 // ConstI64 is a 1-D int64 constant, shared between uses of the same values.

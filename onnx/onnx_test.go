@@ -181,3 +181,38 @@ func BenchmarkMatMulPeak(b *testing.B) {
 		b.ReportMetric(f/1e9, "GFLOP/s")
 	}
 }
+
+// A graph past the inline limit goes to ONNX Runtime through a file with
+// external data and computes the same.
+func TestGraphSessionThroughFile(t *testing.T) {
+	build := func() *Graph {
+		g := NewGraph("big")
+		x := g.Input("x", Float, 1, 300)
+		w := g.Initializer("w", []int{300, 2}, randomF32(600, 9))
+		g.Output(g.MatMul(x, w), "y", Float, 1, 2)
+		return g
+	}
+	in, _ := TensorF32(randomF32(300, 10), 1, 300)
+	defer in.Destroy()
+	var got [][]float32
+	for _, limit := range []int64{1 << 30, 100} {
+		old := inlineLimit
+		inlineLimit = limit
+		s, err := NewGraphSession(build(), []string{"x"}, []string{"y"}, Options{Threads: 1})
+		inlineLimit = old
+		if err != nil {
+			t.Fatal(err)
+		}
+		outs, err := s.Run(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, _, _ := Float32Data(outs[0])
+		got = append(got, v)
+		DestroyAll(outs...)
+		s.Destroy()
+	}
+	if got[0][0] != got[1][0] || got[0][1] != got[1][1] {
+		t.Errorf("inline %v, through a file %v", got[0], got[1])
+	}
+}

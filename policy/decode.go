@@ -69,7 +69,7 @@ func BuildDecode(m *Model) (*DecodeGraph, error) {
 	// (B,D), not (B,T,D).
 	x = g.Gather(x, g.ScalarI64(-1), 1) // (B,D)
 	x = g.LayerNorm(x, b.weight("gpt_neox.final_layer_norm.weight"), b.weight("gpt_neox.final_layer_norm.bias"), float32(c.LayerNormEps))
-	g.Output(g.MatMul(x, b.linear(b.outName())), LogitsOutput, onnx.Float, "batch", c.VocabSize)
+	g.Output(b.dense(x, b.outName(), ""), LogitsOutput, onnx.Float, "batch", c.VocabSize)
 	for l := range present {
 		g.Output(present[l][0], PresentKey(l), onnx.Float, "batch", h, "total", hd)
 		g.Output(present[l][1], PresentValue(l), onnx.Float, "batch", h, "total", hd)
@@ -152,11 +152,7 @@ func NewDecoder(m *Model, so onnx.Options) (*Decoder, error) {
 	if err != nil {
 		return nil, err
 	}
-	model, err := dg.Graph.Marshal()
-	if err != nil {
-		return nil, err
-	}
-	s, err := onnx.NewSession(model, "", dg.Inputs, dg.Outputs, so)
+	s, err := onnx.NewGraphSession(dg.Graph, dg.Inputs, dg.Outputs, so)
 	if err != nil {
 		return nil, err
 	}

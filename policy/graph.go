@@ -113,7 +113,7 @@ func BuildForward(m *Model, o ForwardOptions) (*ForwardGraph, error) {
 		}
 	}
 	if o.Logits {
-		g.Output(g.MatMul(x, b.linear(b.outName())), LogitsOutput, onnx.Float, "batch", "seq", c.VocabSize)
+		g.Output(b.dense(x, b.outName(), ""), LogitsOutput, onnx.Float, "batch", "seq", c.VocabSize)
 		fg.Outputs = append(fg.Outputs, LogitsOutput)
 	}
 	return fg, nil
@@ -150,27 +150,22 @@ func (b *builder) weight(name string) onnx.Value {
 	return v
 }
 
-// linear is a [out,in] checkpoint weight transposed to [in,out] once, in Go,
-// so every MatMul reads it without a Transpose node.
-func (b *builder) linear(name string) onnx.Value {
-	key := name + ".T"
-	if v, ok := b.weights[key]; ok {
-		return v
-	}
-	p := b.m.Params[name]
+// dense is x·Wᵀ + b for the checkpoint's [out,in] weight W; bias "" means
+// none. A Gemm reads W transposed in place, so no transposed copy of the
+// weights is ever made (1.6 GB saved for pythia-410m) and ONNX Runtime
+// prepacks W once. Interleaved runs measured it as fast as a MatMul on a
+// pre-transposed copy. x is (N,in) or (B,S,in).
+func (b *builder) dense(x onnx.Value, weight, bias string) onnx.Value {
+	g := b.g
+	p := b.m.Params[weight]
 	out, in := p.Shape[0], p.Shape[1]
-	t := make([]float32, len(p.Data))
-	for i := 0; i < out; i++ {
-		for j := 0; j < in; j++ {
-			t[j*out+i] = p.Data[i*in+j]
-		}
+	var bv onnx.Value
+	if bias != "" {
+		bv = b.weight(bias)
 	}
-	v := b.g.Initializer(key, []int{in, out}, t)
-	if b.weights == nil {
-		b.weights = map[string]onnx.Value{}
-	}
-	b.weights[key] = v
-	return v
+	lead := g.Slice(g.Shape(x), []int64{0}, []int64{-1}, []int64{0}) // all but the last dim
+	y := g.Gemm(g.Reshape(x, -1, int64(in)), b.weight(weight), bv, false, true)
+	return g.ReshapeTo(y, g.Concat(0, lead, g.ConstI64(int64(out))))
 }
 
 // maskBias is the additive attention bias (B,1,S,S): 0 where query i may see
@@ -261,7 +256,7 @@ func (b *builder) attentionKV(h onnx.Value, p string, bias, cos, sin, pastK, pas
 	c := b.m.Config
 	g := b.g
 	hd := c.HeadDim()
-	qkv := g.Add(g.MatMul(h, b.linear(p+"attention.query_key_value.weight")), b.weight(p+"attention.query_key_value.bias")) // (B,S,3D)
+	qkv := b.dense(h, p+"attention.query_key_value.weight", p+"attention.query_key_value.bias") // (B,S,3D)
 	// Checkpoints lay out the 3D outputs head by head, each head as q|k|v.
 	qkv = g.Transpose(g.Reshape(qkv, 0, 0, int64(c.NumHeads), int64(3*hd)), 0, 2, 1, 3) // (B,H,S,3hd)
 	parts := g.Split(qkv, 3, int64(hd), int64(hd), int64(hd))
@@ -276,13 +271,13 @@ func (b *builder) attentionKV(h onnx.Value, p string, bias, cos, sin, pastK, pas
 	scores := g.Add(g.MatMul(q, g.Transpose(k, 0, 1, 3, 2)), bias) // (B,H,S,P+S)
 	ctx := g.MatMul(g.Softmax(scores, -1), v)                      // (B,H,S,hd)
 	ctx = g.Reshape(g.Transpose(ctx, 0, 2, 1, 3), 0, 0, int64(c.HiddenSize))
-	return g.Add(g.MatMul(ctx, b.linear(p+"attention.dense.weight")), b.weight(p+"attention.dense.bias")), k, v
+	return b.dense(ctx, p+"attention.dense.weight", p+"attention.dense.bias"), k, v
 }
 
 func (b *builder) mlp(h onnx.Value, p string) onnx.Value {
 	g := b.g
-	u := g.Add(g.MatMul(h, b.linear(p+"mlp.dense_h_to_4h.weight")), b.weight(p+"mlp.dense_h_to_4h.bias"))
-	return g.Add(g.MatMul(g.GELU(u), b.linear(p+"mlp.dense_4h_to_h.weight")), b.weight(p+"mlp.dense_4h_to_h.bias"))
+	u := b.dense(h, p+"mlp.dense_h_to_4h.weight", p+"mlp.dense_h_to_4h.bias")
+	return b.dense(g.GELU(u), p+"mlp.dense_4h_to_h.weight", p+"mlp.dense_4h_to_h.bias")
 }
 
 // pool reduces x (B,S,D) to (B,D) over the real tokens of mask (B,S).

@@ -106,11 +106,7 @@ func NewRunner(m *Model, fo ForwardOptions, so onnx.Options) (*Runner, error) {
 	if err != nil {
 		return nil, err
 	}
-	model, err := fg.Graph.Marshal()
-	if err != nil {
-		return nil, err
-	}
-	s, err := onnx.NewSession(model, "", fg.Inputs, fg.Outputs, so)
+	s, err := onnx.NewGraphSession(fg.Graph, fg.Inputs, fg.Outputs, so)
 	if err != nil {
 		return nil, err
 	}

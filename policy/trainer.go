@@ -62,11 +62,7 @@ func NewTrainer(m *Model, o TrainOptions, so onnx.Options) (*Trainer, error) {
 			m.Params[s.Name] = &Param{Shape: s.Shape, Data: make([]float32, numel(s.Shape))}
 		}
 	}
-	model, err := tg.Graph.Marshal()
-	if err != nil {
-		return nil, err
-	}
-	sess, err := onnx.NewSession(model, "", tg.Inputs, tg.Outputs, so)
+	sess, err := onnx.NewGraphSession(tg.Graph, tg.Inputs, tg.Outputs, so)
 	if err != nil {
 		return nil, err
 	}
