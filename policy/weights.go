@@ -131,7 +131,7 @@ func readSafetensors(path string) (map[string]*Param, error) {
 		default:
 			continue // buffers such as masks; the loader checks what is needed
 		}
-		data, err := t.Float32s()
+		data, err := t.Float32View()
 		if err != nil {
 			return nil, err
 		}

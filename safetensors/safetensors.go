@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"unsafe"
 )
 
 // DType is a safetensors element type name, as written in the header.
@@ -103,6 +104,20 @@ func (t *Tensor) Float32s() ([]float32, error) {
 	}
 	return out, nil
 }
+
+// Float32View returns an F32 tensor's data as []float32 sharing the file's
+// memory, without a copy, when the machine is little-endian and the data is
+// 4-byte aligned (safetensors writers align it); otherwise it converts like
+// Float32s. Checkpoints are large, so loading them this way halves the
+// memory a load needs.
+func (t *Tensor) Float32View() ([]float32, error) {
+	if t.DType == F32 && littleEndian && len(t.Data) > 0 && uintptr(unsafe.Pointer(&t.Data[0]))%4 == 0 {
+		return unsafe.Slice((*float32)(unsafe.Pointer(&t.Data[0])), len(t.Data)/4), nil
+	}
+	return t.Float32s()
+}
+
+var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
 
 // Int64s converts the tensor to int64. I64, I32, I16, I8, U8 and BOOL are accepted.
 func (t *Tensor) Int64s() ([]int64, error) {

@@ -78,3 +78,28 @@ func TestBadFiles(t *testing.T) {
 		}
 	}
 }
+
+func TestFloat32View(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "v.safetensors")
+	want := []float32{1.5, -2, 3.25}
+	WriteFile(path, []Tensor{FromFloat32("a", []int{3}, want)}, nil)
+	f, err := ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := f.Get("a")
+	v, err := a.Float32View()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range want {
+		if v[i] != want[i] {
+			t.Fatalf("view %v, want %v", v, want)
+		}
+	}
+	// Misaligned data falls back to a converted copy.
+	b := Tensor{Name: "b", DType: F32, Shape: []int{1}, Data: append([]byte{0}, a.Data[:4]...)[1:]}
+	if w, err := b.Float32View(); err != nil || w[0] != 1.5 {
+		t.Errorf("misaligned view %v %v", w, err)
+	}
+}
