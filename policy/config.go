@@ -91,7 +91,6 @@ type rawConfig struct {
 	RopeTheta   *float64        `json:"rope_theta"`
 	EOS         json.RawMessage `json:"eos_token_id"`
 	BOS         json.RawMessage `json:"bos_token_id"`
-	TieEmbed    *bool           `json:"tie_word_embeddings"`
 }
 
 // LoadConfig reads a Hugging Face config.json of a GPT-NeoX model.
@@ -147,9 +146,6 @@ func ParseConfig(name string, data []byte) (Config, error) {
 	}
 	c.EOSTokenID = firstID(raw.EOS, 0)
 	c.BOSTokenID = firstID(raw.BOS, 0)
-	if raw.TieEmbed == nil {
-		c.TieEmbeddings = false // GPTNeoXConfig's default
-	}
 	if err := c.Validate(); err != nil {
 		return Config{}, fmt.Errorf("%s: %v", name, err)
 	}

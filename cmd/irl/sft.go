@@ -10,6 +10,7 @@ import (
 	"irl/features"
 	"irl/optim"
 	"irl/policy"
+	"irl/safetensors"
 	"irl/sft"
 	"irl/tokenizer"
 )
@@ -139,8 +140,15 @@ would.`,
 				if src == "" {
 					src = filepath.Join(c.String("model"), "tokenizer.json")
 				}
-				if b, err := os.ReadFile(src); err == nil {
-					_ = os.WriteFile(filepath.Join(res.Dir, "tokenizer.json"), b, 0o644)
+				b, err := os.ReadFile(src)
+				if err == nil {
+					err = safetensors.WriteAtomic(filepath.Join(res.Dir, "tokenizer.json"), func(f *os.File) error {
+						_, err := f.Write(b)
+						return err
+					})
+				}
+				if err != nil {
+					return fmt.Errorf("copying the tokenizer into %s: %w", res.Dir, err)
 				}
 			}
 			fmt.Fprintf(os.Stderr, "%d steps: loss %.4f → %.4f, eval loss %.4f; checkpoint %s\n", res.Steps, res.FirstLoss, res.LastLoss, res.EvalLoss, res.Dir)
