@@ -39,12 +39,11 @@ type Options struct {
 
 // Extractor turns token sequences into pooled features. Destroy it when done.
 type Extractor interface {
-	// Dim is the feature width D.
+	// Dim is the feature width D; for an .onnx file it is known once a
+	// batch has run, 0 before.
 	Dim() int
 	// Layer is the resolved, non-negative hidden-state index.
 	Layer() int
-	// MaxPositions is the longest sequence the model accepts (0: unknown).
-	MaxPositions() int
 	// run computes pooled features F32 [B,D] for a right-padded batch.
 	run(bt *policy.Batch) ([]float32, error)
 	// Destroy releases the session.
@@ -105,10 +104,9 @@ func NewModelExtractor(m *policy.Model, o Options) (Extractor, error) {
 	return &modelExtractor{r: r, cfg: m.Config, layer: l}, nil
 }
 
-func (e *modelExtractor) Dim() int          { return e.cfg.HiddenSize }
-func (e *modelExtractor) Layer() int        { return e.layer }
-func (e *modelExtractor) MaxPositions() int { return e.cfg.MaxPositions }
-func (e *modelExtractor) Destroy()          { e.r.Destroy() }
+func (e *modelExtractor) Dim() int   { return e.cfg.HiddenSize }
+func (e *modelExtractor) Layer() int { return e.layer }
+func (e *modelExtractor) Destroy()   { e.r.Destroy() }
 func (e *modelExtractor) run(bt *policy.Batch) ([]float32, error) {
 	for i, id := range bt.InputIDs {
 		if id >= int64(e.cfg.VocabSize) {
@@ -200,10 +198,9 @@ func contains(xs []string, x string) bool {
 	return false
 }
 
-func (e *onnxExtractor) Dim() int          { return e.dim }
-func (e *onnxExtractor) Layer() int        { return e.layer }
-func (e *onnxExtractor) MaxPositions() int { return 0 }
-func (e *onnxExtractor) Destroy()          { e.s.Destroy() }
+func (e *onnxExtractor) Dim() int   { return e.dim }
+func (e *onnxExtractor) Layer() int { return e.layer }
+func (e *onnxExtractor) Destroy()   { e.s.Destroy() }
 func (e *onnxExtractor) run(bt *policy.Batch) ([]float32, error) {
 	bt.Complete()
 	var vals []onnx.ORTValue
