@@ -62,13 +62,13 @@ func BuildDecode(m *Model) (*DecodeGraph, error) {
 	present := make([][2]onnx.Value, c.NumLayers)
 	for l := 0; l < c.NumLayers; l++ {
 		g.Scope = fmt.Sprintf("layer%d", l)
-		x, present[l][0], present[l][1] = b.layerKV(x, l, bias, cos, sin, past[l][0], past[l][1])
+		x, present[l][0], present[l][1] = b.layer(x, l, bias, cos, sin, past[l][0], past[l][1], nil)
 	}
 	g.Scope = ""
 	// Only the last token's logits: the final norm and the output head run on
 	// (B,D), not (B,T,D).
 	x = g.Gather(x, g.ScalarI64(-1), 1) // (B,D)
-	x = g.LayerNorm(x, b.weight("gpt_neox.final_layer_norm.weight"), b.weight("gpt_neox.final_layer_norm.bias"), float32(c.LayerNormEps))
+	x = b.layerNorm(x, "gpt_neox.final_layer_norm", nil)
 	g.Output(b.dense(x, b.outName(), ""), LogitsOutput, onnx.Float, "batch", c.VocabSize)
 	for l := range present {
 		g.Output(present[l][0], PresentKey(l), onnx.Float, "batch", h, "total", hd)

@@ -99,14 +99,14 @@ func BuildForward(m *Model, o ForwardOptions) (*ForwardGraph, error) {
 		cos, sin := b.rotary(pos)
 		for l := 0; l < depth && l < c.NumLayers; l++ {
 			g.Scope = fmt.Sprintf("layer%d", l)
-			x = b.layer(x, l, bias, cos, sin)
+			x, _, _ = b.layer(x, l, bias, cos, sin, "", "", nil)
 			if l+1 < c.NumLayers && want[l+1] {
 				emit(l+1, x)
 			}
 		}
 		g.Scope = ""
 		if depth == c.NumLayers {
-			x = g.LayerNorm(x, b.weight("gpt_neox.final_layer_norm.weight"), b.weight("gpt_neox.final_layer_norm.bias"), float32(c.LayerNormEps))
+			x = b.layerNorm(x, "gpt_neox.final_layer_norm", nil)
 			if want[c.NumLayers] {
 				emit(c.NumLayers, x)
 			}
@@ -121,9 +121,12 @@ func BuildForward(m *Model, o ForwardOptions) (*ForwardGraph, error) {
 
 // builder holds the state shared by the pieces of one forward graph.
 type builder struct {
-	g       *onnx.Graph
-	m       *Model
+	g *onnx.Graph
+	m *Model
+	// weights maps parameter names to graph values: initializers made on
+	// first use, or graph inputs that a training graph declares up front.
 	weights map[string]onnx.Value
+	shapes  map[string][]int
 }
 
 func (b *builder) outName() string {
@@ -157,8 +160,8 @@ func (b *builder) weight(name string) onnx.Value {
 // pre-transposed copy. x is (N,in) or (B,S,in).
 func (b *builder) dense(x onnx.Value, weight, bias string) onnx.Value {
 	g := b.g
-	p := b.m.Params[weight]
-	out, in := p.Shape[0], p.Shape[1]
+	shape := b.shape(weight)
+	out, in := shape[0], shape[1]
 	var bv onnx.Value
 	if bias != "" {
 		bv = b.weight(bias)
@@ -166,6 +169,21 @@ func (b *builder) dense(x onnx.Value, weight, bias string) onnx.Value {
 	lead := g.Slice(g.Shape(x), []int64{0}, []int64{-1}, []int64{0}) // all but the last dim
 	y := g.Gemm(g.Reshape(x, -1, int64(in)), b.weight(weight), bv, false, true)
 	return g.ReshapeTo(y, g.Concat(0, lead, g.ConstI64(int64(out))))
+}
+
+// shape is a parameter's shape, from the configuration.
+func (b *builder) shape(name string) []int {
+	if b.shapes == nil {
+		b.shapes = map[string][]int{}
+		for _, s := range b.m.Config.ParamSpecs() {
+			b.shapes[s.Name] = s.Shape
+		}
+	}
+	sh, ok := b.shapes[name]
+	if !ok {
+		panic("policy: no parameter " + name)
+	}
+	return sh
 }
 
 // maskBias is the additive attention bias (B,1,S,S): 0 where query i may see
@@ -218,41 +236,64 @@ func (b *builder) applyRotary(x, cos, sin onnx.Value) onnx.Value {
 	return y
 }
 
-// layer is one transformer block on x (B,S,D).
-func (b *builder) layer(x onnx.Value, l int, bias, cos, sin onnx.Value) onnx.Value {
-	y, _, _ := b.layerKV(x, l, bias, cos, sin, "", "")
-	return y
+// layerActs records what a block's backward needs; a nil record is not
+// filled (inference).
+type layerActs struct {
+	ln1, ln2   *lnActs
+	q, k, v, p onnx.Value // rotated scaled queries, rotated keys, values (B,H,S,hd); softmax (B,H,S,S)
+	ctx        onnx.Value // attention output before its projection (B,S,D)
+	u, gelu    onnx.Value // MLP pre-activation and activation (B,S,F)
 }
 
-// layerKV is layer with optional past keys and values (B,H,P,hd), which the
-// attention of the S new tokens also sees (bias is then (B,1,S,P+S)). It
-// returns the block's output and the keys and values of past and new tokens
-// together, (B,H,P+S,hd), rotary already applied to the keys.
-func (b *builder) layerKV(x onnx.Value, l int, bias, cos, sin, pastK, pastV onnx.Value) (y, k, v onnx.Value) {
+// lnActs is what layer norm's backward needs.
+type lnActs struct {
+	x, mean, rstd, out onnx.Value // (B,S,D), (B,S,1), (B,S,1), (B,S,D)
+}
+
+// layerNorm normalises x over its last axis with prefix.weight and
+// prefix.bias; with keep set it also records the input and the statistics
+// that LayerNormalization returns, for the backward.
+func (b *builder) layerNorm(x onnx.Value, prefix string, keep **lnActs) onnx.Value {
+	g := b.g
+	in := []onnx.Value{x, b.weight(prefix + ".weight"), b.weight(prefix + ".bias")}
+	attrs := []onnx.Attr{onnx.AttrInt("axis", -1), onnx.AttrFloat("epsilon", float32(b.m.Config.LayerNormEps))}
+	if keep == nil {
+		return g.Op("LayerNormalization", in, attrs...)
+	}
+	outs := g.OpN("LayerNormalization", 3, in, attrs...)
+	*keep = &lnActs{x: x, mean: outs[1], rstd: outs[2], out: outs[0]}
+	return outs[0]
+}
+
+// layer is one transformer block on x (B,S,D), with optional past keys and
+// values (B,H,P,hd), which the attention of the S new tokens also sees (bias
+// is then (B,1,S,P+S)). It returns the block's output and the keys and values
+// of past and new tokens together, (B,H,P+S,hd), rotary already applied to
+// the keys. A non-nil acts records the intermediates for the backward.
+func (b *builder) layer(x onnx.Value, l int, bias, cos, sin, pastK, pastV onnx.Value, acts *layerActs) (y, k, v onnx.Value) {
 	c := b.m.Config
 	g := b.g
 	p := fmt.Sprintf("gpt_neox.layers.%d.", l)
-	eps := float32(c.LayerNormEps)
-	ln1 := g.LayerNorm(x, b.weight(p+"input_layernorm.weight"), b.weight(p+"input_layernorm.bias"), eps)
-	attn, k, v := b.attentionKV(ln1, p, bias, cos, sin, pastK, pastV)
+	var keep1, keep2 **lnActs
+	if acts != nil {
+		keep1, keep2 = &acts.ln1, &acts.ln2
+	}
+	ln1 := b.layerNorm(x, p+"input_layernorm", keep1)
+	attn, k, v := b.attention(ln1, p, bias, cos, sin, pastK, pastV, acts)
 	if c.ParallelResidual {
-		ln2 := g.LayerNorm(x, b.weight(p+"post_attention_layernorm.weight"), b.weight(p+"post_attention_layernorm.bias"), eps)
-		return g.Add(g.Add(x, attn), b.mlp(ln2, p)), k, v
+		ln2 := b.layerNorm(x, p+"post_attention_layernorm", keep2)
+		return g.Add(g.Add(x, attn), b.mlp(ln2, p, acts)), k, v
 	}
 	h := g.Add(x, attn)
-	ln2 := g.LayerNorm(h, b.weight(p+"post_attention_layernorm.weight"), b.weight(p+"post_attention_layernorm.bias"), eps)
-	return g.Add(h, b.mlp(ln2, p)), k, v
+	ln2 := b.layerNorm(h, p+"post_attention_layernorm", keep2)
+	return g.Add(h, b.mlp(ln2, p, acts)), k, v
 }
 
-func (b *builder) attention(h onnx.Value, p string, bias, cos, sin onnx.Value) onnx.Value {
-	out, _, _ := b.attentionKV(h, p, bias, cos, sin, "", "")
-	return out
-}
-
-// attentionKV is self-attention of h (B,S,D). With pastK and pastV
+// attention is self-attention of h (B,S,D): fused QKV, partial rotary,
+// softmax attention under bias, output projection. With pastK and pastV
 // (B,H,P,hd) set, the queries also attend to those keys, which come before
 // the new ones; k and v are then past and new together (B,H,P+S,hd).
-func (b *builder) attentionKV(h onnx.Value, p string, bias, cos, sin, pastK, pastV onnx.Value) (out, k, v onnx.Value) {
+func (b *builder) attention(h onnx.Value, p string, bias, cos, sin, pastK, pastV onnx.Value, acts *layerActs) (out, k, v onnx.Value) {
 	c := b.m.Config
 	g := b.g
 	hd := c.HeadDim()
@@ -268,16 +309,22 @@ func (b *builder) attentionKV(h onnx.Value, p string, bias, cos, sin, pastK, pas
 		v = g.Concat(2, pastV, v)
 	}
 	q = g.Mul(q, g.ScalarF32(float32(1/math.Sqrt(float64(hd)))))
-	scores := g.Add(g.MatMul(q, g.Transpose(k, 0, 1, 3, 2)), bias) // (B,H,S,P+S)
-	ctx := g.MatMul(g.Softmax(scores, -1), v)                      // (B,H,S,hd)
+	probs := g.Softmax(g.Add(g.MatMul(q, g.Transpose(k, 0, 1, 3, 2)), bias), -1) // (B,H,S,P+S)
+	ctx := g.MatMul(probs, v)                                                    // (B,H,S,hd)
 	ctx = g.Reshape(g.Transpose(ctx, 0, 2, 1, 3), 0, 0, int64(c.HiddenSize))
+	if acts != nil {
+		acts.q, acts.k, acts.v, acts.p, acts.ctx = q, k, v, probs, ctx
+	}
 	return b.dense(ctx, p+"attention.dense.weight", p+"attention.dense.bias"), k, v
 }
 
-func (b *builder) mlp(h onnx.Value, p string) onnx.Value {
-	g := b.g
+func (b *builder) mlp(h onnx.Value, p string, acts *layerActs) onnx.Value {
 	u := b.dense(h, p+"mlp.dense_h_to_4h.weight", p+"mlp.dense_h_to_4h.bias")
-	return b.dense(g.GELU(u), p+"mlp.dense_4h_to_h.weight", p+"mlp.dense_4h_to_h.bias")
+	gelu := b.g.GELU(u)
+	if acts != nil {
+		acts.u, acts.gelu = u, gelu
+	}
+	return b.dense(gelu, p+"mlp.dense_4h_to_h.weight", p+"mlp.dense_4h_to_h.bias")
 }
 
 // pool reduces x (B,S,D) to (B,D) over the real tokens of mask (B,S).

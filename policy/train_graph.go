@@ -7,9 +7,11 @@ import (
 	"irl/onnx"
 )
 
-// Training graphs: the forward pass with its intermediates kept, a loss head,
-// and a hand-derived backward, each backward piece paired with its forward as
-// llm.c does. Parameters are graph inputs named as in the checkpoint; the
+// Training graphs: the inference graph's own forward (graph.go), recording its
+// intermediates in layerActs, a loss head, and a hand-derived backward, each
+// piece paired with its forward as llm.c does: layerNorm/lnBackward,
+// dense/linearBackward, GELU/geluBackward, applyRotary/rotaryBackward,
+// layer/layerBackward. Parameters are graph inputs named as in the checkpoint; the
 // graph's outputs are the loss, the head's extra outputs, and grad.<name> for
 // every trainable parameter. Shapes in comments: B batch, S sequence, N = B·S,
 // D width, F MLP width, H heads, hd head width, V vocabulary.
@@ -164,25 +166,27 @@ func BuildTrain(c Config, o TrainOptions) (*TrainGraph, error) {
 		tgraph.Inputs = append(tgraph.Inputs, s.Name)
 	}
 
-	// Forward, keeping what the backward needs.
-	x := g.Reshape(g.Gather(t.p("gpt_neox.embed_in.weight"), ids, 0), -1, int64(c.HiddenSize)) // (N,D)
-	b := &builder{g: g, m: &Model{Config: c}}
+	// Forward: the inference graph's own blocks, recording what the backward
+	// needs; its weights are the parameter inputs declared above.
+	b := &builder{g: g, m: &Model{Config: c}, weights: t.params}
+	x := g.Gather(t.p("gpt_neox.embed_in.weight"), ids, 0) // (B,S,D)
 	bias := b.maskBias(ids, mask)
 	cos, sin := b.rotary(pos)
 	shape := g.Shape(ids) // [B,S]
 	acts := make([]*layerActs, L)
 	for l := 0; l < L; l++ {
 		g.Scope = fmt.Sprintf("layer%d", l)
-		acts[l] = t.layerForward(x, l, shape, bias, cos, sin)
-		x = acts[l].out
+		acts[l] = &layerActs{}
+		x, _, _ = b.layer(x, l, bias, cos, sin, "", "", acts[l])
 	}
 	g.Scope = "head"
-	fln := t.lnForward(x, "gpt_neox.final_layer_norm")
+	var fln *lnActs
+	hidden := t.flat(b.layerNorm(x, "gpt_neox.final_layer_norm", &fln)) // (N,D)
 	outW := "embed_out.weight"
 	if c.TieEmbeddings {
 		outW = "gpt_neox.embed_in.weight"
 	}
-	logits := g.Gemm(fln.out, t.p(outW), "", false, true) // (N,V)
+	logits := g.Gemm(hidden, t.p(outW), "", false, true) // (N,V)
 
 	var dlogits, dhidden onnx.Value
 	switch o.Loss {
@@ -193,13 +197,13 @@ func BuildTrain(c Config, o TrainOptions) (*TrainGraph, error) {
 		dlogits = dl
 	case LogProb:
 		var outs []string
-		dlogits, dhidden, outs = t.logProbHead(logits, fln.out, shape)
+		dlogits, dhidden, outs = t.logProbHead(logits, hidden, shape)
 		tgraph.Outputs = append(tgraph.Outputs, outs...)
 	}
 
 	// Backward.
-	t.addGrad(outW, g.Gemm(dlogits, fln.out, "", true, false)) // (V,D)
-	dh := g.MatMul(dlogits, t.p(outW))                         // (N,D)
+	t.addGrad(outW, g.Gemm(dlogits, hidden, "", true, false)) // (V,D)
+	dh := g.MatMul(dlogits, t.p(outW))                        // (N,D)
 	if dhidden != "" {
 		dh = g.Add(dh, dhidden)
 	}
@@ -242,37 +246,24 @@ func dims64(shape []int) []int64 {
 
 func zeroF32Attr() onnx.Attr { return onnx.AttrTensorF32("value", []float32{0}) }
 
-// lnActs is what layer norm's backward needs.
-type lnActs struct {
-	xhat, rstd, out onnx.Value // (N,D), (N,1), (N,D)
+// flat views a recorded activation (B,S,W) as (N,W), as the backward works.
+func (t *tg) flat(v onnx.Value) onnx.Value {
+	return t.g.Op("Flatten", []onnx.Value{v}, onnx.AttrInt("axis", 2))
 }
 
-// lnForward: out = (x − mean)/sqrt(var + eps) · w + b over the last axis.
-func (t *tg) lnForward(x onnx.Value, prefix string) *lnActs {
-	g := t.g
-	mu := g.ReduceMean(x, true, -1)
-	xc := g.Sub(x, mu)
-	v := g.ReduceMean(g.Mul(xc, xc), true, -1)
-	rstd := g.Div(g.ScalarF32(1), g.Sqrt(g.Add(v, g.ScalarF32(float32(t.c.LayerNormEps)))))
-	xhat := g.Mul(xc, rstd)
-	return &lnActs{xhat: xhat, rstd: rstd, out: g.Add(g.Mul(xhat, t.p(prefix+".weight")), t.p(prefix+".bias"))}
-}
-
-// lnBackward: dw = Σ dout·xhat, db = Σ dout, and
+// lnBackward, with xhat = (x − mean)·rstd from the forward's statistics:
+// dw = Σ dout·xhat, db = Σ dout, and
 // dx = rstd · (dxhat − mean(dxhat) − xhat·mean(dxhat·xhat)) with dxhat = dout·w.
 func (t *tg) lnBackward(a *lnActs, dout onnx.Value, prefix string) onnx.Value {
 	g := t.g
-	t.addGrad(prefix+".weight", g.ReduceSum(g.Mul(dout, a.xhat), false, 0))
+	rstd := t.flat(a.rstd)
+	xhat := g.Mul(g.Sub(t.flat(a.x), t.flat(a.mean)), rstd) // (N,D)
+	t.addGrad(prefix+".weight", g.ReduceSum(g.Mul(dout, xhat), false, 0))
 	t.addGrad(prefix+".bias", g.ReduceSum(dout, false, 0))
 	dxhat := g.Mul(dout, t.p(prefix+".weight"))
 	m1 := g.ReduceMean(dxhat, true, -1)
-	m2 := g.ReduceMean(g.Mul(dxhat, a.xhat), true, -1)
-	return g.Mul(g.Sub(g.Sub(dxhat, m1), g.Mul(a.xhat, m2)), a.rstd)
-}
-
-// linearForward: y = x·Wᵀ + b, W [out,in] in checkpoint layout.
-func (t *tg) linearForward(x onnx.Value, prefix string) onnx.Value {
-	return t.g.Gemm(x, t.p(prefix+".weight"), t.p(prefix+".bias"), false, true)
+	m2 := g.ReduceMean(g.Mul(dxhat, xhat), true, -1)
+	return g.Mul(g.Sub(g.Sub(dxhat, m1), g.Mul(xhat, m2)), rstd)
 }
 
 // linearBackward: dW = dyᵀ·x, db = Σ dy, dx = dy·W.
@@ -292,58 +283,6 @@ func (t *tg) geluBackward(u, dy onnx.Value) onnx.Value {
 	phi := g.Mul(g.Add(g.Erf(g.Mul(u, g.ScalarF32(float32(1/math.Sqrt2)))), g.ScalarF32(1)), g.ScalarF32(0.5))
 	pdf := g.Mul(g.Exp(g.Mul(g.Mul(u, u), g.ScalarF32(-0.5))), g.ScalarF32(float32(1/math.Sqrt(2*math.Pi))))
 	return g.Mul(dy, g.Add(phi, g.Mul(u, pdf)))
-}
-
-// layerActs is one layer's saved forward state.
-type layerActs struct {
-	in, out    onnx.Value // (N,D)
-	ln1, ln2   *lnActs
-	h          onnx.Value // sequential residual's midpoint (N,D)
-	q, k, v, p onnx.Value // rotated q (scaled), rotated k, v (B,H,S,hd); softmax (B,H,S,S)
-	ctx        onnx.Value // (N,D)
-	u, gelu    onnx.Value // (N,F)
-}
-
-func (t *tg) layerForward(x onnx.Value, l int, shape, bias, cos, sin onnx.Value) *layerActs {
-	g, c := t.g, t.c
-	pre := fmt.Sprintf("gpt_neox.layers.%d.", l)
-	a := &layerActs{in: x}
-	a.ln1 = t.lnForward(x, pre+"input_layernorm")
-	attn := t.attentionForward(a, a.ln1.out, pre, shape, bias, cos, sin)
-	mlpIn := x
-	if !c.ParallelResidual {
-		a.h = g.Add(x, attn)
-		mlpIn = a.h
-	}
-	a.ln2 = t.lnForward(mlpIn, pre+"post_attention_layernorm")
-	a.u = t.linearForward(a.ln2.out, pre+"mlp.dense_h_to_4h")
-	a.gelu = g.GELU(a.u)
-	m := t.linearForward(a.gelu, pre+"mlp.dense_4h_to_h")
-	if c.ParallelResidual {
-		a.out = g.Add(g.Add(x, attn), m)
-	} else {
-		a.out = g.Add(a.h, m)
-	}
-	return a
-}
-
-// attentionForward: fused QKV (head by head, q|k|v), partial rotary, causal
-// softmax attention with the padding bias, output projection.
-func (t *tg) attentionForward(a *layerActs, x onnx.Value, pre string, shape, bias, cos, sin onnx.Value) onnx.Value {
-	g, c := t.g, t.c
-	hd := c.HeadDim()
-	b := &builder{g: g, m: &Model{Config: c}}
-	qkv := t.linearForward(x, pre+"attention.query_key_value") // (N,3D)
-	bsh := g.Concat(0, shape, g.ConstI64(int64(c.NumHeads), int64(3*hd)))
-	qkv = g.Transpose(g.ReshapeTo(qkv, bsh), 0, 2, 1, 3) // (B,H,S,3hd)
-	parts := g.Split(qkv, 3, int64(hd), int64(hd), int64(hd))
-	a.q = g.Mul(b.applyRotary(parts[0], cos, sin), g.ScalarF32(float32(1/math.Sqrt(float64(hd)))))
-	a.k = b.applyRotary(parts[1], cos, sin)
-	a.v = parts[2]
-	a.p = g.Softmax(g.Add(g.MatMul(a.q, g.Transpose(a.k, 0, 1, 3, 2)), bias), -1) // (B,H,S,S)
-	ctx := g.MatMul(a.p, a.v)                                                     // (B,H,S,hd)
-	a.ctx = g.Reshape(g.Transpose(ctx, 0, 2, 1, 3), -1, int64(c.HiddenSize))      // (N,D)
-	return t.linearForward(a.ctx, pre+"attention.dense")
 }
 
 // rotaryBackward undoes the rotation's Jacobian: for y1 = x1·c − x2·s,
@@ -375,9 +314,9 @@ func (t *tg) layerBackward(a *layerActs, dy onnx.Value, l int, shape, cos, sin o
 	g, c := t.g, t.c
 	pre := fmt.Sprintf("gpt_neox.layers.%d.", l)
 	// MLP.
-	dgelu := t.linearBackward(a.gelu, dy, pre+"mlp.dense_4h_to_h", true)
-	du := t.geluBackward(a.u, dgelu)
-	dln2 := t.linearBackward(a.ln2.out, du, pre+"mlp.dense_h_to_4h", true)
+	dgelu := t.linearBackward(t.flat(a.gelu), dy, pre+"mlp.dense_4h_to_h", true)
+	du := t.geluBackward(t.flat(a.u), dgelu)
+	dln2 := t.linearBackward(t.flat(a.ln2.out), du, pre+"mlp.dense_h_to_4h", true)
 	dmlpIn := t.lnBackward(a.ln2, dln2, pre+"post_attention_layernorm")
 	// Residuals: parallel y = x + attn + mlp(x); sequential h = x + attn,
 	// y = h + mlp(h).
@@ -388,7 +327,7 @@ func (t *tg) layerBackward(a *layerActs, dy onnx.Value, l int, shape, cos, sin o
 	}
 	// Attention.
 	hd := c.HeadDim()
-	dctx := t.linearBackward(a.ctx, dattn, pre+"attention.dense", true) // (N,D)
+	dctx := t.linearBackward(t.flat(a.ctx), dattn, pre+"attention.dense", true) // (N,D)
 	bsh := g.Concat(0, shape, g.ConstI64(int64(c.NumHeads), int64(hd)))
 	dctx4 := g.Transpose(g.ReshapeTo(dctx, bsh), 0, 2, 1, 3)           // (B,H,S,hd)
 	dp := g.MatMul(dctx4, g.Transpose(a.v, 0, 1, 3, 2))                // (B,H,S,S)
@@ -399,7 +338,7 @@ func (t *tg) layerBackward(a *layerActs, dy onnx.Value, l int, shape, cos, sin o
 	dk := t.rotaryBackward(g.MatMul(g.Transpose(ds, 0, 1, 3, 2), a.q), cos, sin) // a.q is already scaled
 	dqkv := g.Concat(3, dq, dk, dv)                                              // (B,H,S,3hd)
 	dqkv = g.Reshape(g.Transpose(dqkv, 0, 2, 1, 3), -1, int64(3*c.HiddenSize))   // (N,3D)
-	dln1 := t.linearBackward(a.ln1.out, dqkv, pre+"attention.query_key_value", true)
+	dln1 := t.linearBackward(t.flat(a.ln1.out), dqkv, pre+"attention.query_key_value", true)
 	dx1 := t.lnBackward(a.ln1, dln1, pre+"input_layernorm")
 	if !needDx {
 		return ""
