@@ -23,13 +23,10 @@ func forwardFLOPs(c Config, b, s int, logits bool) float64 {
 	return perToken * float64(b*s)
 }
 
-// BenchmarkForward measures forward throughput for a pythia-70m-shaped model
-// at batch 32 × 128 on CPU, and ORT's MatMul peak in the same run.
-//
-//	go test -run '^$' -bench Forward -benchtime 5x ./policy/
-func BenchmarkForward(b *testing.B) {
-	cfg := Shapes["pythia-70m"]
-	m, err := Init(cfg, 1)
+// benchSetup makes a pythia-70m-shaped model, a batch of random ids, and
+// measures ORT's MatMul peak, the yardstick of the same run.
+func benchSetup(b *testing.B, bs, seq int) (*Model, *Batch, float64) {
+	m, err := Init(Shapes["pythia-70m"], 1)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -37,12 +34,33 @@ func BenchmarkForward(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	const bs, seq = 32, 128
 	r := rand.New(rand.NewPCG(1, 2))
 	bt := &Batch{B: bs, S: seq, InputIDs: make([]int64, bs*seq)}
 	for i := range bt.InputIDs {
-		bt.InputIDs[i] = r.Int64N(int64(cfg.VocabSize))
+		bt.InputIDs[i] = r.Int64N(int64(m.Config.VocabSize))
 	}
+	return m, bt, peak
+}
+
+// reportThroughput reports b.N runs of tokens tokens and flops MatMul FLOPs
+// each, taking elapsed in all, against the MatMul peak.
+func reportThroughput(b *testing.B, tokens int, flops float64, elapsed time.Duration, peak float64) {
+	sec := elapsed.Seconds()
+	rate := flops * float64(b.N) / sec
+	b.ReportMetric(float64(tokens*b.N)/sec, "tokens/s")
+	b.ReportMetric(rate/1e9, "GFLOP/s")
+	b.ReportMetric(peak/1e9, "peak-GFLOP/s")
+	b.ReportMetric(rate/peak, "of-peak")
+}
+
+// BenchmarkForward measures forward throughput for a pythia-70m-shaped model
+// at batch 32 × 128 on CPU, and ORT's MatMul peak in the same run.
+//
+//	go test -run '^$' -bench Forward -benchtime 5x ./policy/
+func BenchmarkForward(b *testing.B) {
+	const bs, seq = 32, 128
+	m, bt, peak := benchSetup(b, bs, seq)
+	cfg := m.Config
 	for _, tc := range []struct {
 		name string
 		fo   ForwardOptions
@@ -66,12 +84,7 @@ func BenchmarkForward(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			sec := time.Since(start).Seconds()
-			flops := forwardFLOPs(cfg, bs, seq, tc.fo.Logits) * float64(b.N) / sec
-			b.ReportMetric(float64(bs*seq*b.N)/sec, "tokens/s")
-			b.ReportMetric(flops/1e9, "GFLOP/s")
-			b.ReportMetric(peak/1e9, "peak-GFLOP/s")
-			b.ReportMetric(flops/peak, "of-peak")
+			reportThroughput(b, bs*seq, forwardFLOPs(cfg, bs, seq, tc.fo.Logits), time.Since(start), peak)
 		})
 	}
 }
@@ -83,21 +96,10 @@ func BenchmarkForward(b *testing.B) {
 //
 //	go test -run '^$' -bench TrainStep -benchtime 3x ./policy/
 func BenchmarkTrainStep(b *testing.B) {
-	cfg := Shapes["pythia-70m"]
-	m, err := Init(cfg, 1)
-	if err != nil {
-		b.Fatal(err)
-	}
-	peak, err := onnx.MatMulBestPeak(onnx.Options{}, time.Second)
-	if err != nil {
-		b.Fatal(err)
-	}
 	const bs, seq = 8, 128
-	r := rand.New(rand.NewPCG(1, 2))
-	tb := &TrainBatch{Batch: Batch{B: bs, S: seq, InputIDs: make([]int64, bs*seq)}}
-	for i := range tb.InputIDs {
-		tb.InputIDs[i] = r.Int64N(int64(cfg.VocabSize))
-	}
+	m, bt, peak := benchSetup(b, bs, seq)
+	cfg := m.Config
+	tb := &TrainBatch{Batch: *bt}
 	tb.NextTokenTargets()
 	tr, err := NewTrainer(m, TrainOptions{UnfrozenLayers: -1}, onnx.Options{})
 	if err != nil {
@@ -114,12 +116,7 @@ func BenchmarkTrainStep(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	sec := time.Since(start).Seconds()
-	flops := 3 * forwardFLOPs(cfg, bs, seq, true) * float64(b.N) / sec
-	b.ReportMetric(float64(bs*seq*b.N)/sec, "tokens/s")
-	b.ReportMetric(flops/1e9, "GFLOP/s")
-	b.ReportMetric(peak/1e9, "peak-GFLOP/s")
-	b.ReportMetric(flops/peak, "of-peak")
+	reportThroughput(b, bs*seq, 3*forwardFLOPs(cfg, bs, seq, true), time.Since(start), peak)
 	b.ReportMetric(float64(peakRSSKiB())/1024, "peak-RSS-MiB")
 }
 

@@ -61,12 +61,7 @@ func newGenerator(t testing.TB, m *Model) *Generator {
 func TestGreedyGenerate(t *testing.T) {
 	for _, name := range []string{"tiny-neox-parallel", "tiny-neox-sequential"} {
 		t.Run(name, func(t *testing.T) {
-			dir := filepath.Join(fixtures, name)
-			m, err := Load(dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ref := loadReference(t, dir)
+			m, ref := loadFixture(t, name)
 			prompt, want := greedyReference(t, ref)
 			g := newGenerator(t, m)
 			o := GenerateOptions{MaxNewTokens: len(want), Sampling: SampleOptions{Greedy: true}}
@@ -146,12 +141,7 @@ func checkLogProbs(t *testing.T, m *Model, prompt []int, gen Generation) {
 // A sequence stops at EOS, which it includes; the others of its batch go on
 // and are unaffected by its leaving.
 func TestGenerateEOS(t *testing.T) {
-	dir := filepath.Join(fixtures, "tiny-neox-parallel")
-	m, err := Load(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref := loadReference(t, dir)
+	m, ref := loadFixture(t, "tiny-neox-parallel")
 	ids := ints(ref.i64(t, "input_ids"))
 	// Greedy, these give 102 400 153 …, 287 73 102 400 …, 20 20 20 …: the
 	// first rows of the batch finish first, so the cache is compacted.
@@ -200,12 +190,7 @@ func TestGenerateEOS(t *testing.T) {
 // seed whatever the batch size, different between copies and seeds, and
 // their log-probs are the model's (temperature 1, no truncation).
 func TestGenerateNumReturnSequences(t *testing.T) {
-	dir := filepath.Join(fixtures, "tiny-neox-parallel")
-	m, err := Load(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref := loadReference(t, dir)
+	m, ref := loadFixture(t, "tiny-neox-parallel")
 	ids := ints(ref.i64(t, "input_ids"))
 	prompts := [][]int{ids[:6], ids[ref.s+3 : 2*ref.s]} // row 1 without its padding
 	g := newGenerator(t, m)

@@ -37,6 +37,17 @@ func loadReference(t *testing.T, dir string) reference {
 	return reference{f: f, b: ids.Shape[0], s: ids.Shape[1]}
 }
 
+// loadFixture loads a fixture model from testdata and its reference outputs.
+func loadFixture(t *testing.T, name string) (*Model, reference) {
+	t.Helper()
+	dir := filepath.Join(fixtures, name)
+	m, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, loadReference(t, dir)
+}
+
 func (r reference) i64(t *testing.T, name string) []int64 {
 	t.Helper()
 	x, err := r.f.Get(name)
@@ -96,12 +107,7 @@ func compareMasked(t *testing.T, name string, got, want []float32, mask []int64,
 func TestForwardParity(t *testing.T) {
 	for _, name := range []string{"tiny-neox-parallel", "tiny-neox-sequential"} {
 		t.Run(name, func(t *testing.T) {
-			dir := filepath.Join(fixtures, name)
-			m, err := Load(dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ref := loadReference(t, dir)
+			m, ref := loadFixture(t, name)
 			c := m.Config
 			hidden := make([]int, c.NumLayers+1)
 			for i := range hidden {
@@ -166,12 +172,7 @@ func TestTruncatedGraph(t *testing.T) {
 // Pooling in the graph equals pooling the reference by hand: the last real
 // token's row, and the mean over real tokens.
 func TestPooling(t *testing.T) {
-	dir := filepath.Join(fixtures, "tiny-neox-sequential")
-	m, err := Load(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref := loadReference(t, dir)
+	m, ref := loadFixture(t, "tiny-neox-sequential")
 	mask := ref.i64(t, "attention_mask")
 	want := ref.f32(t, "hidden_states.2")
 	d := m.Config.HiddenSize

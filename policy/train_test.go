@@ -3,7 +3,6 @@ package policy
 import (
 	"math"
 	"math/rand/v2"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -15,12 +14,7 @@ import (
 func TestGradientParity(t *testing.T) {
 	for _, name := range []string{"tiny-neox-parallel", "tiny-neox-sequential"} {
 		t.Run(name, func(t *testing.T) {
-			dir := filepath.Join(fixtures, name)
-			m, err := Load(dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ref := loadReference(t, dir)
+			m, ref := loadFixture(t, name)
 			ids := ref.i64(t, "input_ids")[:ref.s]
 			tr, err := NewTrainer(m, TrainOptions{UnfrozenLayers: -1}, onnx.Options{Threads: 1})
 			if err != nil {
