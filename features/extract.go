@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -355,6 +354,3 @@ func Extract(e Extractor, seqs [][]int64, o Options) ([]float32, Stats, error) {
 	st.Elapsed = time.Since(start)
 	return out, st, nil
 }
-
-// ModelName is how metadata names a model path: the folder or file name.
-func ModelName(path string) string { return filepath.Clean(path) }

@@ -257,7 +257,7 @@ func runFeatures(c *cli.Context) error {
 	}
 	dim := len(feats) / len(seqs)
 	meta := map[string]string{
-		"model":      features.ModelName(modelPath),
+		"model":      filepath.Clean(modelPath),
 		"layer":      fmt.Sprint(e.Layer()),
 		"pool":       string(pool),
 		"max_length": fmt.Sprint(maxLen),
