@@ -77,6 +77,8 @@ type TrainOptions struct {
 // TrainGraph is a built training graph.
 type TrainGraph struct {
 	Graph *onnx.Graph
+	// Loss is the graph's loss head.
+	Loss LossKind
 	// Inputs lists data inputs then parameter inputs, in order.
 	Inputs []string
 	// Params lists every parameter input (all parameters; frozen ones too).
@@ -136,7 +138,7 @@ func BuildTrain(c Config, o TrainOptions) (*TrainGraph, error) {
 	}
 	trainEmb := lowest == 0
 
-	tgraph := &TrainGraph{Graph: g}
+	tgraph := &TrainGraph{Graph: g, Loss: o.Loss}
 	ids := g.Input(InputIDs, onnx.Int64, "batch", "seq")
 	mask := g.Input(AttentionMask, onnx.Int64, "batch", "seq")
 	pos := g.Input(PositionIDs, onnx.Int64, "batch", "seq")

@@ -144,12 +144,12 @@ func (t *Trainer) Step(tb *TrainBatch) (StepResult, error) {
 		}
 	}
 	var err error
-	switch len(t.Graph.Inputs) - len(t.Graph.Params) {
-	case 5: // CrossEntropy
+	switch t.Graph.Loss {
+	case CrossEntropy:
 		if err = addI(tb.Labels, LabelsInput); err == nil {
 			err = addF(tb.LossMask, LossMaskInput, b, s)
 		}
-	default: // LogProb
+	case LogProb:
 		temp := tb.Temperature
 		if temp == 0 {
 			temp = 1
