@@ -2,14 +2,15 @@ package onnx
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 
 	"google.golang.org/protobuf/proto"
 
+	"irl/atomicfile"
 	"irl/onnx/onnxpb"
-	"irl/safetensors"
 )
 
 // protobufLimit is the largest message protobuf serialises: 2 GiB.
@@ -36,7 +37,7 @@ func (g *Graph) WriteFile(path string, externalAbove int64) error {
 		dataPath := filepath.Join(filepath.Dir(path), dataName)
 		// Copy the initializer list so the graph itself keeps its raw data.
 		inits := make([]*onnxpb.TensorProto, len(m.Graph.Initializer))
-		err := safetensors.WriteAtomic(dataPath, func(f *os.File) error {
+		err := atomicfile.Write(dataPath, func(f io.Writer) error {
 			var off int64
 			for i, t := range m.Graph.Initializer {
 				inits[i] = t
@@ -74,10 +75,7 @@ func (g *Graph) WriteFile(path string, externalAbove int64) error {
 	if err != nil {
 		return fmt.Errorf("onnx: serialising %s: %w", path, err)
 	}
-	return safetensors.WriteAtomic(path, func(f *os.File) error {
-		_, err := f.Write(b)
-		return err
-	})
+	return atomicfile.WriteBytes(path, b)
 }
 
 // inlineLimit is the size of initializers up to which a graph goes to ONNX

@@ -11,13 +11,12 @@
 package onnx
 
 import (
-	"encoding/binary"
 	"fmt"
 	"math"
-	"unsafe"
 
 	"google.golang.org/protobuf/proto"
 
+	"irl/floatbits"
 	"irl/onnx/onnxpb"
 )
 
@@ -156,26 +155,8 @@ func (g *Graph) Initializer(name string, shape []int, data []float32) Value {
 		panic(fmt.Sprintf("onnx: initializer %q: shape %v holds %d values, got %d", name, shape, n, len(data)))
 	}
 	g.claim(name)
-	g.inits = append(g.inits, &onnxpb.TensorProto{Name: name, Dims: dims64(shape), DataType: int32(Float), RawData: float32Bytes(data)})
+	g.inits = append(g.inits, &onnxpb.TensorProto{Name: name, Dims: dims64(shape), DataType: int32(Float), RawData: floatbits.Bytes(data)})
 	return Value(name)
-}
-
-// littleEndian: ONNX raw data is little-endian, like the machine's memory on
-// amd64 and arm64, where float32 slices can be used as bytes in place.
-var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
-
-func float32Bytes(data []float32) []byte {
-	if len(data) == 0 {
-		return nil
-	}
-	if littleEndian {
-		return unsafe.Slice((*byte)(unsafe.Pointer(&data[0])), 4*len(data))
-	}
-	raw := make([]byte, 4*len(data))
-	for i, x := range data {
-		binary.LittleEndian.PutUint32(raw[4*i:], math.Float32bits(x))
-	}
-	return raw
 }
 
 // ConstI64 is a 1-D int64 constant, shared between uses of the same values.

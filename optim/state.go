@@ -1,14 +1,12 @@
 package optim
 
 import (
-	"encoding/binary"
 	"fmt"
-	"math"
 	"slices"
 	"strconv"
 	"strings"
-	"unsafe"
 
+	"irl/floatbits"
 	"irl/safetensors"
 )
 
@@ -31,7 +29,7 @@ const (
 func (o *AdamW) Save(path string) error {
 	ts := make([]safetensors.Tensor, 0, 2*len(o.params))
 	for i, p := range o.params {
-		ts = append(ts, f32Tensor("m."+p.Name, p.shape(), o.m[i]), f32Tensor("v."+p.Name, p.shape(), o.v[i]))
+		ts = append(ts, safetensors.FromFloat32("m."+p.Name, p.shape(), o.m[i]), safetensors.FromFloat32("v."+p.Name, p.shape(), o.v[i]))
 	}
 	f := func(x float64) string { return strconv.FormatFloat(x, 'g', -1, 64) }
 	meta := map[string]string{
@@ -103,33 +101,9 @@ func (o *AdamW) Load(path string) error {
 		return fmt.Errorf("%s: tensors %s match no parameter of this optimiser", path, strings.Join(extra, ", "))
 	}
 	for i := range o.params {
-		decodeF32(o.m[i], src[2*i].Data)
-		decodeF32(o.v[i], src[2*i+1].Data)
+		floatbits.Decode(o.m[i], src[2*i].Data)
+		floatbits.Decode(o.v[i], src[2*i+1].Data)
 	}
 	o.step = step
 	return nil
-}
-
-var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
-
-// f32Tensor makes an F32 tensor of x. On little-endian machines its bytes
-// alias x rather than copy it, because the moments of a 410M-parameter
-// model are 3.3 GB that a copy would double.
-func f32Tensor(name string, shape []int, x []float32) safetensors.Tensor {
-	if !littleEndian || len(x) == 0 {
-		return safetensors.FromFloat32(name, shape, x)
-	}
-	b := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(x))), 4*len(x))
-	return safetensors.Tensor{Name: name, DType: safetensors.F32, Shape: shape, Data: b}
-}
-
-// decodeF32 fills dst from little-endian float32 bytes of the same length.
-func decodeF32(dst []float32, src []byte) {
-	if littleEndian && len(dst) > 0 {
-		copy(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(dst))), 4*len(dst)), src)
-		return
-	}
-	for i := range dst {
-		dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(src[4*i:]))
-	}
 }

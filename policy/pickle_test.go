@@ -17,6 +17,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"irl/weights"
 	"math"
 	"os"
 	"path/filepath"
@@ -578,7 +579,7 @@ func TestPickleFullFloat32(t *testing.T) {
 
 	// readPickle itself sees the buffers: float ones as tensors, the bool
 	// mask skipped.
-	all, err := readPickle(filepath.Join(dir, "pytorch_model.bin"))
+	all, err := weights.ReadFile(filepath.Join(dir, "pytorch_model.bin"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -654,34 +655,6 @@ func TestPickleStrided(t *testing.T) {
 		t.Fatal(err)
 	}
 	sameParams(t, got, ref)
-}
-
-// contiguous on its own: a permuted 3-d view and a view past its storage.
-func TestPickleContiguous(t *testing.T) {
-	// src is a [2,3,4] row-major tensor; view it as permute(2,0,1): [4,2,3].
-	src := make([]float32, 24)
-	for i := range src {
-		src[i] = float32(i)
-	}
-	got, err := contiguous(src, 0, []int{4, 2, 3}, []int{1, 12, 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k := 0; k < 4; k++ {
-		for i := 0; i < 2; i++ {
-			for j := 0; j < 3; j++ {
-				if g, w := got[k*6+i*3+j], src[i*12+j*4+k]; g != w {
-					t.Fatalf("[%d,%d,%d] = %v, want %v", k, i, j, g, w)
-				}
-			}
-		}
-	}
-	if _, err := contiguous(src, 1, []int{2, 3, 4}, []int{12, 4, 1}); err == nil {
-		t.Error("a view reaching past its storage was accepted")
-	}
-	if got, err := contiguous(src, 5, nil, nil); err != nil || len(got) != 1 || got[0] != 5 {
-		t.Errorf("0-d view: %v, %v", got, err)
-	}
 }
 
 // (c) Half and bfloat16 storages are widened exactly.

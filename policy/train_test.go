@@ -64,7 +64,9 @@ func tinyConfig(parallel, tie bool, rotary float64) Config {
 // backward term matters.
 func randomize(m *Model, seed uint64) {
 	r := newRand(seed)
-	for _, p := range m.Params {
+	// In ParamSpecs' order: a map's order would give each process another model.
+	for _, s := range m.Config.ParamSpecs() {
+		p := m.Params[s.Name]
 		for i := range p.Data {
 			p.Data[i] += float32(0.2 * r.NormFloat64())
 		}

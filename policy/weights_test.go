@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"irl/floatbits"
 	"irl/safetensors"
 )
 
@@ -37,7 +38,7 @@ func TestLoadHalfAndSharded(t *testing.T) {
 				for j, x := range p.Data {
 					var h uint16
 					if tc.dtype == safetensors.F16 {
-						h = safetensors.Float32ToHalf(x)
+						h = floatbits.Float32ToHalf(x)
 					} else {
 						h = uint16(math.Float32bits(x) >> 16) // truncation: within bf16 rounding
 					}

@@ -4,12 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"irl/atomicfile"
 	"math"
 	"os"
 	"runtime"
 	"sync"
-
-	"irl/safetensors"
 )
 
 // HeadFormat identifies the JSON layout of a saved head.
@@ -155,10 +154,7 @@ func WriteHead(path string, h *Head) error {
 	if err != nil {
 		return fmt.Errorf("%s: %v", path, err)
 	}
-	return safetensors.WriteAtomic(path, func(f *os.File) error {
-		_, err := f.Write(data)
-		return err
-	})
+	return atomicfile.WriteBytes(path, data)
 }
 
 // Ensemble returns the head whose reward is the mean of the heads' rewards.

@@ -12,11 +12,12 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"io"
+	"irl/atomicfile"
+	"irl/floatbits"
 	"math"
 	"os"
-	"path/filepath"
 	"sort"
-	"unsafe"
 )
 
 // DType is a safetensors element type name, as written in the header.
@@ -89,11 +90,11 @@ func (t *Tensor) Float32s() ([]float32, error) {
 		}
 	case F16:
 		for i := range out {
-			out[i] = halfToFloat32(binary.LittleEndian.Uint16(b[2*i:]))
+			out[i] = floatbits.HalfToFloat32(binary.LittleEndian.Uint16(b[2*i:]))
 		}
 	case BF16:
 		for i := range out {
-			out[i] = math.Float32frombits(uint32(binary.LittleEndian.Uint16(b[2*i:])) << 16)
+			out[i] = floatbits.BF16ToFloat32(binary.LittleEndian.Uint16(b[2*i:]))
 		}
 	case F64:
 		for i := range out {
@@ -111,13 +112,11 @@ func (t *Tensor) Float32s() ([]float32, error) {
 // Float32s. Checkpoints are large, so loading them this way halves the
 // memory a load needs.
 func (t *Tensor) Float32View() ([]float32, error) {
-	if t.DType == F32 && littleEndian && len(t.Data) > 0 && uintptr(unsafe.Pointer(&t.Data[0]))%4 == 0 {
-		return unsafe.Slice((*float32)(unsafe.Pointer(&t.Data[0])), len(t.Data)/4), nil
+	if t.DType == F32 {
+		return floatbits.View(t.Data), nil
 	}
 	return t.Float32s()
 }
-
-var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
 
 // Int64s converts the tensor to int64. I64, I32, I16, I8, U8 and BOOL are accepted.
 func (t *Tensor) Int64s() ([]int64, error) {
@@ -254,27 +253,24 @@ func Parse(name string, data []byte) (*File, error) {
 	return f, nil
 }
 
-// FromFloat32 makes an F32 tensor. It panics if the shape does not match the
-// data, which is a programmer error.
+// FromFloat32 makes an F32 tensor. On a little-endian machine its Data is a
+// view of v, not a copy (weights and optimiser moments are large), so v must
+// not change until the tensor is written. It panics if the shape does not
+// match the data, which is a programmer error.
 func FromFloat32(name string, shape []int, v []float32) Tensor {
-	t := Tensor{Name: name, DType: F32, Shape: append([]int(nil), shape...), Data: make([]byte, 4*len(v))}
+	t := Tensor{Name: name, DType: F32, Shape: append([]int(nil), shape...), Data: floatbits.Bytes(v)}
 	if t.NumElements() != len(v) {
 		panic(fmt.Sprintf("safetensors: %s: shape %v holds %d elements, data has %d", name, shape, t.NumElements(), len(v)))
-	}
-	for i, x := range v {
-		binary.LittleEndian.PutUint32(t.Data[4*i:], math.Float32bits(x))
 	}
 	return t
 }
 
-// FromInt64 makes an I64 tensor. It panics if the shape does not match the data.
+// FromInt64 makes an I64 tensor, a view of v as FromFloat32's is. It panics
+// if the shape does not match the data.
 func FromInt64(name string, shape []int, v []int64) Tensor {
-	t := Tensor{Name: name, DType: I64, Shape: append([]int(nil), shape...), Data: make([]byte, 8*len(v))}
+	t := Tensor{Name: name, DType: I64, Shape: append([]int(nil), shape...), Data: floatbits.Int64Bytes(v)}
 	if t.NumElements() != len(v) {
 		panic(fmt.Sprintf("safetensors: %s: shape %v holds %d elements, data has %d", name, shape, t.NumElements(), len(v)))
-	}
-	for i, x := range v {
-		binary.LittleEndian.PutUint64(t.Data[8*i:], uint64(x))
 	}
 	return t
 }
@@ -311,7 +307,7 @@ func WriteFile(path string, tensors []Tensor, metadata map[string]string) error 
 	for (8+len(hj))%8 != 0 {
 		hj = append(hj, ' ')
 	}
-	return WriteAtomic(path, func(w *os.File) error {
+	return atomicfile.Write(path, func(w io.Writer) error {
 		var lenb [8]byte
 		binary.LittleEndian.PutUint64(lenb[:], uint64(len(hj)))
 		if _, err := w.Write(lenb[:]); err != nil {
@@ -327,87 +323,4 @@ func WriteFile(path string, tensors []Tensor, metadata map[string]string) error 
 		}
 		return nil
 	})
-}
-
-// WriteAtomic creates path through a temporary file in the same folder that is
-// synced and renamed into place only when write succeeds.
-func WriteAtomic(path string, write func(*os.File) error) (err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err = write(tmp); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err = tmp.Sync(); err != nil {
-		return err
-	}
-	// CreateTemp makes the file private (0600); a result is an ordinary file.
-	if err = tmp.Chmod(0o644); err != nil {
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
-}
-
-func halfToFloat32(h uint16) float32 {
-	sign := uint32(h>>15) << 31
-	exp := uint32(h>>10) & 0x1f
-	frac := uint32(h) & 0x3ff
-	switch {
-	case exp == 0 && frac == 0:
-		return math.Float32frombits(sign)
-	case exp == 0: // subnormal: renormalise
-		e := uint32(127 - 15 + 1)
-		for frac&0x400 == 0 {
-			frac <<= 1
-			e--
-		}
-		frac &= 0x3ff
-		return math.Float32frombits(sign | e<<23 | frac<<13)
-	case exp == 0x1f:
-		return math.Float32frombits(sign | 0xff<<23 | frac<<13)
-	}
-	return math.Float32frombits(sign | (exp+127-15)<<23 | frac<<13)
-}
-
-// Float32ToHalf rounds to the nearest IEEE half (ties to even).
-func Float32ToHalf(f float32) uint16 {
-	b := math.Float32bits(f)
-	sign := uint16(b>>16) & 0x8000
-	exp := int32(b>>23&0xff) - 127 + 15
-	frac := b & 0x7fffff
-	switch {
-	case b&0x7fffffff > 0x7f800000: // NaN
-		return sign | 0x7e00
-	case exp >= 0x1f:
-		return sign | 0x7c00
-	case exp <= 0:
-		if exp < -10 {
-			return sign
-		}
-		frac |= 0x800000
-		shift := uint32(14 - exp)
-		h := frac >> shift
-		rem := frac & (1<<shift - 1)
-		half := uint32(1) << (shift - 1)
-		if rem > half || (rem == half && h&1 == 1) {
-			h++
-		}
-		return sign | uint16(h)
-	}
-	h := uint32(exp)<<10 | frac>>13
-	rem := frac & 0x1fff
-	if rem > 0x1000 || (rem == 0x1000 && h&1 == 1) {
-		h++
-	}
-	return sign | uint16(h)
 }

@@ -2,7 +2,6 @@ package safetensors
 
 import (
 	"encoding/binary"
-	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -37,22 +36,6 @@ func TestRoundTrip(t *testing.T) {
 	}
 	if _, err := b.Float32s(); err == nil {
 		t.Error("I64 read as float")
-	}
-}
-
-func TestHalfConversions(t *testing.T) {
-	// Hand-checked IEEE half encodings.
-	cases := map[uint16]float32{0x3c00: 1, 0xc000: -2, 0x7bff: 65504, 0x0001: float32(math.Ldexp(1, -24)), 0x3555: 0.33325195}
-	for h, want := range cases {
-		if got := halfToFloat32(h); got != want {
-			t.Errorf("half %#04x = %v, want %v", h, got, want)
-		}
-		if back := Float32ToHalf(want); back != h {
-			t.Errorf("Float32ToHalf(%v) = %#04x, want %#04x", want, back, h)
-		}
-	}
-	if Float32ToHalf(1.0/3) != 0x3555 {
-		t.Errorf("1/3 rounds to %#04x", Float32ToHalf(1.0/3))
 	}
 }
 

@@ -23,10 +23,10 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 
+	"irl/atomicfile"
 	"irl/onnx"
 	"irl/optim"
 	"irl/policy"
-	"irl/safetensors"
 )
 
 // Example is one training sequence: token ids, of which the first Prompt are
@@ -348,10 +348,7 @@ func checkpoint(out string, step int, m *policy.Model, opt *optim.AdamW, st stat
 }
 
 func writeAtomic(path string, data []byte) error {
-	return safetensors.WriteAtomic(path, func(f *os.File) error {
-		_, err := f.Write(data)
-		return err
-	})
+	return atomicfile.WriteBytes(path, data)
 }
 
 // LastCheckpoint is the newest complete checkpoint folder of a run.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"irl/atomicfile"
 	"irl/features"
 	"irl/policy"
 	"irl/safetensors"
@@ -303,18 +304,18 @@ func writeNPYFolder(dir string, feats []float32, n, d int, rows []int64, meta ma
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	if err := safetensors.WriteAtomic(filepath.Join(dir, "features.npy"), func(f *os.File) error {
+	if err := atomicfile.Write(filepath.Join(dir, "features.npy"), func(f io.Writer) error {
 		return writeNPY(f, "<f4", []int{n, d}, func(w io.Writer) error { return binary.Write(w, binary.LittleEndian, feats) })
 	}); err != nil {
 		return err
 	}
-	if err := safetensors.WriteAtomic(filepath.Join(dir, "row.npy"), func(f *os.File) error {
+	if err := atomicfile.Write(filepath.Join(dir, "row.npy"), func(f io.Writer) error {
 		return writeNPY(f, "<i8", []int{n}, func(w io.Writer) error { return binary.Write(w, binary.LittleEndian, rows) })
 	}); err != nil {
 		return err
 	}
 	mj, _ := json.MarshalIndent(meta, "", "  ")
-	return safetensors.WriteAtomic(filepath.Join(dir, "metadata.json"), func(f *os.File) error {
+	return atomicfile.Write(filepath.Join(dir, "metadata.json"), func(f io.Writer) error {
 		_, err := f.Write(append(mj, '\n'))
 		return err
 	})

@@ -10,6 +10,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"irl/atomicfile"
 	"irl/onnx"
 	"irl/policy"
 	"irl/safetensors"
@@ -117,10 +118,7 @@ Known shapes: ` + shapeNames() + `.`,
 				if err != nil {
 					return err
 				}
-				if err := safetensors.WriteAtomic(filepath.Join(out, "tokenizer.json"), func(f *os.File) error {
-					_, err := f.Write(data)
-					return err
-				}); err != nil {
+				if err := atomicfile.WriteBytes(filepath.Join(out, "tokenizer.json"), data); err != nil {
 					return err
 				}
 			}

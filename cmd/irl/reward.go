@@ -12,6 +12,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"irl/atomicfile"
 	"irl/rewardhead"
 	"irl/rewardhead/analysis"
 	"irl/safetensors"
@@ -192,10 +193,7 @@ func runRewardTrain(c *cli.Context) error {
 			return err
 		}
 		log = append(append(log, line...), '\n')
-		return safetensors.WriteAtomic(filepath.Join(dir, "train.jsonl"), func(f *os.File) error {
-			_, err := f.Write(log)
-			return err
-		})
+		return atomicfile.WriteBytes(filepath.Join(dir, "train.jsonl"), log)
 	}
 	res, err := rewardhead.Train(pos, neg, cfg)
 	if err != nil {

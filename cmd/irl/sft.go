@@ -7,10 +7,10 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"irl/atomicfile"
 	"irl/features"
 	"irl/optim"
 	"irl/policy"
-	"irl/safetensors"
 	"irl/sft"
 	"irl/tokenizer"
 )
@@ -142,10 +142,7 @@ would.`,
 				}
 				b, err := os.ReadFile(src)
 				if err == nil {
-					err = safetensors.WriteAtomic(filepath.Join(res.Dir, "tokenizer.json"), func(f *os.File) error {
-						_, err := f.Write(b)
-						return err
-					})
+					err = atomicfile.WriteBytes(filepath.Join(res.Dir, "tokenizer.json"), b)
 				}
 				if err != nil {
 					return fmt.Errorf("copying the tokenizer into %s: %w", res.Dir, err)

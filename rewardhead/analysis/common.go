@@ -3,11 +3,10 @@ package analysis
 import (
 	"fmt"
 	"math"
-	"os"
 	"slices"
 
+	"irl/atomicfile"
 	"irl/rewardhead"
-	"irl/safetensors"
 )
 
 // Summary is a metric's mean and sample standard deviation over repeats in
@@ -114,10 +113,7 @@ func WriteJSON(path string, v any) error {
 	if err != nil {
 		return fmt.Errorf("%s: %v", path, err)
 	}
-	return safetensors.WriteAtomic(path, func(f *os.File) error {
-		_, err := f.Write(b)
-		return err
-	})
+	return atomicfile.WriteBytes(path, b)
 }
 
 // concat joins two slices into a new one.

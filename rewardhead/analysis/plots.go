@@ -3,6 +3,7 @@ package analysis
 import (
 	"fmt"
 	"image/color"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -15,8 +16,8 @@ import (
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 
+	"irl/atomicfile"
 	"irl/rewardhead"
-	"irl/safetensors"
 )
 
 // Colours for the two classes, kept fixed across plots so a reader learns
@@ -32,7 +33,7 @@ func savePNG(p *plot.Plot, path string, w, h vg.Length) error {
 	if err != nil {
 		return fmt.Errorf("%s: %v", path, err)
 	}
-	return safetensors.WriteAtomic(path, func(f *os.File) error {
+	return atomicfile.Write(path, func(f io.Writer) error {
 		_, err := wt.WriteTo(f)
 		return err
 	})
