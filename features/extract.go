@@ -10,14 +10,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sort"
 	"strings"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
-
+	"irl/batching"
 	"irl/onnx"
 	"irl/policy"
+	"irl/progress"
 )
 
 // Options configures an extraction.
@@ -292,47 +291,25 @@ func Extract(e Extractor, seqs [][]int64, o Options) ([]float32, Stats, error) {
 	if bs <= 0 {
 		bs = 32
 	}
-	order := make([]int, len(seqs))
-	for i := range order {
-		order[i] = i
-		if len(seqs[i]) == 0 {
+	lengths := make([]int, len(seqs))
+	for i, q := range seqs {
+		if len(q) == 0 {
 			return nil, st, fmt.Errorf("row %d has no tokens", i)
 		}
-		st.Tokens += len(seqs[i])
+		lengths[i] = len(q)
+		st.Tokens += len(q)
 	}
-	sort.SliceStable(order, func(a, b int) bool { return len(seqs[order[a]]) < len(seqs[order[b]]) })
-	var bar *progressbar.ProgressBar
-	if o.Progress != nil {
-		bar = progressbar.NewOptions(len(seqs),
-			progressbar.OptionSetWriter(o.Progress),
-			progressbar.OptionSetDescription("features"),
-			progressbar.OptionShowCount(),
-			progressbar.OptionShowIts(),
-			progressbar.OptionSetItsString("rows"),
-			progressbar.OptionThrottle(200*time.Millisecond),
-			progressbar.OptionSetPredictTime(true),
-			progressbar.OptionOnCompletion(func() { fmt.Fprintln(o.Progress) }),
-		)
-	}
+	bar := progress.New(o.Progress, len(seqs), "features", "rows")
 	start := time.Now()
 	var out []float32
 	dim := 0
 	tokensDone := 0
-	for lo := 0; lo < len(order); lo += bs {
-		hi := min(lo+bs, len(order))
-		idx := order[lo:hi]
-		s := len(seqs[idx[len(idx)-1]])
-		bt := &policy.Batch{B: len(idx), S: s, InputIDs: make([]int64, len(idx)*s), AttentionMask: make([]int64, len(idx)*s)}
-		for r, i := range idx {
-			copy(bt.InputIDs[r*s:], seqs[i])
-			for j := range seqs[i] {
-				bt.AttentionMask[r*s+j] = 1
-			}
-			tokensDone += len(seqs[i])
-		}
+	err := batching.Sorted(lengths, bs, func(idx []int, s int) error {
+		ids, mask := batching.RightPad(seqs, idx, s, 0)
+		bt := &policy.Batch{B: len(idx), S: s, InputIDs: ids, AttentionMask: mask}
 		feats, err := e.run(bt)
 		if err != nil {
-			return nil, st, fmt.Errorf("batch of rows %d…%d (length %d): %w", lo, hi-1, s, err)
+			return err
 		}
 		if out == nil {
 			dim = len(feats) / len(idx)
@@ -340,17 +317,17 @@ func Extract(e Extractor, seqs [][]int64, o Options) ([]float32, Stats, error) {
 		}
 		for r, i := range idx {
 			copy(out[i*dim:(i+1)*dim], feats[r*dim:(r+1)*dim])
+			tokensDone += len(seqs[i])
 		}
 		st.Batches++
-		if bar != nil {
-			el := time.Since(start).Seconds()
-			bar.Describe(fmt.Sprintf("features %.0f tokens/s", float64(tokensDone)/max(el, 1e-9)))
-			bar.Add(len(idx))
-		}
+		bar.Describe(fmt.Sprintf("features %.0f tokens/s", float64(tokensDone)/max(time.Since(start).Seconds(), 1e-9)))
+		bar.Add(len(idx))
+		return nil
+	})
+	if err != nil {
+		return nil, st, err
 	}
-	if bar != nil {
-		bar.Finish()
-	}
+	bar.Finish()
 	st.Elapsed = time.Since(start)
 	return out, st, nil
 }
