@@ -4,29 +4,32 @@
 //
 // A run writes, in its output folder, checkpoints in Hugging Face format
 // (config.json + model.safetensors) with the optimiser state and a
-// trainer_state.json beside them, and metrics.jsonl. A resumed run replays
-// the same batch order from the same seed, so its losses equal those of an
-// uninterrupted run.
+// trainer_state.json beside them, and metrics.jsonl, through package
+// checkpoint. A resumed run replays the same batch order from the same seed,
+// so its losses equal those of an uninterrupted run; it refuses changed
+// settings.
 package sft
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
-
 	"irl/atomicfile"
+	"irl/checkpoint"
+	"irl/floatbits"
 	"irl/onnx"
 	"irl/optim"
 	"irl/policy"
+	"irl/progress"
 )
 
 // Example is one training sequence: token ids, of which the first Prompt are
@@ -58,6 +61,15 @@ type Config struct {
 	UnfrozenLayers int
 	// Resume continues from the newest checkpoint in Out.
 	Resume bool
+	// Overwrite lets a new run replace what an earlier run left in Out.
+	Overwrite bool
+	// SaveTotalLimit keeps only the newest this many checkpoints (0: all),
+	// plus the best by eval loss when KeepBest is set.
+	SaveTotalLimit int
+	KeepBest       bool
+	// Extra files are copied into every checkpoint: destination name →
+	// source path (tokenizer.json, so each checkpoint stands alone).
+	Extra map[string]string
 	// MaxSteps stops after this many steps in total (0: no limit); a later
 	// Resume continues the same schedule.
 	MaxSteps int
@@ -77,12 +89,10 @@ type Metrics struct {
 	TokensPerS float64  `json:"tokens_per_s,omitempty"`
 }
 
-// state is trainer_state.json.
-type state struct {
-	Step  int    `json:"step"`
-	Seed  uint64 `json:"seed"`
-	Train int    `json:"train_examples"`
-	Eval  int    `json:"eval_examples"`
+// loopState is the loop's own part of trainer_state.json.
+type loopState struct {
+	BestEvalLoss   *float64 `json:"best_eval_loss,omitempty"`
+	BestCheckpoint string   `json:"best_checkpoint,omitempty"`
 }
 
 // Result summarises a run.
@@ -92,10 +102,11 @@ type Result struct {
 	LastLoss  float64
 	EvalLoss  float64 // NaN without an eval split
 	Dir       string  // the last checkpoint
+	Best      string  // the checkpoint with the lowest eval loss, if any
 }
 
-// LastCheckpointFile names, in Out, the newest checkpoint's folder.
-const LastCheckpointFile = "last-checkpoint"
+// BestCheckpointFile names, in Out, the checkpoint with the lowest eval loss.
+const BestCheckpointFile = "best-checkpoint"
 
 // Run trains m on examples. m's parameters are updated in place.
 func Run(m *policy.Model, examples []Example, cfg Config) (Result, error) {
@@ -128,9 +139,18 @@ func Run(m *policy.Model, examples []Example, cfg Config) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
-		return res, err
+	settings := map[string]any{
+		"seed": cfg.Seed, "train_examples": len(train), "eval_examples": len(eval), "data": dataHash(examples),
+		"epochs": cfg.Epochs, "batch_size": cfg.BatchSize, "schedule": sc.Kind, "lr": sc.Peak, "min_lr": sc.Min,
+		"warmup": sc.Warmup, "beta1": cfg.AdamW.Beta1, "beta2": cfg.AdamW.Beta2, "eps": cfg.AdamW.Eps,
+		"weight_decay": cfg.AdamW.WeightDecay, "max_grad_norm": cfg.MaxGradNorm, "eval_fraction": cfg.EvalFraction,
+		"unfrozen_layers": cfg.UnfrozenLayers,
 	}
+	run, saved, err := checkpoint.Open(cfg.Out, cfg.Resume, cfg.Overwrite)
+	if err != nil {
+		return res, fmt.Errorf("sft: %w", err)
+	}
+	defer run.Close()
 
 	tr, err := policy.NewTrainer(m, policy.TrainOptions{Loss: policy.CrossEntropy, UnfrozenLayers: cfg.UnfrozenLayers}, cfg.Session)
 	if err != nil {
@@ -149,40 +169,30 @@ func Run(m *policy.Model, examples []Example, cfg Config) (Result, error) {
 	}
 
 	start := 0
-	if cfg.Resume {
-		dir, err := LastCheckpoint(cfg.Out)
-		if err != nil {
-			return res, err
+	var loop loopState
+	if saved != nil {
+		dir, _ := checkpoint.Last(cfg.Out)
+		if err := checkpoint.CheckSettings(dir, saved.Settings, settings); err != nil {
+			return res, fmt.Errorf("sft: %w", err)
 		}
-		st, err := restore(dir, m, opt)
-		if err != nil {
-			return res, err
+		if err := checkpoint.Restore(dir, m, opt); err != nil {
+			return res, fmt.Errorf("sft: %w", err)
 		}
-		if st.Seed != cfg.Seed || st.Train != len(train) || st.Eval != len(eval) {
-			return res, fmt.Errorf("sft: %s was trained with seed %d on %d+%d examples; this run has seed %d and %d+%d: resuming would not replay the same batches",
-				dir, st.Seed, st.Train, st.Eval, cfg.Seed, len(train), len(eval))
+		if len(saved.Trainer) > 0 {
+			if err := json.Unmarshal(saved.Trainer, &loop); err != nil {
+				return res, fmt.Errorf("sft: %s: trainer state: %v", dir, err)
+			}
 		}
-		start = st.Step
+		start = saved.Step
 		res.Dir = dir
+		res.Best = loop.BestCheckpoint
 	}
-	logf, err := os.OpenFile(filepath.Join(cfg.Out, "metrics.jsonl"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return res, err
-	}
-	defer logf.Close()
-	log := json.NewEncoder(logf)
 
 	end := total
 	if cfg.MaxSteps > 0 && cfg.MaxSteps < end {
 		end = cfg.MaxSteps
 	}
-	var bar *progressbar.ProgressBar
-	if cfg.Progress != nil && end > start {
-		bar = progressbar.NewOptions(end-start, progressbar.OptionSetWriter(cfg.Progress),
-			progressbar.OptionSetDescription("sft"), progressbar.OptionShowCount(),
-			progressbar.OptionThrottle(200*time.Millisecond), progressbar.OptionSetPredictTime(true),
-			progressbar.OptionOnCompletion(func() { fmt.Fprintln(cfg.Progress) }))
-	}
+	bar := progress.New(cfg.Progress, end-start, "sft", "")
 	res.FirstLoss = math.NaN()
 	order := []int(nil)
 	orderEpoch := -1
@@ -219,40 +229,69 @@ func Run(m *policy.Model, examples []Example, cfg Config) (Result, error) {
 			res.FirstLoss = loss
 		}
 		res.LastLoss = loss
-		if err := log.Encode(Metrics{Step: step + 1, Epoch: epoch, Loss: &loss, LR: lr, GradNorm: &norm, TokensPerS: tps}); err != nil {
+		if err := run.Log(Metrics{Step: step + 1, Epoch: epoch, Loss: &loss, LR: lr, GradNorm: &norm, TokensPerS: tps}); err != nil {
 			return res, err
 		}
-		if bar != nil {
-			bar.Describe(fmt.Sprintf("sft loss %.4f", loss))
-			bar.Add(1)
-		}
+		bar.Describe(fmt.Sprintf("sft loss %.4f", loss))
+		bar.Add(1)
 		endOfEpoch := (step+1)%perEpoch == 0
 		save := step+1 == end || (cfg.SaveEvery > 0 && (step+1)%cfg.SaveEvery == 0) || (cfg.SaveEvery == 0 && endOfEpoch)
-		if endOfEpoch { // the last step of the schedule ends an epoch too
-			if len(eval) > 0 {
-				el, err := evalLoss(tr, eval, cfg.BatchSize)
-				if err != nil {
-					return res, err
-				}
-				res.EvalLoss = el
-				if err := log.Encode(Metrics{Step: step + 1, Epoch: epoch, EvalLoss: &el, LR: lr}); err != nil {
-					return res, err
-				}
-			}
-		}
-		if save {
-			dir, err := checkpoint(cfg.Out, step+1, m, opt, state{Step: step + 1, Seed: cfg.Seed, Train: len(train), Eval: len(eval)})
+		evaluated := false
+		if endOfEpoch && len(eval) > 0 { // the last step of the schedule ends an epoch too
+			el, err := evalLoss(tr, eval, cfg.BatchSize)
 			if err != nil {
 				return res, err
 			}
+			res.EvalLoss, evaluated = el, true
+			if err := run.Log(Metrics{Step: step + 1, Epoch: epoch, EvalLoss: &el, LR: lr}); err != nil {
+				return res, err
+			}
+		}
+		if save {
+			best := evaluated && (loop.BestEvalLoss == nil || res.EvalLoss < *loop.BestEvalLoss)
+			if best {
+				el := res.EvalLoss
+				loop.BestEvalLoss, loop.BestCheckpoint = &el, checkpoint.Name(step+1)
+			}
+			lj, _ := json.Marshal(loop)
+			dir, err := run.Save(m, opt, checkpoint.State{Step: step + 1, Settings: settings, Trainer: lj}, cfg.Extra)
+			if err != nil {
+				return res, fmt.Errorf("sft: %w", err)
+			}
 			res.Dir = dir
+			if best {
+				if err := atomicfile.WriteBytes(filepath.Join(cfg.Out, BestCheckpointFile), []byte(loop.BestCheckpoint+"\n")); err != nil {
+					return res, err
+				}
+				res.Best = dir
+			}
+			var keep []string
+			if cfg.KeepBest && loop.BestCheckpoint != "" {
+				keep = append(keep, loop.BestCheckpoint)
+			}
+			if err := run.Prune(cfg.SaveTotalLimit, keep...); err != nil {
+				return res, err
+			}
 		}
 		res.Steps = step + 1
 	}
-	if bar != nil {
-		bar.Finish()
-	}
+	bar.Finish()
 	return res, nil
+}
+
+// dataHash identifies the training data, so a resume on other data is
+// refused rather than replaying other batches.
+func dataHash(ex []Example) string {
+	h := sha256.New()
+	var b [8]byte
+	for _, e := range ex {
+		binary.LittleEndian.PutUint64(b[:], uint64(len(e.IDs)))
+		h.Write(b[:])
+		binary.LittleEndian.PutUint64(b[:], uint64(e.Prompt))
+		h.Write(b[:])
+		h.Write(floatbits.Int64Bytes(e.IDs))
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
 // split shuffles with the seed and holds out a fraction (at least one
@@ -327,58 +366,4 @@ func evalLoss(tr *policy.Trainer, ex []Example, bs int) (float64, error) {
 		n += w
 	}
 	return sum / n, nil
-}
-
-func checkpoint(out string, step int, m *policy.Model, opt *optim.AdamW, st state) (string, error) {
-	name := fmt.Sprintf("checkpoint-%06d", step)
-	dir := filepath.Join(out, name)
-	if err := m.Save(dir); err != nil {
-		return "", err
-	}
-	if err := opt.Save(filepath.Join(dir, "optimizer.safetensors")); err != nil {
-		return "", err
-	}
-	sj, _ := json.MarshalIndent(st, "", "  ")
-	if err := writeAtomic(filepath.Join(dir, "trainer_state.json"), sj); err != nil {
-		return "", err
-	}
-	// Written last: a crash before this leaves the previous checkpoint as
-	// the one to resume from.
-	return dir, writeAtomic(filepath.Join(out, LastCheckpointFile), []byte(name+"\n"))
-}
-
-func writeAtomic(path string, data []byte) error {
-	return atomicfile.WriteBytes(path, data)
-}
-
-// LastCheckpoint is the newest complete checkpoint folder of a run.
-func LastCheckpoint(out string) (string, error) {
-	b, err := os.ReadFile(filepath.Join(out, LastCheckpointFile))
-	if err != nil {
-		return "", fmt.Errorf("sft: nothing to resume in %s: %w", out, err)
-	}
-	return filepath.Join(out, strings.TrimSpace(string(b))), nil
-}
-
-func restore(dir string, m *policy.Model, opt *optim.AdamW) (state, error) {
-	var st state
-	b, err := os.ReadFile(filepath.Join(dir, "trainer_state.json"))
-	if err != nil {
-		return st, err
-	}
-	if err := json.Unmarshal(b, &st); err != nil {
-		return st, fmt.Errorf("%s: %v", filepath.Join(dir, "trainer_state.json"), err)
-	}
-	saved, err := policy.Load(dir)
-	if err != nil {
-		return st, err
-	}
-	if saved.Config != m.Config {
-		return st, fmt.Errorf("sft: %s holds a model of another shape than the one being trained", dir)
-	}
-	// Copy in place: the trainer's tensors and the optimiser hold these slices.
-	for name, p := range saved.Params {
-		copy(m.Params[name].Data, p.Data)
-	}
-	return st, opt.Load(filepath.Join(dir, "optimizer.safetensors"))
 }

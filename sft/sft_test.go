@@ -158,3 +158,77 @@ func TestBadInput(t *testing.T) {
 		t.Errorf("resume without a checkpoint: %v", err)
 	}
 }
+
+// A run killed after its last checkpoint logged steps that the resumed run
+// replays: the log is cut back, so each step appears once and the whole log
+// equals an uninterrupted run's.
+func TestResumeAfterKillKeepsOneLog(t *testing.T) {
+	data := toyCorpus(40)
+	a := config(t.TempDir())
+	a.Epochs = 2
+	if _, err := Run(tinyModel(t), data, a); err != nil {
+		t.Fatal(err)
+	}
+	b := config(t.TempDir())
+	b.Epochs, b.MaxSteps, b.SaveEvery = 2, 6, 4
+	if _, err := Run(tinyModel(t), data, b); err != nil {
+		t.Fatal(err)
+	}
+	// As if killed after step 6 before its checkpoint: only step 4's remains.
+	os.RemoveAll(filepath.Join(b.Out, "checkpoint-000006"))
+	os.WriteFile(filepath.Join(b.Out, "last-checkpoint"), []byte("checkpoint-000004\n"), 0o644)
+	b.MaxSteps, b.Resume = 0, true
+	if _, err := Run(tinyModel(t), data, b); err != nil {
+		t.Fatal(err)
+	}
+	ma, mb := readMetrics(t, filepath.Join(a.Out, "metrics.jsonl")), readMetrics(t, filepath.Join(b.Out, "metrics.jsonl"))
+	if len(ma) != len(mb) {
+		t.Fatalf("%d metric lines, uninterrupted %d", len(mb), len(ma))
+	}
+	for i := range ma {
+		if ma[i].Step != mb[i].Step || !eq(ma[i].Loss, mb[i].Loss) || !eq(ma[i].EvalLoss, mb[i].EvalLoss) {
+			t.Errorf("line %d: %+v vs %+v", i, mb[i], ma[i])
+		}
+	}
+}
+
+// Resuming under other settings is refused with the differences listed; a
+// new run into a used folder needs Overwrite.
+func TestResumeRefusesChangedSettings(t *testing.T) {
+	data := toyCorpus(20)
+	c := config(t.TempDir())
+	c.Epochs, c.MaxSteps = 2, 2
+	if _, err := Run(tinyModel(t), data, c); err != nil {
+		t.Fatal(err)
+	}
+	c.Resume, c.MaxSteps = true, 0
+	c.BatchSize, c.Schedule.Peak, c.Epochs = 4, 5e-3, 3
+	_, err := Run(tinyModel(t), data, c)
+	for _, want := range []string{"batch_size: 8 then, 4 now", "lr: 0.01 then, 0.005 now", "epochs: 2 then, 3 now"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("changed settings: %v; want %q", err, want)
+		}
+	}
+	c = config(c.Out)
+	if _, err := Run(tinyModel(t), data, c); err == nil || !strings.Contains(err.Error(), "--overwrite") {
+		t.Errorf("new run into a used folder: %v", err)
+	}
+	c.Overwrite, c.Epochs, c.SaveTotalLimit, c.KeepBest = true, 3, 1, true
+	res, err := Run(tinyModel(t), data, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ents, _ := os.ReadDir(c.Out)
+	var ckpts []string
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), "checkpoint-") {
+			ckpts = append(ckpts, e.Name())
+		}
+	}
+	if res.Best == "" || len(ckpts) > 2 || !strings.HasSuffix(res.Dir, ckpts[len(ckpts)-1]) {
+		t.Errorf("kept %v, best %q, last %q", ckpts, res.Best, res.Dir)
+	}
+	if _, err := os.Stat(res.Best); err != nil {
+		t.Errorf("best checkpoint pruned: %v", err)
+	}
+}

@@ -26,3 +26,7 @@ func sessionOptions(c *cli.Context) (onnx.Options, error) {
 	}
 	return onnx.Options{Device: dev, Threads: c.Int("threads")}, nil
 }
+
+// overwriteFlag is the one flag that lets a command replace a non-empty
+// output folder.
+var overwriteFlag = &cli.BoolFlag{Name: "overwrite", Usage: "replace what an earlier run left in the output folder (a non-empty folder is refused otherwise)"}

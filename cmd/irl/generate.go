@@ -2,19 +2,18 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 
 	"github.com/urfave/cli/v2"
 
 	"irl/policy"
+	"irl/rows"
 	"irl/tokenizer"
 )
 
@@ -27,24 +26,28 @@ irl generate --model DIR --prompt-ids 1,2,3 --greedy --max-new-tokens 16`,
 		Description: `Generates up to --max-new-tokens tokens after each prompt, with a key/value
 cache: the prompts of a batch are left-padded and run once, then every step
 runs one new token per sequence. A sequence stops after it produces the
-model's EOS token (eos_token_id in config.json; the EOS token is part of the
-output) or after --max-new-tokens tokens.
+model's EOS token (eos_token_id in config.json) or after --max-new-tokens
+tokens.
 
 Prompts come from --prompt-ids (one prompt, comma-separated token ids) or from
---prompts, a JSON lines file ("-" for standard input) with one object per line,
-either
+--input (alias --prompts): JSON lines, CSV or Parquet rows, as every command
+reads them, each with a --prompt-field column (default "prompt") holding text
+or an input_ids list of token ids:
+  {"prompt": "The quick brown fox", "id": 7}
   {"input_ids": [510, 3158, 8516]}
-or, when the model folder has a tokenizer.json,
-  {"prompt": "The quick brown fox"}
-Blank lines are skipped; other fields are ignored.
+Text prompts need a tokenizer: tokenizer.json in the model folder, or
+--tokenizer.
 
 Writes one JSON line per generated sequence to standard output (or --out), in
 prompt order, the --num-return-sequences copies of a prompt together:
-  {"ids": [...new token ids...], "logprobs": [...], "text": "..."}
-logprobs[i] is the natural-log probability of ids[i] under the distribution it
-was drawn from (after temperature, top-k and top-p; with --greedy, under the
-model's plain softmax), as PPO needs. "text", the decoded new tokens, is there
-only when the model folder has a tokenizer.json.
+  {"row": 0, "sequence": 0, "prompt": "...", "fields": {"id": 7},
+   "ids": [...new token ids...], "logprobs": [...], "text": "..."}
+row is the prompt's index among the input's data rows, and fields its other
+columns, so outputs join back to their prompts. ids end with EOS when the
+sequence stopped there; text, the decoded new tokens without the EOS, is
+there when a tokenizer is. logprobs[i] is the natural-log probability of ids[i]
+under the distribution it was drawn from (after temperature, top-k and top-p;
+with --greedy, under the model's plain softmax).
 
 Decoding is greedy with --greedy, otherwise sampling with --temperature,
 --top-k and --top-p. Sampling is reproducible: each sequence draws from its
@@ -53,7 +56,9 @@ do not depend on --batch-size. A prompt may have at most
 max_position_embeddings - --max-new-tokens tokens.`,
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "model", Required: true, Usage: "Hugging Face model folder (config.json, weights, optional tokenizer.json)"},
-			&cli.StringFlag{Name: "prompts", Usage: `JSON lines file of prompts, {"prompt": TEXT} or {"input_ids": [...]} ("-": standard input)`},
+			&cli.StringFlag{Name: "input", Aliases: []string{"prompts"}, Usage: `prompt rows: JSON lines, CSV or Parquet with a --prompt-field column or input_ids ("-": JSON lines on standard input)`},
+			&cli.StringFlag{Name: "prompt-field", Value: "prompt", Usage: "name of the prompt column"},
+			&cli.StringFlag{Name: "tokenizer", Usage: "tokenizer.json for text prompts and the output text", DefaultText: "MODEL/tokenizer.json when present"},
 			&cli.StringFlag{Name: "prompt-ids", Usage: "a single prompt as comma-separated token ids, e.g. 1,2,3"},
 			&cli.BoolFlag{Name: "greedy", Usage: "take the most likely token at each step instead of sampling"},
 			&cli.Float64Flag{Name: "temperature", Value: 1, Usage: "sampling temperature (> 0)"},
@@ -66,124 +71,166 @@ max_position_embeddings - --max-new-tokens tokens.`,
 			&cli.BoolFlag{Name: "ignore-eos", Usage: "do not stop at the EOS token"},
 			&cli.StringFlag{Name: "out", Usage: "write the JSON lines to this file instead of standard output"},
 		}, runtimeFlags()...),
-		Action: func(c *cli.Context) error {
-			if (c.String("prompts") == "") == (c.String("prompt-ids") == "") {
-				return errors.New("give exactly one of --prompts FILE.jsonl and --prompt-ids 1,2,3")
-			}
-			if c.Int("max-new-tokens") <= 0 {
-				return fmt.Errorf("--max-new-tokens must be positive, got %d", c.Int("max-new-tokens"))
-			}
-			if c.Int("num-return-sequences") <= 0 {
-				return fmt.Errorf("--num-return-sequences must be positive, got %d", c.Int("num-return-sequences"))
-			}
-			if c.Int("batch-size") <= 0 {
-				return fmt.Errorf("--batch-size must be positive, got %d", c.Int("batch-size"))
-			}
-			dir := c.String("model")
-			var tok *tokenizer.Tokenizer
-			if tp := filepath.Join(dir, "tokenizer.json"); isFile(tp) {
-				var err error
-				if tok, err = tokenizer.Load(tp); err != nil {
-					return err
-				}
-			}
-			var prompts [][]int
-			var where func(i int) string // names prompt i in errors
-			if s := c.String("prompt-ids"); s != "" {
-				ids, err := parseIDList(s)
-				if err != nil {
-					return fmt.Errorf("--prompt-ids: %w", err)
-				}
-				prompts = [][]int{ids}
-				where = func(int) string { return "--prompt-ids" }
-			} else {
-				var lines []int
-				var err error
-				if prompts, lines, err = readPromptsFile(c, c.String("prompts"), tok); err != nil {
-					return err
-				}
-				if len(prompts) == 0 {
-					return fmt.Errorf("%s: no prompts", c.String("prompts"))
-				}
-				name := c.String("prompts")
-				if name == "-" {
-					name = "stdin"
-				}
-				where = func(i int) string { return fmt.Sprintf("%s:%d", name, lines[i]) }
-			}
-			so, err := sessionOptions(c)
-			if err != nil {
-				return err
-			}
-			m, err := policy.Load(dir)
-			if err != nil {
-				return err
-			}
-			o := policy.GenerateOptions{
-				MaxNewTokens: c.Int("max-new-tokens"),
-				Sampling: policy.SampleOptions{
-					Greedy: c.Bool("greedy"), Temperature: c.Float64("temperature"),
-					TopK: c.Int("top-k"), TopP: c.Float64("top-p"),
-				},
-				Seed:               c.Uint64("seed"),
-				NumReturnSequences: c.Int("num-return-sequences"),
-				BatchSize:          c.Int("batch-size"),
-				IgnoreEOS:          c.Bool("ignore-eos"),
-			}
-			gen, err := policy.NewGenerator(m, so)
-			if err != nil {
-				return err
-			}
-			defer gen.Destroy()
-
-			var w io.Writer = c.App.Writer
-			if w == nil {
-				w = os.Stdout
-			}
-			var f *os.File
-			if path := c.String("out"); path != "" {
-				if f, err = os.Create(path); err != nil {
-					return err
-				}
-				defer f.Close()
-				w = f
-			}
-			bw := bufio.NewWriter(w)
-			err = gen.GenerateEach(prompts, o, func(g policy.Generation) error {
-				line := generationLine{IDs: g.IDs, LogProbs: g.LogProbs}
-				if tok != nil {
-					// JSON needs valid UTF-8; ids may end inside a character.
-					s := strings.ToValidUTF8(tok.Decode(g.IDs), "\uFFFD")
-					line.Text = &s
-				}
-				b, err := json.Marshal(line)
-				if err != nil {
-					return err
-				}
-				bw.Write(b)
-				bw.WriteByte('\n')
-				return bw.Flush()
-			})
-			var pe *policy.PromptError
-			if errors.As(err, &pe) {
-				return fmt.Errorf("%s: prompt %d %s", where(pe.Index), pe.Index, pe.Msg)
-			}
-			if err != nil {
-				return err
-			}
-			if f != nil {
-				return f.Close()
-			}
-			return nil
-		},
+		Action: runGenerate,
 	}
+}
+
+func runGenerate(c *cli.Context) error {
+	input := c.String("input")
+	if (input == "") == (c.String("prompt-ids") == "") {
+		return errors.New("give exactly one of --input/--prompts FILE.jsonl and --prompt-ids 1,2,3")
+	}
+	if c.Int("max-new-tokens") <= 0 {
+		return fmt.Errorf("--max-new-tokens must be positive, got %d", c.Int("max-new-tokens"))
+	}
+	if c.Int("num-return-sequences") <= 0 {
+		return fmt.Errorf("--num-return-sequences must be positive, got %d", c.Int("num-return-sequences"))
+	}
+	if c.Int("batch-size") <= 0 {
+		return fmt.Errorf("--batch-size must be positive, got %d", c.Int("batch-size"))
+	}
+	if c.Bool("greedy") && c.IsSet("temperature") {
+		return errors.New("--greedy takes the most likely token: --temperature does not apply")
+	}
+	dir := c.String("model")
+	tok, err := tokenizer.LoadFor(dir, c.String("tokenizer"))
+	if err != nil {
+		return err
+	}
+	var prompts [][]int
+	var src []rows.Row // the prompt rows, echoed in the output
+	var where func(i int) string
+	if s := c.String("prompt-ids"); s != "" {
+		ids, err := parseIDList(s)
+		if err != nil {
+			return fmt.Errorf("--prompt-ids: %w", err)
+		}
+		prompts = [][]int{ids}
+		src = []rows.Row{{}}
+		where = func(int) string { return "--prompt-ids" }
+	} else {
+		name := input
+		if name == "-" {
+			name = "stdin"
+		}
+		rs, bad, err := rows.Read(input, rows.Options{TextField: c.String("prompt-field"), KeepFields: true})
+		if err != nil {
+			return err
+		}
+		if len(bad) > 0 {
+			return fmt.Errorf("%s:%d: prompt %d: %v", name, bad[0].Line, bad[0].Index, bad[0].Err)
+		}
+		if len(rs) == 0 {
+			return fmt.Errorf("%s: no prompts", name)
+		}
+		for _, r := range rs {
+			if r.IDs == nil && tok == nil {
+				return fmt.Errorf("%s:%d: a text prompt needs a tokenizer: tokenizer.json in the model folder, or --tokenizer; or give \"input_ids\"", name, r.Line)
+			}
+		}
+		enc, encBad := rows.Encode(name, rs, rows.EncodeOptions{Tokenizer: tok})
+		if len(encBad) > 0 {
+			return fmt.Errorf("%s:%d: prompt %d: %v", name, encBad[0].Line, encBad[0].Index, encBad[0].Err)
+		}
+		for _, e := range enc {
+			ids := make([]int, len(e.IDs))
+			for j, id := range e.IDs {
+				ids[j] = int(id)
+			}
+			prompts = append(prompts, ids)
+		}
+		src = rs
+		where = func(i int) string { return fmt.Sprintf("%s:%d", name, rs[i].Line) }
+	}
+	so, err := sessionOptions(c)
+	if err != nil {
+		return err
+	}
+	m, err := policy.Load(dir)
+	if err != nil {
+		return err
+	}
+	o := policy.GenerateOptions{
+		MaxNewTokens: c.Int("max-new-tokens"),
+		Sampling: policy.SampleOptions{
+			Greedy: c.Bool("greedy"), Temperature: c.Float64("temperature"),
+			TopK: c.Int("top-k"), TopP: c.Float64("top-p"),
+		},
+		Seed:               c.Uint64("seed"),
+		NumReturnSequences: c.Int("num-return-sequences"),
+		BatchSize:          c.Int("batch-size"),
+		IgnoreEOS:          c.Bool("ignore-eos"),
+	}
+	gen, err := policy.NewGenerator(m, so)
+	if err != nil {
+		return err
+	}
+	defer gen.Destroy()
+
+	var w io.Writer = c.App.Writer
+	if w == nil {
+		w = os.Stdout
+	}
+	var f *os.File
+	if path := c.String("out"); path != "" {
+		if f, err = os.Create(path); err != nil {
+			return err
+		}
+		defer f.Close()
+		w = f
+	}
+	bw := bufio.NewWriter(w)
+	err = gen.GenerateEach(prompts, o, func(g policy.Generation) error {
+		r := src[g.Prompt]
+		line := generationLine{IDs: g.IDs, LogProbs: g.LogProbs, Sequence: g.Sequence, Fields: r.Fields}
+		if c.String("prompt-ids") == "" {
+			line.Row = &r.Index
+			if r.IDs == nil {
+				line.Prompt = &r.Text
+			}
+		}
+		if tok != nil {
+			ids := g.IDs
+			if g.EOS {
+				ids = ids[:len(ids)-1] // the stop token is in ids, not in the text
+			}
+			// JSON needs valid UTF-8; ids may end inside a character.
+			s := strings.ToValidUTF8(tok.Decode(ids), "\uFFFD")
+			line.Text = &s
+		}
+		b, err := json.Marshal(line)
+		if err != nil {
+			return err
+		}
+		bw.Write(b)
+		bw.WriteByte('\n')
+		return bw.Flush()
+	})
+	var pe *policy.PromptError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("%s: prompt %d %s", where(pe.Index), pe.Index, pe.Msg)
+	}
+	if err != nil {
+		return err
+	}
+	if f != nil {
+		return f.Close()
+	}
+	return nil
 }
 
 // generationLine is one output line of irl generate.
 type generationLine struct {
-	IDs      []int     `json:"ids"`
-	LogProbs []float64 `json:"logprobs"`
-	Text     *string   `json:"text,omitempty"`
+	// Row is the prompt's index among the file's data rows, and Sequence
+	// which of its --num-return-sequences this is; Prompt and Fields echo
+	// the prompt row, so outputs join back to their prompts.
+	Row      *int           `json:"row,omitempty"`
+	Sequence int            `json:"sequence"`
+	Prompt   *string        `json:"prompt,omitempty"`
+	Fields   map[string]any `json:"fields,omitempty"`
+	IDs      []int          `json:"ids"`
+	LogProbs []float64      `json:"logprobs"`
+	Text     *string        `json:"text,omitempty"`
 }
 
 // parseIDList reads comma-separated token ids.
@@ -198,69 +245,4 @@ func parseIDList(s string) ([]int, error) {
 		ids = append(ids, id)
 	}
 	return ids, nil
-}
-
-func readPromptsFile(c *cli.Context, path string, tok *tokenizer.Tokenizer) ([][]int, []int, error) {
-	if path == "-" {
-		var in io.Reader = c.App.Reader
-		if in == nil {
-			in = os.Stdin
-		}
-		return readPrompts(in, "stdin", tok)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer f.Close()
-	return readPrompts(f, path, tok)
-}
-
-// readPrompts reads JSON lines of {"prompt": TEXT} (needs tok) or
-// {"input_ids": [...]}, returning the prompts and their line numbers; errors
-// name the file and line.
-func readPrompts(r io.Reader, name string, tok *tokenizer.Tokenizer) (prompts [][]int, lines []int, err error) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 1<<20), 1<<30)
-	for line := 1; sc.Scan(); line++ {
-		b := bytes.TrimSpace(sc.Bytes())
-		if len(b) == 0 {
-			continue
-		}
-		var rec struct {
-			Prompt   *string `json:"prompt"`
-			InputIDs *[]int  `json:"input_ids"`
-		}
-		if err := json.Unmarshal(b, &rec); err != nil {
-			return nil, nil, fmt.Errorf("%s:%d: %v (want {\"prompt\": TEXT} or {\"input_ids\": [...]})", name, line, err)
-		}
-		switch {
-		case rec.Prompt != nil && rec.InputIDs != nil:
-			return nil, nil, fmt.Errorf("%s:%d: has both \"prompt\" and \"input_ids\": give one", name, line)
-		case rec.InputIDs != nil:
-			for j, id := range *rec.InputIDs {
-				if id < 0 {
-					return nil, nil, fmt.Errorf("%s:%d: input_ids[%d] = %d is negative", name, line, j, id)
-				}
-			}
-			prompts, lines = append(prompts, *rec.InputIDs), append(lines, line)
-		case rec.Prompt != nil:
-			if tok == nil {
-				return nil, nil, fmt.Errorf("%s:%d: a text \"prompt\" needs tokenizer.json in the model folder; give \"input_ids\" instead", name, line)
-			}
-			prompts, lines = append(prompts, tok.Encode(*rec.Prompt)), append(lines, line)
-		default:
-			return nil, nil, fmt.Errorf("%s:%d: no \"prompt\" or \"input_ids\"", name, line)
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", name, err)
-	}
-	return prompts, lines, nil
-}
-
-// isFile tells whether path names a regular file.
-func isFile(path string) bool {
-	st, err := os.Stat(path)
-	return err == nil && st.Mode().IsRegular()
 }

@@ -3,14 +3,12 @@ package main
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"github.com/urfave/cli/v2"
 
-	"irl/atomicfile"
-	"irl/features"
 	"irl/optim"
 	"irl/policy"
+	"irl/rows"
 	"irl/sft"
 	"irl/tokenizer"
 )
@@ -35,7 +33,7 @@ checkpoint with the same data and seed and gives the losses an uninterrupted run
 would.`,
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "model", Required: true, Usage: "Hugging Face model folder to start from"},
-			&cli.StringFlag{Name: "data", Required: true, Usage: "training rows: JSON lines, CSV or Parquet"},
+			&cli.StringFlag{Name: "input", Aliases: []string{"data"}, Required: true, Usage: "training rows: JSON lines, CSV or Parquet"},
 			&cli.StringFlag{Name: "out", Required: true, Usage: "run folder: checkpoints and metrics"},
 			&cli.StringFlag{Name: "text-field", Value: "text", Usage: "column with the text (the completion when --prompt-field is set)"},
 			&cli.StringFlag{Name: "prompt-field", Usage: "column with a prompt that is not trained on"},
@@ -52,10 +50,15 @@ would.`,
 			&cli.Float64Flag{Name: "max-grad-norm", Value: 1, Usage: "clip the global gradient norm (0: off)"},
 			&cli.Uint64Flag{Name: "seed", Value: 0, Usage: "seed of the eval split and the batch order"},
 			&cli.Float64Flag{Name: "eval-fraction", Value: 0.1, Usage: "share of rows held out for the eval loss"},
-			&cli.IntFlag{Name: "max-length", Usage: "cut longer rows to their first N tokens (default: max_position_embeddings)"},
+			&cli.IntFlag{Name: "max-length", Usage: "longest row in tokens, EOS included", DefaultText: "the model's max_position_embeddings"},
+			&cli.StringFlag{Name: "truncate", Value: "right", Usage: "for rows over --max-length: right (keep the first tokens), left (keep the last), or error"},
+			&cli.BoolFlag{Name: "append-eos", Usage: "append the EOS token to text rows too (prompt/completion rows always get it)"},
 			&cli.IntFlag{Name: "save-every", Usage: "checkpoint every N steps (0: after each epoch)"},
 			&cli.IntFlag{Name: "unfrozen-layers", Value: -1, Usage: "train only the top N layers and the head (-1: everything)"},
-			&cli.BoolFlag{Name: "resume", Usage: "continue from OUT's newest checkpoint"},
+			&cli.IntFlag{Name: "save-total-limit", Usage: "keep only the newest N checkpoints (0: all)"},
+			&cli.BoolFlag{Name: "keep-best", Usage: "with --save-total-limit, also keep the checkpoint with the lowest eval loss (OUT/best-checkpoint names it)"},
+			&cli.BoolFlag{Name: "resume", Usage: "continue from OUT's newest checkpoint, with the same data and settings"},
+			overwriteFlag,
 			&cli.BoolFlag{Name: "quiet", Usage: "no progress bar"},
 		}, runtimeFlags()...),
 		Action: func(c *cli.Context) error {
@@ -67,58 +70,44 @@ would.`,
 			if err != nil {
 				return err
 			}
-			data := c.String("data")
-			rows, bad, err := features.ReadRows(data, features.ReadOptions{TextField: c.String("text-field"), PrefixField: c.String("prompt-field")})
+			data := c.String("input")
+			trunc, err := rows.ParseTruncation(c.String("truncate"))
+			if err != nil {
+				return err
+			}
+			rs, bad, err := rows.Read(data, rows.Options{TextField: c.String("text-field"), PromptField: c.String("prompt-field")})
 			if err != nil {
 				return err
 			}
 			if len(bad) > 0 {
 				return bad[0]
 			}
-			var tok *tokenizer.Tokenizer
-			for _, r := range rows {
+			eo := rows.EncodeOptions{
+				MaxLength: c.Int("max-length"), Truncate: trunc, VocabSize: m.Config.VocabSize,
+				// A completion ends with EOS, so the model learns to stop.
+				AppendEOS: c.String("prompt-field") != "" || c.Bool("append-eos"), EOS: int64(m.Config.EOSTokenID),
+			}
+			if eo.MaxLength <= 0 || eo.MaxLength > m.Config.MaxPositions {
+				eo.MaxLength = m.Config.MaxPositions
+			}
+			for _, r := range rs {
 				if r.IDs == nil {
-					tp := c.String("tokenizer")
-					if tp == "" {
-						tp = filepath.Join(c.String("model"), "tokenizer.json")
-					}
-					if tok, err = tokenizer.Load(tp); err != nil {
+					if eo.Tokenizer, err = tokenizer.Load(tokenizer.DefaultPath(c.String("model"), c.String("tokenizer"))); err != nil {
 						return fmt.Errorf("%s has text rows, which need a tokenizer: %w", data, err)
 					}
 					break
 				}
 			}
-			maxLen := c.Int("max-length")
-			if maxLen <= 0 || maxLen > m.Config.MaxPositions {
-				maxLen = m.Config.MaxPositions
+			enc, encBad := rows.Encode(data, rs, eo)
+			if len(encBad) > 0 {
+				return encBad[0]
 			}
-			withPrompt := c.String("prompt-field") != ""
 			var examples []sft.Example
-			for _, r := range rows {
-				var e sft.Example
-				if r.IDs != nil {
-					e.IDs = r.IDs
-				} else {
-					if withPrompt {
-						for _, id := range tok.Encode(r.Prefix) {
-							e.IDs = append(e.IDs, int64(id))
-						}
-						e.Prompt = len(e.IDs)
-					}
-					for _, id := range tok.Encode(r.Text) {
-						e.IDs = append(e.IDs, int64(id))
-					}
-					if withPrompt {
-						e.IDs = append(e.IDs, int64(m.Config.EOSTokenID))
-					}
-				}
-				if len(e.IDs) > maxLen {
-					e.IDs = e.IDs[:maxLen]
-				}
+			for _, e := range enc {
 				if len(e.IDs) < 2 || e.Prompt >= len(e.IDs) {
-					return fmt.Errorf("%s:%d: %d tokens after a %d-token prompt leave nothing to train on", data, r.Line, len(e.IDs), e.Prompt)
+					return fmt.Errorf("%s:%d: %d tokens after a %d-token prompt leave nothing to train on", data, e.Line, len(e.IDs), e.Prompt)
 				}
-				examples = append(examples, e)
+				examples = append(examples, sft.Example{IDs: e.IDs, Prompt: e.Prompt})
 			}
 			cfg := sft.Config{
 				Out: c.String("out"), Epochs: c.Int("epochs"), BatchSize: c.Int("batch-size"),
@@ -126,27 +115,18 @@ would.`,
 				AdamW:       optim.AdamWConfig{Beta1: c.Float64("beta1"), Beta2: c.Float64("beta2"), Eps: 1e-8, WeightDecay: c.Float64("weight-decay")},
 				MaxGradNorm: c.Float64("max-grad-norm"), Seed: c.Uint64("seed"), EvalFraction: c.Float64("eval-fraction"),
 				SaveEvery: c.Int("save-every"), UnfrozenLayers: c.Int("unfrozen-layers"), Resume: c.Bool("resume"), Session: so,
+				Overwrite: c.Bool("overwrite"), SaveTotalLimit: c.Int("save-total-limit"), KeepBest: c.Bool("keep-best"),
 			}
 			if !c.Bool("quiet") {
 				cfg.Progress = os.Stderr
 			}
+			if eo.Tokenizer != nil {
+				// Every checkpoint stands alone, tokenizer included.
+				cfg.Extra = map[string]string{"tokenizer.json": tokenizer.DefaultPath(c.String("model"), c.String("tokenizer"))}
+			}
 			res, err := sft.Run(m, examples, cfg)
 			if err != nil {
 				return err
-			}
-			if tok != nil && res.Dir != "" {
-				// A checkpoint should be usable on its own, tokenizer included.
-				src := c.String("tokenizer")
-				if src == "" {
-					src = filepath.Join(c.String("model"), "tokenizer.json")
-				}
-				b, err := os.ReadFile(src)
-				if err == nil {
-					err = atomicfile.WriteBytes(filepath.Join(res.Dir, "tokenizer.json"), b)
-				}
-				if err != nil {
-					return fmt.Errorf("copying the tokenizer into %s: %w", res.Dir, err)
-				}
 			}
 			fmt.Fprintf(os.Stderr, "%d steps: loss %.4f → %.4f, eval loss %.4f; checkpoint %s\n", res.Steps, res.FirstLoss, res.LastLoss, res.EvalLoss, res.Dir)
 			return nil

@@ -1,4 +1,4 @@
-package features
+package rows
 
 import (
 	"bufio"
@@ -53,17 +53,17 @@ func TestInputJSONLGood(t *testing.T) {
    
 {"input_ids": [1, 2, 3], "p": "x"}
 {"input_ids": [0, 4.0], "text": "kept", "p": "y"}`+"\r\n"+`{"text": "no newline at end", "p": "z", "input_ids": null}`)
-	rows, bad, err := ReadRows(p, ReadOptions{PrefixField: "p"})
+	rows, bad, err := Read(p, Options{PromptField: "p"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	checkBad(t, p, bad, nil)
 	want := []Row{
-		{Index: 0, Line: 1, Text: "hello world", Prefix: "Q: "},
-		{Index: 1, Line: 3, Text: `café "quoted"`, Prefix: ""},
-		{Index: 2, Line: 5, Prefix: "x", IDs: []int64{1, 2, 3}},
-		{Index: 3, Line: 6, Text: "kept", Prefix: "y", IDs: []int64{0, 4}},
-		{Index: 4, Line: 7, Text: "no newline at end", Prefix: "z"},
+		{Index: 0, Line: 1, Text: "hello world", Prompt: "Q: "},
+		{Index: 1, Line: 3, Text: `café "quoted"`, Prompt: ""},
+		{Index: 2, Line: 5, Prompt: "x", IDs: []int64{1, 2, 3}},
+		{Index: 3, Line: 6, Text: "kept", Prompt: "y", IDs: []int64{0, 4}},
+		{Index: 4, Line: 7, Text: "no newline at end", Prompt: "z"},
 	}
 	if !reflect.DeepEqual(rows, want) {
 		t.Errorf("rows =\n%+v\nwant\n%+v", rows, want)
@@ -72,7 +72,7 @@ func TestInputJSONLGood(t *testing.T) {
 	// Other extensions and a custom text field.
 	for _, name := range []string{"a.ndjson", "a.json", "a.JSONL"} {
 		p := writeInputFile(t, name, `{"body": "x"}`+"\n")
-		rows, bad, err := ReadRows(p, ReadOptions{TextField: "body"})
+		rows, bad, err := Read(p, Options{TextField: "body"})
 		if err != nil || len(bad) != 0 || len(rows) != 1 || rows[0].Text != "x" {
 			t.Errorf("%s: rows %+v bad %v err %v", name, rows, bad, err)
 		}
@@ -108,7 +108,7 @@ func TestInputJSONLBadRows(t *testing.T) {
 		`{"input_ids": {"a": 1}, "prefix": "p"}`, // 25 object
 	}
 	p := writeInputFile(t, "data.jsonl", strings.Join(lines, "\n")+"\n\n")
-	rows, bad, err := ReadRows(p, ReadOptions{PrefixField: "prefix"})
+	rows, bad, err := Read(p, Options{PromptField: "prefix"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +138,7 @@ func TestInputJSONLBadRows(t *testing.T) {
 	})
 	want := []Row{
 		{Index: 18, Line: 21, Text: "ok 3"},
-		{Index: 19, Line: 22, Prefix: "p", IDs: []int64{7}},
+		{Index: 19, Line: 22, Prompt: "p", IDs: []int64{7}},
 	}
 	if !reflect.DeepEqual(rows, want) {
 		t.Errorf("rows = %+v, want %+v", rows, want)
@@ -149,7 +149,7 @@ func TestInputJSONLBadRows(t *testing.T) {
 	}
 
 	// Without a prefix field, lines 1 and 10 are good.
-	rows, _, err = ReadRows(p, ReadOptions{})
+	rows, _, err = Read(p, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +168,7 @@ func TestInputJSONLBadRows(t *testing.T) {
 
 func TestInputJSONLStdin(t *testing.T) {
 	in := "{\"text\": \"a\"}\n\n{\"text\": 1}\n{\"input_ids\": [5, 6]}\n"
-	rows, bad, err := readJSONL(stdinName, strings.NewReader(in), ReadOptions{})
+	rows, bad, err := readJSONL(stdinName, strings.NewReader(in), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,7 +208,7 @@ func TestInputJSONLLongLine(t *testing.T) {
 	// A line of several buffer sizes is read whole.
 	big := strings.Repeat("y", 3<<20)
 	p := writeInputFile(t, "big.jsonl", "{\"text\": \""+big+"\"}\n{\"text\": \"after\"}\n")
-	rows, bad, err := ReadRows(p, ReadOptions{})
+	rows, bad, err := Read(p, Options{})
 	if err != nil || len(bad) != 0 || len(rows) != 2 || rows[0].Text != big || rows[1].Line != 2 {
 		t.Errorf("big line: %d rows, bad %v, err %v", len(rows), bad, err)
 	}
@@ -233,7 +233,7 @@ func TestInputCSV(t *testing.T) {
 		"14,\"bad \"quote\",,P\n" + // 19: CSV syntax error
 		"15,last,,P" // 20, no final newline
 	p := writeInputFile(t, "data.csv", content)
-	rows, bad, err := ReadRows(p, ReadOptions{PrefixField: "prefix"})
+	rows, bad, err := Read(p, Options{PromptField: "prefix"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,12 +249,12 @@ func TestInputCSV(t *testing.T) {
 		{19, `"`},
 	})
 	want := []Row{
-		{Index: 0, Line: 2, Text: "plain", Prefix: "P"},
-		{Index: 1, Line: 3, Text: "multi\nline\n\"cell\"", Prefix: "P"},
-		{Index: 3, Line: 7, Text: "second\nmulti", Prefix: ""},
-		{Index: 5, Line: 11, Prefix: "P", IDs: []int64{1, 2, 3}},
-		{Index: 6, Line: 12, Text: "with ids", Prefix: "P", IDs: []int64{4, 5, 6}},
-		{Index: 14, Line: 20, Text: "last", Prefix: "P"},
+		{Index: 0, Line: 2, Text: "plain", Prompt: "P"},
+		{Index: 1, Line: 3, Text: "multi\nline\n\"cell\"", Prompt: "P"},
+		{Index: 3, Line: 7, Text: "second\nmulti", Prompt: ""},
+		{Index: 5, Line: 11, Prompt: "P", IDs: []int64{1, 2, 3}},
+		{Index: 6, Line: 12, Text: "with ids", Prompt: "P", IDs: []int64{4, 5, 6}},
+		{Index: 14, Line: 20, Text: "last", Prompt: "P"},
 	}
 	if !reflect.DeepEqual(rows, want) {
 		t.Errorf("rows =\n%+v\nwant\n%+v", rows, want)
@@ -266,21 +266,21 @@ func TestInputCSV(t *testing.T) {
 
 func TestInputCSVHeader(t *testing.T) {
 	p := writeInputFile(t, "data.csv", "a,b\n1,2\n")
-	_, _, err := ReadRows(p, ReadOptions{})
+	_, _, err := Read(p, Options{})
 	if err == nil || err.Error() != p+`: no column "text" in header [a b]` {
 		t.Errorf("err = %v", err)
 	}
 	p = writeInputFile(t, "data.csv", "text,b\nx,2\n")
-	if _, _, err := ReadRows(p, ReadOptions{PrefixField: "prefix"}); err == nil || !strings.Contains(err.Error(), `no column "prefix"`) {
+	if _, _, err := Read(p, Options{PromptField: "prefix"}); err == nil || !strings.Contains(err.Error(), `no column "prefix"`) {
 		t.Errorf("err = %v", err)
 	}
 	p = writeInputFile(t, "empty.csv", "")
-	if _, _, err := ReadRows(p, ReadOptions{}); err == nil || !strings.Contains(err.Error(), "header") {
+	if _, _, err := Read(p, Options{}); err == nil || !strings.Contains(err.Error(), "header") {
 		t.Errorf("err = %v", err)
 	}
 	// A byte order mark and ids without a text column are fine.
 	p = writeInputFile(t, "ids.csv", "\ufeffinput_ids,body\n1 2,\n,\n")
-	rows, bad, err := ReadRows(p, ReadOptions{})
+	rows, bad, err := Read(p, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,29 +292,29 @@ func TestInputCSVHeader(t *testing.T) {
 
 func TestInputFormat(t *testing.T) {
 	p := writeInputFile(t, "data.txt", `{"text": "x"}`)
-	if _, _, err := ReadRows(p, ReadOptions{}); err == nil || !strings.Contains(err.Error(), p+`: unknown file extension ".txt"`) {
+	if _, _, err := Read(p, Options{}); err == nil || !strings.Contains(err.Error(), p+`: unknown file extension ".txt"`) {
 		t.Errorf("err = %v", err)
 	}
-	if _, _, err := ReadRows(p, ReadOptions{Format: "xml"}); err == nil || !strings.Contains(err.Error(), `unknown format "xml"`) {
+	if _, _, err := Read(p, Options{Format: "xml"}); err == nil || !strings.Contains(err.Error(), `unknown format "xml"`) {
 		t.Errorf("err = %v", err)
 	}
-	rows, _, err := ReadRows(p, ReadOptions{Format: "jsonl"})
+	rows, _, err := Read(p, Options{Format: "jsonl"})
 	if err != nil || len(rows) != 1 || rows[0].Text != "x" {
 		t.Errorf("format override: %+v, %v", rows, err)
 	}
 	noext := writeInputFile(t, "data", `{"text": "x"}`)
-	if _, _, err := ReadRows(noext, ReadOptions{}); err == nil || !strings.Contains(err.Error(), "extension") {
+	if _, _, err := Read(noext, Options{}); err == nil || !strings.Contains(err.Error(), "extension") {
 		t.Errorf("err = %v", err)
 	}
 	missing := filepath.Join(t.TempDir(), "missing.jsonl")
-	if _, _, err := ReadRows(missing, ReadOptions{}); err == nil || !strings.Contains(err.Error(), missing) || !errors.Is(err, os.ErrNotExist) {
+	if _, _, err := Read(missing, Options{}); err == nil || !strings.Contains(err.Error(), missing) || !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("err = %v", err)
 	}
 }
 
 type pqRow struct {
 	Text     string  `parquet:"text"`
-	Prefix   *string `parquet:"prefix,optional"`
+	Prompt   *string `parquet:"prefix,optional"`
 	InputIDs []int64 `parquet:"input_ids,list"`
 	Other    float64 `parquet:"other"`
 }
@@ -324,18 +324,18 @@ func strp(s string) *string { return &s }
 func TestInputParquet(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "data.parquet")
 	in := []pqRow{
-		{Text: "hello", Prefix: strp("Q: ")},
-		{Text: "", Prefix: strp(""), InputIDs: []int64{1, 2, 3}},
-		{Text: "   ", Prefix: strp("x")}, // empty text
+		{Text: "hello", Prompt: strp("Q: ")},
+		{Text: "", Prompt: strp(""), InputIDs: []int64{1, 2, 3}},
+		{Text: "   ", Prompt: strp("x")}, // empty text
 		{Text: "no prefix"},              // null prefix
-		{Text: "neg", Prefix: strp("x"), InputIDs: []int64{4, -5}},
-		{Text: "both", Prefix: strp(""), InputIDs: []int64{0}},
+		{Text: "neg", Prompt: strp("x"), InputIDs: []int64{4, -5}},
+		{Text: "both", Prompt: strp(""), InputIDs: []int64{0}},
 	}
 	// Small row groups and pages so that reading crosses them.
 	if err := parquet.WriteFile(p, in, parquet.MaxRowsPerRowGroup(4), parquet.PageBufferSize(64)); err != nil {
 		t.Fatal(err)
 	}
-	rows, bad, err := ReadRows(p, ReadOptions{PrefixField: "prefix"})
+	rows, bad, err := Read(p, Options{PromptField: "prefix"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -345,17 +345,17 @@ func TestInputParquet(t *testing.T) {
 		{5, `field "input_ids": element [1] is -5`},
 	})
 	want := []Row{
-		{Index: 0, Line: 1, Text: "hello", Prefix: "Q: "},
-		{Index: 1, Line: 2, Text: "", Prefix: "", IDs: []int64{1, 2, 3}},
-		{Index: 5, Line: 6, Text: "both", Prefix: "", IDs: []int64{0}},
+		{Index: 0, Line: 1, Text: "hello", Prompt: "Q: "},
+		{Index: 1, Line: 2, Text: "", Prompt: "", IDs: []int64{1, 2, 3}},
+		{Index: 5, Line: 6, Text: "both", Prompt: "", IDs: []int64{0}},
 	}
 	if !reflect.DeepEqual(rows, want) {
 		t.Errorf("rows =\n%+v\nwant\n%+v", rows, want)
 	}
-	if _, _, err := ReadRows(p, ReadOptions{PrefixField: "nope"}); err == nil || !strings.Contains(err.Error(), `no column "nope" in schema [`) {
+	if _, _, err := Read(p, Options{PromptField: "nope"}); err == nil || !strings.Contains(err.Error(), `no column "nope" in schema [`) {
 		t.Errorf("err = %v", err)
 	}
-	if _, _, err := ReadRows(p, ReadOptions{TextField: "other"}); err == nil || !strings.Contains(err.Error(), `column "other" is DOUBLE, want a string`) {
+	if _, _, err := Read(p, Options{TextField: "other"}); err == nil || !strings.Contains(err.Error(), `column "other" is DOUBLE, want a string`) {
 		t.Errorf("err = %v", err)
 	}
 }
@@ -377,7 +377,7 @@ func TestInputParquetNulls(t *testing.T) {
 	if err := parquet.WriteFile(p, in); err != nil {
 		t.Fatal(err)
 	}
-	rows, bad, err := ReadRows(p, ReadOptions{TextField: "body"})
+	rows, bad, err := Read(p, Options{TextField: "body"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -404,7 +404,7 @@ func TestInputParquetErrors(t *testing.T) {
 	if err := parquet.WriteFile(p, []pqIDsOnly{{InputIDs: []int64{1}}, {}}); err != nil {
 		t.Fatal(err)
 	}
-	rows, bad, err := ReadRows(p, ReadOptions{})
+	rows, bad, err := Read(p, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -420,12 +420,12 @@ func TestInputParquetErrors(t *testing.T) {
 	}{{"x", 1}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := ReadRows(p, ReadOptions{}); err == nil || err.Error() != p+`: no column "text" in schema [a b]` {
+	if _, _, err := Read(p, Options{}); err == nil || err.Error() != p+`: no column "text" in schema [a b]` {
 		t.Errorf("err = %v", err)
 	}
 
 	p = writeInputFile(t, "junk.parquet", "this is not a parquet file at all")
-	if _, _, err := ReadRows(p, ReadOptions{}); err == nil || !strings.Contains(err.Error(), p+": unreadable parquet file") {
+	if _, _, err := Read(p, Options{}); err == nil || !strings.Contains(err.Error(), p+": unreadable parquet file") {
 		t.Errorf("err = %v", err)
 	}
 
@@ -436,7 +436,7 @@ func TestInputParquetErrors(t *testing.T) {
 	}{{"x", []string{"a"}}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := ReadRows(p, ReadOptions{}); err == nil || !strings.Contains(err.Error(), `want a list of int32 or int64`) {
+	if _, _, err := Read(p, Options{}); err == nil || !strings.Contains(err.Error(), `want a list of int32 or int64`) {
 		t.Errorf("err = %v", err)
 	}
 }
@@ -450,7 +450,7 @@ func TestInputStdinPath(t *testing.T) {
 	old := os.Stdin
 	os.Stdin = f
 	defer func() { os.Stdin = old }()
-	rows, bad, err := ReadRows("-", ReadOptions{})
+	rows, bad, err := Read("-", Options{})
 	if err != nil || len(bad) != 0 || !reflect.DeepEqual(rows, []Row{{Index: 0, Line: 1, Text: "from stdin"}}) {
 		t.Errorf("rows %+v bad %v err %v", rows, bad, err)
 	}
@@ -472,7 +472,7 @@ func TestInputParquetElements(t *testing.T) {
 	if err := parquet.WriteFile(p, []pqNullElems{{Text: "a", InputIDs: []*int64{&one, nil}}, {Text: "b", InputIDs: []*int64{&one}}}); err != nil {
 		t.Fatal(err)
 	}
-	rows, bad, err := ReadRows(p, ReadOptions{})
+	rows, bad, err := Read(p, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -485,7 +485,7 @@ func TestInputParquetElements(t *testing.T) {
 	if err := parquet.WriteFile(p, []pqUint{{Text: "a", InputIDs: []uint32{1, 4000000000}}}); err != nil {
 		t.Fatal(err)
 	}
-	rows, bad, err = ReadRows(p, ReadOptions{})
+	rows, bad, err = Read(p, Options{})
 	if err != nil || len(bad) != 0 || len(rows) != 1 || !reflect.DeepEqual(rows[0].IDs, []int64{1, 4000000000}) {
 		t.Errorf("rows %+v bad %v err %v", rows, bad, err)
 	}

@@ -1,4 +1,14 @@
-package features
+// Package rows reads the row files every command takes: JSON lines, CSV with
+// a header, or Parquet, picked by extension ("-" reads JSON lines from
+// stdin). A row has a text field, optionally a prompt field and pre-tokenized
+// input_ids, and, on request, all its other fields as metadata that outputs
+// can echo. A bad row is reported with its file and line, never silently
+// changed: invalid UTF-8 is a bad row, not U+FFFD.
+//
+// Encode turns rows into token ids with one set of rules that features,
+// scoring, fine-tuning, generation and PPO share: prompt joining,
+// truncation, EOS, vocabulary checks.
+package rows
 
 import (
 	"bufio"
@@ -13,6 +23,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/format"
@@ -23,8 +34,29 @@ type Row struct {
 	Index  int     // 0-based index among the file's data rows (the `row` output refers to it)
 	Line   int     // 1-based line number for JSONL and CSV (CSV header is line 1), 1-based row number for Parquet
 	Text   string  // the text field
-	Prefix string  // the prefix field, when ReadOptions.PrefixField is set
+	Prompt string  // the prompt field, when Options.PromptField is set
 	IDs    []int64 // pre-tokenized ids when the row has an `input_ids` field (then Text may be empty)
+	// Fields holds the row's other fields when Options.KeepFields is set:
+	// JSON values for JSON lines (numbers as json.Number), strings for CSV,
+	// strings, int64s, float64s and bools for Parquet's scalar columns.
+	Fields map[string]any
+}
+
+// Field returns a kept field as text: strings as they are, other values in
+// JSON. ok is false when the row has no such field or it is null.
+func (r *Row) Field(name string) (s string, ok bool) {
+	v, ok := r.Fields[name]
+	if !ok || v == nil {
+		return "", false
+	}
+	if s, isStr := v.(string); isStr {
+		return s, true
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprint(v), true
+	}
+	return string(b), true
 }
 
 // RowError is a bad row: where it is and what is wrong.
@@ -43,11 +75,20 @@ func (e *RowError) Error() string {
 // Unwrap returns the underlying error.
 func (e *RowError) Unwrap() error { return e.Err }
 
-// ReadOptions says how to read an input file.
-type ReadOptions struct {
-	TextField   string // default "text"
-	PrefixField string // optional; when set, a row without it is bad
-	Format      string // "", "jsonl", "csv", "parquet"; "" picks by extension (.jsonl .ndjson .json → jsonl, .csv, .parquet); path "-" means stdin as JSONL
+// Options says how to read an input file.
+type Options struct {
+	// TextField names the text column (default "text"). In JSON lines a
+	// dotted path reaches into nested objects: "prompt.text".
+	TextField string
+	// PromptField optionally names a prompt column, read like TextField;
+	// when set, a row without it is bad.
+	PromptField string
+	// Format is "", "jsonl", "csv" or "parquet"; "" picks by extension
+	// (.jsonl .ndjson .json → jsonl, .csv, .parquet); path "-" means stdin
+	// as JSONL.
+	Format string
+	// KeepFields keeps every other field of each row in Row.Fields.
+	KeepFields bool
 }
 
 // idsField is the name of the field that holds pre-tokenized ids.
@@ -59,17 +100,17 @@ const maxLineBytes = 64 << 20
 // stdinName is the file name used in messages for path "-".
 const stdinName = "<stdin>"
 
-func (o ReadOptions) textField() string {
+func (o Options) textField() string {
 	if o.TextField == "" {
 		return "text"
 	}
 	return o.TextField
 }
 
-// ReadRows reads every row. Bad rows are returned in bad (in file order) and left out of rows;
+// Read reads every row. Bad rows are returned in bad (in file order) and left out of rows;
 // err is for failures that concern the whole file (missing file, unreadable parquet, CSV without
 // the named column in its header, unknown format).
-func ReadRows(path string, o ReadOptions) (rows []Row, bad []*RowError, err error) {
+func Read(path string, o Options) (rows []Row, bad []*RowError, err error) {
 	kind, err := pickFormat(path, o.Format)
 	if err != nil {
 		return nil, nil, err
@@ -140,12 +181,11 @@ func pickFormat(path, format string) (string, error) {
 // ---- JSONL ----
 
 // readJSONL reads JSON lines from r; name is used in messages.
-func readJSONL(name string, r io.Reader, o ReadOptions) (rows []Row, bad []*RowError, err error) {
+func readJSONL(name string, r io.Reader, o Options) (rows []Row, bad []*RowError, err error) {
 	br, ok := r.(*bufio.Reader)
 	if !ok {
 		br = bufio.NewReaderSize(r, 1<<20)
 	}
-	textField := o.textField()
 	var buf []byte
 	index := 0
 	for line := 1; ; line++ {
@@ -170,7 +210,7 @@ func readJSONL(name string, r io.Reader, o ReadOptions) (rows []Row, bad []*RowE
 		}
 		if tooLong {
 			fail(fmt.Errorf("line is longer than %d MiB", maxLineBytes>>20))
-		} else if row, e := parseJSONRow(b, textField, o.PrefixField); e != nil {
+		} else if row, e := parseJSONRow(b, o); e != nil {
 			fail(e)
 		} else {
 			row.Index, row.Line = index, line
@@ -219,9 +259,13 @@ func readLine(br *bufio.Reader, buf []byte, max int) (line []byte, tooLong bool,
 }
 
 // parseJSONRow parses one JSONL line into a Row (without Index and Line).
-func parseJSONRow(b []byte, textField, prefixField string) (Row, error) {
+func parseJSONRow(b []byte, o Options) (Row, error) {
 	var row Row
+	textField := o.textField()
 	b = bytes.TrimSpace(b)
+	if !utf8.Valid(b) {
+		return row, errors.New("invalid UTF-8 in the line")
+	}
 	if b[0] != '{' {
 		if !json.Valid(b) {
 			return row, fmt.Errorf("malformed JSON: %v", jsonSyntaxError(b))
@@ -239,40 +283,105 @@ func parseJSONRow(b []byte, textField, prefixField string) (Row, error) {
 		}
 		row.IDs = ids
 	}
-	raw, ok := obj[textField]
+	raw, ok, err := lookup(obj, textField)
+	if err != nil {
+		return row, err
+	}
 	switch {
 	case row.IDs != nil:
 		// Text is optional: keep it when it is a string.
 		if ok && jsonKind(raw) == "string" {
-			if err := json.Unmarshal(raw, &row.Text); err != nil {
-				return row, fmt.Errorf("field %q: %v", textField, err)
+			if row.Text, err = jsonString(raw, textField); err != nil {
+				return row, err
 			}
 		}
 	case !ok || jsonKind(raw) == "null":
-		return row, fmt.Errorf("field %q is missing", textField)
+		return row, fmt.Errorf("field %q is missing (and there is no %q)", textField, idsField)
 	case jsonKind(raw) != "string":
 		return row, fmt.Errorf("field %q is a %s, not a string", textField, jsonKind(raw))
 	default:
-		if err := json.Unmarshal(raw, &row.Text); err != nil {
-			return row, fmt.Errorf("field %q: %v", textField, err)
+		if row.Text, err = jsonString(raw, textField); err != nil {
+			return row, err
 		}
 		if strings.TrimSpace(row.Text) == "" {
 			return row, fmt.Errorf("empty text in field %q", textField)
 		}
 	}
-	if prefixField != "" {
-		raw, ok := obj[prefixField]
+	if o.PromptField != "" {
+		raw, ok, err := lookup(obj, o.PromptField)
 		switch {
+		case err != nil:
+			return row, err
 		case !ok || jsonKind(raw) == "null":
-			return row, fmt.Errorf("field %q is missing", prefixField)
+			return row, fmt.Errorf("field %q is missing", o.PromptField)
 		case jsonKind(raw) != "string":
-			return row, fmt.Errorf("field %q is a %s, not a string", prefixField, jsonKind(raw))
+			return row, fmt.Errorf("field %q is a %s, not a string", o.PromptField, jsonKind(raw))
 		}
-		if err := json.Unmarshal(raw, &row.Prefix); err != nil {
-			return row, fmt.Errorf("field %q: %v", prefixField, err)
+		if row.Prompt, err = jsonString(raw, o.PromptField); err != nil {
+			return row, err
+		}
+	}
+	if o.KeepFields {
+		row.Fields = make(map[string]any, len(obj))
+		for k, v := range obj {
+			if k == idsField || k == textField || k == o.PromptField {
+				continue
+			}
+			d := json.NewDecoder(bytes.NewReader(v))
+			d.UseNumber()
+			var x any
+			if err := d.Decode(&x); err != nil {
+				return row, fmt.Errorf("field %q: %v", k, err)
+			}
+			row.Fields[k] = x
 		}
 	}
 	return row, nil
+}
+
+// lookup finds a field by name, or by a dotted path through nested objects
+// when no top-level field has the whole name.
+func lookup(obj map[string]json.RawMessage, path string) (json.RawMessage, bool, error) {
+	if raw, ok := obj[path]; ok || !strings.Contains(path, ".") {
+		return raw, ok, nil
+	}
+	head, rest, _ := strings.Cut(path, ".")
+	raw, ok := obj[head]
+	if !ok || jsonKind(raw) == "null" {
+		return nil, false, nil
+	}
+	if jsonKind(raw) != "object" {
+		return nil, false, fmt.Errorf("field %q is a %s, so it has no field %q", head, jsonKind(raw), rest)
+	}
+	var inner map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &inner); err != nil {
+		return nil, false, fmt.Errorf("field %q: %v", head, err)
+	}
+	return lookup(inner, rest)
+}
+
+// jsonString decodes a JSON string. encoding/json turns an escaped lone
+// UTF-16 surrogate ("\ud800") into U+FFFD without a word; that changes the
+// text, so it is an error here, as raw invalid UTF-8 is.
+func jsonString(raw json.RawMessage, field string) (string, error) {
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", fmt.Errorf("field %q: %v", field, err)
+	}
+	if n := strings.Count(s, string(utf8.RuneError)); n > 0 {
+		// The replacement characters the writer meant are the literal ones
+		// and the \ufffd escapes; any more came from invalid escapes.
+		meant := bytes.Count(raw, []byte(string(utf8.RuneError))) + countFold(raw, `\ufffd`)
+		if n > meant {
+			return "", fmt.Errorf("invalid UTF-8 in field %q (a lone UTF-16 surrogate escape)", field)
+		}
+	}
+	return s, nil
+}
+
+// countFold counts case-insensitive occurrences of an ASCII pattern.
+func countFold(b []byte, pat string) int {
+	return bytes.Count(bytes.ToLower(b), []byte(strings.ToLower(pat)))
 }
 
 // jsonSyntaxError returns the error json.Unmarshal gives for invalid b.
@@ -360,7 +469,7 @@ func quoteIfOdd(s string) string {
 // ---- CSV ----
 
 // readCSV reads a CSV file with a header row from r; name is used in messages.
-func readCSV(name string, r io.Reader, o ReadOptions) (rows []Row, bad []*RowError, err error) {
+func readCSV(name string, r io.Reader, o Options) (rows []Row, bad []*RowError, err error) {
 	cr := csv.NewReader(r)
 	cr.FieldsPerRecord = -1
 	cr.ReuseRecord = true
@@ -389,13 +498,13 @@ func readCSV(name string, r io.Reader, o ReadOptions) (rows []Row, bad []*RowErr
 		return -1
 	}
 	textField := o.textField()
-	textCol, idsCol, prefixCol := col(textField), col(idsField), -1
+	textCol, idsCol, promptCol := col(textField), col(idsField), -1
 	if textCol < 0 && idsCol < 0 {
 		return nil, nil, fmt.Errorf("%s: no column %q in header %v", name, textField, header)
 	}
-	if o.PrefixField != "" {
-		if prefixCol = col(o.PrefixField); prefixCol < 0 {
-			return nil, nil, fmt.Errorf("%s: no column %q in header %v", name, o.PrefixField, header)
+	if o.PromptField != "" {
+		if promptCol = col(o.PromptField); promptCol < 0 {
+			return nil, nil, fmt.Errorf("%s: no column %q in header %v", name, o.PromptField, header)
 		}
 	}
 
@@ -418,7 +527,15 @@ func readCSV(name string, r io.Reader, o ReadOptions) (rows []Row, bad []*RowErr
 			return rows, bad, fmt.Errorf("%s: %w", name, rerr)
 		}
 		line, _ := cr.FieldPos(0)
-		row, e := csvRow(rec, textField, textCol, idsCol, o.PrefixField, prefixCol)
+		row, e := csvRow(rec, textField, textCol, idsCol, o.PromptField, promptCol)
+		if e == nil && o.KeepFields {
+			row.Fields = make(map[string]any, len(header))
+			for c, h := range header {
+				if c != textCol && c != idsCol && c != promptCol && c < len(rec) {
+					row.Fields[h] = rec[c]
+				}
+			}
+		}
 		if e != nil {
 			bad = append(bad, &RowError{File: name, Line: line, Index: index, Err: e})
 			continue
@@ -430,7 +547,7 @@ func readCSV(name string, r io.Reader, o ReadOptions) (rows []Row, bad []*RowErr
 }
 
 // csvRow makes a Row (without Index and Line) from one CSV record.
-func csvRow(rec []string, textField string, textCol, idsCol int, prefixField string, prefixCol int) (Row, error) {
+func csvRow(rec []string, textField string, textCol, idsCol int, promptField string, promptCol int) (Row, error) {
 	var row Row
 	cell := func(i int) (string, bool) {
 		if i < 0 || i >= len(rec) {
@@ -446,6 +563,9 @@ func csvRow(rec []string, textField string, textCol, idsCol int, prefixField str
 		row.IDs = ids
 	}
 	text, ok := cell(textCol)
+	if ok && !utf8.ValidString(text) {
+		return row, fmt.Errorf("invalid UTF-8 in field %q", textField)
+	}
 	switch {
 	case row.IDs != nil:
 		row.Text = text
@@ -459,12 +579,15 @@ func csvRow(rec []string, textField string, textCol, idsCol int, prefixField str
 	default:
 		row.Text = text
 	}
-	if prefixCol >= 0 {
-		p, ok := cell(prefixCol)
+	if promptCol >= 0 {
+		p, ok := cell(promptCol)
 		if !ok {
-			return row, fmt.Errorf("field %q is missing (row has %d cells)", prefixField, len(rec))
+			return row, fmt.Errorf("field %q is missing (row has %d cells)", promptField, len(rec))
 		}
-		row.Prefix = p
+		if !utf8.ValidString(p) {
+			return row, fmt.Errorf("invalid UTF-8 in field %q", promptField)
+		}
+		row.Prompt = p
 	}
 	return row, nil
 }
@@ -494,7 +617,7 @@ func parseCSVIDs(s string) ([]int64, error) {
 
 // readParquet reads a Parquet file; name is used in messages. Only the needed
 // columns are read.
-func readParquet(name string, r io.ReaderAt, size int64, o ReadOptions) (rows []Row, bad []*RowError, err error) {
+func readParquet(name string, r io.ReaderAt, size int64, o Options) (rows []Row, bad []*RowError, err error) {
 	defer func() {
 		// parquet-go may panic on corrupt input.
 		if p := recover(); p != nil {
@@ -513,25 +636,25 @@ func readParquet(name string, r io.ReaderAt, size int64, o ReadOptions) (rows []
 	n := int(f.NumRows())
 	textField := o.textField()
 
-	textCol, idsCol, prefixCol := root.Column(textField), root.Column(idsField), (*parquet.Column)(nil)
+	textCol, idsCol, promptCol := root.Column(textField), root.Column(idsField), (*parquet.Column)(nil)
 	if textCol == nil && idsCol == nil {
 		return nil, nil, fmt.Errorf("%s: no column %q in schema %v", name, textField, names)
 	}
-	if o.PrefixField != "" {
-		if prefixCol = root.Column(o.PrefixField); prefixCol == nil {
-			return nil, nil, fmt.Errorf("%s: no column %q in schema %v", name, o.PrefixField, names)
+	if o.PromptField != "" {
+		if promptCol = root.Column(o.PromptField); promptCol == nil {
+			return nil, nil, fmt.Errorf("%s: no column %q in schema %v", name, o.PromptField, names)
 		}
 	}
 
-	var texts, prefixes []pqString
+	var texts, prompts []pqString
 	var ids []pqIDs
 	if textCol != nil {
 		if texts, err = readParquetStrings(textCol, n); err != nil {
 			return nil, nil, fmt.Errorf("%s: %w", name, err)
 		}
 	}
-	if prefixCol != nil {
-		if prefixes, err = readParquetStrings(prefixCol, n); err != nil {
+	if promptCol != nil {
+		if prompts, err = readParquetStrings(promptCol, n); err != nil {
 			return nil, nil, fmt.Errorf("%s: %w", name, err)
 		}
 	}
@@ -540,12 +663,31 @@ func readParquet(name string, r io.ReaderAt, size int64, o ReadOptions) (rows []
 			return nil, nil, fmt.Errorf("%s: %w", name, err)
 		}
 	}
+	// Kept fields: every other top-level scalar column; lists and groups
+	// are left out.
+	kept := map[string][]any{}
+	if o.KeepFields {
+		for _, c := range root.Columns() {
+			if c == textCol || c == idsCol || c == promptCol || !c.Leaf() || c.Repeated() {
+				continue
+			}
+			if vals, err := readParquetScalars(c, n); err == nil {
+				kept[c.Name()] = vals
+			}
+		}
+	}
 
 	for i := 0; i < n; i++ {
 		row := Row{Index: i, Line: i + 1}
 		e := func() error {
 			if ids != nil && ids[i].err != nil {
 				return ids[i].err
+			}
+			if texts != nil && !utf8.ValidString(texts[i].s) {
+				return fmt.Errorf("invalid UTF-8 in field %q", textField)
+			}
+			if prompts != nil && !utf8.ValidString(prompts[i].s) {
+				return fmt.Errorf("invalid UTF-8 in field %q", o.PromptField)
 			}
 			if ids != nil && len(ids[i].ids) > 0 {
 				row.IDs = ids[i].ids
@@ -566,11 +708,11 @@ func readParquet(name string, r io.ReaderAt, size int64, o ReadOptions) (rows []
 			default:
 				row.Text = texts[i].s
 			}
-			if prefixes != nil {
-				if prefixes[i].null {
-					return fmt.Errorf("field %q is missing (null)", o.PrefixField)
+			if prompts != nil {
+				if prompts[i].null {
+					return fmt.Errorf("field %q is missing (null)", o.PromptField)
 				}
-				row.Prefix = prefixes[i].s
+				row.Prompt = prompts[i].s
 			}
 			return nil
 		}()
@@ -578,9 +720,56 @@ func readParquet(name string, r io.ReaderAt, size int64, o ReadOptions) (rows []
 			bad = append(bad, &RowError{File: name, Line: i + 1, Index: i, Err: e})
 			continue
 		}
+		if o.KeepFields {
+			row.Fields = make(map[string]any, len(kept))
+			for k, vals := range kept {
+				row.Fields[k] = vals[i]
+			}
+		}
 		rows = append(rows, row)
 	}
 	return rows, bad, nil
+}
+
+// readParquetScalars reads a top-level scalar column: strings, integers,
+// floats and booleans, nil for nulls.
+func readParquetScalars(c *parquet.Column, n int) ([]any, error) {
+	out := make([]any, 0, n)
+	maxDef := c.MaxDefinitionLevel()
+	kind := c.Type().Kind()
+	err := forEachValue(c, func(v parquet.Value) error {
+		if len(out) == n {
+			return fmt.Errorf("column %q has more values than the file has rows (%d)", c.Name(), n)
+		}
+		if v.IsNull() || v.DefinitionLevel() < maxDef {
+			out = append(out, nil)
+			return nil
+		}
+		switch kind {
+		case parquet.ByteArray, parquet.FixedLenByteArray:
+			out = append(out, string(v.ByteArray()))
+		case parquet.Int32:
+			out = append(out, int64(v.Int32()))
+		case parquet.Int64:
+			out = append(out, v.Int64())
+		case parquet.Float:
+			out = append(out, float64(v.Float()))
+		case parquet.Double:
+			out = append(out, v.Double())
+		case parquet.Boolean:
+			out = append(out, v.Boolean())
+		default:
+			return fmt.Errorf("column %q: unsupported type %s", c.Name(), c.Type())
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(out) != n {
+		return nil, fmt.Errorf("column %q has %d values, the file has %d rows", c.Name(), len(out), n)
+	}
+	return out, nil
 }
 
 type pqString struct {

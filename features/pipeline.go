@@ -1,0 +1,170 @@
+package features
+
+import (
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+
+	"irl/onnx"
+	"irl/policy"
+	"irl/rewardhead"
+	"irl/rows"
+	"irl/tokenizer"
+)
+
+// PipelineOptions configure Pipeline: `irl features` as a library.
+type PipelineOptions struct {
+	// Model is a Hugging Face folder or an .onnx file.
+	Model string
+	// Tokenizer is a tokenizer.json; "" means tokenizer.DefaultPath.
+	Tokenizer string
+	// Layer, Pool, BatchSize, Session and Progress are Options'.
+	Layer     int
+	Pool      policy.Pooling
+	BatchSize int
+	Session   onnx.Options
+	Progress  io.Writer
+	// MaxLength is the longest row in tokens; 0 means the model's
+	// max_position_embeddings.
+	MaxLength int
+	// Truncate cuts longer rows; "" is rows.TruncateLeft, which keeps the
+	// output being scored.
+	Truncate rows.Truncation
+}
+
+// Pipeline turns rows into features: rows → token ids (rows.Encode) →
+// length-sorted batches → pooled hidden states, with the metadata that
+// identifies how they were made. Commands that score text through features
+// (irl features, a head: reward) share it, so they compute the same h(o).
+// Destroy it when done.
+type Pipeline struct {
+	o      PipelineOptions
+	ext    Extractor
+	cfg    *policy.Config // nil for an .onnx file without config.json
+	tok    *tokenizer.Tokenizer
+	tokErr error
+}
+
+// NewPipeline opens the model. The tokenizer is loaded when text rows first
+// need it.
+func NewPipeline(o PipelineOptions) (*Pipeline, error) {
+	isONNX := strings.HasSuffix(strings.ToLower(o.Model), ".onnx")
+	p := &Pipeline{o: o}
+	if o.Truncate == "" {
+		p.o.Truncate = rows.TruncateLeft
+	}
+	// Model limits: known for folders, from the config; an .onnx file may
+	// have a config.json beside it.
+	cfgPath := filepath.Join(o.Model, "config.json")
+	if isONNX {
+		cfgPath = filepath.Join(filepath.Dir(o.Model), "config.json")
+	}
+	if cc, err := policy.LoadConfig(cfgPath); err == nil {
+		p.cfg = &cc
+	} else if !isONNX {
+		return nil, err
+	}
+	if p.cfg != nil {
+		if p.o.MaxLength <= 0 {
+			p.o.MaxLength = p.cfg.MaxPositions
+		}
+		if p.o.MaxLength > p.cfg.MaxPositions {
+			return nil, fmt.Errorf("features: --max-length %d exceeds the model's max_position_embeddings %d", p.o.MaxLength, p.cfg.MaxPositions)
+		}
+	}
+	ext, err := Open(o.Model, Options{Layer: o.Layer, Pool: o.Pool, BatchSize: o.BatchSize, Session: o.Session, Progress: o.Progress})
+	if err != nil {
+		return nil, err
+	}
+	p.ext = ext
+	return p, nil
+}
+
+// Destroy closes the model's session.
+func (p *Pipeline) Destroy() { p.ext.Destroy() }
+
+// MaxLength is the resolved length limit (0: none known).
+func (p *Pipeline) MaxLength() int { return p.o.MaxLength }
+
+func (p *Pipeline) tokenizer(file string) (*tokenizer.Tokenizer, error) {
+	if p.tok == nil && p.tokErr == nil {
+		if p.o.Tokenizer == "" && strings.HasSuffix(strings.ToLower(p.o.Model), ".onnx") && p.cfg == nil {
+			p.tokErr = fmt.Errorf("%s has text rows: give the tokenizer with --tokenizer", file)
+		} else if p.tok, p.tokErr = tokenizer.Load(tokenizer.DefaultPath(p.o.Model, p.o.Tokenizer)); p.tokErr != nil {
+			p.tokErr = fmt.Errorf("%s has text rows, which need a tokenizer: %w", file, p.tokErr)
+		}
+	}
+	return p.tok, p.tokErr
+}
+
+// Encode turns rows read from file into token ids under the pipeline's rules
+// (prompt and text tokenized separately and joined; the length limit and
+// truncation; the vocabulary). Bad rows go to bad, which stops or skips them.
+func (p *Pipeline) Encode(file string, rs []rows.Row, bad *rows.Bad) ([]rows.Encoded, error) {
+	eo := rows.EncodeOptions{MaxLength: p.o.MaxLength, Truncate: p.o.Truncate}
+	if p.cfg != nil {
+		eo.VocabSize = p.cfg.VocabSize
+	}
+	for _, r := range rs {
+		if r.IDs == nil {
+			tok, err := p.tokenizer(file)
+			if err != nil {
+				return nil, err
+			}
+			eo.Tokenizer = tok
+			break
+		}
+	}
+	enc, badRows := rows.Encode(file, rs, eo)
+	if err := bad.AddAll(badRows); err != nil {
+		return nil, err
+	}
+	return enc, nil
+}
+
+// Features extracts the features of encoded rows, with their source rows
+// and the metadata `irl features` writes (input names the row file).
+func (p *Pipeline) Features(input string, enc []rows.Encoded, skipped int) (*rewardhead.Features, Stats, error) {
+	if len(enc) == 0 {
+		return nil, Stats{}, fmt.Errorf("%s: no usable rows", input)
+	}
+	seqs := make([][]int64, len(enc))
+	index := make([]int64, len(enc))
+	truncated := 0
+	for i, e := range enc {
+		seqs[i], index[i] = e.IDs, int64(e.Index)
+		if e.Truncated {
+			truncated++
+		}
+	}
+	x, st, err := Extract(p.ext, seqs, Options{BatchSize: p.o.BatchSize, Progress: p.o.Progress})
+	if err != nil {
+		return nil, st, err
+	}
+	meta := map[string]string{
+		"model":      filepath.Clean(p.o.Model),
+		"layer":      fmt.Sprint(p.ext.Layer()),
+		"pool":       string(p.pool()),
+		"max_length": fmt.Sprint(p.o.MaxLength),
+		"truncate":   string(p.o.Truncate),
+		"truncated":  fmt.Sprint(truncated),
+		"skipped":    fmt.Sprint(skipped),
+		"input":      input,
+	}
+	if p.ext.Layer() < 0 {
+		meta["layer"] = "last_hidden_state"
+	}
+	f, err := rewardhead.NewFeatures(input, len(enc), len(x)/len(enc), x, index, meta)
+	if err != nil {
+		return nil, st, fmt.Errorf("features of %s from %s: %w", input, p.o.Model, err)
+	}
+	return f, st, nil
+}
+
+func (p *Pipeline) pool() policy.Pooling {
+	if p.o.Pool == policy.NoPool {
+		return policy.PoolLast
+	}
+	return p.o.Pool
+}

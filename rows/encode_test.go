@@ -1,0 +1,96 @@
+package rows
+
+import (
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+
+	"irl/tokenizer"
+)
+
+func gpt2(t *testing.T) *tokenizer.Tokenizer {
+	t.Helper()
+	tok, err := tokenizer.Load("../testdata/gpt2-bpe/tokenizer.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+func ids64(ids []int) []int64 {
+	out := make([]int64, len(ids))
+	for i, id := range ids {
+		out[i] = int64(id)
+	}
+	return out
+}
+
+func TestEncodeRules(t *testing.T) {
+	tok := gpt2(t)
+	rs := []Row{
+		{Index: 0, Line: 1, Text: " is kind.", Prompt: "The cat"},
+		{Index: 1, Line: 2, IDs: []int64{5, 6, 7}, Prompt: "ignored"},
+	}
+	p, x := tok.Encode("The cat"), tok.Encode(" is kind.")
+	sep := append(ids64(p), ids64(x)...)
+
+	out, bad := Encode("f", rs, EncodeOptions{Tokenizer: tok})
+	if len(bad) != 0 || !reflect.DeepEqual(out[0].IDs, sep) || out[0].Prompt != len(p) {
+		t.Fatalf("separate: %+v %v", out[0], bad)
+	}
+	if !reflect.DeepEqual(out[1].IDs, []int64{5, 6, 7}) || out[1].Prompt != 0 {
+		t.Errorf("pre-tokenized rows are taken as they are: %+v", out[1])
+	}
+
+	out, _ = Encode("f", rs, EncodeOptions{Tokenizer: tok, JoinPrompt: true, Joiner: "|"})
+	if want := ids64(tok.Encode("The cat| is kind.")); !reflect.DeepEqual(out[0].IDs, want) || out[0].Prompt != 0 {
+		t.Errorf("joined: %v, want %v", out[0].IDs, want)
+	}
+
+	out, _ = Encode("f", rs, EncodeOptions{Tokenizer: tok, AppendEOS: true, EOS: 50256})
+	if got := out[0].IDs; got[len(got)-1] != 50256 || len(got) != len(sep)+1 {
+		t.Errorf("EOS: %v", got)
+	}
+	if len(out[1].IDs) != 3 {
+		t.Error("EOS appended to a pre-tokenized row")
+	}
+
+	n := len(sep)
+	out, _ = Encode("f", rs[:1], EncodeOptions{Tokenizer: tok, MaxLength: n - 1, Truncate: TruncateLeft})
+	if !reflect.DeepEqual(out[0].IDs, sep[1:]) || out[0].Prompt != len(p)-1 || !out[0].Truncated {
+		t.Errorf("left: %+v", out[0])
+	}
+	out, _ = Encode("f", rs[:1], EncodeOptions{Tokenizer: tok, MaxLength: 1, Truncate: TruncateRight})
+	if !reflect.DeepEqual(out[0].IDs, sep[:1]) || out[0].Prompt != 1 {
+		t.Errorf("right: %+v", out[0])
+	}
+	_, bad = Encode("f.jsonl", rs[:1], EncodeOptions{Tokenizer: tok, MaxLength: 2, Truncate: TruncateError})
+	if len(bad) != 1 || !strings.HasPrefix(bad[0].Error(), "f.jsonl:1: ") || !strings.Contains(bad[0].Error(), "longer than --max-length 2") {
+		t.Errorf("error: %v", bad)
+	}
+	_, bad = Encode("f.jsonl", rs, EncodeOptions{Tokenizer: tok, VocabSize: 6})
+	if len(bad) != 2 || !strings.Contains(bad[1].Error(), "f.jsonl:2: token id 6 (token 1) is outside the vocabulary [0,6)") {
+		t.Errorf("vocab: %v", bad)
+	}
+	if _, err := ParseTruncation("middle"); err == nil {
+		t.Error("unknown truncation accepted")
+	}
+}
+
+func TestBad(t *testing.T) {
+	e := &RowError{File: "f", Line: 3, Err: errors.New("boom")}
+	var stop Bad
+	if err := stop.Add(e); err == nil || !errors.Is(err, e) || !strings.Contains(err.Error(), "--skip-bad") {
+		t.Errorf("stop: %v", err)
+	}
+	skip := Bad{Skip: true}
+	if err := skip.AddAll([]*RowError{e, e}); err != nil || len(skip.List) != 2 {
+		t.Errorf("skip: %v %d", err, len(skip.List))
+	}
+	var sb strings.Builder
+	skip.Report(&sb)
+	if !strings.Contains(sb.String(), "skipped 2 bad rows:\n  f:3: boom") {
+		t.Errorf("report %q", sb.String())
+	}
+}
