@@ -43,6 +43,7 @@ func (c Config) HeadDim() int { return c.HiddenSize / c.NumHeads }
 func (c Config) RotaryDims() int { return int(float64(c.HeadDim()) * c.RotaryPct) }
 
 // NumParams counts the parameters, embeddings and output head included.
+// Validate bounds it; on a configuration Validate refuses it may overflow.
 func (c Config) NumParams() int {
 	n := 0
 	for _, s := range c.ParamSpecs() {
@@ -51,24 +52,62 @@ func (c Config) NumParams() int {
 	return n
 }
 
+// Limits on config.json dimensions, far above any real GPT-NeoX (Pythia-12B:
+// vocab 50688, hidden 5120, 36 layers, 40 heads, intermediate 20480, 2048
+// positions; GPT-NeoX-20B: 20.6 billion parameters), checked before anything
+// is allocated from them. The rotary tables, [positions, rotary dims] twice,
+// depend on no checkpoint tensor, so they have their own bound: a million
+// positions of 128 rotated dimensions.
+const (
+	maxVocab        = 1 << 24
+	maxHidden       = 1 << 16
+	maxLayers       = 1 << 10
+	maxHeads        = 1 << 10
+	maxIntermediate = 1 << 18
+	maxPositions    = 1 << 20
+	maxRotaryTable  = 1 << 27
+	maxParams       = 1 << 36
+)
+
 // Validate checks that the configuration describes a model we can build.
+// Every error names the config.json key at fault.
 func (c Config) Validate() error {
+	for _, d := range []struct {
+		key   string
+		v, hi int
+	}{
+		{"vocab_size", c.VocabSize, maxVocab},
+		{"hidden_size", c.HiddenSize, maxHidden},
+		{"num_hidden_layers", c.NumLayers, maxLayers},
+		{"num_attention_heads", c.NumHeads, maxHeads},
+		{"intermediate_size", c.IntermediateSize, maxIntermediate},
+		{"max_position_embeddings", c.MaxPositions, maxPositions},
+	} {
+		if d.v <= 0 || d.v > d.hi {
+			return fmt.Errorf("%s: %d is outside [1, %d]", d.key, d.v, d.hi)
+		}
+	}
 	switch {
-	case c.VocabSize <= 0 || c.HiddenSize <= 0 || c.NumLayers <= 0 || c.NumHeads <= 0 || c.IntermediateSize <= 0:
-		return fmt.Errorf("vocab_size, hidden_size, num_hidden_layers, num_attention_heads and intermediate_size must be positive (got %d, %d, %d, %d, %d)",
-			c.VocabSize, c.HiddenSize, c.NumLayers, c.NumHeads, c.IntermediateSize)
 	case c.HiddenSize%c.NumHeads != 0:
-		return fmt.Errorf("hidden_size %d is not a multiple of num_attention_heads %d", c.HiddenSize, c.NumHeads)
-	case c.RotaryPct < 0 || c.RotaryPct > 1:
-		return fmt.Errorf("rotary fraction %v is outside [0, 1]", c.RotaryPct)
+		return fmt.Errorf("num_attention_heads: hidden_size %d is not a multiple of %d heads", c.HiddenSize, c.NumHeads)
+	case !(c.RotaryPct >= 0 && c.RotaryPct <= 1):
+		return fmt.Errorf("rotary_pct: rotary fraction %v is outside [0, 1]", c.RotaryPct)
 	case c.RotaryDims()%2 != 0:
-		return fmt.Errorf("rotary dimensions %d (head_dim %d × %v) must be even", c.RotaryDims(), c.HeadDim(), c.RotaryPct)
-	case c.MaxPositions <= 0:
-		return fmt.Errorf("max_position_embeddings must be positive, got %d", c.MaxPositions)
+		return fmt.Errorf("rotary_pct: rotary dimensions %d (head_dim %d × %v) must be even", c.RotaryDims(), c.HeadDim(), c.RotaryPct)
+	case c.MaxPositions*c.RotaryDims() > maxRotaryTable:
+		return fmt.Errorf("max_position_embeddings: %d positions × %d rotary dimensions is more than the %d-entry rotary table this package builds", c.MaxPositions, c.RotaryDims(), maxRotaryTable)
+	case !(c.RotaryBase > 0) || math.IsInf(c.RotaryBase, 0):
+		return fmt.Errorf("rotary_emb_base: rotary base (rope_theta) %v must be positive and finite", c.RotaryBase)
 	case c.HiddenAct != "gelu":
-		return fmt.Errorf("hidden_act %q is not supported: want \"gelu\" (Pythia's exact GELU)", c.HiddenAct)
-	case c.LayerNormEps <= 0:
-		return fmt.Errorf("layer_norm_eps must be positive, got %v", c.LayerNormEps)
+		return fmt.Errorf("hidden_act: %q is not supported: want \"gelu\" (Pythia's exact GELU)", c.HiddenAct)
+	case !(c.LayerNormEps > 0) || math.IsInf(c.LayerNormEps, 0):
+		return fmt.Errorf("layer_norm_eps: %v must be positive and finite", c.LayerNormEps)
+	case !(c.InitializerRange >= 0) || math.IsInf(c.InitializerRange, 0):
+		return fmt.Errorf("initializer_range: %v must be finite and not negative", c.InitializerRange)
+	}
+	// With every dimension bounded the count cannot overflow an int64.
+	if n := c.NumParams(); n > maxParams {
+		return fmt.Errorf("the dimensions imply %d parameters, more than the %d this package loads", n, int64(maxParams))
 	}
 	return nil
 }
@@ -121,6 +160,9 @@ func ParseConfig(name string, data []byte) (Config, error) {
 		}
 	}
 	c := raw.Config
+	// Several keys can set the rotary fraction and base; remember which one
+	// did, so that an error names what the file says.
+	pctKey, baseKey := "rotary_pct", "rotary_emb_base"
 	if raw.RotaryPct != nil {
 		c.RotaryPct = *raw.RotaryPct
 	}
@@ -128,18 +170,24 @@ func ParseConfig(name string, data []byte) (Config, error) {
 		c.RotaryBase = *raw.RotaryBase
 	}
 	if raw.RopeTheta != nil {
-		c.RotaryBase = *raw.RopeTheta
+		c.RotaryBase, baseKey = *raw.RopeTheta, "rope_theta"
 	}
 	if rp := raw.RopeParameters; rp != nil {
 		if rp.RopeType != "" && rp.RopeType != "default" {
 			return Config{}, fmt.Errorf("%s: rope_parameters.rope_type %q is not supported: want \"default\"", name, rp.RopeType)
 		}
 		if rp.PartialRotaryFactor != nil {
-			c.RotaryPct = *rp.PartialRotaryFactor
+			c.RotaryPct, pctKey = *rp.PartialRotaryFactor, "rope_parameters.partial_rotary_factor"
 		}
 		if rp.RopeTheta != nil {
-			c.RotaryBase = *rp.RopeTheta
+			c.RotaryBase, baseKey = *rp.RopeTheta, "rope_parameters.rope_theta"
 		}
+	}
+	if !(c.RotaryBase > 0) || math.IsInf(c.RotaryBase, 0) {
+		return Config{}, fmt.Errorf("%s: %s: %v must be positive and finite (a rotary base ≤ 0 makes every output NaN)", name, baseKey, c.RotaryBase)
+	}
+	if !(c.RotaryPct >= 0 && c.RotaryPct <= 1) {
+		return Config{}, fmt.Errorf("%s: %s: rotary fraction %v is outside [0, 1]", name, pctKey, c.RotaryPct)
 	}
 	if len(raw.RopeScaling) > 0 && string(raw.RopeScaling) != "null" {
 		return Config{}, fmt.Errorf("%s: rope_scaling is not supported", name)

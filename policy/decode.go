@@ -42,7 +42,7 @@ func BuildDecode(m *Model) (*DecodeGraph, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	b := &builder{g: onnx.NewGraph("gpt_neox_decode"), m: m}
+	b := newBuilder(onnx.NewGraph("gpt_neox_decode"), c, m)
 	g := b.g
 	h, hd := c.NumHeads, c.HeadDim()
 	ids := g.Input(InputIDs, onnx.Int64, "batch", "seq")

@@ -2,7 +2,6 @@ package policy
 
 import (
 	"fmt"
-	"math"
 
 	"irl/onnx"
 )
@@ -30,6 +29,15 @@ type ForwardOptions struct {
 	// Pool, if set, replaces each hidden-state output by its pooled rows,
 	// F32 [B,D], named HiddenOutput(i); see Pooling.
 	Pool Pooling
+	// LogProbs adds the inputs TokensInput (I64 [B,S]) and TemperatureInput
+	// (F32 [1]) and the outputs LogProbsOutput and EntropyOutput, F32
+	// [B,S]: at each position, log p(token) and the entropy under
+	// softmax(logits/T), computed in the graph as the training graph's
+	// LogProb head computes them, so no [B,S,V] logits leave ONNX Runtime.
+	LogProbs bool
+	// Values adds ValuesOutput, F32 [B,S]: the value head (ValueHeadWeight,
+	// ValueHeadBias, which the model must hold) on the last hidden state.
+	Values bool
 }
 
 // Pooling reduces a hidden state over the sequence.
@@ -54,11 +62,14 @@ type ForwardGraph struct {
 // hidden state k < NumLayers alone computes k layers, no final norm, no logits.
 func BuildForward(m *Model, o ForwardOptions) (*ForwardGraph, error) {
 	c := m.Config
-	if len(o.Hidden) == 0 && !o.Logits {
+	if len(o.Hidden) == 0 && !o.Logits && !o.LogProbs && !o.Values {
 		return nil, fmt.Errorf("policy: forward graph with no outputs")
 	}
-	if o.Logits && o.Pool != NoPool {
+	if (o.Logits || o.LogProbs || o.Values) && o.Pool != NoPool {
 		return nil, fmt.Errorf("policy: pooling applies to hidden states only, not logits")
+	}
+	if o.Values && (m.Params[ValueHeadWeight] == nil || m.Params[ValueHeadBias] == nil) {
+		return nil, fmt.Errorf("policy: the model has no value head (%s, %s)", ValueHeadWeight, ValueHeadBias)
 	}
 	want := map[int]bool{}
 	depth := 0
@@ -69,10 +80,10 @@ func BuildForward(m *Model, o ForwardOptions) (*ForwardGraph, error) {
 		want[h] = true
 		depth = max(depth, h)
 	}
-	if o.Logits {
+	if o.Logits || o.LogProbs || o.Values {
 		depth = c.NumLayers
 	}
-	b := &builder{g: onnx.NewGraph("gpt_neox"), m: m}
+	b := newBuilder(onnx.NewGraph("gpt_neox"), c, m)
 	g := b.g
 	ids := g.Input(InputIDs, onnx.Int64, "batch", "seq")
 	mask := g.Input(AttentionMask, onnx.Int64, "batch", "seq")
@@ -116,21 +127,55 @@ func BuildForward(m *Model, o ForwardOptions) (*ForwardGraph, error) {
 		g.Output(b.dense(x, b.outName(), ""), LogitsOutput, onnx.Float, "batch", "seq", c.VocabSize)
 		fg.Outputs = append(fg.Outputs, LogitsOutput)
 	}
+	if o.LogProbs || o.Values {
+		// Per-token outputs from the flat hidden state, through the same head
+		// functions as the training graph.
+		shape := g.Shape(ids)
+		hidden := b.flat(x) // (N,D)
+		emitBS := func(v onnx.Value, name string) {
+			g.Output(g.ReshapeTo(v, shape), name, onnx.Float, "batch", "seq")
+			fg.Outputs = append(fg.Outputs, name)
+		}
+		if o.LogProbs {
+			g.Input(TokensInput, onnx.Int64, "batch", "seq")
+			g.Input(TemperatureInput, onnx.Float, 1)
+			fg.Inputs = append(fg.Inputs, TokensInput, TemperatureInput)
+			_, _, lp, ent := b.tokenLogProbs(b.logits(hidden))
+			emitBS(lp, LogProbsOutput)
+			emitBS(ent, EntropyOutput)
+		}
+		if o.Values {
+			emitBS(b.value(hidden), ValuesOutput)
+		}
+	}
 	return fg, nil
 }
 
-// builder holds the state shared by the pieces of one forward graph.
+// builder builds one graph from the blocks (blocks.go): an inference or
+// decode graph, whose weights are initializers taken from a model, or a
+// training graph, whose weights are inputs declared up front and which
+// collects parameter gradients.
 type builder struct {
 	g *onnx.Graph
+	c Config
+	// m supplies initializers; nil when every weight is declared in weights.
 	m *Model
 	// weights maps parameter names to graph values: initializers made on
 	// first use, or graph inputs that a training graph declares up front.
 	weights map[string]onnx.Value
-	shapes  map[string][]int
+	// grads maps parameter names to their gradients (training graphs).
+	grads  map[string]onnx.Value
+	shapes map[string][]int
+	// negSin is −sin, made once for the rotary backward.
+	negSin onnx.Value
+}
+
+func newBuilder(g *onnx.Graph, c Config, m *Model) *builder {
+	return &builder{g: g, c: c, m: m, weights: map[string]onnx.Value{}, grads: map[string]onnx.Value{}}
 }
 
 func (b *builder) outName() string {
-	if b.m.Config.TieEmbeddings {
+	if b.c.TieEmbeddings {
 		return "gpt_neox.embed_in.weight"
 	}
 	return "embed_out.weight"
@@ -141,41 +186,34 @@ func (b *builder) weight(name string) onnx.Value {
 	if v, ok := b.weights[name]; ok {
 		return v
 	}
-	p := b.m.Params[name]
-	if p == nil {
+	if b.m == nil || b.m.Params[name] == nil {
 		panic("policy: no parameter " + name)
 	}
+	p := b.m.Params[name]
 	v := b.g.Initializer(name, p.Shape, p.Data)
-	if b.weights == nil {
-		b.weights = map[string]onnx.Value{}
-	}
 	b.weights[name] = v
 	return v
 }
 
-// dense is x·Wᵀ + b for the checkpoint's [out,in] weight W; bias "" means
-// none. A Gemm reads W transposed in place, so no transposed copy of the
-// weights is ever made (1.6 GB saved for pythia-410m) and ONNX Runtime
-// prepacks W once. Interleaved runs measured it as fast as a MatMul on a
-// pre-transposed copy. x is (N,in) or (B,S,in).
-func (b *builder) dense(x onnx.Value, weight, bias string) onnx.Value {
-	g := b.g
-	shape := b.shape(weight)
-	out, in := shape[0], shape[1]
-	var bv onnx.Value
-	if bias != "" {
-		bv = b.weight(bias)
+// addGrad accumulates a parameter's gradient: a parameter can receive
+// several (tied embeddings: the input lookup and the output head).
+func (b *builder) addGrad(name string, d onnx.Value) {
+	if old, ok := b.grads[name]; ok {
+		d = b.g.Add(old, d)
 	}
-	lead := g.Slice(g.Shape(x), []int64{0}, []int64{-1}, []int64{0}) // all but the last dim
-	y := g.Gemm(g.Reshape(x, -1, int64(in)), b.weight(weight), bv, false, true)
-	return g.ReshapeTo(y, g.Concat(0, lead, g.ConstI64(int64(out))))
+	b.grads[name] = d
+}
+
+// flat views a recorded activation (B,S,W) as (N,W), as the backward works.
+func (b *builder) flat(v onnx.Value) onnx.Value {
+	return b.g.Op("Flatten", []onnx.Value{v}, onnx.AttrInt("axis", 2))
 }
 
 // shape is a parameter's shape, from the configuration.
 func (b *builder) shape(name string) []int {
 	if b.shapes == nil {
 		b.shapes = map[string][]int{}
-		for _, s := range b.m.Config.ParamSpecs() {
+		for _, s := range b.c.ParamSpecs() {
 			b.shapes[s.Name] = s.Shape
 		}
 	}
@@ -201,7 +239,7 @@ func (b *builder) maskBias(ids, mask onnx.Value) onnx.Value {
 
 // rotary gathers cos and sin (B,1,S,R) for the positions.
 func (b *builder) rotary(pos onnx.Value) (cos, sin onnx.Value) {
-	c := b.m.Config
+	c := b.c
 	r := c.RotaryDims()
 	if r == 0 {
 		return "", ""
@@ -211,120 +249,6 @@ func (b *builder) rotary(pos onnx.Value) (cos, sin onnx.Value) {
 	cosT := g.Initializer("rotary.cos", []int{c.MaxPositions, r}, ct)
 	sinT := g.Initializer("rotary.sin", []int{c.MaxPositions, r}, st)
 	return g.Unsqueeze(g.Gather(cosT, pos, 0), 1), g.Unsqueeze(g.Gather(sinT, pos, 0), 1)
-}
-
-// applyRotary rotates the first R dims of x (B,H,S,hd) as transformers'
-// apply_rotary_pos_emb with rotate_half: x·cos + rotate_half(x)·sin.
-func (b *builder) applyRotary(x, cos, sin onnx.Value) onnx.Value {
-	c := b.m.Config
-	r, hd := c.RotaryDims(), c.HeadDim()
-	if r == 0 {
-		return x
-	}
-	g := b.g
-	xr, xp := x, onnx.Value("")
-	if r < hd {
-		parts := g.Split(x, 3, int64(r), int64(hd-r))
-		xr, xp = parts[0], parts[1]
-	}
-	halves := g.Split(xr, 3, int64(r/2), int64(r/2))
-	rot := g.Concat(3, g.Neg(halves[1]), halves[0])
-	y := g.Add(g.Mul(xr, cos), g.Mul(rot, sin))
-	if xp != "" {
-		y = g.Concat(3, y, xp)
-	}
-	return y
-}
-
-// layerActs records what a block's backward needs; a nil record is not
-// filled (inference).
-type layerActs struct {
-	ln1, ln2   *lnActs
-	q, k, v, p onnx.Value // rotated scaled queries, rotated keys, values (B,H,S,hd); softmax (B,H,S,S)
-	ctx        onnx.Value // attention output before its projection (B,S,D)
-	u, gelu    onnx.Value // MLP pre-activation and activation (B,S,F)
-}
-
-// lnActs is what layer norm's backward needs.
-type lnActs struct {
-	x, mean, rstd, out onnx.Value // (B,S,D), (B,S,1), (B,S,1), (B,S,D)
-}
-
-// layerNorm normalises x over its last axis with prefix.weight and
-// prefix.bias; with keep set it also records the input and the statistics
-// that LayerNormalization returns, for the backward.
-func (b *builder) layerNorm(x onnx.Value, prefix string, keep **lnActs) onnx.Value {
-	g := b.g
-	in := []onnx.Value{x, b.weight(prefix + ".weight"), b.weight(prefix + ".bias")}
-	attrs := []onnx.Attr{onnx.AttrInt("axis", -1), onnx.AttrFloat("epsilon", float32(b.m.Config.LayerNormEps))}
-	if keep == nil {
-		return g.Op("LayerNormalization", in, attrs...)
-	}
-	outs := g.OpN("LayerNormalization", 3, in, attrs...)
-	*keep = &lnActs{x: x, mean: outs[1], rstd: outs[2], out: outs[0]}
-	return outs[0]
-}
-
-// layer is one transformer block on x (B,S,D), with optional past keys and
-// values (B,H,P,hd), which the attention of the S new tokens also sees (bias
-// is then (B,1,S,P+S)). It returns the block's output and the keys and values
-// of past and new tokens together, (B,H,P+S,hd), rotary already applied to
-// the keys. A non-nil acts records the intermediates for the backward.
-func (b *builder) layer(x onnx.Value, l int, bias, cos, sin, pastK, pastV onnx.Value, acts *layerActs) (y, k, v onnx.Value) {
-	c := b.m.Config
-	g := b.g
-	p := fmt.Sprintf("gpt_neox.layers.%d.", l)
-	var keep1, keep2 **lnActs
-	if acts != nil {
-		keep1, keep2 = &acts.ln1, &acts.ln2
-	}
-	ln1 := b.layerNorm(x, p+"input_layernorm", keep1)
-	attn, k, v := b.attention(ln1, p, bias, cos, sin, pastK, pastV, acts)
-	if c.ParallelResidual {
-		ln2 := b.layerNorm(x, p+"post_attention_layernorm", keep2)
-		return g.Add(g.Add(x, attn), b.mlp(ln2, p, acts)), k, v
-	}
-	h := g.Add(x, attn)
-	ln2 := b.layerNorm(h, p+"post_attention_layernorm", keep2)
-	return g.Add(h, b.mlp(ln2, p, acts)), k, v
-}
-
-// attention is self-attention of h (B,S,D): fused QKV, partial rotary,
-// softmax attention under bias, output projection. With pastK and pastV
-// (B,H,P,hd) set, the queries also attend to those keys, which come before
-// the new ones; k and v are then past and new together (B,H,P+S,hd).
-func (b *builder) attention(h onnx.Value, p string, bias, cos, sin, pastK, pastV onnx.Value, acts *layerActs) (out, k, v onnx.Value) {
-	c := b.m.Config
-	g := b.g
-	hd := c.HeadDim()
-	qkv := b.dense(h, p+"attention.query_key_value.weight", p+"attention.query_key_value.bias") // (B,S,3D)
-	// Checkpoints lay out the 3D outputs head by head, each head as q|k|v.
-	qkv = g.Transpose(g.Reshape(qkv, 0, 0, int64(c.NumHeads), int64(3*hd)), 0, 2, 1, 3) // (B,H,S,3hd)
-	parts := g.Split(qkv, 3, int64(hd), int64(hd), int64(hd))
-	q := b.applyRotary(parts[0], cos, sin)
-	k = b.applyRotary(parts[1], cos, sin)
-	v = parts[2]
-	if pastK != "" {
-		k = g.Concat(2, pastK, k) // (B,H,P+S,hd)
-		v = g.Concat(2, pastV, v)
-	}
-	q = g.Mul(q, g.ScalarF32(float32(1/math.Sqrt(float64(hd)))))
-	probs := g.Softmax(g.Add(g.MatMul(q, g.Transpose(k, 0, 1, 3, 2)), bias), -1) // (B,H,S,P+S)
-	ctx := g.MatMul(probs, v)                                                    // (B,H,S,hd)
-	ctx = g.Reshape(g.Transpose(ctx, 0, 2, 1, 3), 0, 0, int64(c.HiddenSize))
-	if acts != nil {
-		acts.q, acts.k, acts.v, acts.p, acts.ctx = q, k, v, probs, ctx
-	}
-	return b.dense(ctx, p+"attention.dense.weight", p+"attention.dense.bias"), k, v
-}
-
-func (b *builder) mlp(h onnx.Value, p string, acts *layerActs) onnx.Value {
-	u := b.dense(h, p+"mlp.dense_h_to_4h.weight", p+"mlp.dense_h_to_4h.bias")
-	gelu := b.g.GELU(u)
-	if acts != nil {
-		acts.u, acts.gelu = u, gelu
-	}
-	return b.dense(gelu, p+"mlp.dense_4h_to_h.weight", p+"mlp.dense_4h_to_h.bias")
 }
 
 // pool reduces x (B,S,D) to (B,D) over the real tokens of mask (B,S).

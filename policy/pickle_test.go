@@ -520,15 +520,6 @@ func sameParams(t *testing.T, got, want *Model, skip ...string) {
 	}
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
 // fullCheckpoint writes every parameter of ref as contiguous float32, with
 // layer 0's buffers after its parameters, as a Pythia state dict has them.
 func fullCheckpoint(ref *Model, prefix string, override func(c *ptCheckpoint, name string, p *Param) bool) *ptCheckpoint {

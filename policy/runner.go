@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"slices"
 
 	"irl/onnx"
 )
@@ -118,7 +119,22 @@ func (r *Runner) Outputs() []string { return r.graph.Outputs }
 
 // Forward runs one batch. The batch must be valid (see Batch.Validate).
 func (r *Runner) Forward(bt *Batch) (map[string]Output, error) {
+	return r.ForwardTokens(bt, nil, 0)
+}
+
+// ForwardTokens runs one batch of a graph built with LogProbs, scoring
+// tokens [B,S] (each position's next token, say) under softmax(logits/T).
+// The temperature must be positive: it is the same rule everywhere (see
+// TrainBatch.Temperature).
+func (r *Runner) ForwardTokens(bt *Batch, tokens []int64, temperature float32) (map[string]Output, error) {
 	bt.Complete()
+	scored := contains(r.graph.Inputs, TokensInput)
+	if scored && len(tokens) != bt.B*bt.S {
+		return nil, fmt.Errorf("policy: %d tokens to score, want %d×%d", len(tokens), bt.B, bt.S)
+	}
+	if scored && !(temperature > 0) {
+		return nil, fmt.Errorf("policy: temperature %v must be positive", temperature)
+	}
 	b, s := int64(bt.B), int64(bt.S)
 	ids, err := onnx.TensorI64(bt.InputIDs, b, s)
 	if err != nil {
@@ -135,6 +151,20 @@ func (r *Runner) Forward(bt *Batch) (map[string]Output, error) {
 		return nil, err
 	}
 	defer pos.Destroy()
+	ins := []onnx.ORTValue{ids, mask, pos}
+	if scored {
+		tv, err := onnx.TensorI64(tokens, b, s)
+		if err != nil {
+			return nil, err
+		}
+		defer tv.Destroy()
+		temp, err := onnx.TensorF32([]float32{temperature}, 1)
+		if err != nil {
+			return nil, err
+		}
+		defer temp.Destroy()
+		ins = append(ins, tv, temp)
+	}
 	// Outputs are written straight into Go slices: no allocation by ONNX
 	// Runtime and no copy afterwards, which matters for [B,S,V] logits.
 	c := r.m.Config
@@ -144,6 +174,8 @@ func (r *Runner) Forward(bt *Batch) (map[string]Output, error) {
 	for i, name := range r.graph.Outputs {
 		shape := []int{bt.B, bt.S, c.HiddenSize}
 		switch {
+		case name == LogProbsOutput || name == EntropyOutput || name == ValuesOutput:
+			shape = []int{bt.B, bt.S}
 		case name == LogitsOutput:
 			shape = []int{bt.B, bt.S, c.VocabSize}
 		case r.pool != NoPool:
@@ -157,7 +189,7 @@ func (r *Runner) Forward(bt *Batch) (map[string]Output, error) {
 		outs[i] = t
 		res[name] = o
 	}
-	if err := r.session.RunInto([]onnx.ORTValue{ids, mask, pos}, outs); err != nil {
+	if err := r.session.RunInto(ins, outs); err != nil {
 		return nil, err
 	}
 	return res, nil
@@ -165,3 +197,5 @@ func (r *Runner) Forward(bt *Batch) (map[string]Output, error) {
 
 // Destroy closes the session.
 func (r *Runner) Destroy() { r.session.Destroy() }
+
+func contains(xs []string, x string) bool { return slices.Contains(xs, x) }

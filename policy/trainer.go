@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"math"
 
 	"irl/onnx"
 )
@@ -12,7 +13,9 @@ type TrainBatch struct {
 	// CrossEntropy: each position's target and weight, [B,S].
 	Labels   []int64
 	LossMask []float32
-	// LogProb: the tokens to score, the temperature, and the cotangents, [B,S].
+	// LogProb: the tokens to score, the temperature, and the cotangents,
+	// [B,S]. Log-probs are of softmax(logits/Temperature), unfiltered (no
+	// top-k or top-p). Temperature must be positive: 0 is an error, not 1.
 	Tokens                       []int64
 	Temperature                  float32
 	DLogProbs, DEntropy, DValues []float32
@@ -150,9 +153,11 @@ func (t *Trainer) Step(tb *TrainBatch) (StepResult, error) {
 			err = addF(tb.LossMask, LossMaskInput, b, s)
 		}
 	case LogProb:
+		// One rule everywhere: a temperature is positive, never a default
+		// standing in for a forgotten value (sampling refuses 0 too).
 		temp := tb.Temperature
-		if temp == 0 {
-			temp = 1
+		if !(temp > 0) || math.IsInf(float64(temp), 1) {
+			return StepResult{}, fmt.Errorf("policy: LogProb head: temperature %v must be positive and finite", temp)
 		}
 		if err = addI(tb.Tokens, TokensInput); err == nil {
 			err = addF([]float32{temp}, TemperatureInput, 1)
