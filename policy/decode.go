@@ -32,12 +32,23 @@ type DecodeGraph struct {
 	Graph   *onnx.Graph
 	Inputs  []string
 	Outputs []string
+	// Params lists the parameter inputs when built with ParamInputs.
+	Params []ParamSpec
 }
 
-// BuildDecode builds the key/value-cached inference graph with the weights as
-// initializers. A step costs work in proportion to B×T×(P+T) for attention
-// and B×T for everything else: nothing of the past is recomputed.
-func BuildDecode(m *Model) (*DecodeGraph, error) {
+// DecodeOptions configure a decode graph.
+type DecodeOptions struct {
+	// ParamInputs makes the weights graph inputs that every step reads from
+	// the model's memory, instead of initializers copied when the session
+	// opens, so decoding sees every optimiser update (PPO's rollouts).
+	ParamInputs bool
+}
+
+// BuildDecode builds the key/value-cached inference graph, with the weights
+// as initializers or, with ParamInputs, as inputs after the caches. A step
+// costs work in proportion to B×T×(P+T) for attention and B×T for everything
+// else: nothing of the past is recomputed.
+func BuildDecode(m *Model, o DecodeOptions) (*DecodeGraph, error) {
 	c := m.Config
 	if err := c.Validate(); err != nil {
 		return nil, err
@@ -54,6 +65,12 @@ func BuildDecode(m *Model) (*DecodeGraph, error) {
 		past[l][0] = g.Input(PastKey(l), onnx.Float, "batch", h, "past", hd)
 		past[l][1] = g.Input(PastValue(l), onnx.Float, "batch", h, "past", hd)
 		dg.Inputs = append(dg.Inputs, PastKey(l), PastValue(l))
+	}
+	if o.ParamInputs {
+		dg.Params = b.declareParams(m)
+		for _, s := range dg.Params {
+			dg.Inputs = append(dg.Inputs, s.Name)
+		}
 	}
 
 	x := g.Gather(b.weight("gpt_neox.embed_in.weight"), ids, 0) // (B,T,D)
@@ -144,11 +161,12 @@ type Decoder struct {
 	cfg     Config
 	graph   *DecodeGraph
 	session *onnx.Session
+	params  []onnx.ORTValue // with ParamInputs: views of the model's weights
 }
 
 // NewDecoder builds the decode graph and opens its session.
-func NewDecoder(m *Model, so onnx.Options) (*Decoder, error) {
-	dg, err := BuildDecode(m)
+func NewDecoder(m *Model, so onnx.Options, o DecodeOptions) (*Decoder, error) {
+	dg, err := BuildDecode(m, o)
 	if err != nil {
 		return nil, err
 	}
@@ -156,7 +174,14 @@ func NewDecoder(m *Model, so onnx.Options) (*Decoder, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Decoder{cfg: m.Config, graph: dg, session: s}, nil
+	d := &Decoder{cfg: m.Config, graph: dg, session: s}
+	if o.ParamInputs {
+		if d.params, err = paramTensors(m, dg.Params); err != nil {
+			d.Destroy()
+			return nil, err
+		}
+	}
+	return d, nil
 }
 
 // Config is the decoded model's configuration.
@@ -222,6 +247,7 @@ func (d *Decoder) Step(ids, mask, pos []int64, t int, past, present *KVCache, lo
 			return err
 		}
 	}
+	ins := append(vals[:len(vals):len(vals)], d.params...)
 	nIn := len(vals)
 	if err := f32(logits[:b*c.VocabSize], B, int64(c.VocabSize)); err != nil {
 		return err
@@ -234,16 +260,18 @@ func (d *Decoder) Step(ids, mask, pos []int64, t int, past, present *KVCache, lo
 			return err
 		}
 	}
-	if err := d.session.RunInto(vals[:nIn], vals[nIn:]); err != nil {
+	if err := d.session.RunInto(ins, vals[nIn:]); err != nil {
 		return fmt.Errorf("policy: decode step (%d rows, %d past, %d new tokens): %w", b, p, t, err)
 	}
 	present.B, present.P = b, p+t
 	return nil
 }
 
-// Destroy closes the session.
+// Destroy closes the session and releases the parameter views.
 func (d *Decoder) Destroy() {
 	if d != nil {
+		onnx.DestroyAll(d.params...)
+		d.params = nil
 		d.session.Destroy()
 	}
 }

@@ -45,7 +45,7 @@ func TestDecodeMatchesForward(t *testing.T) {
 			}
 			full := out[LogitsOutput].Data
 
-			d, err := NewDecoder(m, onnx.Options{Threads: 1})
+			d, err := NewDecoder(m, onnx.Options{Threads: 1}, DecodeOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}

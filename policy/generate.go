@@ -52,9 +52,22 @@ type Generator struct {
 	logits []float32
 }
 
-// NewGenerator builds the decode graph for m and opens its session.
+// NewGenerator builds the decode graph for m and opens its session. The
+// weights are copied into the session: later changes to m are not seen (see
+// NewLiveGenerator).
 func NewGenerator(m *Model, so onnx.Options) (*Generator, error) {
-	d, err := NewDecoder(m, so)
+	return openGenerator(m, so, DecodeOptions{})
+}
+
+// NewLiveGenerator is NewGenerator with the weights read from m's memory at
+// every step, so that generation always uses the current weights of a model
+// being trained.
+func NewLiveGenerator(m *Model, so onnx.Options) (*Generator, error) {
+	return openGenerator(m, so, DecodeOptions{ParamInputs: true})
+}
+
+func openGenerator(m *Model, so onnx.Options, o DecodeOptions) (*Generator, error) {
+	d, err := NewDecoder(m, so, o)
 	if err != nil {
 		return nil, err
 	}

@@ -38,6 +38,11 @@ type ForwardOptions struct {
 	// Values adds ValuesOutput, F32 [B,S]: the value head (ValueHeadWeight,
 	// ValueHeadBias, which the model must hold) on the last hidden state.
 	Values bool
+	// ParamInputs makes the weights graph inputs, as in a training graph,
+	// instead of initializers that ONNX Runtime copies when the session
+	// opens: a Runner then reads the model's memory at every run, so it sees
+	// every optimiser update (PPO's rollouts need that).
+	ParamInputs bool
 }
 
 // Pooling reduces a hidden state over the sequence.
@@ -55,6 +60,9 @@ type ForwardGraph struct {
 	Graph   *onnx.Graph
 	Inputs  []string
 	Outputs []string
+	// Params lists the parameter inputs, in Inputs' order, when the graph
+	// was built with ParamInputs.
+	Params []ParamSpec
 }
 
 // BuildForward builds the inference graph with the weights as initializers.
@@ -89,6 +97,19 @@ func BuildForward(m *Model, o ForwardOptions) (*ForwardGraph, error) {
 	mask := g.Input(AttentionMask, onnx.Int64, "batch", "seq")
 	pos := g.Input(PositionIDs, onnx.Int64, "batch", "seq")
 	fg := &ForwardGraph{Graph: g, Inputs: []string{InputIDs, AttentionMask, PositionIDs}}
+	var tail []string // inputs after the parameters
+	if o.LogProbs {
+		g.Input(TokensInput, onnx.Int64, "batch", "seq")
+		g.Input(TemperatureInput, onnx.Float, 1)
+		tail = []string{TokensInput, TemperatureInput}
+	}
+	if o.ParamInputs {
+		fg.Params = b.declareParams(m)
+		for _, s := range fg.Params {
+			fg.Inputs = append(fg.Inputs, s.Name)
+		}
+	}
+	fg.Inputs = append(fg.Inputs, tail...)
 
 	emit := func(i int, x onnx.Value) {
 		name := HiddenOutput(i)
@@ -137,9 +158,6 @@ func BuildForward(m *Model, o ForwardOptions) (*ForwardGraph, error) {
 			fg.Outputs = append(fg.Outputs, name)
 		}
 		if o.LogProbs {
-			g.Input(TokensInput, onnx.Int64, "batch", "seq")
-			g.Input(TemperatureInput, onnx.Float, 1)
-			fg.Inputs = append(fg.Inputs, TokensInput, TemperatureInput)
 			_, _, lp, ent := b.tokenLogProbs(b.logits(hidden))
 			emitBS(lp, LogProbsOutput)
 			emitBS(ent, EntropyOutput)
@@ -193,6 +211,38 @@ func (b *builder) weight(name string) onnx.Value {
 	v := b.g.Initializer(name, p.Shape, p.Data)
 	b.weights[name] = v
 	return v
+}
+
+// declareParams makes every parameter of m a graph input (the model's, then
+// a value head when m has one) and returns them in input order.
+func (b *builder) declareParams(m *Model) []ParamSpec {
+	specs := m.Config.ParamSpecs()
+	if m.Params[ValueHeadWeight] != nil && m.Params[ValueHeadBias] != nil {
+		specs = append(specs, ParamSpec{ValueHeadWeight, m.Params[ValueHeadWeight].Shape}, ParamSpec{ValueHeadBias, m.Params[ValueHeadBias].Shape})
+	}
+	for _, s := range specs {
+		dims := make([]any, len(s.Shape))
+		for i, d := range s.Shape {
+			dims[i] = d
+		}
+		b.weights[s.Name] = b.g.Input(s.Name, onnx.Float, dims...)
+	}
+	return specs
+}
+
+// paramTensors wraps the parameters' Go memory as input tensors, without
+// copying, in the order of specs.
+func paramTensors(m *Model, specs []ParamSpec) ([]onnx.ORTValue, error) {
+	var out []onnx.ORTValue
+	for _, s := range specs {
+		v, err := onnx.TensorF32(m.Params[s.Name].Data, dims64(s.Shape)...)
+		if err != nil {
+			onnx.DestroyAll(out...)
+			return nil, fmt.Errorf("parameter %s: %w", s.Name, err)
+		}
+		out = append(out, v)
+	}
+	return out, nil
 }
 
 // addGrad accumulates a parameter's gradient: a parameter can receive

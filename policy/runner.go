@@ -99,6 +99,7 @@ type Runner struct {
 	pool    Pooling
 	graph   *ForwardGraph
 	session *onnx.Session
+	params  []onnx.ORTValue // with ParamInputs: views of the model's weights
 }
 
 // NewRunner builds the forward graph and opens its session.
@@ -111,7 +112,14 @@ func NewRunner(m *Model, fo ForwardOptions, so onnx.Options) (*Runner, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Runner{m: m, pool: fo.Pool, graph: fg, session: s}, nil
+	r := &Runner{m: m, pool: fo.Pool, graph: fg, session: s}
+	if fo.ParamInputs {
+		if r.params, err = paramTensors(m, fg.Params); err != nil {
+			r.Destroy()
+			return nil, err
+		}
+	}
+	return r, nil
 }
 
 // Outputs lists the output names, in the order Forward returns them.
@@ -151,7 +159,7 @@ func (r *Runner) ForwardTokens(bt *Batch, tokens []int64, temperature float32) (
 		return nil, err
 	}
 	defer pos.Destroy()
-	ins := []onnx.ORTValue{ids, mask, pos}
+	ins := append([]onnx.ORTValue{ids, mask, pos}, r.params...)
 	if scored {
 		tv, err := onnx.TensorI64(tokens, b, s)
 		if err != nil {
@@ -195,7 +203,11 @@ func (r *Runner) ForwardTokens(bt *Batch, tokens []int64, temperature float32) (
 	return res, nil
 }
 
-// Destroy closes the session.
-func (r *Runner) Destroy() { r.session.Destroy() }
+// Destroy closes the session and releases the parameter views.
+func (r *Runner) Destroy() {
+	onnx.DestroyAll(r.params...)
+	r.params = nil
+	r.session.Destroy()
+}
 
 func contains(xs []string, x string) bool { return slices.Contains(xs, x) }

@@ -30,3 +30,49 @@ func sessionOptions(c *cli.Context) (onnx.Options, error) {
 // overwriteFlag is the one flag that lets a command replace a non-empty
 // output folder.
 var overwriteFlag = &cli.BoolFlag{Name: "overwrite", Usage: "replace what an earlier run left in the output folder (a non-empty folder is refused otherwise)"}
+
+// The vocabulary of flags: one name for each thing across commands (README's
+// table of flags lists them). Each command takes what it needs.
+
+// inputFlag is the row file every command that reads rows takes: JSON lines,
+// CSV or Parquet ("-": JSON lines on stdin). aliases keep names that earlier
+// versions or an issue fixed (--data, --prompts).
+func inputFlag(usage string, required bool, aliases ...string) *cli.StringFlag {
+	return &cli.StringFlag{Name: "input", Aliases: aliases, Required: required, Usage: usage}
+}
+
+// textFieldFlag names the text column.
+func textFieldFlag(def, usage string) *cli.StringFlag {
+	return &cli.StringFlag{Name: "text-field", Value: def, Usage: usage}
+}
+
+// promptFieldFlag names the prompt column (--prefix-field in earlier versions
+// of irl features).
+func promptFieldFlag(def, usage string) *cli.StringFlag {
+	return &cli.StringFlag{Name: "prompt-field", Aliases: []string{"prefix-field"}, Value: def, Usage: usage}
+}
+
+// tokenizerFlag is a tokenizer.json; every command defaults to the one in
+// the model folder (or beside an .onnx file), through tokenizer.DefaultPath.
+var tokenizerFlag = &cli.StringFlag{Name: "tokenizer", Usage: "tokenizer.json", DefaultText: "tokenizer.json in the model folder, or beside an .onnx file"}
+
+// maxLengthFlag and truncateFlag: the longest row in tokens, and which end
+// of a longer row is cut (left keeps the last tokens, right the first, error
+// makes it a bad row). Commands differ only in the default side.
+func maxLengthFlag() *cli.IntFlag {
+	return &cli.IntFlag{Name: "max-length", Usage: "longest row in tokens", DefaultText: "the model's limit"}
+}
+
+func truncateFlag(def string) *cli.StringFlag {
+	return &cli.StringFlag{Name: "truncate", Value: def, Usage: "for rows over --max-length: left (keep the last tokens), right (keep the first), or error (a bad row)"}
+}
+
+// seedFlag: every random draw of a command comes from --seed, default 1.
+func seedFlag(usage string) *cli.Uint64Flag {
+	return &cli.Uint64Flag{Name: "seed", Value: 1, Usage: usage}
+}
+
+var (
+	quietFlag   = &cli.BoolFlag{Name: "quiet", Usage: "no progress bar"}
+	skipBadFlag = &cli.BoolFlag{Name: "skip-bad", Usage: "skip and report bad rows instead of stopping at the first"}
+)

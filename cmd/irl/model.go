@@ -14,6 +14,7 @@ import (
 	"irl/onnx"
 	"irl/policy"
 	"irl/safetensors"
+	"irl/tokenizer"
 )
 
 func modelCommand() *cli.Command {
@@ -53,7 +54,7 @@ Start from a named shape and override any dimension for a custom one:
 Known shapes: ` + shapeNames() + `.`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "shape", Value: "pythia-70m", Usage: "named shape to start from: " + shapeNames()},
-			&cli.Uint64Flag{Name: "seed", Value: 0, Usage: "random seed; the same seed gives the same weights"},
+			seedFlag("random seed; the same seed gives the same weights"),
 			&cli.StringFlag{Name: "out", Required: true, Usage: "output folder"},
 			&cli.IntFlag{Name: "vocab-size", Usage: "override the vocabulary size"},
 			&cli.IntFlag{Name: "hidden-size", Usage: "override the model width"},
@@ -61,12 +62,14 @@ Known shapes: ` + shapeNames() + `.`,
 			&cli.IntFlag{Name: "heads", Usage: "override the number of attention heads"},
 			&cli.IntFlag{Name: "intermediate-size", Usage: "override the MLP width (default 4 × hidden size when --hidden-size is given)"},
 			&cli.IntFlag{Name: "max-positions", Usage: "override max_position_embeddings"},
-			&cli.Float64Flag{Name: "rotary-pct", Value: -1, Usage: "override the fraction of each head's dimensions that is rotated"},
+			&cli.Float64Flag{Name: "rotary-pct", Usage: "override the fraction of each head's dimensions that is rotated", DefaultText: "the shape's"},
 			&cli.Float64Flag{Name: "rotary-base", Usage: "override the rotary base (theta)"},
 			&cli.Float64Flag{Name: "layer-norm-eps", Usage: "override the layer-norm epsilon"},
 			&cli.BoolFlag{Name: "sequential", Usage: "use a sequential residual (attention, then MLP) instead of Pythia's parallel one"},
 			&cli.BoolFlag{Name: "tie-embeddings", Usage: "share the input embedding with the output head"},
-			&cli.StringFlag{Name: "tokenizer", Usage: "a tokenizer.json to copy into the folder"},
+			&cli.StringFlag{Name: "tokenizer", Usage: "a tokenizer.json to copy into the folder; its EOS token becomes the model's"},
+			&cli.IntFlag{Name: "eos-token-id", Usage: "the EOS token id", DefaultText: "the tokenizer's EOS, else the shape's (0)"},
+			overwriteFlag,
 		},
 		Action: func(c *cli.Context) error {
 			cfg, ok := policy.Shapes[c.String("shape")]
@@ -92,8 +95,8 @@ Known shapes: ` + shapeNames() + `.`,
 			if v := c.Int("max-positions"); v != 0 {
 				cfg.MaxPositions = v
 			}
-			if v := c.Float64("rotary-pct"); v >= 0 {
-				cfg.RotaryPct = v
+			if c.IsSet("rotary-pct") {
+				cfg.RotaryPct = c.Float64("rotary-pct")
 			}
 			if v := c.Float64("rotary-base"); v != 0 {
 				cfg.RotaryBase = v
@@ -105,22 +108,49 @@ Known shapes: ` + shapeNames() + `.`,
 				cfg.ParallelResidual = false
 			}
 			cfg.TieEmbeddings = c.Bool("tie-embeddings")
+			out := c.String("out")
+			if err := atomicfile.CheckDir(out, c.Bool("overwrite")); err != nil {
+				return err
+			}
+			tokPath := c.String("tokenizer")
+			if tokPath != "" {
+				tok, err := tokenizer.Load(tokPath)
+				if err != nil {
+					return err
+				}
+				if tok.VocabSize() > cfg.VocabSize {
+					return fmt.Errorf("%s has %d tokens, more than the model's vocabulary of %d (--vocab-size)", tokPath, tok.VocabSize(), cfg.VocabSize)
+				}
+				// Pythia's EOS id 0 is "!" in GPT-2's vocabulary: the
+				// tokenizer knows its own EOS.
+				if eos, ok := tok.EOS(); ok {
+					cfg.EOSTokenID, cfg.BOSTokenID = eos, eos
+				}
+			}
+			if c.IsSet("eos-token-id") {
+				cfg.EOSTokenID = c.Int("eos-token-id")
+			}
+			if cfg.EOSTokenID < 0 || cfg.EOSTokenID >= cfg.VocabSize {
+				return fmt.Errorf("EOS token id %d is outside the vocabulary [0,%d)", cfg.EOSTokenID, cfg.VocabSize)
+			}
 			m, err := policy.Init(cfg, c.Uint64("seed"))
 			if err != nil {
 				return fmt.Errorf("model init: %w", err)
 			}
-			out := c.String("out")
-			if err := m.Save(out); err != nil {
+			// The folder is written whole and renamed: with --overwrite an
+			// old model's optimizer and trainer files do not survive beside
+			// the new weights.
+			err = atomicfile.WriteDir(out, func(tmp string) error {
+				if err := m.Save(tmp); err != nil {
+					return err
+				}
+				if tokPath != "" {
+					return atomicfile.Copy(tokPath, filepath.Join(tmp, "tokenizer.json"))
+				}
+				return nil
+			})
+			if err != nil {
 				return err
-			}
-			if tok := c.String("tokenizer"); tok != "" {
-				data, err := os.ReadFile(tok)
-				if err != nil {
-					return err
-				}
-				if err := atomicfile.WriteBytes(filepath.Join(out, "tokenizer.json"), data); err != nil {
-					return err
-				}
 			}
 			fmt.Fprintf(os.Stderr, "wrote %s: %d layers, width %d, %.1fM parameters\n", out, cfg.NumLayers, cfg.HiddenSize, float64(cfg.NumParams())/1e6)
 			return nil
@@ -209,7 +239,7 @@ final layer norm. Values at padded positions carry no meaning.`,
 func batchFlags(extra ...cli.Flag) []cli.Flag {
 	return append(append([]cli.Flag{
 		&cli.StringFlag{Name: "model", Required: true, Usage: "Hugging Face model folder"},
-		&cli.StringFlag{Name: "inputs", Required: true, Usage: "safetensors file with input_ids [, attention_mask, position_ids]"},
+		&cli.StringFlag{Name: "input", Aliases: []string{"inputs"}, Required: true, Usage: "safetensors file with input_ids [, attention_mask, position_ids]"},
 		&cli.StringFlag{Name: "out", Required: true, Usage: "output safetensors file"},
 	}, extra...), runtimeFlags()...)
 }
@@ -224,11 +254,11 @@ func modelAndBatch(c *cli.Context) (onnx.Options, *policy.Model, *policy.Batch, 
 	if err != nil {
 		return so, nil, nil, err
 	}
-	bt, err := readBatch(c.String("inputs"))
+	bt, err := readBatch(c.String("input"))
 	if err != nil {
 		return so, nil, nil, err
 	}
-	return so, m, bt, bt.Validate(m.Config, c.String("inputs"))
+	return so, m, bt, bt.Validate(m.Config, c.String("input"))
 }
 
 // readBatch reads input_ids and the optional attention_mask and position_ids.

@@ -2,10 +2,12 @@ package main
 
 import (
 	"math"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"irl/policy"
 	"irl/safetensors"
 )
 
@@ -105,5 +107,36 @@ func TestModelForwardAndGradCommands(t *testing.T) {
 	}
 	if err := run(t, "model", "forward", "--model", dir, "--inputs", in, "--out", fwd, "--device", "cuda"); err == nil || !strings.Contains(strings.ToLower(err.Error()), "cuda") {
 		t.Errorf("--device cuda without a CUDA provider: %v", err)
+	}
+}
+
+// model init refuses a folder that holds files unless --overwrite, which
+// replaces the whole folder; the tokenizer's EOS becomes the model's.
+func TestModelInitFolderRules(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "m")
+	args := []string{"model", "init", "--shape", "pythia-70m", "--layers", "1", "--hidden-size", "32", "--heads", "2",
+		"--vocab-size", "50304", "--out", dir, "--tokenizer", filepath.Join("..", "..", "testdata", "gpt2-bpe", "tokenizer.json")}
+	if err := run(t, args...); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := policy.LoadConfig(filepath.Join(dir, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.EOSTokenID != 50256 {
+		t.Errorf("EOS %d, want GPT-2's 50256", cfg.EOSTokenID)
+	}
+	os.WriteFile(filepath.Join(dir, "optimizer.safetensors"), []byte("old"), 0o644)
+	if err := run(t, args...); err == nil || !strings.Contains(err.Error(), "--overwrite") {
+		t.Errorf("second init into the folder: %v", err)
+	}
+	if err := run(t, append(args, "--overwrite", "--eos-token-id", "7")...); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "optimizer.safetensors")); !os.IsNotExist(err) {
+		t.Error("--overwrite left an old optimizer file beside the new weights")
+	}
+	if cfg, _ := policy.LoadConfig(filepath.Join(dir, "config.json")); cfg.EOSTokenID != 7 {
+		t.Errorf("--eos-token-id: %d", cfg.EOSTokenID)
 	}
 }

@@ -1,13 +1,10 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -67,7 +64,7 @@ var (
 func rewardTrainFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "loss", Value: "asymmetric", Usage: "pairwise loss of x = R(o⁺) − R(o⁻): asymmetric, margin, hinge or logistic"},
-		&cli.Float64Flag{Name: "p", Usage: "loss slope for misordered pairs", DefaultText: "2 for asymmetric, 5 for margin"},
+		&cli.Float64Flag{Name: "slope", Aliases: []string{"p"}, Usage: "the loss's slope p for misordered pairs", DefaultText: "2 for asymmetric, 5 for margin"},
 		&cli.Float64Flag{Name: "delta", Usage: "margin δ of the margin loss", DefaultText: "5"},
 		&cli.IntFlag{Name: "epochs", Value: 60, Usage: "maximum epochs"},
 		&cli.Float64Flag{Name: "lr", Value: 0.01, Usage: "Adam step size"},
@@ -77,9 +74,9 @@ func rewardTrainFlags() []cli.Flag {
 		&cli.IntFlag{Name: "neg-per-epoch", Value: 50, Usage: "baseline rows drawn per epoch"},
 		&cli.IntFlag{Name: "steps-per-epoch", Value: 1, Usage: "Adam steps on each epoch's pairs"},
 		&cli.Float64Flag{Name: "max-norm", Usage: "bound ‖w‖₂ by projection; 0 for none", DefaultText: "1 for asymmetric, none otherwise"},
-		&cli.Float64Flag{Name: "epsilon", Usage: "stop when the monitor loss changes by at most ε between epochs", DefaultText: "0, never"},
+		&cli.Float64Flag{Name: "tolerance", Usage: "stop when the monitor loss changes by at most this between epochs", DefaultText: "0, never"},
 		&cli.IntFlag{Name: "monitor", Value: 256, Usage: "rows per class in the fixed monitor set"},
-		&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "seed of every random draw"},
+		seedFlag("seed of every random draw"),
 		&cli.StringFlag{Name: "select", Value: "final", Usage: "which head is head.json: final (last epoch trained) or best (lowest monitor loss)"},
 	}
 }
@@ -87,7 +84,7 @@ func rewardTrainFlags() []cli.Flag {
 // rewardTrainConfig reads the training flags.
 func rewardTrainConfig(c *cli.Context) (rewardhead.TrainConfig, error) {
 	cfg := rewardhead.DefaultTrainConfig()
-	loss, err := rewardhead.NewLoss(c.String("loss"), c.Float64("p"), c.Float64("delta"))
+	loss, err := rewardhead.NewLoss(c.String("loss"), c.Float64("slope"), c.Float64("delta"))
 	if err != nil {
 		return cfg, err
 	}
@@ -103,7 +100,7 @@ func rewardTrainConfig(c *cli.Context) (rewardhead.TrainConfig, error) {
 	if c.IsSet("max-norm") {
 		cfg.MaxNorm = c.Float64("max-norm")
 	}
-	cfg.Epsilon = c.Float64("epsilon")
+	cfg.Epsilon = c.Float64("tolerance")
 	cfg.Monitor = c.Int("monitor")
 	cfg.Seed = c.Uint64("seed")
 	cfg.Select = c.String("select")
@@ -145,12 +142,12 @@ Writes
                          monitor_loss, margin (mean R over --pos minus mean R
                          over --neg), pair_accuracy (monitor pairs ordered
                          right), w_norm, pairs
-and prints a JSON summary. DIR must not already hold epoch files unless
---overwrite is given.`,
+and prints a JSON summary. DIR must be empty or new unless --overwrite is
+given.`,
 		Flags: append([]cli.Flag{
 			rewardPosFlag, rewardNegFlag,
 			&cli.StringFlag{Name: "out", Required: true, Usage: "output folder"},
-			&cli.BoolFlag{Name: "overwrite", Usage: "remove epoch-*.json, head.json and train.jsonl left in DIR by an earlier run"},
+			overwriteFlag,
 		}, rewardTrainFlags()...),
 		Action: runRewardTrain,
 	}
@@ -161,62 +158,24 @@ func runRewardTrain(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	pos, neg, err := rewardLoadPair(c.String("pos"), c.String("neg"))
+	if err := atomicfile.CheckDir(c.String("out"), c.Bool("overwrite")); err != nil {
+		return err
+	}
+	pos, neg, err := rewardhead.LoadPair(c.String("pos"), c.String("neg"))
 	if err != nil {
 		return err
 	}
-	dir := c.String("out")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	old, err := filepath.Glob(filepath.Join(dir, "epoch-*.json"))
+	res, err := rewardhead.TrainToDir(pos, neg, cfg, c.String("out"), c.Bool("overwrite"))
 	if err != nil {
 		return err
 	}
-	if len(old) > 0 {
-		if !c.Bool("overwrite") {
-			return fmt.Errorf("%s already holds %d epoch files from an earlier run; use --overwrite or another --out", dir, len(old))
-		}
-		for _, p := range append(old, filepath.Join(dir, "head.json"), filepath.Join(dir, "train.jsonl")) {
-			if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
-				return err
-			}
-		}
-	}
-	var log []byte
-	cfg.OnEpoch = func(h *rewardhead.Head, s rewardhead.EpochStats) error {
-		if err := rewardhead.WriteHead(filepath.Join(dir, fmt.Sprintf("epoch-%03d.json", s.Epoch)), h); err != nil {
-			return err
-		}
-		line, err := json.Marshal(s)
-		if err != nil {
-			return err
-		}
-		log = append(append(log, line...), '\n')
-		return atomicfile.WriteBytes(filepath.Join(dir, "train.jsonl"), log)
-	}
-	res, err := rewardhead.Train(pos, neg, cfg)
-	if err != nil {
-		return err
-	}
-	best := *res.Best
-	rule := "final epoch trained"
-	if cfg.Select == "best" {
-		rule = "lowest monitor loss"
-	}
-	best.Notes = append(append([]string(nil), best.Notes...), fmt.Sprintf("head.json is epoch %d of %d: %s", best.Epoch, len(res.Heads), rule))
-	headPath := filepath.Join(dir, "head.json")
-	if err := rewardhead.WriteHead(headPath, &best); err != nil {
-		return err
-	}
-	last := res.Stats[len(res.Stats)-1]
 	return rewardPrintJSON(c, map[string]any{
-		"head":           headPath,
-		"selected_epoch": best.Epoch,
-		"selection":      rule,
+		"head":           res.HeadPath,
+		"selected_epoch": res.Best.Epoch,
+		"selection":      res.Rule,
 		"epochs":         len(res.Heads),
 		"stopped":        res.Stopped,
-		"final":          last,
+		"final":          res.Stats[len(res.Stats)-1],
 		"n_pos":          pos.N,
 		"n_neg":          neg.N,
 	})
@@ -316,7 +275,7 @@ files to eval's --gt-pos and --gt-neg.`,
 			&cli.StringFlag{Name: "pos", Usage: "with --train: features of non-toxic outputs"},
 			&cli.StringFlag{Name: "neg", Usage: "with --train: features of toxic outputs"},
 			&cli.Float64Flag{Name: "l2", Value: 1e-3, Usage: "with --train: ridge penalty on the weights"},
-			&cli.IntFlag{Name: "max-iter", Value: 1000, Usage: "with --train: L-BFGS iteration limit"},
+			&cli.IntFlag{Name: "lbfgs-iterations", Value: 1000, Usage: "with --train: L-BFGS iteration limit"},
 			&cli.StringFlag{Name: "head", Usage: "without --train: the head to score with"},
 			&cli.StringFlag{Name: "features", Usage: "without --train: the features to score"},
 			&cli.StringFlag{Name: "out", Required: true, Usage: "with --train: the probe head JSON; without: the reward safetensors file"},
@@ -339,7 +298,7 @@ func runRewardProbe(c *cli.Context) error {
 		if err != nil {
 			return err
 		}
-		res, err := rewardhead.TrainProbe(pos, neg, rewardhead.ProbeConfig{L2: c.Float64("l2"), MaxIter: c.Int("max-iter")})
+		res, err := rewardhead.TrainProbe(pos, neg, rewardhead.ProbeConfig{L2: c.Float64("l2"), MaxIter: c.Int("lbfgs-iterations")})
 		if err != nil {
 			return err
 		}
@@ -368,12 +327,8 @@ func runRewardProbe(c *cli.Context) error {
 		return err
 	}
 	s := h.Score(f)
-	ts := []safetensors.Tensor{safetensors.FromFloat32("reward", []int{len(s)}, toFloat32(s))}
-	if f.Rows != nil {
-		ts = append(ts, safetensors.FromInt64("row", []int{len(f.Rows)}, f.Rows))
-	}
 	meta := map[string]string{"head": c.String("head"), "head_kind": h.Kind, "features": f.Path, "convention": "higher is less toxic; ≤ 0 is toxic"}
-	if err := safetensors.WriteFile(out, ts, meta); err != nil {
+	if err := rewardhead.WriteRewards(out, s, f.Rows, meta); err != nil {
 		return err
 	}
 	st := rewardhead.Summarise(s)
@@ -411,8 +366,8 @@ and the first policy, and prints the iterations.`,
 			&cli.StringFlag{Name: "out", Required: true, Usage: "head JSON to write"},
 			&cli.Float64Flag{Name: "gamma", Value: 0.99, Usage: "discount over token-level states"},
 			&cli.StringFlag{Name: "method", Value: "qp", Usage: "qp or projection"},
-			&cli.Float64Flag{Name: "epsilon", Value: 1e-3, Usage: "stop when the margin is at most ε"},
-			&cli.IntFlag{Name: "max-iter", Value: 50, Usage: "most oracle calls"},
+			&cli.Float64Flag{Name: "margin-epsilon", Value: 1e-3, Usage: "stop when the margin is at most ε"},
+			&cli.IntFlag{Name: "max-oracle-calls", Value: 50, Usage: "most oracle calls (policies asked for)"},
 			&cli.StringFlag{Name: "samples", Usage: "features of n sampled outputs per prompt: the oracle reranks them best-of-n under each w instead of choosing among --policy"},
 			&cli.IntFlag{Name: "samples-per-prompt", Usage: "n: how many consecutive trajectories of --samples share a prompt"},
 		},
@@ -476,28 +431,18 @@ func runRewardApprentice(c *cli.Context) error {
 		oracle = b
 	}
 	res, err := rewardhead.Apprentice(et.Expectation(), set[0], oracle, rewardhead.ApprenticeConfig{
-		Method: c.String("method"), Epsilon: c.Float64("epsilon"), MaxIter: c.Int("max-iter"),
+		Method: c.String("method"), Epsilon: c.Float64("margin-epsilon"), MaxIter: c.Int("max-oracle-calls"),
 	})
 	if err != nil {
 		return err
 	}
 	if res.W == nil {
-		return fmt.Errorf("the initial policy %s is within ε = %g of the expert's feature expectations: no reward separates them", set[0].Name, c.Float64("epsilon"))
+		return fmt.Errorf("the initial policy %s is within ε = %g of the expert's feature expectations: no reward separates them", set[0].Name, c.Float64("margin-epsilon"))
 	}
-	mE, m0 := expert.Mean(), first.Mean()
-	var b float64
-	for j, w := range res.W {
-		b -= w * (mE[j] + m0[j]) / 2
-	}
-	h := &rewardhead.Head{
-		Format: rewardhead.HeadFormat, Kind: rewardhead.KindApprentice, W: res.W, B: b, Features: expert.Info(),
-		Training: map[string]any{
-			"method": "apprenticeship learning (" + c.String("method") + ")", "gamma": gamma,
-			"epsilon": c.Float64("epsilon"), "expert": expert.Path, "policies": c.StringSlice("policy"),
-			"margin": res.Margin, "final_margin": res.FinalMargin, "stopped": res.Stopped,
-		},
-		Notes: []string{"b = −wᵀ(m_E + m_0)/2 with m the mean feature rows of the expert and the initial policy"},
-	}
+	h := rewardhead.ApprenticeHead(res, expert, first, map[string]any{
+		"method": "apprenticeship learning (" + c.String("method") + ")", "gamma": gamma,
+		"epsilon": c.Float64("margin-epsilon"), "expert": expert.Path, "policies": c.StringSlice("policy"),
+	})
 	if err := rewardhead.WriteHead(c.String("out"), h); err != nil {
 		return err
 	}
@@ -535,7 +480,7 @@ DIR/noise_weights.png.`,
 					&cli.StringFlag{Name: "sigmas", Value: "0:0.1:1", Usage: "σ grid: a,b,c or lo:step:hi"},
 					&cli.IntFlag{Name: "repeats", Value: 10, Usage: "noise draws per σ"},
 					&cli.StringFlag{Name: "scale", Value: "relative", Usage: "relative or absolute (see the description)"},
-					&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "noise seed"},
+					seedFlag("noise seed"),
 					rewardIgnoreMeta,
 				},
 				Action: runRewardNoise,
@@ -579,7 +524,7 @@ and b), scored like the others; spread summarises each metric across heads.
 Writes DIR/epochs.json, DIR/ensemble.json (the ensemble head),
 DIR/epochs_metrics.png and DIR/epochs_rewards.png.`,
 				Flags: []cli.Flag{
-					&cli.StringFlag{Name: "heads", Required: true, Usage: "training folder or comma-separated head files"},
+					&cli.StringSliceFlag{Name: "heads", Required: true, Usage: "a training folder, or head files (repeat the flag or separate by commas)"},
 					rewardPosFlag, rewardNegFlag, rewardGTPosFlag, rewardGTNegFlag, rewardThresholdFlag,
 					&cli.StringFlag{Name: "out", Required: true, Usage: "output folder"},
 					rewardIgnoreMeta,
@@ -711,7 +656,7 @@ func runRewardEpochs(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	paths, err := rewardHeadPaths(c.String("heads"))
+	paths, err := rewardHeadPaths(c.StringSlice("heads"))
 	if err != nil {
 		return err
 	}
@@ -759,30 +704,18 @@ func runRewardEpochs(c *cli.Context) error {
 	return rewardWriteResult(c, filepath.Join(dir, "epochs.json"), res)
 }
 
-// rewardHeadPaths expands --heads: a folder's epoch-*.json files in name
-// order (epochs are zero-padded, so that is epoch order), or a list.
-func rewardHeadPaths(spec string) ([]string, error) {
-	if st, err := os.Stat(spec); err == nil && st.IsDir() {
-		paths, err := filepath.Glob(filepath.Join(spec, "epoch-*.json"))
-		if err != nil {
-			return nil, err
-		}
-		if len(paths) == 0 {
-			return nil, fmt.Errorf("%s holds no epoch-*.json heads", spec)
-		}
-		sort.Strings(paths)
-		return paths, nil
-	}
-	var paths []string
-	for _, p := range strings.Split(spec, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			paths = append(paths, p)
+// rewardHeadPaths expands --heads: a training folder's epoch heads, or
+// head files.
+func rewardHeadPaths(specs []string) ([]string, error) {
+	if len(specs) == 1 {
+		if st, err := os.Stat(specs[0]); err == nil && st.IsDir() {
+			return rewardhead.EpochHeads(specs[0])
 		}
 	}
-	if len(paths) == 0 {
-		return nil, fmt.Errorf("--heads %q names no heads", spec)
+	if len(specs) == 0 {
+		return nil, errors.New("--heads names no heads")
 	}
-	return paths, nil
+	return specs, nil
 }
 
 func runRewardPerturb(c *cli.Context) error {
@@ -855,94 +788,17 @@ func rewardLoadScored(c *cli.Context, headPath string) (h *rewardhead.Head, pos,
 }
 
 func rewardLoadPair(posPath, negPath string) (pos, neg *rewardhead.Features, err error) {
-	if pos, err = rewardhead.LoadFeatures(posPath); err != nil {
-		return nil, nil, err
-	}
-	if neg, err = rewardhead.LoadFeatures(negPath); err != nil {
-		return nil, nil, err
-	}
-	if err := rewardhead.SameKind(pos, neg); err != nil {
-		return nil, nil, err
-	}
-	return pos, neg, nil
+	return rewardhead.LoadPair(posPath, negPath)
 }
 
-// rewardCheckHead refuses features the head was not trained on: always a
-// different dimension, and other metadata unless --ignore-metadata.
+// rewardCheckHead applies --ignore-metadata to rewardhead.CheckFeatures.
 func rewardCheckHead(c *cli.Context, h *rewardhead.Head, name string, fs ...*rewardhead.Features) error {
-	for _, f := range fs {
-		if c.Bool("ignore-metadata") {
-			if f.D != h.Dim() {
-				return fmt.Errorf("head %s has dimension %d but %s has features of dimension %d", name, h.Dim(), f.Path, f.D)
-			}
-			continue
-		}
-		if err := h.Check(name, f); err != nil {
-			return fmt.Errorf("%w (--ignore-metadata to apply it anyway)", err)
-		}
-	}
-	return nil
+	return rewardhead.CheckFeatures(h, name, c.Bool("ignore-metadata"), fs...)
 }
 
-// rewardLoadGT reads --gt-pos and --gt-neg, both or neither, checking that
-// each is row-aligned with its feature file.
+// rewardLoadGT reads --gt-pos and --gt-neg.
 func rewardLoadGT(c *cli.Context, pos, neg *rewardhead.Features) (gtPos, gtNeg []float64, err error) {
-	p, n := c.String("gt-pos"), c.String("gt-neg")
-	if p == "" && n == "" {
-		return nil, nil, nil
-	}
-	if p == "" || n == "" {
-		return nil, nil, errors.New("give both --gt-pos and --gt-neg, or neither")
-	}
-	if gtPos, err = loadRewardFile(p, pos); err != nil {
-		return nil, nil, err
-	}
-	if gtNeg, err = loadRewardFile(n, neg); err != nil {
-		return nil, nil, err
-	}
-	return gtPos, gtNeg, nil
-}
-
-// loadRewardFile reads a reward tensor, F32 [N], for the rows of f.
-func loadRewardFile(path string, f *rewardhead.Features) ([]float64, error) {
-	sf, err := safetensors.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	t, err := sf.Get("reward")
-	if err != nil {
-		return nil, err
-	}
-	if err := t.CheckShape(f.N); err != nil {
-		return nil, fmt.Errorf("%w (one ground-truth reward per row of %s)", err, f.Path)
-	}
-	v, err := t.Float32s()
-	if err != nil {
-		return nil, err
-	}
-	if sf.Has("row") && f.Rows != nil {
-		rt, _ := sf.Get("row")
-		rows, err := rt.Int64s()
-		if err != nil {
-			return nil, err
-		}
-		if len(rows) != f.N {
-			return nil, fmt.Errorf("%s: tensor \"row\" has %d entries, want %d", path, len(rows), f.N)
-		}
-		for i := range rows {
-			if rows[i] != f.Rows[i] {
-				return nil, fmt.Errorf("%s: row %d is source row %d but %s's row %d is source row %d; the files are not aligned", path, i, rows[i], f.Path, i, f.Rows[i])
-			}
-		}
-	}
-	out := make([]float64, len(v))
-	for i, x := range v {
-		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
-			return nil, fmt.Errorf("%s: tensor \"reward\" row %d is %v; rewards must be finite", path, i, x)
-		}
-		out[i] = float64(x)
-	}
-	return out, nil
+	return rewardhead.LoadGroundTruth(c.String("gt-pos"), c.String("gt-neg"), pos, neg)
 }
 
 func toFloat32(x []float64) []float32 {

@@ -35,7 +35,7 @@ error giving the file (or "stdin") and line number; the lines before it have
 been written.`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "tokenizer", Required: true, Usage: "path of the tokenizer.json"},
-			&cli.StringFlag{Name: "input", Usage: "JSON lines file to read (default: standard input)"},
+			inputFlag("JSON lines file to read (default: standard input)", false),
 		},
 		Action: func(c *cli.Context) error {
 			tok, err := tokenizer.Load(c.String("tokenizer"))

@@ -1,0 +1,236 @@
+package ppo
+
+import (
+	"fmt"
+	"math"
+)
+
+// The arithmetic of PPO as TRLx (CarperAI/trlx, AcceleratePPOTrainer)
+// computes it, over one sample at a time so that padding never enters: each
+// function takes a sample's response tokens only, or a mask.
+
+// RunningMoments tracks the mean and variance of every score seen, merged a
+// batch at a time (Chan et al.'s parallel form of Welford's update), as
+// TRLx's RunningMoments does. Scores are divided by Std, not centred.
+type RunningMoments struct {
+	Mean  float64 `json:"mean"`
+	Var   float64 `json:"var"`
+	Std   float64 `json:"std"`
+	Count float64 `json:"count"`
+}
+
+// NewRunningMoments starts as TRLx does: mean 0, variance 1, and a count of
+// 1e-24, so the first batch all but replaces the prior.
+func NewRunningMoments() RunningMoments {
+	return RunningMoments{Mean: 0, Var: 1, Std: 1, Count: 1e-24}
+}
+
+// Update merges a batch and returns the batch's mean and its sample
+// standard deviation (n−1).
+func (r *RunningMoments) Update(xs []float64) (mean, std float64) {
+	n := float64(len(xs))
+	if n == 0 {
+		return math.NaN(), math.NaN()
+	}
+	for _, x := range xs {
+		mean += x
+	}
+	mean /= n
+	var v float64 // population variance of the batch
+	for _, x := range xs {
+		v += (x - mean) * (x - mean)
+	}
+	v /= n
+	delta := mean - r.Mean
+	tot := r.Count + n
+	oldSum := r.Var*r.Count + delta*delta*r.Count*n/tot
+	r.Mean += delta * n / tot
+	r.Var = (oldSum + v*n) / tot
+	r.Std = math.Sqrt(r.Var * tot / (tot - 1))
+	r.Count = tot
+	std = math.NaN()
+	if n > 1 {
+		std = math.Sqrt(v * n / (n - 1))
+	}
+	return mean, std
+}
+
+// KLController holds the KL penalty's coefficient β. With Target 0 it is
+// fixed; otherwise it is the adaptive controller of Ziegler et al. (2019):
+// e = clip(KL/target − 1, ±0.2), β ← β·(1 + e·n/horizon).
+type KLController struct {
+	Value   float64 `json:"value"`
+	Target  float64 `json:"target,omitempty"`
+	Horizon float64 `json:"horizon,omitempty"`
+}
+
+// Update moves β after n samples whose mean sequence KL was kl.
+func (k *KLController) Update(kl float64, n int) {
+	if k.Target <= 0 {
+		return
+	}
+	e := math.Max(-0.2, math.Min(0.2, kl/k.Target-1))
+	k.Value *= 1 + e*float64(n)/k.Horizon
+}
+
+// TokenRewards are a sample's per-token rewards over its response tokens:
+// −β·(log π − log π_ref) at each, plus the score on the last real response
+// token — the EOS when the sample has one. TRLx's slice could put the score
+// one or two positions past the EOS (trlx#433, trl#1893); here the caller
+// passes only the real response tokens, so it cannot. It also returns the
+// sample's KL estimate Σₜ (e^{x} − 1 − x) with x = log π − log π_ref (the
+// k3 estimator TRLx's controller reads).
+func TokenRewards(logp, refLogp []float64, score, beta float64) (rewards []float64, kl float64) {
+	if len(logp) != len(refLogp) || len(logp) == 0 {
+		panic(fmt.Sprintf("ppo: TokenRewards of %d and %d log-probs", len(logp), len(refLogp)))
+	}
+	rewards = make([]float64, len(logp))
+	for t := range logp {
+		x := logp[t] - refLogp[t]
+		rewards[t] = -beta * x
+		kl += math.Exp(x) - 1 - x
+	}
+	rewards[len(rewards)-1] += score
+	return rewards, kl
+}
+
+// GAE returns a sample's advantages and returns over its response tokens:
+// δₜ = rₜ + γ·Vₜ₊₁ − Vₜ with V past the last token 0, Aₜ = δₜ + γλ·Aₜ₊₁,
+// returns = A + V.
+func GAE(rewards, values []float64, gamma, lam float64) (adv, ret []float64) {
+	n := len(rewards)
+	if len(values) != n {
+		panic(fmt.Sprintf("ppo: GAE of %d rewards and %d values", n, len(values)))
+	}
+	adv, ret = make([]float64, n), make([]float64, n)
+	last := 0.0
+	for t := n - 1; t >= 0; t-- {
+		next := 0.0
+		if t+1 < n {
+			next = values[t+1]
+		}
+		delta := rewards[t] + gamma*next - values[t]
+		last = delta + gamma*lam*last
+		adv[t] = last
+		ret[t] = last + values[t]
+	}
+	return adv, ret
+}
+
+// Whiten shifts and scales xs in place to mean 0 and unit variance over the
+// entries whose mask is set, as TRLx's whiten does (variance with n−1) —
+// except that TRLx counts padded positions too; here only real response
+// tokens count. Masked-out entries are left as they are.
+func Whiten(xs []float64, mask []bool) {
+	var n, mean float64
+	for i, x := range xs {
+		if mask[i] {
+			mean += x
+			n++
+		}
+	}
+	if n < 2 {
+		return
+	}
+	mean /= n
+	var v float64
+	for i, x := range xs {
+		if mask[i] {
+			v += (x - mean) * (x - mean)
+		}
+	}
+	v /= n - 1
+	inv := 1 / math.Sqrt(v+1e-8)
+	for i := range xs {
+		if mask[i] {
+			xs[i] = (xs[i] - mean) * inv
+		}
+	}
+}
+
+// Losses are PPO's minibatch losses and statistics, over n masked tokens.
+type Losses struct {
+	Policy, Value, Entropy, Total float64
+	// PolicyClipFrac and ValueClipFrac are the shares of tokens whose
+	// clipped branch was the larger.
+	PolicyClipFrac, ValueClipFrac float64
+	// ApproxKL is mean((r − 1) − log r), TRLx's k3 estimate of
+	// KL(old‖new), over real tokens.
+	ApproxKL float64
+	// Gradients of Total with respect to each token's log-prob, value and
+	// entropy: the cotangents the LogProb head takes.
+	DLogProb, DValue, DEntropy []float64
+}
+
+// LossConfig holds the loss coefficients.
+type LossConfig struct {
+	ClipRange, ClipRangeValue, VFCoef, EntCoef float64
+}
+
+// Loss computes PPO's clipped objective over the n = Σ mask tokens of a
+// minibatch, as TRLx's PPOConfig.loss, plus an entropy bonus:
+//
+//	pg  = Σ max(−A·r, −A·clip(r, 1±ε)) / n,  r = exp(logp − oldLogp)
+//	vf  = ½ Σ max((V − R)², (clip(V, V_old ± ε_v) − R)²) / n
+//	total = pg + vf_coef·vf − ent_coef·Σ H / n
+//
+// and its gradient with respect to logp, V and H, taking the larger branch's
+// gradient (a clip that is active has none).
+func Loss(logp, oldLogp, values, oldValues, adv, returns, entropy []float64, mask []bool, c LossConfig) Losses {
+	var l Losses
+	k := len(logp)
+	l.DLogProb, l.DValue, l.DEntropy = make([]float64, k), make([]float64, k), make([]float64, k)
+	var n float64
+	for i := range mask {
+		if mask[i] {
+			n++
+		}
+	}
+	if n == 0 {
+		return l
+	}
+	var pgClip, vfClip float64
+	for i := 0; i < k; i++ {
+		if !mask[i] {
+			continue
+		}
+		lr := logp[i] - oldLogp[i]
+		r := math.Exp(lr)
+		l.ApproxKL += (r - 1) - lr
+		pg1 := -adv[i] * r
+		rc := math.Max(1-c.ClipRange, math.Min(1+c.ClipRange, r))
+		pg2 := -adv[i] * rc
+		if pg2 > pg1 {
+			l.Policy += pg2
+			pgClip++
+			if rc == r { // the clamp is inactive: its branch has r's gradient
+				l.DLogProb[i] = -adv[i] * r / n
+			}
+		} else {
+			l.Policy += pg1
+			l.DLogProb[i] = -adv[i] * r / n
+		}
+		vc := math.Max(oldValues[i]-c.ClipRangeValue, math.Min(oldValues[i]+c.ClipRangeValue, values[i]))
+		vf1 := (values[i] - returns[i]) * (values[i] - returns[i])
+		vf2 := (vc - returns[i]) * (vc - returns[i])
+		if vf2 > vf1 {
+			l.Value += vf2
+			vfClip++
+			if vc == values[i] {
+				l.DValue[i] = c.VFCoef * (values[i] - returns[i]) / n
+			}
+		} else {
+			l.Value += vf1
+			l.DValue[i] = c.VFCoef * (values[i] - returns[i]) / n
+		}
+		l.Entropy += entropy[i]
+		l.DEntropy[i] = -c.EntCoef / n
+	}
+	l.Policy /= n
+	l.Value = 0.5 * l.Value / n
+	l.Entropy /= n
+	l.ApproxKL /= n
+	l.PolicyClipFrac, l.ValueClipFrac = pgClip/n, vfClip/n
+	l.Total = l.Policy + c.VFCoef*l.Value - c.EntCoef*l.Entropy
+	return l
+}

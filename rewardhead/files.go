@@ -1,0 +1,240 @@
+package rewardhead
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"irl/atomicfile"
+	"irl/safetensors"
+)
+
+// The files the reward commands exchange: feature pairs, ground-truth reward
+// files, training folders, and the checks that keep a head on the features it
+// was trained on. The CLI calls these; so do the experiments.
+
+// LoadPair loads the two classes' feature files (expert --pos, baseline
+// --neg) and checks that they are the same kind of features.
+func LoadPair(posPath, negPath string) (pos, neg *Features, err error) {
+	if pos, err = LoadFeatures(posPath); err != nil {
+		return nil, nil, err
+	}
+	if neg, err = LoadFeatures(negPath); err != nil {
+		return nil, nil, err
+	}
+	if filepath.Clean(posPath) == filepath.Clean(negPath) {
+		return nil, nil, fmt.Errorf("%s is given as both the expert (--pos) and the baseline (--neg) features", posPath)
+	}
+	if err := SameKind(pos, neg); err != nil {
+		return nil, nil, err
+	}
+	return pos, neg, nil
+}
+
+// CheckFeatures refuses features the head was not trained on: always another
+// dimension, and other metadata (model, layer, pooling, length) unless
+// ignoreMeta. name names the head in errors.
+func CheckFeatures(h *Head, name string, ignoreMeta bool, fs ...*Features) error {
+	for _, f := range fs {
+		if ignoreMeta {
+			if f.D != h.Dim() {
+				return fmt.Errorf("head %s has dimension %d but %s has features of dimension %d", name, h.Dim(), f.Path, f.D)
+			}
+			continue
+		}
+		if err := h.Check(name, f); err != nil {
+			return fmt.Errorf("%w (--ignore-metadata to apply it anyway)", err)
+		}
+	}
+	return nil
+}
+
+// LoadGroundTruth reads the ground-truth reward files for the pos and neg
+// rows, both or neither ("" for neither).
+func LoadGroundTruth(posPath, negPath string, pos, neg *Features) (gtPos, gtNeg []float64, err error) {
+	if posPath == "" && negPath == "" {
+		return nil, nil, nil
+	}
+	if posPath == "" || negPath == "" {
+		return nil, nil, errors.New("give both --gt-pos and --gt-neg, or neither")
+	}
+	if gtPos, err = LoadRewards(posPath, pos); err != nil {
+		return nil, nil, err
+	}
+	if gtNeg, err = LoadRewards(negPath, neg); err != nil {
+		return nil, nil, err
+	}
+	return gtPos, gtNeg, nil
+}
+
+// LoadRewards reads a reward file (reward F32 [N], and row I64 [N] when it
+// has one) for the rows of f, checking that the two are row-aligned and the
+// rewards finite.
+func LoadRewards(path string, f *Features) ([]float64, error) {
+	sf, err := safetensors.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	t, err := sf.Get("reward")
+	if err != nil {
+		return nil, err
+	}
+	if err := t.CheckShape(f.N); err != nil {
+		return nil, fmt.Errorf("%w (one ground-truth reward per row of %s)", err, f.Path)
+	}
+	v, err := t.Float32s()
+	if err != nil {
+		return nil, err
+	}
+	if sf.Has("row") && f.Rows != nil {
+		rt, _ := sf.Get("row")
+		rows, err := rt.Int64s()
+		if err != nil {
+			return nil, err
+		}
+		if len(rows) != f.N {
+			return nil, fmt.Errorf("%s: tensor \"row\" has %d entries, want %d", path, len(rows), f.N)
+		}
+		for i := range rows {
+			if rows[i] != f.Rows[i] {
+				return nil, fmt.Errorf("%s: row %d is source row %d but %s's row %d is source row %d; the files are not aligned", path, i, rows[i], f.Path, i, f.Rows[i])
+			}
+		}
+	}
+	out := make([]float64, len(v))
+	for i, x := range v {
+		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+			return nil, fmt.Errorf("%s: tensor \"reward\" row %d is %v; rewards must be finite", path, i, x)
+		}
+		out[i] = float64(x)
+	}
+	return out, nil
+}
+
+// WriteRewards writes a reward file: reward F32 [N], row I64 [N] when rows is
+// not nil, and the metadata. Rewards that are not finite are refused, naming
+// the first bad row.
+func WriteRewards(path string, rewards []float64, rows []int64, meta map[string]string, extra ...safetensors.Tensor) error {
+	if rows != nil && len(rows) != len(rewards) {
+		panic(fmt.Sprintf("rewardhead: %d rewards, %d rows", len(rewards), len(rows)))
+	}
+	r32 := make([]float32, len(rewards))
+	for i, x := range rewards {
+		r32[i] = float32(x)
+		if math.IsNaN(float64(r32[i])) || math.IsInf(float64(r32[i]), 0) {
+			where := fmt.Sprintf("row %d", i)
+			if rows != nil {
+				where += fmt.Sprintf(" (source row %d)", rows[i])
+			}
+			return fmt.Errorf("%s: the reward of %s is %v; rewards must be finite", path, where, x)
+		}
+	}
+	ts := []safetensors.Tensor{safetensors.FromFloat32("reward", []int{len(r32)}, r32)}
+	if rows != nil {
+		ts = append(ts, safetensors.FromInt64("row", []int{len(rows)}, rows))
+	}
+	return safetensors.WriteFile(path, append(ts, extra...), meta)
+}
+
+// EpochHeads lists a training folder's epoch-*.json heads in epoch order
+// (epochs are zero-padded, so name order is epoch order).
+func EpochHeads(dir string) ([]string, error) {
+	paths, err := filepath.Glob(filepath.Join(dir, "epoch-*.json"))
+	if err != nil {
+		return nil, err
+	}
+	if len(paths) == 0 {
+		return nil, fmt.Errorf("%s holds no epoch-*.json heads", dir)
+	}
+	sort.Strings(paths)
+	return paths, nil
+}
+
+// TrainResult is what TrainToDir wrote.
+type TrainResult struct {
+	*Result
+	// HeadPath is DIR/head.json, the selected head.
+	HeadPath string
+	// Rule says how head.json was chosen.
+	Rule string
+}
+
+// TrainToDir trains a head (Train) and writes the training folder:
+// epoch-NNN.json (every epoch's head, as it finishes), head.json (the
+// selected one) and train.jsonl (each epoch's statistics). A folder that
+// already holds a run's files is refused unless overwrite.
+func TrainToDir(pos, neg *Features, cfg TrainConfig, dir string, overwrite bool) (*TrainResult, error) {
+	if err := atomicfile.CheckDir(dir, overwrite); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	old, err := filepath.Glob(filepath.Join(dir, "epoch-*.json"))
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range append(old, filepath.Join(dir, "head.json"), filepath.Join(dir, "train.jsonl")) {
+		if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
+			return nil, err
+		}
+	}
+	var log []byte
+	next := cfg.OnEpoch
+	cfg.OnEpoch = func(h *Head, s EpochStats) error {
+		if err := WriteHead(filepath.Join(dir, fmt.Sprintf("epoch-%03d.json", s.Epoch)), h); err != nil {
+			return err
+		}
+		line, err := json.Marshal(s)
+		if err != nil {
+			return err
+		}
+		log = append(append(log, line...), '\n')
+		if err := atomicfile.WriteBytes(filepath.Join(dir, "train.jsonl"), log); err != nil {
+			return err
+		}
+		if next != nil {
+			return next(h, s)
+		}
+		return nil
+	}
+	res, err := Train(pos, neg, cfg)
+	if err != nil {
+		return nil, err
+	}
+	best := *res.Best
+	rule := "final epoch trained"
+	if cfg.Select == "best" {
+		rule = "lowest monitor loss"
+	}
+	best.Notes = append(append([]string(nil), best.Notes...), fmt.Sprintf("head.json is epoch %d of %d: %s", best.Epoch, len(res.Heads), rule))
+	headPath := filepath.Join(dir, "head.json")
+	if err := WriteHead(headPath, &best); err != nil {
+		return nil, err
+	}
+	return &TrainResult{Result: res, HeadPath: headPath, Rule: rule}, nil
+}
+
+// ApprenticeHead turns apprenticeship learning's result into a head: w as
+// found, and b = −wᵀ(m_E + m_0)/2 with m the mean feature rows of the expert
+// and the initial policy, so reward 0 lies midway between them. training
+// records the settings.
+func ApprenticeHead(res *ApprenticeResult, expert, initial *Features, training map[string]any) *Head {
+	mE, m0 := expert.Mean(), initial.Mean()
+	var b float64
+	for j, w := range res.W {
+		b -= w * (mE[j] + m0[j]) / 2
+	}
+	t := map[string]any{"margin": res.Margin, "final_margin": res.FinalMargin, "stopped": res.Stopped}
+	for k, v := range training {
+		t[k] = v
+	}
+	return &Head{
+		Format: HeadFormat, Kind: KindApprentice, W: res.W, B: b, Features: expert.Info(), Training: t,
+		Notes: []string{"b = −wᵀ(m_E + m_0)/2 with m the mean feature rows of the expert and the initial policy"},
+	}
+}
