@@ -26,13 +26,18 @@ func LoadPair(posPath, negPath string) (pos, neg *Features, err error) {
 	if neg, err = LoadFeatures(negPath); err != nil {
 		return nil, nil, err
 	}
-	if filepath.Clean(posPath) == filepath.Clean(negPath) {
-		return nil, nil, fmt.Errorf("%s is given as both the expert (--pos) and the baseline (--neg) features", posPath)
-	}
 	if err := SameKind(pos, neg); err != nil {
 		return nil, nil, err
 	}
 	return pos, neg, nil
+}
+
+// SameFile tells whether two paths name one file, as when the same features
+// are given as both classes: every metric is then meaningless.
+func SameFile(a, b string) bool {
+	sa, err1 := os.Stat(a)
+	sb, err2 := os.Stat(b)
+	return err1 == nil && err2 == nil && os.SameFile(sa, sb)
 }
 
 // CheckFeatures refuses features the head was not trained on: always another

@@ -788,6 +788,9 @@ func rewardLoadScored(c *cli.Context, headPath string) (h *rewardhead.Head, pos,
 }
 
 func rewardLoadPair(posPath, negPath string) (pos, neg *rewardhead.Features, err error) {
+	if rewardhead.SameFile(posPath, negPath) {
+		fmt.Fprintf(os.Stderr, "warning: %s is given as both the expert (--pos) and the baseline (--neg) features; the metrics will mean nothing\n", posPath)
+	}
 	return rewardhead.LoadPair(posPath, negPath)
 }
 
