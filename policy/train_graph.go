@@ -59,6 +59,26 @@ const (
 	// the three, so a caller (PPO) computes any loss of them in Go, passes
 	// dLoss/d(output) as cotangents, and gets dLoss/dθ.
 	LogProb
+	// PPO is the LogProb head with PPO's clipped loss computed in the graph
+	// (TRLx's formulas; see ppo.Loss, its reference in Go), so one run gives
+	// the new log-probs and the gradient: the cotangents depend on the new
+	// log-probs, which a Go-side loss would need a second run to know.
+	PPO
+)
+
+// PPO head inputs, F32 [B,S] unless noted: the rollout's log-probs and
+// values, the (whitened) advantages and the returns at each scored position,
+// the mask of positions that count, and the coefficients F32 [4]: cliprange,
+// cliprange_value, vf_coef, ent_coef.
+const (
+	OldLogProbsInput = "old_logprobs"
+	OldValuesInput   = "old_values"
+	AdvantagesInput  = "advantages"
+	ReturnsInput     = "returns"
+	PPOCoefsInput    = "ppo_coefs"
+	// PPOStatsOutput is F32 [6]: policy loss, value loss, mean entropy,
+	// policy clip fraction, value clip fraction, approximate KL.
+	PPOStatsOutput = "ppo_stats"
 )
 
 // TrainOptions configures a training graph.
@@ -90,7 +110,7 @@ type TrainGraph struct {
 // the value head's for the LogProb loss.
 func TrainParamSpecs(c Config, loss LossKind) []ParamSpec {
 	specs := c.ParamSpecs()
-	if loss == LogProb {
+	if loss == LogProb || loss == PPO {
 		specs = append(specs, ParamSpec{ValueHeadWeight, []int{1, c.HiddenSize}}, ParamSpec{ValueHeadBias, []int{1}})
 	}
 	return specs
@@ -127,6 +147,14 @@ func BuildTrain(c Config, o TrainOptions) (*TrainGraph, error) {
 			g.Input(n, onnx.Float, "batch", "seq")
 		}
 		tgraph.Inputs = append(tgraph.Inputs, TokensInput, TemperatureInput, LogProbsCotangent, EntropyCotangent, ValuesCotangent)
+	case PPO:
+		g.Input(TokensInput, onnx.Int64, "batch", "seq")
+		g.Input(TemperatureInput, onnx.Float, 1)
+		for _, n := range []string{OldLogProbsInput, OldValuesInput, AdvantagesInput, ReturnsInput, LossMaskInput} {
+			g.Input(n, onnx.Float, "batch", "seq")
+		}
+		g.Input(PPOCoefsInput, onnx.Float, 4)
+		tgraph.Inputs = append(tgraph.Inputs, TokensInput, TemperatureInput, OldLogProbsInput, OldValuesInput, AdvantagesInput, ReturnsInput, LossMaskInput, PPOCoefsInput)
 	default:
 		return nil, fmt.Errorf("policy: unknown loss %d", o.Loss)
 	}
@@ -168,6 +196,10 @@ func BuildTrain(c Config, o TrainOptions) (*TrainGraph, error) {
 	case LogProb:
 		var outs []string
 		dlogits, dhidden, outs = b.logProbHead(logits, hidden, shape)
+		tgraph.Outputs = append(tgraph.Outputs, outs...)
+	case PPO:
+		var outs []string
+		dlogits, dhidden, outs = b.ppoHead(logits, hidden, shape)
 		tgraph.Outputs = append(tgraph.Outputs, outs...)
 	}
 
@@ -270,25 +302,39 @@ func (b *builder) value(hidden onnx.Value) onnx.Value {
 
 // logProbHead outputs tokenLogProbs' log-probs and entropy and the value
 // head's values, [B,S] each, and a loss Σ cₗ·logprob + cₑ·entropy + cᵥ·value
-// with caller-supplied cotangents. Its backward: dz = cₗ(onehot − p) −
-// cₑ·p(log p + H), dlogits = dz/T, and the value head's gradients.
+// with caller-supplied cotangents.
 func (b *builder) logProbHead(logits, hidden, shape onnx.Value) (dlogits, dhidden onnx.Value, outputs []string) {
 	g := b.g
 	lsm, p, lp, ent := b.tokenLogProbs(logits)
 	val := b.value(hidden)
-	for _, o := range []struct {
-		v    onnx.Value
-		name string
-	}{{lp, LogProbsOutput}, {ent, EntropyOutput}, {val, ValuesOutput}} {
-		g.Output(g.ReshapeTo(o.v, shape), o.name, onnx.Float, "batch", "seq")
-		outputs = append(outputs, o.name)
-	}
+	outputs = b.emitPerToken(shape, lp, ent, val)
 	cl := g.Reshape(onnx.Value(LogProbsCotangent), -1, 1)
 	ce := g.Reshape(onnx.Value(EntropyCotangent), -1, 1)
 	cv := g.Reshape(onnx.Value(ValuesCotangent), -1, 1)
 	loss := g.ReduceSum(g.Add(g.Add(g.Mul(cl, lp), g.Mul(ce, ent)), g.Mul(cv, val)), false, 0, 1)
 	g.Output(g.Reshape(loss, 1), LossOutput, onnx.Float, 1)
-	outputs = append([]string{LossOutput}, outputs...)
+	dlogits, dhidden = b.perTokenBackward(lsm, p, ent, hidden, cl, ce, cv)
+	return dlogits, dhidden, append([]string{LossOutput}, outputs...)
+}
+
+// emitPerToken outputs log-probs, entropies and values (N,1) as [B,S].
+func (b *builder) emitPerToken(shape, lp, ent, val onnx.Value) []string {
+	var outputs []string
+	for _, o := range []struct {
+		v    onnx.Value
+		name string
+	}{{lp, LogProbsOutput}, {ent, EntropyOutput}, {val, ValuesOutput}} {
+		b.g.Output(b.g.ReshapeTo(o.v, shape), o.name, onnx.Float, "batch", "seq")
+		outputs = append(outputs, o.name)
+	}
+	return outputs
+}
+
+// perTokenBackward is the backward of tokenLogProbs and value for cotangents
+// cₗ, cₑ, cᵥ (N,1): dz = cₗ(onehot − p) − cₑ·p(log p + H), dlogits = dz/T,
+// and the value head's gradients and its share of d(hidden).
+func (b *builder) perTokenBackward(lsm, p, ent, hidden, cl, ce, cv onnx.Value) (dlogits, dhidden onnx.Value) {
+	g := b.g
 	// −p·(cₗ + cₑ(log p + H)), then cₗ added at each token.
 	tokens := g.Reshape(onnx.Value(TokensInput), -1, 1)
 	dz := addAt(g, g.Neg(g.Mul(p, g.Add(cl, g.Mul(ce, g.Add(lsm, ent))))), tokens, cl)
@@ -296,5 +342,61 @@ func (b *builder) logProbHead(logits, hidden, shape onnx.Value) (dlogits, dhidde
 	b.addGrad(ValueHeadWeight, g.Gemm(cv, hidden, "", true, false)) // (1,D)
 	b.addGrad(ValueHeadBias, g.ReduceSum(cv, false, 0))
 	dhidden = g.MatMul(cv, b.weight(ValueHeadWeight)) // (N,D)
-	return dlogits, dhidden, outputs
+	return dlogits, dhidden
+}
+
+// ppoHead is PPO's clipped loss on the per-token outputs, as TRLx's
+// PPOConfig.loss, with an entropy bonus, over n = Σ mask positions:
+//
+//	r = exp(logp − old), pg = Σ max(−A·r, −A·clip(r, 1±ε))·mask / n
+//	vf = ½ Σ max((V − R)², (clip(V, old_V ± ε_v) − R)²)·mask / n
+//	loss = pg + vf_coef·vf − ent_coef·Σ H·mask / n
+//
+// Its cotangents take the larger branch's gradient; an active clip has none,
+// and the larger branch is the clipped one exactly when its clip is active.
+// ppo.Loss computes the same in Go and tests hold the two equal.
+func (b *builder) ppoHead(logits, hidden, shape onnx.Value) (dlogits, dhidden onnx.Value, outputs []string) {
+	g := b.g
+	lsm, p, lp, ent := b.tokenLogProbs(logits)
+	val := b.value(hidden)
+	outputs = b.emitPerToken(shape, lp, ent, val)
+	col := func(name string) onnx.Value { return g.Reshape(onnx.Value(name), -1, 1) }
+	old, oldV, adv, ret, mask := col(OldLogProbsInput), col(OldValuesInput), col(AdvantagesInput), col(ReturnsInput), col(LossMaskInput)
+	coefs := g.Split(onnx.Value(PPOCoefsInput), 0, 1, 1, 1, 1)
+	eps, epsV, vfCoef, entCoef := coefs[0], coefs[1], coefs[2], coefs[3]
+	one := g.ScalarF32(1)
+	n := g.Op("Max", []onnx.Value{g.ReduceSum(mask, false, 0, 1), one})
+	inv := g.Div(mask, n) // (N,1): mask/n
+	clip := func(x, lo, hi onnx.Value) onnx.Value {
+		return g.Op("Min", []onnx.Value{g.Op("Max", []onnx.Value{x, lo}), hi})
+	}
+	// Policy.
+	lr := g.Mul(g.Sub(lp, old), mask)
+	r := g.Exp(lr)
+	pg1 := g.Mul(g.Neg(adv), r)
+	pg2 := g.Mul(g.Neg(adv), clip(r, g.Sub(one, eps), g.Add(one, eps)))
+	pgClipped := g.Op("Greater", []onnx.Value{pg2, pg1})
+	pg := g.ReduceSum(g.Mul(g.Op("Max", []onnx.Value{pg1, pg2}), inv), false, 0, 1)
+	zero := g.ScalarF32(0)
+	cl := g.Mul(g.Where(pgClipped, zero, pg1), inv) // d pg/d logp = −A·r
+	// Value.
+	vc := clip(val, g.Sub(oldV, epsV), g.Add(oldV, epsV))
+	e1, e2 := g.Sub(val, ret), g.Sub(vc, ret)
+	vf1, vf2 := g.Mul(e1, e1), g.Mul(e2, e2)
+	vfClipped := g.Op("Greater", []onnx.Value{vf2, vf1})
+	vf := g.Mul(g.ReduceSum(g.Mul(g.Op("Max", []onnx.Value{vf1, vf2}), inv), false, 0, 1), g.ScalarF32(0.5))
+	cv := g.Mul(g.Mul(g.Where(vfClipped, zero, e1), inv), vfCoef)
+	// Entropy bonus.
+	entMean := g.ReduceSum(g.Mul(ent, inv), false, 0, 1)
+	ce := g.Neg(g.Mul(inv, entCoef))
+	loss := g.Sub(g.Add(pg, g.Mul(vfCoef, vf)), g.Mul(entCoef, entMean))
+	g.Output(g.Reshape(loss, 1), LossOutput, onnx.Float, 1)
+	frac := func(c onnx.Value) onnx.Value {
+		return g.ReduceSum(g.Mul(g.Cast(c, onnx.Float), inv), false, 0, 1)
+	}
+	approxKL := g.ReduceSum(g.Mul(g.Sub(g.Sub(r, one), lr), inv), false, 0, 1)
+	stats := g.Concat(0, g.Reshape(pg, 1), g.Reshape(vf, 1), g.Reshape(entMean, 1), g.Reshape(frac(pgClipped), 1), g.Reshape(frac(vfClipped), 1), g.Reshape(approxKL, 1))
+	g.Output(stats, PPOStatsOutput, onnx.Float, 6)
+	dlogits, dhidden = b.perTokenBackward(lsm, p, ent, hidden, cl, ce, cv)
+	return dlogits, dhidden, append([]string{LossOutput}, append(outputs, PPOStatsOutput)...)
 }

@@ -19,6 +19,12 @@ type TrainBatch struct {
 	Tokens                       []int64
 	Temperature                  float32
 	DLogProbs, DEntropy, DValues []float32
+	// PPO: the rollout's log-probs and values, the advantages and returns
+	// at each scored position, [B,S], with LossMask marking the positions
+	// that count, and the coefficients (cliprange, cliprange_value, vf_coef,
+	// ent_coef). Tokens and Temperature are as for LogProb.
+	OldLogProbs, OldValues, Advantages, Returns []float32
+	PPOCoefs                                    [4]float32
 }
 
 // NextTokenTargets fills Labels and LossMask for next-token prediction as
@@ -152,7 +158,7 @@ func (t *Trainer) Step(tb *TrainBatch) (StepResult, error) {
 		if err = addI(tb.Labels, LabelsInput); err == nil {
 			err = addF(tb.LossMask, LossMaskInput, b, s)
 		}
-	case LogProb:
+	case LogProb, PPO:
 		// One rule everywhere: a temperature is positive, never a default
 		// standing in for a forgotten value (sampling refuses 0 too).
 		temp := tb.Temperature
@@ -162,10 +168,15 @@ func (t *Trainer) Step(tb *TrainBatch) (StepResult, error) {
 		if err = addI(tb.Tokens, TokensInput); err == nil {
 			err = addF([]float32{temp}, TemperatureInput, 1)
 		}
-		for _, c := range []struct {
+		type in struct {
 			v    []float32
 			name string
-		}{{tb.DLogProbs, LogProbsCotangent}, {tb.DEntropy, EntropyCotangent}, {tb.DValues, ValuesCotangent}} {
+		}
+		ins := []in{{tb.DLogProbs, LogProbsCotangent}, {tb.DEntropy, EntropyCotangent}, {tb.DValues, ValuesCotangent}}
+		if t.Graph.Loss == PPO {
+			ins = []in{{tb.OldLogProbs, OldLogProbsInput}, {tb.OldValues, OldValuesInput}, {tb.Advantages, AdvantagesInput}, {tb.Returns, ReturnsInput}, {tb.LossMask, LossMaskInput}}
+		}
+		for _, c := range ins {
 			if err == nil {
 				v := c.v
 				if v == nil {
@@ -173,6 +184,10 @@ func (t *Trainer) Step(tb *TrainBatch) (StepResult, error) {
 				}
 				err = addF(v, c.name, b, s)
 			}
+		}
+		if err == nil && t.Graph.Loss == PPO {
+			coefs := tb.PPOCoefs // its own memory: cgo refuses a pointer into tb
+			err = addF(coefs[:], PPOCoefsInput, 4)
 		}
 	}
 	if err != nil {
