@@ -22,7 +22,10 @@ const DefaultJSONLBatch = 1024
 //
 // A line that is not a JSON object with a string "text" stops the run with an
 // error naming name (the input's file name, or "stdin") and the line number;
-// the lines before it have been written.
+// the lines before it have been written. So does a text that is not valid
+// UTF-8 as written (invalid bytes, or an escaped lone UTF-16 surrogate such
+// as "\ud800"; see CheckUTF8JSON): encoding/json would silently turn it into
+// U+FFFD, and its ids would not be the text's.
 func (t *Tokenizer) EncodeJSONL(w io.Writer, r io.Reader, name string, batchSize int) error {
 	if batchSize <= 0 {
 		batchSize = DefaultJSONLBatch
@@ -51,7 +54,7 @@ func (t *Tokenizer) EncodeJSONL(w io.Writer, r io.Reader, name string, batchSize
 		if len(bytes.TrimSpace(line)) > 0 {
 			text, err := parseTextLine(line)
 			if err != nil {
-				return errors.Join(flush(), fmt.Errorf("%s: line %d: %v", name, lineNo, err))
+				return errors.Join(flush(), fmt.Errorf("%s: line %d: %w", name, lineNo, err))
 			}
 			batch = append(batch, text)
 			if len(batch) == batchSize {
@@ -82,6 +85,9 @@ func parseTextLine(line []byte) (string, error) {
 	}
 	if rec.Text == nil {
 		return "", errors.New(`"text" field missing or null`)
+	}
+	if err := CheckUTF8JSON(line, "text"); err != nil {
+		return "", err
 	}
 	return *rec.Text, nil
 }

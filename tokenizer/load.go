@@ -11,20 +11,30 @@ import (
 )
 
 // Load reads a Hugging Face tokenizer.json. It accepts a BPE model with a
-// ByteLevel pre-tokenizer (GPT-2, Pythia / GPT-NeoX and the like), merges
-// written as "a b" strings or ["a", "b"] pairs, an optional NFC/NFD/NFKC/NFKD
-// normalizer, and added tokens with their ids, flags and options. Anything it
+// ByteLevel pre-tokenizer (GPT-2, Pythia / GPT-NeoX, RoBERTa and the like),
+// merges written as "a b" strings or ["a", "b"] pairs, an optional
+// NFC/NFD/NFKC/NFKD normalizer, added tokens with their ids, flags and
+// options, and a post_processor (RobertaProcessing, BertProcessing,
+// TemplateProcessing, ByteLevel, or a Sequence of them), which only
+// EncodeSpecial, EncodePairSpecial and EncodeTruncated apply. Anything it
 // cannot encode exactly is rejected with an error that names the file and the
-// field. The post_processor, truncation and padding sections are not applied
-// (Encode is encode(text, add_special_tokens=False)).
+// field. The truncation and padding sections are not read.
 func Load(path string) (*Tokenizer, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("load tokenizer: %w", err)
 	}
+	return Parse(path, data)
+}
+
+// Parse reads a tokenizer.json held in memory; name (a file name) is what its
+// errors call it. Whatever data holds, Parse returns a tokenizer or an error:
+// it does not panic, and what it allocates is bounded by a small multiple of
+// len(data) (see idLimit).
+func Parse(name string, data []byte) (*Tokenizer, error) {
 	t, err := parse(data)
 	if err != nil {
-		return nil, fmt.Errorf("load tokenizer %s: %w", path, err)
+		return nil, fmt.Errorf("load tokenizer %s: %w", name, err)
 	}
 	return t, nil
 }
@@ -32,11 +42,12 @@ func Load(path string) (*Tokenizer, error) {
 // tokenizerJSON is the part of tokenizer.json that Load reads; each section is
 // decoded on its own so that errors can name it.
 type tokenizerJSON struct {
-	AddedTokens  json.RawMessage `json:"added_tokens"`
-	Normalizer   json.RawMessage `json:"normalizer"`
-	PreTokenizer json.RawMessage `json:"pre_tokenizer"`
-	Decoder      json.RawMessage `json:"decoder"`
-	Model        json.RawMessage `json:"model"`
+	AddedTokens   json.RawMessage `json:"added_tokens"`
+	Normalizer    json.RawMessage `json:"normalizer"`
+	PreTokenizer  json.RawMessage `json:"pre_tokenizer"`
+	Decoder       json.RawMessage `json:"decoder"`
+	Model         json.RawMessage `json:"model"`
+	PostProcessor json.RawMessage `json:"post_processor"`
 }
 
 type addedTokenJSON struct {
@@ -71,6 +82,42 @@ type byteLevelJSON struct {
 // maxID bounds token ids so that they fit the int32 symbols of bpeModel.
 const maxID = math.MaxInt32 - 1
 
+// idLimit returns the bound that ids must stay below in a file whose
+// model.vocab and added_tokens hold entries tokens between them.
+//
+// The loader allocates tables indexed by id (id -> token, id -> decoded
+// bytes), so their size is set by the largest id, not by the number of tokens:
+// a file of a few bytes naming id 2147483000 would otherwise ask for tens of
+// gigabytes and the runtime would kill the process. Tying the bound to the
+// entries keeps every allocation within a small multiple of the file's size.
+// Real tokenizers number their tokens densely from 0 (GPT-2, Pythia, RoBERTa,
+// Llama's reserved special tokens), so twice the entries leaves them a wide
+// margin; the extra 1024 leaves room for small files whose few added tokens
+// sit past a padded vocabulary. A fixed cap such as 1<<24 would still let a
+// tiny file ask for hundreds of megabytes.
+func idLimit(entries int) int {
+	return min(max(2*entries, entries+1024), maxID+1)
+}
+
+// idProblem says what is wrong with a token's id, or "" if nothing is. The
+// file has entries tokens in model.vocab and added_tokens, and limit is
+// idLimit(entries).
+func idProblem(id int64, limit, entries int) string {
+	switch {
+	case id < 0:
+		return "which is negative"
+	case id >= int64(limit):
+		return fmt.Sprintf("beyond the %d ids that a file of %d tokens (model.vocab and added_tokens) may use: "+
+			"ids must be below max(2 × tokens, tokens + 1024)", limit, entries)
+	}
+	return ""
+}
+
+// maxNesting bounds nested Sequence normalizers and post-processors. Each
+// level decodes its part of the file again, so deep nesting would cost time
+// in proportion to depth × size; real files nest one level.
+const maxNesting = 16
+
 func parse(data []byte) (*Tokenizer, error) {
 	var file tokenizerJSON
 	if err := decode(data, "", &file); err != nil {
@@ -78,11 +125,20 @@ func parse(data []byte) (*Tokenizer, error) {
 	}
 	t := &Tokenizer{eos: -1}
 
+	// The added tokens count towards the id limit, which the vocabulary
+	// needs; their list is read first, the entries themselves later.
+	var added []json.RawMessage
+	if !isNull(file.AddedTokens) {
+		if err := decode(file.AddedTokens, "added_tokens", &added); err != nil {
+			return nil, err
+		}
+	}
 	var err error
-	if t.model, err = parseModel(file.Model); err != nil {
+	var limit int
+	if t.model, limit, err = parseModel(file.Model, len(added)); err != nil {
 		return nil, err
 	}
-	if t.normalize, err = parseNormalizer(file.Normalizer, "normalizer"); err != nil {
+	if t.normalize, err = parseNormalizer(file.Normalizer, "normalizer", 0); err != nil {
 		return nil, err
 	}
 	if err := t.parsePreTokenizer(file.PreTokenizer); err != nil {
@@ -91,7 +147,7 @@ func parse(data []byte) (*Tokenizer, error) {
 	if err := parseDecoder(file.Decoder); err != nil {
 		return nil, err
 	}
-	if err := t.parseAddedTokens(file.AddedTokens); err != nil {
+	if err := t.parseAddedTokens(added, limit); err != nil {
 		return nil, err
 	}
 
@@ -106,58 +162,65 @@ func parse(data []byte) (*Tokenizer, error) {
 	for _, at := range t.added {
 		t.decoded[at.id] = decodedID{at.content, true}
 	}
+	// After the ids are known: the post-processor's ids must be among them.
+	if t.post, err = t.parsePostProcessor(file.PostProcessor); err != nil {
+		return nil, err
+	}
 	t.model.cache = newWordCache()
 	t.eos = t.findEOS()
 	return t, nil
 }
 
-func parseModel(raw json.RawMessage) (*bpeModel, error) {
+// parseModel reads the model section. numAdded, the length of added_tokens,
+// counts towards the id limit, which parseModel returns for the added tokens.
+func parseModel(raw json.RawMessage, numAdded int) (*bpeModel, int, error) {
 	if isNull(raw) {
-		return nil, errors.New("model: missing")
+		return nil, 0, errors.New("model: missing")
 	}
 	var head struct {
 		Type   string          `json:"type"`
 		Merges json.RawMessage `json:"merges"`
 	}
 	if err := decode(raw, "model", &head); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	switch {
 	case head.Type == "BPE":
 	case head.Type == "" && !isNull(head.Merges):
 		// Old files may omit the type; a model with merges is BPE.
 	case head.Type == "":
-		return nil, errors.New(`model.type: missing (only "BPE" is supported)`)
+		return nil, 0, errors.New(`model.type: missing (only "BPE" is supported)`)
 	default:
-		return nil, fmt.Errorf(`model.type: unsupported model type %q (only "BPE" is supported)`, head.Type)
+		return nil, 0, fmt.Errorf(`model.type: unsupported model type %q (only "BPE" is supported)`, head.Type)
 	}
 
 	var cfg modelJSON
 	if err := decode(raw, "model", &cfg); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	switch {
 	case cfg.Dropout != nil && *cfg.Dropout != 0:
-		return nil, fmt.Errorf("model.dropout: BPE dropout (%v) is not supported", *cfg.Dropout)
+		return nil, 0, fmt.Errorf("model.dropout: BPE dropout (%v) is not supported", *cfg.Dropout)
 	case cfg.ContinuingSubwordPrefix != nil && *cfg.ContinuingSubwordPrefix != "":
-		return nil, fmt.Errorf("model.continuing_subword_prefix: %q is not supported", *cfg.ContinuingSubwordPrefix)
+		return nil, 0, fmt.Errorf("model.continuing_subword_prefix: %q is not supported", *cfg.ContinuingSubwordPrefix)
 	case cfg.EndOfWordSuffix != nil && *cfg.EndOfWordSuffix != "":
-		return nil, fmt.Errorf("model.end_of_word_suffix: %q is not supported", *cfg.EndOfWordSuffix)
+		return nil, 0, fmt.Errorf("model.end_of_word_suffix: %q is not supported", *cfg.EndOfWordSuffix)
 	case cfg.FuseUnk && cfg.UnkToken != nil:
-		return nil, errors.New("model.fuse_unk: true is not supported")
+		return nil, 0, errors.New("model.fuse_unk: true is not supported")
 	case cfg.ByteFallback:
-		return nil, errors.New("model.byte_fallback: true is not supported")
+		return nil, 0, errors.New("model.byte_fallback: true is not supported")
 	case cfg.IgnoreMerges:
-		return nil, errors.New("model.ignore_merges: true is not supported")
+		return nil, 0, errors.New("model.ignore_merges: true is not supported")
 	case len(cfg.Vocab) == 0:
-		return nil, errors.New("model.vocab: missing or empty")
+		return nil, 0, errors.New("model.vocab: missing or empty")
 	}
 
+	limit := idLimit(len(cfg.Vocab) + numAdded)
 	m := &bpeModel{vocab: make(map[string]int, len(cfg.Vocab)), unkID: -1}
 	size := 0
 	for tok, id := range cfg.Vocab {
-		if id < 0 || id > maxID {
-			return nil, fmt.Errorf("model.vocab: token %q has id %d, out of range [0, %d]", tok, id, maxID)
+		if problem := idProblem(id, limit, len(cfg.Vocab)+numAdded); problem != "" {
+			return nil, 0, fmt.Errorf("model.vocab: token %q has id %d, %s", tok, id, problem)
 		}
 		m.vocab[tok] = int(id)
 		size = max(size, int(id)+1)
@@ -167,7 +230,7 @@ func parseModel(raw json.RawMessage) (*bpeModel, error) {
 	for tok, id := range m.vocab {
 		if taken[id] {
 			prev := m.idToToken[id]
-			return nil, fmt.Errorf("model.vocab: tokens %q and %q both have id %d", min(prev, tok), max(prev, tok), id)
+			return nil, 0, fmt.Errorf("model.vocab: tokens %q and %q both have id %d", min(prev, tok), max(prev, tok), id)
 		}
 		taken[id] = true
 		m.idToToken[id] = tok
@@ -177,18 +240,18 @@ func parseModel(raw json.RawMessage) (*bpeModel, error) {
 	for i, raw := range cfg.Merges {
 		a, b, err := parseMerge(raw)
 		if err != nil {
-			return nil, fmt.Errorf("model.merges[%d]: %v", i, err)
+			return nil, 0, fmt.Errorf("model.merges[%d]: %v", i, err)
 		}
 		idA, okA := m.vocab[a]
 		idB, okB := m.vocab[b]
 		idAB, okAB := m.vocab[a+b]
 		switch {
 		case !okA:
-			return nil, fmt.Errorf("model.merges[%d]: token %q is not in model.vocab", i, a)
+			return nil, 0, fmt.Errorf("model.merges[%d]: token %q is not in model.vocab", i, a)
 		case !okB:
-			return nil, fmt.Errorf("model.merges[%d]: token %q is not in model.vocab", i, b)
+			return nil, 0, fmt.Errorf("model.merges[%d]: token %q is not in model.vocab", i, b)
 		case !okAB:
-			return nil, fmt.Errorf("model.merges[%d]: merged token %q is not in model.vocab", i, a+b)
+			return nil, 0, fmt.Errorf("model.merges[%d]: merged token %q is not in model.vocab", i, a+b)
 		}
 		// A repeated pair takes its last rank, as in Hugging Face.
 		m.merges[pairKey(int32(idA), int32(idB))] = merge{rank: int32(i), newID: int32(idAB)}
@@ -202,11 +265,11 @@ func parseModel(raw json.RawMessage) (*bpeModel, error) {
 	if cfg.UnkToken != nil {
 		id, ok := m.vocab[*cfg.UnkToken]
 		if !ok {
-			return nil, fmt.Errorf("model.unk_token: %q is not in model.vocab", *cfg.UnkToken)
+			return nil, 0, fmt.Errorf("model.unk_token: %q is not in model.vocab", *cfg.UnkToken)
 		}
 		m.unkID = int32(id)
 	}
-	return m, nil
+	return m, limit, nil
 }
 
 // parseMerge reads a merge written as "a b" or ["a", "b"].
@@ -260,15 +323,12 @@ func parseDecoder(raw json.RawMessage) error {
 	return nil
 }
 
-func (t *Tokenizer) parseAddedTokens(raw json.RawMessage) error {
-	var list []json.RawMessage
-	if !isNull(raw) {
-		if err := decode(raw, "added_tokens", &list); err != nil {
-			return err
-		}
-	}
+// parseAddedTokens reads the entries of added_tokens; their ids must be below
+// limit (see idLimit).
+func (t *Tokenizer) parseAddedTokens(list []json.RawMessage, limit int) error {
 	t.addedByContent = make(map[string]*addedToken, len(list))
 	byID := make(map[int]*addedToken, len(list))
+	entries := len(t.model.vocab) + len(list)
 	var rawPatterns, normPatterns []matchPattern
 	for i, item := range list {
 		field := fmt.Sprintf("added_tokens[%d]", i)
@@ -279,10 +339,11 @@ func (t *Tokenizer) parseAddedTokens(raw json.RawMessage) error {
 		switch {
 		case cfg.ID == nil:
 			return fmt.Errorf("%s.id: missing", field)
-		case *cfg.ID < 0 || *cfg.ID > maxID:
-			return fmt.Errorf("%s.id: %d out of range [0, %d]", field, *cfg.ID, maxID)
 		case cfg.Content == nil || *cfg.Content == "":
 			return fmt.Errorf("%s.content: missing or empty", field)
+		}
+		if problem := idProblem(*cfg.ID, limit, entries); problem != "" {
+			return fmt.Errorf("%s.id: token %q has id %d, %s", field, *cfg.Content, *cfg.ID, problem)
 		}
 		at := &addedToken{
 			id:         int(*cfg.ID),

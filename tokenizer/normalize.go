@@ -17,11 +17,15 @@ import (
 type normalizer func(string) string
 
 // parseNormalizer builds the normalizer described by raw (a "normalizer"
-// object of tokenizer.json; field names it in errors). It returns nil for
-// null. Supported: NFC, NFD, NFKC, NFKD, and Sequence of those.
-func parseNormalizer(raw json.RawMessage, field string) (normalizer, error) {
+// object of tokenizer.json; field names it in errors; depth counts the
+// Sequences around it). It returns nil for null. Supported: NFC, NFD, NFKC,
+// NFKD, and Sequence of those.
+func parseNormalizer(raw json.RawMessage, field string, depth int) (normalizer, error) {
 	if isNull(raw) {
 		return nil, nil
+	}
+	if depth > maxNesting {
+		return nil, fmt.Errorf("%s: Sequences nested more than %d deep", field, maxNesting)
 	}
 	var cfg struct {
 		Type        string            `json:"type"`
@@ -42,7 +46,7 @@ func parseNormalizer(raw json.RawMessage, field string) (normalizer, error) {
 	case "Sequence":
 		var seq []normalizer
 		for i, sub := range cfg.Normalizers {
-			n, err := parseNormalizer(sub, fmt.Sprintf("%s.normalizers[%d]", field, i))
+			n, err := parseNormalizer(sub, fmt.Sprintf("%s.normalizers[%d]", field, i), depth+1)
 			if err != nil {
 				return nil, err
 			}

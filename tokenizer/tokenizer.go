@@ -1,8 +1,10 @@
 // Package tokenizer encodes text with a Hugging Face tokenizer.json for
-// byte-level BPE models (GPT-2, Pythia / GPT-NeoX), giving exactly the ids of
-// Hugging Face's tokenizer.encode(text, add_special_tokens=False): added and
-// special tokens such as <|endoftext|> are recognised in the text and encoded
-// as their single id; no BOS/EOS or template tokens are added.
+// byte-level BPE models (GPT-2, Pythia / GPT-NeoX, RoBERTa), giving exactly
+// the ids of Hugging Face's tokenizer.encode(text, add_special_tokens=False):
+// added and special tokens such as <|endoftext|> are recognised in the text
+// and encoded as their single id; no BOS/EOS or template tokens are added.
+// EncodeSpecial, EncodePairSpecial and EncodeTruncated add the tokens of the
+// file's post_processor, as add_special_tokens=True does (postprocess.go).
 //
 // It is built on github.com/sugarme/tokenizer v0.3.0, whose pipeline returns
 // wrong ids on GPT-2's tokenizer.json. The parts that are right are used, the
@@ -48,8 +50,9 @@ type Tokenizer struct {
 	rawMatcher     *matcher // added tokens with normalized=false; nil if none
 	normMatcher    *matcher // added tokens with normalized=true; nil if none
 
-	decoded []decodedID // indexed by id
-	eos     int         // -1 if none
+	decoded []decodedID    // indexed by id
+	eos     int            // -1 if none
+	post    *postProcessor // nil: none (EncodeSpecial adds nothing)
 }
 
 type decodedID struct {
