@@ -159,10 +159,11 @@ func (r *Run) Log(v any) error { return r.enc.Encode(v) }
 func Name(step int) string { return fmt.Sprintf("checkpoint-%06d", step) }
 
 // Save writes the checkpoint after st.Step steps: the model, the optimiser,
-// trainer_state.json and the extra files (destination name → source path,
-// copied), as one folder renamed into place, then points last-checkpoint at
-// it. It returns the checkpoint's path.
-func (r *Run) Save(m Model, opt Optimizer, st State, extra map[string]string) (string, error) {
+// trainer_state.json, the extra files (destination name → source path,
+// copied) and blobs (destination name → contents), as one folder renamed
+// into place, then points last-checkpoint at it. It returns the
+// checkpoint's path.
+func (r *Run) Save(m Model, opt Optimizer, st State, extra map[string]string, blobs ...Blob) (string, error) {
 	name := Name(st.Step)
 	dir := filepath.Join(r.Dir, name)
 	sj, err := json.MarshalIndent(st, "", "  ")
@@ -181,6 +182,11 @@ func (r *Run) Save(m Model, opt Optimizer, st State, extra map[string]string) (s
 		if err := os.WriteFile(filepath.Join(tmp, StateFile), append(sj, '\n'), 0o644); err != nil {
 			return err
 		}
+		for _, b := range blobs {
+			if err := b.Write(filepath.Join(tmp, b.Name)); err != nil {
+				return err
+			}
+		}
 		for dst, src := range extra {
 			b, err := os.ReadFile(src)
 			if err != nil {
@@ -198,6 +204,13 @@ func (r *Run) Save(m Model, opt Optimizer, st State, extra map[string]string) (s
 	// Written last: a crash before this leaves the previous checkpoint as
 	// the one to resume from.
 	return dir, atomicfile.WriteBytes(filepath.Join(r.Dir, LastFile), []byte(name+"\n"))
+}
+
+// Blob is a file a training loop adds to a checkpoint (PPO's rollouts of the
+// phase in progress, say): Write writes it at the path given.
+type Blob struct {
+	Name  string
+	Write func(path string) error
 }
 
 // Last is the newest complete checkpoint folder of a run.

@@ -77,10 +77,13 @@ func (k *KLController) Update(kl float64, n int) {
 // −β·(log π − log π_ref) at each, plus the score on the last real response
 // token — the EOS when the sample has one. TRLx's slice could put the score
 // one or two positions past the EOS (trlx#433, trl#1893); here the caller
-// passes only the real response tokens, so it cannot. It also returns the
-// sample's KL estimate Σₜ (e^{x} − 1 − x) with x = log π − log π_ref (the
-// k3 estimator TRLx's controller reads).
-func TokenRewards(logp, refLogp []float64, score, beta float64) (rewards []float64, kl float64) {
+// passes only the real response tokens, so it cannot. It also returns two
+// estimates of the sample's KL from the reference: kl3 = Σₜ (e^{x} − 1 − x)
+// with x = log π − log π_ref, what TRLx's controller reads (and logs as
+// policy/sqrt_kl), and kl1 = Σₜ x, the plain estimate of KL(π‖π_ref) from
+// samples of π. kl3 grows like e^{x} once π puts far more mass on a token
+// than π_ref does.
+func TokenRewards(logp, refLogp []float64, score, beta float64) (rewards []float64, kl3, kl1 float64) {
 	if len(logp) != len(refLogp) || len(logp) == 0 {
 		panic(fmt.Sprintf("ppo: TokenRewards of %d and %d log-probs", len(logp), len(refLogp)))
 	}
@@ -88,10 +91,11 @@ func TokenRewards(logp, refLogp []float64, score, beta float64) (rewards []float
 	for t := range logp {
 		x := logp[t] - refLogp[t]
 		rewards[t] = -beta * x
-		kl += math.Exp(x) - 1 - x
+		kl3 += math.Exp(x) - 1 - x
+		kl1 += x
 	}
 	rewards[len(rewards)-1] += score
-	return rewards, kl
+	return rewards, kl3, kl1
 }
 
 // GAE returns a sample's advantages and returns over its response tokens:

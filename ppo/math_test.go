@@ -63,7 +63,7 @@ func TestKLControllers(t *testing.T) {
 // The score lands on the last real response token (EOS when there is one),
 // whatever each sample's length: the caller passes real tokens only.
 func TestTokenRewardsScoreAtEnd(t *testing.T) {
-	r, kl := TokenRewards([]float64{-1, -2, -0.5}, []float64{-1.5, -2, -0.25}, 3, 0.1)
+	r, kl, kl1 := TokenRewards([]float64{-1, -2, -0.5}, []float64{-1.5, -2, -0.25}, 3, 0.1)
 	want := []float64{-0.1 * 0.5, 0, -0.1*-0.25 + 3}
 	for i := range want {
 		if !near(r[i], want[i], 1e-12) {
@@ -71,11 +71,11 @@ func TestTokenRewardsScoreAtEnd(t *testing.T) {
 		}
 	}
 	wkl := (math.Exp(0.5) - 1 - 0.5) + 0 + (math.Exp(-0.25) - 1 + 0.25)
-	if !near(kl, wkl, 1e-12) {
-		t.Errorf("kl %v, want %v", kl, wkl)
+	if !near(kl, wkl, 1e-12) || !near(kl1, 0.5-0.25, 1e-12) {
+		t.Errorf("kl %v %v, want %v %v", kl, kl1, wkl, 0.25)
 	}
 	// Ragged samples: a one-token response gets the score on its only token.
-	r, _ = TokenRewards([]float64{-1}, []float64{-1}, -2, 0.5)
+	r, _, _ = TokenRewards([]float64{-1}, []float64{-1}, -2, 0.5)
 	if r[0] != -2 {
 		t.Errorf("one-token response: %v", r)
 	}

@@ -103,3 +103,12 @@ func TestInvalidUTF8(t *testing.T) {
 	_, bad, _ = Read(q, Options{TextField: "prompt"})
 	checkBad(t, q, bad, []badAt{{2, `invalid UTF-8 in field "prompt"`}})
 }
+
+// An escaped backslash before "ufffd" is text, not an escape: no false alarm.
+func TestEscapedBackslashIsText(t *testing.T) {
+	p := writeInputFile(t, "e.jsonl", `{"text": "a \\ufffd b \ufffd"}`+"\n")
+	got, bad, err := Read(p, Options{})
+	if err != nil || len(bad) != 0 || got[0].Text != `a \ufffd b `+"\ufffd" {
+		t.Errorf("%+v %v %v", got, bad, err)
+	}
+}

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"irl/tokenizer"
 	"math"
 	"os"
 	"path/filepath"
@@ -360,28 +361,22 @@ func lookup(obj map[string]json.RawMessage, path string) (json.RawMessage, bool,
 	return lookup(inner, rest)
 }
 
-// jsonString decodes a JSON string. encoding/json turns an escaped lone
-// UTF-16 surrogate ("\ud800") into U+FFFD without a word; that changes the
-// text, so it is an error here, as raw invalid UTF-8 is.
+// jsonString decodes a JSON string. encoding/json turns invalid UTF-8 and an
+// escaped lone UTF-16 surrogate into U+FFFD without a word; that changes the
+// text, so it is an error here, found in the JSON as written.
 func jsonString(raw json.RawMessage, field string) (string, error) {
+	if err := tokenizer.CheckUTF8JSON(raw); err != nil {
+		var ue *tokenizer.UTF8Error
+		if errors.As(err, &ue) {
+			return "", fmt.Errorf("invalid UTF-8 in field %q (%s)", field, ue.Reason)
+		}
+		return "", fmt.Errorf("field %q: %v", field, err)
+	}
 	var s string
 	if err := json.Unmarshal(raw, &s); err != nil {
 		return "", fmt.Errorf("field %q: %v", field, err)
 	}
-	if n := strings.Count(s, string(utf8.RuneError)); n > 0 {
-		// The replacement characters the writer meant are the literal ones
-		// and the \ufffd escapes; any more came from invalid escapes.
-		meant := bytes.Count(raw, []byte(string(utf8.RuneError))) + countFold(raw, `\ufffd`)
-		if n > meant {
-			return "", fmt.Errorf("invalid UTF-8 in field %q (a lone UTF-16 surrogate escape)", field)
-		}
-	}
 	return s, nil
-}
-
-// countFold counts case-insensitive occurrences of an ASCII pattern.
-func countFold(b []byte, pat string) int {
-	return bytes.Count(bytes.ToLower(b), []byte(strings.ToLower(pat)))
 }
 
 // jsonSyntaxError returns the error json.Unmarshal gives for invalid b.

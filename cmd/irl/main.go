@@ -40,6 +40,7 @@ irl source folder ("make ort" fills it), then the system's library folders.`,
 			sftCommand(),
 			rewardCommand(),
 			generateCommand(),
+			ppoCommand(),
 		},
 		EnableBashCompletion: true,
 	}

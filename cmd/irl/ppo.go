@@ -1,0 +1,260 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"irl/atomicfile"
+	"irl/policy"
+	"irl/ppo"
+	"irl/reward"
+	"irl/rows"
+	"irl/tokenizer"
+)
+
+// ppoFlag ties a flag to the Config field it overrides.
+type ppoFlag struct {
+	flag  cli.Flag
+	apply func(c *cli.Context, cfg *ppo.Config)
+}
+
+func ppoConfigFlags() []ppoFlag {
+	d := ppo.Defaults()
+	i := func(name, usage string, def int, field func(*ppo.Config) *int) ppoFlag {
+		return ppoFlag{&cli.IntFlag{Name: name, Usage: usage, Value: def, Category: "PPO settings (override --config)"},
+			func(c *cli.Context, cfg *ppo.Config) { *field(cfg) = c.Int(name) }}
+	}
+	fl := func(name, usage string, def float64, field func(*ppo.Config) *float64) ppoFlag {
+		return ppoFlag{&cli.Float64Flag{Name: name, Usage: usage, Value: def, Category: "PPO settings (override --config)"},
+			func(c *cli.Context, cfg *ppo.Config) { *field(cfg) = c.Float64(name) }}
+	}
+	s := func(name, usage string, def string, field func(*ppo.Config) *string) ppoFlag {
+		return ppoFlag{&cli.StringFlag{Name: name, Usage: usage, Value: def, Category: "PPO settings (override --config)"},
+			func(c *cli.Context, cfg *ppo.Config) { *field(cfg) = c.String(name) }}
+	}
+	return []ppoFlag{
+		i("num-rollouts", "samples per phase", d.NumRollouts, func(c *ppo.Config) *int { return &c.NumRollouts }),
+		i("chunk-size", "prompts sampled together", d.ChunkSize, func(c *ppo.Config) *int { return &c.ChunkSize }),
+		i("max-new-tokens", "most tokens per response", d.MaxNewTokens, func(c *ppo.Config) *int { return &c.MaxNewTokens }),
+		i("seq-length", "prompt + response positions; prompts are cut on the left to seq-length − max-new-tokens", d.SeqLength, func(c *ppo.Config) *int { return &c.SeqLength }),
+		i("top-k", "sample from the k most likely tokens (0: all)", d.TopK, func(c *ppo.Config) *int { return &c.TopK }),
+		fl("top-p", "nucleus sampling (0 or 1: off)", d.TopP, func(c *ppo.Config) *float64 { return &c.TopP }),
+		fl("temperature", "sampling temperature; the PPO log-probs are of softmax(logits/T) too", d.Temperature, func(c *ppo.Config) *float64 { return &c.Temperature }),
+		fl("cliprange-reward", "clip scores to ±this after scaling (0: off)", d.ClipRangeReward, func(c *ppo.Config) *float64 { return &c.ClipRangeReward }),
+		s("scale-reward", "running (divide by the running std of scores), ref (by the first chunk's std) or none", d.ScaleReward, func(c *ppo.Config) *string { return &c.ScaleReward }),
+		fl("init-kl-coef", "β, the KL penalty's starting coefficient", d.InitKLCoef, func(c *ppo.Config) *float64 { return &c.InitKLCoef }),
+		fl("target", "the adaptive KL controller's target (0: β fixed)", d.Target, func(c *ppo.Config) *float64 { return &c.Target }),
+		fl("horizon", "the adaptive KL controller's horizon", d.Horizon, func(c *ppo.Config) *float64 { return &c.Horizon }),
+		fl("gamma", "GAE discount", d.Gamma, func(c *ppo.Config) *float64 { return &c.Gamma }),
+		fl("lam", "GAE λ", d.Lam, func(c *ppo.Config) *float64 { return &c.Lam }),
+		fl("cliprange", "policy ratio clip ε", d.ClipRange, func(c *ppo.Config) *float64 { return &c.ClipRange }),
+		fl("cliprange-value", "value clip around the rollout's values", d.ClipRangeValue, func(c *ppo.Config) *float64 { return &c.ClipRangeValue }),
+		fl("vf-coef", "value loss weight", d.VFCoef, func(c *ppo.Config) *float64 { return &c.VFCoef }),
+		fl("ent-coef", "entropy bonus weight (the paper's toy run: 0.005; TRLx: none)", d.EntCoef, func(c *ppo.Config) *float64 { return &c.EntCoef }),
+		fl("max-grad-norm", "clip the global gradient norm (0: off)", d.MaxGradNorm, func(c *ppo.Config) *float64 { return &c.MaxGradNorm }),
+		i("ppo-epochs", "passes over each phase", d.PPOEpochs, func(c *ppo.Config) *int { return &c.PPOEpochs }),
+		i("batch-size", "samples per optimiser step", d.BatchSize, func(c *ppo.Config) *int { return &c.BatchSize }),
+		i("total-steps", "optimiser steps in all", d.TotalSteps, func(c *ppo.Config) *int { return &c.TotalSteps }),
+		fl("lr", "peak learning rate", d.LR, func(c *ppo.Config) *float64 { return &c.LR }),
+		fl("min-lr", "the schedule's final learning rate", d.MinLR, func(c *ppo.Config) *float64 { return &c.MinLR }),
+		fl("eps", "AdamW ε", d.Eps, func(c *ppo.Config) *float64 { return &c.Eps }),
+		fl("weight-decay", "AdamW decoupled weight decay (not on biases and layer norms)", d.WeightDecay, func(c *ppo.Config) *float64 { return &c.WeightDecay }),
+		s("scheduler", "cosine, constant or linear, from --lr to --min-lr over --total-steps", d.Scheduler, func(c *ppo.Config) *string { return &c.Scheduler }),
+		i("unfrozen-layers", "train only the top N layers and the heads (-1: all)", d.UnfrozenLayers, func(c *ppo.Config) *int { return &c.UnfrozenLayers }),
+		i("eval-interval", "evaluate on the held-out prompts every N steps (and at 0 and the end)", d.EvalInterval, func(c *ppo.Config) *int { return &c.EvalInterval }),
+		i("checkpoint-interval", "checkpoint every N steps (and at the end)", d.CheckpointInterval, func(c *ppo.Config) *int { return &c.CheckpointInterval }),
+		{&cli.StringFlag{Name: "betas", Usage: "AdamW β1,β2", Value: fmt.Sprintf("%g,%g", d.Betas[0], d.Betas[1]), Category: "PPO settings (override --config)"},
+			func(c *cli.Context, cfg *ppo.Config) {
+				fmt.Sscanf(strings.ReplaceAll(c.String("betas"), " ", ""), "%g,%g", &cfg.Betas[0], &cfg.Betas[1])
+			}},
+		{&cli.Uint64Flag{Name: "seed", Usage: "seed of every random draw (prompts, sampling, minibatches, reward noise)", Value: d.Seed, Category: "PPO settings (override --config)"},
+			func(c *cli.Context, cfg *ppo.Config) { cfg.Seed = c.Uint64("seed") }},
+	}
+}
+
+// rewardFlags are the flags that build a reward source, shared by ppo,
+// score and eval.
+func rewardFlags(prefix string) []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: prefix, Required: true, Usage: "the reward: lexicon:TOXIC.txt,NONTOXIC.txt | head:HEAD.json | classifier:MODEL | cmd:PROGRAM ARGS…"},
+		&cli.StringFlag{Name: "reward-model", Usage: "for head: the frozen encoder the head's features come from", DefaultText: "the model the head's features name"},
+		&cli.StringFlag{Name: "reward-label", Aliases: []string{"label"}, Value: "toxic", Usage: "for classifier: the label whose probability P the reward −P penalises"},
+		&cli.StringFlag{Name: "reward-relative", Usage: "original: score prompt + the row's original continuation too and reward R(response) − R(original)"},
+		&cli.StringFlag{Name: "original-field", Value: "original", Usage: "the prompt rows' column holding the original continuation"},
+		&cli.StringFlag{Name: "reward-transform", Value: "none", Usage: "none, or official-rf2 (the paper's official IRL-RLHF transform; not monotonic)"},
+		&cli.StringFlag{Name: "join", Usage: "for classifier: what joins prompt and response (the official code: nothing)"},
+		&cli.Float64Flag{Name: "reward-noise", Value: 0.2, Usage: "for lexicon: uniform noise ±this on every non-zero reward (Algorithm 2)"},
+	}
+}
+
+// rewardOptions reads rewardFlags.
+func rewardOptions(c *cli.Context) (reward.Options, error) {
+	o := reward.Options{RewardModel: c.String("reward-model"), Label: c.String("reward-label"), Join: c.String("join"),
+		Transform: c.String("reward-transform"), Noise: c.Float64("reward-noise"), Seed: c.Uint64("seed")}
+	if o.Noise == 0 {
+		o.Noise = reward.NoNoise
+	}
+	switch r := c.String("reward-relative"); r {
+	case "":
+	case "original":
+		o.Relative = c.String("original-field")
+	default:
+		return o, fmt.Errorf("--reward-relative %q: want original (the column is --original-field)", r)
+	}
+	return o, nil
+}
+
+func ppoCommand() *cli.Command {
+	cfgFlags := ppoConfigFlags()
+	flags := []cli.Flag{
+		&cli.StringFlag{Name: "model", Required: true, Usage: "the starting model (an SFT Hugging Face folder); also the frozen reference"},
+		&cli.StringFlag{Name: "prompts", Aliases: []string{"input"}, Required: true, Usage: "prompt rows: JSON lines, CSV or Parquet; other columns are kept as metadata"},
+		&cli.StringFlag{Name: "out", Required: true, Usage: "run folder"},
+		&cli.StringFlag{Name: "config", Usage: "settings: a preset (" + strings.Join(ppo.Presets(), ", ") + ") or a YAML/TOML file; flags override it"},
+		&cli.StringFlag{Name: "eval-prompts", Usage: "held-out prompt rows (default: 20% of --prompts, chosen with --seed)"},
+		promptFieldFlag("prompt", "the prompt column"),
+		tokenizerFlag,
+		&cli.BoolFlag{Name: "resume", Usage: "continue from the newest checkpoint in --out, with the same settings and prompts"},
+		overwriteFlag, quietFlag,
+	}
+	flags = append(flags, rewardFlags("reward")...)
+	for _, f := range cfgFlags {
+		flags = append(flags, f.flag)
+	}
+	return &cli.Command{
+		Name:      "ppo",
+		Usage:     "RLHF: fine-tune a model with PPO against a reward (RLHF from a ground truth, IRL-RLHF from a recovered head)",
+		UsageText: "irl ppo --model SFT_DIR --prompts PROMPTS --reward SPEC --out DIR [--config FILE] [settings] [--seed S] [--resume]",
+		Description: `Follows TRLx's PPO (the code the paper ran) with three fixes: the score sits
+on the last real response token (EOS when there is one), advantages are
+whitened over real response tokens only, and every random draw is seeded so a
+resumed run continues exactly.
+
+Each phase samples --num-rollouts responses from the current weights, in chunks
+of --chunk-size prompts (left-padded, prompts cut on the left to --seq-length −
+--max-new-tokens), scores them with --reward, divides the scores by their
+running std (--scale-reward), clips them (--cliprange-reward), and gives every
+response token the reward −β·(log π − log π_ref) plus the score on the last.
+--ppo-epochs passes over the phase follow, in shuffled minibatches of
+--batch-size, each one AdamW step on the clipped PPO loss (policy and value,
+GAE with --gamma and --lam) minus --ent-coef × entropy. β is fixed at
+--init-kl-coef, or with --target adapts after each phase as TRLx adapts it
+(Ziegler et al.: β ← β·(1 + clip(KL/target − 1, ±0.2)·n/horizon), KL being
+TRLx's k3 sequence estimate Σ(e^x − 1 − x), x = log π − log π_ref, logged as
+policy/sqrt_kl; policy/kl is the plain Σx).
+
+Rewards (--reward):
+  lexicon:TOXIC.txt,NONTOXIC.txt   the paper's Algorithm 2 on the response
+  head:HEAD.json                   a recovered head on --reward-model's features
+                                   of prompt + response (IRL-RLHF)
+  classifier:MODEL                 −P(--reward-label) of prompt + --join + response
+  cmd:PROGRAM ARGS…                a child process: JSON lines in, {"reward": x} out
+--reward-relative original subtracts the reward of prompt + the row's
+--original-field column (the paper's P_tox(p+orig) − P_tox(p+gen)).
+
+Writes DIR/metrics.jsonl (TRLx's names), DIR/samples/step-N.jsonl (the
+held-out samples with their rewards at step 0, every --eval-interval steps and
+at the end), DIR/checkpoint-N/ (model with the value head, optimiser,
+tokenizer, trainer_state.json, and the phase's rollouts when mid-phase),
+DIR/last-checkpoint, DIR/final/ (the same plus model.onnx) and DIR/plots/.`,
+		Flags:  append(flags, runtimeFlags()...),
+		Action: func(c *cli.Context) error { return runPPO(c, cfgFlags) },
+	}
+}
+
+func runPPO(c *cli.Context, cfgFlags []ppoFlag) error {
+	cfg := ppo.Defaults()
+	if spec := c.String("config"); spec != "" {
+		var err error
+		if cfg, err = ppo.LoadConfig(spec); err != nil {
+			return err
+		}
+	}
+	for _, f := range cfgFlags {
+		if c.IsSet(f.flag.Names()[0]) {
+			f.apply(c, &cfg)
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	out := c.String("out")
+	if !c.Bool("resume") {
+		if err := atomicfile.CheckDir(out, c.Bool("overwrite")); err != nil {
+			return err
+		}
+	}
+	so, err := sessionOptions(c)
+	if err != nil {
+		return err
+	}
+	m, err := policy.Load(c.String("model"))
+	if err != nil {
+		return err
+	}
+	tokPath := tokenizer.DefaultPath(c.String("model"), c.String("tokenizer"))
+	tok, err := tokenizer.Load(tokPath)
+	if err != nil {
+		return fmt.Errorf("ppo needs the model's tokenizer to decode responses for the reward: %w", err)
+	}
+	readPrompts := func(path string) ([]ppo.Prompt, error) {
+		rs, bad, err := rows.Read(path, rows.Options{TextField: c.String("prompt-field"), KeepFields: true})
+		if err != nil {
+			return nil, err
+		}
+		if len(bad) > 0 {
+			return nil, bad[0]
+		}
+		if len(rs) == 0 {
+			return nil, fmt.Errorf("%s: no prompts", path)
+		}
+		enc, badEnc := rows.Encode(path, rs, rows.EncodeOptions{Tokenizer: tok, VocabSize: m.Config.VocabSize,
+			MaxLength: min(cfg.SeqLength, m.Config.MaxPositions) - cfg.MaxNewTokens, Truncate: rows.TruncateLeft})
+		if len(badEnc) > 0 {
+			return nil, badEnc[0]
+		}
+		ps := make([]ppo.Prompt, len(enc))
+		for i, e := range enc {
+			ps[i] = ppo.Prompt{IDs: e.IDs, Text: rs[i].Text, Fields: rs[i].Fields, Row: rs[i].Index}
+		}
+		return ps, nil
+	}
+	if cfg.MaxNewTokens >= m.Config.MaxPositions {
+		return fmt.Errorf("--max-new-tokens %d leaves no room for a prompt in the model's %d positions", cfg.MaxNewTokens, m.Config.MaxPositions)
+	}
+	train, err := readPrompts(c.String("prompts"))
+	if err != nil {
+		return err
+	}
+	var eval []ppo.Prompt
+	if p := c.String("eval-prompts"); p != "" {
+		if eval, err = readPrompts(p); err != nil {
+			return err
+		}
+	} else {
+		train, eval = ppo.SplitPrompts(train, 0.2, cfg.Seed)
+	}
+	ro, err := rewardOptions(c)
+	if err != nil {
+		return err
+	}
+	ro.Seed, ro.Session = cfg.Seed, so
+	src, err := reward.Parse(c.String("reward"), ro)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	o := ppo.Options{Out: out, Resume: c.Bool("resume"), Overwrite: c.Bool("overwrite"), TokenizerPath: tokPath, Session: so}
+	if !c.Bool("quiet") {
+		o.Progress = os.Stderr
+	}
+	res, err := ppo.Run(m, tok, train, eval, src, cfg, o)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "%d steps: held-out reward/mean %.4f → %.4f; final model %s\n", res.Steps, res.FirstReward, res.LastReward, res.Final)
+	return nil
+}

@@ -1,0 +1,579 @@
+package ppo
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"irl/atomicfile"
+	"irl/checkpoint"
+	"irl/floatbits"
+	"irl/optim"
+	"irl/policy"
+	"irl/progress"
+	"irl/reward"
+)
+
+// minibatches is how many minibatches one pass over a phase takes.
+func (t *trainer) minibatches() int {
+	return (t.cfg.NumRollouts + t.cfg.BatchSize - 1) / t.cfg.BatchSize
+}
+
+// stepsPerPhase is how many optimiser steps one phase trains.
+func (t *trainer) stepsPerPhase() int { return t.cfg.PPOEpochs * t.minibatches() }
+
+func (t *trainer) loop() error {
+	cfg := t.cfg
+	end := cfg.TotalSteps
+	if t.opt.StopAfter > 0 && t.opt.StopAfter < end {
+		end = t.opt.StopAfter
+	}
+	t.bar = progress.New(t.opt.Progress, end-t.step, "ppo", "")
+	defer t.bar.Finish()
+	t.res.FirstReward, t.res.LastReward = math.NaN(), math.NaN()
+	if t.step == 0 {
+		if err := t.evaluate(); err != nil {
+			return err
+		}
+	}
+	for t.step < end {
+		if !t.st.InPhase {
+			if err := t.makeExperience(); err != nil {
+				return err
+			}
+		}
+		k := t.step - t.st.PhaseStart
+		pass, mb := k/t.minibatches(), k%t.minibatches()
+		order := rand.New(rand.NewPCG(mix(cfg.Seed, seedShuffle, uint64(t.st.Phase), uint64(pass)), 1)).Perm(len(t.phase))
+		idx := order[mb*cfg.BatchSize : min((mb+1)*cfg.BatchSize, len(order))]
+		line, err := t.trainStep(idx, k == 0)
+		if err != nil {
+			return err
+		}
+		t.step++
+		if k+1 == t.stepsPerPhase() {
+			// β moves as TRLx moves it: once per batch of the phase, by the
+			// phase's mean KL, with n = batch size.
+			for i := 0; i < t.minibatches(); i++ {
+				t.st.KL.Update(t.st.Stats.MeanKL, cfg.BatchSize)
+			}
+			t.st.InPhase = false
+			t.phase = nil
+		}
+		if cfg.EvalInterval > 0 && t.step%cfg.EvalInterval == 0 || t.step == cfg.TotalSteps {
+			if err := t.evaluateInto(&line); err != nil {
+				return err
+			}
+		}
+		if err := t.run.Log(line); err != nil {
+			return err
+		}
+		t.bar.Describe(fmt.Sprintf("ppo step %d reward %.3f kl %.3f β %.4f %.0f tok/s", t.step, t.res.LastReward, t.st.Stats.MeanKL, t.st.KL.Value, deref(line.TokensPerS)))
+		t.bar.Add(1)
+		if cfg.CheckpointInterval > 0 && t.step%cfg.CheckpointInterval == 0 || t.step == cfg.TotalSteps || t.step == end {
+			if err := t.checkpoint(); err != nil {
+				return err
+			}
+		}
+	}
+	t.res.Steps = t.step
+	if t.step == cfg.TotalSteps {
+		return t.final()
+	}
+	return nil
+}
+
+func deref(p *float64) float64 {
+	if p == nil {
+		return math.NaN()
+	}
+	return *p
+}
+
+func f(v float64) *float64 { return &v }
+
+// takePrompts returns the next n training prompts, in an order shuffled
+// anew (from the seed) for every pass over them.
+func (t *trainer) takePrompts(n int) []Prompt {
+	var out []Prompt
+	for len(out) < n {
+		order := rand.New(rand.NewPCG(mix(t.cfg.Seed, seedPrompts, uint64(t.st.PromptEpoch)), 2)).Perm(len(t.train))
+		for t.st.PromptPos < len(order) && len(out) < n {
+			out = append(out, t.train[order[t.st.PromptPos]])
+			t.st.PromptPos++
+		}
+		if t.st.PromptPos == len(order) {
+			t.st.PromptEpoch++
+			t.st.PromptPos = 0
+		}
+	}
+	return out
+}
+
+// generate samples one continuation per prompt from the current weights.
+func (t *trainer) generate(ps []Prompt, seed uint64) ([][]int64, error) {
+	ids := make([][]int, len(ps))
+	for i, p := range ps {
+		ids[i] = make([]int, len(p.IDs))
+		for j, v := range p.IDs {
+			ids[i][j] = int(v)
+		}
+	}
+	gens, err := t.gen.Generate(ids, policy.GenerateOptions{
+		MaxNewTokens: t.cfg.MaxNewTokens, Seed: seed, BatchSize: len(ps),
+		Sampling: policy.SampleOptions{Temperature: t.cfg.Temperature, TopK: t.cfg.TopK, TopP: t.cfg.TopP},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ppo: generating: %w", err)
+	}
+	out := make([][]int64, len(gens))
+	for i, g := range gens {
+		out[i] = make([]int64, len(g.IDs))
+		for j, v := range g.IDs {
+			out[i][j] = int64(v)
+		}
+	}
+	return out, nil
+}
+
+// text decodes a response without its EOS.
+func (t *trainer) text(ids []int64) string {
+	n := len(ids)
+	if n > 0 && ids[n-1] == int64(t.m.Config.EOSTokenID) {
+		n--
+	}
+	x := make([]int, n)
+	for i := range x {
+		x[i] = int(ids[i])
+	}
+	return strings.ToValidUTF8(t.tok.Decode(x), "\uFFFD")
+}
+
+// score asks the reward source for one score per response, refusing a
+// score that is not a number.
+func (t *trainer) score(ps []Prompt, resp [][]int64, key uint64) ([]float64, error) {
+	samples := make([]reward.Sample, len(ps))
+	for i, p := range ps {
+		samples[i] = reward.Sample{Prompt: t.promptText(p), Response: t.text(resp[i]), Fields: p.Fields, Key: key + uint64(i)}
+	}
+	s, err := t.src.Score(samples)
+	if err != nil {
+		return nil, fmt.Errorf("ppo: reward: %w", err)
+	}
+	if len(s) != len(ps) {
+		return nil, fmt.Errorf("ppo: the reward source gave %d scores for %d samples", len(s), len(ps))
+	}
+	for i, x := range s {
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return nil, fmt.Errorf("ppo: the reward of prompt row %d is %v; no step is taken on it", ps[i].Row, x)
+		}
+	}
+	return s, nil
+}
+
+// promptText is the prompt as the model saw it (cut on the left).
+func (t *trainer) promptText(p Prompt) string {
+	x := make([]int, len(p.IDs))
+	for i, v := range p.IDs {
+		x[i] = int(v)
+	}
+	return strings.ToValidUTF8(t.tok.Decode(x), "\uFFFD")
+}
+
+// makeExperience samples a phase: NumRollouts continuations in chunks of
+// ChunkSize prompts, scored, scaled and clipped as TRLx does (divided by the
+// running or the first chunk's std, then clipped), with the rollout's and
+// the reference's log-probs and the values, and the per-token rewards.
+func (t *trainer) makeExperience() error {
+	cfg := t.cfg
+	var st phaseStats
+	var samples []sample
+	var chunkMeans, chunkStds []float64
+	for chunk := 0; len(samples) < cfg.NumRollouts; chunk++ {
+		ps := t.takePrompts(min(cfg.ChunkSize, cfg.NumRollouts-len(samples)))
+		t0 := time.Now()
+		resp, err := t.generate(ps, mix(cfg.Seed, seedRollout, uint64(t.st.Phase), uint64(chunk)))
+		if err != nil {
+			return err
+		}
+		t1 := time.Now()
+		scores, err := t.score(ps, resp, mix(cfg.Seed, seedReward, uint64(t.st.Phase), uint64(chunk)))
+		if err != nil {
+			return err
+		}
+		st.TimeGenerate += t1.Sub(t0).Seconds()
+		st.TimeScore += time.Since(t1).Seconds()
+		if t.st.RefStd == nil {
+			_, s := stats(scores)
+			t.st.RefStd = &s
+		}
+		m, s := t.st.Moments.Update(scores)
+		chunkMeans, chunkStds = append(chunkMeans, m), append(chunkStds, s)
+		for i := range scores {
+			switch cfg.ScaleReward {
+			case "running":
+				scores[i] /= t.st.Moments.Std
+			case "ref":
+				scores[i] /= *t.st.RefStd
+			}
+			if cfg.ClipRangeReward > 0 {
+				scores[i] = math.Max(-cfg.ClipRangeReward, math.Min(cfg.ClipRangeReward, scores[i]))
+			}
+			samples = append(samples, sample{Prompt: ps[i].IDs, Response: resp[i], Score: scores[i], Row: ps[i].Row})
+		}
+	}
+	t0 := time.Now()
+	if err := t.rolloutForward(samples); err != nil {
+		return err
+	}
+	st.TimeForward = time.Since(t0).Seconds()
+	var klSum, kl1Sum float64
+	for i := range samples {
+		s := &samples[i]
+		var kl, kl1 float64
+		s.Reward, kl, kl1 = TokenRewards(s.LogProb, s.RefLogProb, s.Score, t.st.KL.Value)
+		klSum += kl
+		kl1Sum += kl1
+	}
+	st.MeanKL = klSum / float64(len(samples))
+	st.MeanKL1 = kl1Sum / float64(len(samples))
+	st.ScoresMean, st.ScoresStd = mean(chunkMeans), mean(chunkStds)
+	st.RunningStd = t.st.Moments.Std
+	t.phase = samples
+	t.st.Stats = &st
+	t.st.Phase++
+	t.st.PhaseStart = t.step
+	t.st.InPhase = true
+	return nil
+}
+
+func stats(x []float64) (mean, std float64) {
+	for _, v := range x {
+		mean += v
+	}
+	mean /= float64(len(x))
+	if len(x) < 2 {
+		return mean, 1
+	}
+	for _, v := range x {
+		std += (v - mean) * (v - mean)
+	}
+	return mean, math.Sqrt(std / float64(len(x)-1))
+}
+
+func mean(x []float64) float64 {
+	var s float64
+	n := 0
+	for _, v := range x {
+		if !math.IsNaN(v) {
+			s += v
+			n++
+		}
+	}
+	if n == 0 {
+		return math.NaN()
+	}
+	return s / float64(n)
+}
+
+// width is the phase's row width: every forward over the phase's samples,
+// at rollout and in training, lays each sample out alone in a row of this
+// width, prompt then response then padding. A row's numbers then depend on
+// nothing else in its batch, so the log-probs a minibatch computes before
+// its first update equal the rollout's bit for bit: the ratio starts at 1.
+func width(samples []sample) int {
+	w := 0
+	for _, s := range samples {
+		w = max(w, len(s.Prompt)+len(s.Response))
+	}
+	return w
+}
+
+// layout builds a batch of samples: ids, mask, and each position's next
+// token (the token it scores).
+func layout(samples []sample, idx []int, s int, pad int64) *policy.Batch {
+	b := len(idx)
+	bt := &policy.Batch{B: b, S: s, InputIDs: make([]int64, b*s), AttentionMask: make([]int64, b*s)}
+	for r, i := range idx {
+		row := bt.InputIDs[r*s : (r+1)*s]
+		n := copy(row, samples[i].Prompt)
+		n += copy(row[n:], samples[i].Response)
+		for j := range row {
+			if j < n {
+				bt.AttentionMask[r*s+j] = 1
+			} else {
+				row[j] = pad
+			}
+		}
+	}
+	return bt
+}
+
+func nextTokens(bt *policy.Batch) []int64 {
+	tok := make([]int64, len(bt.InputIDs))
+	for r := 0; r < bt.B; r++ {
+		for j := 0; j+1 < bt.S; j++ {
+			tok[r*bt.S+j] = bt.InputIDs[r*bt.S+j+1]
+		}
+	}
+	return tok
+}
+
+// rolloutForward fills each sample's rollout log-probs and values (current
+// weights) and reference log-probs, chunk by chunk. Response token k of a
+// sample with a p-token prompt is scored at position p+k−1.
+func (t *trainer) rolloutForward(samples []sample) error {
+	s := width(samples)
+	pad := int64(t.m.Config.EOSTokenID)
+	temp := float32(t.cfg.Temperature)
+	for lo := 0; lo < len(samples); lo += t.cfg.ChunkSize {
+		var idx []int
+		for i := lo; i < min(lo+t.cfg.ChunkSize, len(samples)); i++ {
+			idx = append(idx, i)
+		}
+		bt := layout(samples, idx, s, pad)
+		tok := nextTokens(bt)
+		po, err := t.pol.ForwardTokens(bt, tok, temp)
+		if err != nil {
+			return fmt.Errorf("ppo: rollout log-probs: %w", err)
+		}
+		bt = layout(samples, idx, s, pad)
+		ro, err := t.ref.ForwardTokens(bt, tok, temp)
+		if err != nil {
+			return fmt.Errorf("ppo: reference log-probs: %w", err)
+		}
+		for r, i := range idx {
+			sm := &samples[i]
+			p, n := len(sm.Prompt), len(sm.Response)
+			sm.LogProb, sm.RefLogProb, sm.Value = make([]float64, n), make([]float64, n), make([]float64, n)
+			for k := 0; k < n; k++ {
+				at := r*s + p + k - 1
+				sm.LogProb[k] = float64(po[policy.LogProbsOutput].Data[at])
+				sm.Value[k] = float64(po[policy.ValuesOutput].Data[at])
+				sm.RefLogProb[k] = float64(ro[policy.LogProbsOutput].Data[at])
+			}
+		}
+	}
+	return nil
+}
+
+// trainStep takes one optimiser step on the phase's samples idx.
+func (t *trainer) trainStep(idx []int, first bool) (Metrics, error) {
+	cfg := t.cfg
+	s := width(t.phase)
+	bt := layout(t.phase, idx, s, int64(t.m.Config.EOSTokenID))
+	n := bt.B * s
+	tb := &policy.TrainBatch{Batch: *bt, Tokens: nextTokens(bt), Temperature: float32(cfg.Temperature),
+		LossMask: make([]float32, n), OldLogProbs: make([]float32, n), OldValues: make([]float32, n),
+		Advantages: make([]float32, n), Returns: make([]float32, n),
+		PPOCoefs: [4]float32{float32(cfg.ClipRange), float32(cfg.ClipRangeValue), float32(cfg.VFCoef), float32(cfg.EntCoef)}}
+	// Advantages per sample over its own response tokens, whitened over the
+	// minibatch's real tokens only.
+	var advAll, retAll []float64
+	var where []int
+	for r, i := range idx {
+		sm := &t.phase[i]
+		adv, ret := GAE(sm.Reward, sm.Value, cfg.Gamma, cfg.Lam)
+		p := len(sm.Prompt)
+		for k := range adv {
+			at := r*s + p + k - 1
+			where = append(where, at)
+			advAll, retAll = append(advAll, adv[k]), append(retAll, ret[k])
+			tb.LossMask[at] = 1
+			tb.OldLogProbs[at] = float32(sm.LogProb[k])
+			tb.OldValues[at] = float32(sm.Value[k])
+		}
+	}
+	mask := make([]bool, len(advAll))
+	for i := range mask {
+		mask[i] = true
+	}
+	Whiten(advAll, mask)
+	var retSum float64
+	for j, at := range where {
+		tb.Advantages[at] = float32(advAll[j])
+		tb.Returns[at] = float32(retAll[j])
+		retSum += retAll[j]
+	}
+	t0 := time.Now()
+	res, err := t.tr.Step(tb)
+	if err != nil {
+		return Metrics{}, fmt.Errorf("ppo: step %d: %w", t.step+1, err)
+	}
+	if math.IsNaN(res.Loss) || math.IsInf(res.Loss, 0) {
+		return Metrics{}, fmt.Errorf("ppo: step %d: the loss is %v (lower the learning rate?)", t.step+1, res.Loss)
+	}
+	norm := optim.GradNorm(t.prm)
+	if cfg.MaxGradNorm > 0 {
+		norm = optim.ClipGradNorm(t.prm, cfg.MaxGradNorm)
+	}
+	lr := t.sch.LR(t.step)
+	t.adam.Step(lr)
+	el := time.Since(t0).Seconds()
+	var valSum float64
+	for _, at := range where {
+		valSum += float64(res.Outputs[policy.ValuesOutput][at])
+	}
+	ps := res.Outputs[policy.PPOStatsOutput]
+	cnt := float64(len(where))
+	ph := t.st.Stats
+	line := Metrics{Step: t.step + 1,
+		ScoresMean: f(ph.ScoresMean), ScoresStd: f(ph.ScoresStd), ScoresRunningStd: f(ph.RunningStd),
+		ReturnsMean: f(retSum / cnt), PolicyLoss: f(float64(ps[0])), ValueLoss: f(float64(ps[1])), TotalLoss: f(res.Loss),
+		ApproxKL: f(float64(ps[5])), ClipFrac: f(float64(ps[3])), SqrtKL: f(math.Sqrt(math.Max(ph.MeanKL, 0))), KL: f(ph.MeanKL1),
+		KLCoef: f(t.st.KL.Value), ValuesMean: f(valSum / cnt), Entropy: f(float64(ps[2])), LearningRate: f(lr),
+		GradNorm: f(norm), TimeRolloutGen: f(ph.TimeGenerate), TimeRolloutScore: f(ph.TimeScore),
+		TimeForward: f(ph.TimeForward), TimeBackward: f(el), TokensPerS: f(float64(n) / el)}
+	if first {
+		// The ratio before the phase's first update: exactly 1 by
+		// construction (see width).
+		var worst float64
+		for _, at := range where {
+			worst = math.Max(worst, math.Abs(float64(res.Outputs[policy.LogProbsOutput][at]-tb.OldLogProbs[at])))
+		}
+		line.PolicyRatioAtStart = f(math.Exp(worst))
+	}
+	return line, nil
+}
+
+// evaluate samples continuations of the held-out prompts from the current
+// weights, scores them, logs reward/mean and writes samples/step-N.jsonl.
+func (t *trainer) evaluate() error {
+	var line Metrics
+	if err := t.evaluateInto(&line); err != nil {
+		return err
+	}
+	line.Step = t.step
+	return t.run.Log(line)
+}
+
+func (t *trainer) evaluateInto(line *Metrics) error {
+	var all []evalSample
+	var sum float64
+	for lo := 0; lo < len(t.eval); lo += t.cfg.ChunkSize {
+		ps := t.eval[lo:min(lo+t.cfg.ChunkSize, len(t.eval))]
+		resp, err := t.generate(ps, mix(t.cfg.Seed, seedEval, uint64(t.step), uint64(lo)))
+		if err != nil {
+			return err
+		}
+		scores, err := t.score(ps, resp, mix(t.cfg.Seed, seedEval, seedReward, uint64(t.step), uint64(lo)))
+		if err != nil {
+			return err
+		}
+		for i, p := range ps {
+			all = append(all, evalSample{Row: p.Row, Prompt: t.promptText(p), Response: t.text(resp[i]), Reward: scores[i]})
+			sum += scores[i]
+		}
+	}
+	m := sum / float64(len(all))
+	line.RewardMean = f(m)
+	if math.IsNaN(t.res.FirstReward) {
+		t.res.FirstReward = m
+	}
+	t.res.LastReward = m
+	dir := filepath.Join(t.opt.Out, "samples")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	var b []byte
+	for _, e := range all {
+		j, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		b = append(append(b, j...), '\n')
+	}
+	return atomicfile.WriteBytes(filepath.Join(dir, fmt.Sprintf("step-%d.jsonl", t.step)), b)
+}
+
+type evalSample struct {
+	Row      int     `json:"row"`
+	Prompt   string  `json:"prompt"`
+	Response string  `json:"response"`
+	Reward   float64 `json:"reward"`
+}
+
+func (t *trainer) checkpoint() error {
+	lj, err := json.Marshal(t.st)
+	if err != nil {
+		return err
+	}
+	var blobs []checkpoint.Blob
+	if t.st.InPhase {
+		phase := t.phase
+		blobs = append(blobs, checkpoint.Blob{Name: rolloutsFile, Write: func(path string) error {
+			b, err := json.Marshal(phase)
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(path, b, 0o644)
+		}})
+	}
+	extra := map[string]string{}
+	if t.opt.TokenizerPath != "" {
+		extra["tokenizer.json"] = t.opt.TokenizerPath
+	}
+	_, err = t.run.Save(t.m, t.adam, checkpoint.State{Step: t.step, Settings: t.settings, Trainer: lj}, extra, blobs...)
+	return err
+}
+
+// final writes DIR/final: the last checkpoint's contents and model.onnx.
+func (t *trainer) final() error {
+	last, err := checkpoint.Last(t.opt.Out)
+	if err != nil {
+		return err
+	}
+	dir := filepath.Join(t.opt.Out, "final")
+	err = atomicfile.WriteDir(dir, func(tmp string) error {
+		ents, err := os.ReadDir(last)
+		if err != nil {
+			return err
+		}
+		for _, e := range ents {
+			if e.Name() == rolloutsFile {
+				continue
+			}
+			b, err := os.ReadFile(filepath.Join(last, e.Name()))
+			if err != nil {
+				return err
+			}
+			if err := os.WriteFile(filepath.Join(tmp, e.Name()), b, 0o644); err != nil {
+				return err
+			}
+		}
+		return policy.Export(t.m, filepath.Join(tmp, "model.onnx"), 0)
+	})
+	if err != nil {
+		return fmt.Errorf("ppo: final model: %w", err)
+	}
+	t.res.Final = dir
+	if err := Plot(filepath.Join(t.opt.Out, checkpoint.MetricsFile), filepath.Join(t.opt.Out, "plots")); err != nil {
+		return fmt.Errorf("ppo: plots: %w", err)
+	}
+	return nil
+}
+
+// promptsHash identifies the prompt split, so a resume on other prompts is
+// refused.
+func promptsHash(train, eval []Prompt) string {
+	h := sha256.New()
+	var b [8]byte
+	for _, set := range [][]Prompt{train, eval} {
+		binary.LittleEndian.PutUint64(b[:], uint64(len(set)))
+		h.Write(b[:])
+		for _, p := range set {
+			binary.LittleEndian.PutUint64(b[:], uint64(len(p.IDs)))
+			h.Write(b[:])
+			h.Write(floatbits.Int64Bytes(p.IDs))
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}

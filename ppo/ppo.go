@@ -1,0 +1,465 @@
+// Package ppo fine-tunes a GPT-NeoX policy with PPO against any reward
+// source (package reward): the paper's RLHF, which makes the expert π_E from a
+// ground-truth reward, and IRL-RLHF, which fine-tunes a fresh model against a
+// recovered reward head. It follows TRLx's AcceleratePPOTrainer, the code the
+// paper ran, except where the README says "fixed".
+//
+// A phase samples NumRollouts continuations from the current weights in
+// chunks of ChunkSize prompts, scores them, and turns scores into per-token
+// rewards (a KL penalty against the frozen starting model on every token and
+// the score on the last); then PPOEpochs passes over the phase, in shuffled
+// minibatches of BatchSize, each one optimiser step of the clipped PPO loss,
+// computed with its gradient in one ONNX Runtime run (policy.PPO).
+//
+// Every random draw is a function of the seed and of where the run is (the
+// phase, the chunk, the pass), and the checkpoint holds everything else —
+// weights, optimiser, β and the KL controller, the running score moments,
+// the prompt order and position, and the rollouts of a phase in progress —
+// so a resumed run's metrics equal an uninterrupted run's bit for bit.
+package ppo
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+
+	"irl/checkpoint"
+	"irl/onnx"
+	"irl/optim"
+	"irl/policy"
+	"irl/progress"
+	"irl/reward"
+	"irl/tokenizer"
+)
+
+// Prompt is one prompt row: its token ids (already cut to the prompt limit),
+// and the row's text, other fields and index, which rewards and samples see.
+type Prompt struct {
+	IDs    []int64
+	Text   string
+	Fields map[string]any
+	Row    int
+}
+
+// Config holds every setting of a run. Defaults() gives the paper's 70M
+// preset; the JSON names are those of the preset files and metrics.
+type Config struct {
+	// Rollouts.
+	NumRollouts  int     `json:"num_rollouts"`
+	ChunkSize    int     `json:"chunk_size"`
+	MaxNewTokens int     `json:"max_new_tokens"`
+	SeqLength    int     `json:"seq_length"`
+	TopK         int     `json:"top_k"`
+	TopP         float64 `json:"top_p"`
+	Temperature  float64 `json:"temperature"`
+	// Scores.
+	ClipRangeReward float64 `json:"cliprange_reward"`
+	ScaleReward     string  `json:"scale_reward"`
+	// KL controller: fixed at InitKLCoef without a Target.
+	InitKLCoef float64 `json:"init_kl_coef"`
+	Target     float64 `json:"target"`
+	Horizon    float64 `json:"horizon"`
+	// Advantages and losses.
+	Gamma          float64 `json:"gamma"`
+	Lam            float64 `json:"lam"`
+	ClipRange      float64 `json:"cliprange"`
+	ClipRangeValue float64 `json:"cliprange_value"`
+	VFCoef         float64 `json:"vf_coef"`
+	EntCoef        float64 `json:"ent_coef"`
+	MaxGradNorm    float64 `json:"max_grad_norm"`
+	PPOEpochs      int     `json:"ppo_epochs"`
+	BatchSize      int     `json:"batch_size"`
+	TotalSteps     int     `json:"total_steps"`
+	// Optimiser.
+	LR          float64    `json:"lr"`
+	MinLR       float64    `json:"min_lr"`
+	Betas       [2]float64 `json:"betas"`
+	Eps         float64    `json:"eps"`
+	WeightDecay float64    `json:"weight_decay"`
+	Scheduler   string     `json:"scheduler"`
+	// UnfrozenLayers trains the top N layers (and the heads); -1 all.
+	UnfrozenLayers int `json:"unfrozen_layers"`
+	// Evaluation and checkpoints, in optimiser steps.
+	EvalInterval       int    `json:"eval_interval"`
+	CheckpointInterval int    `json:"checkpoint_interval"`
+	Seed               uint64 `json:"seed"`
+}
+
+// Defaults is the paper's 70M preset (Appendix D and the official code).
+func Defaults() Config {
+	return Config{
+		NumRollouts: 32, ChunkSize: 4, MaxNewTokens: 128, SeqLength: 1024, TopK: 30, TopP: 1, Temperature: 1,
+		ClipRangeReward: 10, ScaleReward: "running",
+		InitKLCoef: 0.035, Target: 5.71, Horizon: 10000,
+		Gamma: 1, Lam: 0.95, ClipRange: 0.2, ClipRangeValue: 0.2, VFCoef: 1, EntCoef: 0, MaxGradNorm: 1,
+		PPOEpochs: 8, BatchSize: 16, TotalSteps: 600,
+		LR: 3e-6, MinLR: 3e-6, Betas: [2]float64{0.9, 0.95}, Eps: 1e-8, WeightDecay: 1e-6, Scheduler: "cosine",
+		UnfrozenLayers: 4, EvalInterval: 100, CheckpointInterval: 100, Seed: 1000,
+	}
+}
+
+// Validate reports every setting out of range.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(ok bool, format string, a ...any) {
+		if !ok {
+			errs = append(errs, fmt.Errorf(format, a...))
+		}
+	}
+	pos := func(v float64) bool { return v > 0 && !math.IsInf(v, 0) }
+	nonneg := func(v float64) bool { return v >= 0 && !math.IsInf(v, 0) }
+	bad(c.NumRollouts > 0, "--num-rollouts %d must be positive", c.NumRollouts)
+	bad(c.ChunkSize > 0, "--chunk-size %d must be positive", c.ChunkSize)
+	bad(c.MaxNewTokens > 0, "--max-new-tokens %d must be positive", c.MaxNewTokens)
+	bad(c.SeqLength > c.MaxNewTokens, "--seq-length %d must exceed --max-new-tokens %d", c.SeqLength, c.MaxNewTokens)
+	bad(c.TopK >= 0, "--top-k %d must not be negative", c.TopK)
+	bad(c.TopP >= 0 && c.TopP <= 1, "--top-p %v must lie in [0, 1]", c.TopP)
+	bad(pos(c.Temperature), "--temperature %v must be positive", c.Temperature)
+	bad(nonneg(c.ClipRangeReward), "--cliprange-reward %v must not be negative (0: off)", c.ClipRangeReward)
+	bad(c.ScaleReward == "running" || c.ScaleReward == "ref" || c.ScaleReward == "none", "--scale-reward %q: want running, ref or none", c.ScaleReward)
+	bad(nonneg(c.InitKLCoef), "--init-kl-coef %v must not be negative", c.InitKLCoef)
+	bad(nonneg(c.Target), "--target %v must not be negative (0: a fixed β)", c.Target)
+	bad(c.Target == 0 || pos(c.Horizon), "--horizon %v must be positive with --target", c.Horizon)
+	bad(c.Gamma >= 0 && c.Gamma <= 1, "--gamma %v must lie in [0, 1]", c.Gamma)
+	bad(c.Lam >= 0 && c.Lam <= 1, "--lam %v must lie in [0, 1]", c.Lam)
+	bad(pos(c.ClipRange), "--cliprange %v must be positive", c.ClipRange)
+	bad(pos(c.ClipRangeValue), "--cliprange-value %v must be positive", c.ClipRangeValue)
+	bad(nonneg(c.VFCoef), "--vf-coef %v must not be negative", c.VFCoef)
+	bad(nonneg(c.EntCoef), "--ent-coef %v must not be negative", c.EntCoef)
+	bad(nonneg(c.MaxGradNorm), "--max-grad-norm %v must not be negative (0: off)", c.MaxGradNorm)
+	bad(c.PPOEpochs > 0, "--ppo-epochs %d must be positive", c.PPOEpochs)
+	bad(c.BatchSize > 0, "--batch-size %d must be positive", c.BatchSize)
+	bad(c.TotalSteps > 0, "--total-steps %d must be positive", c.TotalSteps)
+	bad(pos(c.LR), "--lr %v must be positive", c.LR)
+	bad(nonneg(c.MinLR) && c.MinLR <= c.LR, "--min-lr %v must lie in [0, --lr]", c.MinLR)
+	bad(c.Scheduler == "cosine" || c.Scheduler == "constant" || c.Scheduler == "linear", "--scheduler %q: want cosine, constant or linear", c.Scheduler)
+	bad(c.EvalInterval >= 0, "--eval-interval %d must not be negative (0: only at the start and the end)", c.EvalInterval)
+	bad(c.CheckpointInterval >= 0, "--checkpoint-interval %d must not be negative (0: only at the end)", c.CheckpointInterval)
+	if err := (optim.AdamWConfig{Beta1: c.Betas[0], Beta2: c.Betas[1], Eps: c.Eps, WeightDecay: c.WeightDecay}).Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// settings are what a resumed run must share with the checkpoint.
+func (c Config) settings(promptsHash string, nTrain, nEval int) map[string]any {
+	b, _ := json.Marshal(c)
+	var m map[string]any
+	json.Unmarshal(b, &m)
+	m["prompts"], m["train_prompts"], m["eval_prompts"] = promptsHash, nTrain, nEval
+	return m
+}
+
+// Options are the run's surroundings, which do not change its results.
+type Options struct {
+	// Out is the run folder (see package checkpoint).
+	Out               string
+	Resume, Overwrite bool
+	// Tokenizer is the tokenizer.json copied into every checkpoint.
+	TokenizerPath string
+	Session       onnx.Options
+	// Progress, if set, receives a progress bar.
+	Progress io.Writer
+	// StopAfter stops after this many steps in total (0: TotalSteps), as a
+	// kill would, for tests of resumption; a later Resume continues.
+	StopAfter int
+}
+
+// Metrics is one line of metrics.jsonl, with TRLx's names.
+type Metrics struct {
+	Step               int      `json:"step"`
+	RewardMean         *float64 `json:"reward/mean,omitempty"`
+	ScoresMean         *float64 `json:"rollout_scores/mean,omitempty"`
+	ScoresStd          *float64 `json:"rollout_scores/std,omitempty"`
+	ScoresRunningStd   *float64 `json:"rollout_scores/running_std,omitempty"`
+	ReturnsMean        *float64 `json:"returns/mean,omitempty"`
+	PolicyLoss         *float64 `json:"losses/policy_loss,omitempty"`
+	ValueLoss          *float64 `json:"losses/value_loss,omitempty"`
+	TotalLoss          *float64 `json:"losses/total_loss,omitempty"`
+	ApproxKL           *float64 `json:"policy/approx_kl,omitempty"`
+	ClipFrac           *float64 `json:"policy/clipfrac,omitempty"`
+	SqrtKL             *float64 `json:"policy/sqrt_kl,omitempty"`
+	KL                 *float64 `json:"policy/kl,omitempty"`
+	KLCoef             *float64 `json:"kl_ctl_value,omitempty"`
+	ValuesMean         *float64 `json:"values/mean,omitempty"`
+	Entropy            *float64 `json:"entropy,omitempty"`
+	LearningRate       *float64 `json:"learning_rate,omitempty"`
+	GradNorm           *float64 `json:"grad_norm,omitempty"`
+	TimeRolloutGen     *float64 `json:"time/rollout_generate,omitempty"`
+	TimeRolloutScore   *float64 `json:"time/rollout_score,omitempty"`
+	TimeForward        *float64 `json:"time/forward,omitempty"`
+	TimeBackward       *float64 `json:"time/backward,omitempty"`
+	TokensPerS         *float64 `json:"tokens_per_s,omitempty"`
+	PolicyRatioAtStart *float64 `json:"policy/ratio_first_minibatch,omitempty"`
+}
+
+// sample is one rollout: prompt and response ids, and per response token the
+// rollout's log-prob, the reference's, the value, and the reward.
+type sample struct {
+	Prompt, Response           []int64
+	LogProb, RefLogProb, Value []float64
+	Reward                     []float64
+	Score                      float64 // after scaling and clipping
+	Row                        int
+}
+
+// phaseStats are the rollout-time statistics logged with every step.
+type phaseStats struct {
+	ScoresMean, ScoresStd, RunningStd float64
+	// MeanKL is TRLx's k3 sequence estimate, which drives the controller;
+	// MeanKL1 the plain Σ(log π − log π_ref), logged as policy/kl.
+	MeanKL, MeanKL1                      float64
+	TimeGenerate, TimeScore, TimeForward float64
+}
+
+// loopState is the loop's part of trainer_state.json.
+type loopState struct {
+	Phase       int            `json:"phase"`        // phases begun
+	PhaseStart  int            `json:"phase_start"`  // the step at which the current phase's training began
+	PromptEpoch int            `json:"prompt_epoch"` // passes begun over the training prompts
+	PromptPos   int            `json:"prompt_pos"`   // prompts of that pass taken
+	KL          KLController   `json:"kl"`
+	Moments     RunningMoments `json:"moments"`
+	RefStd      *float64       `json:"ref_std,omitempty"`
+	Stats       *phaseStats    `json:"phase_stats,omitempty"`
+	// InPhase says the checkpoint holds the current phase's rollouts.
+	InPhase bool `json:"in_phase"`
+}
+
+// Result summarises a run.
+type Result struct {
+	Steps int
+	// FirstReward and LastReward are reward/mean at the first and the last
+	// evaluation.
+	FirstReward, LastReward float64
+	// Final is the final folder (empty when stopped early).
+	Final string
+}
+
+// rolloutsFile names the phase's rollouts in a checkpoint.
+const rolloutsFile = "rollouts.json"
+
+// trainer holds a run's sessions and state.
+type trainer struct {
+	cfg   Config
+	opt   Options
+	m     *policy.Model
+	tok   *tokenizer.Tokenizer
+	src   reward.Source
+	train []Prompt
+	eval  []Prompt
+
+	gen  *policy.Generator // live: the current weights
+	pol  *policy.Runner    // live: log-probs and values
+	ref  *policy.Runner    // the frozen starting model's log-probs
+	tr   *policy.Trainer
+	adam *optim.AdamW
+	prm  []*optim.Param
+	sch  optim.Schedule
+	run  *checkpoint.Run
+	st   loopState
+	step int
+
+	phase    []sample
+	settings map[string]any
+	bar      *progress.Bar
+	res      Result
+}
+
+// Run trains m, in place, with PPO. m is the starting model: the reference
+// is a frozen copy of it, taken before any update (or, on resume, before the
+// checkpoint's weights are loaded into m). tok decodes responses for the
+// reward. train holds the training prompts and eval the held-out ones.
+func Run(m *policy.Model, tok *tokenizer.Tokenizer, train, eval []Prompt, src reward.Source, cfg Config, o Options) (*Result, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("ppo: %w", err)
+	}
+	if len(train) == 0 {
+		return nil, errors.New("ppo: no training prompts")
+	}
+	if len(eval) == 0 {
+		return nil, errors.New("ppo: no evaluation prompts")
+	}
+	limit := cfg.SeqLength - cfg.MaxNewTokens
+	for _, p := range append(append([]Prompt(nil), train...), eval...) {
+		if len(p.IDs) == 0 {
+			return nil, fmt.Errorf("ppo: prompt row %d has no tokens", p.Row)
+		}
+		if len(p.IDs) > limit || len(p.IDs)+cfg.MaxNewTokens > m.Config.MaxPositions {
+			return nil, fmt.Errorf("ppo: prompt row %d has %d tokens; with %d new tokens that passes --seq-length %d or the model's %d positions (cut prompts with TrimPrompt)",
+				p.Row, len(p.IDs), cfg.MaxNewTokens, cfg.SeqLength, m.Config.MaxPositions)
+		}
+	}
+	t := &trainer{cfg: cfg, opt: o, m: m, tok: tok, src: src, train: train, eval: eval}
+	defer t.close()
+	if err := t.open(); err != nil {
+		return nil, err
+	}
+	if err := t.loop(); err != nil {
+		return nil, err
+	}
+	return &t.res, nil
+}
+
+// TrimPrompt cuts a prompt's ids on the left to the limit a run allows,
+// SeqLength − MaxNewTokens, as TRLx truncates prompts.
+func TrimPrompt(ids []int64, cfg Config) []int64 {
+	if limit := cfg.SeqLength - cfg.MaxNewTokens; len(ids) > limit && limit > 0 {
+		return ids[len(ids)-limit:]
+	}
+	return ids
+}
+
+func (t *trainer) open() error {
+	cfg, m := t.cfg, t.m
+	var err error
+	// The reference first: its session copies the starting weights.
+	if t.ref, err = policy.NewRunner(m, policy.ForwardOptions{LogProbs: true}, t.opt.Session); err != nil {
+		return err
+	}
+	t.tr, err = policy.NewTrainer(m, policy.TrainOptions{Loss: policy.PPO, UnfrozenLayers: cfg.UnfrozenLayers}, t.opt.Session)
+	if err != nil {
+		return err
+	}
+	// NewTrainer added the value head (zero): the policy runner needs it.
+	if t.pol, err = policy.NewRunner(m, policy.ForwardOptions{LogProbs: true, Values: true, ParamInputs: true}, t.opt.Session); err != nil {
+		return err
+	}
+	if t.gen, err = policy.NewLiveGenerator(m, t.opt.Session); err != nil {
+		return err
+	}
+	for _, name := range t.tr.Graph.Trainable {
+		p := m.Params[name]
+		t.prm = append(t.prm, &optim.Param{Name: name, Shape: p.Shape, Data: p.Data, Grad: t.tr.Grad(name), NoDecay: len(p.Shape) == 1})
+	}
+	if t.adam, err = optim.NewAdamW(t.prm, optim.AdamWConfig{Beta1: cfg.Betas[0], Beta2: cfg.Betas[1], Eps: cfg.Eps, WeightDecay: cfg.WeightDecay}); err != nil {
+		return err
+	}
+	switch cfg.Scheduler {
+	case "constant":
+		t.sch = optim.Constant{Peak: cfg.LR}
+	case "linear":
+		t.sch = linear{peak: cfg.LR, min: cfg.MinLR, steps: cfg.TotalSteps}
+	default:
+		t.sch = optim.Cosine{Peak: cfg.LR, Min: cfg.MinLR, Steps: cfg.TotalSteps}
+	}
+	settings := cfg.settings(promptsHash(t.train, t.eval), len(t.train), len(t.eval))
+	run, saved, err := checkpoint.Open(t.opt.Out, t.opt.Resume, t.opt.Overwrite)
+	if err != nil {
+		return fmt.Errorf("ppo: %w", err)
+	}
+	t.run = run
+	t.st = loopState{KL: KLController{Value: cfg.InitKLCoef, Target: cfg.Target, Horizon: cfg.Horizon}, Moments: NewRunningMoments()}
+	if saved != nil {
+		dir, _ := checkpoint.Last(t.opt.Out)
+		if err := checkpoint.CheckSettings(dir, saved.Settings, settings); err != nil {
+			return fmt.Errorf("ppo: %w", err)
+		}
+		if err := checkpoint.Restore(dir, m, t.adam); err != nil {
+			return fmt.Errorf("ppo: %w", err)
+		}
+		if err := json.Unmarshal(saved.Trainer, &t.st); err != nil {
+			return fmt.Errorf("ppo: %s: trainer state: %v", dir, err)
+		}
+		t.step = saved.Step
+		if t.st.InPhase {
+			b, err := os.ReadFile(filepath.Join(dir, rolloutsFile))
+			if err != nil {
+				return fmt.Errorf("ppo: %s: the phase's rollouts: %w", dir, err)
+			}
+			if err := json.Unmarshal(b, &t.phase); err != nil {
+				return fmt.Errorf("ppo: %s: %v", filepath.Join(dir, rolloutsFile), err)
+			}
+		}
+	}
+	t.settings = settings
+	return nil
+}
+
+func (t *trainer) close() {
+	if t.run != nil {
+		t.run.Close()
+	}
+	for _, d := range []interface{ Destroy() }{t.gen, t.pol, t.ref, t.tr} {
+		if d != nil && !isNil(d) {
+			d.Destroy()
+		}
+	}
+}
+
+func isNil(d interface{ Destroy() }) bool {
+	switch v := d.(type) {
+	case *policy.Generator:
+		return v == nil
+	case *policy.Runner:
+		return v == nil
+	case *policy.Trainer:
+		return v == nil
+	}
+	return false
+}
+
+// linear decays from peak to min over steps.
+type linear struct {
+	peak, min float64
+	steps     int
+}
+
+func (l linear) LR(step int) float64 {
+	if step >= l.steps {
+		return l.min
+	}
+	return l.peak + (l.min-l.peak)*float64(step)/float64(l.steps)
+}
+
+// mix derives a seed for a place in the run from the run's seed.
+func mix(seed uint64, parts ...uint64) uint64 {
+	z := seed
+	for _, p := range parts {
+		z ^= p + 0x9e3779b97f4a7c15 + (z << 6) + (z >> 2)
+		z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+		z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+		z ^= z >> 31
+	}
+	return z
+}
+
+// Seed purposes, so that no two draws share a stream.
+const (
+	seedPrompts = iota + 1
+	seedRollout
+	seedShuffle
+	seedEval
+	seedReward
+)
+
+// SplitPrompts holds out a share of the prompts for evaluation, chosen by a
+// permutation from the seed (at least one each way when there are two or
+// more), keeping each side in file order: the official code's 80/20 split
+// with evalFrac 0.2.
+func SplitPrompts(ps []Prompt, evalFrac float64, seed uint64) (train, eval []Prompt) {
+	n := int(math.Round(evalFrac * float64(len(ps))))
+	if evalFrac > 0 && n == 0 && len(ps) >= 2 {
+		n = 1
+	}
+	if n >= len(ps) {
+		n = len(ps) - 1
+	}
+	held := map[int]bool{}
+	for _, i := range rand.New(rand.NewPCG(seed, 0x5eed)).Perm(len(ps))[:max(n, 0)] {
+		held[i] = true
+	}
+	for i, p := range ps {
+		if held[i] {
+			eval = append(eval, p)
+		} else {
+			train = append(train, p)
+		}
+	}
+	return train, eval
+}
