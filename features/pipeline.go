@@ -11,6 +11,7 @@ import (
 	"irl/rewardhead"
 	"irl/rows"
 	"irl/tokenizer"
+	"irl/weights"
 )
 
 // PipelineOptions configure Pipeline: `irl features` as a library.
@@ -44,6 +45,8 @@ type Pipeline struct {
 	cfg    *policy.Config // nil for an .onnx file without config.json
 	tok    *tokenizer.Tokenizer
 	tokErr error
+	// fingerprint identifies the model in the features' metadata.
+	fingerprint string
 }
 
 // NewPipeline opens the model. The tokenizer is loaded when text rows first
@@ -72,6 +75,10 @@ func NewPipeline(o PipelineOptions) (*Pipeline, error) {
 		if p.o.MaxLength > p.cfg.MaxPositions {
 			return nil, fmt.Errorf("features: --max-length %d exceeds the model's max_position_embeddings %d", p.o.MaxLength, p.cfg.MaxPositions)
 		}
+	}
+	var err error
+	if p.fingerprint, err = weights.Fingerprint(o.Model); err != nil {
+		return nil, err
 	}
 	ext, err := Open(o.Model, Options{Layer: o.Layer, Pool: o.Pool, BatchSize: o.BatchSize, Session: o.Session, Progress: o.Progress})
 	if err != nil {
@@ -143,14 +150,15 @@ func (p *Pipeline) Features(input string, enc []rows.Encoded, skipped int) (*rew
 		return nil, st, err
 	}
 	meta := map[string]string{
-		"model":      filepath.Clean(p.o.Model),
-		"layer":      fmt.Sprint(p.ext.Layer()),
-		"pool":       string(p.pool()),
-		"max_length": fmt.Sprint(p.o.MaxLength),
-		"truncate":   string(p.o.Truncate),
-		"truncated":  fmt.Sprint(truncated),
-		"skipped":    fmt.Sprint(skipped),
-		"input":      input,
+		"model":             filepath.Clean(p.o.Model),
+		"model_fingerprint": p.fingerprint,
+		"layer":             fmt.Sprint(p.ext.Layer()),
+		"pool":              string(p.pool()),
+		"max_length":        fmt.Sprint(p.o.MaxLength),
+		"truncate":          string(p.o.Truncate),
+		"truncated":         fmt.Sprint(truncated),
+		"skipped":           fmt.Sprint(skipped),
+		"input":             input,
 	}
 	if p.ext.Layer() < 0 {
 		meta["layer"] = "last_hidden_state"

@@ -168,6 +168,9 @@ type Options struct {
 	// StopAfter stops after this many steps in total (0: TotalSteps), as a
 	// kill would, for tests of resumption; a later Resume continues.
 	StopAfter int
+	// ModelFingerprint identifies the starting model (weights.Fingerprint);
+	// checkpoints record it and a resume from another model is refused.
+	ModelFingerprint string
 }
 
 // Metrics is one line of metrics.jsonl, with TRLx's names.
@@ -349,6 +352,7 @@ func (t *trainer) open() error {
 		t.sch = optim.Cosine{Peak: cfg.LR, Min: cfg.MinLR, Steps: cfg.TotalSteps}
 	}
 	settings := cfg.settings(promptsHash(t.train, t.eval), len(t.train), len(t.eval))
+	settings["model_fingerprint"] = t.opt.ModelFingerprint
 	run, saved, err := checkpoint.Open(t.opt.Out, t.opt.Resume, t.opt.Overwrite)
 	if err != nil {
 		return fmt.Errorf("ppo: %w", err)

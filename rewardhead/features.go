@@ -11,8 +11,10 @@ import (
 
 // MetadataKeys are the feature-file metadata entries that identify how
 // features were made. A head remembers them so that it is never applied to
-// features from another model, layer, pooling or truncation length.
-var MetadataKeys = []string{"model", "layer", "pool", "max_length"}
+// features from another model, layer, pooling or truncation length. The
+// model is identified by its fingerprint (weights.Fingerprint), not by the
+// path it was given as, which is kept for people to read.
+var MetadataKeys = []string{"model_fingerprint", "layer", "pool", "max_length"}
 
 // Features is a feature matrix: N rows of D float32 values, one row per
 // output (or per token for unpooled features), as written by `irl features`.
@@ -144,10 +146,13 @@ func (f *Features) Mean() []float64 {
 // FeatureInfo is the identifying metadata of a feature file, as stored in a
 // head. Empty fields were absent from the file.
 type FeatureInfo struct {
-	Model     string `json:"model,omitempty"`
-	Layer     string `json:"layer,omitempty"`
-	Pool      string `json:"pool,omitempty"`
-	MaxLength string `json:"max_length,omitempty"`
+	// Model is the path the model was given as: information only.
+	Model string `json:"model,omitempty"`
+	// Fingerprint identifies the model (weights.Fingerprint).
+	Fingerprint string `json:"model_fingerprint,omitempty"`
+	Layer       string `json:"layer,omitempty"`
+	Pool        string `json:"pool,omitempty"`
+	MaxLength   string `json:"max_length,omitempty"`
 	// Dim is the feature dimension D.
 	Dim int `json:"dim"`
 }
@@ -155,16 +160,26 @@ type FeatureInfo struct {
 // Info extracts the identifying metadata of f.
 func (f *Features) Info() FeatureInfo {
 	return FeatureInfo{
-		Model:     f.Meta["model"],
-		Layer:     f.Meta["layer"],
-		Pool:      f.Meta["pool"],
-		MaxLength: f.Meta["max_length"],
-		Dim:       f.D,
+		Model:       f.Meta["model"],
+		Fingerprint: f.Meta["model_fingerprint"],
+		Layer:       f.Meta["layer"],
+		Pool:        f.Meta["pool"],
+		MaxLength:   f.Meta["max_length"],
+		Dim:         f.D,
 	}
 }
 
-func (fi FeatureInfo) fields() map[string]string {
-	return map[string]string{"model": fi.Model, "layer": fi.Layer, "pool": fi.Pool, "max_length": fi.MaxLength}
+// fields are the entries Compare holds equal. The model is compared by
+// fingerprint; only when neither side has one (files from before
+// fingerprints) by the path, as then.
+func (fi FeatureInfo) fields(other FeatureInfo) map[string]string {
+	m := map[string]string{"layer": fi.Layer, "pool": fi.Pool, "max_length": fi.MaxLength}
+	if fi.Fingerprint == "" && other.Fingerprint == "" {
+		m["model"] = fi.Model
+	} else {
+		m["model_fingerprint"] = fi.Fingerprint
+	}
+	return m
 }
 
 // Compare returns an error describing every way other differs from fi, or
@@ -177,7 +192,7 @@ func (fi FeatureInfo) Compare(other FeatureInfo, a, b string) error {
 	if fi.Dim != other.Dim {
 		diffs = append(diffs, fmt.Sprintf("dimension %d vs %d", fi.Dim, other.Dim))
 	}
-	fa, fb := fi.fields(), other.fields()
+	fa, fb := fi.fields(other), other.fields(fi)
 	keys := make([]string, 0, len(fa))
 	for k := range fa {
 		keys = append(keys, k)

@@ -102,3 +102,24 @@ func TestFeatureInfoCompare(t *testing.T) {
 		t.Errorf("missing metadata not reported: %v", err)
 	}
 }
+
+// With fingerprints, the path a model was given as is information only:
+// the same model under two paths matches, two models under one path don't.
+func TestFeatureInfoFingerprint(t *testing.T) {
+	a := FeatureInfo{Model: "audit/model", Fingerprint: "sha256:aa", Layer: "3", Pool: "last", MaxLength: "128", Dim: 4}
+	b := a
+	b.Model = "/abs/path/audit/model"
+	if err := a.Compare(b, "x", "y"); err != nil {
+		t.Errorf("the same model under another path: %v", err)
+	}
+	c := a
+	c.Fingerprint = "sha256:bb"
+	if err := a.Compare(c, "x", "y"); err == nil || !strings.Contains(err.Error(), `model_fingerprint="sha256:aa" vs "sha256:bb"`) {
+		t.Errorf("another model under the same path: %v", err)
+	}
+	d := a
+	d.Fingerprint = ""
+	if err := a.Compare(d, "x", "y"); err == nil {
+		t.Error("a file without a fingerprint matched one with")
+	}
+}

@@ -70,6 +70,9 @@ type Config struct {
 	// Extra files are copied into every checkpoint: destination name →
 	// source path (tokenizer.json, so each checkpoint stands alone).
 	Extra map[string]string
+	// ModelFingerprint identifies the starting model (weights.Fingerprint);
+	// checkpoints record it and a resume from another model is refused.
+	ModelFingerprint string
 	// MaxSteps stops after this many steps in total (0: no limit); a later
 	// Resume continues the same schedule.
 	MaxSteps int
@@ -144,7 +147,7 @@ func Run(m *policy.Model, examples []Example, cfg Config) (Result, error) {
 		"epochs": cfg.Epochs, "batch_size": cfg.BatchSize, "schedule": sc.Kind, "lr": sc.Peak, "min_lr": sc.Min,
 		"warmup": sc.Warmup, "beta1": cfg.AdamW.Beta1, "beta2": cfg.AdamW.Beta2, "eps": cfg.AdamW.Eps,
 		"weight_decay": cfg.AdamW.WeightDecay, "max_grad_norm": cfg.MaxGradNorm, "eval_fraction": cfg.EvalFraction,
-		"unfrozen_layers": cfg.UnfrozenLayers,
+		"unfrozen_layers": cfg.UnfrozenLayers, "model_fingerprint": cfg.ModelFingerprint,
 	}
 	run, saved, err := checkpoint.Open(cfg.Out, cfg.Resume, cfg.Overwrite)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"irl/reward"
 	"irl/rows"
 	"irl/tokenizer"
+	"irl/weights"
 )
 
 // ppoFlag ties a flag to the Config field it overrides.
@@ -247,7 +248,11 @@ func runPPO(c *cli.Context, cfgFlags []ppoFlag) error {
 		return err
 	}
 	defer src.Close()
-	o := ppo.Options{Out: out, Resume: c.Bool("resume"), Overwrite: c.Bool("overwrite"), TokenizerPath: tokPath, Session: so}
+	fp, err := weights.Fingerprint(c.String("model"))
+	if err != nil {
+		return err
+	}
+	o := ppo.Options{Out: out, Resume: c.Bool("resume"), Overwrite: c.Bool("overwrite"), TokenizerPath: tokPath, Session: so, ModelFingerprint: fp}
 	if !c.Bool("quiet") {
 		o.Progress = os.Stderr
 	}

@@ -11,6 +11,7 @@ import (
 	"irl/rows"
 	"irl/sft"
 	"irl/tokenizer"
+	"irl/weights"
 )
 
 func sftCommand() *cli.Command {
@@ -70,6 +71,10 @@ would.`,
 			if err != nil {
 				return err
 			}
+			fp, err := weights.Fingerprint(c.String("model"))
+			if err != nil {
+				return err
+			}
 			data := c.String("input")
 			trunc, err := rows.ParseTruncation(c.String("truncate"))
 			if err != nil {
@@ -116,6 +121,7 @@ would.`,
 				MaxGradNorm: c.Float64("max-grad-norm"), Seed: c.Uint64("seed"), EvalFraction: c.Float64("eval-fraction"),
 				SaveEvery: c.Int("save-every"), UnfrozenLayers: c.Int("unfrozen-layers"), Resume: c.Bool("resume"), Session: so,
 				Overwrite: c.Bool("overwrite"), SaveTotalLimit: c.Int("save-total-limit"), KeepBest: c.Bool("keep-best"),
+				ModelFingerprint: fp,
 			}
 			if !c.Bool("quiet") {
 				cfg.Progress = os.Stderr
