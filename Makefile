@@ -2,10 +2,14 @@
 # it is missing (tools/fetch-ort.sh, from the npm registry, into .cache/ort).
 GO ?= go
 
-.PHONY: build ort test race vet bench clean
+.PHONY: build ort test race vet bench clean fuzz
+
+# The commit goes into `irl --version` (Go's own VCS stamp is off where
+# GOFLAGS has -buildvcs=false).
+COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null)
 
 build: ort
-	$(GO) build -o bin/irl ./cmd/irl
+	$(GO) build -ldflags "-X main.commit=$(COMMIT)" -o bin/irl ./cmd/irl
 
 ort:
 	@tools/fetch-ort.sh >/dev/null
@@ -19,6 +23,20 @@ test: ort
 
 bench: ort
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
+
+# Every fuzz target in the repository, one at a time (go test fuzzes one
+# target per run), 60 s each. Crashers land in the package's testdata/fuzz.
+fuzz: ort
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 60s -fuzzminimizetime 2s ./safetensors/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseConfig$$' -fuzztime 60s -fuzzminimizetime 2s ./policy/
+	$(GO) test -run '^$$' -fuzz '^FuzzIndex$$' -fuzztime 60s -fuzzminimizetime 2s ./weights/
+	$(GO) test -run '^$$' -fuzz '^FuzzPickle$$' -fuzztime 60s -fuzzminimizetime 2s ./weights/
+	$(GO) test -run '^$$' -fuzz '^FuzzReadHead$$' -fuzztime 60s -fuzzminimizetime 2s ./rewardhead/
+	$(GO) test -run '^$$' -fuzz '^FuzzLoadState$$' -fuzztime 60s -fuzzminimizetime 2s ./optim/
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 60s -fuzzminimizetime 2s ./tokenizer/
+	$(GO) test -run '^$$' -fuzz '^FuzzEncode$$' -fuzztime 60s -fuzzminimizetime 2s ./tokenizer/
+	$(GO) test -run '^$$' -fuzz '^FuzzEncodeDecode$$' -fuzztime 60s -fuzzminimizetime 2s ./tokenizer/
+	$(GO) test -run '^$$' -fuzz '^FuzzCheckUTF8JSON$$' -fuzztime 60s -fuzzminimizetime 2s ./tokenizer/
 
 clean:
 	rm -rf bin

@@ -132,6 +132,14 @@ func sigmoid(x float64) float64 {
 // asymmetric (p) and margin (p, delta) losses; a zero value takes the
 // default (asymmetric p = 2; margin p = 5, δ = 5, the paper's 70M setting).
 func NewLoss(name string, p, delta float64) (Loss, error) {
+	// NaN passes every comparison below; it must not reach training, where
+	// it would surface as a bad learning rate.
+	if math.IsNaN(p) || math.IsInf(p, 0) {
+		return nil, fmt.Errorf("%s loss: slope p is %v; it must be a finite number", name, p)
+	}
+	if math.IsNaN(delta) || math.IsInf(delta, 0) {
+		return nil, fmt.Errorf("%s loss: margin δ is %v; it must be a finite number", name, delta)
+	}
 	switch name {
 	case "asymmetric":
 		if p == 0 {

@@ -117,8 +117,8 @@ func Run(m *policy.Model, examples []Example, cfg Config) (Result, error) {
 	if len(examples) == 0 {
 		return res, errors.New("sft: the dataset is empty")
 	}
-	if cfg.Epochs <= 0 || cfg.BatchSize <= 0 {
-		return res, fmt.Errorf("sft: epochs (%d) and batch size (%d) must be positive", cfg.Epochs, cfg.BatchSize)
+	if err := cfg.validate(); err != nil {
+		return res, err
 	}
 	for i, e := range examples {
 		if len(e.IDs) < 2 || e.Prompt >= len(e.IDs) {
@@ -295,6 +295,30 @@ func dataHash(ex []Example) string {
 		h.Write(floatbits.Int64Bytes(e.IDs))
 	}
 	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// validate checks the settings before any work.
+func (cfg Config) validate() error {
+	var errs []error
+	if cfg.Epochs <= 0 || cfg.BatchSize <= 0 {
+		errs = append(errs, fmt.Errorf("epochs (%d) and batch size (%d) must be positive", cfg.Epochs, cfg.BatchSize))
+	}
+	if !(cfg.EvalFraction >= 0 && cfg.EvalFraction < 1) {
+		errs = append(errs, fmt.Errorf("eval fraction %v must lie in [0, 1)", cfg.EvalFraction))
+	}
+	if !(cfg.MaxGradNorm >= 0) || math.IsInf(cfg.MaxGradNorm, 0) {
+		errs = append(errs, fmt.Errorf("max grad norm %v must be finite and not negative (0: off)", cfg.MaxGradNorm))
+	}
+	if cfg.SaveEvery < 0 || cfg.SaveTotalLimit < 0 || cfg.MaxSteps < 0 {
+		errs = append(errs, fmt.Errorf("save every (%d), save total limit (%d) and max steps (%d) must not be negative", cfg.SaveEvery, cfg.SaveTotalLimit, cfg.MaxSteps))
+	}
+	if err := cfg.AdamW.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("sft: %w", err)
+	}
+	return nil
 }
 
 // split shuffles with the seed and holds out a fraction (at least one

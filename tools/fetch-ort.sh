@@ -16,6 +16,12 @@ if [ -f "$dest" ]; then
   echo "$dest"
   exit 0
 fi
+# A library the user points at is used as it is: nothing to fetch.
+if [ -n "${ONNXRUNTIME_LIB:-}" ]; then
+  [ -f "$ONNXRUNTIME_LIB" ] || { echo "fetch-ort: ONNXRUNTIME_LIB=$ONNXRUNTIME_LIB is not a file" >&2; exit 1; }
+  echo "$ONNXRUNTIME_LIB"
+  exit 0
+fi
 command -v npm >/dev/null || { echo "fetch-ort: npm is needed to fetch ONNX Runtime (apt-get install npm), or set ONNXRUNTIME_LIB" >&2; exit 1; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

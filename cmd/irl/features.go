@@ -62,7 +62,7 @@ rows the N features belong to.`,
 			maxLengthFlag(),
 			truncateFlag("left"),
 			&cli.StringFlag{Name: "format", Value: "safetensors", Usage: "safetensors or npy"},
-			skipBadFlag, quietFlag,
+			inputFormatFlag, skipBadFlag, quietFlag,
 		}, runtimeFlags()...),
 		Action: runFeatures,
 	}
@@ -84,6 +84,9 @@ func runFeatures(c *cli.Context) error {
 	if c.Int("batch-size") <= 0 {
 		return fmt.Errorf("--batch-size must be positive, got %d", c.Int("batch-size"))
 	}
+	if c.Int("max-length") < 0 {
+		return fmt.Errorf("--max-length %d must not be negative (0: the model's limit)", c.Int("max-length"))
+	}
 	// A bad destination fails now, not after the compute.
 	out := c.String("out")
 	if format == "npy" {
@@ -99,7 +102,7 @@ func runFeatures(c *cli.Context) error {
 		return err
 	}
 	input := c.String("input")
-	rs, badRows, err := rows.Read(input, rows.Options{TextField: c.String("text-field"), PromptField: c.String("prompt-field")})
+	rs, badRows, err := rows.Read(input, rows.Options{TextField: c.String("text-field"), PromptField: c.String("prompt-field"), Format: c.String("input-format")})
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,11 @@
 package main
 
 import (
+	"fmt"
+	"math"
+	"os"
+	"runtime"
+
 	"github.com/urfave/cli/v2"
 
 	"irl/onnx"
@@ -10,7 +15,7 @@ import (
 var (
 	ortLibFlag  = &cli.StringFlag{Name: "ort-lib", Usage: "path of libonnxruntime.so (default: $ONNXRUNTIME_LIB, then .cache/ort, then system folders)", EnvVars: nil}
 	deviceFlag  = &cli.StringFlag{Name: "device", Value: "cpu", Usage: "where to run: cpu or cuda (needs an ONNX Runtime built with the CUDA provider)"}
-	threadsFlag = &cli.IntFlag{Name: "threads", Usage: "ONNX Runtime intra-op threads (0: one per core)"}
+	threadsFlag = &cli.IntFlag{Name: "threads", Usage: "ONNX Runtime intra-op threads", DefaultText: "0, one per core"}
 )
 
 func runtimeFlags() []cli.Flag { return []cli.Flag{deviceFlag, threadsFlag, ortLibFlag} }
@@ -21,10 +26,19 @@ func sessionOptions(c *cli.Context) (onnx.Options, error) {
 	if err != nil {
 		return onnx.Options{}, err
 	}
+	threads := c.Int("threads")
+	if threads < 0 {
+		return onnx.Options{}, fmt.Errorf("--threads %d: want a positive count, or 0 for one per core", threads)
+	}
+	// Far more threads than cores only thrash (100000 stalled for minutes).
+	if limit := 4 * runtime.NumCPU(); threads > limit {
+		fmt.Fprintf(os.Stderr, "warning: --threads %d capped at %d (4 per core on this machine)\n", threads, limit)
+		threads = limit
+	}
 	if err := onnx.Init(c.String("ort-lib")); err != nil {
 		return onnx.Options{}, err
 	}
-	return onnx.Options{Device: dev, Threads: c.Int("threads")}, nil
+	return onnx.Options{Device: dev, Threads: threads}, nil
 }
 
 // overwriteFlag is the one flag that lets a command replace a non-empty
@@ -72,7 +86,30 @@ func seedFlag(usage string) *cli.Uint64Flag {
 	return &cli.Uint64Flag{Name: "seed", Value: 1, Usage: usage}
 }
 
+// inputFormatFlag overrides the row file's format, which is otherwise told
+// by its extension.
+var inputFormatFlag = &cli.StringFlag{Name: "input-format", Usage: "jsonl, csv or parquet", DefaultText: "from the file's extension"}
+
 var (
 	quietFlag   = &cli.BoolFlag{Name: "quiet", Usage: "no progress bar"}
 	skipBadFlag = &cli.BoolFlag{Name: "skip-bad", Usage: "skip and report bad rows instead of stopping at the first"}
 )
+
+// checkFinite refuses a result that is not finite before it is written,
+// naming the first bad entry by its index along each dimension ([row,
+// position, …] for model outputs), so a broken model fails at the command
+// that ran it rather than at a later one.
+func checkFinite(name string, shape []int, data []float32) error {
+	for i, v := range data {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			idx := make([]int, len(shape))
+			rest := i
+			for d := len(shape) - 1; d >= 0; d-- {
+				idx[d] = rest % shape[d]
+				rest /= shape[d]
+			}
+			return fmt.Errorf("%s%v is %v: the outputs are not finite (check the model's weights and config)", name, idx, v)
+		}
+	}
+	return nil
+}

@@ -57,12 +57,12 @@ max_position_embeddings - --max-new-tokens tokens.`,
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "model", Required: true, Usage: "Hugging Face model folder (config.json, weights, optional tokenizer.json)"},
 			inputFlag(`prompt rows: JSON lines, CSV or Parquet with a --prompt-field column or input_ids ("-": JSON lines on standard input)`, false, "prompts"),
-			promptFieldFlag("prompt", "name of the prompt column"),
+			promptFieldFlag("prompt", "name of the prompt column"), inputFormatFlag,
 			tokenizerFlag,
 			&cli.StringFlag{Name: "prompt-ids", Usage: "a single prompt as comma-separated token ids, e.g. 1,2,3"},
 			&cli.BoolFlag{Name: "greedy", Usage: "take the most likely token at each step instead of sampling"},
 			&cli.Float64Flag{Name: "temperature", Value: 1, Usage: "sampling temperature (> 0)"},
-			&cli.IntFlag{Name: "top-k", Usage: "sample from the k most likely tokens only (0: all)"},
+			&cli.IntFlag{Name: "top-k", Usage: "sample from the k most likely tokens only", DefaultText: "0, all"},
 			&cli.Float64Flag{Name: "top-p", Value: 1, Usage: "nucleus sampling: sample from the fewest most likely tokens whose probabilities reach p (0 or 1: off)"},
 			&cli.IntFlag{Name: "max-new-tokens", Value: 32, Usage: "most tokens to generate per sequence"},
 			seedFlag("random seed for sampling"),
@@ -113,7 +113,7 @@ func runGenerate(c *cli.Context) error {
 		if name == "-" {
 			name = "stdin"
 		}
-		rs, bad, err := rows.Read(input, rows.Options{TextField: c.String("prompt-field"), KeepFields: true})
+		rs, bad, err := rows.Read(input, rows.Options{TextField: c.String("prompt-field"), KeepFields: true, Format: c.String("input-format")})
 		if err != nil {
 			return err
 		}

@@ -22,7 +22,7 @@ func main() {
 }
 
 func newApp() *cli.App {
-	return &cli.App{
+	app := &cli.App{
 		Name:  "irl",
 		Usage: "recover and audit the reward a language model was trained on (inverse RL on GPT-NeoX / Pythia)",
 		Description: `irl follows "Insights from the Inverse: Reconstructing LLM Training Goals
@@ -40,8 +40,15 @@ irl source folder ("make ort" fills it), then the system's library folders.`,
 			sftCommand(),
 			rewardCommand(),
 			generateCommand(),
+			scoreCommand(),
 			ppoCommand(),
 		},
 		EnableBashCompletion: true,
+		Version:              version(),
 	}
+	cli.VersionPrinter = printVersion
+	for _, c := range app.Commands {
+		prepare(c)
+	}
+	return app
 }

@@ -56,15 +56,15 @@ Known shapes: ` + shapeNames() + `.`,
 			&cli.StringFlag{Name: "shape", Value: "pythia-70m", Usage: "named shape to start from: " + shapeNames()},
 			seedFlag("random seed; the same seed gives the same weights"),
 			&cli.StringFlag{Name: "out", Required: true, Usage: "output folder"},
-			&cli.IntFlag{Name: "vocab-size", Usage: "override the vocabulary size"},
-			&cli.IntFlag{Name: "hidden-size", Usage: "override the model width"},
-			&cli.IntFlag{Name: "layers", Usage: "override the number of layers"},
-			&cli.IntFlag{Name: "heads", Usage: "override the number of attention heads"},
-			&cli.IntFlag{Name: "intermediate-size", Usage: "override the MLP width (default 4 × hidden size when --hidden-size is given)"},
-			&cli.IntFlag{Name: "max-positions", Usage: "override max_position_embeddings"},
+			&cli.IntFlag{Name: "vocab-size", Usage: "override the vocabulary size", DefaultText: "the shape's"},
+			&cli.IntFlag{Name: "hidden-size", Usage: "override the model width", DefaultText: "the shape's"},
+			&cli.IntFlag{Name: "layers", Usage: "override the number of layers", DefaultText: "the shape's"},
+			&cli.IntFlag{Name: "heads", Usage: "override the number of attention heads", DefaultText: "the shape's"},
+			&cli.IntFlag{Name: "intermediate-size", Usage: "override the MLP width", DefaultText: "the shape's, or 4 × --hidden-size when that is given"},
+			&cli.IntFlag{Name: "max-positions", Usage: "override max_position_embeddings", DefaultText: "the shape's"},
 			&cli.Float64Flag{Name: "rotary-pct", Usage: "override the fraction of each head's dimensions that is rotated", DefaultText: "the shape's"},
-			&cli.Float64Flag{Name: "rotary-base", Usage: "override the rotary base (theta)"},
-			&cli.Float64Flag{Name: "layer-norm-eps", Usage: "override the layer-norm epsilon"},
+			&cli.Float64Flag{Name: "rotary-base", Usage: "override the rotary base (theta)", DefaultText: "the shape's"},
+			&cli.Float64Flag{Name: "layer-norm-eps", Usage: "override the layer-norm epsilon", DefaultText: "the shape's"},
 			&cli.BoolFlag{Name: "sequential", Usage: "use a sequential residual (attention, then MLP) instead of Pythia's parallel one"},
 			&cli.BoolFlag{Name: "tie-embeddings", Usage: "share the input embedding with the output head"},
 			&cli.StringFlag{Name: "tokenizer", Usage: "a tokenizer.json to copy into the folder; its EOS token becomes the model's"},
@@ -227,6 +227,9 @@ final layer norm. Values at padded positions carry no meaning.`,
 			var ts []safetensors.Tensor
 			for _, name := range r.Outputs() {
 				o := out[name]
+				if err := checkFinite(name, o.Shape, o.Data); err != nil {
+					return fmt.Errorf("%s: %w", c.String("model"), err)
+				}
 				ts = append(ts, safetensors.FromFloat32(name, o.Shape, o.Data))
 			}
 			return safetensors.WriteFile(c.String("out"), ts, map[string]string{"model": c.String("model")})

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"os"
 
 	"github.com/urfave/cli/v2"
@@ -36,8 +37,14 @@ every parameter, named as in the checkpoint (e.g. grad.embed_out.weight).`,
 			if err != nil {
 				return err
 			}
+			if math.IsNaN(res.Loss) || math.IsInf(res.Loss, 0) {
+				return fmt.Errorf("%s: the loss is %v; the model's outputs are not finite (check its weights and config)", c.String("model"), res.Loss)
+			}
 			ts := []safetensors.Tensor{safetensors.FromFloat32("loss", []int{1}, []float32{float32(res.Loss)})}
 			for _, name := range tr.Graph.Trainable {
+				if err := checkFinite(policy.GradName(name), m.Params[name].Shape, tr.Grad(name)); err != nil {
+					return fmt.Errorf("%s: %w", c.String("model"), err)
+				}
 				ts = append(ts, safetensors.FromFloat32(policy.GradName(name), m.Params[name].Shape, tr.Grad(name)))
 			}
 			if err := safetensors.WriteFile(c.String("out"), ts, map[string]string{"model": c.String("model")}); err != nil {

@@ -116,7 +116,7 @@ func ppoCommand() *cli.Command {
 		&cli.StringFlag{Name: "out", Required: true, Usage: "run folder"},
 		&cli.StringFlag{Name: "config", Usage: "settings: a preset (" + strings.Join(ppo.Presets(), ", ") + ") or a YAML/TOML file; flags override it"},
 		&cli.StringFlag{Name: "eval-prompts", Usage: "held-out prompt rows (default: 20% of --prompts, chosen with --seed)"},
-		promptFieldFlag("prompt", "the prompt column"),
+		promptFieldFlag("prompt", "the prompt column"), inputFormatFlag,
 		tokenizerFlag,
 		&cli.BoolFlag{Name: "resume", Usage: "continue from the newest checkpoint in --out, with the same settings and prompts"},
 		overwriteFlag, quietFlag,
@@ -202,7 +202,7 @@ func runPPO(c *cli.Context, cfgFlags []ppoFlag) error {
 		return fmt.Errorf("ppo needs the model's tokenizer to decode responses for the reward: %w", err)
 	}
 	readPrompts := func(path string) ([]ppo.Prompt, error) {
-		rs, bad, err := rows.Read(path, rows.Options{TextField: c.String("prompt-field"), KeepFields: true})
+		rs, bad, err := rows.Read(path, rows.Options{TextField: c.String("prompt-field"), KeepFields: true, Format: c.String("input-format")})
 		if err != nil {
 			return nil, err
 		}

@@ -34,7 +34,7 @@ checkpoint with the same data and seed and gives the losses an uninterrupted run
 would.`,
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "model", Required: true, Usage: "Hugging Face model folder to start from"},
-			inputFlag("training rows: JSON lines, CSV or Parquet", true, "data"),
+			inputFlag("training rows: JSON lines, CSV or Parquet", true, "data"), inputFormatFlag,
 			&cli.StringFlag{Name: "out", Required: true, Usage: "run folder: checkpoints and metrics"},
 			textFieldFlag("text", "column with the text (the completion when --prompt-field is set)"),
 			promptFieldFlag("", "column with a prompt that is context only, not trained on"),
@@ -54,9 +54,9 @@ would.`,
 			maxLengthFlag(),
 			truncateFlag("right"),
 			&cli.BoolFlag{Name: "append-eos", Usage: "append the EOS token to text rows too (prompt/completion rows always get it)"},
-			&cli.IntFlag{Name: "save-every", Usage: "checkpoint every N steps (0: after each epoch)"},
-			&cli.IntFlag{Name: "unfrozen-layers", Value: -1, Usage: "train only the top N layers and the head (-1: everything)"},
-			&cli.IntFlag{Name: "save-total-limit", Usage: "keep only the newest N checkpoints (0: all)"},
+			&cli.IntFlag{Name: "save-every", Usage: "checkpoint every N steps", DefaultText: "0, after each epoch"},
+			&cli.IntFlag{Name: "unfrozen-layers", Value: -1, Usage: "train only the top N layers and the head", DefaultText: "-1, every layer"},
+			&cli.IntFlag{Name: "save-total-limit", Usage: "keep only the newest N checkpoints", DefaultText: "0, all"},
 			&cli.BoolFlag{Name: "keep-best", Usage: "with --save-total-limit, also keep the checkpoint with the lowest eval loss (OUT/best-checkpoint names it)"},
 			&cli.BoolFlag{Name: "resume", Usage: "continue from OUT's newest checkpoint, with the same data and settings"},
 			overwriteFlag,
@@ -80,7 +80,7 @@ would.`,
 			if err != nil {
 				return err
 			}
-			rs, bad, err := rows.Read(data, rows.Options{TextField: c.String("text-field"), PromptField: c.String("prompt-field")})
+			rs, bad, err := rows.Read(data, rows.Options{TextField: c.String("text-field"), PromptField: c.String("prompt-field"), Format: c.String("input-format")})
 			if err != nil {
 				return err
 			}
@@ -92,7 +92,10 @@ would.`,
 				// A completion ends with EOS, so the model learns to stop.
 				AppendEOS: c.String("prompt-field") != "" || c.Bool("append-eos"), EOS: int64(m.Config.EOSTokenID),
 			}
-			if eo.MaxLength <= 0 || eo.MaxLength > m.Config.MaxPositions {
+			if eo.MaxLength < 0 {
+				return fmt.Errorf("--max-length %d must not be negative (0: the model's limit)", eo.MaxLength)
+			}
+			if eo.MaxLength == 0 || eo.MaxLength > m.Config.MaxPositions {
 				eo.MaxLength = m.Config.MaxPositions
 			}
 			for _, r := range rs {
