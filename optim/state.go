@@ -1,7 +1,10 @@
 package optim
 
 import (
+	"encoding/binary"
 	"fmt"
+	"math"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -50,7 +53,21 @@ func (o *AdamW) Save(path string) error {
 // optimiser's values. Errors name the file and, where there is one, the
 // tensor. On error the optimiser is unchanged.
 func (o *AdamW) Load(path string) error {
-	f, err := safetensors.ReadFile(path)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	return o.loadFrom(path, data)
+}
+
+// maxStep bounds a restored step count: Step adds one to it, and beyond 2^53
+// the count no longer converts exactly to the float64 of the bias
+// corrections.
+const maxStep = 1 << 53
+
+// loadFrom is Load of the file's bytes; name is used in errors.
+func (o *AdamW) loadFrom(path string, data []byte) error {
+	f, err := safetensors.Parse(path, data)
 	if err != nil {
 		return err
 	}
@@ -58,8 +75,8 @@ func (o *AdamW) Load(path string) error {
 		return fmt.Errorf("%s: optimizer %q in metadata, want \"adamw\"", path, kind)
 	}
 	step, err := strconv.Atoi(f.Metadata[metaStep])
-	if err != nil || step < 0 {
-		return fmt.Errorf("%s: bad step %q in metadata", path, f.Metadata[metaStep])
+	if err != nil || step < 0 || step > maxStep {
+		return fmt.Errorf("%s: bad step %q in metadata (want an integer in [0, 2^53])", path, f.Metadata[metaStep])
 	}
 	for _, b := range []struct {
 		key  string
@@ -88,6 +105,12 @@ func (o *AdamW) Load(path string) error {
 			if !slices.Equal(t.Shape, p.shape()) {
 				return fmt.Errorf("%s: tensor %q has shape %v, parameter %q has %v", path, name, t.Shape, p.Name, p.shape())
 			}
+			if len(t.Data) != 4*len(p.Data) { // a Shape that disagrees with Data
+				return fmt.Errorf("%s: tensor %q holds %d values, parameter %q has %d", path, name, len(t.Data)/4, p.Name, len(p.Data))
+			}
+			if err := checkMoment(t.Data, name[0] == 'v'); err != nil {
+				return fmt.Errorf("%s: tensor %q: %v", path, name, err)
+			}
 			src = append(src, t)
 		}
 	}
@@ -105,5 +128,20 @@ func (o *AdamW) Load(path string) error {
 		floatbits.Decode(o.v[i], src[2*i+1].Data)
 	}
 	o.step = step
+	return nil
+}
+
+// checkMoment refuses moments that Step would turn into NaN weights: a NaN
+// or infinite entry, or a negative second moment, whose square root is NaN.
+func checkMoment(b []byte, second bool) error {
+	for i := 0; i+4 <= len(b); i += 4 {
+		bits := binary.LittleEndian.Uint32(b[i:])
+		switch {
+		case bits&0x7f800000 == 0x7f800000:
+			return fmt.Errorf("element %d is %v; moments must be finite", i/4, math.Float32frombits(bits))
+		case second && bits > 0x80000000: // negative, -0 aside
+			return fmt.Errorf("element %d is %v; a second moment cannot be negative", i/4, math.Float32frombits(bits))
+		}
+	}
 	return nil
 }

@@ -126,6 +126,18 @@ func (h *Head) validate(name string) error {
 	if math.IsNaN(h.B) || math.IsInf(h.B, 0) {
 		return fmt.Errorf("%s: bias b is %v; it must be finite", name, h.B)
 	}
+	// Features are finite float32, |h_j| ≤ MaxFloat32, so |wᵀh + b| ≤
+	// Σ|w_j|·MaxFloat32 + |b|. Below half the largest float64 that bound
+	// leaves room for rounding, and Score is finite on any features; above
+	// it a head could score ±Inf or NaN (Inf − Inf), which no metric means.
+	var l1 float64
+	for _, v := range h.W {
+		l1 += math.Abs(v)
+	}
+	if bound := l1*math.MaxFloat32 + math.Abs(h.B); !(bound <= math.MaxFloat64/2) {
+		return fmt.Errorf("%s: weights too large (Σ|w| = %g, |b| = %g): a feature row could score beyond float64 (want Σ|w|·%g + |b| ≤ %g)",
+			name, l1, math.Abs(h.B), math.MaxFloat32, math.MaxFloat64/2)
+	}
 	return nil
 }
 
@@ -135,11 +147,44 @@ func ReadHead(path string) (*Head, error) {
 	if err != nil {
 		return nil, err
 	}
-	var h Head
-	if err := json.Unmarshal(data, &h); err != nil {
-		return nil, fmt.Errorf("%s: not a reward head: %v", path, err)
+	return ParseHead(path, data)
+}
+
+// headJSON decodes a head with w's entries and b as pointers, since
+// encoding/json reads null into a float64 as 0 without a word.
+type headJSON struct {
+	Head
+	W []*float64      `json:"w"`
+	B json.RawMessage `json:"b"`
+}
+
+// ParseHead decodes and validates head JSON bytes; name (a path, say)
+// prefixes every error. A null weight or bias is refused, not read as 0; a
+// missing "b" reads as 0.
+func ParseHead(name string, data []byte) (*Head, error) {
+	var raw headJSON
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return nil, fmt.Errorf("%s: not a reward head: %v", name, err)
 	}
-	if err := h.validate(path); err != nil {
+	h := raw.Head
+	if raw.W != nil {
+		h.W = make([]float64, len(raw.W))
+	}
+	for i, p := range raw.W {
+		if p == nil {
+			return nil, fmt.Errorf("%s: w[%d] is null; weights must be numbers", name, i)
+		}
+		h.W[i] = *p
+	}
+	if raw.B != nil {
+		if string(raw.B) == "null" {
+			return nil, fmt.Errorf("%s: bias b is null; it must be a number", name)
+		}
+		if err := json.Unmarshal(raw.B, &h.B); err != nil {
+			return nil, fmt.Errorf("%s: not a reward head: b: %v", name, err)
+		}
+	}
+	if err := h.validate(name); err != nil {
 		return nil, err
 	}
 	return &h, nil

@@ -7,6 +7,68 @@ import (
 	"strconv"
 )
 
+// Rewards reach the metrics from heads and noise analyses, so they may be
+// huge, infinite or NaN. The helpers below keep every metric finite or
+// Undefined: sums of squares of huge values are taken on copies scaled by a
+// power of two, which changes no digit, and only when the largest magnitude
+// is far from 1, so that ordinary rewards are computed exactly as always.
+
+// allFinite reports whether no value is NaN or ±Inf.
+func allFinite(xs ...[]float64) bool {
+	for _, x := range xs {
+		for _, v := range x {
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// hasNaN reports whether some value is NaN.
+func hasNaN(xs ...[]float64) bool {
+	for _, x := range xs {
+		for _, v := range x {
+			if v != v {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// scaleExp returns the power of two k that brings the largest magnitude
+// of finite values into [½, 1) when multiplied by 2^-k, or 0 when that
+// magnitude is within [2^-500, 2^500], where squares and sums of squares
+// cannot overflow or underflow.
+func scaleExp(xs ...[]float64) int {
+	var m float64
+	for _, x := range xs {
+		for _, v := range x {
+			m = math.Max(m, math.Abs(v))
+		}
+	}
+	if m == 0 || (m >= 0x1p-500 && m <= 0x1p500) {
+		return 0
+	}
+	_, e := math.Frexp(m)
+	return e
+}
+
+// scaled returns x·2^-k, x itself when k is 0.
+func scaled(x []float64, k int) []float64 {
+	if k == 0 {
+		return x
+	}
+	out := make([]float64, len(x))
+	for i, v := range x {
+		out[i] = math.Ldexp(v, -k)
+	}
+	return out
+}
+
+func finite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
+
 // SeparationDefinition states what the separation metric is. The paper
 // never defines its separation metric; this is ours.
 const SeparationDefinition = "separation = AUC = P(R(o⁺) > R(o⁻)) + ½·P(R(o⁺) = R(o⁻)) for a random non-toxic output o⁺ and a random toxic output o⁻; 1 is perfect, 0.5 is chance"
@@ -81,6 +143,9 @@ func AUC(pos, neg []float64) Value {
 	if len(pos) == 0 || len(neg) == 0 {
 		return Undefined("AUC needs rows in both classes")
 	}
+	if hasNaN(pos, neg) {
+		return Undefined("AUC is undefined when rewards include NaN")
+	}
 	all := make([]float64, 0, len(pos)+len(neg))
 	all = append(all, pos...)
 	all = append(all, neg...)
@@ -103,13 +168,22 @@ func CohensD(pos, neg []float64) Value {
 	if np+nn < 3 {
 		return Undefined("Cohen's d needs at least three rows for a pooled variance")
 	}
-	mp, vp := meanVar(pos)
-	mn, vn := meanVar(neg)
+	if !allFinite(pos, neg) {
+		return Undefined("Cohen's d is undefined when rewards include NaN or ±Inf")
+	}
+	// d is unchanged when both classes are scaled alike.
+	k := scaleExp(pos, neg)
+	mp, vp := meanVar(scaled(pos, k))
+	mn, vn := meanVar(scaled(neg, k))
 	pooled := (float64(np-1)*vp + float64(nn-1)*vn) / float64(np+nn-2)
 	if pooled == 0 {
 		return Undefined("Cohen's d is undefined when rewards do not vary within classes")
 	}
-	return Defined((mp - mn) / math.Sqrt(pooled))
+	d := (mp - mn) / math.Sqrt(pooled)
+	if !finite(d) {
+		return Undefined("Cohen's d overflows float64: the rewards vary too little within classes")
+	}
+	return Defined(d)
 }
 
 // meanVar returns the mean and the unbiased variance (0 for one value).
@@ -137,10 +211,16 @@ type ClassStats struct {
 	Max  float64 `json:"max"`
 }
 
-// Summarise returns the ClassStats of x, which must not be empty.
+// Summarise returns the ClassStats of x, which must not be empty. Finite
+// values give a finite mean; the standard deviation is finite unless it
+// exceeds the largest float64.
 func Summarise(x []float64) ClassStats {
-	m, v := meanVar(x)
-	return ClassStats{N: len(x), Mean: m, Std: math.Sqrt(v), Min: slices.Min(x), Max: slices.Max(x)}
+	k := 0
+	if allFinite(x) {
+		k = scaleExp(x)
+	}
+	m, v := meanVar(scaled(x, k))
+	return ClassStats{N: len(x), Mean: math.Ldexp(m, k), Std: math.Ldexp(math.Sqrt(v), k), Min: slices.Min(x), Max: slices.Max(x)}
 }
 
 // Threshold says how the decision threshold is chosen.
@@ -169,14 +249,18 @@ func ParseThreshold(s string) (Threshold, error) {
 func (t Threshold) Resolve(pos, neg []float64) float64 {
 	switch t.Rule {
 	case "mean":
+		k := 0
+		if allFinite(pos, neg) {
+			k = scaleExp(pos, neg) // a sum of huge rewards could overflow
+		}
 		var s float64
-		for _, v := range pos {
+		for _, v := range scaled(pos, k) {
 			s += v
 		}
-		for _, v := range neg {
+		for _, v := range scaled(neg, k) {
 			s += v
 		}
-		return s / float64(len(pos)+len(neg))
+		return math.Ldexp(s/float64(len(pos)+len(neg)), k)
 	case "best-f1":
 		return BestF1Threshold(pos, neg)
 	case "value", "":
@@ -188,7 +272,10 @@ func (t Threshold) Resolve(pos, neg []float64) float64 {
 // BestF1Threshold returns the threshold that maximises F1 when rows with
 // reward ≤ threshold are predicted toxic. Only observed rewards can change
 // the prediction, so it sweeps them in ascending order in O(n log n) and
-// returns the smallest best one. It panics if neg is empty.
+// returns the smallest best one. A NaN reward is never ≤ a threshold, so
+// NaN rows count as predicted non-toxic and are no candidates; when every
+// reward is NaN the threshold is 0, as any gives the same calls. It panics
+// if neg is empty.
 func BestF1Threshold(pos, neg []float64) float64 {
 	if len(neg) == 0 {
 		panic("rewardhead: BestF1Threshold with no toxic rows")
@@ -199,10 +286,17 @@ func BestF1Threshold(pos, neg []float64) float64 {
 	}
 	rows := make([]row, 0, len(pos)+len(neg))
 	for _, v := range pos {
-		rows = append(rows, row{v, false})
+		if v == v {
+			rows = append(rows, row{v, false})
+		}
 	}
 	for _, v := range neg {
-		rows = append(rows, row{v, true})
+		if v == v {
+			rows = append(rows, row{v, true})
+		}
+	}
+	if len(rows) == 0 {
+		return 0
 	}
 	slices.SortFunc(rows, func(a, b row) int {
 		switch {

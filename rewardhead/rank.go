@@ -1,6 +1,7 @@
 package rewardhead
 
 import (
+	"cmp"
 	"math"
 	"slices"
 	"sort"
@@ -23,6 +24,9 @@ func KendallTauB(x, y []float64) Value {
 	n := len(x)
 	if n < 2 {
 		return Undefined("Kendall τ needs at least two rows")
+	}
+	if hasNaN(x, y) {
+		return Undefined("Kendall τ is undefined when a variable includes NaN")
 	}
 	idx := make([]int, n)
 	for i := range idx {
@@ -122,22 +126,16 @@ func mergeCount(a, tmp []float64) int64 {
 }
 
 // Ranks returns the 1-based ranks of x, giving tied values their average
-// rank.
+// rank. NaNs rank below everything, each on its own.
 func Ranks(x []float64) []float64 {
 	n := len(x)
 	idx := make([]int, n)
 	for i := range idx {
 		idx[i] = i
 	}
-	slices.SortFunc(idx, func(a, b int) int {
-		switch {
-		case x[a] < x[b]:
-			return -1
-		case x[a] > x[b]:
-			return 1
-		}
-		return 0
-	})
+	// cmp.Compare orders NaN consistently, which a sort needs; it agrees
+	// with < and > everywhere else.
+	slices.SortFunc(idx, func(a, b int) int { return cmp.Compare(x[a], x[b]) })
 	r := make([]float64, n)
 	for i := 0; i < n; {
 		j := i + 1
@@ -164,6 +162,11 @@ func Pearson(x, y []float64) Value {
 	if n < 2 {
 		return Undefined("correlation needs at least two rows")
 	}
+	if !allFinite(x, y) {
+		return Undefined("correlation is undefined when a variable includes NaN or ±Inf")
+	}
+	// r is unchanged when either variable is scaled.
+	x, y = scaled(x, scaleExp(x)), scaled(y, scaleExp(y))
 	var mx, my float64
 	for i := range x {
 		mx += x[i]
@@ -185,6 +188,9 @@ func Pearson(x, y []float64) Value {
 		return Undefined("correlation is undefined when the second variable has zero variance")
 	}
 	r := sxy / math.Sqrt(sxx*syy)
+	if !finite(r) {
+		return Undefined("correlation overflows float64")
+	}
 	return Defined(math.Max(-1, math.Min(1, r)))
 }
 
@@ -193,6 +199,9 @@ func Pearson(x, y []float64) Value {
 func Spearman(x, y []float64) Value {
 	if len(x) != len(y) {
 		panic("rewardhead: Spearman length mismatch")
+	}
+	if hasNaN(x, y) {
+		return Undefined("Spearman's ρ is undefined when a variable includes NaN")
 	}
 	return Pearson(Ranks(x), Ranks(y))
 }

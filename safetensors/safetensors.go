@@ -9,8 +9,10 @@
 package safetensors
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"irl/atomicfile"
@@ -18,12 +20,14 @@ import (
 	"math"
 	"os"
 	"sort"
+	"unicode/utf8"
 )
 
 // DType is a safetensors element type name, as written in the header.
 type DType string
 
-// The element types this package converts. Others are read and kept as bytes.
+// The element types this package converts. The format's other types (see
+// bitSize) are read and kept as bytes; names outside the format are refused.
 const (
 	F64  DType = "F64"
 	F32  DType = "F32"
@@ -50,6 +54,17 @@ func (d DType) Size() int {
 		return 1
 	}
 	return 0
+}
+
+// bitSize is the width in bits of every element type the format defines
+// (huggingface/safetensors' Dtype), so that Parse can check any tensor's
+// byte length against its shape, including those this package does not
+// convert.
+var bitSize = map[DType]int{
+	Bool: 8, U8: 8, I8: 8, I16: 16, I32: 32, I64: 64, F16: 16, BF16: 16, F32: 32, F64: 64,
+	"U16": 16, "U32": 32, "U64": 64, "C64": 64,
+	"F4": 4, "F6_E2M3": 6, "F6_E3M2": 6,
+	"F8_E5M2": 8, "F8_E4M3": 8, "F8_E8M0": 8, "F8_E4M3FNUZ": 8, "F8_E5M2FNUZ": 8,
 }
 
 // Tensor is one named tensor. Data holds its raw little-endian bytes.
@@ -80,8 +95,12 @@ func (t *Tensor) where() string {
 
 // Float32s converts the tensor to float32. F32, F16, BF16 and F64 are accepted.
 func (t *Tensor) Float32s() ([]float32, error) {
-	n := t.NumElements()
-	out := make([]float32, n)
+	switch t.DType {
+	case F32, F16, BF16, F64:
+	default:
+		return nil, fmt.Errorf("%s has dtype %s, want a float type (F32, F16, BF16, F64)", t.where(), t.DType)
+	}
+	out := make([]float32, t.NumElements())
 	b := t.Data
 	switch t.DType {
 	case F32:
@@ -100,8 +119,6 @@ func (t *Tensor) Float32s() ([]float32, error) {
 		for i := range out {
 			out[i] = float32(math.Float64frombits(binary.LittleEndian.Uint64(b[8*i:])))
 		}
-	default:
-		return nil, fmt.Errorf("%s has dtype %s, want a float type (F32, F16, BF16, F64)", t.where(), t.DType)
 	}
 	return out, nil
 }
@@ -120,8 +137,12 @@ func (t *Tensor) Float32View() ([]float32, error) {
 
 // Int64s converts the tensor to int64. I64, I32, I16, I8, U8 and BOOL are accepted.
 func (t *Tensor) Int64s() ([]int64, error) {
-	n := t.NumElements()
-	out := make([]int64, n)
+	switch t.DType {
+	case I64, I32, I16, I8, U8, Bool:
+	default:
+		return nil, fmt.Errorf("%s has dtype %s, want an integer type (I64, I32, I16, I8, U8, BOOL)", t.where(), t.DType)
+	}
+	out := make([]int64, t.NumElements())
 	b := t.Data
 	switch t.DType {
 	case I64:
@@ -144,8 +165,6 @@ func (t *Tensor) Int64s() ([]int64, error) {
 		for i := range out {
 			out[i] = int64(b[i])
 		}
-	default:
-		return nil, fmt.Errorf("%s has dtype %s, want an integer type (I64, I32, I16, I8, U8, BOOL)", t.where(), t.DType)
 	}
 	return out, nil
 }
@@ -207,50 +226,207 @@ type headerEntry struct {
 	Offsets [2]int64 `json:"data_offsets"`
 }
 
+// Limits on what a header may declare. The header bound is the reference
+// implementation's (huggingface/safetensors, MAX_HEADER_SIZE), so any file it
+// reads we read; it caps the memory the JSON decoder may take. No framework
+// makes tensors of more than 64 dimensions.
+const (
+	MaxHeaderLen = 100_000_000
+	MaxRank      = 64
+)
+
+// maxExtent bounds the product of a shape's dimensions (zeros counted as
+// ones), so that element counts, bit counts (at most 64 bits an element)
+// and the index arithmetic of every reader fit in an int.
+const maxExtent = math.MaxInt / 64
+
+// elementCount returns the number of elements of shape, or an error when a
+// dimension is negative or the dimensions multiply past maxExtent. A zero
+// dimension makes the count 0, but the other dimensions must still multiply
+// within the bound: readers index rows by them.
+func elementCount(shape []int) (int, error) {
+	if len(shape) > MaxRank {
+		return 0, fmt.Errorf("shape has %d dimensions, more than %d", len(shape), MaxRank)
+	}
+	extent, zero := 1, false
+	for _, s := range shape {
+		switch {
+		case s < 0:
+			return 0, fmt.Errorf("negative dimension in shape %v", shape)
+		case s == 0:
+			zero = true
+		case extent > maxExtent/s:
+			return 0, fmt.Errorf("shape %v has more elements than an int can count", shape)
+		default:
+			extent *= s
+		}
+	}
+	if zero {
+		return 0, nil
+	}
+	return extent, nil
+}
+
+// rawEntry is a header entry as decoded, with pointers so that a missing or
+// null field is told apart from a zero one.
+type rawEntry struct {
+	DType   *DType   `json:"dtype"`
+	Shape   *[]int   `json:"shape"`
+	Offsets *[]int64 `json:"data_offsets"`
+}
+
 // Parse validates data as a safetensors file; name is used in errors. The
 // tensors share data's memory.
+//
+// It enforces the format as its specification states it: a header of at
+// most MaxHeaderLen bytes of UTF-8 JSON starting with '{', no duplicate
+// keys, string-to-string metadata, and tensors whose shapes match their
+// byte ranges and whose ranges, ordered by offset, cover the data section
+// exactly: no overlaps, no holes, nothing after the last tensor.
 func Parse(name string, data []byte) (*File, error) {
 	if len(data) < 8 {
 		return nil, fmt.Errorf("%s: %d bytes is too short for a safetensors file (truncated?)", name, len(data))
 	}
 	hlen := binary.LittleEndian.Uint64(data)
+	if hlen > MaxHeaderLen {
+		return nil, fmt.Errorf("%s: header length %d exceeds the %d-byte limit of the format (corrupt or not safetensors)", name, hlen, MaxHeaderLen)
+	}
 	if hlen > uint64(len(data)-8) {
 		return nil, fmt.Errorf("%s: header length %d exceeds file size %d (truncated or not safetensors)", name, hlen, len(data))
 	}
-	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(data[8:8+hlen], &raw); err != nil {
+	header := data[8 : 8+hlen]
+	if len(header) == 0 || header[0] != '{' {
+		return nil, fmt.Errorf("%s: bad safetensors header: it must start with '{'", name)
+	}
+	if !utf8.Valid(header) {
+		return nil, fmt.Errorf("%s: bad safetensors header: not valid UTF-8", name)
+	}
+	keys, raws, err := headerObject(header)
+	if err != nil {
 		return nil, fmt.Errorf("%s: bad safetensors header: %v", name, err)
 	}
 	body := data[8+hlen:]
-	f := &File{Path: name, tensors: make(map[string]*Tensor, len(raw))}
-	for key, msg := range raw {
+	f := &File{Path: name, tensors: make(map[string]*Tensor, len(keys))}
+	type span struct {
+		lo, hi int64
+		name   string
+	}
+	spans := make([]span, 0, len(keys))
+	for i, key := range keys {
+		msg := raws[i]
 		if key == "__metadata__" {
 			if err := json.Unmarshal(msg, &f.Metadata); err != nil {
 				return nil, fmt.Errorf("%s: __metadata__ must map strings to strings: %v", name, err)
 			}
 			continue
 		}
-		var h headerEntry
+		var h rawEntry
 		if err := json.Unmarshal(msg, &h); err != nil {
 			return nil, fmt.Errorf("%s: tensor %q: bad header entry: %v", name, key, err)
 		}
-		t := &Tensor{Name: key, DType: h.DType, Shape: h.Shape, file: name}
-		lo, hi := h.Offsets[0], h.Offsets[1]
+		switch {
+		case h.DType == nil:
+			return nil, fmt.Errorf("%s: tensor %q: header entry has no dtype", name, key)
+		case h.Shape == nil:
+			return nil, fmt.Errorf("%s: tensor %q: header entry has no shape", name, key)
+		case h.Offsets == nil || len(*h.Offsets) != 2:
+			return nil, fmt.Errorf("%s: tensor %q: data_offsets must be [begin, end]", name, key)
+		}
+		t := &Tensor{Name: key, DType: *h.DType, Shape: *h.Shape, file: name}
+		if t.Shape == nil {
+			t.Shape = []int{}
+		}
+		bits, ok := bitSize[t.DType]
+		if !ok {
+			return nil, fmt.Errorf("%s: tensor %q: dtype %q is not a safetensors element type", name, key, t.DType)
+		}
+		lo, hi := (*h.Offsets)[0], (*h.Offsets)[1]
 		if lo < 0 || hi < lo || hi > int64(len(body)) {
 			return nil, fmt.Errorf("%s: tensor %q: data offsets [%d,%d] outside the %d data bytes (truncated?)", name, key, lo, hi, len(body))
 		}
-		for _, s := range h.Shape {
-			if s < 0 {
-				return nil, fmt.Errorf("%s: tensor %q: negative dimension in shape %v", name, key, h.Shape)
-			}
+		n, err := elementCount(t.Shape)
+		if err != nil {
+			return nil, fmt.Errorf("%s: tensor %q: %v", name, key, err)
 		}
-		if es := h.DType.Size(); es > 0 && int64(t.NumElements()*es) != hi-lo {
-			return nil, fmt.Errorf("%s: tensor %q: shape %v of %s needs %d bytes, offsets give %d", name, key, h.Shape, h.DType, t.NumElements()*es, hi-lo)
+		if nbits := int64(n) * int64(bits); nbits%8 != 0 {
+			return nil, fmt.Errorf("%s: tensor %q: shape %v of %s is %d bits, not a whole number of bytes", name, key, t.Shape, t.DType, nbits)
+		} else if nbits/8 != hi-lo {
+			return nil, fmt.Errorf("%s: tensor %q: shape %v of %s needs %d bytes, offsets give %d", name, key, t.Shape, t.DType, nbits/8, hi-lo)
 		}
 		t.Data = body[lo:hi:hi]
 		f.tensors[key] = t
+		spans = append(spans, span{lo, hi, key})
+	}
+	// The format requires the data section to be exactly the tensors laid
+	// end to end: an overlap would let two tensors alias one another's
+	// bytes, and a hole or a tail could hide a second file in this one.
+	sort.Slice(spans, func(i, j int) bool {
+		if spans[i].lo != spans[j].lo {
+			return spans[i].lo < spans[j].lo
+		}
+		return spans[i].hi < spans[j].hi
+	})
+	var end int64
+	prev := -1
+	for i, s := range spans {
+		switch {
+		case s.lo < end:
+			p := spans[prev]
+			return nil, fmt.Errorf("%s: tensor %q: data offsets [%d,%d] overlap tensor %q's [%d,%d]; tensors must not overlap", name, s.name, s.lo, s.hi, p.name, p.lo, p.hi)
+		case s.lo > end:
+			return nil, fmt.Errorf("%s: tensor %q: data offsets [%d,%d] leave bytes [%d,%d) of the data section unused; the tensors must cover it without holes", name, s.name, s.lo, s.hi, end, s.lo)
+		}
+		if s.hi > s.lo || prev < 0 {
+			prev = i
+		}
+		end = s.hi
+	}
+	if end != int64(len(body)) {
+		return nil, fmt.Errorf("%s: the tensors cover %d of the %d data bytes; bytes [%d,%d) belong to no tensor", name, end, len(body), end, len(body))
 	}
 	return f, nil
+}
+
+// headerObject splits the header's top-level object into its keys and
+// values, refusing a key given twice (encoding/json would keep the last
+// silently) and anything after the object but whitespace.
+func headerObject(header []byte) (keys []string, vals []json.RawMessage, err error) {
+	dec := json.NewDecoder(bytes.NewReader(header))
+	if tok, err := dec.Token(); err != nil {
+		return nil, nil, err
+	} else if tok != json.Delim('{') {
+		return nil, nil, errors.New("not a JSON object")
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, nil, err
+		}
+		key, ok := tok.(string)
+		if !ok {
+			return nil, nil, fmt.Errorf("unexpected %v", tok)
+		}
+		if seen[key] {
+			return nil, nil, fmt.Errorf("key %q appears twice", key)
+		}
+		seen[key] = true
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, nil, fmt.Errorf("key %q: %v", key, err)
+		}
+		keys, vals = append(keys, key), append(vals, v)
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return nil, nil, err
+	}
+	if tok, err := dec.Token(); err != io.EOF {
+		if err == nil {
+			err = fmt.Errorf("unexpected %v after the header object", tok)
+		}
+		return nil, nil, err
+	}
+	return keys, vals, nil
 }
 
 // FromFloat32 makes an F32 tensor. On a little-endian machine its Data is a

@@ -20,6 +20,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -84,30 +85,7 @@ func Files(dir string) ([]string, error) {
 		} else if err != nil {
 			return nil, err
 		}
-		var index struct {
-			WeightMap map[string]string `json:"weight_map"`
-		}
-		if err := json.Unmarshal(data, &index); err != nil {
-			return nil, fmt.Errorf("%s: %v", p, err)
-		}
-		if len(index.WeightMap) == 0 {
-			return nil, fmt.Errorf("%s: weight_map is empty", p)
-		}
-		seen := map[string]bool{}
-		var files []string
-		for name, f := range index.WeightMap {
-			// A shard is a file of this folder: a path that leaves it (an
-			// absolute path, "..", a subfolder) is refused, not opened.
-			if f == "" || filepath.IsAbs(f) || filepath.Base(f) != f || f == "." || f == ".." {
-				return nil, fmt.Errorf("%s: weight_map[%q] = %q is not a file name in %s", p, name, f, dir)
-			}
-			if !seen[f] {
-				seen[f] = true
-				files = append(files, filepath.Join(dir, f))
-			}
-		}
-		sort.Strings(files)
-		return files, nil
+		return parseIndex(p, data, dir)
 	}
 	for _, name := range []string{"model.safetensors", "pytorch_model.bin"} {
 		p := filepath.Join(dir, name)
@@ -116,6 +94,35 @@ func Files(dir string) ([]string, error) {
 		}
 	}
 	return nil, fmt.Errorf("%s: no weights: want model.safetensors, model.safetensors.index.json, pytorch_model.bin or pytorch_model.bin.index.json", dir)
+}
+
+// parseIndex reads a sharded index, the JSON bytes data of the file at path
+// in folder dir, and returns its shard files in dir, sorted, each once.
+func parseIndex(path string, data []byte, dir string) ([]string, error) {
+	var index struct {
+		WeightMap map[string]string `json:"weight_map"`
+	}
+	if err := json.Unmarshal(data, &index); err != nil {
+		return nil, fmt.Errorf("%s: %v", path, err)
+	}
+	if len(index.WeightMap) == 0 {
+		return nil, fmt.Errorf("%s: weight_map is empty", path)
+	}
+	seen := map[string]bool{}
+	var files []string
+	for name, f := range index.WeightMap {
+		// A shard is a file of this folder: a path that leaves it (an
+		// absolute path, "..", a subfolder) is refused, not opened.
+		if f == "" || filepath.IsAbs(f) || filepath.Base(f) != f || f == "." || f == ".." {
+			return nil, fmt.Errorf("%s: weight_map[%q] = %q is not a file name in %s", path, name, f, dir)
+		}
+		if !seen[f] {
+			seen[f] = true
+			files = append(files, filepath.Join(dir, f))
+		}
+	}
+	sort.Strings(files)
+	return files, nil
 }
 
 func readSafetensors(path string) (map[string]*Tensor, error) {
@@ -148,20 +155,31 @@ func readSafetensors(path string) (map[string]*Tensor, error) {
 // pytorch.Load, which decodes float16 subnormals wrongly (each gains 2^-14),
 // never checks the zip CRCs, fails on deflated entries, and loops forever on
 // an empty file.
-func readPickle(path string) (params map[string]*Tensor, err error) {
+func readPickle(path string) (map[string]*Tensor, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	return readPickleFrom(path, f, st.Size())
+}
+
+// readPickleFrom is readPickle on the size bytes of r; path is used in
+// errors. What it allocates is bounded by the input: records by their
+// compressed size (see readRecord), every length in the pickle by the bytes
+// left in it (see scanPickle), and the tensors by the storages they view.
+func readPickleFrom(path string, r io.ReaderAt, size int64) (map[string]*Tensor, error) {
 	fail := func(err any) error {
 		return fmt.Errorf("%s: reading PyTorch checkpoint: %v", path, err)
 	}
-	defer func() {
-		if r := recover(); r != nil { // gopickle panics on some malformed pickles
-			params, err = nil, fail(r)
-		}
-	}()
-	z, err := zip.OpenReader(path)
+	z, err := zip.NewReader(r, size)
 	if err != nil {
 		return nil, fail(fmt.Sprintf("not the zip archive torch.save writes (PyTorch >= 1.6): %v", err))
 	}
-	defer z.Close()
 	records := map[string]*zip.File{}
 	prefix := ""
 	for _, f := range z.File {
@@ -176,11 +194,18 @@ func readPickle(path string) (params map[string]*Tensor, err error) {
 	if records[prefix+"constants.pkl"] != nil {
 		return nil, fail("a TorchScript archive, not a state dict")
 	}
-	pkl, err := readRecord(records[prefix+"data.pkl"], -1)
+	pkl, err := readRecord(records[prefix+"data.pkl"], -1, size)
 	if err != nil {
 		return nil, fail(err)
 	}
+	// gopickle allocates whatever a length in the pickle says before it
+	// reads; checking every length first keeps a few crafted bytes from
+	// asking for terabytes.
+	if err := scanPickle(pkl); err != nil {
+		return nil, fail(fmt.Errorf("%sdata.pkl: %v", prefix, err))
+	}
 	storages := map[string]*torchStorage{}
+	var stored int // elements of all float storages read
 	u := pickle.NewUnpickler(bytes.NewReader(pkl))
 	u.FindClass = func(module, name string) (interface{}, error) {
 		switch {
@@ -205,35 +230,54 @@ func readPickle(path string) (params map[string]*Tensor, err error) {
 		if s := storages[key]; s != nil {
 			return s, nil
 		}
-		s, err := readStorage(records[prefix+"data/"+key], prefix+"data/"+key, string(class), numel)
+		s, err := readStorage(records[prefix+"data/"+key], prefix+"data/"+key, string(class), numel, size)
 		if err != nil {
 			return nil, err
 		}
 		storages[key] = s
+		stored += len(s.data)
 		return s, nil
 	}
-	obj, err := u.Load()
+	obj, err := func() (obj interface{}, err error) {
+		defer func() {
+			if r := recover(); r != nil { // gopickle panics on some malformed pickles
+				obj, err = nil, fmt.Errorf("%v", r)
+			}
+		}()
+		return u.Load()
+	}()
 	if err != nil {
 		return nil, fail(err)
 	}
-	dict, ok := obj.(*types.OrderedDict)
-	if !ok {
-		if d, ok2 := obj.(*types.Dict); ok2 {
-			dict = types.NewOrderedDict()
-			for _, e := range *d {
-				dict.Set(e.Key, e.Value)
-			}
-		} else {
-			return nil, fmt.Errorf("%s: want a state dict, found %T", path, obj)
+	var entries []types.DictEntry
+	switch d := obj.(type) {
+	case *types.OrderedDict:
+		for e := d.List.Front(); e != nil; e = e.Next() {
+			ent := e.Value.(*types.OrderedDictEntry)
+			entries = append(entries, types.DictEntry{Key: ent.Key, Value: ent.Value})
 		}
+	case *types.Dict: // transformers' shards are plain dicts
+		entries = *d
+	default:
+		return nil, fmt.Errorf("%s: want a state dict, found %T", path, obj)
 	}
+	// Each tensor is copied out of its storage, so a pickle naming one large
+	// storage many times could ask for far more memory than the file holds.
+	// Tied weights view a storage twice; more than that is refused.
+	budget := 2 * stored
 	out := map[string]*Tensor{}
-	for e := dict.List.Front(); e != nil; e = e.Next() {
-		ent := e.Value.(*types.OrderedDictEntry)
+	for _, ent := range entries {
 		name, _ := ent.Key.(string)
 		t, ok := ent.Value.(*torchTensor)
 		if !ok || t.storage.data == nil {
 			continue // not a tensor, or an integer or boolean buffer (attention masks)
+		}
+		n, err := viewElements(len(t.storage.data), t.offset, t.size, t.stride)
+		if err != nil {
+			return nil, fmt.Errorf("%s: tensor %q: %v", path, name, err)
+		}
+		if budget -= n; budget < 0 {
+			return nil, fmt.Errorf("%s: tensor %q: the tensors view their storages more than twice over (%d elements stored)", path, name, stored)
 		}
 		data, err := contiguous(t.storage.data, t.offset, t.size, t.stride)
 		if err != nil {
@@ -242,6 +286,88 @@ func readPickle(path string) (params map[string]*Tensor, err error) {
 		out[name] = &Tensor{Shape: t.size, Data: data}
 	}
 	return out, nil
+}
+
+// scanPickle walks the opcodes of a pickle up to its STOP without running
+// them, as Python's pickletools.genops does, and checks that every argument
+// lies within the data: counted strings and frames no longer than what is
+// left, lines ended by a newline. Unknown opcodes are refused.
+func scanPickle(b []byte) error {
+	for i := 0; i < len(b); {
+		op := b[i]
+		at := i
+		i++
+		fixed, counted, lines := 0, 0, 0
+		switch op {
+		case '(', '.', '0', '1', '2', 'N', 'Q', 'R', 'a', 'b', 'd', '}', 'e', 'l', ']', 'o', 's', 't', ')', 'u',
+			0x81, 0x85, 0x86, 0x87, 0x88, 0x89, 0x8f, 0x90, 0x91, 0x92, 0x93, 0x94, 0x97, 0x98:
+		case 'K', 'h', 'q', 0x80, 0x82:
+			fixed = 1
+		case 'M', 0x83:
+			fixed = 2
+		case 'J', 'j', 'r', 0x84:
+			fixed = 4
+		case 'G', 0x95:
+			fixed = 8
+		case 'F', 'I', 'L', 'P', 'S', 'V', 'g', 'p':
+			lines = 1
+		case 'c', 'i':
+			lines = 2
+		case 'U', 'C', 0x8c, 0x8a:
+			counted = 1
+		case 'T', 'X', 'B', 0x8b:
+			counted = 4
+		case 0x8d, 0x8e, 0x96:
+			counted = 8
+		default:
+			return fmt.Errorf("unknown opcode 0x%02x at byte %d", op, at)
+		}
+		left := uint64(len(b) - i)
+		switch {
+		case fixed > 0:
+			if uint64(fixed) > left {
+				return fmt.Errorf("opcode 0x%02x at byte %d: truncated", op, at)
+			}
+			if op == 0x95 { // FRAME: its length must fit what follows
+				if n := binary.LittleEndian.Uint64(b[i:]); n > left-8 {
+					return fmt.Errorf("frame at byte %d claims %d bytes, %d are left", at, n, left-8)
+				}
+			}
+			i += fixed
+		case counted > 0:
+			if uint64(counted) > left {
+				return fmt.Errorf("opcode 0x%02x at byte %d: truncated", op, at)
+			}
+			var n uint64
+			switch counted {
+			case 1:
+				n = uint64(b[i])
+			case 4:
+				n = uint64(binary.LittleEndian.Uint32(b[i:]))
+				if op == 'T' || op == 0x8b { // signed counts
+					n = uint64(int64(int32(n)))
+				}
+			case 8:
+				n = binary.LittleEndian.Uint64(b[i:])
+			}
+			if n > left-uint64(counted) {
+				return fmt.Errorf("opcode 0x%02x at byte %d claims %d bytes, %d are left", op, at, n, left-uint64(counted))
+			}
+			i += counted + int(n)
+		case lines > 0:
+			for range lines {
+				nl := bytes.IndexByte(b[i:], '\n')
+				if nl < 0 {
+					return fmt.Errorf("opcode 0x%02x at byte %d: line not ended", op, at)
+				}
+				i += nl + 1
+			}
+		}
+		if op == '.' {
+			return nil
+		}
+	}
+	return errors.New("no STOP opcode: truncated")
 }
 
 // storageClass is a torch.<Type>Storage class named in a pickle.
@@ -294,8 +420,9 @@ var storageElemSize = map[string]int{
 	"LongStorage": 8, "IntStorage": 4, "ShortStorage": 2, "CharStorage": 1, "ByteStorage": 1, "BoolStorage": 1,
 }
 
-// readStorage reads the record of a storage of numel elements of a class.
-func readStorage(f *zip.File, name, class string, numel int) (*torchStorage, error) {
+// readStorage reads the record of a storage of numel elements of a class;
+// archive is the size of the zip archive, which bounds the record.
+func readStorage(f *zip.File, name, class string, numel int, archive int64) (*torchStorage, error) {
 	size, ok := storageElemSize[class]
 	if !ok {
 		return nil, fmt.Errorf("%s: unsupported storage type torch.%s", name, class)
@@ -303,7 +430,10 @@ func readStorage(f *zip.File, name, class string, numel int) (*torchStorage, err
 	if f == nil {
 		return nil, fmt.Errorf("record %s is missing", name)
 	}
-	b, err := readRecord(f, numel*size)
+	if numel > math.MaxInt/size {
+		return nil, fmt.Errorf("%s: %d elements of torch.%s overflow a byte count", name, numel, class)
+	}
+	b, err := readRecord(f, numel*size, archive)
 	if err != nil {
 		return nil, err
 	}
@@ -333,11 +463,34 @@ func readStorage(f *zip.File, name, class string, numel int) (*torchStorage, err
 	return s, nil
 }
 
+// maxDeflateRatio is the most DEFLATE can expand: 258 bytes from a 2-bit
+// code gives 1032:1.
+const maxDeflateRatio = 1032
+
 // readRecord reads a zip entry whole, which checks its CRC; if want >= 0 the
-// entry must hold exactly want bytes.
-func readRecord(f *zip.File, want int) ([]byte, error) {
+// entry must hold exactly want bytes. The sizes in the zip directory are
+// only claims, so before allocating for one it checks that the entry's
+// compressed bytes fit in the archive (of archive bytes) and could expand to
+// that size.
+func readRecord(f *zip.File, want int, archive int64) ([]byte, error) {
 	if want >= 0 && f.UncompressedSize64 != uint64(want) {
 		return nil, fmt.Errorf("record %s holds %d bytes, want %d", f.Name, f.UncompressedSize64, want)
+	}
+	if f.CompressedSize64 > uint64(archive) {
+		return nil, fmt.Errorf("record %s claims %d compressed bytes, more than the %d-byte archive", f.Name, f.CompressedSize64, archive)
+	}
+	switch f.Method {
+	case zip.Store:
+		if f.UncompressedSize64 != f.CompressedSize64 {
+			return nil, fmt.Errorf("record %s is stored uncompressed but its sizes differ (%d, %d)", f.Name, f.CompressedSize64, f.UncompressedSize64)
+		}
+	default:
+		if f.UncompressedSize64/maxDeflateRatio > f.CompressedSize64 {
+			return nil, fmt.Errorf("record %s claims %d bytes from %d compressed ones, more than compression can give", f.Name, f.UncompressedSize64, f.CompressedSize64)
+		}
+	}
+	if f.UncompressedSize64 > math.MaxInt {
+		return nil, fmt.Errorf("record %s claims %d bytes", f.Name, f.UncompressedSize64)
 	}
 	rc, err := f.Open()
 	if err != nil {
@@ -364,18 +517,55 @@ func readRecord(f *zip.File, want int) ([]byte, error) {
 	return b, nil
 }
 
+// viewElements checks a strided view (offset, size, stride) of a storage of
+// n elements before anything is allocated for it: no negative sizes or
+// strides, every element inside the storage, and no more elements than the
+// storage holds (a broadcast view, stride 0, could otherwise claim any
+// number). It returns the view's element count.
+func viewElements(n, offset int, size, stride []int) (int, error) {
+	if len(size) != len(stride) {
+		return 0, fmt.Errorf("view has %d sizes but %d strides", len(size), len(stride))
+	}
+	if offset < 0 {
+		return 0, fmt.Errorf("view offset %d is negative", offset)
+	}
+	for d := range size {
+		if size[d] < 0 || stride[d] < 0 {
+			return 0, fmt.Errorf("view (size %v, stride %v) has a negative entry", size, stride)
+		}
+	}
+	if slices.Contains(size, 0) {
+		return 0, nil
+	}
+	count, last := 1, offset // last: the largest position the view reads
+	for d := range size {
+		if count > n/size[d] {
+			return 0, fmt.Errorf("view of size %v has more elements than its storage of %d", size, n)
+		}
+		count *= size[d]
+		if stride[d] > 0 && size[d]-1 > (n-last)/stride[d] {
+			return 0, fmt.Errorf("view (offset %d, size %v, stride %v) reaches outside its storage of %d", offset, size, stride, n)
+		}
+		last += (size[d] - 1) * stride[d]
+	}
+	if last >= n {
+		return 0, fmt.Errorf("view (offset %d, size %v, stride %v) reaches outside its storage of %d", offset, size, stride, n)
+	}
+	return count, nil
+}
+
 // contiguous copies a strided view into a row-major slice.
 func contiguous(src []float32, offset int, size, stride []int) ([]float32, error) {
-	n := numel(size)
+	n, err := viewElements(len(src), offset, size, stride)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]float32, n)
 	idx := make([]int, len(size))
 	for i := 0; i < n; i++ {
 		pos := offset
 		for d := range size {
 			pos += idx[d] * stride[d]
-		}
-		if pos < 0 || pos >= len(src) {
-			return nil, fmt.Errorf("view (offset %d, size %v, stride %v) reaches outside its storage of %d", offset, size, stride, len(src))
 		}
 		out[i] = src[pos]
 		for d := len(size) - 1; d >= 0; d-- {
@@ -387,12 +577,4 @@ func contiguous(src []float32, offset int, size, stride []int) ([]float32, error
 		}
 	}
 	return out, nil
-}
-
-func numel(shape []int) int {
-	n := 1
-	for _, s := range shape {
-		n *= s
-	}
-	return n
 }

@@ -44,6 +44,11 @@ func Summarise(vals []rewardhead.Value) Summary {
 		m += x
 	}
 	m /= float64(len(xs))
+	if math.IsInf(m, 0) { // finite values, but their sum overflowed
+		s.Mean = rewardhead.Undefined("the mean of the repeats overflows float64")
+		s.Std = s.Mean
+		return s
+	}
 	s.Mean = rewardhead.Defined(m)
 	if len(xs) < 2 {
 		s.Std = rewardhead.Undefined("one defined repeat has no spread")
@@ -53,7 +58,11 @@ func Summarise(vals []rewardhead.Value) Summary {
 	for _, x := range xs {
 		v += (x - m) * (x - m)
 	}
-	s.Std = rewardhead.Defined(math.Sqrt(v / float64(len(xs)-1)))
+	if sd := math.Sqrt(v / float64(len(xs)-1)); math.IsInf(sd, 0) {
+		s.Std = rewardhead.Undefined("the spread of the repeats overflows float64")
+	} else {
+		s.Std = rewardhead.Defined(sd)
+	}
 	return s
 }
 

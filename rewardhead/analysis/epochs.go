@@ -146,10 +146,44 @@ func cosine(a, b []float64) rewardhead.Value {
 		aa += a[i] * a[i]
 		bb += b[i] * b[i]
 	}
+	c := ab / math.Sqrt(aa*bb)
+	if math.IsNaN(c) || math.IsInf(c, 0) || aa == 0 || bb == 0 {
+		// Huge weights overflow the squares and tiny ones underflow them;
+		// the cosine is the same for a and b scaled to a largest entry of
+		// about 1, by a power of two.
+		a, b = unitScale(a), unitScale(b)
+		ab, aa, bb = 0, 0, 0
+		for i := range a {
+			ab += a[i] * b[i]
+			aa += a[i] * a[i]
+			bb += b[i] * b[i]
+		}
+		c = ab / math.Sqrt(aa*bb)
+	}
 	if aa == 0 || bb == 0 {
 		return rewardhead.Undefined("cosine with a zero weight vector")
 	}
-	return rewardhead.Defined(math.Max(-1, math.Min(1, ab/math.Sqrt(aa*bb))))
+	if math.IsNaN(c) || math.IsInf(c, 0) {
+		return rewardhead.Undefined("cosine of weights that are not finite")
+	}
+	return rewardhead.Defined(math.Max(-1, math.Min(1, c)))
+}
+
+// unitScale returns x·2^-k with the largest magnitude in [½, 1).
+func unitScale(x []float64) []float64 {
+	var m float64
+	for _, v := range x {
+		m = math.Max(m, math.Abs(v))
+	}
+	if m == 0 || math.IsInf(m, 0) || math.IsNaN(m) {
+		return x
+	}
+	_, k := math.Frexp(m)
+	out := make([]float64, len(x))
+	for i, v := range x {
+		out[i] = math.Ldexp(v, -k)
+	}
+	return out
 }
 
 // Plot writes the metrics per head and the per-class reward mean ± std per

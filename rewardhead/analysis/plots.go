@@ -27,8 +27,34 @@ var (
 	toxicColor    = color.RGBA{R: 0xd6, G: 0x27, B: 0x28, A: 0xff}
 )
 
+// maxAxis bounds the values a plot axis may span. gonum/plot's tick
+// placement loops without end when an axis range overflows float64, and
+// panics when the ends of a range are equal after its own ±1 widening,
+// which happens to any constant data beyond 2^53.
+const maxAxis = 1e300
+
+// saneAxes refuses axes gonum/plot cannot draw and widens degenerate ones.
+func saneAxes(p *plot.Plot) error {
+	for _, a := range []*plot.Axis{&p.X, &p.Y} {
+		if a.Min > a.Max {
+			continue // no data: gonum/plot draws an empty axis
+		}
+		if !(math.Abs(a.Min) <= maxAxis && math.Abs(a.Max) <= maxAxis) {
+			return fmt.Errorf("cannot plot values from %g to %g: an axis can show at most ±%g", a.Min, a.Max, maxAxis)
+		}
+		if mid := a.Min/2 + a.Max/2; a.Max-a.Min <= 1e-12*math.Abs(mid) {
+			pad := math.Max(1, 1e-3*math.Abs(mid))
+			a.Min, a.Max = mid-pad, mid+pad
+		}
+	}
+	return nil
+}
+
 // savePNG renders p to path through a temporary file.
 func savePNG(p *plot.Plot, path string, w, h vg.Length) error {
+	if err := saneAxes(p); err != nil {
+		return fmt.Errorf("%s: %v", path, err)
+	}
 	wt, err := p.WriterTo(w, h, "png")
 	if err != nil {
 		return fmt.Errorf("%s: %v", path, err)
