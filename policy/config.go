@@ -4,9 +4,16 @@
 //
 // The data's path is config → weights → graph → session → results:
 //
-//	m, err := policy.Load("pythia-70m/")        // config.json + weights
-//	r, err := m.NewRunner(policy.RunOptions{...}) // builds the graph, opens a session
-//	out, err := r.Forward(batch)                  // logits and hidden states
+//	m, err := policy.Load("pythia-70m/") // config.json + weights
+//	r, err := policy.NewRunner(m, policy.ForwardOptions{Logits: true}, onnx.Options{}) // graph + session
+//	defer r.Destroy()
+//	out, err := r.Forward(&policy.Batch{B: 1, S: 3, InputIDs: []int64{510, 3158, 8516}})
+//	logits := out[policy.LogitsOutput].Data // [B,S,V]
+//
+// Graphs are built from the blocks in blocks.go, each forward beside its
+// hand-derived backward; training graphs (BuildTrain, Trainer) run the same
+// forward and return every parameter's gradient, and the decode graph
+// (Generator) runs it one token at a time over a key/value cache.
 package policy
 
 import (
