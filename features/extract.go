@@ -53,8 +53,8 @@ func Open(model string, o Options) (Extractor, error) {
 	if o.Pool == policy.NoPool {
 		o.Pool = policy.PoolLast
 	}
-	if o.Pool != policy.PoolLast && o.Pool != policy.PoolMean {
-		return nil, fmt.Errorf("unknown pooling %q: want last or mean", o.Pool)
+	if _, err := policy.ParsePooling(string(o.Pool)); err != nil {
+		return nil, err
 	}
 	if strings.HasSuffix(strings.ToLower(model), ".onnx") {
 		return openONNX(model, o)
@@ -257,12 +257,14 @@ func PoolRows(h []float32, mask []int64, b, s, d int, pool policy.Pooling) []flo
 				dst[k] = float32(acc[k] / float64(max(n, 1)))
 			}
 		default:
+			k, _ := pool.FromEnd()
 			last := 0
 			for j := 0; j < s; j++ {
 				if mask[r*s+j] != 0 {
 					last = j
 				}
 			}
+			last = max(last-(k-1), 0)
 			copy(dst, h[(r*s+last)*d:(r*s+last+1)*d])
 		}
 	}

@@ -82,17 +82,22 @@ func expected(h []float32, mask []int64, b, s, d int, pool policy.Pooling) []flo
 	for r := 0; r < b; r++ {
 		var acc = make([]float64, d)
 		n := 0
-		last := -1
+		var real []int
 		for j := 0; j < s; j++ {
 			if mask[r*s+j] == 0 {
 				continue
 			}
 			n++
-			last = j
+			real = append(real, j)
 			for k := 0; k < d; k++ {
 				acc[k] += float64(h[(r*s+j)*d+k])
 			}
 		}
+		back, ok := pool.FromEnd()
+		if !ok {
+			back = 1
+		}
+		last := real[max(len(real)-back, 0)]
 		for k := 0; k < d; k++ {
 			if pool == policy.PoolMean {
 				out[r*d+k] = float32(acc[k] / float64(n))
@@ -107,7 +112,7 @@ func expected(h []float32, mask []int64, b, s, d int, pool policy.Pooling) []flo
 func TestFeaturesMatchFixtures(t *testing.T) {
 	for _, name := range []string{"tiny-neox-parallel", "tiny-neox-sequential"} {
 		for _, layer := range []int{-1, 1} {
-			for _, pool := range []policy.Pooling{policy.PoolLast, policy.PoolMean} {
+			for _, pool := range []policy.Pooling{policy.PoolLast, policy.PoolMean, "last:2", "last:4"} {
 				t.Run(fmt.Sprintf("%s/layer%d/%s", name, layer, pool), func(t *testing.T) {
 					dir := filepath.Join(fixtures, name)
 					rows, ref, mask, b, s := fixtureRows(t, dir)

@@ -54,7 +54,7 @@ rows the N features belong to.`,
 			inputFlag("rows: JSON lines, CSV or Parquet (\"-\": JSON lines on stdin)", true),
 			&cli.StringFlag{Name: "out", Required: true, Usage: "output .safetensors file (or folder with --format npy)"},
 			&cli.IntFlag{Name: "layer", Value: -1, Usage: "hidden-state index: 0 embeddings … L after the final layer norm; negative counts from the end"},
-			&cli.StringFlag{Name: "pool", Value: "last", Usage: "pooling over real tokens: last or mean"},
+			&cli.StringFlag{Name: "pool", Value: "last", Usage: "pooling over real tokens: last, mean, or last:K (the K-th token from the end; last:2 is the one before a final period)"},
 			textFieldFlag("text", "name of the text column"),
 			promptFieldFlag("", "name of a prompt column to put before the text"),
 			tokenizerFlag,
@@ -73,9 +73,9 @@ func runFeatures(c *cli.Context) error {
 	if format != "safetensors" && format != "npy" {
 		return fmt.Errorf("unknown --format %q: want safetensors or npy", format)
 	}
-	pool := policy.Pooling(c.String("pool"))
-	if pool != policy.PoolLast && pool != policy.PoolMean {
-		return fmt.Errorf("unknown --pool %q: want last or mean", pool)
+	pool, err := policy.ParsePooling(c.String("pool"))
+	if err != nil {
+		return fmt.Errorf("--pool: %w", err)
 	}
 	trunc, err := rows.ParseTruncation(c.String("truncate"))
 	if err != nil {
