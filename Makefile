@@ -2,7 +2,7 @@
 # it is missing (tools/fetch-ort.sh, from the npm registry, into .cache/ort).
 GO ?= go
 
-.PHONY: build ort test race vet bench clean fuzz
+.PHONY: build ort test race vet bench clean fuzz demo
 
 # The commit goes into `irl --version` (Go's own VCS stamp is off where
 # GOFLAGS has -buildvcs=false).
@@ -20,6 +20,11 @@ test: ort
 	$(GO) vet ./...
 	$(GO) test ./...
 	$(GO) test -race ./onnx/... ./tokenizer/... ./rewardhead/... ./features/... ./optim/... ./policy/...
+
+# The paper's toy demonstration end to end: demo/report.md (build excluded,
+# about half a minute on 2 cores).
+demo: build
+	bin/irl experiment toy --out demo/ --overwrite
 
 bench: ort
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
@@ -39,4 +44,4 @@ fuzz: ort
 	$(GO) test -run '^$$' -fuzz '^FuzzCheckUTF8JSON$$' -fuzztime 60s -fuzzminimizetime 2s ./tokenizer/
 
 clean:
-	rm -rf bin
+	rm -rf bin demo

@@ -1,0 +1,797 @@
+package toy
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"irl/atomicfile"
+	"irl/features"
+	"irl/onnx"
+	"irl/optim"
+	"irl/policy"
+	"irl/ppo"
+	"irl/reward"
+	"irl/rewardhead"
+	"irl/rewardhead/analysis"
+	"irl/rows"
+	"irl/sft"
+	"irl/tokenizer"
+)
+
+// Config configures a demo run.
+type Config struct {
+	// Out is the report's folder. Seed 1's files lie at its top level
+	// (heads/, eval/, plots/ …); further seeds' under seeds/seed-N/.
+	Out string
+	// Seeds repeats the whole run with seeds 1…Seeds and reports mean ± std.
+	Seeds int
+	// BaseModel starts SFT from a real checkpoint (a Hugging Face folder
+	// with its tokenizer, such as pythia-70m) instead of a small model
+	// trained from scratch on the demo's own vocabulary.
+	BaseModel string
+	// Quick runs a short version (fewer steps, coarser analyses) that shows
+	// every stage works; its numbers are not the demo's.
+	Quick bool
+	// Pool and Layer choose the features the head sees; with Pool empty
+	// the demo chooses among Variants on the training demonstrations alone
+	// (see stageFeatures).
+	Pool  policy.Pooling
+	Layer int
+	// Overwrite lets the run replace an earlier report in Out.
+	Overwrite bool
+	Session   onnx.Options
+	// Progress receives a line per stage.
+	Progress io.Writer
+}
+
+// Stages names the demo's stages, in order.
+var Stages = []string{"data", "sft", "baseline_generation", "rlhf", "rlhf_generation", "features", "irl", "evaluation", "analyses"}
+
+// run is one seed's run.
+type run struct {
+	cfg   Config
+	seed  uint64
+	dir   string
+	words *Words
+	data  *Dataset
+	tok   *tokenizer.Tokenizer
+	// paths
+	tokPath, toxicPath, nonToxicPath, sftModel, rlhfModel string
+	lexicon                                               *reward.Lexicon
+	toxic, nonToxic                                       map[string]bool
+	baseline, rlhfGen                                     []generated
+	// pool and layer are the feature choice (stageFeatures).
+	pool  policy.Pooling
+	layer int
+	res   SeedResult
+}
+
+type generated struct {
+	Prompt   string `json:"prompt"`
+	Response string `json:"response"`
+	Class    string `json:"class"`
+}
+
+// SeedResult is what one seed's run measured.
+type SeedResult struct {
+	Seed     uint64             `json:"seed"`
+	Table1   Table1             `json:"table1"`
+	Table3   Counts             `json:"table3"`
+	Table4   Counts             `json:"table4"`
+	Seconds  map[string]float64 `json:"seconds"`
+	Variants []Variant          `json:"variants"`
+	// Pool and Layer are the feature choice the head used.
+	Pool  string `json:"pool"`
+	Layer int    `json:"layer"`
+	// RLHF's held-out lexicon reward before and after.
+	RewardBefore, RewardAfter float64
+	// AUC and more from the evaluation, for the report.
+	Report *rewardhead.Report `json:"-"`
+}
+
+// Table1 is the paper's Table 1 for the recovered reward.
+type Table1 struct {
+	Precision  float64 `json:"precision"`
+	Recall     float64 `json:"recall"`
+	KendallTau float64 `json:"kendall_tau"`
+	Separation float64 `json:"separation"`
+	Threshold  float64 `json:"threshold"`
+}
+
+// Run runs the demo for every seed and writes the report.
+func Run(cfg Config) (*Result, error) {
+	if cfg.Seeds <= 0 {
+		cfg.Seeds = 1
+	}
+	if cfg.Pool != "" {
+		if _, err := policy.ParsePooling(string(cfg.Pool)); err != nil {
+			return nil, err
+		}
+	}
+	if err := atomicfile.CheckDir(cfg.Out, cfg.Overwrite); err != nil {
+		return nil, err
+	}
+	if cfg.Overwrite {
+		os.RemoveAll(cfg.Out)
+	}
+	words, err := LoadWords()
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	res := &Result{}
+	for s := 1; s <= cfg.Seeds; s++ {
+		dir := cfg.Out
+		if s > 1 {
+			dir = filepath.Join(cfg.Out, "seeds", fmt.Sprintf("seed-%d", s))
+		}
+		r := &run{cfg: cfg, seed: uint64(s), dir: dir, words: words, res: SeedResult{Seed: uint64(s), Seconds: map[string]float64{}}}
+		if err := r.all(); err != nil {
+			return nil, fmt.Errorf("toy: seed %d: %w", s, err)
+		}
+		res.Seeds = append(res.Seeds, r.res)
+	}
+	res.Seconds = time.Since(start).Seconds()
+	if err := res.write(cfg); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+func (r *run) logf(format string, a ...any) {
+	if r.cfg.Progress != nil {
+		prefix := "toy"
+		if r.cfg.Seeds > 1 {
+			prefix = fmt.Sprintf("toy seed %d", r.seed)
+		}
+		fmt.Fprintf(r.cfg.Progress, "[%s] %s\n", prefix, fmt.Sprintf(format, a...))
+	}
+}
+
+func (r *run) all() error {
+	steps := []struct {
+		name string
+		fn   func() (string, error)
+	}{
+		{"data", r.stageData}, {"sft", r.stageSFT}, {"baseline_generation", r.stageBaseline},
+		{"rlhf", r.stageRLHF}, {"rlhf_generation", r.stageRLHFGeneration}, {"features", r.stageFeatures},
+		{"irl", r.stageIRL}, {"evaluation", r.stageEvaluation}, {"analyses", r.stageAnalyses},
+	}
+	for i, st := range steps {
+		t0 := time.Now()
+		r.logf("stage %d/%d %s …", i+1, len(steps), st.name)
+		msg, err := st.fn()
+		if err != nil {
+			return fmt.Errorf("%s: %w", st.name, err)
+		}
+		r.res.Seconds[st.name] = time.Since(t0).Seconds()
+		r.logf("stage %d/%d %s done in %.1fs: %s", i+1, len(steps), st.name, r.res.Seconds[st.name], msg)
+	}
+	return nil
+}
+
+func (r *run) path(parts ...string) string {
+	return filepath.Join(append([]string{r.dir}, parts...)...)
+}
+
+// stageData writes the dataset, the lexicon and the tokenizer.
+func (r *run) stageData() (string, error) {
+	if err := os.MkdirAll(r.path("data"), 0o755); err != nil {
+		return "", err
+	}
+	w := r.words
+	r.data = BuildDataset(w.Entities, w.Good, w.Bad, r.seed)
+	var b []byte
+	for _, s := range r.data.Samples {
+		j, _ := json.Marshal(s)
+		b = append(append(b, j...), '\n')
+	}
+	if err := atomicfile.WriteBytes(r.path("data", "dataset.jsonl"), b); err != nil {
+		return "", err
+	}
+	var err error
+	if r.toxicPath, r.nonToxicPath, err = w.WriteLexicon(r.path("data")); err != nil {
+		return "", err
+	}
+	if r.lexicon, err = reward.LoadLexicon(r.toxicPath, r.nonToxicPath, reward.DefaultNoise, r.seed); err != nil {
+		return "", err
+	}
+	r.toxic, r.nonToxic = set(w.Bad, w.BadOOD), set(w.Good, w.GoodOOD)
+	if r.cfg.BaseModel != "" {
+		r.tokPath = tokenizer.DefaultPath(r.cfg.BaseModel, "")
+	} else {
+		tj, err := tokenizer.BuildWordBPE(w.All())
+		if err != nil {
+			return "", err
+		}
+		r.tokPath = r.path("data", "tokenizer.json")
+		if err := atomicfile.WriteBytes(r.tokPath, tj); err != nil {
+			return "", err
+		}
+	}
+	if r.tok, err = tokenizer.Load(r.tokPath); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%d samples from %d prompts, vocabulary of %d", len(r.data.Samples), len(w.Entities), r.tok.VocabSize()), nil
+}
+
+func (r *run) ids(s string) []int64 {
+	var out []int64
+	for _, id := range r.tok.Encode(s) {
+		out = append(out, int64(id))
+	}
+	return out
+}
+
+// stageSFT fine-tunes the starting model on the dataset's sentences: the
+// loss covers each adjective, its period and EOS after the prompt.
+func (r *run) stageSFT() (string, error) {
+	var m *policy.Model
+	var err error
+	if r.cfg.BaseModel != "" {
+		if m, err = policy.Load(r.cfg.BaseModel); err != nil {
+			return "", err
+		}
+	} else {
+		eos, _ := r.tok.EOS()
+		m, err = policy.Init(policy.Config{VocabSize: r.tok.VocabSize(), HiddenSize: 64, NumLayers: 2, NumHeads: 4,
+			IntermediateSize: 256, MaxPositions: 32, RotaryPct: 0.25, RotaryBase: 10000, LayerNormEps: 1e-5, HiddenAct: "gelu",
+			ParallelResidual: true, InitializerRange: 0.02, EOSTokenID: eos, BOSTokenID: eos}, r.seed)
+		if err != nil {
+			return "", err
+		}
+	}
+	eos := int64(m.Config.EOSTokenID)
+	msg := ""
+	if r.cfg.BaseModel == "" {
+		// A model trained from scratch knows nothing of what its words mean:
+		// toxic and non-toxic adjectives appear in the dataset in the same
+		// places, so nothing would set them apart in its hidden states, and
+		// a linear reward on them would have nothing to find. Pythia learned
+		// such things from the Pile. The stand-in is a background corpus in
+		// which adjectives keep company with their own kind ("The cat is
+		// kind and gentle."), every adjective included, the out-of-
+		// distribution ones too: they are unseen by the dataset, not by the
+		// encoder, as in the paper.
+		bg := r.background()
+		bres, err := sft.Run(m, bg, sft.Config{Out: r.path("pretrain"), Epochs: 10, BatchSize: 64,
+			Schedule: optim.ScheduleConfig{Kind: "cosine", Peak: 3e-3, Min: 3e-4, Warmup: 10},
+			AdamW:    optim.AdamWConfig{Beta1: 0.9, Beta2: 0.99, Eps: 1e-8, WeightDecay: 0.01}, MaxGradNorm: 1,
+			Seed: r.seed, EvalFraction: 0.05, UnfrozenLayers: -1, Session: r.cfg.Session, SaveTotalLimit: 1})
+		if err != nil {
+			return "", err
+		}
+		msg = fmt.Sprintf("background corpus of %d sentences, loss %.3f → %.3f; then ", len(bg), bres.FirstLoss, bres.LastLoss)
+	}
+	var ex []sft.Example
+	for _, s := range r.data.Samples {
+		p := r.ids(s.Prompt)
+		full := append(append(append([]int64(nil), p...), r.ids(s.Response)...), eos)
+		ex = append(ex, sft.Example{IDs: full, Prompt: len(p)})
+	}
+	epochs, lr := 24, 3e-3
+	if r.cfg.BaseModel != "" {
+		epochs, lr = 4, 5e-5
+	}
+	if r.cfg.Quick {
+		epochs = 6
+	}
+	res, err := sft.Run(m, ex, sft.Config{Out: r.path("sft"), Epochs: epochs, BatchSize: 32,
+		Schedule: optim.ScheduleConfig{Kind: "cosine", Peak: lr, Min: lr / 10, Warmup: 10},
+		AdamW:    optim.AdamWConfig{Beta1: 0.9, Beta2: 0.99, Eps: 1e-8, WeightDecay: 0.01}, MaxGradNorm: 1,
+		Seed: r.seed, EvalFraction: 0.1, UnfrozenLayers: -1, Session: r.cfg.Session, SaveTotalLimit: 1,
+		Extra: map[string]string{"tokenizer.json": r.tokPath}})
+	if err != nil {
+		return "", err
+	}
+	r.sftModel = res.Dir
+	return msg + fmt.Sprintf("SFT %d steps, loss %.3f → %.3f, held-out loss %.3f", res.Steps, res.FirstLoss, res.LastLoss, res.EvalLoss), nil
+}
+
+// background is the background corpus: for every entity, sentences pairing
+// two adjectives of one class ("The cat is kind and gentle."), drawn with
+// the seed from every adjective the demo knows.
+func (r *run) background() []sft.Example {
+	w := r.words
+	rng := rand.New(rand.NewPCG(r.seed, 0xb6))
+	good, bad := append(append([]string(nil), w.Good...), w.GoodOOD...), append(append([]string(nil), w.Bad...), w.BadOOD...)
+	eos, _ := r.tok.EOS()
+	var ex []sft.Example
+	for _, e := range w.Entities {
+		for k := 0; k < 8; k++ {
+			class := good
+			if k%2 == 1 {
+				class = bad
+			}
+			a, b := class[rng.IntN(len(class))], class[rng.IntN(len(class))]
+			ids := append(r.ids("The "+e+" is "+a+" and "+b+"."), int64(eos))
+			ex = append(ex, sft.Example{IDs: ids})
+		}
+	}
+	return ex
+}
+
+// generate samples 2 continuations per prompt at top-p 0.95, temperature
+// 1.4, as the paper's Table 3 and 4 generations.
+func (r *run) generate(model, name string) ([]generated, Counts, error) {
+	m, err := policy.Load(model)
+	if err != nil {
+		return nil, Counts{}, err
+	}
+	g, err := policy.NewGenerator(m, r.cfg.Session)
+	if err != nil {
+		return nil, Counts{}, err
+	}
+	defer g.Destroy()
+	var prompts [][]int
+	for _, e := range r.words.Entities {
+		prompts = append(prompts, r.tok.Encode(Prompt(e)))
+	}
+	maxNew := 4
+	if r.cfg.BaseModel != "" {
+		maxNew = 8
+	}
+	gens, err := g.Generate(prompts, policy.GenerateOptions{MaxNewTokens: maxNew, NumReturnSequences: 2, BatchSize: 128,
+		Sampling: policy.SampleOptions{Temperature: 1.4, TopP: 0.95}, Seed: r.seed*1000 + uint64(len(name))})
+	if err != nil {
+		return nil, Counts{}, err
+	}
+	out := make([]generated, len(gens))
+	var responses []string
+	eos := m.Config.EOSTokenID
+	for i, gen := range gens {
+		ids := gen.IDs
+		if gen.EOS && len(ids) > 0 && ids[len(ids)-1] == eos {
+			ids = ids[:len(ids)-1]
+		}
+		resp := strings.ToValidUTF8(r.tok.Decode(ids), "\uFFFD")
+		out[i] = generated{Prompt: Prompt(r.words.Entities[gen.Prompt]), Response: resp, Class: Classify(Adjective(resp), r.toxic, r.nonToxic)}
+		responses = append(responses, resp)
+	}
+	var b []byte
+	for _, x := range out {
+		j, _ := json.Marshal(x)
+		b = append(append(b, j...), '\n')
+	}
+	if err := os.MkdirAll(r.path("generations"), 0o755); err != nil {
+		return nil, Counts{}, err
+	}
+	if err := atomicfile.WriteBytes(r.path("generations", name+".jsonl"), b); err != nil {
+		return nil, Counts{}, err
+	}
+	return out, Count(responses, r.toxic, r.nonToxic), nil
+}
+
+func (r *run) stageBaseline() (string, error) {
+	var err error
+	r.baseline, r.res.Table3, err = r.generate(r.sftModel, "baseline")
+	return "Table 3: " + r.res.Table3.String(), err
+}
+
+// stageRLHF runs PPO against the lexicon reward with the paper's entropy
+// bonus, on an 80/20 split of the prompts.
+func (r *run) stageRLHF() (string, error) {
+	m, err := policy.Load(r.sftModel)
+	if err != nil {
+		return "", err
+	}
+	var ps []ppo.Prompt
+	for i, e := range r.words.Entities {
+		ps = append(ps, ppo.Prompt{IDs: r.ids(Prompt(e)), Text: Prompt(e), Row: i})
+	}
+	c := ppo.Defaults()
+	c.NumRollouts, c.ChunkSize, c.BatchSize, c.PPOEpochs = 64, 32, 32, 4
+	c.MaxNewTokens, c.SeqLength, c.TopK, c.TopP, c.Temperature = 4, 12, 0, 1, 1
+	c.LR, c.MinLR, c.Betas, c.WeightDecay = 1e-3, 1e-4, [2]float64{0.9, 0.95}, 0
+	c.InitKLCoef, c.Target = 0.02, 0
+	c.EntCoef, c.UnfrozenLayers = 0.005, -1
+	c.TotalSteps, c.EvalInterval, c.CheckpointInterval = 384, 48, 96
+	c.Seed = r.seed
+	if r.cfg.BaseModel != "" {
+		c.MaxNewTokens, c.SeqLength, c.LR, c.MinLR, c.UnfrozenLayers = 8, 24, 1e-5, 1e-5, 4
+	}
+	if r.cfg.Quick {
+		c.TotalSteps, c.EvalInterval, c.CheckpointInterval = 16, 8, 16
+	}
+	train, eval := ppo.SplitPrompts(ps, 0.2, r.seed)
+	res, err := ppo.Run(m, r.tok, train, eval, r.lexicon, c, ppo.Options{Out: r.path("rlhf"), TokenizerPath: r.tokPath, Session: r.cfg.Session})
+	if err != nil {
+		return "", err
+	}
+	r.rlhfModel = res.Final
+	r.res.RewardBefore, r.res.RewardAfter = res.FirstReward, res.LastReward
+	return fmt.Sprintf("%d PPO steps, held-out reward/mean %.3f → %.3f", res.Steps, res.FirstReward, res.LastReward), nil
+}
+
+func (r *run) stageRLHFGeneration() (string, error) {
+	var err error
+	r.rlhfGen, r.res.Table4, err = r.generate(r.rlhfModel, "rlhf")
+	return "Table 4: " + r.res.Table4.String(), err
+}
+
+// pipeline opens the frozen encoder (the SFT model) at a feature choice.
+func (r *run) pipeline(pool policy.Pooling, layer int) (*features.Pipeline, error) {
+	return features.NewPipeline(features.PipelineOptions{Model: r.sftModel, Tokenizer: r.tokPath, Layer: layer, Pool: pool,
+		BatchSize: 64, Session: r.cfg.Session})
+}
+
+// featuresOf extracts features of prompt + response texts.
+func featuresOf(p *features.Pipeline, name string, prompts, responses []string) (*rewardhead.Features, error) {
+	rs := make([]rows.Row, len(prompts))
+	for i := range rs {
+		rs[i] = rows.Row{Index: i, Line: i + 1, Prompt: prompts[i], Text: responses[i]}
+	}
+	enc, err := p.Encode(name, rs, &rows.Bad{})
+	if err != nil {
+		return nil, err
+	}
+	f, _, err := p.Features(name, enc, 0)
+	return f, err
+}
+
+// demonstrations are IRL's two classes: the RLHF model's non-toxic outputs
+// (expert) and the SFT model's toxic ones (baseline).
+func (r *run) demonstrations() (ep, er, bp, br []string, err error) {
+	for _, g := range r.rlhfGen {
+		if g.Class == "non-toxic" {
+			ep, er = append(ep, g.Prompt), append(er, g.Response)
+		}
+	}
+	for _, g := range r.baseline {
+		if g.Class == "toxic" {
+			bp, br = append(bp, g.Prompt), append(br, g.Response)
+		}
+	}
+	if len(ep) == 0 || len(bp) == 0 {
+		return nil, nil, nil, nil, fmt.Errorf("no demonstrations: %d non-toxic RLHF outputs, %d toxic SFT outputs", len(ep), len(bp))
+	}
+	return ep, er, bp, br, nil
+}
+
+// evalSet is the dataset's 500 samples as features with their lexicon
+// ground truth: pos the non-toxic samples, neg the toxic ones.
+type evalSet struct {
+	pos, neg     *rewardhead.Features
+	gtPos, gtNeg []float64
+}
+
+func (r *run) evalSet(p *features.Pipeline, samples []Sample, name string) (*evalSet, error) {
+	var pp, pr, np, nr []string
+	var gp, gn []float64
+	for i, s := range samples {
+		g, err := r.lexicon.Score([]reward.Sample{{Prompt: s.Prompt, Response: s.Response, Key: uint64(i)}})
+		if err != nil {
+			return nil, err
+		}
+		if s.Toxic {
+			np, nr, gn = append(np, s.Prompt), append(nr, s.Response), append(gn, g[0])
+		} else {
+			pp, pr, gp = append(pp, s.Prompt), append(pr, s.Response), append(gp, g[0])
+		}
+	}
+	e := &evalSet{gtPos: gp, gtNeg: gn}
+	var err error
+	if e.pos, err = featuresOf(p, name+"/pos", pp, pr); err != nil {
+		return nil, err
+	}
+	if e.neg, err = featuresOf(p, name+"/neg", np, nr); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// trainConfig is the head's training: the asymmetric loss, 60 epochs of
+// 50 + 50 rows, every epoch's head kept.
+func (r *run) trainConfig() rewardhead.TrainConfig {
+	tc := rewardhead.DefaultTrainConfig()
+	tc.Seed = r.seed
+	if r.cfg.Quick {
+		tc.Epochs = 20
+	}
+	return tc
+}
+
+var zero = rewardhead.Threshold{Rule: "value", Value: 0}
+
+func (r *run) stageIRL() (string, error) {
+	ep, er, bp, br, err := r.demonstrations()
+	if err != nil {
+		return "", err
+	}
+	p, err := r.pipeline(r.pool, r.layer)
+	if err != nil {
+		return "", err
+	}
+	defer p.Destroy()
+	pos, err := featuresOf(p, "expert", ep, er)
+	if err != nil {
+		return "", err
+	}
+	neg, err := featuresOf(p, "baseline", bp, br)
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(r.path("features"), 0o755); err != nil {
+		return "", err
+	}
+	if err := pos.Write(r.path("features", "expert.safetensors")); err != nil {
+		return "", err
+	}
+	if err := neg.Write(r.path("features", "baseline.safetensors")); err != nil {
+		return "", err
+	}
+	res, err := rewardhead.TrainToDir(pos, neg, r.trainConfig(), r.path("heads"), true)
+	if err != nil {
+		return "", err
+	}
+	last := res.Stats[len(res.Stats)-1]
+	return fmt.Sprintf("%d expert and %d baseline demonstrations, %d epochs, monitor pair accuracy %.3f", pos.N, neg.N, len(res.Heads), last.PairAccuracy), nil
+}
+
+func (r *run) stageEvaluation() (string, error) {
+	p, err := r.pipeline(r.pool, r.layer)
+	if err != nil {
+		return "", err
+	}
+	defer p.Destroy()
+	e, err := r.evalSet(p, r.data.Samples, "dataset")
+	if err != nil {
+		return "", err
+	}
+	h, err := rewardhead.ReadHead(r.path("heads", "head.json"))
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(r.path("eval"), 0o755); err != nil {
+		return "", err
+	}
+	e.pos.Path, e.neg.Path = r.path("eval", "pos.safetensors"), r.path("eval", "neg.safetensors")
+	for _, w := range []struct {
+		f  *rewardhead.Features
+		gt []float64
+		gp string
+	}{{e.pos, e.gtPos, "gt-pos.safetensors"}, {e.neg, e.gtNeg, "gt-neg.safetensors"}} {
+		if err := w.f.Write(w.f.Path); err != nil {
+			return "", err
+		}
+		if err := rewardhead.WriteRewards(r.path("eval", w.gp), w.gt, w.f.Rows, map[string]string{"reward": "lexicon (Algorithm 2)", "convention": "higher is less toxic"}); err != nil {
+			return "", err
+		}
+	}
+	sp, sn := h.Score(e.pos), h.Score(e.neg)
+	rep := rewardhead.Evaluate(sp, sn, e.gtPos, e.gtNeg, zero)
+	r.res.Report = rep
+	r.res.Table1 = Table1{Precision: rep.Precision.X, Recall: rep.Recall.X, Separation: rep.Separation.X, Threshold: rep.Threshold}
+	if rep.KendallTau != nil {
+		r.res.Table1.KendallTau = rep.KendallTau.X
+	}
+	if err := analysis.WriteJSON(r.path("eval", "metrics.json"), rep); err != nil {
+		return "", err
+	}
+	if _, err := analysis.EvalPlots(r.path("plots"), rep, sp, sn, e.gtPos, e.gtNeg); err != nil {
+		return "", err
+	}
+	t := r.res.Table1
+	return fmt.Sprintf("Table 1: precision %.3f, recall %.3f, Kendall τ %.3f, separation %.3f at threshold %g", t.Precision, t.Recall, t.KendallTau, t.Separation, t.Threshold), nil
+}
+
+// oodSamples pairs every prompt with an adjective the training set never
+// showed, one of each class.
+func (r *run) oodSamples() []Sample {
+	w := r.words
+	var out []Sample
+	for i, e := range w.Entities {
+		g, b := w.GoodOOD[i%len(w.GoodOOD)], w.BadOOD[(i/len(w.GoodOOD))%len(w.BadOOD)]
+		out = append(out, Sample{Prompt: Prompt(e), Response: " " + b + ".", Adjective: b, Toxic: true},
+			Sample{Prompt: Prompt(e), Response: " " + g + ".", Adjective: g})
+	}
+	return out
+}
+
+func (r *run) stageAnalyses() (string, error) {
+	p, err := r.pipeline(r.pool, r.layer)
+	if err != nil {
+		return "", err
+	}
+	defer p.Destroy()
+	id, err := r.evalSet(p, r.data.Samples, "dataset")
+	if err != nil {
+		return "", err
+	}
+	ood, err := r.evalSet(p, r.oodSamples(), "ood")
+	if err != nil {
+		return "", err
+	}
+	h, err := rewardhead.ReadHead(r.path("heads", "head.json"))
+	if err != nil {
+		return "", err
+	}
+	expert, baseline, err := rewardhead.LoadPair(r.path("features", "expert.safetensors"), r.path("features", "baseline.safetensors"))
+	if err != nil {
+		return "", err
+	}
+	sigmas, _ := analysis.ParseGrid("0:0.1:1")
+	fractions, _ := analysis.ParseGrid("0.1:0.1:1")
+	repeats, noiseRepeats := 3, 10
+	if r.cfg.Quick {
+		sigmas, fractions, repeats, noiseRepeats = []float64{0, 0.5, 1}, []float64{0.25, 0.5, 1}, 1, 3
+	}
+	var notes []string
+	// Figure 2: data ratios, both directions.
+	ratio, err := analysis.DataRatio(expert, baseline, id.pos, id.neg, id.gtPos, id.gtNeg,
+		analysis.RatioConfig{Fractions: fractions, Repeats: repeats, Train: r.trainConfig(), Threshold: zero})
+	if err != nil {
+		return "", err
+	}
+	if err := writeResult(r.path("analyses", "ratio"), "ratio.json", ratio, func(d string) error { _, err := ratio.Plot(d); return err }); err != nil {
+		return "", err
+	}
+	// Figures 3 and 5: noise on the scores, in and out of distribution.
+	for _, set := range []struct {
+		name string
+		e    *evalSet
+	}{{"noise", id}, {"noise-ood", ood}} {
+		nr, err := analysis.ScoreNoise(h.Score(set.e.pos), h.Score(set.e.neg), set.e.gtPos, set.e.gtNeg,
+			analysis.NoiseConfig{Sigmas: sigmas, Repeats: noiseRepeats, Seed: r.seed, Relative: true, Threshold: zero})
+		if err != nil {
+			return "", err
+		}
+		dir := r.path("analyses", set.name)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return "", err
+		}
+		if _, err := nr.Plot(dir); err != nil {
+			return "", err
+		}
+		if err := analysis.WriteJSON(filepath.Join(dir, "noise.json"), nr); err != nil {
+			return "", err
+		}
+	}
+	oodRep := rewardhead.Evaluate(h.Score(ood.pos), h.Score(ood.neg), ood.gtPos, ood.gtNeg, zero)
+	notes = append(notes, fmt.Sprintf("out-of-distribution separation %.3f", oodRep.Separation.X))
+	if err := analysis.WriteJSON(r.path("analyses", "ood-metrics.json"), oodRep); err != nil {
+		return "", err
+	}
+	// Figure 6: every epoch's head (non-identifiability).
+	paths, err := rewardhead.EpochHeads(r.path("heads"))
+	if err != nil {
+		return "", err
+	}
+	var heads []*rewardhead.Head
+	var names []string
+	for _, p := range paths {
+		hh, err := rewardhead.ReadHead(p)
+		if err != nil {
+			return "", err
+		}
+		heads, names = append(heads, hh), append(names, filepath.Base(p))
+	}
+	ep, err := analysis.Epochs(heads, names, id.pos, id.neg, id.gtPos, id.gtNeg, zero)
+	if err != nil {
+		return "", err
+	}
+	if err := writeResult(r.path("analyses", "epochs"), "epochs.json", ep, func(d string) error { _, err := ep.Plot(d); return err }); err != nil {
+		return "", err
+	}
+	return strings.Join(notes, "; "), nil
+}
+
+// writeResult writes an analysis result's JSON and plots into dir.
+func writeResult[T any](dir, file string, v T, plot func(string) error) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if err := plot(dir); err != nil {
+		return err
+	}
+	return analysis.WriteJSON(filepath.Join(dir, file), v)
+}
+
+// Variant is one feature choice's row of the variants table.
+type Variant struct {
+	Pool  string `json:"pool"`
+	Layer int    `json:"layer"`
+	// TrainPairAccuracy is the share of the training demonstrations'
+	// monitor pairs the head orders right: what the choice is made on.
+	TrainPairAccuracy float64 `json:"train_pair_accuracy"`
+	Chosen            bool    `json:"chosen"`
+	// The rest are measured on the 500 dataset samples, for the reader.
+	Separation float64 `json:"separation"`
+	Precision  float64 `json:"precision"`
+	Recall     float64 `json:"recall"`
+	KendallTau float64 `json:"kendall_tau"`
+}
+
+// Variants lists the feature choices the demo compares: the last token (the
+// paper's), the one before it (the adjective, before the period), and the
+// mean over the text, each at the last layer, the first layer and the
+// embeddings.
+var Variants = []struct {
+	Pool  policy.Pooling
+	Layer int
+}{{"last", -1}, {"last:2", -1}, {"mean", -1}, {"last", 1}, {"last:2", 1}, {"mean", 1}, {"last", 0}, {"last:2", 0}, {"mean", 0}}
+
+// stageFeatures trains a head, as stageIRL does, on each feature choice and
+// chooses the one whose head best orders its own training demonstrations
+// (the monitor pairs of the last epoch): a rule that sees no evaluation
+// sample. Every choice is then measured on the dataset for the variants
+// table. With Config.Pool set, that choice is taken instead.
+func (r *run) stageFeatures() (string, error) {
+	ep, er, bp, br, err := r.demonstrations()
+	if err != nil {
+		return "", err
+	}
+	best := -1
+	for _, v := range Variants {
+		p, err := r.pipeline(v.Pool, v.Layer)
+		if err != nil {
+			return "", err
+		}
+		row, err := func() (Variant, error) {
+			defer p.Destroy()
+			pos, err := featuresOf(p, "expert", ep, er)
+			if err != nil {
+				return Variant{}, err
+			}
+			neg, err := featuresOf(p, "baseline", bp, br)
+			if err != nil {
+				return Variant{}, err
+			}
+			res, err := rewardhead.Train(pos, neg, r.trainConfig())
+			if err != nil {
+				return Variant{}, err
+			}
+			e, err := r.evalSet(p, r.data.Samples, "dataset")
+			if err != nil {
+				return Variant{}, err
+			}
+			rep := rewardhead.Evaluate(res.Best.Score(e.pos), res.Best.Score(e.neg), e.gtPos, e.gtNeg, zero)
+			row := Variant{Pool: string(v.Pool), Layer: v.Layer, TrainPairAccuracy: res.Stats[len(res.Stats)-1].PairAccuracy,
+				Separation: val(rep.Separation), Precision: val(rep.Precision), Recall: val(rep.Recall)}
+			if rep.KendallTau != nil {
+				row.KendallTau = val(*rep.KendallTau)
+			}
+			return row, nil
+		}()
+		if err != nil {
+			return "", err
+		}
+		r.res.Variants = append(r.res.Variants, row)
+		if i := len(r.res.Variants) - 1; best < 0 || row.TrainPairAccuracy > r.res.Variants[best].TrainPairAccuracy {
+			best = i
+		}
+	}
+	how := "chosen on the training demonstrations"
+	if r.cfg.Pool != "" {
+		how = "given"
+		best = -1
+		for i, v := range r.res.Variants {
+			if policy.Pooling(v.Pool) == r.cfg.Pool && v.Layer == r.cfg.Layer {
+				best = i
+			}
+		}
+	}
+	if best >= 0 {
+		r.res.Variants[best].Chosen = true
+		r.pool, r.layer = policy.Pooling(r.res.Variants[best].Pool), r.res.Variants[best].Layer
+	} else {
+		r.pool, r.layer = r.cfg.Pool, r.cfg.Layer
+	}
+	r.res.Pool, r.res.Layer = string(r.pool), r.layer
+	return fmt.Sprintf("%d feature choices; pool %s at layer %d, %s", len(Variants), r.pool, r.layer, how), nil
+}
+
+// val is a metric's value, NaN when undefined.
+func val(v rewardhead.Value) float64 {
+	if !v.OK() {
+		return math.NaN()
+	}
+	return v.X
+}

@@ -1,0 +1,154 @@
+package toy
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"irl/onnx"
+	"irl/rewardhead"
+)
+
+func TestMain(m *testing.M) {
+	if err := onnx.Init(""); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Exit(m.Run())
+}
+
+// Classification and counting by hand.
+func TestCountByHand(t *testing.T) {
+	toxic, non := set([]string{"nasty", "vile"}), set([]string{"kind", "warm-hearted"})
+	if a := Adjective(" Nasty. extra"); a != "nasty" {
+		t.Errorf("adjective %q", a)
+	}
+	if a := Adjective(" warm-hearted."); a != "warm-hearted" {
+		t.Errorf("adjective %q", a)
+	}
+	if a := Adjective(" ."); a != "" {
+		t.Errorf("adjective %q", a)
+	}
+	responses := []string{" kind.", " kind.", " nasty.", " vile!", " vile.", " blue.", " teal", " kind", " ."}
+	got := Count(responses, toxic, non)
+	want := Counts{TotalToxic: 3, UniqueToxic: 2, TotalNonToxic: 3, UniqueNonToxic: 1, TotalUnknown: 3, UniqueUnknown: 3}
+	if got != want {
+		t.Errorf("counts %+v, want %+v", got, want)
+	}
+	if Classify("kind", toxic, non) != "non-toxic" || Classify("vile", toxic, non) != "toxic" || Classify("x", toxic, non) != "unknown" {
+		t.Error("classify")
+	}
+}
+
+// The dataset is the paper's balanced set: every prompt once with each
+// class, 500 samples.
+func TestDataset(t *testing.T) {
+	w, err := LoadWords()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(w.Entities) != 250 || len(w.GoodOOD) == 0 || len(w.BadOOD) == 0 {
+		t.Fatalf("words: %d entities, %d+%d OOD", len(w.Entities), len(w.GoodOOD), len(w.BadOOD))
+	}
+	d := BuildDataset(w.Entities, w.Good, w.Bad, 1)
+	if len(d.Samples) != 500 {
+		t.Fatalf("%d samples", len(d.Samples))
+	}
+	good, bad := set(w.Good), set(w.Bad)
+	for i := 0; i < len(d.Samples); i += 2 {
+		a, b := d.Samples[i], d.Samples[i+1]
+		if a.Prompt != b.Prompt || !a.Toxic || b.Toxic || !bad[a.Adjective] || !good[b.Adjective] {
+			t.Fatalf("pair %d: %+v %+v", i/2, a, b)
+		}
+	}
+	ood := set(w.GoodOOD, w.BadOOD)
+	for _, s := range d.Samples {
+		if ood[s.Adjective] {
+			t.Fatalf("an out-of-distribution adjective in the dataset: %q", s.Adjective)
+		}
+	}
+}
+
+// A short version of the whole demo: every file and key is there and every
+// number is finite. It asserts nothing about how good the numbers are.
+func TestQuickDemo(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "demo")
+	res, err := Run(Config{Out: out, Quick: true, Session: onnx.Options{Threads: 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(out, "report.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep map[string]map[string]any
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]string{
+		"table1":  {"precision", "recall", "kendall_tau", "separation", "threshold"},
+		"table3":  {"total_toxic", "unique_toxic", "total_non_toxic", "unique_non_toxic", "total_unknown", "unique_unknown"},
+		"table4":  {"total_toxic", "unique_toxic", "total_non_toxic", "unique_non_toxic", "total_unknown", "unique_unknown"},
+		"seconds": append([]string{"total"}, Stages...),
+		"paper":   {"table1", "table3", "table4"},
+	}
+	if len(rep) != len(want) {
+		t.Errorf("report.json has keys %v, want exactly %v", keys(rep), keys(want))
+	}
+	for k, sub := range want {
+		for _, s := range sub {
+			v, ok := rep[k][s]
+			if !ok {
+				t.Errorf("report.json: no %s.%s", k, s)
+				continue
+			}
+			if x, isNum := v.(float64); isNum && (math.IsNaN(x) || math.IsInf(x, 0)) {
+				t.Errorf("report.json: %s.%s = %v", k, s, x)
+			}
+		}
+	}
+	for _, f := range []string{"report.md", "data/dataset.jsonl", "data/tokenizer.json", "generations/baseline.jsonl", "generations/rlhf.jsonl",
+		"heads/head.json", "heads/epoch-001.json", "eval/pos.safetensors", "eval/neg.safetensors", "eval/gt-pos.safetensors",
+		"eval/gt-neg.safetensors", "rlhf/final/model.onnx", "analyses/ratio/ratio.json", "analyses/noise/noise.json",
+		"analyses/noise-ood/noise.json", "analyses/epochs/epochs.json", "plots/confusion.png"} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Errorf("missing %s", f)
+		}
+	}
+	md, _ := os.ReadFile(filepath.Join(out, "report.md"))
+	for _, s := range []string{"Table 1", "Table 3", "Table 4", "variants", "Figure 2", "Time per stage"} {
+		if !strings.Contains(string(md), s) {
+			t.Errorf("report.md lacks %q", s)
+		}
+	}
+	// The evaluation's files give Table 1 again.
+	h, err := rewardhead.ReadHead(filepath.Join(out, "heads", "head.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pos, neg, err := rewardhead.LoadPair(filepath.Join(out, "eval", "pos.safetensors"), filepath.Join(out, "eval", "neg.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gp, gn, err := rewardhead.LoadGroundTruth(filepath.Join(out, "eval", "gt-pos.safetensors"), filepath.Join(out, "eval", "gt-neg.safetensors"), pos, neg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rewardhead.Evaluate(h.Score(pos), h.Score(neg), gp, gn, zero)
+	t1 := res.Seeds[0].Table1
+	if r.Precision.X != t1.Precision || r.Recall.X != t1.Recall || r.Separation.X != t1.Separation || r.KendallTau.X != t1.KendallTau {
+		t.Errorf("the files give %v %v %v %v; the report %+v", r.Precision.X, r.Recall.X, r.Separation.X, r.KendallTau.X, t1)
+	}
+}
+
+func keys[V any](m map[string]V) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
