@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"strings"
 
@@ -259,6 +260,10 @@ func runPPO(c *cli.Context, cfgFlags []ppoFlag) error {
 	res, err := ppo.Run(m, tok, train, eval, src, cfg, o)
 	if err != nil {
 		return err
+	}
+	if math.IsNaN(res.LastReward) {
+		fmt.Fprintf(os.Stderr, "%s had already run its %d steps; final model %s\n", out, res.Steps, res.Final)
+		return nil
 	}
 	fmt.Fprintf(os.Stderr, "%d steps: held-out reward/mean %.4f → %.4f; final model %s\n", res.Steps, res.FirstReward, res.LastReward, res.Final)
 	return nil
