@@ -1,7 +1,11 @@
 // Package plots draws the project's figures with one look: titles clear of
 // the top edge, legends beside the data rather than on it, tick labels that
 // are never cut at the edges, and colours that stay distinct side by side
-// (Okabe & Ito's colour-blind-safe palette).
+// (Okabe & Ito's colour-blind-safe palette), with markers and dashes to tell
+// apart series that share a colour.
+//
+// A figure is a *Figure (New); Lines adds curves to it; Save writes it as a
+// PNG, and SavePanels writes several figures as the panels of one PNG.
 package plots
 
 import (
@@ -33,12 +37,41 @@ var Palette = []color.Color{
 // Color is the i-th palette colour, cycling.
 func Color(i int) color.Color { return Palette[i%len(Palette)] }
 
+// markers cycle with a period prime to the palette's, so that two series
+// sharing a colour never share a marker too.
+var markers = []draw.GlyphDrawer{
+	draw.CircleGlyph{}, draw.BoxGlyph{}, draw.PyramidGlyph{}, draw.CrossGlyph{},
+	draw.RingGlyph{}, draw.PlusGlyph{}, draw.SquareGlyph{},
+}
+
+// dashes of the i-th series: solid for the first round of the palette,
+// then dashed, then dotted, so a repeated colour is still a different line.
+func dashes(i int) []vg.Length {
+	switch (i / len(Palette)) % 3 {
+	case 1:
+		return []vg.Length{vg.Points(6), vg.Points(3)}
+	case 2:
+		return []vg.Length{vg.Points(1.5), vg.Points(2.5)}
+	}
+	return nil
+}
+
+// Margins around every figure: the top keeps the title off the edge, the
+// right keeps the last x tick label (centred on the axis end) whole.
+var (
+	marginTop    = vg.Points(8)
+	marginRight  = vg.Points(18)
+	marginBottom = vg.Points(4)
+	marginLeft   = vg.Points(6)
+	// legendGap separates the data area from the legend column.
+	legendGap = vg.Points(12)
+)
+
 // Figure is a plot in the house style: a title with room above it, padding
 // so that the outermost tick labels are not cut, and a legend in a column
 // to the right of the data, so it never hides a point.
 type Figure struct {
 	*plot.Plot
-	legend []string
 }
 
 // New starts a figure.
@@ -49,38 +82,108 @@ func New(title, x, y string) *Figure {
 	p.X.Label.Text = x
 	p.Y.Label.Text = y
 	p.X.Padding, p.Y.Padding = vg.Points(4), vg.Points(4)
-	p.Legend.Top = true
-	p.Legend.Left = true
 	return &Figure{Plot: p}
 }
 
-// AddLegend adds a legend entry.
+// AddLegend adds a legend entry; entries are drawn in the legend column in
+// the order added.
 func (f *Figure) AddLegend(name string, thumbs ...plot.Thumbnailer) {
 	f.Legend.Add(name, thumbs...)
-	f.legend = append(f.legend, name)
+}
+
+// legendColumn is the width the legend takes to the right of the data,
+// gap included; 0 without a legend.
+func (f *Figure) legendColumn() vg.Length {
+	w := f.Legend.Rectangle(draw.Canvas{}).Size().X
+	if w <= 0 {
+		return 0
+	}
+	return w + legendGap
+}
+
+// Draw draws the figure into c: margins, the title, the plot, and the
+// legend in a column right of the data, top-aligned with it. (The embedded
+// Plot's own Draw would put the legend on the data.)
+func (f *Figure) Draw(c draw.Canvas) {
+	c = draw.Crop(c, marginLeft, -marginRight, marginBottom, -marginTop)
+	title, lg, lw := f.Title.Text, f.Legend, f.legendColumn()
+	body := c
+	if title != "" {
+		body = draw.Crop(c, 0, 0, 0, -(f.Title.TextStyle.Rectangle(title).Size().Y + f.Title.Padding))
+	}
+	// Plot.Draw centres the title on what it is given, which excludes the
+	// legend column, and draws the legend inside the data area; both are
+	// taken out while it runs and drawn here instead.
+	f.Title.Text, f.Legend = "", plot.NewLegend()
+	defer func() { f.Title.Text, f.Legend = title, lg }()
+	area := draw.Crop(body, 0, -lw, 0, 0)
+	f.Plot.Draw(area)
+	data := f.Plot.DataCanvas(area)
+	if title != "" {
+		// Centred over the data where it fits, else kept inside the figure.
+		half := f.Title.TextStyle.Width(title) / 2
+		x := (data.Min.X + data.Max.X) / 2
+		x = max(min(x, c.Max.X-half), c.Min.X+half)
+		c.FillText(f.Title.TextStyle, vg.Point{X: x, Y: c.Max.Y + f.Title.TextStyle.FontExtents().Descent}, title)
+	}
+	if lw == 0 {
+		return
+	}
+	col := draw.Canvas{Canvas: c.Canvas, Rectangle: vg.Rectangle{
+		Min: vg.Point{X: area.Max.X + legendGap, Y: data.Min.Y},
+		Max: vg.Point{X: c.Max.X, Y: data.Max.Y},
+	}}
+	lg.Top, lg.Left, lg.XOffs, lg.YOffs = true, true, 0, 0
+	lg.Draw(col)
 }
 
 // Save renders the figure as a PNG of w×h inches at path, through a
 // temporary file.
 func (f *Figure) Save(path string, w, h float64) error {
-	img := vgimg.New(vg.Length(w)*vg.Inch, vg.Length(h)*vg.Inch)
-	dc := draw.New(img)
-	// Margins: top above the title, right for the last x tick label.
-	dc = draw.Crop(dc, vg.Points(6), -vg.Points(16), vg.Points(4), -vg.Points(6))
-	if len(f.legend) > 0 {
-		var lw vg.Length
-		for _, name := range f.legend {
-			lw = max(lw, f.Legend.TextStyle.Width(name))
+	return SavePanels(path, w, h, 1, f)
+}
+
+// SavePanels renders figs as the panels of one PNG of w×h inches at path,
+// cols panels to a row, in reading order; a nil figure leaves its cell
+// empty. Each column is widened by the widest legend in it, so that panels
+// with and without a legend get plotting areas of about the same width.
+func SavePanels(path string, w, h float64, cols int, figs ...*Figure) error {
+	if cols < 1 || len(figs) == 0 {
+		return fmt.Errorf("%s: cannot lay out %d figures in %d columns", path, len(figs), cols)
+	}
+	cols = min(cols, len(figs))
+	rows := (len(figs) + cols - 1) / cols
+	W, H := vg.Length(w)*vg.Inch, vg.Length(h)*vg.Inch
+	extra := make([]vg.Length, cols)
+	var total vg.Length
+	for k, f := range figs {
+		if f != nil {
+			extra[k%cols] = max(extra[k%cols], f.legendColumn())
 		}
-		lw += f.Legend.ThumbnailWidth + vg.Points(24)
-		area := draw.Crop(dc, 0, -lw, 0, 0)
-		data := f.DataCanvas(area)
-		// The legend is drawn from the data area's left edge plus XOffs:
-		// past its right edge, into the column kept free.
-		f.Legend.XOffs = data.Max.X - data.Min.X + vg.Points(14)
-		f.Draw(area)
-	} else {
-		f.Draw(dc)
+	}
+	for _, e := range extra {
+		total += e
+	}
+	base := (W - total) / vg.Length(cols)
+	if base < vg.Inch {
+		return fmt.Errorf("%s: %.1f in is too narrow for %d columns of panels with their legends", path, w, cols)
+	}
+	img := vgimg.New(W, H)
+	dc := draw.New(img)
+	for k, f := range figs {
+		if f == nil {
+			continue
+		}
+		r, j := k/cols, k%cols
+		var x0 vg.Length
+		for i := range j {
+			x0 += base + extra[i]
+		}
+		cell := draw.Canvas{Canvas: dc.Canvas, Rectangle: vg.Rectangle{
+			Min: vg.Point{X: x0, Y: H - vg.Length(r+1)*H/vg.Length(rows)},
+			Max: vg.Point{X: x0 + base + extra[j], Y: H - vg.Length(r)*H/vg.Length(rows)},
+		}}
+		f.Draw(cell)
 	}
 	return atomicfile.Write(path, func(w io.Writer) error {
 		_, err := vgimg.PngCanvas{Canvas: img}.WriteTo(w)
@@ -92,33 +195,85 @@ func (f *Figure) Save(path string, w, h float64) error {
 type Series struct {
 	Name string
 	X, Y []float64
+	// Err, when not nil, holds each point's error-bar half-height; NaN
+	// draws no bar.
+	Err []float64
+	// Color, when not nil, replaces the series' palette colour, for
+	// series whose colour means something across figures.
+	Color color.Color
 }
 
-// Lines draws series as lines with small markers, in palette order;
-// non-finite points are left out.
+// Lines draws series as lines with markers (on at most 40 evenly spaced
+// points of a long series), and error bars where given.
+// The i-th series takes the i-th palette colour and marker, and series past
+// the palette's length are dashed, then dotted. Non-finite points are left
+// out; a named series gets a legend entry.
 func Lines(p *Figure, series ...Series) error {
 	for i, s := range series {
 		var xy plotter.XYs
+		var errs plotter.YErrors
 		for k := range s.X {
-			if !math.IsNaN(s.Y[k]) && !math.IsInf(s.Y[k], 0) {
-				xy = append(xy, plotter.XY{X: s.X[k], Y: s.Y[k]})
+			if !finite(s.X[k]) || !finite(s.Y[k]) {
+				continue
 			}
+			xy = append(xy, plotter.XY{X: s.X[k], Y: s.Y[k]})
+			e := 0.0
+			if s.Err != nil && finite(s.Err[k]) {
+				e = math.Abs(s.Err[k])
+			}
+			errs = append(errs, struct{ Low, High float64 }{e, e})
 		}
 		if len(xy) == 0 {
 			continue
 		}
-		l, pts, err := plotter.NewLinePoints(xy)
+		l, err := plotter.NewLine(xy)
 		if err != nil {
 			return fmt.Errorf("series %s: %v", s.Name, err)
 		}
-		l.Color, pts.Color = Color(i), Color(i)
+		// A marker on every point of a long run (a training curve) merges
+		// into a thick band; about maxMarkers evenly spaced ones still say
+		// which line is which.
+		marked := xy
+		if step := (len(xy) + maxMarkers - 1) / maxMarkers; step > 1 {
+			marked = nil
+			for k := 0; k < len(xy); k += step {
+				marked = append(marked, xy[k])
+			}
+		}
+		pts, err := plotter.NewScatter(marked)
+		if err != nil {
+			return fmt.Errorf("series %s: %v", s.Name, err)
+		}
+		col := s.Color
+		if col == nil {
+			col = Color(i)
+		}
+		l.Color, pts.Color = col, col
 		l.Width = vg.Points(1.5)
-		pts.Radius = vg.Points(1.5)
-		pts.Shape = draw.CircleGlyph{}
+		l.Dashes = dashes(i)
+		pts.Radius = vg.Points(2.5)
+		pts.Shape = markers[i%len(markers)]
 		p.Add(l, pts)
+		if s.Err != nil {
+			eb, err := plotter.NewYErrorBars(struct {
+				plotter.XYs
+				plotter.YErrors
+			}{xy, errs})
+			if err != nil {
+				return fmt.Errorf("series %s: %v", s.Name, err)
+			}
+			eb.Color = col
+			eb.CapWidth = vg.Points(5)
+			p.Add(eb)
+		}
 		if s.Name != "" {
 			p.AddLegend(s.Name, l, pts)
 		}
 	}
 	return nil
 }
+
+// maxMarkers bounds the markers drawn on one series.
+const maxMarkers = 40
+
+func finite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }

@@ -230,11 +230,9 @@ func (t *trainer) makeExperience() error {
 			samples = append(samples, sample{Prompt: ps[i].IDs, Response: resp[i], Score: scores[i], Row: ps[i].Row})
 		}
 	}
-	t0 := time.Now()
-	if err := t.rolloutForward(samples); err != nil {
+	if err := t.rolloutForward(samples, &st); err != nil {
 		return err
 	}
-	st.TimeForward = time.Since(t0).Seconds()
 	var klSum, kl1Sum float64
 	for i := range samples {
 		s := &samples[i]
@@ -330,7 +328,7 @@ func nextTokens(bt *policy.Batch) []int64 {
 // rolloutForward fills each sample's rollout log-probs and values (current
 // weights) and reference log-probs, chunk by chunk. Response token k of a
 // sample with a p-token prompt is scored at position p+k−1.
-func (t *trainer) rolloutForward(samples []sample) error {
+func (t *trainer) rolloutForward(samples []sample, st *phaseStats) error {
 	s := width(samples)
 	pad := int64(t.m.Config.EOSTokenID)
 	temp := float32(t.cfg.Temperature)
@@ -341,15 +339,19 @@ func (t *trainer) rolloutForward(samples []sample) error {
 		}
 		bt := layout(samples, idx, s, pad)
 		tok := nextTokens(bt)
+		t0 := time.Now()
 		po, err := t.pol.ForwardTokens(bt, tok, temp)
 		if err != nil {
 			return fmt.Errorf("ppo: rollout log-probs: %w", err)
 		}
+		t1 := time.Now()
 		bt = layout(samples, idx, s, pad)
 		ro, err := t.ref.ForwardTokens(bt, tok, temp)
 		if err != nil {
 			return fmt.Errorf("ppo: reference log-probs: %w", err)
 		}
+		st.TimeForward += t1.Sub(t0).Seconds()
+		st.TimeReference += time.Since(t1).Seconds()
 		for r, i := range idx {
 			sm := &samples[i]
 			p, n := len(sm.Prompt), len(sm.Response)
@@ -431,7 +433,7 @@ func (t *trainer) trainStep(idx []int, first bool) (Metrics, error) {
 		ApproxKL: f(float64(ps[5])), ClipFrac: f(float64(ps[3])), SqrtKL: f(math.Sqrt(math.Max(ph.MeanKL, 0))), KL: f(ph.MeanKL1),
 		KLCoef: f(t.st.KL.Value), ValuesMean: f(valSum / cnt), Entropy: f(float64(ps[2])), LearningRate: f(lr),
 		GradNorm: f(norm), TimeRolloutGen: f(ph.TimeGenerate), TimeRolloutScore: f(ph.TimeScore),
-		TimeForward: f(ph.TimeForward), TimeBackward: f(el), TokensPerS: f(float64(n) / el)}
+		TimeForward: f(ph.TimeForward), TimeReference: f(ph.TimeReference), TimeBackward: f(el), TokensPerS: f(float64(n) / el)}
 	if first {
 		// The ratio before the phase's first update: exactly 1 by
 		// construction (see width).

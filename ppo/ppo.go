@@ -196,6 +196,7 @@ type Metrics struct {
 	TimeRolloutGen     *float64 `json:"time/rollout_generate,omitempty"`
 	TimeRolloutScore   *float64 `json:"time/rollout_score,omitempty"`
 	TimeForward        *float64 `json:"time/forward,omitempty"`
+	TimeReference      *float64 `json:"time/reference,omitempty"`
 	TimeBackward       *float64 `json:"time/backward,omitempty"`
 	TokensPerS         *float64 `json:"tokens_per_s,omitempty"`
 	PolicyRatioAtStart *float64 `json:"policy/ratio_first_minibatch,omitempty"`
@@ -216,8 +217,10 @@ type phaseStats struct {
 	ScoresMean, ScoresStd, RunningStd float64
 	// MeanKL is TRLx's k3 sequence estimate, which drives the controller;
 	// MeanKL1 the plain Σ(log π − log π_ref), logged as policy/kl.
-	MeanKL, MeanKL1                      float64
-	TimeGenerate, TimeScore, TimeForward float64
+	MeanKL, MeanKL1 float64
+	// Seconds of the phase's sampling, scoring, policy forward (rollout
+	// log-probs and values) and reference forward.
+	TimeGenerate, TimeScore, TimeForward, TimeReference float64
 }
 
 // loopState is the loop's part of trainer_state.json.

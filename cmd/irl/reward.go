@@ -3,8 +3,10 @@ package main
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -209,9 +211,15 @@ all rows, pos and neg together:
 A metric that is undefined (one class predicted, zero variance) is null, with the
 reason under "undefined"; never NaN.
 
---scores-out writes pos_reward and neg_reward (F32). --plots DIR writes
-reward_distributions.png (violins with boxes), confusion.png and, with ground
-truth, scatter_gt.png.`,
+A warning goes to stderr when the threshold puts every row in one class (all
+predicted toxic or all non-toxic), which best-f1 does on a weak head.
+
+--scores-out writes pos_reward and neg_reward (F32), creating its folder.
+--plots DIR writes figure1.png (the paper's Figure 1 in one file: the scatter
+against ground truth, the reward distributions by class and the confusion
+matrix, side by side; without ground truth, the last two) and each panel on its
+own: reward_distributions.png (violins with boxes), confusion.png and, with
+ground truth, scatter_gt.png.`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "head", Required: true, Usage: "head JSON from train, probe or apprentice"},
 			rewardPosFlag, rewardNegFlag, rewardGTPosFlag, rewardGTNegFlag, rewardThresholdFlag,
@@ -235,7 +243,11 @@ func runRewardEval(c *cli.Context) error {
 	}
 	sp, sn := h.Score(pos), h.Score(neg)
 	r := rewardhead.Evaluate(sp, sn, gtPos, gtNeg, thr)
+	rewardWarn(c, analysis.OneClassWarning(r))
 	if out := c.String("scores-out"); out != "" {
+		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+			return err
+		}
 		meta := map[string]string{"head": headPath, "pos": pos.Path, "neg": neg.Path, "convention": "higher is less toxic"}
 		if err := safetensors.WriteFile(out, []safetensors.Tensor{
 			safetensors.FromFloat32("pos_reward", []int{len(sp)}, toFloat32(sp)),
@@ -453,10 +465,12 @@ func rewardAnalyzeCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "analyze",
 		Usage: "the paper's analyses: noise robustness, data ratio, non-identifiability across epochs, perturbation probes",
-		Description: `Each subcommand writes a JSON file and PNG plots into --out and prints the JSON
-file's path. Metrics are those of "irl reward eval"; a metric summarised over
+		Description: `Each subcommand writes a JSON file and PNG plots into --out and prints a JSON
+object: the result file's path ("result") and a short summary of its metrics
+("summary"). Metrics are those of "irl reward eval"; a metric summarised over
 repeats has mean, std (sample), n (repeats where it was defined) and, if any
-repeat was undefined, undefined and why.`,
+repeat was undefined, undefined and why. A warning goes to stderr when the
+threshold puts every row in one class.`,
 		Subcommands: []*cli.Command{
 			{
 				Name:      "noise",
@@ -497,8 +511,11 @@ same with --neg fixed and --pos grown. Each head is evaluated on --eval-pos and
 those evaluation rows when given. Repeat r uses permutation seed r and training
 seed --seed + r.
 
-Writes DIR/ratio.json and DIR/ratio_add_toxic.png, DIR/ratio_add_non_toxic.png
-(precision, recall and, with ground truth, Kendall τ against the fraction).`,
+Writes DIR/ratio.json (per point the fraction, n_pos_train and n_neg_train, the
+rows of each class trained on, and n_varied, those of the varied class) and
+DIR/ratio.png: two panels side by side, adding toxic and adding non-toxic
+examples, each with precision, recall, separation and, with ground truth,
+Kendall τ against the number of samples of the varied class.`,
 				Flags: append([]cli.Flag{
 					rewardPosFlag, rewardNegFlag,
 					&cli.StringFlag{Name: "eval-pos", Usage: "non-toxic features to evaluate on (default --pos)"},
@@ -581,16 +598,21 @@ func runRewardNoise(c *cli.Context) error {
 		return err
 	}
 	cfg := analysis.NoiseConfig{Sigmas: sigmas, Repeats: c.Int("repeats"), Seed: c.Uint64("seed"), Relative: scale == "relative", Threshold: thr}
+	sp, sn := h.Score(pos), h.Score(neg)
+	// The noisy draws re-apply the threshold; on the clean rewards it shows
+	// whether the starting point already calls every row one class.
+	rewardWarn(c, analysis.OneClassWarning(rewardhead.Evaluate(sp, sn, nil, nil, thr)))
 	out := map[string]any{"head": headPath}
+	summary := map[string]any{}
 	if target != "weights" {
-		r, err := analysis.ScoreNoise(h.Score(pos), h.Score(neg), gtPos, gtNeg, cfg)
+		r, err := analysis.ScoreNoise(sp, sn, gtPos, gtNeg, cfg)
 		if err != nil {
 			return err
 		}
 		if _, err := r.Plot(dir); err != nil {
 			return err
 		}
-		out["scores"] = r
+		out["scores"], summary["scores"] = r, rewardNoiseSummary(r)
 	}
 	if target != "scores" {
 		r, err := analysis.WeightNoise(h, pos, neg, gtPos, gtNeg, cfg)
@@ -600,9 +622,41 @@ func runRewardNoise(c *cli.Context) error {
 		if _, err := r.Plot(dir); err != nil {
 			return err
 		}
-		out["weights"] = r
+		out["weights"], summary["weights"] = r, rewardNoiseSummary(r)
 	}
-	return rewardWriteResult(c, filepath.Join(dir, "noise.json"), out)
+	return rewardWriteResult(c, filepath.Join(dir, "noise.json"), out, summary)
+}
+
+// rewardNoiseMetrics are the metrics the noise summary prints.
+var rewardNoiseMetrics = []string{"accuracy", "precision", "recall", "f1", "separation", "kendall_tau_clean", "kendall_tau"}
+
+// rewardNoiseSummary is the mean metrics at the smallest and the largest σ:
+// where the head starts and how far the noise takes it.
+func rewardNoiseSummary(r *analysis.NoiseResult) []map[string]any {
+	lo, hi := 0, 0
+	for k, p := range r.Points {
+		if p.Sigma < r.Points[lo].Sigma {
+			lo = k
+		}
+		if p.Sigma > r.Points[hi].Sigma {
+			hi = k
+		}
+	}
+	var out []map[string]any
+	for _, k := range []int{lo, hi} {
+		p := r.Points[k]
+		m := map[string]any{"sigma": p.Sigma}
+		for _, name := range rewardNoiseMetrics {
+			if s, ok := p.Metrics[name]; ok {
+				m[name] = s.Mean
+			}
+		}
+		out = append(out, m)
+		if lo == hi {
+			break
+		}
+	}
+	return out
 }
 
 func runRewardRatio(c *cli.Context) error {
@@ -648,7 +702,63 @@ func runRewardRatio(c *cli.Context) error {
 	if _, err := res.Plot(dir); err != nil {
 		return err
 	}
-	return rewardWriteResult(c, filepath.Join(dir, "ratio.json"), res)
+	for _, side := range []struct {
+		name string
+		pts  []analysis.RatioPoint
+	}{{"adding toxic", res.AddToxic}, {"adding non-toxic", res.AddNonToxic}} {
+		var at []string
+		for _, p := range side.pts {
+			m := map[string]rewardhead.Value{}
+			for k, v := range p.Metrics {
+				m[k] = v.Mean
+			}
+			// A mean recall of 1 with specificity 0 means every repeat
+			// called every row toxic.
+			if cl := analysis.OneClass(m); cl != "" {
+				at = append(at, fmt.Sprintf("%d (%s)", p.NVaried, cl))
+			}
+		}
+		if len(at) > 0 {
+			rewardWarn(c, fmt.Sprintf("warning: %s examples, %s puts every evaluation row in one class at %d of %d sample counts, in every repeat: %s", side.name, rewardThresholdName(thr), len(at), len(side.pts), strings.Join(at, ", ")))
+		}
+	}
+	summary := map[string]any{
+		"add_toxic":     rewardRatioSummary(res.AddToxic),
+		"add_non_toxic": rewardRatioSummary(res.AddNonToxic),
+	}
+	return rewardWriteResult(c, filepath.Join(dir, "ratio.json"), res, summary)
+}
+
+// rewardRatioSummary is the mean plotted metrics at the smallest and the
+// largest count of the varied class.
+func rewardRatioSummary(pts []analysis.RatioPoint) []map[string]any {
+	if len(pts) == 0 {
+		return nil
+	}
+	lo, hi := 0, 0
+	for k, p := range pts {
+		if p.NVaried < pts[lo].NVaried {
+			lo = k
+		}
+		if p.NVaried > pts[hi].NVaried {
+			hi = k
+		}
+	}
+	var out []map[string]any
+	for _, k := range []int{lo, hi} {
+		p := pts[k]
+		m := map[string]any{"n_varied": p.NVaried, "fraction": p.Fraction, "n_pos_train": p.NPos, "n_neg_train": p.NNeg}
+		for _, name := range analysis.RatioPlotMetrics {
+			if s, ok := p.Metrics[name]; ok {
+				m[name] = s.Mean
+			}
+		}
+		out = append(out, m)
+		if lo == hi {
+			break
+		}
+	}
+	return out
 }
 
 func runRewardEpochs(c *cli.Context) error {
@@ -701,7 +811,43 @@ func runRewardEpochs(c *cli.Context) error {
 	if _, err := res.Plot(dir); err != nil {
 		return err
 	}
-	return rewardWriteResult(c, filepath.Join(dir, "epochs.json"), res)
+	var one []string
+	for _, hs := range append(slices.Clone(res.Heads), res.Ensemble) {
+		if cl := analysis.OneClass(hs.Metrics); cl != "" {
+			one = append(one, fmt.Sprintf("%s (%s)", hs.Name, cl))
+		}
+	}
+	if len(one) > 0 {
+		rewardWarn(c, fmt.Sprintf("warning: %s puts every row in one class for %d of the %d heads and the ensemble: %s", rewardThresholdName(thr), len(one), len(res.Heads)+1, strings.Join(one, ", ")))
+	}
+	return rewardWriteResult(c, filepath.Join(dir, "epochs.json"), res, rewardEpochsSummary(res))
+}
+
+// rewardEpochsSummary is the spread of accuracy and F1 across the heads
+// (mean, std, min, max) beside the ensemble's: how much the choice of
+// epoch matters, and whether averaging the heads helps.
+func rewardEpochsSummary(res *analysis.EpochsResult) map[string]any {
+	spread, ens := map[string]any{}, map[string]any{}
+	for _, name := range []string{"accuracy", "f1", "separation"} {
+		s := res.Spread[name]
+		lo, hi := math.Inf(1), math.Inf(-1)
+		for _, h := range res.Heads {
+			if v := h.Metrics[name]; v.OK() {
+				lo, hi = math.Min(lo, v.X), math.Max(hi, v.X)
+			}
+		}
+		m := map[string]any{"mean": s.Mean, "std": s.Std}
+		if lo <= hi {
+			m["min"], m["max"] = lo, hi
+		}
+		spread[name] = m
+		ens[name] = res.Ensemble.Metrics[name]
+	}
+	groups := map[string]int{}
+	for g, names := range res.Groups {
+		groups[g] = len(names)
+	}
+	return map[string]any{"heads": len(res.Heads), "spread": spread, "ensemble": ens, "groups": groups}
 }
 
 // rewardHeadPaths expands --heads: a training folder's epoch heads, or
@@ -766,7 +912,11 @@ func runRewardPerturb(c *cli.Context) error {
 	if _, err := res.Plot(dir); err != nil {
 		return err
 	}
-	return rewardWriteResult(c, filepath.Join(dir, "perturb.json"), res)
+	var summary []map[string]any
+	for _, p := range res.Probes {
+		summary = append(summary, map[string]any{"probe": p.Name, "n": p.N, "mean_delta": p.MeanDelta, "frac_up": p.FracUp, "frac_down": p.FracDown})
+	}
+	return rewardWriteResult(c, filepath.Join(dir, "perturb.json"), res, summary)
 }
 
 // rewardLoadPair loads the two classes' feature files and checks that they
@@ -822,10 +972,31 @@ func rewardPrintJSON(c *cli.Context, v any) error {
 	return err
 }
 
-// rewardWriteResult writes an analysis result to path and prints where.
-func rewardWriteResult(c *cli.Context, path string, v any) error {
+// rewardWriteResult writes an analysis result to path and prints where,
+// with a summary of its metrics.
+func rewardWriteResult(c *cli.Context, path string, v, summary any) error {
 	if err := analysis.WriteJSON(path, v); err != nil {
 		return err
 	}
-	return rewardPrintJSON(c, map[string]string{"result": path})
+	return rewardPrintJSON(c, map[string]any{"result": path, "summary": summary})
+}
+
+// rewardThresholdName says which threshold a warning is about.
+func rewardThresholdName(t rewardhead.Threshold) string {
+	if t.Rule == "" || t.Rule == "value" {
+		return fmt.Sprintf("the threshold %g", t.Value)
+	}
+	return "the threshold rule " + t.Rule
+}
+
+// rewardWarn prints a warning, if any, on the command's error stream.
+func rewardWarn(c *cli.Context, msg string) {
+	if msg == "" {
+		return
+	}
+	w := c.App.ErrWriter
+	if w == nil {
+		w = os.Stderr
+	}
+	fmt.Fprintln(w, msg)
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -21,10 +20,18 @@ import (
 // rwtRun runs `irl reward ARGS...` and returns what it printed.
 func rwtRun(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	var out bytes.Buffer
-	app := &cli.App{Name: "irl", Commands: []*cli.Command{rewardCommand()}, Writer: &out, ErrWriter: io.Discard}
-	err := app.Run(append([]string{"irl", "reward"}, args...))
-	return out.String(), err
+	out, _, err := rwtRunErr(t, args...)
+	return out, err
+}
+
+// rwtRunErr runs `irl reward ARGS...` and returns what it printed on its
+// output and on its error stream.
+func rwtRunErr(t *testing.T, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	var out, errw bytes.Buffer
+	app := &cli.App{Name: "irl", Commands: []*cli.Command{rewardCommand()}, Writer: &out, ErrWriter: &errw}
+	err = app.Run(append([]string{"irl", "reward"}, args...))
+	return out.String(), errw.String(), err
 }
 
 func rwtMeta(layer string) map[string]string {
@@ -140,7 +147,7 @@ func TestRewardCLI(t *testing.T) {
 	if pr, err := sf.Get("pos_reward"); err != nil || pr.CheckShape(400) != nil {
 		t.Errorf("pos_reward: %v", err)
 	}
-	rwtExists(t, p("plots/reward_distributions.png"), p("plots/confusion.png"), p("plots/scatter_gt.png"))
+	rwtExists(t, p("plots/reward_distributions.png"), p("plots/confusion.png"), p("plots/scatter_gt.png"), p("plots/figure1.png"))
 
 	analyses := [][]string{
 		{"noise", "--head", p("run/head.json"), "--pos", p("pos.safetensors"), "--neg", p("neg.safetensors"), "--out", p("an"), "--sigmas", "0,0.5,1", "--repeats", "3"},
@@ -150,15 +157,19 @@ func TestRewardCLI(t *testing.T) {
 	}
 	// The perturbation: the toxic rows moved halfway toward the non-toxic mean.
 	rwtShifted(t, p("neg.safetensors"), p("neg2.safetensors"), w, 2)
+	summaries := map[string]any{}
 	for _, a := range analyses {
 		out, err := rwtRun(t, append([]string{"analyze"}, a...)...)
 		if err != nil {
 			t.Fatalf("analyze %s: %v", a[0], err)
 		}
-		res := rwtDecode(t, out)["result"].(string)
+		printed := rwtDecode(t, out)
+		res := printed["result"].(string)
 		rwtExists(t, res)
+		summaries[a[0]] = printed["summary"]
 	}
-	rwtExists(t, p("an/noise_scores.png"), p("an/noise_weights.png"), p("an/ratio_add_toxic.png"), p("an/ratio_add_non_toxic.png"),
+	rwtAnalyzeSummaries(t, summaries)
+	rwtExists(t, p("an/noise_scores.png"), p("an/noise_weights.png"), p("an/ratio.png"),
 		p("an/epochs_metrics.png"), p("an/epochs_rewards.png"), p("an/ensemble.json"), p("an/perturb_deltas.png"))
 	var pert struct {
 		Probes []struct {
@@ -310,5 +321,141 @@ func TestRewardCLIBadInput(t *testing.T) {
 	_, err := rwtRun(t, "eval", "--head", head, "--pos", p("pos.safetensors"), "--neg", p("neg.safetensors"), "--gt-pos", p("gt-short.safetensors"), "--gt-neg", p("gt-short.safetensors"))
 	if err == nil || !strings.Contains(err.Error(), "gt-short.safetensors") || !strings.Contains(err.Error(), fmt.Sprint("want [30]")) {
 		t.Errorf("short ground truth: %v", err)
+	}
+}
+
+// rwtAnalyzeSummaries checks the summaries the analyses printed beside
+// their result files, on TestRewardCLI's data: classes ±2 apart along w.
+func rwtAnalyzeSummaries(t *testing.T, s map[string]any) {
+	t.Helper()
+	b, _ := json.Marshal(s)
+	var got struct {
+		Noise struct {
+			Scores, Weights []map[string]*float64
+		}
+		Ratio struct {
+			AddToxic    []map[string]*float64 `json:"add_toxic"`
+			AddNonToxic []map[string]*float64 `json:"add_non_toxic"`
+		}
+		Epochs struct {
+			Heads  int
+			Spread map[string]struct {
+				Mean, Std, Min, Max *float64
+			}
+			Ensemble map[string]*float64
+		}
+		Perturb []struct {
+			Probe     string
+			MeanDelta *float64 `json:"mean_delta"`
+		}
+	}
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatalf("summaries %s: %v", b, err)
+	}
+	// The noise: σ = 0 first, then the largest σ, 1, where accuracy drops.
+	for name, pts := range map[string][]map[string]*float64{"scores": got.Noise.Scores, "weights": got.Noise.Weights} {
+		if len(pts) != 2 || pts[0]["sigma"] == nil || *pts[0]["sigma"] != 0 || pts[1]["sigma"] == nil || *pts[1]["sigma"] != 1 {
+			t.Errorf("noise on %s: summary %s", name, b)
+			continue
+		}
+		for _, k := range []string{"accuracy", "precision", "recall", "f1", "separation"} {
+			if pts[0][k] == nil || pts[1][k] == nil {
+				t.Errorf("noise on %s: no %s at both ends", name, k)
+			}
+		}
+		if *pts[0]["accuracy"] < 0.95 || *pts[1]["accuracy"] >= *pts[0]["accuracy"] {
+			t.Errorf("noise on %s: accuracy %v at σ 0, %v at σ 1", name, *pts[0]["accuracy"], *pts[1]["accuracy"])
+		}
+	}
+	// The ratio: a quarter of 300 toxic rows (75), then all; a quarter of
+	// 400 non-toxic rows (100), then all; with ground truth, Kendall τ.
+	for _, c := range []struct {
+		name string
+		pts  []map[string]*float64
+		n    []float64
+	}{{"add_toxic", got.Ratio.AddToxic, []float64{75, 300}}, {"add_non_toxic", got.Ratio.AddNonToxic, []float64{100, 400}}} {
+		if len(c.pts) != 2 {
+			t.Errorf("ratio %s: summary %s", c.name, b)
+			continue
+		}
+		for k, pt := range c.pts {
+			if pt["n_varied"] == nil || *pt["n_varied"] != c.n[k] {
+				t.Errorf("ratio %s point %d: n_varied %v, want %v", c.name, k, pt["n_varied"], c.n[k])
+			}
+			for _, m := range []string{"precision", "recall", "separation", "kendall_tau"} {
+				if pt[m] == nil {
+					t.Errorf("ratio %s point %d: no %s", c.name, k, m)
+				}
+			}
+		}
+	}
+	if e := got.Epochs; e.Heads != 60 || e.Ensemble["accuracy"] == nil || e.Ensemble["f1"] == nil {
+		t.Errorf("epochs summary %s", b)
+	} else if a := e.Spread["accuracy"]; a.Mean == nil || a.Min == nil || a.Max == nil || *a.Min > *a.Mean || *a.Mean > *a.Max {
+		t.Errorf("epochs accuracy spread %s", b)
+	}
+	if len(got.Perturb) != 1 || got.Perturb[0].Probe != "toward-non-toxic" || got.Perturb[0].MeanDelta == nil || *got.Perturb[0].MeanDelta <= 0 {
+		t.Errorf("perturb summary %s", b)
+	}
+}
+
+// TestRewardEvalOutputs: --scores-out makes its folder, and a threshold
+// that puts every row in one class is warned about on stderr, whatever its
+// rule, while a threshold that splits the rows is not.
+func TestRewardEvalOutputs(t *testing.T) {
+	dir := t.TempDir()
+	p := func(name string) string { return filepath.Join(dir, name) }
+	rng := rand.New(rand.NewPCG(5, 6))
+	w := []float64{1, 0, 0}
+	rwtFeatures(t, p("pos.safetensors"), rng, w, 40, 1, 2, rwtMeta("3"))
+	rwtFeatures(t, p("neg.safetensors"), rng, w, 30, -1, 2, rwtMeta("3"))
+	pos, err := rewardhead.LoadFeatures(p("pos.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A good head, and the same head reversed: it ranks toxic rows above
+	// non-toxic ones, so best-f1 can do no better than calling all toxic.
+	for name, sign := range map[string]float64{"good.json": 1, "reversed.json": -1} {
+		h := &rewardhead.Head{Format: rewardhead.HeadFormat, Kind: rewardhead.KindIRL, W: []float64{sign, 0, 0}, Features: pos.Info()}
+		if err := rewardhead.WriteHead(p(name), h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eval := func(head string, extra ...string) (map[string]any, string) {
+		t.Helper()
+		args := append([]string{"eval", "--head", p(head), "--pos", p("pos.safetensors"), "--neg", p("neg.safetensors")}, extra...)
+		out, stderr, err := rwtRunErr(t, args...)
+		if err != nil {
+			t.Fatalf("%v: %v", extra, err)
+		}
+		return rwtDecode(t, out), stderr
+	}
+
+	scores := p("not/yet/there/scores.safetensors")
+	if _, stderr := eval("good.json", "--scores-out", scores); stderr != "" {
+		t.Errorf("good head at threshold 0 warned: %s", stderr)
+	}
+	sf, err := safetensors.ReadFile(scores)
+	if err != nil {
+		t.Fatalf("--scores-out into a missing folder: %v", err)
+	}
+	if nr, err := sf.Get("neg_reward"); err != nil || nr.CheckShape(30) != nil {
+		t.Errorf("neg_reward: %v", err)
+	}
+
+	for _, c := range []struct {
+		head, threshold, class string
+	}{
+		{"reversed.json", "best-f1", "all 70 rows toxic"},
+		{"good.json", "100", "all 70 rows toxic"},
+		{"good.json", "-100", "all 70 rows non-toxic"},
+	} {
+		m, stderr := eval(c.head, "--threshold", c.threshold)
+		if !strings.Contains(stderr, "warning:") || !strings.Contains(stderr, c.class) {
+			t.Errorf("%s at --threshold %s (confusion %v): stderr %q, want a warning saying %q", c.head, c.threshold, m["confusion"], stderr, c.class)
+		}
+		if _, ok := m["accuracy"]; !ok {
+			t.Errorf("%s at --threshold %s: the warning replaced the metrics", c.head, c.threshold)
+		}
 	}
 }

@@ -237,7 +237,8 @@ func TestPlotsWritePNGs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(paths) != 3 {
+	// The three panels on their own, and figure1.png with all of them.
+	if len(paths) != 4 || filepath.Base(paths[3]) != "figure1.png" {
 		t.Fatalf("wrote %v", paths)
 	}
 	for _, p := range paths {

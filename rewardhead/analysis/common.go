@@ -129,3 +129,38 @@ func WriteJSON(path string, v any) error {
 func concat(a, b []float64) []float64 {
 	return append(slices.Clip(slices.Clone(a)), b...)
 }
+
+// OneClass names the class, "toxic" or "non-toxic", that a threshold put
+// every row in, given the metrics of one evaluation (as from Metrics), or
+// returns "" when both classes were predicted or the metrics are missing.
+// Every row predicted toxic is recall 1 with specificity 0; every row
+// predicted non-toxic is the reverse.
+func OneClass(m map[string]rewardhead.Value) string {
+	rec, spec := m["recall"], m["specificity"]
+	if !rec.OK() || !spec.OK() {
+		return ""
+	}
+	switch {
+	case rec.X == 1 && spec.X == 0:
+		return "toxic"
+	case rec.X == 0 && spec.X == 1:
+		return "non-toxic"
+	}
+	return ""
+}
+
+// OneClassWarning returns a one-line warning when r's threshold puts every
+// row in one predicted class, and "" otherwise. Such a threshold makes
+// accuracy, precision, recall and F1 describe the threshold rather than the
+// head; best-f1 picks one whenever no cut beats calling every row toxic.
+func OneClassWarning(r *rewardhead.Report) string {
+	class := OneClass(Metrics(r))
+	if class == "" {
+		return ""
+	}
+	hint := "the classification metrics describe the threshold, not the head; separation does not depend on it"
+	if r.ThresholdRule == "best-f1" {
+		hint = "best-f1 does this when no cut beats calling every row toxic, as on a weak head; " + hint
+	}
+	return fmt.Sprintf("warning: threshold %.6g (rule %s) predicts all %d rows %s: %s", r.Threshold, r.ThresholdRule, r.NPos+r.NNeg, class, hint)
+}

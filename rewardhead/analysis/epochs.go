@@ -208,7 +208,7 @@ func (e *EpochsResult) Plot(dir string) ([]string, error) {
 		if _, ok := e.Heads[0].Metrics[name]; !ok {
 			continue
 		}
-		s := Series{Name: name, X: xs}
+		s := Series{Name: metricLabel(name), X: xs}
 		for _, h := range e.Heads {
 			s.Y = append(s.Y, orNaN(h.Metrics[name]))
 		}
@@ -218,7 +218,22 @@ func (e *EpochsResult) Plot(dir string) ([]string, error) {
 	if err := PlotCurves(p1, fmt.Sprintf("Metrics of %d heads", len(e.Heads)), xLabel, "metric", metrics); err != nil {
 		return nil, err
 	}
-	rewards := []Series{{Name: "non-toxic mean ± std", X: xs, Color: nonToxicColor}, {Name: "toxic mean ± std", X: xs, Color: toxicColor}}
+	// The classes' error bars would coincide where their spreads overlap;
+	// each class is nudged a tenth of the smallest x step to its side.
+	step := math.Inf(1)
+	for k := 1; k < len(xs); k++ {
+		if d := math.Abs(xs[k] - xs[k-1]); d > 0 {
+			step = math.Min(step, d)
+		}
+	}
+	if math.IsInf(step, 1) {
+		step = 1
+	}
+	left, right := make([]float64, len(xs)), make([]float64, len(xs))
+	for k, x := range xs {
+		left[k], right[k] = x-0.1*step, x+0.1*step
+	}
+	rewards := []Series{{Name: nonToxicName + ", mean ± std", X: left, Color: nonToxicColor}, {Name: toxicName + ", mean ± std", X: right, Color: toxicColor}}
 	for _, h := range e.Heads {
 		rewards[0].Y = append(rewards[0].Y, h.RewardPos.Mean)
 		rewards[0].Err = append(rewards[0].Err, h.RewardPos.Std)

@@ -141,7 +141,8 @@ func WeightNoise(h *rewardhead.Head, pos, neg *rewardhead.Features, gtPos, gtNeg
 }
 
 // Plot writes the metric curves against σ (mean ± std over repeats) into
-// dir as noise_<target>.png and returns the path.
+// dir as noise_<target>.png and returns the path. Seven curves share one
+// plot, so each has its own colour and marker as well.
 func (n *NoiseResult) Plot(dir string) (string, error) {
 	names := []string{"accuracy", "precision", "recall", "f1", "separation", "kendall_tau_clean"}
 	if _, ok := n.Points[0].Metrics["kendall_tau"]; ok {
@@ -149,7 +150,7 @@ func (n *NoiseResult) Plot(dir string) (string, error) {
 	}
 	var series []Series
 	for _, name := range names {
-		s := Series{Name: name}
+		s := Series{Name: metricLabel(name)}
 		for _, p := range n.Points {
 			m := p.Metrics[name]
 			s.X = append(s.X, p.Sigma)
@@ -160,7 +161,7 @@ func (n *NoiseResult) Plot(dir string) (string, error) {
 	}
 	path := filepath.Join(dir, "noise_"+n.Target+".png")
 	title := fmt.Sprintf("Gaussian noise on %s (%d repeats)", n.Target, n.Repeats)
-	return path, PlotCurves(path, title, "σ ("+n.Scale+")", "metric", series)
+	return path, PlotCurves(path, title, "σ ("+n.Scale+")", "metric (mean ± std over repeats)", series)
 }
 
 func meanStd(x []float64) (float64, float64) {

@@ -3,7 +3,6 @@ package analysis
 import (
 	"fmt"
 	"image/color"
-	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -12,20 +11,48 @@ import (
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/palette"
 	"gonum.org/v1/plot/plotter"
-	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 
-	"irl/atomicfile"
+	"irl/plots"
 	"irl/rewardhead"
 )
 
 // Colours for the two classes, kept fixed across plots so a reader learns
-// them once.
+// them once: the first two of the colour-blind-safe palette.
 var (
-	nonToxicColor = color.RGBA{R: 0x1f, G: 0x77, B: 0xb4, A: 0xff}
-	toxicColor    = color.RGBA{R: 0xd6, G: 0x27, B: 0x28, A: 0xff}
+	nonToxicColor = plots.Palette[0]
+	toxicColor    = plots.Palette[1]
 )
+
+// Class names in legends, in the paper's terms rather than the flags'.
+const (
+	nonToxicName = "non-toxic (expert)"
+	toxicName    = "toxic (baseline)"
+)
+
+// Reference lines: black dashes for the decision threshold, grey dots for
+// the ground truth's own boundary and for zero.
+var (
+	thresholdDashes = []vg.Length{vg.Points(5), vg.Points(3)}
+	referenceDashes = []vg.Length{vg.Points(1.5), vg.Points(2.5)}
+	referenceColor  = color.Gray{Y: 0x60}
+)
+
+// metricLabels name the metrics in legends; others show their JSON key.
+var metricLabels = map[string]string{
+	"separation":        "separation (AUC)",
+	"kendall_tau":       "Kendall τ vs ground truth",
+	"kendall_tau_clean": "Kendall τ vs clean rewards",
+	"cohens_d":          "Cohen's d",
+}
+
+func metricLabel(name string) string {
+	if l, ok := metricLabels[name]; ok {
+		return l
+	}
+	return name
+}
 
 // maxAxis bounds the values a plot axis may span. gonum/plot's tick
 // placement loops without end when an axis range overflows float64, and
@@ -50,19 +77,55 @@ func saneAxes(p *plot.Plot) error {
 	return nil
 }
 
-// savePNG renders p to path through a temporary file.
-func savePNG(p *plot.Plot, path string, w, h vg.Length) error {
-	if err := saneAxes(p); err != nil {
-		return fmt.Errorf("%s: %v", path, err)
-	}
-	wt, err := p.WriterTo(w, h, "png")
+// refLine is a straight reference line from a to b.
+func refLine(a, b plotter.XY, dashes []vg.Length, c color.Color) (*plotter.Line, error) {
+	l, err := plotter.NewLine(plotter.XYs{a, b})
 	if err != nil {
-		return fmt.Errorf("%s: %v", path, err)
+		return nil, err
 	}
-	return atomicfile.Write(path, func(f io.Writer) error {
-		_, err := wt.WriteTo(f)
-		return err
-	})
+	l.Dashes, l.Color = dashes, c
+	return l, nil
+}
+
+// scatterFigure is IRL reward against ground-truth reward, one colour and
+// marker per class, with the quadrant lines of the agreement table: ground
+// truth 0 and the IRL threshold.
+func scatterFigure(title string, irlPos, irlNeg, gtPos, gtNeg []float64, threshold float64) (*plots.Figure, error) {
+	f := plots.New(title, "ground-truth reward", "IRL reward")
+	f.Add(plotter.NewGrid())
+	for _, c := range []struct {
+		name    string
+		irl, gt []float64
+		colour  color.Color
+		shape   draw.GlyphDrawer
+	}{{nonToxicName, irlPos, gtPos, nonToxicColor, draw.CircleGlyph{}}, {toxicName, irlNeg, gtNeg, toxicColor, draw.PyramidGlyph{}}} {
+		xy := make(plotter.XYs, len(c.irl))
+		for i := range xy {
+			xy[i] = plotter.XY{X: c.gt[i], Y: c.irl[i]}
+		}
+		s, err := plotter.NewScatter(xy)
+		if err != nil {
+			return nil, err
+		}
+		s.GlyphStyle.Color = c.colour
+		s.GlyphStyle.Radius = vg.Points(1.8)
+		s.GlyphStyle.Shape = c.shape
+		f.Add(s)
+		f.AddLegend(c.name, s)
+	}
+	gt, irl := concat(gtPos, gtNeg), concat(irlPos, irlNeg)
+	thr, err := refLine(plotter.XY{X: slices.Min(gt), Y: threshold}, plotter.XY{X: slices.Max(gt), Y: threshold}, thresholdDashes, color.Black)
+	if err != nil {
+		return nil, err
+	}
+	zero, err := refLine(plotter.XY{X: 0, Y: slices.Min(irl)}, plotter.XY{X: 0, Y: slices.Max(irl)}, referenceDashes, referenceColor)
+	if err != nil {
+		return nil, err
+	}
+	f.Add(thr, zero)
+	f.AddLegend(fmt.Sprintf("IRL threshold %.3g", threshold), thr)
+	f.AddLegend("ground truth 0", zero)
+	return f, saneAxes(f.Plot)
 }
 
 // PlotScatter writes a scatter of IRL reward against ground-truth reward,
@@ -70,54 +133,18 @@ func savePNG(p *plot.Plot, path string, w, h vg.Length) error {
 // truth 0 and at the IRL threshold split it into the quadrants of the
 // agreement table.
 func PlotScatter(path string, irlPos, irlNeg, gtPos, gtNeg []float64, threshold float64) error {
-	p := plot.New()
-	p.Title.Text = "IRL reward vs ground-truth reward"
-	p.X.Label.Text = "ground-truth reward"
-	p.Y.Label.Text = "IRL reward"
-	for _, c := range []struct {
-		name     string
-		irl, gt  []float64
-		colour   color.Color
-		glyphRad vg.Length
-	}{{"non-toxic (--pos)", irlPos, gtPos, nonToxicColor, 1.5}, {"toxic (--neg)", irlNeg, gtNeg, toxicColor, 1.5}} {
-		xy := make(plotter.XYs, len(c.irl))
-		for i := range xy {
-			xy[i] = plotter.XY{X: c.gt[i], Y: c.irl[i]}
-		}
-		s, err := plotter.NewScatter(xy)
-		if err != nil {
-			return fmt.Errorf("%s: %v", path, err)
-		}
-		s.GlyphStyle.Color = c.colour
-		s.GlyphStyle.Radius = c.glyphRad
-		s.GlyphStyle.Shape = draw.CircleGlyph{}
-		p.Add(s)
-		p.Legend.Add(c.name, s)
+	f, err := scatterFigure("IRL reward vs ground-truth reward", irlPos, irlNeg, gtPos, gtNeg, threshold)
+	if err != nil {
+		return fmt.Errorf("%s: %v", path, err)
 	}
-	gt, irl := concat(gtPos, gtNeg), concat(irlPos, irlNeg)
-	for _, seg := range []plotter.XYs{
-		{{X: 0, Y: slices.Min(irl)}, {X: 0, Y: slices.Max(irl)}},
-		{{X: slices.Min(gt), Y: threshold}, {X: slices.Max(gt), Y: threshold}},
-	} {
-		l, err := plotter.NewLine(seg)
-		if err != nil {
-			return fmt.Errorf("%s: %v", path, err)
-		}
-		l.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
-		p.Add(l)
-	}
-	p.Legend.Top, p.Legend.Left = true, true
-	p.Add(plotter.NewGrid())
-	return savePNG(p, path, 6*vg.Inch, 5*vg.Inch)
+	return plots.SavePanels(path, 7.5, 5, 1, f)
 }
 
-// PlotDistributions writes violins (Gaussian kernel densities, mirrored)
-// with box plots inside for the two classes' rewards, and a dashed line at
-// the threshold.
-func PlotDistributions(path string, pos, neg []float64, threshold float64) error {
-	p := plot.New()
-	p.Title.Text = "Reward by class"
-	p.Y.Label.Text = "reward"
+// distributionsFigure is violins (Gaussian kernel densities, mirrored) with
+// box plots inside for the two classes' rewards, and the threshold.
+func distributionsFigure(title string, pos, neg []float64, threshold float64) (*plots.Figure, error) {
+	f := plots.New(title, "", "reward")
+	f.Add(plotter.NewGrid())
 	for k, c := range []struct {
 		v      []float64
 		colour color.Color
@@ -137,32 +164,47 @@ func PlotDistributions(path string, pos, neg []float64, threshold float64) error
 		slices.Reverse(left)
 		poly, err := plotter.NewPolygon(append(right, left...))
 		if err != nil {
-			return fmt.Errorf("%s: %v", path, err)
+			return nil, err
 		}
 		r, g, b, _ := c.colour.RGBA()
 		poly.Color = color.NRGBA{R: uint8(r >> 8), G: uint8(g >> 8), B: uint8(b >> 8), A: 0x60}
 		poly.LineStyle.Color = c.colour
-		p.Add(poly)
+		f.Add(poly)
 		box, err := plotter.NewBoxPlot(vg.Points(12), x, plotter.Values(c.v))
 		if err != nil {
-			return fmt.Errorf("%s: %v", path, err)
+			return nil, err
 		}
 		box.FillColor = color.White
-		p.Add(box)
+		f.Add(box)
 	}
 	lo, hi := math.Min(slices.Min(pos), slices.Min(neg)), math.Max(slices.Max(pos), slices.Max(neg))
+	// A threshold far outside the data (a fixed one on a badly scaled head)
+	// would squash the violins into a line; it is left out of the plot.
 	if threshold >= lo-(hi-lo) && threshold <= hi+(hi-lo) {
-		l, err := plotter.NewLine(plotter.XYs{{X: -0.5, Y: threshold}, {X: 1.5, Y: threshold}})
+		l, err := refLine(plotter.XY{X: -0.5, Y: threshold}, plotter.XY{X: 1.5, Y: threshold}, thresholdDashes, color.Black)
 		if err != nil {
-			return fmt.Errorf("%s: %v", path, err)
+			return nil, err
 		}
-		l.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
-		p.Add(l)
-		p.Legend.Add(fmt.Sprintf("threshold %.3g", threshold), l)
+		f.Add(l)
+		f.AddLegend(fmt.Sprintf("threshold %.3g", threshold), l)
 	}
-	p.X.Min, p.X.Max = -0.6, 1.6
-	p.X.Tick.Marker = plot.ConstantTicks{{Value: 0, Label: fmt.Sprintf("non-toxic (n=%d)", len(pos))}, {Value: 1, Label: fmt.Sprintf("toxic (n=%d)", len(neg))}}
-	return savePNG(p, path, 5*vg.Inch, 5*vg.Inch)
+	f.X.Min, f.X.Max = -0.6, 1.6
+	f.X.Tick.Marker = plot.ConstantTicks{
+		{Value: 0, Label: fmt.Sprintf("%s\nn = %d", nonToxicName, len(pos))},
+		{Value: 1, Label: fmt.Sprintf("%s\nn = %d", toxicName, len(neg))},
+	}
+	return f, saneAxes(f.Plot)
+}
+
+// PlotDistributions writes violins (Gaussian kernel densities, mirrored)
+// with box plots inside for the two classes' rewards, and a dashed line at
+// the threshold.
+func PlotDistributions(path string, pos, neg []float64, threshold float64) error {
+	f, err := distributionsFigure("Reward by class", pos, neg, threshold)
+	if err != nil {
+		return fmt.Errorf("%s: %v", path, err)
+	}
+	return plots.SavePanels(path, 6.5, 5, 1, f)
 }
 
 // KDE returns a Gaussian kernel density estimate of x on n points spanning
@@ -238,18 +280,17 @@ func (g confusionGrid) Z(c, r int) float64 { return g[r][c] }
 func (g confusionGrid) X(c int) float64    { return float64(c) }
 func (g confusionGrid) Y(r int) float64    { return float64(r) }
 
-// PlotConfusion writes the confusion matrix as a heat map with counts,
-// toxic as the positive class.
-func PlotConfusion(path string, c rewardhead.Confusion) error {
+// confusionFigure is the confusion matrix as a heat map with counts, toxic
+// as the positive class.
+func confusionFigure(title string, c rewardhead.Confusion) (*plots.Figure, error) {
 	// Row 1 (top) is actual toxic, row 0 actual non-toxic; column 0
 	// predicted toxic, column 1 predicted non-toxic.
 	g := confusionGrid{{float64(c.FP), float64(c.TN)}, {float64(c.TP), float64(c.FN)}}
-	p := plot.New()
-	p.Title.Text = "Confusion matrix (toxic = positive)"
+	f := plots.New(title, "predicted", "actual")
 	hm := plotter.NewHeatMap(g, blues(32))
 	hm.Min, hm.Max = 0, math.Max(1, math.Max(math.Max(g[0][0], g[0][1]), math.Max(g[1][0], g[1][1])))
-	p.Add(hm)
-	total := float64(c.TP + c.FP + c.TN + c.FN)
+	f.Add(hm)
+	total := math.Max(1, float64(c.TP+c.FP+c.TN+c.FN))
 	labels := plotter.XYLabels{
 		XYs: plotter.XYs{{X: 0, Y: 1}, {X: 1, Y: 1}, {X: 0, Y: 0}, {X: 1, Y: 0}},
 		Labels: []string{
@@ -261,7 +302,7 @@ func PlotConfusion(path string, c rewardhead.Confusion) error {
 	}
 	l, err := plotter.NewLabels(labels)
 	if err != nil {
-		return fmt.Errorf("%s: %v", path, err)
+		return nil, err
 	}
 	for i := range l.TextStyle {
 		l.TextStyle[i].XAlign = draw.XCenter
@@ -269,160 +310,107 @@ func PlotConfusion(path string, c rewardhead.Confusion) error {
 		l.TextStyle[i].Font.Size = vg.Points(14)
 		l.TextStyle[i].Color = color.Black
 	}
-	p.Add(l)
-	p.X.Label.Text = "predicted"
-	p.Y.Label.Text = "actual"
-	p.X.Tick.Marker = plot.ConstantTicks{{Value: 0, Label: "toxic"}, {Value: 1, Label: "non-toxic"}}
-	p.Y.Tick.Marker = plot.ConstantTicks{{Value: 0, Label: "non-toxic"}, {Value: 1, Label: "toxic"}}
-	p.X.Min, p.X.Max, p.Y.Min, p.Y.Max = -0.5, 1.5, -0.5, 1.5
-	return savePNG(p, path, 5*vg.Inch, 4.5*vg.Inch)
+	f.Add(l)
+	f.X.Tick.Marker = plot.ConstantTicks{{Value: 0, Label: "toxic"}, {Value: 1, Label: "non-toxic"}}
+	f.Y.Tick.Marker = plot.ConstantTicks{{Value: 0, Label: "non-toxic"}, {Value: 1, Label: "toxic"}}
+	f.X.Min, f.X.Max, f.Y.Min, f.Y.Max = -0.5, 1.5, -0.5, 1.5
+	return f, nil
 }
 
-// Series is one line of a curve plot, with optional symmetric error bars.
-type Series struct {
-	Name string
-	X, Y []float64
-	// Err, when not nil, is the half-height of each point's error bar.
-	Err []float64
-	// Color, when not nil, overrides the series' place in the default cycle.
-	Color color.Color
+// PlotConfusion writes the confusion matrix as a heat map with counts,
+// toxic as the positive class.
+func PlotConfusion(path string, c rewardhead.Confusion) error {
+	f, err := confusionFigure("Confusion matrix (toxic = positive)", c)
+	if err != nil {
+		return fmt.Errorf("%s: %v", path, err)
+	}
+	return plots.SavePanels(path, 5, 4.5, 1, f)
 }
 
-// PlotCurves writes line plots with points and error bars. Points with a
-// NaN Y (an undefined metric) are left out.
+// Series is one line of a curve plot, with optional symmetric error bars
+// (Err, half-heights) and an optional fixed colour; see plots.Series.
+type Series = plots.Series
+
+// curvesFigure is line plots with markers and error bars; NaN points (an
+// undefined metric) are left out.
+func curvesFigure(title, xLabel, yLabel string, series []Series) (*plots.Figure, error) {
+	f := plots.New(title, xLabel, yLabel)
+	f.Add(plotter.NewGrid())
+	if err := plots.Lines(f, series...); err != nil {
+		return nil, err
+	}
+	return f, saneAxes(f.Plot)
+}
+
+// PlotCurves writes line plots with markers and error bars, the legend
+// beside them. Points with a NaN Y (an undefined metric) are left out.
 func PlotCurves(path, title, xLabel, yLabel string, series []Series) error {
-	p := plot.New()
-	p.Title.Text = title
-	p.X.Label.Text = xLabel
-	p.Y.Label.Text = yLabel
-	p.Add(plotter.NewGrid())
-	for k, s := range series {
-		var xy plotter.XYs
-		var errs plotter.YErrors
-		for i := range s.X {
-			if math.IsNaN(s.Y[i]) {
-				continue
-			}
-			xy = append(xy, plotter.XY{X: s.X[i], Y: s.Y[i]})
-			e := 0.0
-			if s.Err != nil && !math.IsNaN(s.Err[i]) {
-				e = s.Err[i]
-			}
-			errs = append(errs, struct{ Low, High float64 }{e, e})
-		}
-		if len(xy) == 0 {
-			continue
-		}
-		line, pts, err := plotter.NewLinePoints(xy)
-		if err != nil {
-			return fmt.Errorf("%s: %v", path, err)
-		}
-		col := s.Color
-		if col == nil {
-			col = plotutil.Color(k)
-		}
-		line.Color = col
-		pts.Color = col
-		pts.Shape = plotutil.Shape(k)
-		p.Add(line, pts)
-		p.Legend.Add(s.Name, line, pts)
-		if s.Err != nil {
-			eb, err := plotter.NewYErrorBars(struct {
-				plotter.XYs
-				plotter.YErrors
-			}{xy, errs})
-			if err != nil {
-				return fmt.Errorf("%s: %v", path, err)
-			}
-			eb.Color = col
-			p.Add(eb)
-		}
+	f, err := curvesFigure(title, xLabel, yLabel, series)
+	if err != nil {
+		return fmt.Errorf("%s: %v", path, err)
 	}
-	p.Legend.Top, p.Legend.Left = quietCorner(series)
-	return savePNG(p, path, 7*vg.Inch, 4.5*vg.Inch)
-}
-
-// quietCorner picks the corner for the legend that covers the fewest data
-// points, error bars included, preferring top right, then top left, bottom
-// right and bottom left.
-func quietCorner(series []Series) (top, left bool) {
-	xmin, xmax, ymin, ymax := math.Inf(1), math.Inf(-1), math.Inf(1), math.Inf(-1)
-	type pt struct{ x, y float64 }
-	var pts []pt
-	for _, s := range series {
-		for i := range s.X {
-			if math.IsNaN(s.Y[i]) {
-				continue
-			}
-			e := 0.0
-			if s.Err != nil && !math.IsNaN(s.Err[i]) {
-				e = s.Err[i]
-			}
-			pts = append(pts, pt{s.X[i], s.Y[i] - e}, pt{s.X[i], s.Y[i]}, pt{s.X[i], s.Y[i] + e})
-			xmin, xmax = math.Min(xmin, s.X[i]), math.Max(xmax, s.X[i])
-			ymin, ymax = math.Min(ymin, s.Y[i]-e), math.Max(ymax, s.Y[i]+e)
-		}
-	}
-	if len(pts) == 0 || xmax == xmin || ymax == ymin {
-		return true, false
-	}
-	// The legend spans about 40% of the width and 7% of the height per line.
-	w, h := 0.4, math.Min(0.9, 0.07*float64(len(series)))
-	best, bestN := 0, math.MaxInt
-	corners := []struct{ top, left bool }{{true, false}, {true, true}, {false, false}, {false, true}}
-	for k, c := range corners {
-		n := 0
-		for _, p := range pts {
-			fx, fy := (p.x-xmin)/(xmax-xmin), (p.y-ymin)/(ymax-ymin)
-			inX := fx >= 1-w
-			if c.left {
-				inX = fx <= w
-			}
-			inY := fy >= 1-h
-			if !c.top {
-				inY = fy <= h
-			}
-			if inX && inY {
-				n++
-			}
-		}
-		if n < bestN {
-			best, bestN = k, n
-		}
-	}
-	return corners[best].top, corners[best].left
+	return plots.SavePanels(path, 8.5, 4.5, 1, f)
 }
 
 // PlotBoxes writes one box plot per named group of values.
 func PlotBoxes(path, title, yLabel string, names []string, values [][]float64) error {
-	p := plot.New()
-	p.Title.Text = title
-	p.Y.Label.Text = yLabel
-	p.Add(plotter.NewGrid())
+	f := plots.New(title, "", yLabel)
+	f.Add(plotter.NewGrid())
 	ticks := make(plot.ConstantTicks, len(names))
 	for k := range names {
 		b, err := plotter.NewBoxPlot(vg.Points(20), float64(k), plotter.Values(values[k]))
 		if err != nil {
 			return fmt.Errorf("%s: %s: %v", path, names[k], err)
 		}
-		b.FillColor = plotutil.Color(k)
-		p.Add(b)
+		b.FillColor = plots.Color(k)
+		f.Add(b)
 		ticks[k] = plot.Tick{Value: float64(k), Label: names[k]}
 	}
-	zero, err := plotter.NewLine(plotter.XYs{{X: -0.5, Y: 0}, {X: float64(len(names)) - 0.5, Y: 0}})
+	zero, err := refLine(plotter.XY{X: -0.5, Y: 0}, plotter.XY{X: float64(len(names)) - 0.5, Y: 0}, referenceDashes, referenceColor)
 	if err != nil {
 		return fmt.Errorf("%s: %v", path, err)
 	}
-	zero.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
-	p.Add(zero)
-	p.X.Tick.Marker = ticks
-	p.X.Min, p.X.Max = -0.6, float64(len(names))-0.4
-	return savePNG(p, path, vg.Length(max(4, 1.2*float64(len(names))))*vg.Inch, 4.5*vg.Inch)
+	f.Add(zero)
+	f.X.Tick.Marker = ticks
+	f.X.Min, f.X.Max = -0.6, float64(len(names))-0.4
+	if err := saneAxes(f.Plot); err != nil {
+		return fmt.Errorf("%s: %v", path, err)
+	}
+	return plots.SavePanels(path, max(4.5, 1.3*float64(len(names))), 4.5, 1, f)
 }
 
-// EvalPlots writes the Figure 1 set for one head into dir: the reward
-// distributions by class, the confusion matrix, and, with ground truth,
-// the scatter against it. It returns the files written.
+// Figure1 writes the paper's Figure 1 for one head as one PNG of three
+// panels side by side: (a) IRL reward against ground-truth reward, (b) the
+// reward distributions by class with the threshold, (c) the confusion
+// matrix. Without ground truth (gtPos nil) there is nothing to put on (a)'s
+// x axis, so it is left out and the figure has the other two panels,
+// lettered (a) and (b).
+func Figure1(path string, r *rewardhead.Report, pos, neg, gtPos, gtNeg []float64) error {
+	var figs []*plots.Figure
+	letter := func() string { return fmt.Sprintf("(%c) ", 'a'+len(figs)) }
+	if gtPos != nil {
+		f, err := scatterFigure(letter()+"IRL vs ground-truth reward", pos, neg, gtPos, gtNeg, r.Threshold)
+		if err != nil {
+			return fmt.Errorf("%s: %v", path, err)
+		}
+		figs = append(figs, f)
+	}
+	f, err := distributionsFigure(letter()+"Reward by class", pos, neg, r.Threshold)
+	if err != nil {
+		return fmt.Errorf("%s: %v", path, err)
+	}
+	figs = append(figs, f)
+	if f, err = confusionFigure(letter()+"Confusion matrix (toxic = positive)", r.Confusion); err != nil {
+		return fmt.Errorf("%s: %v", path, err)
+	}
+	figs = append(figs, f)
+	return plots.SavePanels(path, 5.5*float64(len(figs))+2.5, 5, len(figs), figs...)
+}
+
+// EvalPlots writes the Figure 1 set for one head into dir: figure1.png
+// (Figure1's panels in one file), and each panel on its own: the reward
+// distributions by class, the confusion matrix, and, with ground truth, the
+// scatter against it. It returns the files written.
 func EvalPlots(dir string, r *rewardhead.Report, pos, neg, gtPos, gtNeg []float64) ([]string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
@@ -445,5 +433,9 @@ func EvalPlots(dir string, r *rewardhead.Report, pos, neg, gtPos, gtNeg []float6
 		}
 		out = append(out, p)
 	}
-	return out, nil
+	p = filepath.Join(dir, "figure1.png")
+	if err := Figure1(p, r, pos, neg, gtPos, gtNeg); err != nil {
+		return nil, err
+	}
+	return append(out, p), nil
 }

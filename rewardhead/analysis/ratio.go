@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 
+	"irl/plots"
 	"irl/rewardhead"
 )
 
@@ -26,9 +27,14 @@ type RatioConfig struct {
 // RatioPoint is the evaluation of heads trained at one fraction.
 type RatioPoint struct {
 	Fraction float64 `json:"fraction"`
-	// NPos and NNeg are the training pool sizes.
-	NPos    int                `json:"n_pos_train"`
-	NNeg    int                `json:"n_neg_train"`
+	// NPos and NNeg are the numbers of non-toxic and toxic rows the heads
+	// were trained on: the whole fixed pool, and max(1, ⌈f·N⌉) of the
+	// varied one.
+	NPos int `json:"n_pos_train"`
+	NNeg int `json:"n_neg_train"`
+	// NVaried repeats the varied class's count, the x of the paper's
+	// Figure 2, so a reader need not know which side is which.
+	NVaried int                `json:"n_varied"`
 	Metrics map[string]Summary `json:"metrics"`
 }
 
@@ -40,6 +46,10 @@ type RatioResult struct {
 	// AddNonToxic fixes the toxic pool and grows the non-toxic one.
 	AddNonToxic []RatioPoint `json:"add_non_toxic"`
 	Repeats     int          `json:"repeats"`
+	// PoolPos and PoolNeg are the sizes of the whole training pools, the
+	// N that each fraction is taken of.
+	PoolPos int `json:"pool_pos"`
+	PoolNeg int `json:"pool_neg"`
 	// Subsets says how the pools are grown.
 	Subsets string `json:"subsets"`
 }
@@ -65,7 +75,7 @@ func DataRatio(trainPos, trainNeg, evalPos, evalNeg *rewardhead.Features, gtPos,
 		return nil, err
 	}
 	cfg.Train.OnEpoch = nil
-	res := &RatioResult{Repeats: cfg.Repeats, Subsets: "nested: the first ⌈f·N⌉ rows of a permutation seeded per repeat"}
+	res := &RatioResult{Repeats: cfg.Repeats, PoolPos: trainPos.N, PoolNeg: trainNeg.N, Subsets: "nested: the first ⌈f·N⌉ rows of a permutation seeded per repeat"}
 	run := func(fixed, varied *rewardhead.Features, variedIsNeg bool) ([]RatioPoint, error) {
 		var points []RatioPoint
 		for _, f := range cfg.Fractions {
@@ -87,7 +97,7 @@ func DataRatio(trainPos, trainNeg, evalPos, evalNeg *rewardhead.Features, gtPos,
 				sp, sn := tr.Best.Score(evalPos), tr.Best.Score(evalNeg)
 				runs[r] = Metrics(rewardhead.Evaluate(sp, sn, gtPos, gtNeg, cfg.Threshold))
 			}
-			p := RatioPoint{Fraction: f, Metrics: summariseRuns(runs)}
+			p := RatioPoint{Fraction: f, NVaried: k, Metrics: summariseRuns(runs)}
 			p.NPos, p.NNeg = fixed.N, k
 			if !variedIsNeg {
 				p.NPos, p.NNeg = k, fixed.N
@@ -106,35 +116,67 @@ func DataRatio(trainPos, trainNeg, evalPos, evalNeg *rewardhead.Features, gtPos,
 	return res, nil
 }
 
-// Plot writes precision, recall and (with ground truth) Kendall τ against
-// the fraction for both directions into dir, and returns the paths.
-func (r *RatioResult) Plot(dir string) ([]string, error) {
-	var paths []string
-	for _, side := range []struct {
-		name, title string
-		pts         []RatioPoint
+// RatioPlotMetrics are the metrics the ratio plot shows, in order; those
+// missing from a result (Kendall τ without ground truth) are left out.
+var RatioPlotMetrics = []string{"precision", "recall", "separation", "kendall_tau"}
+
+// Plot writes ratio.png into dir and returns its path: the paper's
+// Figure 2 as two panels side by side, toxic examples added to a fixed
+// non-toxic pool, then non-toxic examples added to a fixed toxic pool, each
+// showing RatioPlotMetrics (mean ± std over repeats) against the number of
+// samples of the varied class. The panels share their y axis.
+func (r *RatioResult) Plot(dir string) (string, error) {
+	path := filepath.Join(dir, "ratio.png")
+	// The counts come from n_pos_train and n_neg_train, which results
+	// written before n_varied existed also have.
+	sides := []struct {
+		title, xLabel string
+		pts           []RatioPoint
+		varied, fixed func(RatioPoint) int
 	}{
-		{"ratio_add_toxic.png", "Non-toxic pool fixed, toxic examples added", r.AddToxic},
-		{"ratio_add_non_toxic.png", "Toxic pool fixed, non-toxic examples added", r.AddNonToxic},
-	} {
+		{"(a) Adding toxic examples", "toxic samples in training (non-toxic fixed at %d)", r.AddToxic,
+			func(p RatioPoint) int { return p.NNeg }, func(p RatioPoint) int { return p.NPos }},
+		{"(b) Adding non-toxic examples", "non-toxic samples in training (toxic fixed at %d)", r.AddNonToxic,
+			func(p RatioPoint) int { return p.NPos }, func(p RatioPoint) int { return p.NNeg }},
+	}
+	var figs []*plots.Figure
+	for k, side := range sides {
+		if len(side.pts) == 0 {
+			return "", fmt.Errorf("%s: no points to plot", path)
+		}
 		var series []Series
-		for _, name := range []string{"precision", "recall", "kendall_tau", "accuracy"} {
+		for _, name := range RatioPlotMetrics {
 			if _, ok := side.pts[0].Metrics[name]; !ok {
 				continue
 			}
-			s := Series{Name: name}
+			s := Series{}
+			if k == len(sides)-1 {
+				s.Name = metricLabel(name) // one legend, on the last panel
+			}
 			for _, p := range side.pts {
-				s.X = append(s.X, p.Fraction)
+				s.X = append(s.X, float64(side.varied(p)))
 				s.Y = append(s.Y, orNaN(p.Metrics[name].Mean))
 				s.Err = append(s.Err, orNaN(p.Metrics[name].Std))
 			}
 			series = append(series, s)
 		}
-		path := filepath.Join(dir, side.name)
-		if err := PlotCurves(path, side.title, "fraction of the varied class used in training", "metric", series); err != nil {
-			return nil, err
+		f, err := curvesFigure(side.title, fmt.Sprintf(side.xLabel, side.fixed(side.pts[0])), "metric (mean ± std over repeats)", series)
+		if err != nil {
+			return "", fmt.Errorf("%s: %v", path, err)
 		}
-		paths = append(paths, path)
+		figs = append(figs, f)
 	}
-	return paths, nil
+	// A shared y range lets the two directions be compared by eye.
+	lo, hi := math.Inf(1), math.Inf(-1)
+	for _, f := range figs {
+		if f.Y.Min <= f.Y.Max {
+			lo, hi = math.Min(lo, f.Y.Min), math.Max(hi, f.Y.Max)
+		}
+	}
+	if lo <= hi {
+		for _, f := range figs {
+			f.Y.Min, f.Y.Max = lo, hi
+		}
+	}
+	return path, plots.SavePanels(path, 13, 4.8, len(figs), figs...)
 }
