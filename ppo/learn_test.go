@@ -44,7 +44,7 @@ func TestPPOLearnsLexicon(t *testing.T) {
 	}
 }
 
-func readLines(t *testing.T, path string) []map[string]any {
+func readLines(t testing.TB, path string) []map[string]any {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
