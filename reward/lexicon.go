@@ -17,12 +17,14 @@ type Lexicon struct {
 	Toxic, NonToxic map[string]bool
 	Noise           float64
 	Seed            uint64
+	// lists are the two files LoadLexicon read, for Describe.
+	lists [2]string
 }
 
 // LoadLexicon reads two word lists, one word per line (blank lines and lines
 // starting with # are skipped; words are lower-cased).
 func LoadLexicon(toxicPath, nonToxicPath string, noise float64, seed uint64) (*Lexicon, error) {
-	l := &Lexicon{Noise: noise, Seed: seed}
+	l := &Lexicon{Noise: noise, Seed: seed, lists: [2]string{toxicPath, nonToxicPath}}
 	var err error
 	if l.Toxic, err = readWords(toxicPath); err != nil {
 		return nil, err
@@ -105,8 +107,12 @@ func (l *Lexicon) Base(text string) float64 {
 	return 0
 }
 
-// Score scores each sample's response.
+// Score scores each sample's response. A sample with token ids and no
+// response text is an error: scoring "" would silently give it 0.
 func (l *Lexicon) Score(samples []Sample) ([]float64, error) {
+	if bad := needText("lexicon", samples); bad != nil {
+		return nil, bad[0]
+	}
 	out := make([]float64, len(samples))
 	for i, s := range samples {
 		r := l.Base(s.Response)
@@ -116,7 +122,21 @@ func (l *Lexicon) Score(samples []Sample) ([]float64, error) {
 		}
 		out[i] = r
 	}
+	if err := checkFinite("lexicon", samples, out); err != nil {
+		return nil, err
+	}
 	return out, nil
+}
+
+// Validate returns the samples that have token ids but no response text.
+func (l *Lexicon) Validate(samples []Sample) []*SampleError { return needText("lexicon", samples) }
+
+// Describe names the word lists and the noise.
+func (l *Lexicon) Describe() map[string]string {
+	return map[string]string{
+		"kind": "lexicon", "toxic_words": l.lists[0], "nontoxic_words": l.lists[1],
+		"noise": fmt.Sprint(l.Noise), "seed": fmt.Sprint(l.Seed),
+	}
 }
 
 // Close does nothing.

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"os"
 
 	"github.com/urfave/cli/v2"
 
+	"irl/rows"
 	"irl/tokenizer"
 )
 
@@ -13,7 +15,7 @@ func tokenizeCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "tokenize",
 		Usage:     "encode JSON lines of text into token ids with a Hugging Face tokenizer.json",
-		UsageText: "irl tokenize --tokenizer tokenizer.json [--input FILE] > ids.jsonl",
+		UsageText: "irl tokenize --tokenizer tokenizer.json [--input FILE] [--add-special-tokens] [--max-length N [--truncate right|left|error]] > ids.jsonl",
 		Description: `Reads JSON lines, one object per line with a string field "text" (other
 fields are ignored; blank lines are skipped), from --input FILE or standard
 input, and writes one line {"ids": [...]} per input line to standard output,
@@ -28,6 +30,17 @@ encode(text, add_special_tokens=False): added and special tokens written in
 the text, such as <|endoftext|>, become their single ids, and no BOS/EOS is
 added. Other kinds of tokenizer are rejected with an error.
 
+--add-special-tokens applies the tokenizer's post-processor, as Hugging Face's
+encode(text, add_special_tokens=True): RoBERTa's <s> … </s>, BERT's
+[CLS] … [SEP]; a tokenizer without one (GPT-2, Pythia) adds nothing. These are
+the ids a classifier takes, the input_ids of pre-tokenized rows for
+irl score --reward classifier:MODEL.
+
+--max-length N cuts each text to N ids, the special tokens included and kept:
+the text's own tokens are cut on the --truncate side (right, Hugging Face's
+default, keeps the first; left keeps the last), and --truncate error stops the
+command at a longer line instead.
+
 Lines are encoded 1024 at a time, in parallel on all CPUs, and written after
 each batch, so inputs of any size stream through in bounded memory. A line
 that is not valid JSON or has no string "text" stops the command with an
@@ -36,8 +49,21 @@ been written.`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "tokenizer", Required: true, Usage: "path of the tokenizer.json"},
 			inputFlag("JSON lines file to read (default: standard input)", false),
+			&cli.BoolFlag{Name: "add-special-tokens", Usage: "apply the tokenizer's post-processor (<s> … </s> for RoBERTa)"},
+			&cli.IntFlag{Name: "max-length", Usage: "longest output in ids, special tokens included (0: no limit)"},
+			truncateFlag("right"),
 		},
 		Action: func(c *cli.Context) error {
+			o := tokenizer.JSONLOptions{
+				BatchSize: tokenizer.DefaultJSONLBatch, Special: c.Bool("add-special-tokens"),
+				MaxLength: c.Int("max-length"), Truncate: tokenizer.Truncation(c.String("truncate")),
+			}
+			if o.MaxLength < 0 {
+				return fmt.Errorf("--max-length must not be negative, got %d", o.MaxLength)
+			}
+			if _, err := rows.ParseTruncation(c.String("truncate")); err != nil {
+				return err
+			}
 			tok, err := tokenizer.Load(c.String("tokenizer"))
 			if err != nil {
 				return err
@@ -59,7 +85,7 @@ been written.`,
 			if out == nil {
 				out = os.Stdout
 			}
-			return tok.EncodeJSONL(out, in, name, tokenizer.DefaultJSONLBatch)
+			return tok.EncodeJSONLOptions(out, in, name, o)
 		},
 	}
 }

@@ -1,0 +1,222 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"irl/atomicfile"
+	"irl/reward"
+	"irl/rewardhead"
+	"irl/rows"
+	"irl/safetensors"
+)
+
+func scoreCommand() *cli.Command {
+	trunc := truncateFlag("right")
+	trunc.DefaultText = "right; for head: left, as irl features"
+	flags := append(rewardFlags("reward"),
+		inputFlag("rows: JSON lines, CSV or Parquet (\"-\": JSON lines on stdin)", true),
+		&cli.StringFlag{Name: "out", Required: true, Usage: "output .safetensors file"},
+		textFieldFlag("text", "the response column"),
+		promptFieldFlag("", "a prompt column, scored before the response"),
+		tokenizerFlag,
+		maxLengthFlag(),
+		trunc,
+		&cli.IntFlag{Name: "batch-size", Value: 32, Usage: "rows per forward pass (head:, classifier:)"},
+		seedFlag("seed of the lexicon's noise (each row's draw is keyed by its index)"),
+		skipBadFlag, quietFlag,
+	)
+	return &cli.Command{
+		Name:      "score",
+		Usage:     "score every row with a reward (lexicon, reward head, classifier or program) into a ground-truth reward file",
+		UsageText: "irl score --reward SPEC --input ROWS --out reward.safetensors [--text-field F] [--prompt-field F] [--reward-relative original] [--reward-transform none|official-rf2] [reward, tokenizer and runtime flags]",
+		Description: `Rewards (--reward):
+  lexicon:TOXIC.txt,NONTOXIC.txt   the paper's Algorithm 2 on the response, with
+                                   --reward-noise (0: none) drawn from --seed and the row's index
+  head:HEAD.json                   a recovered head on the features of prompt + response,
+                                   computed as irl features computes them on --reward-model
+                                   (default: the model the head's metadata names)
+  classifier:MODEL                 −P(--reward-label) of prompt + --join + response, tokenized
+                                   with MODEL's tokenizer (or --tokenizer) with its special tokens
+  cmd:PROGRAM ARGS…                a child process (the command is split on spaces, no quoting):
+                                   one JSON line {"prompt", "response", …the row's other fields,
+                                   "row"} per row on its stdin, one {"reward": x} line per row
+                                   on its stdout, in order, flushed as it goes
+
+Rows are JSON lines, CSV or Parquet: the response in --text-field, the prompt in
+--prompt-field (none by default). Rows with input_ids are taken as the model's
+ids exactly (special tokens included), and need no tokenizer; irl tokenize
+--add-special-tokens makes them for a classifier.
+
+--reward-relative original scores prompt + the row's --original-field column
+with the same reward and writes R(response) − R(original). --reward-transform
+official-rf2 reproduces the paper's official IRL-RLHF code: min-max to [−1, 1]
+over the whole file (one scoring call), then 1.5x below 0 and −0.5x above. It
+is NOT monotonic (the best row gets −0.5) and exists only to compare with the
+paper.
+
+Texts longer than --max-length (default: the model's limit; a head's own
+max_length) are cut on the --truncate side, special tokens kept; --truncate
+error makes such a row a bad row. A bad row stops the run with its file and
+line; --skip-bad leaves it out and reports it.
+
+Output: reward (F32 [N]) and row (I64 [N], each reward's index among the input's
+data rows), plus for a classifier prob (F32 [N], P(label)) and logits (F32
+[N, labels]), with metadata naming the spec, the model and the label: the
+ground-truth files irl reward eval --gt-pos/--gt-neg reads, row-aligned with
+irl features of the same rows.`,
+		Flags:  append(flags, runtimeFlags()...),
+		Action: runScore,
+	}
+}
+
+func runScore(c *cli.Context) error {
+	out := c.String("out")
+	if err := atomicfile.CheckFile(out); err != nil {
+		return err
+	}
+	spec := c.String("reward")
+	kind, err := reward.SpecKind(spec)
+	if err != nil {
+		return err
+	}
+	ro, err := rewardOptions(c)
+	if err != nil {
+		return err
+	}
+	ro.Tokenizer, ro.MaxLength, ro.BatchSize = c.String("tokenizer"), c.Int("max-length"), c.Int("batch-size")
+	if ro.BatchSize <= 0 {
+		return fmt.Errorf("--batch-size must be positive, got %d", ro.BatchSize)
+	}
+	if ro.MaxLength < 0 {
+		return fmt.Errorf("--max-length must not be negative, got %d", ro.MaxLength)
+	}
+	// Unset, each reward cuts on its own default side: a head as the
+	// features it was trained on were cut.
+	if c.IsSet("truncate") {
+		if ro.Truncate, err = rows.ParseTruncation(c.String("truncate")); err != nil {
+			return err
+		}
+	}
+	if !c.Bool("quiet") {
+		ro.Progress = os.Stderr
+	}
+	// Only the model rewards need ONNX Runtime.
+	if kind == "head" || kind == "classifier" {
+		if ro.Session, err = sessionOptions(c); err != nil {
+			return err
+		}
+	}
+	input := c.String("input")
+	rs, badRows, err := rows.Read(input, rows.Options{TextField: c.String("text-field"), PromptField: c.String("prompt-field"), KeepFields: true})
+	if err != nil {
+		return err
+	}
+	bad := &rows.Bad{Skip: c.Bool("skip-bad")}
+	if err := bad.AddAll(badRows); err != nil {
+		return err
+	}
+	src, err := reward.Parse(spec, ro)
+	if err != nil {
+		return err
+	}
+	closed := false
+	defer func() {
+		if !closed {
+			src.Close()
+		}
+	}()
+
+	samples := make([]reward.Sample, len(rs))
+	for i, r := range rs {
+		fields := r.Fields
+		if _, ok := fields[reward.RowField]; !ok {
+			if fields == nil {
+				fields = map[string]any{}
+			}
+			fields[reward.RowField] = r.Index
+		}
+		samples[i] = reward.Sample{Prompt: r.Prompt, Response: r.Text, IDs: r.IDs, Fields: fields, Key: uint64(r.Index)}
+	}
+	// Rows the reward cannot take are bad rows, found before any compute.
+	if errs := reward.Validate(src, samples); len(errs) > 0 {
+		drop := map[int]bool{}
+		for _, e := range errs {
+			r := rs[e.Index]
+			if err := bad.Add(&rows.RowError{File: input, Line: r.Line, Index: r.Index, Err: e}); err != nil {
+				return err
+			}
+			drop[e.Index] = true
+		}
+		keptRows, keptSamples := rs[:0:0], samples[:0:0]
+		for i := range rs {
+			if !drop[i] {
+				keptRows, keptSamples = append(keptRows, rs[i]), append(keptSamples, samples[i])
+			}
+		}
+		rs, samples = keptRows, keptSamples
+	}
+	bad.Report(os.Stderr)
+	if len(samples) == 0 {
+		return fmt.Errorf("%s: no usable rows", input)
+	}
+
+	rewards, probs, logits, err := reward.ScoreDetailed(src, samples)
+	if err != nil {
+		var se *reward.SampleError
+		if errors.As(err, &se) && se.Index >= 0 && se.Index < len(rs) {
+			return fmt.Errorf("%s:%d: %w", input, rs[se.Index].Line, err)
+		}
+		return err
+	}
+	if len(rewards) != len(samples) {
+		return fmt.Errorf("the reward gave %d scores for %d rows", len(rewards), len(samples))
+	}
+	index := make([]int64, len(rs))
+	for i, r := range rs {
+		index[i] = int64(r.Index)
+	}
+	meta := map[string]string{
+		"reward": spec, "input": input, "text_field": c.String("text-field"),
+		"rows": fmt.Sprint(len(rs)), "skipped": fmt.Sprint(len(bad.List)),
+	}
+	if p := c.String("prompt-field"); p != "" {
+		meta["prompt_field"] = p
+	}
+	for k, v := range reward.Describe(src) {
+		meta[k] = v
+	}
+	var extra []safetensors.Tensor
+	if probs != nil {
+		labels := reward.Labels(src)
+		p32 := make([]float32, len(probs))
+		for i, p := range probs {
+			p32[i] = float32(p)
+		}
+		flat := make([]float32, 0, len(logits)*len(labels))
+		for _, l := range logits {
+			flat = append(flat, l...)
+		}
+		extra = append(extra, safetensors.FromFloat32("prob", []int{len(p32)}, p32),
+			safetensors.FromFloat32("logits", []int{len(logits), len(labels)}, flat))
+		meta["labels"] = strings.Join(labels, ",")
+	}
+	if err := rewardhead.WriteRewards(out, rewards, index, meta, extra...); err != nil {
+		return err
+	}
+	closed = true
+	if err := src.Close(); err != nil {
+		fmt.Fprintln(os.Stderr, "irl: warning:", err)
+	}
+	lo, hi, sum := math.Inf(1), math.Inf(-1), 0.0
+	for _, r := range rewards {
+		lo, hi, sum = min(lo, r), max(hi, r), sum+r
+	}
+	fmt.Fprintf(os.Stderr, "wrote %s: %d rewards, mean %.4g, min %.4g, max %.4g\n", out, len(rewards), sum/float64(len(rewards)), lo, hi)
+	return nil
+}

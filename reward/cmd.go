@@ -1,0 +1,385 @@
+package reward
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"irl/progress"
+)
+
+// CmdSource is a reward computed by any program, run as one long-lived
+// child process (spec "cmd:PROGRAM ARGS…", split on white space with no
+// quoting: put anything more elaborate in a script).
+//
+// The protocol is JSON lines. For each sample the child reads one line on
+// its standard input,
+//
+//	{"prompt": "...", "response": "...", ...the sample's Fields}
+//
+// (prompt and response win over fields of the same name) and answers one
+// line on its standard output,
+//
+//	{"reward": 0.25}
+//
+// in the same order. The child must answer each line as it reads it and
+// flush its output (Python: print(json.dumps({"reward": r}), flush=True)):
+// its input stays open between batches, so a child that waits for the end
+// of its input, or for a full block of it (mawk without -W interactive),
+// never answers. Its standard error is kept (the last 8 KiB)
+// for error messages.
+//
+// A child that exits, answers something other than such a line, or answers
+// a reward that is not a finite number stops the run with an error naming
+// the sample and carrying the end of the child's standard error; no score
+// is ever made up. Close closes the child's input and waits for it to exit,
+// killing it after CloseTimeout. A CmdSource is not safe for concurrent use.
+type CmdSource struct {
+	argv     []string
+	cmd      *exec.Cmd
+	stdin    io.WriteCloser
+	stdout   *os.File
+	answers  chan answer
+	quit     chan struct{}
+	stderr   *tailBuffer
+	exited   chan struct{}
+	waitErr  error // set before exited is closed
+	failed   error
+	closed   bool
+	progress io.Writer
+}
+
+// CloseTimeout is how long Close waits for the child to exit once its input
+// is closed, before killing it.
+var CloseTimeout = 5 * time.Second
+
+// exitGrace is how long answers a dead child wrote are waited for, and how
+// long its exit is waited for once its output has ended.
+const exitGrace = 2 * time.Second
+
+// maxAnswerBytes bounds an answer line; a longer one is garbage.
+const maxAnswerBytes = 1 << 20
+
+// stderrTail is how much of the child's standard error is kept.
+const stderrTail = 8 << 10
+
+type answer struct {
+	line []byte
+	err  error
+}
+
+// StartCmd starts argv as a reward child. progressTo, if not nil, receives a
+// progress bar for each batch.
+func StartCmd(argv []string, progressTo io.Writer) (*CmdSource, error) {
+	if len(argv) == 0 {
+		return nil, errors.New("cmd reward: no program")
+	}
+	// The child's output is an *os.File of our own, so that exec.Cmd.Wait,
+	// run as soon as the child exits, does not close it under the reader.
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdout = pw
+	tail := &tailBuffer{max: stderrTail}
+	cmd.Stderr = tail
+	// A grandchild holding the child's stderr must not stall Wait.
+	cmd.WaitDelay = exitGrace
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		pr.Close()
+		pw.Close()
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		pr.Close()
+		pw.Close()
+		return nil, fmt.Errorf("cmd reward: starting %s: %w", argv[0], err)
+	}
+	pw.Close()
+	s := &CmdSource{
+		argv: argv, cmd: cmd, stdin: stdin, stdout: pr, answers: make(chan answer, 256),
+		quit: make(chan struct{}), stderr: tail, exited: make(chan struct{}), progress: progressTo,
+	}
+	go func() {
+		s.waitErr = cmd.Wait()
+		close(s.exited)
+	}()
+	go s.read()
+	return s, nil
+}
+
+// read passes the child's output lines to answers until it ends.
+func (s *CmdSource) read() {
+	br := bufio.NewReaderSize(s.stdout, 64<<10)
+	for {
+		line, err := readAnswer(br)
+		select {
+		case s.answers <- answer{line, err}:
+		case <-s.quit:
+			return
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// readAnswer reads one line (without its line ending). A last line without
+// a newline is still a line; io.EOF comes after it.
+func readAnswer(br *bufio.Reader) ([]byte, error) {
+	var line []byte
+	for {
+		chunk, err := br.ReadSlice('\n')
+		if len(line)+len(chunk) > maxAnswerBytes+2 {
+			return nil, fmt.Errorf("an answer line is longer than %d bytes", maxAnswerBytes)
+		}
+		line = append(line, chunk...)
+		switch {
+		case err == bufio.ErrBufferFull:
+			continue
+		case err == io.EOF && len(line) > 0:
+			return line, nil
+		case err != nil:
+			return nil, err
+		}
+		return bytes.TrimSuffix(bytes.TrimSuffix(line, []byte("\n")), []byte("\r")), nil
+	}
+}
+
+// next returns the child's next answer, or an error once it has died or
+// closed its output with nothing more to say.
+func (s *CmdSource) next() answer {
+	select {
+	case a := <-s.answers:
+		return a
+	case <-s.exited:
+		// What the child wrote before exiting is still in the pipe.
+		select {
+		case a := <-s.answers:
+			return a
+		case <-time.After(exitGrace):
+			return answer{err: io.EOF}
+		}
+	}
+}
+
+// Score sends each sample to the child and reads its rewards.
+func (s *CmdSource) Score(samples []Sample) ([]float64, error) {
+	switch {
+	case s.failed != nil:
+		return nil, s.failed
+	case s.closed:
+		return nil, errors.New("cmd reward: Score after Close")
+	case len(samples) == 0:
+		return []float64{}, nil
+	}
+	if bad := needText("cmd", samples); bad != nil {
+		return nil, bad[0]
+	}
+	var buf bytes.Buffer
+	for i, smp := range samples {
+		if err := writeSampleLine(&buf, smp); err != nil {
+			return nil, sampleError("cmd", samples, i, err)
+		}
+	}
+	// The batch is written while answers are read: a child that answers as
+	// it reads would otherwise fill its output pipe while this process is
+	// still blocked writing its input.
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := s.stdin.Write(buf.Bytes())
+		wrote <- err
+	}()
+	bar := progress.New(s.progress, len(samples), "cmd reward", "rows")
+	out := make([]float64, len(samples))
+	for i := range samples {
+		a := s.next()
+		if a.err != nil {
+			return nil, s.fail(samples, i, s.deathCause(a.err))
+		}
+		v, err := parseAnswer(a.line)
+		if err != nil {
+			return nil, s.fail(samples, i, err)
+		}
+		out[i] = v
+		bar.Add(1)
+	}
+	// Every answer came, so the child has read the whole batch; had it
+	// exited, Wait has closed its input and the write has ended.
+	if err := <-wrote; err != nil {
+		return nil, s.fail(samples, len(samples)-1, fmt.Errorf("writing the batch to the child: %w", err))
+	}
+	bar.Finish()
+	// Lines beyond the batch would be taken as the next batch's answers.
+	// Only those already read can be caught; the protocol has no way to
+	// tell a late extra line from the next batch's first answer.
+	select {
+	case a := <-s.answers:
+		if a.err == nil {
+			return nil, s.fail(samples, len(samples)-1, fmt.Errorf("the child answered more lines than it was given (extra line %s)", quoteLine(a.line)))
+		}
+		s.answers <- a // the end of the output: the next call reports it
+	default:
+	}
+	return out, nil
+}
+
+// deathCause describes why no answer came: the child's exit status, or its
+// closed output.
+func (s *CmdSource) deathCause(err error) error {
+	if err != io.EOF {
+		return fmt.Errorf("reading the child's answer: %w", err)
+	}
+	select {
+	case <-s.exited:
+		if s.waitErr != nil {
+			return fmt.Errorf("the child died before answering (%v)", s.waitErr)
+		}
+		return errors.New("the child exited (status 0) before answering")
+	case <-time.After(exitGrace):
+		return errors.New("the child closed its output before answering")
+	}
+}
+
+// fail stops the child, so that nothing more is read from it, and returns
+// the error for samples[i] with the end of the child's standard error.
+func (s *CmdSource) fail(samples []Sample, i int, cause error) error {
+	s.cmd.Process.Kill()
+	select {
+	case <-s.exited: // its stderr is then complete
+	case <-time.After(exitGrace):
+	}
+	s.failed = sampleError("cmd", samples, i, fmt.Errorf("%s: %w%s", strings.Join(s.argv, " "), cause, s.stderrNote()))
+	return s.failed
+}
+
+func (s *CmdSource) stderrNote() string {
+	t := s.stderr.String()
+	if strings.TrimSpace(t) == "" {
+		return " (the child wrote nothing to stderr)"
+	}
+	return "; the child's stderr ends:\n\t" + strings.ReplaceAll(strings.TrimRight(t, "\n"), "\n", "\n\t")
+}
+
+// writeSampleLine writes {"prompt", "response", …Fields} and a newline.
+func writeSampleLine(w *bytes.Buffer, s Sample) error {
+	m := make(map[string]any, len(s.Fields)+2)
+	for k, v := range s.Fields {
+		m[k] = v
+	}
+	m["prompt"], m["response"] = s.Prompt, s.Response
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(m); err != nil {
+		return fmt.Errorf("cannot write it as JSON: %v", err)
+	}
+	return nil
+}
+
+// nonFinite finds the non-finite numbers other languages write into JSON
+// (Python's NaN and Infinity), which are not JSON, to say what they are.
+var nonFinite = regexp.MustCompile(`(?i)"reward"\s*:\s*"?([+-]?(?:nan|inf(?:inity)?))"?`)
+
+// parseAnswer reads {"reward": x} with x a finite number.
+func parseAnswer(line []byte) (float64, error) {
+	if m := nonFinite.FindSubmatch(line); m != nil {
+		return 0, fmt.Errorf("the child answered reward %s; rewards must be finite", m[1])
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(line, &obj); err != nil || obj == nil {
+		return 0, fmt.Errorf("the child answered %s, not a JSON object {\"reward\": x}", quoteLine(line))
+	}
+	raw, ok := obj["reward"]
+	if !ok {
+		return 0, fmt.Errorf("the child answered %s, which has no \"reward\"", quoteLine(line))
+	}
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || !(raw[0] == '-' || (raw[0] >= '0' && raw[0] <= '9')) {
+		return 0, fmt.Errorf("the child answered %s: \"reward\" is not a number", quoteLine(line))
+	}
+	v, err := strconv.ParseFloat(string(raw), 64)
+	if err != nil || math.IsInf(v, 0) || math.IsNaN(v) {
+		return 0, fmt.Errorf("the child answered reward %s, beyond float64; rewards must be finite", raw)
+	}
+	return v, nil
+}
+
+// quoteLine quotes an answer for a message, shortened.
+func quoteLine(line []byte) string {
+	const keep = 200
+	if len(line) > keep {
+		return strconv.Quote(string(line[:keep])) + "…"
+	}
+	return strconv.Quote(string(line))
+}
+
+// Describe names the program.
+func (s *CmdSource) Describe() map[string]string {
+	return map[string]string{"kind": "cmd", "command": strings.Join(s.argv, " ")}
+}
+
+// Validate returns the samples that carry only token ids.
+func (s *CmdSource) Validate(samples []Sample) []*SampleError { return needText("cmd", samples) }
+
+// Close closes the child's input and waits for it to exit, killing it after
+// CloseTimeout. It reports a child that exits with an error or has to be
+// killed, unless a Score has already reported its failure.
+func (s *CmdSource) Close() error {
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	s.stdin.Close()
+	var err error
+	select {
+	case <-s.exited:
+		if s.failed == nil && s.waitErr != nil {
+			err = fmt.Errorf("cmd reward %s: the child failed after its input closed (%v)%s", strings.Join(s.argv, " "), s.waitErr, s.stderrNote())
+		}
+	case <-time.After(CloseTimeout):
+		s.cmd.Process.Kill()
+		<-s.exited
+		if s.failed == nil {
+			err = fmt.Errorf("cmd reward %s: the child was still running %v after its input closed; killed", strings.Join(s.argv, " "), CloseTimeout)
+		}
+	}
+	close(s.quit)
+	s.stdout.Close()
+	return err
+}
+
+// tailBuffer keeps the last max bytes written to it.
+type tailBuffer struct {
+	mu  sync.Mutex
+	buf []byte
+	max int
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, p...)
+	if len(t.buf) > t.max {
+		t.buf = append([]byte(nil), t.buf[len(t.buf)-t.max:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.buf)
+}

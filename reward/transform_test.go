@@ -1,0 +1,74 @@
+package reward
+
+import (
+	"fmt"
+	"math"
+	"strings"
+	"testing"
+)
+
+// official-rf2 by hand: min-max to [−1, 1], then 1.5x below 0, −0.5x above.
+func TestOfficialRF2ByHand(t *testing.T) {
+	in := []float64{0, 1, 2, 3, 4}
+	// x = −1, −0.5, 0, 0.5, 1
+	want := []float64{-1.5, -0.75, 0, -0.25, -0.5}
+	got := OfficialRF2(in)
+	for i := range want {
+		if math.Abs(got[i]-want[i]) > 1e-12 {
+			t.Errorf("%v → %v, want %v", in[i], got[i], want[i])
+		}
+	}
+	// Not monotonic: the best input (4) gets less than a middling one (2),
+	// and 3 beats 4.
+	if !(got[4] < got[2] && got[3] > got[4]) {
+		t.Errorf("expected the non-monotonic ordering, got %v", got)
+	}
+	if fmt.Sprint(OfficialRF2([]float64{7, 7, 7})) != "[0 0 0]" || len(OfficialRF2(nil)) != 0 {
+		t.Error("all equal must give zeros")
+	}
+	// Per call: the same reward scores differently in another batch.
+	a, b := OfficialRF2([]float64{1, 2})[1], OfficialRF2([]float64{1, 2, 3})[1]
+	if a == b {
+		t.Errorf("%v in both batches", a)
+	}
+}
+
+// The transform wraps any source, after the relative reward.
+func TestTransformedSource(t *testing.T) {
+	tox, non := writeLists(t)
+	src, err := Parse("lexicon:"+tox+","+non, Options{Transform: "official-rf2", Noise: NoNoise})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := src.Score([]Sample{{Response: "kind"}, {Response: "vile"}, {Response: "blue"}, {Response: "kind vile"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 0.5, −0.5, 0, −0.3 → x = 1, −1, 0, −0.6 → −0.5, −1.5, 0, −0.9
+	for i, w := range []float64{-0.5, -1.5, 0, -0.9} {
+		if math.Abs(got[i]-w) > 1e-12 {
+			t.Errorf("sample %d: %v, want %v", i, got[i], w)
+		}
+	}
+	if d := Describe(src); d["transform"] != "official-rf2" {
+		t.Errorf("describe %v", d)
+	}
+	both, err := Parse("lexicon:"+tox+","+non, Options{Transform: "official-rf2", Relative: "original", Noise: NoNoise})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ = both.Score([]Sample{{Response: "kind", Fields: orig("vile", 0)}, {Response: "blue", Fields: orig("blue", 1)}, {Response: "vile", Fields: orig("kind", 2)}})
+	// relative: 1, 0, −1 → x = 1, 0, −1 → −0.5, 0, −1.5
+	if fmt.Sprint(got) != "[-0.5 0 -1.5]" {
+		t.Errorf("relative then transform: %v", got)
+	}
+	if _, ok := both.(*Transformed); !ok {
+		t.Errorf("outermost wrapper is %T, want the transform", both)
+	}
+	if same, _ := NewTransform(src, "none"); same != src {
+		t.Error("none must not wrap")
+	}
+	if _, err := Parse("lexicon:"+tox+","+non, Options{Transform: "rf2"}); err == nil || !strings.Contains(err.Error(), "official-rf2") {
+		t.Errorf("unknown transform: %v", err)
+	}
+}

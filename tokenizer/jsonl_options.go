@@ -1,0 +1,127 @@
+package tokenizer
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"sync"
+	"sync/atomic"
+)
+
+// JSONLOptions say how EncodeJSONLOptions encodes each line.
+type JSONLOptions struct {
+	// BatchSize is the lines encoded at a time (DefaultJSONLBatch if <= 0).
+	BatchSize int
+	// Special applies the post-processor, as EncodeSpecial does
+	// (add_special_tokens=True).
+	Special bool
+	// MaxLength, if positive, cuts each text's own tokens on the Truncate
+	// side so the ids, specials included, number at most MaxLength (see
+	// EncodeTruncated).
+	MaxLength int
+	// Truncate is the side cut; "" is TruncateRight, Hugging Face's
+	// default. TruncateError makes a longer text stop the run.
+	Truncate Truncation
+}
+
+// EncodeJSONLOptions is EncodeJSONL with special tokens and truncation: it
+// reads JSON lines {"text"} from r and writes one {"ids"} line per input
+// line to w, in order, a batch at a time. A line that cannot be encoded
+// (malformed, no string "text", too long under TruncateError) stops the run
+// with an error naming name and the line; the lines before it have been
+// written.
+func (t *Tokenizer) EncodeJSONLOptions(w io.Writer, r io.Reader, name string, o JSONLOptions) error {
+	if o.Truncate == "" {
+		o.Truncate = TruncateRight
+	}
+	if !o.Special && o.MaxLength <= 0 {
+		return t.EncodeJSONL(w, r, name, o.BatchSize)
+	}
+	switch o.Truncate {
+	case TruncateRight, TruncateLeft, TruncateError:
+	default:
+		return fmt.Errorf("truncation side %q: want %q, %q or %q", o.Truncate, TruncateRight, TruncateLeft, TruncateError)
+	}
+	batchSize := o.BatchSize
+	if batchSize <= 0 {
+		batchSize = DefaultJSONLBatch
+	}
+	in := bufio.NewReaderSize(r, 1<<16)
+	out := bufio.NewWriterSize(w, 1<<16)
+	var texts []string
+	var lines []int
+	var buf []byte
+
+	// flush writes the batch up to its first bad line and returns that
+	// line's error.
+	flush := func() error {
+		ids, errs := t.encodeBatchWith(texts, o)
+		var bad error
+		for i := range texts {
+			if errs[i] != nil {
+				bad = fmt.Errorf("%s: line %d: %w", name, lines[i], errs[i])
+				break
+			}
+			buf = appendIDsLine(buf[:0], ids[i])
+			if _, err := out.Write(buf); err != nil {
+				return err
+			}
+		}
+		texts, lines = texts[:0], lines[:0]
+		return errors.Join(out.Flush(), bad)
+	}
+
+	for lineNo := 1; ; lineNo++ {
+		line, readErr := in.ReadBytes('\n')
+		if readErr != nil && readErr != io.EOF {
+			return errors.Join(flush(), fmt.Errorf("%s: line %d: %w", name, lineNo, readErr))
+		}
+		if len(bytes.TrimSpace(line)) > 0 {
+			text, err := parseTextLine(line)
+			if err != nil {
+				return errors.Join(flush(), fmt.Errorf("%s: line %d: %w", name, lineNo, err))
+			}
+			texts, lines = append(texts, text), append(lines, lineNo)
+			if len(texts) == batchSize {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		}
+		if readErr == io.EOF {
+			return flush()
+		}
+	}
+}
+
+// encodeBatchWith encodes texts in parallel as EncodeBatch does, with the
+// options' specials and truncation.
+func (t *Tokenizer) encodeBatchWith(texts []string, o JSONLOptions) ([][]int, []error) {
+	ids, errs := make([][]int, len(texts)), make([]error, len(texts))
+	one := func(i int) {
+		if o.MaxLength > 0 {
+			ids[i], _, errs[i] = t.EncodeTruncated(texts[i], o.MaxLength, o.Special, o.Truncate)
+		} else {
+			ids[i] = t.EncodeSpecial(texts[i])
+		}
+	}
+	workers := min(runtime.GOMAXPROCS(0), len(texts))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(texts) {
+					return
+				}
+				one(i)
+			}
+		})
+	}
+	wg.Wait()
+	return ids, errs
+}
