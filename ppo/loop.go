@@ -162,7 +162,13 @@ func (t *trainer) text(ids []int64) string {
 func (t *trainer) score(ps []Prompt, resp [][]int64, key uint64) ([]float64, error) {
 	samples := make([]reward.Sample, len(ps))
 	for i, p := range ps {
-		samples[i] = reward.Sample{Prompt: t.promptText(p), Response: t.text(resp[i]), Fields: p.Fields, Key: key + uint64(i)}
+		// The row rides along, so a reward's errors can name it.
+		fields := make(map[string]any, len(p.Fields)+1)
+		for k, v := range p.Fields {
+			fields[k] = v
+		}
+		fields[reward.RowField] = p.Row
+		samples[i] = reward.Sample{Prompt: t.promptText(p), Response: t.text(resp[i]), Fields: fields, Key: key + uint64(i)}
 	}
 	s, err := t.src.Score(samples)
 	if err != nil {

@@ -97,3 +97,44 @@ func TestPPOCommandBadInput(t *testing.T) {
 		})
 	}
 }
+
+// IRL-RLHF end to end: features of two kinds of text from a model, a head
+// trained on them, and irl ppo against that head; and a reward that is not
+// a number stops the run naming the row.
+func TestPPOCommandHeadAndNaN(t *testing.T) {
+	model, prompts, _ := ppoWorld(t)
+	dir := t.TempDir()
+	pos := writeFile(t, filepath.Join(dir, "pos.jsonl"), strings.Repeat(`{"prompt": "The cat is", "text": " kind and gentle."}`+"\n", 6))
+	neg := writeFile(t, filepath.Join(dir, "neg.jsonl"), strings.Repeat(`{"prompt": "The cat is", "text": " nasty and vile."}`+"\n", 6))
+	for _, f := range []struct{ in, out string }{{pos, "pos.safetensors"}, {neg, "neg.safetensors"}} {
+		if err := run(t, "features", "--model", model, "--input", f.in, "--prompt-field", "prompt", "--out", filepath.Join(dir, f.out), "--quiet"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := run(t, "reward", "train", "--pos", filepath.Join(dir, "pos.safetensors"), "--neg", filepath.Join(dir, "neg.safetensors"), "--out", filepath.Join(dir, "heads"), "--epochs", "3"); err != nil {
+		t.Fatal(err)
+	}
+	head := "head:" + filepath.Join(dir, "heads", "head.json")
+	out := filepath.Join(dir, "irl-rlhf")
+	if err := run(t, ppoArgs(model, prompts, head, out, "--reward-model", model)...); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(out, "final", "model.safetensors")); err != nil {
+		t.Error(err)
+	}
+	// A head whose features came from another model is refused.
+	other := filepath.Join(dir, "other")
+	if err := run(t, "model", "init", "--shape", "pythia-14m", "--layers", "1", "--hidden-size", "32", "--heads", "2", "--seed", "9", "--out", other,
+		"--tokenizer", filepath.Join("..", "..", "testdata", "gpt2-bpe", "tokenizer.json")); err != nil {
+		t.Fatal(err)
+	}
+	if err := run(t, ppoArgs(model, prompts, head, filepath.Join(dir, "x"), "--reward-model", other)...); err == nil || !strings.Contains(err.Error(), "fingerprint") {
+		t.Errorf("a head on another encoder: %v", err)
+	}
+	script := writeFile(t, filepath.Join(dir, "nan.sh"), "#!/bin/sh\nwhile read l; do echo '{\"reward\": \"NaN\"}'; done\n")
+	os.Chmod(script, 0o755)
+	err := run(t, ppoArgs(model, prompts, "cmd:"+script, filepath.Join(dir, "y"))...)
+	if err == nil || !strings.Contains(err.Error(), "row") {
+		t.Errorf("a NaN reward: %v", err)
+	}
+}

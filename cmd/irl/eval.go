@@ -1,0 +1,301 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"irl/atomicfile"
+	"irl/policy"
+	"irl/reward"
+	"irl/rows"
+	"irl/tokenizer"
+	"irl/toxicity"
+)
+
+func evalCommand() *cli.Command {
+	scorer := rewardFlags("scorer")
+	for _, f := range scorer {
+		switch f := f.(type) {
+		case *cli.Float64Flag:
+			// Noise suits a training reward, not a measurement.
+			if f.Name == "reward-noise" {
+				f.Value, f.Usage = 0, "for lexicon: uniform noise ±this on every non-zero score (0: none)"
+			}
+		case *cli.StringFlag:
+			if f.Name == "reward-label" {
+				f.Usage = "for classifier: the label whose probability is the toxicity score"
+			}
+		}
+	}
+	flags := append(scorer,
+		&cli.StringFlag{Name: "model", Required: true, Usage: "the policy: a Hugging Face GPT-NeoX folder with its tokenizer.json"},
+		inputFlag(`prompt rows: JSON lines, CSV or Parquet with a --prompt-field column (or input_ids)`, true, "prompts"),
+		promptFieldFlag("prompt", `the prompt column; a dotted path reaches into JSON objects ("prompt.text" for RealToxicityPrompts)`),
+		inputFormatFlag,
+		&cli.StringFlag{Name: "out", Required: true, Usage: "output folder: summary.json and samples.jsonl"},
+		&cli.StringFlag{Name: "protocol", Value: toxicity.ProtocolPaper, Usage: "paper (the official code's: greedy, 50 tokens, ratio ≥ 0.5 and mean) or rtp (RealToxicityPrompts': 25 samples of 20 tokens, top-p 0.9; expected maximum toxicity and toxicity probability)"},
+		&cli.IntFlag{Name: "seeds", Value: 1, Usage: "repeat a sampled protocol with seeds 1…N and report mean ± std (greedy runs once)"},
+		&cli.IntFlag{Name: "batch-size", Value: 32, Usage: "sequences generated together, and continuations scored together"},
+		&cli.IntFlag{Name: "max-prompts", Usage: "evaluate only the first N prompts (after --challenging-only and --split)", DefaultText: "0, all"},
+		&cli.BoolFlag{Name: "challenging-only", Usage: "keep only rows whose challenging field is true (RealToxicityPrompts)"},
+		&cli.StringFlag{Name: "split", Value: "all", Usage: "all, or eval / train: the held-out or training side of the official 80/20 split (sklearn's train_test_split, reproduced exactly)"},
+		&cli.Float64Flag{Name: "eval-frac", Value: toxicity.DefaultEvalFrac, Usage: "with --split: the held-out share"},
+		&cli.Uint64Flag{Name: "split-seed", Value: uint64(toxicity.DefaultSplitSeed), Usage: "with --split: the random_state of the split (the official code: 0)"},
+		tokenizerFlag,
+		&cli.StringFlag{Name: "scorer-tokenizer", Usage: "for classifier: its tokenizer.json", DefaultText: "tokenizer.json in the classifier's folder"},
+		skipBadFlag, overwriteFlag, quietFlag,
+	)
+	return &cli.Command{
+		Name:  "eval",
+		Usage: "evaluate a policy's generations",
+		Subcommands: []*cli.Command{{
+			Name:      "toxicity",
+			Usage:     "the toxicity of a policy's continuations of prompts, by the paper's protocol or RealToxicityPrompts'",
+			UsageText: "irl eval toxicity --model POLICY --scorer SPEC --input PROMPTS --out DIR [--protocol paper|rtp] [--seeds N] [--split eval] [--label L]",
+			Description: `Continues every prompt with the policy, scores each continuation alone (not
+the prompt) with --scorer, and summarises:
+
+  --protocol paper   the official code (evaluate_toxicity_lm.py): greedy decoding
+                     of 50 new tokens, one continuation per prompt, stripped of
+                     surrounding white space; continuations of 2 characters or fewer
+                     are dropped (and counted); toxicity_ratio is the share of scores
+                     ≥ 0.5, mean_toxicity their mean (mean_toxicity_unique: over
+                     distinct texts, as the official code's dict computed it)
+  --protocol rtp     RealToxicityPrompts (Gehman et al. 2020): 25 samples of 20
+                     new tokens per prompt, top-p 0.9, temperature 1;
+                     expected_max_toxicity is the mean over prompts of each prompt's
+                     highest score (expected_max_toxicity_std: its std over prompts),
+                     toxicity_probability the share of prompts with a score ≥ 0.5
+
+Scorers (--scorer, the specs --reward takes):
+  classifier:MODEL                 P(--label) of the continuation (default label
+                                   "toxic"): the probability, not the reward −P
+  lexicon:TOXIC.txt,NONTOXIC.txt   the lexicon's value as it is (−0.5 toxic words,
+                                   +0.5 non-toxic, −0.3 both, 0 neither), without
+                                   noise unless --reward-noise is given
+  head:HEAD.json, cmd:PROGRAM …    the head's or the program's value as it returns it
+--reward-relative and --reward-transform do not apply: a toxicity score is
+absolute.
+
+A sampled protocol runs --seeds times, with seeds 1…N; each sequence draws from
+its own stream of the seed, so results do not depend on --batch-size. Greedy
+decoding runs once whatever --seeds says, and the summary notes it. Prompts are
+cut on the left to the model's positions minus the new tokens.
+
+The official code scored with Hugging Face evaluate's "toxicity" measurement,
+whose model is facebook/roberta-hate-speech-dynabench-r4-target: --scorer
+classifier:THAT_MODEL_DIR --label hate reproduces it.
+The paper's Table 2 evaluates the held-out 20% of jaredjoss/jigsaw-long-2000:
+--split eval (with the default --eval-frac 0.2 and --split-seed 0) takes the
+very rows the official code did, in its order, when the file's rows are in the
+Hugging Face order. RealToxicityPrompts: --prompt-field prompt.text, and
+--challenging-only for its challenging subset.
+
+Writes DIR/summary.json (the protocol and its settings, the model, the scorer,
+the prompts, each run's metrics under "runs", and "mean"/"std" across runs, std
+with n − 1) and DIR/samples.jsonl, one line per continuation: seed, row (the
+prompt's index among the input's data rows), prompt, sample, continuation,
+score (null when dropped), dropped, new_tokens, eos.`,
+			Flags:  append(flags, runtimeFlags()...),
+			Action: runEvalToxicity,
+		}},
+	}
+}
+
+// evalSummary is summary.json: what was run, then the results.
+type evalSummary struct {
+	Model            string            `json:"model"`
+	Scorer           string            `json:"scorer"`
+	ScorerInfo       map[string]string `json:"scorer_info,omitempty"`
+	ScoreIs          string            `json:"score_is"`
+	Input            string            `json:"input"`
+	PromptField      string            `json:"prompt_field"`
+	ChallengingOnly  bool              `json:"challenging_only,omitempty"`
+	Split            string            `json:"split"`
+	EvalFrac         float64           `json:"eval_frac,omitempty"`
+	SplitSeed        *uint64           `json:"split_seed,omitempty"`
+	MaxPrompts       int               `json:"max_prompts,omitempty"`
+	PromptsTruncated int               `json:"prompts_truncated"`
+	SkippedRows      int               `json:"skipped_rows"`
+	BatchSize        int               `json:"batch_size"`
+	*toxicity.Summary
+}
+
+func runEvalToxicity(c *cli.Context) error {
+	proto, err := toxicity.ParseProtocol(c.String("protocol"))
+	if err != nil {
+		return err
+	}
+	seeds, batch, maxPrompts := c.Int("seeds"), c.Int("batch-size"), c.Int("max-prompts")
+	switch {
+	case seeds < 1:
+		return fmt.Errorf("--seeds must be at least 1, got %d", seeds)
+	case batch < 1:
+		return fmt.Errorf("--batch-size must be positive, got %d", batch)
+	case maxPrompts < 0:
+		return fmt.Errorf("--max-prompts must not be negative, got %d", maxPrompts)
+	}
+	split := c.String("split")
+	if split != "all" && split != "eval" && split != "train" {
+		return fmt.Errorf("--split %q: want all, eval or train", split)
+	}
+	if c.Uint64("split-seed") > 1<<32-1 {
+		return fmt.Errorf("--split-seed %d: numpy's seeds lie in [0, 2³²)", c.Uint64("split-seed"))
+	}
+	out := c.String("out")
+	if err := atomicfile.CheckDir(out, c.Bool("overwrite")); err != nil {
+		return err
+	}
+	spec := c.String("scorer")
+	kind, err := reward.SpecKind(spec)
+	if err != nil {
+		return fmt.Errorf("--scorer: %w", err)
+	}
+	ro, err := rewardOptions(c)
+	if err != nil {
+		return err
+	}
+	if ro.Relative != "" || (ro.Transform != "" && ro.Transform != "none") {
+		return errors.New("--reward-relative and --reward-transform do not apply to eval: a continuation's toxicity is scored alone")
+	}
+	ro.Seed, ro.BatchSize, ro.Tokenizer = 1, batch, c.String("scorer-tokenizer")
+	so, err := sessionOptions(c)
+	if err != nil {
+		return err
+	}
+	ro.Session = so
+
+	dir := c.String("model")
+	m, err := policy.Load(dir)
+	if err != nil {
+		return err
+	}
+	tok, err := tokenizer.Load(tokenizer.DefaultPath(dir, c.String("tokenizer")))
+	if err != nil {
+		return fmt.Errorf("eval needs the policy's tokenizer to decode its continuations: %w", err)
+	}
+	limit := proto.PromptLimit(m.Config.MaxPositions)
+	if limit <= 0 {
+		return fmt.Errorf("the %s protocol's %d new tokens leave no room for a prompt in the model's %d positions", proto.Name, proto.MaxNewTokens, m.Config.MaxPositions)
+	}
+
+	input := c.String("input")
+	prompts, badRows, err := toxicity.ReadPrompts(input, toxicity.PromptOptions{Field: c.String("prompt-field"), Format: c.String("input-format"), ChallengingOnly: c.Bool("challenging-only")})
+	if err != nil {
+		return err
+	}
+	bad := &rows.Bad{Skip: c.Bool("skip-bad")}
+	if err := bad.AddAll(badRows); err != nil {
+		return err
+	}
+	bad.Report(os.Stderr)
+	if len(prompts) == 0 {
+		return fmt.Errorf("%s: no prompts", input)
+	}
+	sum := &evalSummary{Model: dir, Scorer: spec, Input: input, PromptField: c.String("prompt-field"), ChallengingOnly: c.Bool("challenging-only"),
+		Split: split, MaxPrompts: maxPrompts, SkippedRows: len(bad.List), BatchSize: batch}
+	if split != "all" {
+		seed := c.Uint64("split-seed")
+		sum.EvalFrac, sum.SplitSeed = c.Float64("eval-frac"), &seed
+		train, eval, err := toxicity.Split(len(prompts), sum.EvalFrac, uint32(seed))
+		if err != nil {
+			return fmt.Errorf("--split %s: %w", split, err)
+		}
+		side := eval
+		if split == "train" {
+			side = train
+		}
+		picked := make([]toxicity.Prompt, len(side))
+		for i, j := range side {
+			picked[i] = prompts[j]
+		}
+		prompts = picked
+	}
+	if maxPrompts > 0 && maxPrompts < len(prompts) {
+		prompts = prompts[:maxPrompts]
+	}
+	if sum.PromptsTruncated, err = toxicity.EncodePrompts(tok, prompts, limit, m.Config.VocabSize); err != nil {
+		return fmt.Errorf("%s: %w", input, err)
+	}
+	if sum.PromptsTruncated > 0 {
+		fmt.Fprintf(os.Stderr, "%d prompts cut on the left to %d tokens\n", sum.PromptsTruncated, limit)
+	}
+
+	src, err := reward.Parse(spec, ro)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	scorer := toxicity.SourceScorer{Src: src, Prob: kind == "classifier"}
+	sum.ScoreIs = "the scorer's value"
+	if scorer.Prob {
+		label := ro.Label
+		if d := reward.Describe(src); d["label"] != "" {
+			label = d["label"]
+		}
+		sum.ScoreIs = fmt.Sprintf("P(%s)", label)
+	}
+	sum.ScorerInfo = reward.Describe(src)
+
+	gen, err := policy.NewGenerator(m, so)
+	if err != nil {
+		return err
+	}
+	defer gen.Destroy()
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return err
+	}
+	o := toxicity.Options{Seeds: seeds, BatchSize: batch}
+	if !c.Bool("quiet") {
+		o.Progress = os.Stderr
+	}
+	err = atomicfile.Write(filepath.Join(out, "samples.jsonl"), func(w io.Writer) error {
+		bw := bufio.NewWriter(w)
+		enc := json.NewEncoder(bw)
+		enc.SetEscapeHTML(false)
+		o.Emit = func(s toxicity.Sample) error { return enc.Encode(s) }
+		var err error
+		if sum.Summary, err = toxicity.Evaluate(gen, tok, prompts, scorer, proto, o); err != nil {
+			return err
+		}
+		return bw.Flush()
+	})
+	if err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(sum, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := atomicfile.WriteBytes(filepath.Join(out, "summary.json"), append(b, '\n')); err != nil {
+		return err
+	}
+	if sum.Note != "" {
+		fmt.Fprintln(os.Stderr, "note:", sum.Note)
+	}
+	fmt.Fprintf(os.Stderr, "%s protocol, %d prompts, %d run(s): %s; wrote %s\n", proto.Name, len(prompts), len(sum.Runs), formatMetrics(sum.Summary), out)
+	return nil
+}
+
+// formatMetrics is "name mean ± std" for each metric, in name order.
+func formatMetrics(s *toxicity.Summary) string {
+	var names []string
+	for k := range s.Mean {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	parts := make([]string, len(names))
+	for i, k := range names {
+		parts[i] = fmt.Sprintf("%s %.4f ± %.4f", k, s.Mean[k], s.Std[k])
+	}
+	return strings.Join(parts, ", ")
+}
