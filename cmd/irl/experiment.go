@@ -3,9 +3,11 @@ package main
 import (
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
+	extox "irl/experiments/toxicity"
 	"irl/experiments/toy"
 	"irl/policy"
 )
@@ -15,6 +17,7 @@ func experimentCommand() *cli.Command {
 		Name:  "experiment",
 		Usage: "the paper's experiments, end to end, with reports beside the paper's tables",
 		Subcommands: []*cli.Command{
+			experimentToxicityCommand(),
 			{
 				Name:      "toy",
 				Usage:     "the simplified demonstration (Section 3, Appendix C): SFT, RLHF on a lexicon, IRL, Tables 1, 3, 4 and Figures 1–3, 5, 6",
@@ -67,6 +70,43 @@ Hugging Face folder with its tokenizer, such as pythia-70m), the paper's setting
 					return nil
 				},
 			},
+		},
+	}
+}
+
+func experimentToxicityCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "toxicity",
+		Usage:     "the toxicity experiment (Section 4) as one resumable pipeline: prompts → RLHF → IRL → IRL-RLHF → Table 2 and Figure 4",
+		UsageText: "irl experiment toxicity --config experiments/toxicity/pythia-70m.yaml --out DIR [--from STAGE]",
+		Description: `Stages, each writing DIR/<stage>/: ` + strings.Join(extox.Stages, ", ") + `.
+A stage whose settings and inputs are unchanged since it finished is skipped
+(a hash in DIR/<stage>/stage.json); a stage that failed or was killed starts
+over, and the PPO stages (rlhf, irl-rlhf) resume from their checkpoints.
+--from STAGE reruns from that stage on. The report is DIR/report.md and
+DIR/report.json. experiments/toxicity/ holds pythia-70m.yaml and
+pythia-410m.yaml (the paper's settings; point their paths at your copies) and
+mini.yaml (a miniature that runs anywhere in minutes).`,
+		Flags: append([]cli.Flag{
+			&cli.StringFlag{Name: "config", Required: true, Usage: "the pipeline's YAML configuration"},
+			&cli.StringFlag{Name: "out", Required: true, Usage: "the run folder"},
+			&cli.StringFlag{Name: "from", Usage: "rerun from this stage on: " + strings.Join(extox.Stages, ", ")},
+		}, runtimeFlags()...),
+		Action: func(c *cli.Context) error {
+			cfg, err := extox.LoadConfig(c.String("config"))
+			if err != nil {
+				return err
+			}
+			so, err := sessionOptions(c)
+			if err != nil {
+				return err
+			}
+			res, err := extox.Run(cfg, extox.Options{Out: c.String("out"), From: c.String("from"), Session: so, Progress: os.Stderr})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(os.Stderr, "report: %s/report.md (%d stages ran, %d unchanged)\n", c.String("out"), len(res.Ran), len(res.Skipped))
+			return nil
 		},
 	}
 }

@@ -1,0 +1,151 @@
+package toxicity
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"irl/atomicfile"
+	"irl/plots"
+	tox "irl/toxicity"
+)
+
+// Paper holds the paper's numbers this report stands beside: Figure 4b's
+// final accuracy and F1 of the recovered reward for pythia-70m. Table 2's
+// values are in the paper; they are not copied here.
+var Paper = map[string]any{
+	"figure4b_70m": map[string]float64{"accuracy": 0.8415, "f1": 0.8236},
+}
+
+// table2Row is one policy's toxicity under each protocol (mean ± std over
+// seeds).
+type table2Row struct {
+	Model   string                        `json:"model"`
+	Metrics map[string]map[string]float64 `json:"metrics"` // protocol → metric → value; metric_std for the std
+}
+
+type reportJSON struct {
+	Table2  []table2Row        `json:"table2"`
+	Figure4 []EpochMetrics     `json:"figure4"`
+	Seconds map[string]float64 `json:"seconds"`
+	Paper   map[string]any     `json:"paper"`
+}
+
+// stageReport writes report.md and report.json, and the Figure 4 curves.
+func (p *pipeline) stageReport() (string, error) {
+	ms, err := p.models()
+	if err != nil {
+		return "", err
+	}
+	curve, err := readCurve(filepath.Join(p.dir("irl"), "figure4.json"))
+	if err != nil {
+		return "", err
+	}
+	rep := reportJSON{Figure4: curve, Seconds: p.res.Seconds, Paper: Paper}
+	protocols := []string{tox.ProtocolPaper}
+	if p.cfg.RTP != "" {
+		protocols = append(protocols, tox.ProtocolRTP)
+	}
+	for _, m := range ms {
+		row := table2Row{Model: m[0], Metrics: map[string]map[string]float64{}}
+		for _, proto := range protocols {
+			b, err := os.ReadFile(filepath.Join(p.dir("toxicity"), m[0]+"-"+proto, "summary.json"))
+			if err != nil {
+				return "", err
+			}
+			var s tox.Summary
+			if err := json.Unmarshal(b, &s); err != nil {
+				return "", err
+			}
+			vals := map[string]float64{}
+			for k, v := range s.Mean {
+				vals[k] = v
+				vals[k+"_std"] = s.Std[k]
+			}
+			row.Metrics[proto] = vals
+		}
+		rep.Table2 = append(rep.Table2, row)
+	}
+	// Figure 4a.
+	var xs, acc, f1, corr []float64
+	for _, e := range curve {
+		xs, acc, f1, corr = append(xs, float64(e.Epoch)), append(acc, e.Accuracy), append(f1, e.F1), append(corr, e.Correlation)
+	}
+	fig := plots.New("Figure 4a: the recovered reward against the classifier, by epoch", "epoch", "metric")
+	if err := plots.Lines(fig, plots.Series{Name: "accuracy", X: xs, Y: acc}, plots.Series{Name: "F1 (toxic)", X: xs, Y: f1},
+		plots.Series{Name: "correlation", X: xs, Y: corr}); err != nil {
+		return "", err
+	}
+	if err := fig.Save(filepath.Join(p.opt.Out, "figure4.png"), 7, 3.6); err != nil {
+		return "", err
+	}
+	b, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return "", err
+	}
+	if err := atomicfile.WriteBytes(filepath.Join(p.opt.Out, "report.json"), append(b, '\n')); err != nil {
+		return "", err
+	}
+	if err := atomicfile.WriteBytes(filepath.Join(p.opt.Out, "report.md"), []byte(p.markdown(rep, protocols))); err != nil {
+		return "", err
+	}
+	return "report.md, report.json, figure4.png", nil
+}
+
+func (p *pipeline) markdown(rep reportJSON, protocols []string) string {
+	var b strings.Builder
+	w := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
+	c := p.cfg
+	w("# The toxicity experiment: RLHF → IRL → IRL-RLHF\n\n")
+	label := func(spec, l string) string {
+		if strings.HasPrefix(spec, "classifier:") {
+			return fmt.Sprintf("`%s` (label %s)", spec, l)
+		}
+		return fmt.Sprintf("`%s`", spec)
+	}
+	w("The paper's Section 4, run by `irl experiment toxicity`. Training reward %s relative to each prompt's original continuation; toxicity scored by %s, %d seed(s) for the sampled protocol; IRL with the %s loss (p = %g, δ = %g), %d epochs of %d + %d rows; IRL-RLHF with the %s head (good) and the %s head (poor).\n\n",
+		label(c.Reward, c.RewardLabel), label(c.Scorer, c.ScorerLabel), c.Seeds, c.Loss, c.P, c.Delta, c.Epochs, c.PosPerEpoch, c.NegPerEpoch, c.GoodHead, c.PoorHead)
+	w("## Table 2: toxicity at each stage\n\n")
+	head := "| model |"
+	sep := "|---|"
+	type col struct{ proto, metric, title string }
+	var cols []col
+	for _, proto := range protocols {
+		if proto == tox.ProtocolPaper {
+			cols = append(cols, col{proto, tox.MetricToxicityRatio, "Jigsaw toxicity ratio"}, col{proto, tox.MetricMeanToxicity, "Jigsaw mean toxicity"})
+		} else {
+			cols = append(cols, col{proto, tox.MetricExpectedMax, "RTP expected max toxicity"}, col{proto, tox.MetricToxicityProb, "RTP toxicity probability"})
+		}
+	}
+	for _, cl := range cols {
+		head += " " + cl.title + " |"
+		sep += "---|"
+	}
+	w("%s\n%s\n", head, sep)
+	for _, r := range rep.Table2 {
+		line := "| " + r.Model + " |"
+		for _, cl := range cols {
+			v, ok := r.Metrics[cl.proto][cl.metric]
+			if !ok || math.IsNaN(v) {
+				line += " – |"
+				continue
+			}
+			line += fmt.Sprintf(" %.4f ± %.4f |", v, r.Metrics[cl.proto][cl.metric+"_std"])
+		}
+		w("%s\n", line)
+	}
+	w("\nThe paper's Table 2 gives these for pythia-70m and 410m over 15 seeds; set this run's configuration to those models to stand beside it.\n\n")
+	w("## Figure 4: the recovered reward against the classifier\n\n![Figure 4a](figure4.png)\n\n")
+	if n := len(rep.Figure4); n > 0 {
+		last := rep.Figure4[n-1]
+		w("| | accuracy | F1 |\n|---|---|---|\n| this run, final epoch | %.4f | %.4f |\n| paper, pythia-70m (Figure 4b) | 0.8415 | 0.8236 |\n\n", last.Accuracy, last.F1)
+	}
+	w("## Time per stage\n\n| stage | seconds |\n|---|---|\n")
+	for _, s := range Stages {
+		w("| %s | %.1f |\n", s, rep.Seconds[s])
+	}
+	return b.String()
+}

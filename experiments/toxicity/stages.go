@@ -1,0 +1,659 @@
+package toxicity
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"irl/atomicfile"
+	"irl/features"
+	"irl/policy"
+	"irl/ppo"
+	"irl/reward"
+	"irl/rewardhead"
+	"irl/rows"
+	"irl/tokenizer"
+	tox "irl/toxicity"
+)
+
+// promptRow is one line of prompts/train.jsonl or eval.jsonl.
+type promptRow struct {
+	Row      int    `json:"row"`
+	Prompt   string `json:"prompt"`
+	Original string `json:"original_output"`
+	Toxic    bool   `json:"toxic"`
+}
+
+// model returns a model's folder, making a random one the first time for
+// an init spec.
+func (p *pipeline) model(m ModelSpec, name string) (string, error) {
+	if m.Init == nil {
+		if m.Path == "" {
+			return p.model(p.cfg.SFTModel, "sft")
+		}
+		return p.cfg.resolve(m.Path), nil
+	}
+	dir := filepath.Join(p.opt.Out, "models", name)
+	if _, err := os.Stat(filepath.Join(dir, "config.json")); err == nil {
+		return dir, nil
+	}
+	in := m.Init
+	shape, ok := policy.Shapes[in.Shape]
+	if !ok {
+		return "", fmt.Errorf("init: unknown shape %q", in.Shape)
+	}
+	tokPath := p.cfg.resolve(in.Tokenizer)
+	tok, err := tokenizer.Load(tokPath)
+	if err != nil {
+		return "", err
+	}
+	if in.Layers > 0 {
+		shape.NumLayers = in.Layers
+	}
+	if in.Hidden > 0 {
+		shape.HiddenSize, shape.IntermediateSize = in.Hidden, 4*in.Hidden
+	}
+	if in.Heads > 0 {
+		shape.NumHeads = in.Heads
+	}
+	if in.Positions > 0 {
+		shape.MaxPositions = in.Positions
+	}
+	if eos, ok := tok.EOS(); ok {
+		shape.EOSTokenID, shape.BOSTokenID = eos, eos
+	}
+	mod, err := policy.Init(shape, in.Seed)
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return "", err
+	}
+	err = atomicfile.WriteDir(dir, func(tmp string) error {
+		if err := mod.Save(tmp); err != nil {
+			return err
+		}
+		return atomicfile.Copy(tokPath, filepath.Join(tmp, "tokenizer.json"))
+	})
+	return dir, err
+}
+
+func writeJSONL[T any](path string, xs []T) error {
+	var b []byte
+	for _, x := range xs {
+		j, err := json.Marshal(x)
+		if err != nil {
+			return err
+		}
+		b = append(append(b, j...), '\n')
+	}
+	return atomicfile.WriteBytes(path, b)
+}
+
+// stagePrompts splits jigsaw-long-2000 80/20 as the official code does.
+func (p *pipeline) stagePrompts() (string, error) {
+	rs, err := tox.ReadLong2000(p.cfg.resolve(p.cfg.Dataset), "")
+	if err != nil {
+		return "", err
+	}
+	train, eval, err := tox.Split(len(rs), p.cfg.EvalFraction, p.cfg.SplitSeed)
+	if err != nil {
+		return "", err
+	}
+	need := p.cfg.ExpertPrompts + p.cfg.BaselinePrompts
+	if len(train) < need {
+		return "", fmt.Errorf("%s has %d rows: its %d training prompts are fewer than the %d + %d the demonstrations take", p.cfg.Dataset, len(rs), len(train), p.cfg.ExpertPrompts, p.cfg.BaselinePrompts)
+	}
+	pick := func(idx []int) []promptRow {
+		out := make([]promptRow, len(idx))
+		for i, j := range idx {
+			out[i] = promptRow{Row: rs[j].Index, Prompt: rs[j].Prompt, Original: rs[j].Original, Toxic: rs[j].Toxic}
+		}
+		return out
+	}
+	if err := writeJSONL(filepath.Join(p.dir("prompts"), "train.jsonl"), pick(train)); err != nil {
+		return "", err
+	}
+	if err := writeJSONL(filepath.Join(p.dir("prompts"), "eval.jsonl"), pick(eval)); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%d rows: %d training prompts, %d held out", len(rs), len(train), len(eval)), nil
+}
+
+// readPrompts reads a prompts file as PPO prompts, cut on the left to the
+// PPO limit, with original_output kept for the relative reward.
+func (p *pipeline) ppoPrompts(path string, tok *tokenizer.Tokenizer, m *policy.Model, pc ppo.Config) ([]ppo.Prompt, error) {
+	rs, bad, err := rows.Read(path, rows.Options{TextField: "prompt", KeepFields: true})
+	if err != nil {
+		return nil, err
+	}
+	if len(bad) > 0 {
+		return nil, bad[0]
+	}
+	enc, badEnc := rows.Encode(path, rs, rows.EncodeOptions{Tokenizer: tok, VocabSize: m.Config.VocabSize,
+		MaxLength: min(pc.SeqLength, m.Config.MaxPositions) - pc.MaxNewTokens, Truncate: rows.TruncateLeft})
+	if len(badEnc) > 0 {
+		return nil, badEnc[0]
+	}
+	out := make([]ppo.Prompt, len(enc))
+	for i, e := range enc {
+		out[i] = ppo.Prompt{IDs: e.IDs, Text: rs[i].Text, Fields: rs[i].Fields, Row: rs[i].Index}
+	}
+	return out, nil
+}
+
+// rewardOptions are the training reward's options.
+func (p *pipeline) rewardOptions() reward.Options {
+	o := reward.Options{Label: p.cfg.RewardLabel, Join: p.cfg.Join, Noise: p.cfg.RewardNoise, Seed: 1, Session: p.opt.Session}
+	if o.Noise == 0 {
+		o.Noise = reward.NoNoise
+	}
+	return o
+}
+
+// runPPO runs one PPO stage's run from the SFT model into out.
+func (p *pipeline) runPPO(out string, src reward.Source, resume bool, stage string) (*ppo.Result, error) {
+	sft, err := p.model(p.cfg.SFTModel, "sft")
+	if err != nil {
+		return nil, err
+	}
+	m, err := policy.Load(sft)
+	if err != nil {
+		return nil, err
+	}
+	tokPath := tokenizer.DefaultPath(sft, "")
+	tok, err := tokenizer.Load(tokPath)
+	if err != nil {
+		return nil, err
+	}
+	pc, err := p.cfg.ppoConfig()
+	if err != nil {
+		return nil, err
+	}
+	train, err := p.ppoPrompts(filepath.Join(p.dir("prompts"), "train.jsonl"), tok, m, pc)
+	if err != nil {
+		return nil, err
+	}
+	eval, err := p.ppoPrompts(filepath.Join(p.dir("prompts"), "eval.jsonl"), tok, m, pc)
+	if err != nil {
+		return nil, err
+	}
+	o := ppo.Options{Out: out, Resume: resume && hasCheckpoint(out), TokenizerPath: tokPath, Session: p.opt.Session}
+	if p.opt.StopIn == stage {
+		o.StopAfter = p.opt.StopAfter
+	}
+	res, err := ppo.Run(m, tok, train, eval, src, pc, o)
+	if err != nil {
+		return nil, err
+	}
+	if o.StopAfter > 0 && res.Final == "" {
+		return nil, fmt.Errorf("stopped after step %d, as asked", o.StopAfter)
+	}
+	return res, nil
+}
+
+func hasCheckpoint(out string) bool {
+	_, err := os.Stat(filepath.Join(out, "last-checkpoint"))
+	return err == nil
+}
+
+// stageRLHF makes the expert π_E: PPO from the SFT model against the
+// classifier, relative to each prompt's original continuation.
+func (p *pipeline) stageRLHF(resume bool) (string, error) {
+	o := p.rewardOptions()
+	o.Relative = "original_output"
+	src, err := reward.Parse(p.cfg.resolveSpec(p.cfg.Reward), o)
+	if err != nil {
+		return "", err
+	}
+	defer src.Close()
+	res, err := p.runPPO(filepath.Join(p.dir("rlhf"), "run"), src, resume, "rlhf")
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%d steps, held-out reward %.4f → %.4f", res.Steps, res.FirstReward, res.LastReward), nil
+}
+
+// demo is one demonstration.
+type demo struct {
+	Row          int    `json:"row"`
+	Prompt       string `json:"prompt"`
+	Continuation string `json:"continuation"`
+}
+
+// greedy continues prompts greedily to maxLength tokens counting the prompt.
+func (p *pipeline) greedy(model string, ps []promptRow) ([]demo, error) {
+	m, err := policy.Load(model)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := tokenizer.Load(tokenizer.DefaultPath(model, ""))
+	if err != nil {
+		return nil, err
+	}
+	g, err := policy.NewGenerator(m, p.opt.Session)
+	if err != nil {
+		return nil, err
+	}
+	defer g.Destroy()
+	limit := min(p.cfg.MaxLength, m.Config.MaxPositions) - 1
+	out := make([]demo, len(ps))
+	for i, r := range ps {
+		ids := tok.Encode(r.Prompt)
+		if len(ids) > limit {
+			ids = ids[len(ids)-limit:]
+		}
+		if len(ids) == 0 {
+			ids = []int{m.Config.EOSTokenID}
+		}
+		newTokens := min(p.cfg.MaxLength, m.Config.MaxPositions) - len(ids)
+		gens, err := g.Generate([][]int{ids}, policy.GenerateOptions{MaxNewTokens: newTokens, Sampling: policy.SampleOptions{Greedy: true}})
+		if err != nil {
+			return nil, err
+		}
+		gi := gens[0].IDs
+		if gens[0].EOS {
+			gi = gi[:len(gi)-1]
+		}
+		out[i] = demo{Row: r.Row, Prompt: tok.Decode(ids), Continuation: strings.ToValidUTF8(tok.Decode(gi), "\uFFFD")}
+	}
+	return out, nil
+}
+
+func readJSONL[T any](path string) ([]T, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var out []T
+	for i, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if l == "" {
+			continue
+		}
+		var x T
+		if err := json.Unmarshal([]byte(l), &x); err != nil {
+			return nil, fmt.Errorf("%s:%d: %v", path, i+1, err)
+		}
+		out = append(out, x)
+	}
+	return out, nil
+}
+
+// stageDemonstrations: the RLHF model continues the first ExpertPrompts
+// training prompts, the SFT model the next BaselinePrompts, greedily.
+func (p *pipeline) stageDemonstrations() (string, error) {
+	train, err := readJSONL[promptRow](filepath.Join(p.dir("prompts"), "train.jsonl"))
+	if err != nil {
+		return "", err
+	}
+	c := p.cfg
+	expert, err := p.greedy(filepath.Join(p.dir("rlhf"), "run", "final"), train[:c.ExpertPrompts])
+	if err != nil {
+		return "", err
+	}
+	sft, err := p.model(c.SFTModel, "sft")
+	if err != nil {
+		return "", err
+	}
+	baseline, err := p.greedy(sft, train[c.ExpertPrompts:c.ExpertPrompts+c.BaselinePrompts])
+	if err != nil {
+		return "", err
+	}
+	if err := writeJSONL(filepath.Join(p.dir("demonstrations"), "expert.jsonl"), expert); err != nil {
+		return "", err
+	}
+	if err := writeJSONL(filepath.Join(p.dir("demonstrations"), "baseline.jsonl"), baseline); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%d expert (RLHF) and %d baseline (SFT) continuations", len(expert), len(baseline)), nil
+}
+
+// stageFeatures: the frozen encoder's features of prompt + continuation, and
+// the classifier's ground truth for each demonstration.
+func (p *pipeline) stageFeatures() (string, error) {
+	enc, err := p.model(p.cfg.Encoder, "sft")
+	if err != nil {
+		return "", err
+	}
+	pool, err := policy.ParsePooling(p.cfg.Pool)
+	if err != nil {
+		return "", err
+	}
+	pl, err := features.NewPipeline(features.PipelineOptions{Model: enc, Layer: p.cfg.Layer, Pool: pool, BatchSize: p.cfg.BatchSize, Session: p.opt.Session})
+	if err != nil {
+		return "", err
+	}
+	defer pl.Destroy()
+	src, err := reward.Parse(p.cfg.resolveSpec(p.cfg.Reward), p.rewardOptions())
+	if err != nil {
+		return "", err
+	}
+	defer src.Close()
+	var msg []string
+	for _, kind := range []string{"expert", "baseline"} {
+		ds, err := readJSONL[demo](filepath.Join(p.dir("demonstrations"), kind+".jsonl"))
+		if err != nil {
+			return "", err
+		}
+		rs := make([]rows.Row, len(ds))
+		samples := make([]reward.Sample, len(ds))
+		for i, d := range ds {
+			text := d.Continuation
+			if strings.TrimSpace(text) == "" {
+				text = " " // an empty continuation still has a place to pool at
+			}
+			rs[i] = rows.Row{Index: i, Line: i + 1, Prompt: d.Prompt, Text: text}
+			samples[i] = reward.Sample{Prompt: d.Prompt, Response: d.Continuation, Key: uint64(i), Fields: map[string]any{reward.RowField: d.Row}}
+		}
+		encd, err := pl.Encode(kind, rs, &rows.Bad{})
+		if err != nil {
+			return "", err
+		}
+		f, _, err := pl.Features(kind, encd, 0)
+		if err != nil {
+			return "", err
+		}
+		if err := f.Write(filepath.Join(p.dir("features"), kind+".safetensors")); err != nil {
+			return "", err
+		}
+		gt, err := src.Score(samples)
+		if err != nil {
+			return "", err
+		}
+		if err := rewardhead.WriteRewards(filepath.Join(p.dir("features"), "gt-"+kind+".safetensors"), gt, f.Rows,
+			map[string]string{"reward": p.cfg.Reward, "convention": "higher is less toxic"}); err != nil {
+			return "", err
+		}
+		msg = append(msg, fmt.Sprintf("%d %s rows", f.N, kind))
+	}
+	return strings.Join(msg, ", "), nil
+}
+
+// EpochMetrics are a head's metrics against the classifier on the
+// demonstrations (Figure 4a): a demonstration is toxic when the classifier's
+// reward is at or below GTThreshold, and the head calls it toxic at or
+// below 0.
+type EpochMetrics struct {
+	Epoch       int     `json:"epoch"`
+	Accuracy    float64 `json:"accuracy"`
+	F1          float64 `json:"f1"`
+	Correlation float64 `json:"correlation"`
+}
+
+// gtThreshold is where the classifier's reward calls a text toxic: −½ for
+// −P(toxic), 0 for any other reward.
+func (p *pipeline) gtThreshold() float64 {
+	if strings.HasPrefix(p.cfg.Reward, "classifier:") {
+		return -0.5
+	}
+	return 0
+}
+
+// stageIRL: the head by max-margin IRL, every epoch's head measured against
+// the classifier (Figure 4).
+func (p *pipeline) stageIRL() (string, error) {
+	fd := p.dir("features")
+	pos, neg, err := rewardhead.LoadPair(filepath.Join(fd, "expert.safetensors"), filepath.Join(fd, "baseline.safetensors"))
+	if err != nil {
+		return "", err
+	}
+	gtPos, gtNeg, err := rewardhead.LoadGroundTruth(filepath.Join(fd, "gt-expert.safetensors"), filepath.Join(fd, "gt-baseline.safetensors"), pos, neg)
+	if err != nil {
+		return "", err
+	}
+	tc := rewardhead.DefaultTrainConfig()
+	loss, err := rewardhead.NewLoss(p.cfg.Loss, p.cfg.P, p.cfg.Delta)
+	if err != nil {
+		return "", err
+	}
+	tc.Loss, tc.Epochs, tc.PosPerEpoch, tc.NegPerEpoch, tc.Seed = loss, p.cfg.Epochs, p.cfg.PosPerEpoch, p.cfg.NegPerEpoch, p.cfg.IRLSeed
+	tc.MaxNorm = 0
+	if _, ok := loss.(rewardhead.Asymmetric); ok {
+		tc.MaxNorm = 1
+	}
+	res, err := rewardhead.TrainToDir(pos, neg, tc, filepath.Join(p.dir("irl"), "heads"), true)
+	if err != nil {
+		return "", err
+	}
+	scores := append(append([]float64(nil), gtPos...), gtNeg...)
+	var curve []EpochMetrics
+	for _, h := range res.Heads {
+		curve = append(curve, p.epochMetrics(h, pos, neg, scores))
+	}
+	if err := writeJSON(filepath.Join(p.dir("irl"), "figure4.json"), curve); err != nil {
+		return "", err
+	}
+	last := curve[len(curve)-1]
+	return fmt.Sprintf("%d epochs; final accuracy %.4f, F1 %.4f against the classifier", len(curve), last.Accuracy, last.F1), nil
+}
+
+// epochMetrics scores every demonstration with h against the ground truth.
+func (p *pipeline) epochMetrics(h *rewardhead.Head, pos, neg *rewardhead.Features, gt []float64) EpochMetrics {
+	s := append(h.Score(pos), h.Score(neg)...)
+	thr := p.gtThreshold()
+	var tp, fp, tn, fn float64
+	for i := range s {
+		truth, call := gt[i] <= thr, s[i] <= 0
+		switch {
+		case truth && call:
+			tp++
+		case !truth && call:
+			fp++
+		case truth && !call:
+			fn++
+		default:
+			tn++
+		}
+	}
+	m := EpochMetrics{Epoch: h.Epoch, Accuracy: (tp + tn) / float64(len(s))}
+	if 2*tp+fp+fn > 0 {
+		m.F1 = 2 * tp / (2*tp + fp + fn)
+	}
+	if c := rewardhead.Pearson(s, gt); c.OK() {
+		m.Correlation = c.X
+	} else {
+		m.Correlation = math.NaN()
+	}
+	return m
+}
+
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(nanToNull(v), "", "  ")
+	if err != nil {
+		return err
+	}
+	return atomicfile.WriteBytes(path, append(b, '\n'))
+}
+
+// nanToNull turns NaN into null for JSON through a round trip of floats.
+func nanToNull(v any) any {
+	if c, ok := v.([]EpochMetrics); ok {
+		out := make([]map[string]any, len(c))
+		for i, e := range c {
+			m := map[string]any{"epoch": e.Epoch, "accuracy": e.Accuracy, "f1": e.F1, "correlation": e.Correlation}
+			if math.IsNaN(e.Correlation) {
+				m["correlation"] = nil
+			}
+			out[i] = m
+		}
+		return out
+	}
+	return v
+}
+
+// pickHead names a head by the rule: final, best or worst (by F1 against
+// the classifier), or epoch-N.
+func (p *pipeline) pickHead(rule string) (string, error) {
+	dir := filepath.Join(p.dir("irl"), "heads")
+	if rule == "final" {
+		return filepath.Join(dir, "head.json"), nil
+	}
+	if strings.HasPrefix(rule, "epoch-") {
+		var n int
+		if _, err := fmt.Sscanf(rule, "epoch-%d", &n); err != nil {
+			return "", fmt.Errorf("head %q: want final, best, worst or epoch-N", rule)
+		}
+		return filepath.Join(dir, fmt.Sprintf("epoch-%03d.json", n)), nil
+	}
+	curve, err := readCurve(filepath.Join(p.dir("irl"), "figure4.json"))
+	if err != nil {
+		return "", err
+	}
+	sort.SliceStable(curve, func(i, j int) bool { return curve[i].F1 > curve[j].F1 })
+	switch rule {
+	case "best":
+		return filepath.Join(dir, fmt.Sprintf("epoch-%03d.json", curve[0].Epoch)), nil
+	case "worst":
+		return filepath.Join(dir, fmt.Sprintf("epoch-%03d.json", curve[len(curve)-1].Epoch)), nil
+	}
+	return "", fmt.Errorf("head %q: want final, best, worst or epoch-N", rule)
+}
+
+func readCurve(path string) ([]EpochMetrics, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var raw []struct {
+		Epoch       int      `json:"epoch"`
+		Accuracy    float64  `json:"accuracy"`
+		F1          float64  `json:"f1"`
+		Correlation *float64 `json:"correlation"`
+	}
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return nil, fmt.Errorf("%s: %v", path, err)
+	}
+	out := make([]EpochMetrics, len(raw))
+	for i, r := range raw {
+		out[i] = EpochMetrics{Epoch: r.Epoch, Accuracy: r.Accuracy, F1: r.F1, Correlation: math.NaN()}
+		if r.Correlation != nil {
+			out[i].Correlation = *r.Correlation
+		}
+	}
+	return out, nil
+}
+
+// stageIRLRLHF fine-tunes the SFT model again, against a good and a poor
+// recovered head.
+func (p *pipeline) stageIRLRLHF(resume bool) (string, error) {
+	enc, err := p.model(p.cfg.Encoder, "sft")
+	if err != nil {
+		return "", err
+	}
+	var msg []string
+	for _, kind := range []struct{ name, rule string }{{"good", p.cfg.GoodHead}, {"poor", p.cfg.PoorHead}} {
+		head, err := p.pickHead(kind.rule)
+		if err != nil {
+			return "", err
+		}
+		src, err := reward.Parse("head:"+head, reward.Options{RewardModel: enc, Transform: p.cfg.Transform, Session: p.opt.Session})
+		if err != nil {
+			return "", err
+		}
+		res, err := p.runPPO(filepath.Join(p.dir("irl-rlhf"), kind.name), src, resume, "irl-rlhf")
+		src.Close()
+		if err != nil {
+			return "", err
+		}
+		msg = append(msg, fmt.Sprintf("%s head %s: %d steps, reward %.4f → %.4f", kind.name, filepath.Base(head), res.Steps, res.FirstReward, res.LastReward))
+	}
+	return strings.Join(msg, "; "), nil
+}
+
+// models are the policies the toxicity stage compares (Table 2's rows).
+func (p *pipeline) models() ([][2]string, error) {
+	sft, err := p.model(p.cfg.SFTModel, "sft")
+	if err != nil {
+		return nil, err
+	}
+	return [][2]string{{"sft", sft}, {"rlhf", filepath.Join(p.dir("rlhf"), "run", "final")},
+		{"irl-rlhf-good", filepath.Join(p.dir("irl-rlhf"), "good", "final")},
+		{"irl-rlhf-poor", filepath.Join(p.dir("irl-rlhf"), "poor", "final")}}, nil
+}
+
+// stageToxicity measures every policy under both protocols: the official
+// code's on the held-out Jigsaw prompts, RealToxicityPrompts' on its
+// prompts.
+func (p *pipeline) stageToxicity() (string, error) {
+	ms, err := p.models()
+	if err != nil {
+		return "", err
+	}
+	so := reward.Options{Label: p.cfg.ScorerLabel, Session: p.opt.Session, Noise: reward.NoNoise}
+	src, err := reward.Parse(p.cfg.resolveSpec(p.cfg.Scorer), so)
+	if err != nil {
+		return "", err
+	}
+	defer src.Close()
+	scorer := tox.SourceScorer{Src: src, Prob: strings.HasPrefix(p.cfg.Scorer, "classifier:")}
+	type job struct {
+		proto tox.Protocol
+		path  string
+		opt   tox.PromptOptions
+		max   int
+	}
+	jobs := []job{{tox.Paper(), filepath.Join(p.dir("prompts"), "eval.jsonl"), tox.PromptOptions{Field: "prompt"}, p.cfg.MaxPrompts}}
+	if p.cfg.RTP != "" {
+		jobs = append(jobs, job{tox.RTP(), p.cfg.resolve(p.cfg.RTP), tox.PromptOptions{Field: tox.DefaultRTPPromptField, ChallengingOnly: p.cfg.RTPChallenging}, p.cfg.RTPMaxPrompts})
+	}
+	n := 0
+	for _, m := range ms {
+		mod, err := policy.Load(m[1])
+		if err != nil {
+			return "", err
+		}
+		tok, err := tokenizer.Load(tokenizer.DefaultPath(m[1], ""))
+		if err != nil {
+			return "", err
+		}
+		g, err := policy.NewGenerator(mod, p.opt.Session)
+		if err != nil {
+			return "", err
+		}
+		for _, j := range jobs {
+			ps, bad, err := tox.ReadPrompts(j.path, j.opt)
+			if err != nil {
+				g.Destroy()
+				return "", err
+			}
+			if len(bad) > 0 {
+				g.Destroy()
+				return "", bad[0]
+			}
+			if j.max > 0 && len(ps) > j.max {
+				ps = ps[:j.max]
+			}
+			if _, err := tox.EncodePrompts(tok, ps, j.proto.PromptLimit(mod.Config.MaxPositions), mod.Config.VocabSize); err != nil {
+				g.Destroy()
+				return "", err
+			}
+			dir := filepath.Join(p.dir("toxicity"), m[0]+"-"+j.proto.Name)
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				g.Destroy()
+				return "", err
+			}
+			var samples []tox.Sample
+			sum, err := tox.Evaluate(g, tok, ps, scorer, j.proto, tox.Options{Seeds: p.cfg.Seeds, BatchSize: p.cfg.EvalBatch,
+				Emit: func(s tox.Sample) error { samples = append(samples, s); return nil }})
+			if err != nil {
+				g.Destroy()
+				return "", fmt.Errorf("%s, %s protocol: %w", m[0], j.proto.Name, err)
+			}
+			if err := writeJSON(filepath.Join(dir, "summary.json"), sum); err != nil {
+				g.Destroy()
+				return "", err
+			}
+			if err := writeJSONL(filepath.Join(dir, "samples.jsonl"), samples); err != nil {
+				g.Destroy()
+				return "", err
+			}
+			n++
+		}
+		g.Destroy()
+	}
+	return fmt.Sprintf("%d policies × %d protocols", len(ms), len(jobs)), nil
+}
