@@ -127,7 +127,7 @@ func LoadConfig(path string) (Config, error) {
 func ParseConfig(name string, data []byte) (Config, error) {
 	var raw rawConfig
 	if err := json.Unmarshal(data, &raw); err != nil {
-		return Config{}, fmt.Errorf("%s: %v", name, err)
+		return Config{}, fmt.Errorf("%s: %w", name, err)
 	}
 	mt := ""
 	if raw.ModelType != nil {

@@ -109,7 +109,7 @@ func (o *AdamW) loadFrom(path string, data []byte) error {
 				return fmt.Errorf("%s: tensor %q holds %d values, parameter %q has %d", path, name, len(t.Data)/4, p.Name, len(p.Data))
 			}
 			if err := checkMoment(t.Data, name[0] == 'v'); err != nil {
-				return fmt.Errorf("%s: tensor %q: %v", path, name, err)
+				return fmt.Errorf("%s: tensor %q: %w", path, name, err)
 			}
 			src = append(src, t)
 		}

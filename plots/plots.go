@@ -228,7 +228,7 @@ func Lines(p *Figure, series ...Series) error {
 		}
 		l, err := plotter.NewLine(xy)
 		if err != nil {
-			return fmt.Errorf("series %s: %v", s.Name, err)
+			return fmt.Errorf("series %s: %w", s.Name, err)
 		}
 		// A marker on every point of a long run (a training curve) merges
 		// into a thick band; about maxMarkers evenly spaced ones still say
@@ -242,7 +242,7 @@ func Lines(p *Figure, series ...Series) error {
 		}
 		pts, err := plotter.NewScatter(marked)
 		if err != nil {
-			return fmt.Errorf("series %s: %v", s.Name, err)
+			return fmt.Errorf("series %s: %w", s.Name, err)
 		}
 		col := s.Color
 		if col == nil {
@@ -260,7 +260,7 @@ func Lines(p *Figure, series ...Series) error {
 				plotter.YErrors
 			}{xy, errs})
 			if err != nil {
-				return fmt.Errorf("series %s: %v", s.Name, err)
+				return fmt.Errorf("series %s: %w", s.Name, err)
 			}
 			eb.Color = col
 			eb.CapWidth = vg.Points(5)

@@ -156,7 +156,7 @@ func ParseConfig(name string, data []byte) (Config, error) {
 		HiddenAct: "gelu", MaxPositions: 2048, InitializerRange: 0.02,
 	}}
 	if err := json.Unmarshal(data, &raw); err != nil {
-		return Config{}, fmt.Errorf("%s: %v", name, err)
+		return Config{}, fmt.Errorf("%s: %w", name, err)
 	}
 	if raw.ModelType != "gpt_neox" {
 		return Config{}, fmt.Errorf("%s: model_type %q is not supported: want \"gpt_neox\" (Pythia / GPT-NeoX)", name, raw.ModelType)
@@ -202,7 +202,7 @@ func ParseConfig(name string, data []byte) (Config, error) {
 	c.EOSTokenID = firstID(raw.EOS, 0)
 	c.BOSTokenID = firstID(raw.BOS, 0)
 	if err := c.Validate(); err != nil {
-		return Config{}, fmt.Errorf("%s: %v", name, err)
+		return Config{}, fmt.Errorf("%s: %w", name, err)
 	}
 	return c, nil
 }

@@ -284,7 +284,7 @@ func writeSampleLine(w *bytes.Buffer, s Sample) error {
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(m); err != nil {
-		return fmt.Errorf("cannot write it as JSON: %v", err)
+		return fmt.Errorf("cannot write it as JSON: %w", err)
 	}
 	return nil
 }

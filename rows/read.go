@@ -275,7 +275,7 @@ func parseJSONRow(b []byte, o Options) (Row, error) {
 	}
 	var obj map[string]json.RawMessage
 	if err := json.Unmarshal(b, &obj); err != nil {
-		return row, fmt.Errorf("malformed JSON: %v", err)
+		return row, fmt.Errorf("malformed JSON: %w", err)
 	}
 	if raw, ok := obj[idsField]; ok && jsonKind(raw) != "null" {
 		ids, err := parseJSONIDs(raw)
@@ -332,7 +332,7 @@ func parseJSONRow(b []byte, o Options) (Row, error) {
 			d.UseNumber()
 			var x any
 			if err := d.Decode(&x); err != nil {
-				return row, fmt.Errorf("field %q: %v", k, err)
+				return row, fmt.Errorf("field %q: %w", k, err)
 			}
 			row.Fields[k] = x
 		}
@@ -356,7 +356,7 @@ func lookup(obj map[string]json.RawMessage, path string) (json.RawMessage, bool,
 	}
 	var inner map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &inner); err != nil {
-		return nil, false, fmt.Errorf("field %q: %v", head, err)
+		return nil, false, fmt.Errorf("field %q: %w", head, err)
 	}
 	return lookup(inner, rest)
 }
@@ -370,11 +370,11 @@ func jsonString(raw json.RawMessage, field string) (string, error) {
 		if errors.As(err, &ue) {
 			return "", fmt.Errorf("invalid UTF-8 in field %q (%s)", field, ue.Reason)
 		}
-		return "", fmt.Errorf("field %q: %v", field, err)
+		return "", fmt.Errorf("field %q: %w", field, err)
 	}
 	var s string
 	if err := json.Unmarshal(raw, &s); err != nil {
-		return "", fmt.Errorf("field %q: %v", field, err)
+		return "", fmt.Errorf("field %q: %w", field, err)
 	}
 	return s, nil
 }
@@ -417,7 +417,7 @@ func parseJSONIDs(raw []byte) ([]int64, error) {
 	}
 	var elems []json.RawMessage
 	if err := json.Unmarshal(raw, &elems); err != nil {
-		return nil, fmt.Errorf("field %q: %v", idsField, err)
+		return nil, fmt.Errorf("field %q: %w", idsField, err)
 	}
 	if len(elems) == 0 {
 		return nil, fmt.Errorf("field %q is empty", idsField)
@@ -429,7 +429,7 @@ func parseJSONIDs(raw []byte) ([]int64, error) {
 		}
 		id, err := parseID(string(e))
 		if err != nil {
-			return nil, fmt.Errorf("field %q: element [%d] %v", idsField, i, err)
+			return nil, fmt.Errorf("field %q: element [%d] %w", idsField, i, err)
 		}
 		ids[i] = id
 	}
@@ -601,7 +601,7 @@ func parseCSVIDs(s string) ([]int64, error) {
 	for i, f := range fields {
 		id, err := parseID(f)
 		if err != nil {
-			return nil, fmt.Errorf("field %q: element [%d] %v", idsField, i, err)
+			return nil, fmt.Errorf("field %q: element [%d] %w", idsField, i, err)
 		}
 		ids[i] = id
 	}

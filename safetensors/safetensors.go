@@ -303,7 +303,7 @@ func Parse(name string, data []byte) (*File, error) {
 	}
 	keys, raws, err := headerObject(header)
 	if err != nil {
-		return nil, fmt.Errorf("%s: bad safetensors header: %v", name, err)
+		return nil, fmt.Errorf("%s: bad safetensors header: %w", name, err)
 	}
 	body := data[8+hlen:]
 	f := &File{Path: name, tensors: make(map[string]*Tensor, len(keys))}
@@ -316,13 +316,13 @@ func Parse(name string, data []byte) (*File, error) {
 		msg := raws[i]
 		if key == "__metadata__" {
 			if err := json.Unmarshal(msg, &f.Metadata); err != nil {
-				return nil, fmt.Errorf("%s: __metadata__ must map strings to strings: %v", name, err)
+				return nil, fmt.Errorf("%s: __metadata__ must map strings to strings: %w", name, err)
 			}
 			continue
 		}
 		var h rawEntry
 		if err := json.Unmarshal(msg, &h); err != nil {
-			return nil, fmt.Errorf("%s: tensor %q: bad header entry: %v", name, key, err)
+			return nil, fmt.Errorf("%s: tensor %q: bad header entry: %w", name, key, err)
 		}
 		switch {
 		case h.DType == nil:
@@ -346,7 +346,7 @@ func Parse(name string, data []byte) (*File, error) {
 		}
 		n, err := elementCount(t.Shape)
 		if err != nil {
-			return nil, fmt.Errorf("%s: tensor %q: %v", name, key, err)
+			return nil, fmt.Errorf("%s: tensor %q: %w", name, key, err)
 		}
 		if nbits := int64(n) * int64(bits); nbits%8 != 0 {
 			return nil, fmt.Errorf("%s: tensor %q: shape %v of %s is %d bits, not a whole number of bytes", name, key, t.Shape, t.DType, nbits)
@@ -413,7 +413,7 @@ func headerObject(header []byte) (keys []string, vals []json.RawMessage, err err
 		seen[key] = true
 		var v json.RawMessage
 		if err := dec.Decode(&v); err != nil {
-			return nil, nil, fmt.Errorf("key %q: %v", key, err)
+			return nil, nil, fmt.Errorf("key %q: %w", key, err)
 		}
 		keys, vals = append(keys, key), append(vals, v)
 	}
@@ -477,7 +477,7 @@ func WriteFile(path string, tensors []Tensor, metadata map[string]string) error 
 	}
 	hj, err := json.Marshal(header)
 	if err != nil {
-		return fmt.Errorf("%s: %v", path, err)
+		return fmt.Errorf("%s: %w", path, err)
 	}
 	// Pad the header with spaces so the data starts 8-byte aligned.
 	for (8+len(hj))%8 != 0 {

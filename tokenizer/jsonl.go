@@ -81,7 +81,7 @@ func parseTextLine(line []byte) (string, error) {
 			}
 			return "", fmt.Errorf("expected a JSON object, found %s", typ.Value)
 		}
-		return "", fmt.Errorf("invalid JSON: %v", err)
+		return "", fmt.Errorf("invalid JSON: %w", err)
 	}
 	if rec.Text == nil {
 		return "", errors.New(`"text" field missing or null`)

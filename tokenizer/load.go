@@ -240,7 +240,7 @@ func parseModel(raw json.RawMessage, numAdded int) (*bpeModel, int, error) {
 	for i, raw := range cfg.Merges {
 		a, b, err := parseMerge(raw)
 		if err != nil {
-			return nil, 0, fmt.Errorf("model.merges[%d]: %v", i, err)
+			return nil, 0, fmt.Errorf("model.merges[%d]: %w", i, err)
 		}
 		idA, okA := m.vocab[a]
 		idB, okB := m.vocab[b]

@@ -32,7 +32,7 @@ func parseNormalizer(raw json.RawMessage, field string, depth int) (normalizer, 
 		Normalizers []json.RawMessage `json:"normalizers"`
 	}
 	if err := json.Unmarshal(raw, &cfg); err != nil {
-		return nil, fmt.Errorf("%s: %v", field, err)
+		return nil, fmt.Errorf("%s: %w", field, err)
 	}
 	switch cfg.Type {
 	case "NFC":

@@ -103,7 +103,7 @@ func parseIndex(path string, data []byte, dir string) ([]string, error) {
 		WeightMap map[string]string `json:"weight_map"`
 	}
 	if err := json.Unmarshal(data, &index); err != nil {
-		return nil, fmt.Errorf("%s: %v", path, err)
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	if len(index.WeightMap) == 0 {
 		return nil, fmt.Errorf("%s: weight_map is empty", path)
@@ -202,7 +202,7 @@ func readPickleFrom(path string, r io.ReaderAt, size int64) (map[string]*Tensor,
 	// reads; checking every length first keeps a few crafted bytes from
 	// asking for terabytes.
 	if err := scanPickle(pkl); err != nil {
-		return nil, fail(fmt.Errorf("%sdata.pkl: %v", prefix, err))
+		return nil, fail(fmt.Errorf("%sdata.pkl: %w", prefix, err))
 	}
 	storages := map[string]*torchStorage{}
 	var stored int // elements of all float storages read
@@ -274,14 +274,14 @@ func readPickleFrom(path string, r io.ReaderAt, size int64) (map[string]*Tensor,
 		}
 		n, err := viewElements(len(t.storage.data), t.offset, t.size, t.stride)
 		if err != nil {
-			return nil, fmt.Errorf("%s: tensor %q: %v", path, name, err)
+			return nil, fmt.Errorf("%s: tensor %q: %w", path, name, err)
 		}
 		if budget -= n; budget < 0 {
 			return nil, fmt.Errorf("%s: tensor %q: the tensors view their storages more than twice over (%d elements stored)", path, name, stored)
 		}
 		data, err := contiguous(t.storage.data, t.offset, t.size, t.stride)
 		if err != nil {
-			return nil, fmt.Errorf("%s: tensor %q: %v", path, name, err)
+			return nil, fmt.Errorf("%s: tensor %q: %w", path, name, err)
 		}
 		out[name] = &Tensor{Shape: t.size, Data: data}
 	}
@@ -494,7 +494,7 @@ func readRecord(f *zip.File, want int, archive int64) ([]byte, error) {
 	}
 	rc, err := f.Open()
 	if err != nil {
-		return nil, fmt.Errorf("record %s: %v", f.Name, err)
+		return nil, fmt.Errorf("record %s: %w", f.Name, err)
 	}
 	defer rc.Close()
 	var b []byte
@@ -512,7 +512,7 @@ func readRecord(f *zip.File, want int, archive int64) ([]byte, error) {
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("record %s: %v", f.Name, err)
+		return nil, fmt.Errorf("record %s: %w", f.Name, err)
 	}
 	return b, nil
 }

@@ -158,11 +158,11 @@ func LoadConfig(path string) (*Config, error) {
 	}
 	var m map[string]any
 	if err := yaml.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("%s: %v", path, err)
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	j, err := json.Marshal(m)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %v", path, err)
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	c := defaults()
 	d := json.NewDecoder(bytes.NewReader(j))

@@ -276,7 +276,7 @@ func readJSONL[T any](path string) ([]T, error) {
 		}
 		var x T
 		if err := json.Unmarshal([]byte(l), &x); err != nil {
-			return nil, fmt.Errorf("%s:%d: %v", path, i+1, err)
+			return nil, fmt.Errorf("%s:%d: %w", path, i+1, err)
 		}
 		out = append(out, x)
 	}
@@ -525,7 +525,7 @@ func readCurve(path string) ([]EpochMetrics, error) {
 		Correlation *float64 `json:"correlation"`
 	}
 	if err := json.Unmarshal(b, &raw); err != nil {
-		return nil, fmt.Errorf("%s: %v", path, err)
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	out := make([]EpochMetrics, len(raw))
 	for i, r := range raw {
