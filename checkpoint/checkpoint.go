@@ -237,7 +237,7 @@ func ReadState(ckpt string) (*State, error) {
 	d := json.NewDecoder(bytes.NewReader(b))
 	d.UseNumber()
 	if err := d.Decode(&st); err != nil {
-		return nil, fmt.Errorf("%s: %v", p, err)
+		return nil, fmt.Errorf("%s: %w", p, err)
 	}
 	if st.Step < 0 {
 		return nil, fmt.Errorf("%s: step %d is negative", p, st.Step)
