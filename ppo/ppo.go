@@ -34,6 +34,7 @@ import (
 	"irl/policy"
 	"irl/progress"
 	"irl/reward"
+	"irl/rows"
 	"irl/tokenizer"
 )
 
@@ -371,7 +372,7 @@ func (t *trainer) open() error {
 			return fmt.Errorf("ppo: %w", err)
 		}
 		if err := json.Unmarshal(saved.Trainer, &t.st); err != nil {
-			return fmt.Errorf("ppo: %s: trainer state: %v", dir, err)
+			return fmt.Errorf("ppo: %s: trainer state: %w", dir, err)
 		}
 		t.step = saved.Step
 		if t.st.InPhase {
@@ -380,7 +381,7 @@ func (t *trainer) open() error {
 				return fmt.Errorf("ppo: %s: the phase's rollouts: %w", dir, err)
 			}
 			if err := json.Unmarshal(b, &t.phase); err != nil {
-				return fmt.Errorf("ppo: %s: %v", filepath.Join(dir, rolloutsFile), err)
+				return fmt.Errorf("ppo: %s: %w", filepath.Join(dir, rolloutsFile), err)
 			}
 		}
 	}
@@ -469,4 +470,34 @@ func SplitPrompts(ps []Prompt, evalFrac float64, seed uint64) (train, eval []Pro
 		}
 	}
 	return train, eval
+}
+
+// ReadPrompts reads a prompt file for a run: JSON lines, CSV or Parquet rows
+// with the prompt in field (and every other field kept for the reward, such
+// as an original continuation), tokenized and cut on the left to the limit
+// the run and the model allow.
+func ReadPrompts(path, field, format string, tok *tokenizer.Tokenizer, m *policy.Model, cfg Config) ([]Prompt, error) {
+	rs, bad, err := rows.Read(path, rows.Options{TextField: field, KeepFields: true, Format: format})
+	if err != nil {
+		return nil, err
+	}
+	if len(bad) > 0 {
+		return nil, bad[0]
+	}
+	if len(rs) == 0 {
+		return nil, fmt.Errorf("%s: no prompts", path)
+	}
+	limit := min(cfg.SeqLength, m.Config.MaxPositions) - cfg.MaxNewTokens
+	if limit < 1 {
+		return nil, fmt.Errorf("ppo: %d new tokens leave no room for a prompt in %d positions", cfg.MaxNewTokens, min(cfg.SeqLength, m.Config.MaxPositions))
+	}
+	enc, badEnc := rows.Encode(path, rs, rows.EncodeOptions{Tokenizer: tok, VocabSize: m.Config.VocabSize, MaxLength: limit, Truncate: rows.TruncateLeft})
+	if len(badEnc) > 0 {
+		return nil, badEnc[0]
+	}
+	ps := make([]Prompt, len(enc))
+	for i, e := range enc {
+		ps[i] = Prompt{IDs: e.IDs, Text: rs[i].Text, Fields: rs[i].Fields, Row: rs[i].Index}
+	}
+	return ps, nil
 }

@@ -12,7 +12,6 @@ import (
 	"irl/policy"
 	"irl/ppo"
 	"irl/reward"
-	"irl/rows"
 	"irl/tokenizer"
 	"irl/weights"
 )
@@ -203,26 +202,7 @@ func runPPO(c *cli.Context, cfgFlags []ppoFlag) error {
 		return fmt.Errorf("ppo needs the model's tokenizer to decode responses for the reward: %w", err)
 	}
 	readPrompts := func(path string) ([]ppo.Prompt, error) {
-		rs, bad, err := rows.Read(path, rows.Options{TextField: c.String("prompt-field"), KeepFields: true, Format: c.String("input-format")})
-		if err != nil {
-			return nil, err
-		}
-		if len(bad) > 0 {
-			return nil, bad[0]
-		}
-		if len(rs) == 0 {
-			return nil, fmt.Errorf("%s: no prompts", path)
-		}
-		enc, badEnc := rows.Encode(path, rs, rows.EncodeOptions{Tokenizer: tok, VocabSize: m.Config.VocabSize,
-			MaxLength: min(cfg.SeqLength, m.Config.MaxPositions) - cfg.MaxNewTokens, Truncate: rows.TruncateLeft})
-		if len(badEnc) > 0 {
-			return nil, badEnc[0]
-		}
-		ps := make([]ppo.Prompt, len(enc))
-		for i, e := range enc {
-			ps[i] = ppo.Prompt{IDs: e.IDs, Text: rs[i].Text, Fields: rs[i].Fields, Row: rs[i].Index}
-		}
-		return ps, nil
+		return ppo.ReadPrompts(path, c.String("prompt-field"), c.String("input-format"), tok, m, cfg)
 	}
 	if cfg.MaxNewTokens >= m.Config.MaxPositions {
 		return fmt.Errorf("--max-new-tokens %d leaves no room for a prompt in the model's %d positions", cfg.MaxNewTokens, m.Config.MaxPositions)

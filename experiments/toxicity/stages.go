@@ -124,28 +124,6 @@ func (p *pipeline) stagePrompts() (string, error) {
 	return fmt.Sprintf("%d rows: %d training prompts, %d held out", len(rs), len(train), len(eval)), nil
 }
 
-// readPrompts reads a prompts file as PPO prompts, cut on the left to the
-// PPO limit, with original_output kept for the relative reward.
-func (p *pipeline) ppoPrompts(path string, tok *tokenizer.Tokenizer, m *policy.Model, pc ppo.Config) ([]ppo.Prompt, error) {
-	rs, bad, err := rows.Read(path, rows.Options{TextField: "prompt", KeepFields: true})
-	if err != nil {
-		return nil, err
-	}
-	if len(bad) > 0 {
-		return nil, bad[0]
-	}
-	enc, badEnc := rows.Encode(path, rs, rows.EncodeOptions{Tokenizer: tok, VocabSize: m.Config.VocabSize,
-		MaxLength: min(pc.SeqLength, m.Config.MaxPositions) - pc.MaxNewTokens, Truncate: rows.TruncateLeft})
-	if len(badEnc) > 0 {
-		return nil, badEnc[0]
-	}
-	out := make([]ppo.Prompt, len(enc))
-	for i, e := range enc {
-		out[i] = ppo.Prompt{IDs: e.IDs, Text: rs[i].Text, Fields: rs[i].Fields, Row: rs[i].Index}
-	}
-	return out, nil
-}
-
 // rewardOptions are the training reward's options.
 func (p *pipeline) rewardOptions() reward.Options {
 	o := reward.Options{Label: p.cfg.RewardLabel, Join: p.cfg.Join, Noise: p.cfg.RewardNoise, Seed: 1, Session: p.opt.Session}
@@ -174,11 +152,11 @@ func (p *pipeline) runPPO(out string, src reward.Source, resume bool, stage stri
 	if err != nil {
 		return nil, err
 	}
-	train, err := p.ppoPrompts(filepath.Join(p.dir("prompts"), "train.jsonl"), tok, m, pc)
+	train, err := ppo.ReadPrompts(filepath.Join(p.dir("prompts"), "train.jsonl"), "prompt", "", tok, m, pc)
 	if err != nil {
 		return nil, err
 	}
-	eval, err := p.ppoPrompts(filepath.Join(p.dir("prompts"), "eval.jsonl"), tok, m, pc)
+	eval, err := ppo.ReadPrompts(filepath.Join(p.dir("prompts"), "eval.jsonl"), "prompt", "", tok, m, pc)
 	if err != nil {
 		return nil, err
 	}
