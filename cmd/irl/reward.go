@@ -163,7 +163,7 @@ func runRewardTrain(c *cli.Context) error {
 	if err := atomicfile.CheckDir(c.String("out"), c.Bool("overwrite")); err != nil {
 		return err
 	}
-	pos, neg, err := rewardhead.LoadPair(c.String("pos"), c.String("neg"))
+	pos, neg, err := rewardLoadPair(c, c.String("pos"), c.String("neg"))
 	if err != nil {
 		return err
 	}
@@ -306,7 +306,7 @@ func runRewardProbe(c *cli.Context) error {
 		if c.String("head") != "" || c.String("features") != "" {
 			return errors.New("probe --train takes --pos and --neg, not --head or --features")
 		}
-		pos, neg, err := rewardLoadPair(c.String("pos"), c.String("neg"))
+		pos, neg, err := rewardLoadPair(c, c.String("pos"), c.String("neg"))
 		if err != nil {
 			return err
 		}
@@ -672,7 +672,7 @@ func runRewardRatio(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	pos, neg, err := rewardLoadPair(c.String("pos"), c.String("neg"))
+	pos, neg, err := rewardLoadPair(c, c.String("pos"), c.String("neg"))
 	if err != nil {
 		return err
 	}
@@ -681,7 +681,7 @@ func runRewardRatio(c *cli.Context) error {
 		if c.String("eval-pos") == "" || c.String("eval-neg") == "" {
 			return errors.New("give both --eval-pos and --eval-neg, or neither")
 		}
-		if evalPos, evalNeg, err = rewardLoadPair(c.String("eval-pos"), c.String("eval-neg")); err != nil {
+		if evalPos, evalNeg, err = rewardLoadPair(c, c.String("eval-pos"), c.String("eval-neg")); err != nil {
 			return err
 		}
 	}
@@ -770,7 +770,7 @@ func runRewardEpochs(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	pos, neg, err := rewardLoadPair(c.String("pos"), c.String("neg"))
+	pos, neg, err := rewardLoadPair(c, c.String("pos"), c.String("neg"))
 	if err != nil {
 		return err
 	}
@@ -927,7 +927,7 @@ func rewardLoadScored(c *cli.Context, headPath string) (h *rewardhead.Head, pos,
 	if h, err = rewardhead.ReadHead(headPath); err != nil {
 		return
 	}
-	if pos, neg, err = rewardLoadPair(c.String("pos"), c.String("neg")); err != nil {
+	if pos, neg, err = rewardLoadPair(c, c.String("pos"), c.String("neg")); err != nil {
 		return
 	}
 	if err = rewardCheckHead(c, h, headPath, pos, neg); err != nil {
@@ -937,9 +937,9 @@ func rewardLoadScored(c *cli.Context, headPath string) (h *rewardhead.Head, pos,
 	return
 }
 
-func rewardLoadPair(posPath, negPath string) (pos, neg *rewardhead.Features, err error) {
+func rewardLoadPair(c *cli.Context, posPath, negPath string) (pos, neg *rewardhead.Features, err error) {
 	if rewardhead.SameFile(posPath, negPath) {
-		fmt.Fprintf(os.Stderr, "warning: %s is given as both the expert (--pos) and the baseline (--neg) features; the metrics will mean nothing\n", posPath)
+		rewardWarn(c, fmt.Sprintf("warning: %s is given as both the expert (--pos) and the baseline (--neg) features; the metrics will mean nothing", posPath))
 	}
 	return rewardhead.LoadPair(posPath, negPath)
 }

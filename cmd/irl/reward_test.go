@@ -459,3 +459,18 @@ func TestRewardEvalOutputs(t *testing.T) {
 		}
 	}
 }
+
+// The same file as both classes gets a warning.
+func TestRewardSameFileWarning(t *testing.T) {
+	dir := t.TempDir()
+	rng := rand.New(rand.NewPCG(4, 5))
+	f := filepath.Join(dir, "f.safetensors")
+	rwtFeatures(t, f, rng, []float64{1, 0, 0}, 20, 1, 1, rwtMeta("3"))
+	_, stderr, err := rwtRunErr(t, "train", "--pos", f, "--neg", f, "--out", filepath.Join(dir, "h"), "--epochs", "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(stderr, "given as both") {
+		t.Errorf("no warning: %q", stderr)
+	}
+}
