@@ -44,18 +44,18 @@ func LoadConfig(spec string) (Config, error) {
 	switch strings.ToLower(filepath.Ext(spec)) {
 	case ".toml":
 		if _, err := toml.Decode(string(data), &m); err != nil {
-			return Config{}, fmt.Errorf("ppo: %s: %v", name, err)
+			return Config{}, fmt.Errorf("ppo: %s: %w", name, err)
 		}
 	default:
 		if err := yaml.Unmarshal(data, &m); err != nil {
-			return Config{}, fmt.Errorf("ppo: %s: %v", name, err)
+			return Config{}, fmt.Errorf("ppo: %s: %w", name, err)
 		}
 	}
 	// Through JSON: the keys are Config's JSON names, and unknown ones are
 	// refused rather than ignored.
 	j, err := json.Marshal(m)
 	if err != nil {
-		return Config{}, fmt.Errorf("ppo: %s: %v", name, err)
+		return Config{}, fmt.Errorf("ppo: %s: %w", name, err)
 	}
 	c := Defaults()
 	d := json.NewDecoder(bytes.NewReader(j))

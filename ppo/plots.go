@@ -30,7 +30,7 @@ func Plot(metrics, dir string) error {
 	for line := 1; sc.Scan(); line++ {
 		var m map[string]any
 		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
-			return fmt.Errorf("%s:%d: %v", metrics, line, err)
+			return fmt.Errorf("%s:%d: %w", metrics, line, err)
 		}
 		step, ok := m["step"].(float64)
 		if !ok {

@@ -120,7 +120,7 @@ func orNaN(v rewardhead.Value) float64 {
 func WriteJSON(path string, v any) error {
 	b, err := rewardhead.MarshalJSON(v)
 	if err != nil {
-		return fmt.Errorf("%s: %v", path, err)
+		return fmt.Errorf("%s: %w", path, err)
 	}
 	return atomicfile.WriteBytes(path, b)
 }

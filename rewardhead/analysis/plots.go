@@ -135,7 +135,7 @@ func scatterFigure(title string, irlPos, irlNeg, gtPos, gtNeg []float64, thresho
 func PlotScatter(path string, irlPos, irlNeg, gtPos, gtNeg []float64, threshold float64) error {
 	f, err := scatterFigure("IRL reward vs ground-truth reward", irlPos, irlNeg, gtPos, gtNeg, threshold)
 	if err != nil {
-		return fmt.Errorf("%s: %v", path, err)
+		return fmt.Errorf("%s: %w", path, err)
 	}
 	return plots.SavePanels(path, 7.5, 5, 1, f)
 }
@@ -202,7 +202,7 @@ func distributionsFigure(title string, pos, neg []float64, threshold float64) (*
 func PlotDistributions(path string, pos, neg []float64, threshold float64) error {
 	f, err := distributionsFigure("Reward by class", pos, neg, threshold)
 	if err != nil {
-		return fmt.Errorf("%s: %v", path, err)
+		return fmt.Errorf("%s: %w", path, err)
 	}
 	return plots.SavePanels(path, 6.5, 5, 1, f)
 }
@@ -322,7 +322,7 @@ func confusionFigure(title string, c rewardhead.Confusion) (*plots.Figure, error
 func PlotConfusion(path string, c rewardhead.Confusion) error {
 	f, err := confusionFigure("Confusion matrix (toxic = positive)", c)
 	if err != nil {
-		return fmt.Errorf("%s: %v", path, err)
+		return fmt.Errorf("%s: %w", path, err)
 	}
 	return plots.SavePanels(path, 5, 4.5, 1, f)
 }
@@ -347,7 +347,7 @@ func curvesFigure(title, xLabel, yLabel string, series []Series) (*plots.Figure,
 func PlotCurves(path, title, xLabel, yLabel string, series []Series) error {
 	f, err := curvesFigure(title, xLabel, yLabel, series)
 	if err != nil {
-		return fmt.Errorf("%s: %v", path, err)
+		return fmt.Errorf("%s: %w", path, err)
 	}
 	return plots.SavePanels(path, 8.5, 4.5, 1, f)
 }
@@ -360,7 +360,7 @@ func PlotBoxes(path, title, yLabel string, names []string, values [][]float64) e
 	for k := range names {
 		b, err := plotter.NewBoxPlot(vg.Points(20), float64(k), plotter.Values(values[k]))
 		if err != nil {
-			return fmt.Errorf("%s: %s: %v", path, names[k], err)
+			return fmt.Errorf("%s: %s: %w", path, names[k], err)
 		}
 		b.FillColor = plots.Color(k)
 		f.Add(b)
@@ -368,13 +368,13 @@ func PlotBoxes(path, title, yLabel string, names []string, values [][]float64) e
 	}
 	zero, err := refLine(plotter.XY{X: -0.5, Y: 0}, plotter.XY{X: float64(len(names)) - 0.5, Y: 0}, referenceDashes, referenceColor)
 	if err != nil {
-		return fmt.Errorf("%s: %v", path, err)
+		return fmt.Errorf("%s: %w", path, err)
 	}
 	f.Add(zero)
 	f.X.Tick.Marker = ticks
 	f.X.Min, f.X.Max = -0.6, float64(len(names))-0.4
 	if err := saneAxes(f.Plot); err != nil {
-		return fmt.Errorf("%s: %v", path, err)
+		return fmt.Errorf("%s: %w", path, err)
 	}
 	return plots.SavePanels(path, max(4.5, 1.3*float64(len(names))), 4.5, 1, f)
 }
@@ -391,17 +391,17 @@ func Figure1(path string, r *rewardhead.Report, pos, neg, gtPos, gtNeg []float64
 	if gtPos != nil {
 		f, err := scatterFigure(letter()+"IRL vs ground-truth reward", pos, neg, gtPos, gtNeg, r.Threshold)
 		if err != nil {
-			return fmt.Errorf("%s: %v", path, err)
+			return fmt.Errorf("%s: %w", path, err)
 		}
 		figs = append(figs, f)
 	}
 	f, err := distributionsFigure(letter()+"Reward by class", pos, neg, r.Threshold)
 	if err != nil {
-		return fmt.Errorf("%s: %v", path, err)
+		return fmt.Errorf("%s: %w", path, err)
 	}
 	figs = append(figs, f)
 	if f, err = confusionFigure(letter()+"Confusion matrix (toxic = positive)", r.Confusion); err != nil {
-		return fmt.Errorf("%s: %v", path, err)
+		return fmt.Errorf("%s: %w", path, err)
 	}
 	figs = append(figs, f)
 	return plots.SavePanels(path, 5.5*float64(len(figs))+2.5, 5, len(figs), figs...)

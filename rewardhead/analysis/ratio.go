@@ -162,7 +162,7 @@ func (r *RatioResult) Plot(dir string) (string, error) {
 		}
 		f, err := curvesFigure(side.title, fmt.Sprintf(side.xLabel, side.fixed(side.pts[0])), "metric (mean ± std over repeats)", series)
 		if err != nil {
-			return "", fmt.Errorf("%s: %v", path, err)
+			return "", fmt.Errorf("%s: %w", path, err)
 		}
 		figs = append(figs, f)
 	}
