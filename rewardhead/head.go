@@ -164,7 +164,7 @@ type headJSON struct {
 func ParseHead(name string, data []byte) (*Head, error) {
 	var raw headJSON
 	if err := json.Unmarshal(data, &raw); err != nil {
-		return nil, fmt.Errorf("%s: not a reward head: %v", name, err)
+		return nil, fmt.Errorf("%s: not a reward head: %w", name, err)
 	}
 	h := raw.Head
 	if raw.W != nil {
@@ -181,7 +181,7 @@ func ParseHead(name string, data []byte) (*Head, error) {
 			return nil, fmt.Errorf("%s: bias b is null; it must be a number", name)
 		}
 		if err := json.Unmarshal(raw.B, &h.B); err != nil {
-			return nil, fmt.Errorf("%s: not a reward head: b: %v", name, err)
+			return nil, fmt.Errorf("%s: not a reward head: b: %w", name, err)
 		}
 	}
 	if err := h.validate(name); err != nil {
@@ -197,7 +197,7 @@ func WriteHead(path string, h *Head) error {
 	}
 	data, err := MarshalJSON(h)
 	if err != nil {
-		return fmt.Errorf("%s: %v", path, err)
+		return fmt.Errorf("%s: %w", path, err)
 	}
 	return atomicfile.WriteBytes(path, data)
 }

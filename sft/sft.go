@@ -183,7 +183,7 @@ func Run(m *policy.Model, examples []Example, cfg Config) (Result, error) {
 		}
 		if len(saved.Trainer) > 0 {
 			if err := json.Unmarshal(saved.Trainer, &loop); err != nil {
-				return res, fmt.Errorf("sft: %s: trainer state: %v", dir, err)
+				return res, fmt.Errorf("sft: %s: trainer state: %w", dir, err)
 			}
 		}
 		start = saved.Step

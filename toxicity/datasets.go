@@ -317,7 +317,7 @@ func challenging(fields map[string]any) (value, present bool, err error) {
 	}
 	b, err := parseLabel(v)
 	if err != nil {
-		return false, true, fmt.Errorf("field %q: %v", "challenging", err)
+		return false, true, fmt.Errorf("field %q: %w", "challenging", err)
 	}
 	return b, true, nil
 }
