@@ -27,13 +27,27 @@ type Options struct {
 	Layer int
 	// Pool is PoolLast (the last real token, the default) or PoolMean.
 	Pool policy.Pooling
-	// BatchSize is the number of rows per forward pass.
+	// BatchSize is the number of rows per batch: rows of similar lengths
+	// padded to the longest of them.
 	BatchSize int
+	// MaxTokens caps the tokens (rows × padded length) that one forward
+	// pass runs: a batch of long rows runs a few rows at a time, which keeps
+	// the attention's scores, quadratic in the length, and the MLP's
+	// activations in the caches. 0 means DefaultMaxTokens, negative no cap.
+	MaxTokens int
+	// Standard runs the model on a graph of standard ONNX operators instead
+	// of ONNX Runtime's fused kernels (see policy.ForwardOptions.Standard).
+	Standard bool
 	// Session configures ONNX Runtime.
 	Session onnx.Options
 	// Progress, if not nil, receives a progress bar.
 	Progress io.Writer
 }
+
+// DefaultMaxTokens is Options.MaxTokens's default: on pythia-70m shapes,
+// runs of 512 to 4,096 tokens make the most of the CPU, and longer ones lose
+// up to a tenth of it to the attention's scores at 1,024 tokens a row.
+const DefaultMaxTokens = 4096
 
 // Extractor turns token sequences into pooled features. Destroy it when done.
 type Extractor interface {
@@ -95,7 +109,15 @@ func NewModelExtractor(m *policy.Model, o Options) (Extractor, error) {
 	if pool == policy.NoPool {
 		pool = policy.PoolLast
 	}
-	r, err := policy.NewRunner(m, policy.ForwardOptions{Hidden: []int{l}, Pool: pool}, o.Session)
+	maxTokens := o.MaxTokens
+	switch {
+	case maxTokens == 0:
+		maxTokens = DefaultMaxTokens
+	case maxTokens < 0:
+		maxTokens = 0
+	}
+	fo := policy.ForwardOptions{Hidden: []int{l}, Pool: pool, Standard: o.Standard, MaxTokens: maxTokens}
+	r, err := policy.NewRunner(m, fo, o.Session)
 	if err != nil {
 		return nil, err
 	}

@@ -2,8 +2,11 @@
 //
 // A Graph collects nodes through typed helpers (MatMul, LayerNorm, Softmax, …)
 // that each return the name of the value they produce, so model code reads as
-// a sequence of tensor operations. Model serialises the graph with a pinned
-// opset; NewSession hands the bytes to ONNX Runtime on CPU or CUDA.
+// a sequence of tensor operations. Helpers for ONNX Runtime's contrib
+// operators (contrib.go: GroupQueryAttention, SkipLayerNorm, RotaryEmbedding,
+// …) add their domain to the graph's opset imports. Model serialises the
+// graph with a pinned opset; NewSession hands the bytes to ONNX Runtime on
+// CPU or CUDA.
 //
 // Ownership follows onnxruntime_go: whatever is created with New… must be
 // destroyed with Destroy, and tests check that memory stays flat over many
@@ -80,6 +83,9 @@ type Graph struct {
 	outputs []*onnxpb.ValueInfoProto
 	names   map[string]bool
 	consts  map[string]Value
+	// domains holds the opset version of each non-default operator domain
+	// the graph uses (see OpIn).
+	domains map[string]int64
 	counter int
 	// Scope prefixes generated value names, to make graphs readable in tools
 	// such as Netron (e.g. "layer3/attn").
@@ -197,7 +203,13 @@ func (g *Graph) ScalarF32(v float32) Value {
 
 // ConstF32 is a float32 constant of the given shape, not shared.
 func (g *Graph) ConstF32(shape []int, data []float32) Value {
-	return g.Initializer(g.fresh("const"), shape, data)
+	if n := numel(shape); n != len(data) {
+		panic(fmt.Sprintf("onnx: constant of shape %v holds %d values, got %d", shape, n, len(data)))
+	}
+	// fresh has claimed the name already, which Initializer would refuse.
+	name := g.fresh("const")
+	g.inits = append(g.inits, &onnxpb.TensorProto{Name: name, Dims: dims64(shape), DataType: int32(Float), RawData: floatbits.Bytes(data)})
+	return Value(name)
 }
 
 // Op adds a node with one output and returns it.
@@ -226,7 +238,7 @@ func (g *Graph) OpN(op string, n int, inputs []Value, attrs ...Attr) []Value {
 func (g *Graph) Model() *onnxpb.ModelProto {
 	return &onnxpb.ModelProto{
 		IrVersion:    irVersion,
-		OpsetImport:  []*onnxpb.OperatorSetIdProto{{Domain: "", Version: Opset}},
+		OpsetImport:  g.opsetImports(),
 		ProducerName: "irl",
 		Graph: &onnxpb.GraphProto{
 			Name: g.name, Node: g.nodes, Initializer: g.inits, Input: g.inputs, Output: g.outputs,

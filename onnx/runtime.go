@@ -172,6 +172,13 @@ type Options struct {
 	Threads int
 	// CUDADevice is the GPU index for Device CUDA.
 	CUDADevice int
+	// Profile, if set, turns on ONNX Runtime's profiler: every node's run
+	// time goes to a JSON file whose name starts with Profile, written when
+	// the session is destroyed (see ProfileByOpType).
+	Profile string
+	// OptimizedModel, if set, is where ONNX Runtime writes the graph as it
+	// runs it, after its own fusions, to inspect what it fused.
+	OptimizedModel string
 }
 
 // Session is an ONNX Runtime session with fixed input and output names.
@@ -202,6 +209,16 @@ func NewSession(model []byte, path string, inputs, outputs []string, o Options) 
 	}
 	if err := so.SetInterOpNumThreads(1); err != nil {
 		return nil, fmt.Errorf("onnx: setting inter-op threads: %w", err)
+	}
+	if o.Profile != "" {
+		if err := so.EnableProfiling(o.Profile); err != nil {
+			return nil, fmt.Errorf("onnx: enabling the profiler: %w", err)
+		}
+	}
+	if o.OptimizedModel != "" {
+		if err := so.SetOptimizedModelFilePath(o.OptimizedModel); err != nil {
+			return nil, fmt.Errorf("onnx: setting the optimized model path: %w", err)
+		}
 	}
 	switch o.Device {
 	case CPU, "":

@@ -54,20 +54,25 @@ func reportThroughput(b *testing.B, tokens int, flops float64, elapsed time.Dura
 }
 
 // BenchmarkForward measures forward throughput for a pythia-70m-shaped model
-// at batch 32 × 128 on CPU, and ORT's MatMul peak in the same run.
+// at batch 32 × 128 on CPU, on ONNX Runtime's fused kernels and on standard
+// operators, and ORT's MatMul peak in the same run.
 //
 //	go test -run '^$' -bench Forward -benchtime 5x ./policy/
 func BenchmarkForward(b *testing.B) {
 	const bs, seq = 32, 128
 	m, bt, peak := benchSetup(b, bs, seq)
 	cfg := m.Config
-	for _, tc := range []struct {
+	type bench struct {
 		name string
 		fo   ForwardOptions
-	}{
-		{"pythia-70m/logits", ForwardOptions{Logits: true}},
-		{"pythia-70m/last-hidden", ForwardOptions{Hidden: []int{cfg.NumLayers}}},
-	} {
+	}
+	var benches []bench
+	for _, path := range paths {
+		benches = append(benches,
+			bench{"pythia-70m/logits/" + path.name, ForwardOptions{Logits: true, Standard: path.standard}},
+			bench{"pythia-70m/last-hidden/" + path.name, ForwardOptions{Hidden: []int{cfg.NumLayers}, Standard: path.standard}})
+	}
+	for _, tc := range benches {
 		b.Run(tc.name, func(b *testing.B) {
 			run, err := NewRunner(m, tc.fo, onnx.Options{})
 			if err != nil {

@@ -42,10 +42,19 @@ type DecodeOptions struct {
 	// the model's memory, instead of initializers copied when the session
 	// opens, so decoding sees every optimiser update (PPO's rollouts).
 	ParamInputs bool
+	// Standard makes a Generator decode on the standard-operator graph
+	// (BuildDecode, Decoder), which concatenates each step's keys and values
+	// to copies of the past, rather than on the fused kernels' cached graph
+	// (BuildCachedDecode, CachedDecoder), which writes them into a cache in
+	// place. BuildDecode and NewDecoder always build the standard graph.
+	Standard bool
 }
 
-// BuildDecode builds the key/value-cached inference graph, with the weights
-// as initializers or, with ParamInputs, as inputs after the caches. A step
+// BuildDecode builds the key/value-cached inference graph from standard
+// operators, with the weights as initializers or, with ParamInputs, as
+// inputs after the caches. Each step returns the past and new keys and
+// values together as new tensors (see BuildCachedDecode for a cache written
+// in place). A step
 // costs work in proportion to B×T×(P+T) for attention and B×T for everything
 // else: nothing of the past is recomputed.
 func BuildDecode(m *Model, o DecodeOptions) (*DecodeGraph, error) {

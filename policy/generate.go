@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"time"
 
 	"irl/onnx"
 )
@@ -46,27 +47,48 @@ type Generation struct {
 // one token per step. Destroy it when done. A Generator is not safe for
 // concurrent use.
 type Generator struct {
+	// Exactly one decoder: the cached one on the fused kernels, or the
+	// standard one.
+	cdec   *CachedDecoder
 	dec    *Decoder
 	cfg    Config
-	kv     [2]*KVCache // reused between batches when large enough
+	kv     [2]*KVCache // the standard decoder's, reused between batches when large enough
+	ckv    *Cache      // the cached decoder's, likewise
 	logits []float32
+	lse    []float32
+	argmax []int64
+	// sampling is the time spent choosing tokens from logits, in Go, over
+	// the generator's life (for benchmarks).
+	sampling time.Duration
 }
 
 // NewGenerator builds the decode graph for m and opens its session. The
 // weights are copied into the session: later changes to m are not seen (see
 // NewLiveGenerator).
 func NewGenerator(m *Model, so onnx.Options) (*Generator, error) {
-	return openGenerator(m, so, DecodeOptions{})
+	return NewGeneratorWith(m, so, DecodeOptions{})
 }
 
 // NewLiveGenerator is NewGenerator with the weights read from m's memory at
 // every step, so that generation always uses the current weights of a model
 // being trained.
 func NewLiveGenerator(m *Model, so onnx.Options) (*Generator, error) {
-	return openGenerator(m, so, DecodeOptions{ParamInputs: true})
+	return NewGeneratorWith(m, so, DecodeOptions{ParamInputs: true})
 }
 
-func openGenerator(m *Model, so onnx.Options, o DecodeOptions) (*Generator, error) {
+// NewGeneratorWith is NewGenerator with decode options. It decodes on the
+// fused kernels' cached graph (CachedDecoder) unless o.Standard, on CUDA
+// (whose GroupQueryAttention takes only 16-bit floats), or for a model whose
+// head width the fused attention cannot take; then on the standard graph
+// (Decoder).
+func NewGeneratorWith(m *Model, so onnx.Options, o DecodeOptions) (*Generator, error) {
+	if !o.Standard && so.Device != onnx.CUDA && fusedSupport(m.Config) == nil {
+		d, err := NewCachedDecoder(m, so, o)
+		if err != nil {
+			return nil, err
+		}
+		return &Generator{cdec: d, cfg: m.Config}, nil
+	}
 	d, err := NewDecoder(m, so, o)
 	if err != nil {
 		return nil, err
@@ -74,11 +96,19 @@ func openGenerator(m *Model, so onnx.Options, o DecodeOptions) (*Generator, erro
 	return &Generator{dec: d, cfg: m.Config}, nil
 }
 
+// Fused tells whether the generator decodes on the fused kernels.
+func (g *Generator) Fused() bool { return g.cdec != nil }
+
 // Destroy closes the session. The Generator holds no other ONNX Runtime
 // objects between calls: each step's tensors are destroyed as it ends.
 func (g *Generator) Destroy() {
 	if g != nil {
-		g.dec.Destroy()
+		if g.cdec != nil {
+			g.cdec.Destroy()
+		}
+		if g.dec != nil {
+			g.dec.Destroy()
+		}
 	}
 }
 
@@ -184,8 +214,6 @@ func (g *Generator) cache(i, b, capacity int) *KVCache {
 
 // batch generates sequences [from, to) of the n copies of each prompt.
 func (g *Generator) batch(prompts [][]int, n, from, to int, o GenerateOptions) ([]Generation, error) {
-	c := g.cfg
-	v := c.VocabSize
 	b := to - from
 	gens := make([]Generation, b)
 	samplers := make([]*Sampler, b)
@@ -201,6 +229,104 @@ func (g *Generator) batch(prompts [][]int, n, from, to int, o GenerateOptions) (
 		samplers[i] = sm
 		s = max(s, len(prompts[k/n]))
 	}
+	if cap(g.logits) < b*g.cfg.VocabSize {
+		g.logits = make([]float32, b*g.cfg.VocabSize)
+	}
+	if g.cdec != nil {
+		return g.batchCached(prompts, gens, samplers, s, o)
+	}
+	return g.batchStandard(prompts, gens, samplers, s, o)
+}
+
+// batchCached runs a batch on the cached decoder: the prompts right-padded
+// in one prefill, each row's tokens then appended after its own.
+func (g *Generator) batchCached(prompts [][]int, gens []Generation, samplers []*Sampler, s int, o GenerateOptions) ([]Generation, error) {
+	c := g.cfg
+	v := c.VocabSize
+	b := len(gens)
+	capacity := s + o.MaxNewTokens - 1 // the last token is sampled, never run
+	if g.ckv == nil || g.ckv.Rows(c) < b || g.ckv.Capacity < capacity {
+		g.ckv = NewCache(c, b, capacity)
+	}
+	kv := g.ckv
+	kv.Reset(b)
+	if cap(g.lse) < b {
+		g.lse, g.argmax = make([]float32, b), make([]int64, b)
+	}
+	logits, lse, argmax := g.logits[:b*v], g.lse[:b], g.argmax[:b]
+	ids := make([]int64, b*s) // padding after each prompt is never attended to
+	counts := make([]int, b)
+	for i := range gens {
+		p := prompts[gens[i].Prompt]
+		for j, id := range p {
+			ids[i*s+j] = int64(id)
+		}
+		counts[i] = len(p)
+	}
+	if err := g.cdec.Append(ids, s, counts, kv, DecodeOutputs{Logits: logits, LogSumExp: lse, ArgMax: argmax}); err != nil {
+		return nil, err
+	}
+	rows := make([]int, b) // batch row → sequence
+	for i := range rows {
+		rows[i] = i
+	}
+	next := make([]int64, b)
+	toks, lps := make([]int, b), make([]float64, b)
+	for {
+		start := time.Now()
+		r, err := sampleRows(samplers, rows, logits, &graphStats{lse, argmax}, v, toks, lps)
+		g.sampling += time.Since(start)
+		if err != nil {
+			gen := gens[rows[r]]
+			return nil, fmt.Errorf("policy: generate: prompt %d, sequence %d, token %d: %w", gen.Prompt, gen.Sequence, len(gen.IDs), err)
+		}
+		keep := record(gens, rows, toks, lps, o, c.EOSTokenID)
+		if len(keep) == 0 {
+			break
+		}
+		if len(keep) < len(rows) {
+			kv.Keep(c, keep)
+			for j, r := range keep {
+				rows[j] = rows[r]
+			}
+			rows = rows[:len(keep)]
+		}
+		bb := len(rows)
+		for r, i := range rows {
+			next[r] = int64(gens[i].IDs[len(gens[i].IDs)-1])
+		}
+		if err := g.cdec.Append(next[:bb], 1, nil, kv, DecodeOutputs{Logits: logits[:bb*v], LogSumExp: lse[:bb], ArgMax: argmax[:bb]}); err != nil {
+			return nil, err
+		}
+	}
+	return gens, nil
+}
+
+// record appends each batch row's sampled token to its sequence and returns
+// the batch rows still going: not at EOS (unless ignored) nor at the limit.
+func record(gens []Generation, rows, toks []int, lps []float64, o GenerateOptions, eos int) []int {
+	var keep []int
+	for r, i := range rows {
+		tok := toks[r]
+		gens[i].IDs = append(gens[i].IDs, tok)
+		gens[i].LogProbs = append(gens[i].LogProbs, lps[r])
+		switch {
+		case !o.IgnoreEOS && tok == eos:
+			gens[i].EOS = true
+		case len(gens[i].IDs) < o.MaxNewTokens:
+			keep = append(keep, r)
+		}
+	}
+	return keep
+}
+
+// batchStandard runs a batch on the standard decoder: the prompts
+// left-padded in one prefill, then a token per row per step, each step
+// returning the whole cache anew.
+func (g *Generator) batchStandard(prompts [][]int, gens []Generation, samplers []*Sampler, s int, o GenerateOptions) ([]Generation, error) {
+	c := g.cfg
+	v := c.VocabSize
+	b := len(gens)
 	pad := int64(0)
 	if c.EOSTokenID >= 0 && c.EOSTokenID < v {
 		pad = int64(c.EOSTokenID)
@@ -229,9 +355,6 @@ func (g *Generator) batch(prompts [][]int, n, from, to int, o GenerateOptions) (
 	for _, m := range masks {
 		mask = append(mask, m...)
 	}
-	if cap(g.logits) < b*v {
-		g.logits = make([]float32, b*v)
-	}
 	logits := g.logits[:b*v]
 	if err := g.dec.Step(ids, mask, PositionsFromMask(mask, b, s), s, cur, next, logits); err != nil {
 		return nil, err
@@ -245,22 +368,14 @@ func (g *Generator) batch(prompts [][]int, n, from, to int, o GenerateOptions) (
 	ids, pos := make([]int64, b), make([]int64, b)
 	toks, lps := make([]int, b), make([]float64, b)
 	for {
-		if r, err := sampleRows(samplers, rows, logits, v, toks, lps); err != nil {
+		start := time.Now()
+		r, err := sampleRows(samplers, rows, logits, nil, v, toks, lps)
+		g.sampling += time.Since(start)
+		if err != nil {
 			gen := gens[rows[r]]
-			return nil, fmt.Errorf("policy: generate: prompt %d, sequence %d, token %d: %v", gen.Prompt, gen.Sequence, len(gen.IDs), err)
+			return nil, fmt.Errorf("policy: generate: prompt %d, sequence %d, token %d: %w", gen.Prompt, gen.Sequence, len(gen.IDs), err)
 		}
-		var keep []int // batch rows still going
-		for r, i := range rows {
-			tok := toks[r]
-			gens[i].IDs = append(gens[i].IDs, tok)
-			gens[i].LogProbs = append(gens[i].LogProbs, lps[r])
-			switch {
-			case !o.IgnoreEOS && tok == c.EOSTokenID:
-				gens[i].EOS = true
-			case len(gens[i].IDs) < o.MaxNewTokens:
-				keep = append(keep, r)
-			}
-		}
+		keep := record(gens, rows, toks, lps, o, c.EOSTokenID)
 		if len(keep) == 0 {
 			break
 		}
@@ -290,12 +405,22 @@ func (g *Generator) batch(prompts [][]int, n, from, to int, o GenerateOptions) (
 	return gens, nil
 }
 
+// graphStats are what the cached decode graph computes of each row's
+// logits: log Σ exp and the argmax.
+type graphStats struct {
+	lse    []float32
+	argmax []int64
+}
+
 // sampleRows draws the next token of each batch row r (sequence rows[r])
 // from its logits, rows spread over the CPUs: a softmax over a large
 // vocabulary for every row would otherwise leave them idle between steps.
-// Each sequence has its own sampler, so the result does not depend on the
-// order. Logits with no distribution (NaN, say) give an error and the row.
-func sampleRows(samplers []*Sampler, rows []int, logits []float32, v int, toks []int, lps []float64) (int, error) {
+// With stats from the graph, greedy decoding takes its token and
+// log-probability from them rather than from passes over the vocabulary in
+// Go. Each sequence has its own sampler, so the result does not depend on
+// the order. Logits with no distribution (NaN, say) give an error and the
+// row.
+func sampleRows(samplers []*Sampler, rows []int, logits []float32, stats *graphStats, v int, toks []int, lps []float64) (int, error) {
 	workers := min(runtime.GOMAXPROCS(0), len(rows))
 	var wg sync.WaitGroup
 	errs := make([]error, len(rows))
@@ -310,7 +435,12 @@ func sampleRows(samplers []*Sampler, rows []int, logits []float32, v int, toks [
 							errs[r] = fmt.Errorf("%v", p)
 						}
 					}()
-					toks[r], lps[r] = samplers[rows[r]].Sample(logits[r*v : (r+1)*v])
+					sm, row := samplers[rows[r]], logits[r*v:(r+1)*v]
+					if stats != nil && sm.opt.Greedy {
+						toks[r], lps[r] = sm.greedy(row, stats.lse[r], stats.argmax[r])
+					} else {
+						toks[r], lps[r] = sm.Sample(row)
+					}
 				}()
 			}
 		}(w)

@@ -48,55 +48,70 @@ func ints(x []int64) []int {
 
 func newGenerator(t testing.TB, m *Model) *Generator {
 	t.Helper()
-	g, err := NewGenerator(m, onnx.Options{Threads: 1})
+	return newGeneratorPath(t, m, false)
+}
+
+// newGeneratorPath opens a generator on the fused kernels' cached decoder,
+// or with standard on the standard decoder.
+func newGeneratorPath(t testing.TB, m *Model, standard bool) *Generator {
+	t.Helper()
+	g, err := NewGeneratorWith(m, onnx.Options{Threads: 1}, DecodeOptions{Standard: standard})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if g.Fused() == standard {
+		t.Fatalf("generator on fused kernels: %v, want %v", g.Fused(), !standard)
 	}
 	t.Cleanup(g.Destroy)
 	return g
 }
 
 // Greedy decoding gives transformers' greedy_generate, alone and inside a
-// left-padded batch with a longer prompt.
+// padded batch with a longer prompt (left-padded for the standard decoder,
+// right-padded for the cached one), on both decoders.
 func TestGreedyGenerate(t *testing.T) {
 	for _, name := range []string{"tiny-neox-parallel", "tiny-neox-sequential"} {
-		t.Run(name, func(t *testing.T) {
-			m, ref := loadFixture(t, name)
-			prompt, want := greedyReference(t, ref)
-			g := newGenerator(t, m)
-			o := GenerateOptions{MaxNewTokens: len(want), Sampling: SampleOptions{Greedy: true}}
-			long := ints(ref.i64(t, "input_ids")[:ref.s]) // row 0, 12 tokens
-			out, err := g.Generate([][]int{prompt, long, prompt}, o)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(out) != 3 {
-				t.Fatalf("%d sequences, want 3", len(out))
-			}
-			for _, i := range []int{0, 2} {
-				gen := out[i]
-				if gen.Prompt != i || gen.Sequence != 0 || gen.EOS {
-					t.Errorf("sequence %d: prompt %d, copy %d, EOS %v", i, gen.Prompt, gen.Sequence, gen.EOS)
-				}
-				if !reflect.DeepEqual(gen.IDs, want) {
-					t.Errorf("sequence %d: greedy ids %v, transformers %v", i, gen.IDs, want)
-				}
-				if len(gen.LogProbs) != len(gen.IDs) {
-					t.Fatalf("%d log-probs for %d ids", len(gen.LogProbs), len(gen.IDs))
-				}
-			}
-			// The log-probs are the full forward's log-softmax at each token.
-			checkLogProbs(t, m, prompt, out[0])
-			checkLogProbs(t, m, long, out[1])
-			// Batched results equal generating each prompt alone.
-			alone, err := g.Generate([][]int{long}, o)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !reflect.DeepEqual(alone[0].IDs, out[1].IDs) {
-				t.Errorf("12-token prompt: %v alone, %v in a batch", alone[0].IDs, out[1].IDs)
-			}
-		})
+		for _, path := range paths {
+			t.Run(name+"/"+path.name, func(t *testing.T) { greedyGenerate(t, name, path.standard) })
+		}
+	}
+}
+
+func greedyGenerate(t *testing.T, name string, standard bool) {
+	m, ref := loadFixture(t, name)
+	prompt, want := greedyReference(t, ref)
+	g := newGeneratorPath(t, m, standard)
+	o := GenerateOptions{MaxNewTokens: len(want), Sampling: SampleOptions{Greedy: true}}
+	long := ints(ref.i64(t, "input_ids")[:ref.s]) // row 0, 12 tokens
+	out, err := g.Generate([][]int{prompt, long, prompt}, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) != 3 {
+		t.Fatalf("%d sequences, want 3", len(out))
+	}
+	for _, i := range []int{0, 2} {
+		gen := out[i]
+		if gen.Prompt != i || gen.Sequence != 0 || gen.EOS {
+			t.Errorf("sequence %d: prompt %d, copy %d, EOS %v", i, gen.Prompt, gen.Sequence, gen.EOS)
+		}
+		if !reflect.DeepEqual(gen.IDs, want) {
+			t.Errorf("sequence %d: greedy ids %v, transformers %v", i, gen.IDs, want)
+		}
+		if len(gen.LogProbs) != len(gen.IDs) {
+			t.Fatalf("%d log-probs for %d ids", len(gen.LogProbs), len(gen.IDs))
+		}
+	}
+	// The log-probs are the full forward's log-softmax at each token.
+	checkLogProbs(t, m, prompt, out[0])
+	checkLogProbs(t, m, long, out[1])
+	// Batched results equal generating each prompt alone.
+	alone, err := g.Generate([][]int{long}, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(alone[0].IDs, out[1].IDs) {
+		t.Errorf("12-token prompt: %v alone, %v in a batch", alone[0].IDs, out[1].IDs)
 	}
 }
 
@@ -141,13 +156,19 @@ func checkLogProbs(t *testing.T, m *Model, prompt []int, gen Generation) {
 // A sequence stops at EOS, which it includes; the others of its batch go on
 // and are unaffected by its leaving.
 func TestGenerateEOS(t *testing.T) {
+	for _, path := range paths {
+		t.Run(path.name, func(t *testing.T) { generateEOS(t, path.standard) })
+	}
+}
+
+func generateEOS(t *testing.T, standard bool) {
 	m, ref := loadFixture(t, "tiny-neox-parallel")
 	ids := ints(ref.i64(t, "input_ids"))
 	// Greedy, these give 102 400 153 …, 287 73 102 400 …, 20 20 20 …: the
 	// first rows of the batch finish first, so the cache is compacted.
 	prompts := [][]int{ids[ref.s+3 : 2*ref.s], ids[:ref.s], ids[:6]}
 	o := GenerateOptions{MaxNewTokens: 8, Sampling: SampleOptions{Greedy: true}, IgnoreEOS: true}
-	free, err := newGenerator(t, m).Generate(prompts, o)
+	free, err := newGeneratorPath(t, m, standard).Generate(prompts, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +190,7 @@ func TestGenerateEOS(t *testing.T) {
 
 	m.Config.EOSTokenID = eos
 	o.IgnoreEOS = false
-	g := newGenerator(t, m)
+	g := newGeneratorPath(t, m, standard)
 	out, err := g.Generate(prompts, o)
 	if err != nil {
 		t.Fatal(err)
@@ -190,10 +211,16 @@ func TestGenerateEOS(t *testing.T) {
 // seed whatever the batch size, different between copies and seeds, and
 // their log-probs are the model's (temperature 1, no truncation).
 func TestGenerateNumReturnSequences(t *testing.T) {
+	for _, path := range paths {
+		t.Run(path.name, func(t *testing.T) { generateNumReturnSequences(t, path.standard) })
+	}
+}
+
+func generateNumReturnSequences(t *testing.T, standard bool) {
 	m, ref := loadFixture(t, "tiny-neox-parallel")
 	ids := ints(ref.i64(t, "input_ids"))
 	prompts := [][]int{ids[:6], ids[ref.s+3 : 2*ref.s]} // row 1 without its padding
-	g := newGenerator(t, m)
+	g := newGeneratorPath(t, m, standard)
 	o := GenerateOptions{MaxNewTokens: 8, Sampling: SampleOptions{Temperature: 1, TopP: 1}, Seed: 7, NumReturnSequences: 3}
 	a, err := g.Generate(prompts, o)
 	if err != nil {
@@ -314,11 +341,17 @@ func TestGenerateBadInput(t *testing.T) {
 // Many generations leave the process's memory flat: every step's ONNX
 // Runtime values are released.
 func TestGenerateNoLeak(t *testing.T) {
+	for _, path := range paths {
+		t.Run(path.name, func(t *testing.T) { generateNoLeak(t, path.standard) })
+	}
+}
+
+func generateNoLeak(t *testing.T, standard bool) {
 	m, err := Load(filepath.Join(fixtures, "tiny-neox-parallel"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := newGenerator(t, m)
+	g := newGeneratorPath(t, m, standard)
 	prompts := [][]int{{1, 2, 3, 4, 5, 6, 7, 8}, {9, 10, 11}, {12}, {13, 14, 15, 16, 17}}
 	o := GenerateOptions{MaxNewTokens: 32, Sampling: SampleOptions{Temperature: 1, TopP: 1}, IgnoreEOS: true}
 	run := func(n int) {
@@ -356,7 +389,12 @@ func rss(t *testing.T) int {
 }
 
 // BenchmarkGenerate measures greedy generation on a pythia-70m-shaped model
-// on CPU: batch 32, 32-token prompts, 32 new tokens (prefill included).
+// on CPU: batch 32, 32-token prompts, 32 new tokens (prefill included), on
+// the cached decoder (fused kernels, cache written in place, log-sum-exp in
+// the graph) and on the standard one (each step concatenates the past and
+// new keys and values into new tensors; log-sum-exp in Go), in the same
+// process. sample-share is the fraction of the time spent choosing tokens
+// in Go.
 //
 //	go test -run '^$' -bench Generate -benchtime 3x ./policy/
 func BenchmarkGenerate(b *testing.B) {
@@ -374,28 +412,34 @@ func BenchmarkGenerate(b *testing.B) {
 			prompts[i][j] = 1 + r.IntN(cfg.VocabSize-1)
 		}
 	}
-	g, err := NewGenerator(m, onnx.Options{})
-	if err != nil {
-		b.Fatal(err)
+	for _, path := range paths {
+		b.Run(path.name, func(b *testing.B) {
+			g, err := NewGeneratorWith(m, onnx.Options{}, DecodeOptions{Standard: path.standard})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer g.Destroy()
+			o := GenerateOptions{MaxNewTokens: newTokens, Sampling: SampleOptions{Greedy: true}, IgnoreEOS: true}
+			if _, err := g.Generate(prompts, o); err != nil { // warm up
+				b.Fatal(err)
+			}
+			g.sampling = 0
+			b.ResetTimer()
+			start := time.Now()
+			tokens := 0
+			for i := 0; i < b.N; i++ {
+				out, err := g.Generate(prompts, o)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for _, gen := range out {
+					tokens += len(gen.IDs)
+				}
+			}
+			sec := time.Since(start).Seconds()
+			b.ReportMetric(float64(tokens)/sec, "new-tokens/s")
+			b.ReportMetric(sec/float64(b.N), "s/batch")
+			b.ReportMetric(g.sampling.Seconds()/sec, "sample-share")
+		})
 	}
-	defer g.Destroy()
-	o := GenerateOptions{MaxNewTokens: newTokens, Sampling: SampleOptions{Greedy: true}, IgnoreEOS: true}
-	if _, err := g.Generate(prompts, o); err != nil { // warm up
-		b.Fatal(err)
-	}
-	b.ResetTimer()
-	start := time.Now()
-	tokens := 0
-	for i := 0; i < b.N; i++ {
-		out, err := g.Generate(prompts, o)
-		if err != nil {
-			b.Fatal(err)
-		}
-		for _, gen := range out {
-			tokens += len(gen.IDs)
-		}
-	}
-	sec := time.Since(start).Seconds()
-	b.ReportMetric(float64(tokens)/sec, "new-tokens/s")
-	b.ReportMetric(sec/float64(b.N), "s/batch")
 }

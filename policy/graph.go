@@ -45,6 +45,22 @@ type ForwardOptions struct {
 	// opens: a Runner then reads the model's memory at every run, so it sees
 	// every optimiser update (PPO's rollouts need that).
 	ParamInputs bool
+	// Standard builds the graph from standard ONNX operators only, for
+	// runtimes without ONNX Runtime's contrib operators (com.microsoft). By
+	// default the graph uses ONNX Runtime's fused kernels (fused.go), which
+	// are faster and treat each row as one run of real tokens; a Runner
+	// takes batches that are not so on a standard graph. Models whose head
+	// width the fused attention cannot take are built standard anyway, and
+	// so are graphs for CUDA (see NewRunner).
+	Standard bool
+	// MaxTokens, if positive, makes a Runner run a batch in runs of as many
+	// whole rows as hold at most MaxTokens tokens (B·S) each, one row at
+	// least: the attention's [rows,H,S,S] scores and the MLP's [tokens,F]
+	// activations then stay small enough for the caches, which matters more
+	// than the per-run overhead once runs hold a few thousand tokens. Rows
+	// are contiguous in every input and output, so runs read and write the
+	// batch's buffers in place.
+	MaxTokens int
 }
 
 // Pooling reduces a hidden state over the sequence.
@@ -99,6 +115,9 @@ type ForwardGraph struct {
 	// Params lists the parameter inputs, in Inputs' order, when the graph
 	// was built with ParamInputs.
 	Params []ParamSpec
+	// Fused tells that the graph uses ONNX Runtime's fused kernels: it then
+	// takes only batches for which FusedFits holds.
+	Fused bool
 }
 
 // BuildForward builds the inference graph with the weights as initializers.
@@ -146,6 +165,11 @@ func BuildForward(m *Model, o ForwardOptions) (*ForwardGraph, error) {
 		}
 	}
 	fg.Inputs = append(fg.Inputs, tail...)
+	if !o.Standard && fusedSupport(c) == nil {
+		fg.Fused = true
+		b.fusedForward(fg, o, ids, mask, want, depth)
+		return fg, nil
+	}
 
 	emit := func(i int, x onnx.Value) {
 		name := HiddenOutput(i)
@@ -180,6 +204,15 @@ func BuildForward(m *Model, o ForwardOptions) (*ForwardGraph, error) {
 			}
 		}
 	}
+	b.forwardHeads(fg, o, x, ids)
+	return fg, nil
+}
+
+// forwardHeads adds the outputs computed from the final hidden state x
+// (B,S,D): logits, and the per-token log-probs, entropies and values.
+func (b *builder) forwardHeads(fg *ForwardGraph, o ForwardOptions, x, ids onnx.Value) {
+	g := b.g
+	c := b.c
 	if o.Logits {
 		g.Output(b.dense(x, b.outName(), ""), LogitsOutput, onnx.Float, "batch", "seq", c.VocabSize)
 		fg.Outputs = append(fg.Outputs, LogitsOutput)
@@ -202,7 +235,6 @@ func BuildForward(m *Model, o ForwardOptions) (*ForwardGraph, error) {
 			emitBS(b.value(hidden), ValuesOutput)
 		}
 	}
-	return fg, nil
 }
 
 // builder builds one graph from the blocks (blocks.go): an inference or
@@ -222,6 +254,13 @@ type builder struct {
 	shapes map[string][]int
 	// negSin is −sin, made once for the rotary backward.
 	negSin onnx.Value
+	// inputs tells that the weights are graph inputs (declareParams), not
+	// initializers.
+	inputs bool
+	// oneQKV makes the fused attention compute its queries, keys and
+	// values in one Gemm and split them, the cheaper way when few tokens run
+	// (a decode step); see qkvProjections.
+	oneQKV bool
 }
 
 func newBuilder(g *onnx.Graph, c Config, m *Model) *builder {
@@ -252,6 +291,7 @@ func (b *builder) weight(name string) onnx.Value {
 // declareParams makes every parameter of m a graph input (the model's, then
 // a value head when m has one) and returns them in input order.
 func (b *builder) declareParams(m *Model) []ParamSpec {
+	b.inputs = true
 	specs := m.Config.ParamSpecs()
 	if m.Params[ValueHeadWeight] != nil && m.Params[ValueHeadBias] != nil {
 		specs = append(specs, ParamSpec{ValueHeadWeight, m.Params[ValueHeadWeight].Shape}, ParamSpec{ValueHeadBias, m.Params[ValueHeadBias].Shape})
@@ -343,7 +383,10 @@ func (b *builder) pool(x, mask onnx.Value, how Pooling) onnx.Value {
 	mf := g.Unsqueeze(g.Cast(mask, onnx.Float), 2) // (B,S,1)
 	switch how {
 	case PoolMean:
-		sum := g.ReduceSum(g.Mul(x, mf), false, 1)
+		// Where rather than a product with the mask: padding's hidden states
+		// are not computed to be finite by every graph (the fused attention
+		// leaves them as they fall), and NaN·0 is NaN.
+		sum := g.ReduceSum(g.Where(g.Cast(g.Unsqueeze(mask, 2), onnx.Bool), x, g.ScalarF32(0)), false, 1)
 		n := g.Op("Max", []onnx.Value{g.ReduceSum(mf, false, 1), g.ScalarF32(1)})
 		return g.Div(sum, n)
 	default:

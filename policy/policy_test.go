@@ -104,39 +104,58 @@ func compareMasked(t *testing.T, name string, got, want []float32, mask []int64,
 	}
 }
 
+// paths are the two ways every graph can be built: on ONNX Runtime's fused
+// kernels (the default) and from standard operators only.
+var paths = []struct {
+	name     string
+	standard bool
+}{{"fused", false}, {"standard", true}}
+
 func TestForwardParity(t *testing.T) {
 	for _, name := range []string{"tiny-neox-parallel", "tiny-neox-sequential"} {
-		t.Run(name, func(t *testing.T) {
-			m, ref := loadFixture(t, name)
-			c := m.Config
-			hidden := make([]int, c.NumLayers+1)
-			for i := range hidden {
-				hidden[i] = i
-			}
-			r, err := NewRunner(m, ForwardOptions{Hidden: hidden, Logits: true}, onnx.Options{Threads: 1})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer r.Destroy()
-			mask := ref.i64(t, "attention_mask")
-			// Positions are derived from the mask, which must give the
-			// reference's position_ids.
-			bt := &Batch{B: ref.b, S: ref.s, InputIDs: ref.i64(t, "input_ids"), AttentionMask: mask}
-			out, err := r.Forward(bt)
-			if err != nil {
-				t.Fatal(err)
-			}
-			wantPos := ref.i64(t, "position_ids")
-			for i := range wantPos {
-				if bt.PositionIDs[i] != wantPos[i] {
-					t.Fatalf("position_ids[%d] = %d, reference %d", i, bt.PositionIDs[i], wantPos[i])
-				}
-			}
-			compareMasked(t, "logits", out[LogitsOutput].Data, ref.f32(t, "logits"), mask, c.VocabSize, 1e-4)
-			for _, h := range hidden {
-				compareMasked(t, HiddenOutput(h), out[HiddenOutput(h)].Data, ref.f32(t, HiddenOutput(h)), mask, c.HiddenSize, 1e-4)
-			}
-		})
+		for _, path := range paths {
+			t.Run(name+"/"+path.name, func(t *testing.T) {
+				forwardParity(t, name, path.standard)
+			})
+		}
+	}
+}
+
+func forwardParity(t *testing.T, name string, standard bool) {
+	m, ref := loadFixture(t, name)
+	c := m.Config
+	hidden := make([]int, c.NumLayers+1)
+	for i := range hidden {
+		hidden[i] = i
+	}
+	r, err := NewRunner(m, ForwardOptions{Hidden: hidden, Logits: true, Standard: standard}, onnx.Options{Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Destroy()
+	if r.Fused() == standard {
+		t.Fatalf("fused graph: %v, want %v", r.Fused(), !standard)
+	}
+	mask := ref.i64(t, "attention_mask")
+	// Positions are derived from the mask, which must give the
+	// reference's position_ids.
+	bt := &Batch{B: ref.b, S: ref.s, InputIDs: ref.i64(t, "input_ids"), AttentionMask: mask}
+	out, err := r.Forward(bt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantPos := ref.i64(t, "position_ids")
+	for i := range wantPos {
+		if bt.PositionIDs[i] != wantPos[i] {
+			t.Fatalf("position_ids[%d] = %d, reference %d", i, bt.PositionIDs[i], wantPos[i])
+		}
+	}
+	compareMasked(t, "logits", out[LogitsOutput].Data, ref.f32(t, "logits"), mask, c.VocabSize, 1e-4)
+	for _, h := range hidden {
+		compareMasked(t, HiddenOutput(h), out[HiddenOutput(h)].Data, ref.f32(t, HiddenOutput(h)), mask, c.HiddenSize, 1e-4)
+	}
+	if r.std != nil {
+		t.Error("the fixture's batch ran on the standard fallback")
 	}
 }
 

@@ -100,10 +100,20 @@ type Runner struct {
 	graph   *ForwardGraph
 	session *onnx.Session
 	params  []onnx.ORTValue // with ParamInputs: views of the model's weights
+	fo      ForwardOptions
+	so      onnx.Options
+	// std runs the batches a fused graph does not take (see FusedFits): a
+	// standard graph, built when the first such batch comes.
+	std *Runner
 }
 
-// NewRunner builds the forward graph and opens its session.
+// NewRunner builds the forward graph and opens its session. On CUDA the
+// graph is built from standard operators: ONNX Runtime's CUDA
+// GroupQueryAttention takes only 16-bit floats.
 func NewRunner(m *Model, fo ForwardOptions, so onnx.Options) (*Runner, error) {
+	if so.Device == onnx.CUDA {
+		fo.Standard = true
+	}
 	fg, err := BuildForward(m, fo)
 	if err != nil {
 		return nil, err
@@ -112,7 +122,7 @@ func NewRunner(m *Model, fo ForwardOptions, so onnx.Options) (*Runner, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Runner{m: m, pool: fo.Pool, graph: fg, session: s}
+	r := &Runner{m: m, pool: fo.Pool, graph: fg, session: s, fo: fo, so: so}
 	if fo.ParamInputs {
 		if r.params, err = paramTensors(m, fg.Params); err != nil {
 			r.Destroy()
@@ -125,6 +135,23 @@ func NewRunner(m *Model, fo ForwardOptions, so onnx.Options) (*Runner, error) {
 // Outputs lists the output names, in the order Forward returns them.
 func (r *Runner) Outputs() []string { return r.graph.Outputs }
 
+// Fused tells whether the runner's graph uses ONNX Runtime's fused kernels.
+func (r *Runner) Fused() bool { return r.graph.Fused }
+
+// standard returns the runner's standard-graph twin, opening it on first use.
+func (r *Runner) standard() (*Runner, error) {
+	if r.std == nil {
+		fo := r.fo
+		fo.Standard = true
+		std, err := NewRunner(r.m, fo, r.so)
+		if err != nil {
+			return nil, err
+		}
+		r.std = std
+	}
+	return r.std, nil
+}
+
 // Forward runs one batch. The batch must be valid (see Batch.Validate).
 func (r *Runner) Forward(bt *Batch) (map[string]Output, error) {
 	return r.ForwardTokens(bt, nil, 0)
@@ -136,6 +163,13 @@ func (r *Runner) Forward(bt *Batch) (map[string]Output, error) {
 // TrainBatch.Temperature).
 func (r *Runner) ForwardTokens(bt *Batch, tokens []int64, temperature float32) (map[string]Output, error) {
 	bt.Complete()
+	if r.graph.Fused && !FusedFits(r.m.Config, bt) {
+		std, err := r.standard()
+		if err != nil {
+			return nil, err
+		}
+		return std.ForwardTokens(bt, tokens, temperature)
+	}
 	scored := contains(r.graph.Inputs, TokensInput)
 	if scored && len(tokens) != bt.B*bt.S {
 		return nil, fmt.Errorf("policy: %d tokens to score, want %d×%d", len(tokens), bt.B, bt.S)
@@ -143,42 +177,11 @@ func (r *Runner) ForwardTokens(bt *Batch, tokens []int64, temperature float32) (
 	if scored && !(temperature > 0) {
 		return nil, fmt.Errorf("policy: temperature %v must be positive", temperature)
 	}
-	b, s := int64(bt.B), int64(bt.S)
-	ids, err := onnx.TensorI64(bt.InputIDs, b, s)
-	if err != nil {
-		return nil, err
-	}
-	defer ids.Destroy()
-	mask, err := onnx.TensorI64(bt.AttentionMask, b, s)
-	if err != nil {
-		return nil, err
-	}
-	defer mask.Destroy()
-	pos, err := onnx.TensorI64(bt.PositionIDs, b, s)
-	if err != nil {
-		return nil, err
-	}
-	defer pos.Destroy()
-	ins := append([]onnx.ORTValue{ids, mask, pos}, r.params...)
-	if scored {
-		tv, err := onnx.TensorI64(tokens, b, s)
-		if err != nil {
-			return nil, err
-		}
-		defer tv.Destroy()
-		temp, err := onnx.TensorF32([]float32{temperature}, 1)
-		if err != nil {
-			return nil, err
-		}
-		defer temp.Destroy()
-		ins = append(ins, tv, temp)
-	}
 	// Outputs are written straight into Go slices: no allocation by ONNX
 	// Runtime and no copy afterwards, which matters for [B,S,V] logits.
 	c := r.m.Config
 	res := make(map[string]Output, len(r.graph.Outputs))
-	outs := make([]onnx.ORTValue, len(r.graph.Outputs))
-	defer func() { onnx.DestroyAll(outs...) }()
+	datas := make([][]float32, len(r.graph.Outputs))
 	for i, name := range r.graph.Outputs {
 		shape := []int{bt.B, bt.S, c.HiddenSize}
 		switch {
@@ -190,21 +193,79 @@ func (r *Runner) ForwardTokens(bt *Batch, tokens []int64, temperature float32) (
 			shape = []int{bt.B, c.HiddenSize}
 		}
 		o := Output{Shape: shape, Data: make([]float32, numel(shape))}
-		t, err := onnx.TensorF32(o.Data, dims64(shape)...)
-		if err != nil {
+		res[name] = o
+		datas[i] = o.Data
+	}
+	// Rows are contiguous in every input and output, so a run of fewer rows
+	// reads and writes sub-slices of them in place.
+	rows := bt.B
+	if r.fo.MaxTokens > 0 {
+		rows = max(1, min(bt.B, r.fo.MaxTokens/bt.S))
+	}
+	for from := 0; from < bt.B; from += rows {
+		to := min(from+rows, bt.B)
+		var scoredTokens []int64
+		if scored {
+			scoredTokens = tokens[from*bt.S : to*bt.S]
+		}
+		if err := r.run(bt, from, to, scoredTokens, temperature, datas); err != nil {
 			return nil, err
 		}
-		outs[i] = t
-		res[name] = o
-	}
-	if err := r.session.RunInto(ins, outs); err != nil {
-		return nil, err
 	}
 	return res, nil
 }
 
+// run runs rows from…to−1 of bt, writing into the outputs' full buffers.
+func (r *Runner) run(bt *Batch, from, to int, tokens []int64, temperature float32, datas [][]float32) error {
+	s := bt.S
+	b := int64(to - from)
+	var vals []onnx.ORTValue
+	defer func() { onnx.DestroyAll(vals...) }()
+	keep := func(v onnx.ORTValue, err error) error {
+		if err == nil {
+			vals = append(vals, v)
+		}
+		return err
+	}
+	for _, x := range [][]int64{bt.InputIDs, bt.AttentionMask, bt.PositionIDs} {
+		if err := keep(onnx.TensorI64(x[from*s:to*s], b, int64(s))); err != nil {
+			return err
+		}
+	}
+	ins := append(vals[:len(vals):len(vals)], r.params...)
+	if tokens != nil {
+		if err := keep(onnx.TensorI64(tokens, b, int64(s))); err != nil {
+			return err
+		}
+		if err := keep(onnx.TensorF32([]float32{temperature}, 1)); err != nil {
+			return err
+		}
+		ins = append(ins, vals[len(vals)-2:]...)
+	}
+	outs := make([]onnx.ORTValue, len(datas))
+	for i, d := range datas {
+		per := len(d) / bt.B // values per row
+		shape := []int64{b, int64(s), int64(per / s)}
+		switch name := r.graph.Outputs[i]; {
+		case name == LogProbsOutput || name == EntropyOutput || name == ValuesOutput:
+			shape = []int64{b, int64(s)}
+		case name != LogitsOutput && r.pool != NoPool:
+			shape = []int64{b, int64(per)}
+		}
+		if err := keep(onnx.TensorF32(d[from*per:to*per], shape...)); err != nil {
+			return err
+		}
+		outs[i] = vals[len(vals)-1]
+	}
+	return r.session.RunInto(ins, outs)
+}
+
 // Destroy closes the session and releases the parameter views.
 func (r *Runner) Destroy() {
+	if r.std != nil {
+		r.std.Destroy()
+		r.std = nil
+	}
 	onnx.DestroyAll(r.params...)
 	r.params = nil
 	r.session.Destroy()

@@ -107,6 +107,20 @@ func (s *Sampler) Sample(logits []float32) (token int, logprob float64) {
 	return token, (float64(logits[token])-float64(logits[best]))*(1/s.opt.Temperature) - math.Log(total)
 }
 
+// greedy is Sample for a greedy sampler given log Σ exp(logits), lse, and
+// the index of the largest logit, best, as the decode graph computes them:
+// no pass over the vocabulary. A finite lse vouches for the logits (a NaN
+// or +Inf logit, or all −Inf, makes it NaN or infinite); otherwise the logits
+// are scanned in Go, which names the fault.
+func (s *Sampler) greedy(logits []float32, lse float32, best int64) (token int, logprob float64) {
+	l := float64(lse)
+	if math.IsNaN(l) || math.IsInf(l, 0) || best < 0 || best >= int64(len(logits)) {
+		b := argmax(logits) // panics, naming the fault
+		return b, -logSumExp(logits, float64(logits[b]))
+	}
+	return int(best), float64(logits[best]) - l
+}
+
 // support fills s.w with the unnormalised probabilities of the distribution
 // Sample draws from, and returns the tokens that carry them (nil meaning
 // every token) and their total, summed in the order a pick walks them.

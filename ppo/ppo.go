@@ -325,8 +325,11 @@ func TrimPrompt(ids []int64, cfg Config) []int64 {
 func (t *trainer) open() error {
 	cfg, m := t.cfg, t.m
 	var err error
-	// The reference first: its session copies the starting weights.
-	if t.ref, err = policy.NewRunner(m, policy.ForwardOptions{LogProbs: true}, t.opt.Session); err != nil {
+	// The reference first: its session copies the starting weights. Both
+	// scoring runners use the standard graph, the training graph's own
+	// arithmetic: so the ratio before a phase's first update is exactly 1
+	// and the first phase's KL exactly 0, as PPO's math assumes.
+	if t.ref, err = policy.NewRunner(m, policy.ForwardOptions{LogProbs: true, Standard: true}, t.opt.Session); err != nil {
 		return err
 	}
 	t.tr, err = policy.NewTrainer(m, policy.TrainOptions{Loss: policy.PPO, UnfrozenLayers: cfg.UnfrozenLayers}, t.opt.Session)
@@ -334,7 +337,7 @@ func (t *trainer) open() error {
 		return err
 	}
 	// NewTrainer added the value head (zero): the policy runner needs it.
-	if t.pol, err = policy.NewRunner(m, policy.ForwardOptions{LogProbs: true, Values: true, ParamInputs: true}, t.opt.Session); err != nil {
+	if t.pol, err = policy.NewRunner(m, policy.ForwardOptions{LogProbs: true, Values: true, ParamInputs: true, Standard: true}, t.opt.Session); err != nil {
 		return err
 	}
 	if t.gen, err = policy.NewLiveGenerator(m, t.opt.Session); err != nil {

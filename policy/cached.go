@@ -1,0 +1,394 @@
+package policy
+
+import (
+	"fmt"
+
+	"irl/onnx"
+)
+
+// The cached decode graph on the fused kernels: GroupQueryAttention reads
+// and writes a key/value cache preallocated to its capacity, bound as both
+// the past input and the present output, so that a step appends each row's
+// new keys and values in place. Nothing of the past is copied, per step or
+// per layer; a step costs B×T×(P+T) for attention and B×T for the rest.
+
+// Names of the cached decode graph's extra inputs and outputs.
+const (
+	// SeqLensInput is I32 [B]: each row's length after the step, minus 1.
+	SeqLensInput = "seqlens_k"
+	// TotalLengthInput is I32 [1]: the longest row's length after the step.
+	TotalLengthInput = "total_sequence_length"
+	// LogSumExpOutput is F32 [B]: log Σ exp of each row's logits, so that a
+	// token's log-probability is its logit minus it, with no pass over the
+	// vocabulary in Go.
+	LogSumExpOutput = "logsumexp"
+	// ArgMaxOutput is I64 [B]: the first index of each row's largest logit,
+	// the greedy choice.
+	ArgMaxOutput = "argmax"
+)
+
+// CachedDecodeGraph is a built cached decode graph.
+//
+// Inputs, in order: input_ids and position_ids [B,T]; seqlens_k [B];
+// total_sequence_length [1]; past_key.L and past_value.L [B,H,C,hd] for each
+// layer L, C the cache's capacity; then the parameters with ParamInputs.
+//
+// Outputs, in order: logits [B,V] of each row's last new token, logsumexp
+// [B], argmax [B], then present_key.L and present_value.L [B,H,C,hd], to be
+// bound to the very buffers of past_key.L and past_value.L.
+type CachedDecodeGraph struct {
+	Graph   *onnx.Graph
+	Inputs  []string
+	Outputs []string
+	// Params lists the parameter inputs when built with ParamInputs.
+	Params []ParamSpec
+}
+
+// BuildCachedDecode builds the cached decode graph on ONNX Runtime's fused
+// kernels. It fails for models whose head width they cannot take (see
+// DecodeOptions.Standard for the standard graph, BuildDecode).
+func BuildCachedDecode(m *Model, o DecodeOptions) (*CachedDecodeGraph, error) {
+	c := m.Config
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	if err := fusedSupport(c); err != nil {
+		return nil, fmt.Errorf("policy: cached decode graph: %w", err)
+	}
+	b := newBuilder(onnx.NewGraph("gpt_neox_cached_decode"), c, m)
+	b.oneQKV = true
+	g := b.g
+	h, hd := c.NumHeads, c.HeadDim()
+	ids := g.Input(InputIDs, onnx.Int64, "batch", "seq")
+	pos := g.Input(PositionIDs, onnx.Int64, "batch", "seq")
+	seqLens := g.Input(SeqLensInput, onnx.Int32, "batch")
+	total := g.Input(TotalLengthInput, onnx.Int32, 1)
+	dg := &CachedDecodeGraph{Graph: g, Inputs: []string{InputIDs, PositionIDs, SeqLensInput, TotalLengthInput},
+		Outputs: []string{LogitsOutput, LogSumExpOutput, ArgMaxOutput}}
+	ai := &attnInputs{seqLensK: seqLens, total: total, pos: pos, caches: make([][2]onnx.Value, c.NumLayers)}
+	for l := range ai.caches {
+		ai.caches[l][0] = g.Input(PastKey(l), onnx.Float, "batch", h, "capacity", hd)
+		ai.caches[l][1] = g.Input(PastValue(l), onnx.Float, "batch", h, "capacity", hd)
+		dg.Inputs = append(dg.Inputs, PastKey(l), PastValue(l))
+	}
+	if o.ParamInputs {
+		dg.Params = b.declareParams(m)
+		for _, s := range dg.Params {
+			dg.Inputs = append(dg.Inputs, s.Name)
+		}
+	}
+	ai.cos, ai.sin = b.fusedRotary()
+	b.fusedShapes(ids, ai)
+
+	x := b.embedFlat(ids) // (N,D), N = B·T
+	present := make([][2]onnx.Value, c.NumLayers)
+	ln := onnx.Value("")
+	for l := 0; l < c.NumLayers; l++ {
+		g.Scope = fmt.Sprintf("layer%d", l)
+		x, ln, present[l][0], present[l][1] = b.fusedLayer(x, ln, l, ai, nextNorm(l, c.NumLayers, c.NumLayers, true))
+	}
+	g.Scope = ""
+	// Each row's last new token: the prompt's last real one (index
+	// seqlens_k, the row's length minus 1, on a right-padded prefill), or
+	// index T−1 when the cache already held tokens (seqlens_k ≥ T−1 then).
+	shape := g.Shape(ids)
+	t := g.Gather(shape, g.ScalarI64(1), 0)
+	last := g.Op("Min", []onnx.Value{g.Cast(seqLens, onnx.Int64), g.Sub(t, g.ScalarI64(1))}) // (B)
+	rows := g.Op("Range", []onnx.Value{g.ScalarI64(0), g.Gather(shape, g.ScalarI64(0), 0), g.ScalarI64(1)})
+	xl := g.Gather(ln, g.Add(g.Mul(rows, t), last), 0) // (B,D)
+	// Named as the output it is, so that no Identity copies it for the
+	// log-sum-exp that also reads it.
+	logits := g.Rename(g.Gemm(xl, b.weight(b.outName()), "", false, true), LogitsOutput)
+	g.Output(logits, LogitsOutput, onnx.Float, "batch", c.VocabSize)
+	// log Σ exp(l) = m + log Σ exp(l − m) with m the row's maximum: a tenth
+	// of the time of ReduceLogSumExp, whose CPU kernel is not vectorised.
+	top := g.ReduceMax(logits, true, 1)
+	lse := g.Add(g.Log(g.ReduceSum(g.Exp(g.Sub(logits, top)), true, 1)), top)
+	g.Output(g.Squeeze(lse, 1), LogSumExpOutput, onnx.Float, "batch")
+	argmax := g.Op("ArgMax", []onnx.Value{logits}, onnx.AttrInt("axis", 1), onnx.AttrInt("keepdims", 0))
+	g.Output(argmax, ArgMaxOutput, onnx.Int64, "batch")
+	for l := range present {
+		g.Output(present[l][0], PresentKey(l), onnx.Float, "batch", h, "capacity", hd)
+		g.Output(present[l][1], PresentValue(l), onnx.Float, "batch", h, "capacity", hd)
+		dg.Outputs = append(dg.Outputs, PresentKey(l), PresentValue(l))
+	}
+	return dg, nil
+}
+
+// Cache is a key/value cache that a CachedDecoder writes in place: every
+// layer's keys and values for up to Rows rows of Capacity tokens, F32
+// [Rows,H,Capacity,hd] row-major, of which the first B rows are in use and
+// row b holds Lens[b] tokens, rotary already applied to the keys.
+type Cache struct {
+	B, Capacity  int
+	Lens         []int
+	Keys, Values [][]float32
+}
+
+// NewCache allocates an empty cache with room for rows rows of capacity
+// tokens.
+func NewCache(c Config, rows, capacity int) *Cache {
+	kv := &Cache{B: rows, Capacity: capacity, Lens: make([]int, rows),
+		Keys: make([][]float32, c.NumLayers), Values: make([][]float32, c.NumLayers)}
+	n := rows * c.NumHeads * capacity * c.HeadDim()
+	for l := range kv.Keys {
+		kv.Keys[l] = make([]float32, n)
+		kv.Values[l] = make([]float32, n)
+	}
+	return kv
+}
+
+// Rows is how many rows the cache's buffers hold.
+func (kv *Cache) Rows(c Config) int {
+	if len(kv.Keys) == 0 || kv.Capacity == 0 {
+		return 0
+	}
+	return len(kv.Keys[0]) / (c.NumHeads * kv.Capacity * c.HeadDim())
+}
+
+// Reset empties the cache and sets its rows in use to b.
+func (kv *Cache) Reset(b int) {
+	kv.B = b
+	if cap(kv.Lens) < b {
+		kv.Lens = make([]int, b)
+	}
+	kv.Lens = kv.Lens[:b]
+	clear(kv.Lens)
+}
+
+// Keep compacts the cache to the rows listed in rows (ascending indices of
+// rows in use), in place, copying only each row's cached tokens.
+func (kv *Cache) Keep(c Config, rows []int) {
+	h, hd := c.NumHeads, c.HeadDim()
+	head := kv.Capacity * hd
+	for i, r := range rows {
+		if i == r {
+			continue
+		}
+		n := kv.Lens[r] * hd
+		for l := range kv.Keys {
+			for j := 0; j < h; j++ {
+				dst, src := (i*h+j)*head, (r*h+j)*head
+				copy(kv.Keys[l][dst:dst+n], kv.Keys[l][src:src+n])
+				copy(kv.Values[l][dst:dst+n], kv.Values[l][src:src+n])
+			}
+		}
+		kv.Lens[i] = kv.Lens[r]
+	}
+	kv.B = len(rows)
+	kv.Lens = kv.Lens[:len(rows)]
+}
+
+// CachedDecoder runs the cached decode graph. Destroy it when done. A
+// CachedDecoder is not safe for concurrent use.
+type CachedDecoder struct {
+	cfg     Config
+	graph   *CachedDecodeGraph
+	session *onnx.Session
+	params  []onnx.ORTValue
+}
+
+// NewCachedDecoder builds the cached decode graph and opens its session.
+func NewCachedDecoder(m *Model, so onnx.Options, o DecodeOptions) (*CachedDecoder, error) {
+	dg, err := BuildCachedDecode(m, o)
+	if err != nil {
+		return nil, err
+	}
+	s, err := onnx.NewGraphSession(dg.Graph, dg.Inputs, dg.Outputs, so)
+	if err != nil {
+		return nil, err
+	}
+	d := &CachedDecoder{cfg: m.Config, graph: dg, session: s}
+	if o.ParamInputs {
+		if d.params, err = paramTensors(m, dg.Params); err != nil {
+			d.Destroy()
+			return nil, err
+		}
+	}
+	return d, nil
+}
+
+// Config is the decoded model's configuration.
+func (d *CachedDecoder) Config() Config { return d.cfg }
+
+// DecodeOutputs receives what a decode step gives for each row's last new
+// token.
+type DecodeOutputs struct {
+	// Logits is [B,V].
+	Logits []float32
+	// LogSumExp, if not nil, receives log Σ exp(Logits) of each row, [B].
+	LogSumExp []float32
+	// ArgMax, if not nil, receives the first index of each row's largest
+	// logit, [B].
+	ArgMax []int64
+}
+
+// Append runs new tokens for the kv.B rows of the cache, each after its own
+// cached ones, and writes them into the cache in place. ids is [B,t]
+// row-major; row b's new tokens are its first counts[b] ids (counts nil: all
+// t), the rest padding. It writes the logits of each row's last new token,
+// and what else out asks for, into out's slices. ONNX Runtime reads and
+// writes the Go slices in place.
+//
+// ONNX Runtime's kernel takes several new tokens per row only on an empty
+// cache (a prompt, whose rows may differ in length) or for one row; with
+// more rows and tokens already cached, every row must take all t tokens,
+// and they run one step at a time.
+func (d *CachedDecoder) Append(ids []int64, t int, counts []int, kv *Cache, out DecodeOutputs) error {
+	c := d.cfg
+	b := kv.B
+	switch {
+	case b <= 0 || t <= 0:
+		return fmt.Errorf("policy: decode step of %d rows × %d tokens", b, t)
+	case len(ids) != b*t:
+		return fmt.Errorf("policy: decode step: %d ids, want %d×%d", len(ids), b, t)
+	case counts != nil && len(counts) != b:
+		return fmt.Errorf("policy: decode step: %d counts for %d rows", len(counts), b)
+	case len(out.Logits) < b*c.VocabSize:
+		return fmt.Errorf("policy: decode step: logits buffer holds %d values, want %d×%d", len(out.Logits), b, c.VocabSize)
+	case out.LogSumExp != nil && len(out.LogSumExp) < b:
+		return fmt.Errorf("policy: decode step: log-sum-exp buffer holds %d values, want %d", len(out.LogSumExp), b)
+	case out.ArgMax != nil && len(out.ArgMax) < b:
+		return fmt.Errorf("policy: decode step: argmax buffer holds %d values, want %d", len(out.ArgMax), b)
+	case len(kv.Keys) != c.NumLayers || len(kv.Values) != c.NumLayers || len(kv.Lens) != b:
+		return fmt.Errorf("policy: decode step: cache of %d layers and %d lengths, want %d and %d", len(kv.Keys), len(kv.Lens), c.NumLayers, b)
+	case kv.Rows(c) < b:
+		return fmt.Errorf("policy: decode step: cache holds %d rows, want %d", kv.Rows(c), b)
+	}
+	empty := true
+	most := 0 // the longest row after the step
+	for r := 0; r < b; r++ {
+		n := t
+		if counts != nil {
+			n = counts[r]
+		}
+		if n < 1 || n > t {
+			return fmt.Errorf("policy: decode step: row %d has %d new tokens, want 1…%d", r, n, t)
+		}
+		if kv.Lens[r] > 0 {
+			empty = false
+		}
+		if end := kv.Lens[r] + n; end > kv.Capacity || end > c.MaxPositions {
+			return fmt.Errorf("policy: decode step: row %d would hold %d tokens, more than the cache's %d or the model's %d positions",
+				r, end, kv.Capacity, c.MaxPositions)
+		} else {
+			most = max(most, end)
+		}
+	}
+	if t > 1 && !empty && b > 1 {
+		if counts != nil {
+			for r, n := range counts {
+				if n != t {
+					return fmt.Errorf("policy: decode step: row %d has %d of %d new tokens: after the prompt, rows take the same number", r, n, t)
+				}
+			}
+		}
+		col := make([]int64, b)
+		for j := 0; j < t; j++ {
+			for r := 0; r < b; r++ {
+				col[r] = ids[r*t+j]
+			}
+			if err := d.Append(col, 1, nil, kv, out); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if empty {
+		// The kernel reads a prompt as running to total_sequence_length;
+		// rows longer than every row's count would make it a later prompt.
+		if most != t {
+			return fmt.Errorf("policy: decode step: prompt of %d columns whose longest row has %d tokens", t, most)
+		}
+	}
+	seqLens := make([]int32, b)
+	pos := make([]int64, b*t)
+	for r := range seqLens {
+		n := t
+		if counts != nil {
+			n = counts[r]
+		}
+		seqLens[r] = int32(kv.Lens[r] + n - 1)
+		for j := 0; j < t; j++ {
+			// Padding after a row's tokens takes positions past them, which
+			// stay in the rotary tables: its keys are never attended to.
+			pos[r*t+j] = int64(min(kv.Lens[r]+j, c.MaxPositions-1))
+		}
+	}
+	var vals []onnx.ORTValue
+	defer func() { onnx.DestroyAll(vals...) }()
+	keep := func(v onnx.ORTValue, err error) error {
+		if err == nil {
+			vals = append(vals, v)
+		}
+		return err
+	}
+	B, T := int64(b), int64(t)
+	if err := keep(onnx.TensorI64(ids, B, T)); err != nil {
+		return err
+	}
+	if err := keep(onnx.TensorI64(pos, B, T)); err != nil {
+		return err
+	}
+	if err := keep(onnx.TensorI32(seqLens, B)); err != nil {
+		return err
+	}
+	if err := keep(onnx.TensorI32([]int32{int32(most)}, 1)); err != nil {
+		return err
+	}
+	h, hd := int64(c.NumHeads), int64(c.HeadDim())
+	n := b * c.NumHeads * kv.Capacity * c.HeadDim()
+	caches := make([]onnx.ORTValue, 0, 2*c.NumLayers)
+	for l := 0; l < c.NumLayers; l++ {
+		for _, buf := range [][]float32{kv.Keys[l][:n], kv.Values[l][:n]} {
+			if err := keep(onnx.TensorF32(buf, B, h, int64(kv.Capacity), hd)); err != nil {
+				return err
+			}
+			caches = append(caches, vals[len(vals)-1])
+		}
+	}
+	ins := append(vals[:len(vals):len(vals)], d.params...)
+	if err := keep(onnx.TensorF32(out.Logits[:b*c.VocabSize], B, int64(c.VocabSize))); err != nil {
+		return err
+	}
+	outs := []onnx.ORTValue{vals[len(vals)-1], nil, nil}
+	if out.LogSumExp != nil {
+		if err := keep(onnx.TensorF32(out.LogSumExp[:b], B)); err != nil {
+			return err
+		}
+		outs[1] = vals[len(vals)-1]
+	}
+	if out.ArgMax != nil {
+		if err := keep(onnx.TensorI64(out.ArgMax[:b], B)); err != nil {
+			return err
+		}
+		outs[2] = vals[len(vals)-1]
+	}
+	// The same tensors as inputs and outputs: the kernel sees past and
+	// present share memory and appends in place.
+	outs = append(outs, caches...)
+	err := d.session.RunInto(ins, outs)
+	// Outputs nobody asked for were allocated by ONNX Runtime.
+	if out.LogSumExp == nil && outs[1] != nil {
+		outs[1].Destroy()
+	}
+	if out.ArgMax == nil && outs[2] != nil {
+		outs[2].Destroy()
+	}
+	if err != nil {
+		return fmt.Errorf("policy: decode step (%d rows, %d new tokens): %w", b, t, err)
+	}
+	for r := range kv.Lens {
+		kv.Lens[r] = int(seqLens[r]) + 1
+	}
+	return nil
+}
+
+// Destroy closes the session and releases the parameter views.
+func (d *CachedDecoder) Destroy() {
+	if d != nil {
+		onnx.DestroyAll(d.params...)
+		d.params = nil
+		d.session.Destroy()
+	}
+}
