@@ -85,6 +85,32 @@ func deviceAPI() error {
 	return nil
 }
 
+var (
+	arenaMu  sync.Mutex
+	arenaErr error
+	arenaSet bool
+)
+
+// sharedArena registers, once per process, the CPU arena that every
+// session shares. Each session otherwise grows an arena of its own to its
+// largest run and keeps it: a PPO run's five sessions (policy, reference,
+// trainer, generator and the standard twin) held 7.3 GB where one shared
+// arena holds about what the largest of them needs at a time.
+func sharedArena() error {
+	if err := deviceAPI(); err != nil {
+		return err
+	}
+	arenaMu.Lock()
+	defer arenaMu.Unlock()
+	if !arenaSet {
+		arenaSet = true
+		if err := statusError(C.irl_register_cpu_arena()); err != nil {
+			arenaErr = fmt.Errorf("onnx: registering the shared CPU arena: %w", err)
+		}
+	}
+	return arenaErr
+}
+
 // versionAtLeast reports whether a version string "MAJOR.MINOR[.PATCH…]"
 // is at least major.minor; an unparsable string is not.
 func versionAtLeast(v string, major, minor int) bool {

@@ -64,6 +64,8 @@ enum {
 	IRL_GetBoundOutputValues = 140,
 	IRL_ClearBoundInputs = 141,
 	IRL_ClearBoundOutputs = 142,
+	IRL_AddSessionConfigEntry = 130,
+	IRL_CreateAndRegisterAllocator = 144,
 	// API 10 (ONNX Runtime 1.10).
 	IRL_GetTensorMemoryInfo = 194,
 	IRL_SynchronizeBoundInputs = 202,
@@ -173,6 +175,25 @@ irl_status *irl_session_options_append_cuda(irl_session_options *so, const char 
 	st = FN(update_cuda_fn, IRL_UpdateCUDAProviderOptions)(co, keys, vals, 1);
 	if (!st) st = FN(append_cuda_fn, IRL_SessionOptionsAppendExecutionProvider_CUDA_V2)(so, co);
 	FN(release_fn, IRL_ReleaseCUDAProviderOptions)(co);
+	return st;
+}
+
+typedef irl_status *(*config_entry_fn)(irl_session_options *, const char *, const char *);
+
+irl_status *irl_session_options_use_env_allocators(irl_session_options *so) {
+	return FN(config_entry_fn, IRL_AddSessionConfigEntry)(so, "session.use_env_allocators", "1");
+}
+
+typedef irl_status *(*register_allocator_fn)(irl_env *, const irl_memory_info *, const void *arena_cfg);
+
+irl_status *irl_register_cpu_arena(void) {
+	irl_memory_info *m = NULL;
+	irl_status *st = irl_memory_info_cpu(&m);
+	if (st) return st;
+	// A NULL arena configuration takes ONNX Runtime's defaults, those of a
+	// session's own CPU arena.
+	st = FN(register_allocator_fn, IRL_CreateAndRegisterAllocator)(env, m, NULL);
+	irl_memory_info_release(m);
 	return st;
 }
 

@@ -46,6 +46,12 @@ void irl_status_release(irl_status *st);
 irl_status *irl_session_options_create(int intra_threads, int inter_threads, irl_session_options **out);
 irl_status *irl_session_options_append_cuda(irl_session_options *so, const char *device_id);
 void irl_session_options_release(irl_session_options *so);
+// irl_register_cpu_arena registers one CPU arena allocator with the
+// environment; sessions whose options went through
+// irl_session_options_use_env_allocators share it instead of growing one
+// arena each.
+irl_status *irl_register_cpu_arena(void);
+irl_status *irl_session_options_use_env_allocators(irl_session_options *so);
 irl_status *irl_session_create_from_array(const void *data, size_t len, irl_session_options *so, irl_session **out);
 irl_status *irl_session_create_from_file(const char *path, irl_session_options *so, irl_session **out);
 void irl_session_release(irl_session *s);

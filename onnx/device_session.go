@@ -62,6 +62,12 @@ func NewBoundSession(model []byte, path string, o Options) (*BoundSession, error
 		return nil, fmt.Errorf("onnx: session options: %w", err)
 	}
 	defer C.irl_session_options_release(so)
+	if err := sharedArena(); err != nil {
+		return nil, err
+	}
+	if err := statusError(C.irl_session_options_use_env_allocators(so)); err != nil {
+		return nil, fmt.Errorf("onnx: session options: %w", err)
+	}
 	var mem *MemoryInfo
 	var err error
 	switch o.Device {

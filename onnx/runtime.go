@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"sort"
 	"strings"
@@ -204,6 +205,12 @@ func NewSession(model []byte, path string, inputs, outputs []string, o Options) 
 	if threads <= 0 {
 		threads = runtime.NumCPU()
 	}
+	if err := sharedArena(); err != nil {
+		return nil, err
+	}
+	if err := so.AddSessionConfigEntry("session.use_env_allocators", "1"); err != nil {
+		return nil, fmt.Errorf("onnx: session options: %w", err)
+	}
 	if err := so.SetIntraOpNumThreads(threads); err != nil {
 		return nil, fmt.Errorf("onnx: setting %d threads: %w", threads, err)
 	}
@@ -287,10 +294,12 @@ func (s *Session) Destroy() {
 	}
 }
 
-// DestroyAll destroys every non-nil value.
+// DestroyAll destroys every non-nil value. A failed run can leave typed
+// nil pointers among its outputs (onnxruntime_go stores the tensor it failed
+// to wrap); those are skipped too.
 func DestroyAll(vs ...ORTValue) {
 	for _, v := range vs {
-		if v != nil {
+		if v != nil && !reflect.ValueOf(v).IsNil() {
 			v.Destroy()
 		}
 	}
