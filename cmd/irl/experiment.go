@@ -64,9 +64,7 @@ Hugging Face folder with its tokenizer, such as pythia-70m), the paper's setting
 					if err != nil {
 						return err
 					}
-					t := res.Seeds[0].Table1
-					fmt.Fprintf(os.Stderr, "report: %s/report.md (Table 1: precision %.3f, recall %.3f, τ %.3f, separation %.3f; %.0fs)\n",
-						c.String("out"), t.Precision, t.Recall, t.KendallTau, t.Separation, res.Seconds)
+					fmt.Fprintf(os.Stderr, "report: %s/report.md (%s; %.0fs)\n", c.String("out"), res.Summary(), res.Seconds)
 					return nil
 				},
 			},

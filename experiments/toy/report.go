@@ -190,3 +190,26 @@ func (r *Result) markdown(cfg Config) string {
 	w("| **total** | %.1f |\n", r.Seconds)
 	return b.String()
 }
+
+// Summary is Table 1 in one line: each metric's mean over the seeds, with
+// its standard deviation when there are several.
+func (r *Result) Summary() string {
+	var parts []string
+	for _, k := range []struct {
+		name string
+		f    func(SeedResult) float64
+	}{{"precision", func(s SeedResult) float64 { return s.Table1.Precision }}, {"recall", func(s SeedResult) float64 { return s.Table1.Recall }},
+		{"τ", func(s SeedResult) float64 { return s.Table1.KendallTau }}, {"separation", func(s SeedResult) float64 { return s.Table1.Separation }}} {
+		m, sd := meanStd(r.field(k.f))
+		if len(r.Seeds) > 1 {
+			parts = append(parts, fmt.Sprintf("%s %.3f ± %.3f", k.name, m, sd))
+		} else {
+			parts = append(parts, fmt.Sprintf("%s %.3f", k.name, m))
+		}
+	}
+	s := "Table 1: " + strings.Join(parts, ", ")
+	if len(r.Seeds) > 1 {
+		s += fmt.Sprintf(" over %d seeds", len(r.Seeds))
+	}
+	return s
+}
