@@ -72,23 +72,17 @@ func writeNPY(path, descr string, shape []int, data []byte) error {
 	// Pad with spaces so magic + lengths + header + newline is a multiple of 64.
 	total := 10 + len(header) + 1
 	header += strings.Repeat(" ", (64-total%64)%64) + "\n"
-	file, err := os.Create(path)
-	if err != nil {
+	return atomicfile.Write(path, func(w io.Writer) error {
+		if _, err := w.Write([]byte("\x93NUMPY\x01\x00")); err != nil {
+			return err
+		}
+		if err := binary.Write(w, binary.LittleEndian, uint16(len(header))); err != nil {
+			return err
+		}
+		if _, err := io.WriteString(w, header); err != nil {
+			return err
+		}
+		_, err := w.Write(data)
 		return err
-	}
-	defer file.Close()
-	w := io.Writer(file)
-	if _, err := w.Write([]byte("\x93NUMPY\x01\x00")); err != nil {
-		return err
-	}
-	if err := binary.Write(w, binary.LittleEndian, uint16(len(header))); err != nil {
-		return err
-	}
-	if _, err := io.WriteString(w, header); err != nil {
-		return err
-	}
-	if _, err := w.Write(data); err != nil {
-		return err
-	}
-	return file.Close()
+	})
 }

@@ -3,15 +3,16 @@ package tokenizer
 import (
 	"bufio"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"hash/maphash"
-	"os"
+	"io"
 	"path/filepath"
 	"sort"
 	"sync"
 
 	sugar "github.com/sugarme/tokenizer"
+
+	"irl/atomicfile"
 )
 
 // bpeModel is a byte-level BPE model: a vocabulary and ranked merges. It
@@ -267,7 +268,7 @@ func (m *bpeModel) Save(dir string, prefixOpt ...string) error {
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(dir, prefix+"vocab.json"), vocab, 0o644); err != nil {
+	if err := atomicfile.WriteBytes(filepath.Join(dir, prefix+"vocab.json"), vocab); err != nil {
 		return err
 	}
 	type rankedPair struct {
@@ -279,16 +280,14 @@ func (m *bpeModel) Save(dir string, prefixOpt ...string) error {
 		pairs = append(pairs, rankedPair{mg.rank, m.idToToken[int32(k>>32)], m.idToToken[int32(uint32(k))]})
 	}
 	sort.Slice(pairs, func(i, j int) bool { return pairs[i].rank < pairs[j].rank })
-	f, err := os.Create(filepath.Join(dir, prefix+"merges.txt"))
-	if err != nil {
-		return err
-	}
-	w := bufio.NewWriter(f)
-	fmt.Fprintln(w, "#version: 0.2")
-	for _, p := range pairs {
-		fmt.Fprintf(w, "%s %s\n", p.a, p.b)
-	}
-	return errors.Join(w.Flush(), f.Close())
+	return atomicfile.Write(filepath.Join(dir, prefix+"merges.txt"), func(f io.Writer) error {
+		w := bufio.NewWriter(f)
+		fmt.Fprintln(w, "#version: 0.2")
+		for _, p := range pairs {
+			fmt.Fprintf(w, "%s %s\n", p.a, p.b)
+		}
+		return w.Flush()
+	})
 }
 
 // wordCache maps words (raw bytes) to their ids. It is split into shards, each

@@ -12,6 +12,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"irl/atomicfile"
 	"irl/policy"
 	"irl/rows"
 	"irl/tokenizer"
@@ -167,56 +168,50 @@ func runGenerate(c *cli.Context) error {
 	}
 	defer gen.Destroy()
 
-	var w io.Writer = c.App.Writer
-	if w == nil {
-		w = os.Stdout
+	// A file given with --out appears whole or not at all; stdout streams.
+	emit := func(w io.Writer) error {
+		bw := bufio.NewWriter(w)
+		return gen.GenerateEach(prompts, o, func(g policy.Generation) error {
+			r := src[g.Prompt]
+			line := generationLine{IDs: g.IDs, LogProbs: g.LogProbs, Sequence: g.Sequence, Fields: r.Fields}
+			if c.String("prompt-ids") == "" {
+				line.Row = &r.Index
+				if r.IDs == nil {
+					line.Prompt = &r.Text
+				}
+			}
+			if tok != nil {
+				ids := g.IDs
+				if g.EOS {
+					ids = ids[:len(ids)-1] // the stop token is in ids, not in the text
+				}
+				// JSON needs valid UTF-8; ids may end inside a character.
+				s := strings.ToValidUTF8(tok.Decode(ids), "\uFFFD")
+				line.Text = &s
+			}
+			b, err := json.Marshal(line)
+			if err != nil {
+				return err
+			}
+			bw.Write(b)
+			bw.WriteByte('\n')
+			return bw.Flush()
+		})
 	}
-	var f *os.File
 	if path := c.String("out"); path != "" {
-		if f, err = os.Create(path); err != nil {
-			return err
+		err = atomicfile.Write(path, emit)
+	} else {
+		w := c.App.Writer
+		if w == nil {
+			w = os.Stdout
 		}
-		defer f.Close()
-		w = f
+		err = emit(w)
 	}
-	bw := bufio.NewWriter(w)
-	err = gen.GenerateEach(prompts, o, func(g policy.Generation) error {
-		r := src[g.Prompt]
-		line := generationLine{IDs: g.IDs, LogProbs: g.LogProbs, Sequence: g.Sequence, Fields: r.Fields}
-		if c.String("prompt-ids") == "" {
-			line.Row = &r.Index
-			if r.IDs == nil {
-				line.Prompt = &r.Text
-			}
-		}
-		if tok != nil {
-			ids := g.IDs
-			if g.EOS {
-				ids = ids[:len(ids)-1] // the stop token is in ids, not in the text
-			}
-			// JSON needs valid UTF-8; ids may end inside a character.
-			s := strings.ToValidUTF8(tok.Decode(ids), "\uFFFD")
-			line.Text = &s
-		}
-		b, err := json.Marshal(line)
-		if err != nil {
-			return err
-		}
-		bw.Write(b)
-		bw.WriteByte('\n')
-		return bw.Flush()
-	})
 	var pe *policy.PromptError
 	if errors.As(err, &pe) {
 		return fmt.Errorf("%s: prompt %d %s", where(pe.Index), pe.Index, pe.Msg)
 	}
-	if err != nil {
-		return err
-	}
-	if f != nil {
-		return f.Close()
-	}
-	return nil
+	return err
 }
 
 // generationLine is one output line of irl generate.

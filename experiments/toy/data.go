@@ -13,9 +13,10 @@ import (
 	"embed"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"strings"
+
+	"irl/atomicfile"
 )
 
 //go:embed words/*.txt
@@ -70,10 +71,10 @@ func (w *Words) All() []string {
 // every non-toxic adjective, out of distribution included) into dir.
 func (w *Words) WriteLexicon(dir string) (toxic, nonToxic string, err error) {
 	toxic, nonToxic = filepath.Join(dir, "toxic.txt"), filepath.Join(dir, "nontoxic.txt")
-	if err = os.WriteFile(toxic, []byte(strings.Join(append(append([]string(nil), w.Bad...), w.BadOOD...), "\n")+"\n"), 0o644); err != nil {
+	if err = atomicfile.WriteBytes(toxic, []byte(strings.Join(append(append([]string(nil), w.Bad...), w.BadOOD...), "\n")+"\n")); err != nil {
 		return
 	}
-	err = os.WriteFile(nonToxic, []byte(strings.Join(append(append([]string(nil), w.Good...), w.GoodOOD...), "\n")+"\n"), 0o644)
+	err = atomicfile.WriteBytes(nonToxic, []byte(strings.Join(append(append([]string(nil), w.Good...), w.GoodOOD...), "\n")+"\n"))
 	return
 }
 
