@@ -17,13 +17,14 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"irl/weights"
 	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"irl/weights"
 )
 
 const tinyNeox = fixtures + "/tiny-neox-parallel"

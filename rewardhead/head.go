@@ -4,11 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"irl/atomicfile"
 	"math"
 	"os"
 	"runtime"
 	"sync"
+
+	"irl/atomicfile"
 )
 
 // HeadFormat identifies the JSON layout of a saved head.

@@ -18,7 +18,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"irl/tokenizer"
 	"math"
 	"os"
 	"path/filepath"
@@ -28,6 +27,8 @@ import (
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/format"
+
+	"irl/tokenizer"
 )
 
 // Row is one input row.

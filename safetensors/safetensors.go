@@ -15,12 +15,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"irl/atomicfile"
-	"irl/floatbits"
 	"math"
 	"os"
 	"sort"
 	"unicode/utf8"
+
+	"irl/atomicfile"
+	"irl/floatbits"
 )
 
 // DType is a safetensors element type name, as written in the header.

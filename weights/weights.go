@@ -15,8 +15,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"irl/floatbits"
-	"irl/safetensors"
 	"math"
 	"os"
 	"path/filepath"
@@ -26,6 +24,9 @@ import (
 
 	"github.com/nlpodyssey/gopickle/pickle"
 	"github.com/nlpodyssey/gopickle/types"
+
+	"irl/floatbits"
+	"irl/safetensors"
 )
 
 // Tensor is one float32 tensor, row-major, in checkpoint layout.
