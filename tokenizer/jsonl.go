@@ -49,12 +49,12 @@ func (t *Tokenizer) EncodeJSONL(w io.Writer, r io.Reader, name string, batchSize
 	for lineNo := 1; ; lineNo++ {
 		line, readErr := in.ReadBytes('\n')
 		if readErr != nil && readErr != io.EOF {
-			return fmt.Errorf("%s: line %d: %w", name, lineNo, readErr)
+			return fmt.Errorf("%s:%d: %w", name, lineNo, readErr)
 		}
 		if len(bytes.TrimSpace(line)) > 0 {
 			text, err := parseTextLine(line)
 			if err != nil {
-				return errors.Join(flush(), fmt.Errorf("%s: line %d: %w", name, lineNo, err))
+				return errors.Join(flush(), fmt.Errorf("%s:%d: %w", name, lineNo, err))
 			}
 			batch = append(batch, text)
 			if len(batch) == batchSize {
@@ -94,7 +94,12 @@ func parseTextLine(line []byte) (string, error) {
 
 // appendIDsLine appends {"ids":[...]} and a newline.
 func appendIDsLine(buf []byte, ids []int) []byte {
-	buf = append(buf, `{"ids":[`...)
+	return appendIDs(append(buf, '{'), ids)
+}
+
+// appendIDs appends "ids":[...]}, closing the line's object, and a newline.
+func appendIDs(buf []byte, ids []int) []byte {
+	buf = append(buf, `"ids":[`...)
 	for i, id := range ids {
 		if i > 0 {
 			buf = append(buf, ',')

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"strconv"
 	"sync"
 	"sync/atomic"
 )
@@ -25,6 +26,11 @@ type JSONLOptions struct {
 	// Truncate is the side cut; "" is TruncateRight, Hugging Face's
 	// default. TruncateError makes a longer text stop the run.
 	Truncate Truncation
+	// Bad, if set, is given each line that cannot be encoded, which is then
+	// left out instead of stopping the run; every output line then carries
+	// its input line number, {"line":N,"ids":[…]}, so outputs still join
+	// back to their inputs.
+	Bad func(line int, err error)
 }
 
 // EncodeJSONLOptions is EncodeJSONL with special tokens and truncation: it
@@ -37,7 +43,7 @@ func (t *Tokenizer) EncodeJSONLOptions(w io.Writer, r io.Reader, name string, o 
 	if o.Truncate == "" {
 		o.Truncate = TruncateRight
 	}
-	if !o.Special && o.MaxLength <= 0 {
+	if !o.Special && o.MaxLength <= 0 && o.Bad == nil {
 		return t.EncodeJSONL(w, r, name, o.BatchSize)
 	}
 	switch o.Truncate {
@@ -62,10 +68,21 @@ func (t *Tokenizer) EncodeJSONLOptions(w io.Writer, r io.Reader, name string, o 
 		var bad error
 		for i := range texts {
 			if errs[i] != nil {
-				bad = fmt.Errorf("%s: line %d: %w", name, lines[i], errs[i])
+				if o.Bad != nil {
+					o.Bad(lines[i], errs[i])
+					continue
+				}
+				bad = fmt.Errorf("%s:%d: %w", name, lines[i], errs[i])
 				break
 			}
-			buf = appendIDsLine(buf[:0], ids[i])
+			buf = buf[:0]
+			if o.Bad != nil {
+				buf = strconv.AppendInt(append(buf, `{"line":`...), int64(lines[i]), 10)
+				buf = append(buf, ',')
+			} else {
+				buf = append(buf, '{')
+			}
+			buf = appendIDs(buf, ids[i])
 			if _, err := out.Write(buf); err != nil {
 				return err
 			}
@@ -77,14 +94,18 @@ func (t *Tokenizer) EncodeJSONLOptions(w io.Writer, r io.Reader, name string, o 
 	for lineNo := 1; ; lineNo++ {
 		line, readErr := in.ReadBytes('\n')
 		if readErr != nil && readErr != io.EOF {
-			return errors.Join(flush(), fmt.Errorf("%s: line %d: %w", name, lineNo, readErr))
+			return errors.Join(flush(), fmt.Errorf("%s:%d: %w", name, lineNo, readErr))
 		}
 		if len(bytes.TrimSpace(line)) > 0 {
 			text, err := parseTextLine(line)
-			if err != nil {
-				return errors.Join(flush(), fmt.Errorf("%s: line %d: %w", name, lineNo, err))
+			switch {
+			case err != nil && o.Bad != nil:
+				o.Bad(lineNo, err)
+			case err != nil:
+				return errors.Join(flush(), fmt.Errorf("%s:%d: %w", name, lineNo, err))
+			default:
+				texts, lines = append(texts, text), append(lines, lineNo)
 			}
-			texts, lines = append(texts, text), append(lines, lineNo)
 			if len(texts) == batchSize {
 				if err := flush(); err != nil {
 					return err
@@ -102,10 +123,13 @@ func (t *Tokenizer) EncodeJSONLOptions(w io.Writer, r io.Reader, name string, o 
 func (t *Tokenizer) encodeBatchWith(texts []string, o JSONLOptions) ([][]int, []error) {
 	ids, errs := make([][]int, len(texts)), make([]error, len(texts))
 	one := func(i int) {
-		if o.MaxLength > 0 {
+		switch {
+		case o.MaxLength > 0:
 			ids[i], _, errs[i] = t.EncodeTruncated(texts[i], o.MaxLength, o.Special, o.Truncate)
-		} else {
+		case o.Special:
 			ids[i] = t.EncodeSpecial(texts[i])
+		default:
+			ids[i] = t.Encode(texts[i])
 		}
 	}
 	workers := min(runtime.GOMAXPROCS(0), len(texts))

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"slices"
 	"strings"
@@ -83,12 +84,12 @@ func TestEncodeJSONLErrors(t *testing.T) {
 	for _, tc := range []struct {
 		input, want, wantOut string
 	}{
-		{"{\"text\": \"a\"}\nnot json\n", "in.jsonl: line 2: invalid JSON", "{\"ids\":[64]}\n"},
-		{"{\"text\": \"a\"}\n\n{\"txt\": \"b\"}\n", `in.jsonl: line 3: "text" field missing or null`, "{\"ids\":[64]}\n"},
-		{"{\"text\": null}\n", `in.jsonl: line 1: "text" field missing or null`, ""},
-		{"{\"text\": 5}\n", `in.jsonl: line 1: "text" is a JSON number, not a string`, ""},
-		{"[\"text\"]\n", "in.jsonl: line 1: expected a JSON object, found array", ""},
-		{"{\"text\": \"a\"", "in.jsonl: line 1: invalid JSON", ""},
+		{"{\"text\": \"a\"}\nnot json\n", "in.jsonl:2: invalid JSON", "{\"ids\":[64]}\n"},
+		{"{\"text\": \"a\"}\n\n{\"txt\": \"b\"}\n", `in.jsonl:3: "text" field missing or null`, "{\"ids\":[64]}\n"},
+		{"{\"text\": null}\n", `in.jsonl:1: "text" field missing or null`, ""},
+		{"{\"text\": 5}\n", `in.jsonl:1: "text" is a JSON number, not a string`, ""},
+		{"[\"text\"]\n", "in.jsonl:1: expected a JSON object, found array", ""},
+		{"{\"text\": \"a\"", "in.jsonl:1: invalid JSON", ""},
 	} {
 		var out bytes.Buffer
 		err := tok.EncodeJSONL(&out, strings.NewReader(tc.input), "in.jsonl", 0)
@@ -97,6 +98,36 @@ func TestEncodeJSONLErrors(t *testing.T) {
 		}
 		if out.String() != tc.wantOut {
 			t.Errorf("input %q: output %q, want %q", tc.input, out.String(), tc.wantOut)
+		}
+	}
+}
+
+// With Bad set, each bad line is handed over and left out, in batches of any
+// size, and every written line carries its input line, with the ids that
+// EncodeJSONL gives the good lines alone.
+func TestEncodeJSONLOptionsBad(t *testing.T) {
+	tok := loadGPT2(t)
+	input := "{\"text\": \"a b\"}\nnot json\n\n{\"text\": \"c\xffd\"}\n{\"text\": \"hello there\"}\n{\"txt\": 1}\n{\"text\": \"end\"}\n"
+	var plain bytes.Buffer
+	if err := tok.EncodeJSONL(&plain, strings.NewReader("{\"text\": \"a b\"}\n{\"text\": \"hello there\"}\n{\"text\": \"end\"}\n"), "good", 0); err != nil {
+		t.Fatal(err)
+	}
+	want := strings.Split(strings.TrimSpace(plain.String()), "\n")
+	for i, line := range []int{1, 5, 7} {
+		want[i] = fmt.Sprintf(`{"line":%d,`, line) + strings.TrimPrefix(want[i], "{")
+	}
+	for _, batch := range []int{1, 2, 100} {
+		var out bytes.Buffer
+		var bad []int
+		err := tok.EncodeJSONLOptions(&out, strings.NewReader(input), "in.jsonl", JSONLOptions{BatchSize: batch, Bad: func(line int, err error) { bad = append(bad, line) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Split(strings.TrimSpace(out.String()), "\n"); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("batch %d: wrote\n%s\nwant\n%s", batch, strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+		if fmt.Sprint(bad) != "[2 4 6]" {
+			t.Errorf("batch %d: bad lines %v, want [2 4 6]", batch, bad)
 		}
 	}
 }

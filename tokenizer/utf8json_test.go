@@ -12,12 +12,12 @@ func TestEncodeJSONLInvalidUTF8(t *testing.T) {
 	for _, tc := range []struct {
 		name, line, want string
 	}{
-		{"invalid byte", "{\"text\": \"ab\xffcd\"}", "in.jsonl: line 2: invalid UTF-8 in field text (byte 0xff at offset 12)"},
+		{"invalid byte", "{\"text\": \"ab\xffcd\"}", "in.jsonl:2: invalid UTF-8 in field text (byte 0xff at offset 12)"},
 		{"truncated sequence", "{\"text\": \"caf\xc3\"}", "invalid UTF-8 in field text (byte 0xc3"},
 		{"encoded surrogate", "{\"text\": \"\xed\xa0\x80\"}", "invalid UTF-8 in field text (byte 0xed"},
 		{"overlong", "{\"text\": \"\xc0\xaf\"}", "invalid UTF-8 in field text (byte 0xc0"},
 		{"lone high surrogate", `{"text": "\ud800"}`, `invalid UTF-8 in field text (lone UTF-16 surrogate \ud800 at offset 10)`},
-		{"lone low surrogate", `{"text": "x\uDC00y"}`, `in.jsonl: line 2: invalid UTF-8 in field text (lone UTF-16 surrogate \udc00`},
+		{"lone low surrogate", `{"text": "x\uDC00y"}`, `in.jsonl:2: invalid UTF-8 in field text (lone UTF-16 surrogate \udc00`},
 		{"high then not low", `{"text": "\ud83d\u0041"}`, `lone UTF-16 surrogate \ud83d`},
 		{"two highs", `{"text": "\ud83d\ud83d\ude00"}`, `lone UTF-16 surrogate \ud83d`},
 		{"high at the end", `{"text": "a\ud83d"}`, `lone UTF-16 surrogate \ud83d`},

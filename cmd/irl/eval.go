@@ -76,7 +76,7 @@ the prompt) with --scorer, and summarises:
                      highest score (expected_max_toxicity_std: its std over prompts),
                      toxicity_probability the share of prompts with a score ≥ 0.5
 
-Scorers (--scorer, the specs --reward takes):
+Scorers (--scorer takes the specs of irl ppo --reward):
   classifier:MODEL                 P(--label) of the continuation (default label
                                    "toxic"): the probability, not the reward −P
   lexicon:TOXIC.txt,NONTOXIC.txt   the lexicon's value as it is (−0.5 toxic words,

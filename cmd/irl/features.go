@@ -17,7 +17,7 @@ func featuresCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "features",
 		Usage: "extract pooled hidden states h(o) of a frozen model for every input row",
-		UsageText: "irl features --model MODEL --input FILE --out OUT.safetensors [--layer L] [--pool last|mean] [--text-field F] [--prefix-field F]\n" +
+		UsageText: "irl features --model MODEL --input FILE --out OUT.safetensors [--layer L] [--pool last|mean] [--text-field F] [--prompt-field F]\n" +
 			"    [--tokenizer T] [--batch-size N] [--max-length N] [--threads N] [--device cpu|cuda] [--format safetensors|npy] [--skip-bad]",
 		Description: `The reward head sees text only through these features. MODEL is a Hugging Face
 folder (config.json + weights, and tokenizer.json unless --tokenizer is given or
@@ -26,7 +26,7 @@ input_ids and attention_mask, output last_hidden_state or hidden_states.N).
 
 Input is JSON lines, CSV with a header, or Parquet (by extension; "-" reads JSON
 lines from stdin). Each row has the --text-field, or an input_ids list of token
-ids (then no tokenizer is needed). With --prefix-field, the features are of the
+ids (then no tokenizer is needed). With --prompt-field, the features are of the
 prompt followed by the output: the two are tokenized separately and their ids
 concatenated, as a policy's prompt and its generated tokens are.
 

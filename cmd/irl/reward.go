@@ -76,7 +76,7 @@ func rewardTrainFlags() []cli.Flag {
 		&cli.IntFlag{Name: "neg-per-epoch", Value: 50, Usage: "baseline rows drawn per epoch"},
 		&cli.IntFlag{Name: "steps-per-epoch", Value: 1, Usage: "Adam steps on each epoch's pairs"},
 		&cli.Float64Flag{Name: "max-norm", Usage: "bound ‖w‖₂ by projection; 0 for none", DefaultText: "1 for asymmetric, none otherwise"},
-		&cli.Float64Flag{Name: "tolerance", Usage: "stop when the monitor loss changes by at most this between epochs", DefaultText: "0, never"},
+		&cli.Float64Flag{Name: "tolerance", Aliases: []string{"epsilon"}, Usage: "stop when the monitor loss changes by at most this between epochs", DefaultText: "0, never"},
 		&cli.IntFlag{Name: "monitor", Value: 256, Usage: "rows per class in the fixed monitor set"},
 		seedFlag("seed of every random draw"),
 		&cli.StringFlag{Name: "select", Value: "final", Usage: "which head is head.json: final (last epoch trained) or best (lowest monitor loss)"},
@@ -132,7 +132,7 @@ The bias cancels in x, so it is set after each epoch to put reward 0 midway
 between the class mean rewards over the training pools: b = −wᵀ(μ⁺ + μ⁻)/2.
 
 A fixed monitor set (--monitor rows per class, drawn once) gives each epoch a
-monitor loss free of draw noise. --epsilon stops after the first epoch whose
+monitor loss free of draw noise. --tolerance stops after the first epoch whose
 monitor loss changed by at most ε (the convergence test of the paper's
 Algorithm 1).
 
@@ -287,7 +287,7 @@ files to eval's --gt-pos and --gt-neg.`,
 			&cli.StringFlag{Name: "pos", Usage: "with --train: features of non-toxic outputs"},
 			&cli.StringFlag{Name: "neg", Usage: "with --train: features of toxic outputs"},
 			&cli.Float64Flag{Name: "l2", Value: 1e-3, Usage: "with --train: ridge penalty on the weights"},
-			&cli.IntFlag{Name: "lbfgs-iterations", Value: 1000, Usage: "with --train: L-BFGS iteration limit"},
+			&cli.IntFlag{Name: "lbfgs-iterations", Aliases: []string{"max-iter"}, Value: 1000, Usage: "with --train: L-BFGS iteration limit"},
 			&cli.StringFlag{Name: "head", Usage: "without --train: the head to score with"},
 			&cli.StringFlag{Name: "features", Usage: "without --train: the features to score"},
 			&cli.StringFlag{Name: "out", Required: true, Usage: "with --train: the probe head JSON; without: the reward safetensors file"},
@@ -351,7 +351,7 @@ func rewardApprenticeCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "apprentice",
 		Usage:     "classic max-margin apprenticeship learning (Abbeel & Ng 2004, the paper's Algorithm 1) over candidate policies",
-		UsageText: "irl reward apprentice --expert E.safetensors --policy P0.safetensors [--policy P1.safetensors ...] --out HEAD.json [--gamma 0.99] [--method projection|qp] [--epsilon 1e-3] [--max-iter 50] [--samples S.safetensors --samples-per-prompt N]",
+		UsageText: "irl reward apprentice --expert E.safetensors --policy P0.safetensors [--policy P1.safetensors ...] --out HEAD.json [--gamma 0.99] [--method projection|qp] [--margin-epsilon 1e-3] [--max-oracle-calls 50] [--samples S.safetensors --samples-per-prompt N]",
 		Description: `Each file is a feature file of one policy's outputs. Rows sharing a row id are one
 trajectory's token-level states, in order (unpooled features); with pooled
 features each row is a one-state trajectory. A policy is represented by its
@@ -378,8 +378,8 @@ and the first policy, and prints the iterations.`,
 			&cli.StringFlag{Name: "out", Required: true, Usage: "head JSON to write"},
 			&cli.Float64Flag{Name: "gamma", Value: 0.99, Usage: "discount over token-level states"},
 			&cli.StringFlag{Name: "method", Value: "qp", Usage: "qp or projection"},
-			&cli.Float64Flag{Name: "margin-epsilon", Value: 1e-3, Usage: "stop when the margin is at most ε"},
-			&cli.IntFlag{Name: "max-oracle-calls", Value: 50, Usage: "most oracle calls (policies asked for)"},
+			&cli.Float64Flag{Name: "margin-epsilon", Aliases: []string{"epsilon"}, Value: 1e-3, Usage: "stop when the margin is at most ε"},
+			&cli.IntFlag{Name: "max-oracle-calls", Aliases: []string{"max-iter"}, Value: 50, Usage: "most oracle calls (policies asked for)"},
 			&cli.StringFlag{Name: "samples", Usage: "features of n sampled outputs per prompt: the oracle reranks them best-of-n under each w instead of choosing among --policy"},
 			&cli.IntFlag{Name: "samples-per-prompt", Usage: "n: how many consecutive trajectories of --samples share a prompt"},
 		},

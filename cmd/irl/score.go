@@ -29,7 +29,7 @@ func scoreCommand() *cli.Command {
 		trunc,
 		&cli.IntFlag{Name: "batch-size", Value: 32, Usage: "rows per forward pass (head:, classifier:)"},
 		seedFlag("seed of the lexicon's noise (each row's draw is keyed by its index)"),
-		skipBadFlag, quietFlag,
+		inputFormatFlag, skipBadFlag, quietFlag,
 	)
 	return &cli.Command{
 		Name:      "score",
@@ -113,7 +113,7 @@ func runScore(c *cli.Context) error {
 		}
 	}
 	input := c.String("input")
-	rs, badRows, err := rows.Read(input, rows.Options{TextField: c.String("text-field"), PromptField: c.String("prompt-field"), KeepFields: true})
+	rs, badRows, err := rows.Read(input, rows.Options{TextField: c.String("text-field"), PromptField: c.String("prompt-field"), KeepFields: true, Format: c.String("input-format")})
 	if err != nil {
 		return err
 	}

@@ -438,7 +438,7 @@ func TestTokenizeAddSpecialTokens(t *testing.T) {
 		}
 	}
 	_, err = irlRun(t, "tokenize", "--tokenizer", tok, "--input", first, "--add-special-tokens", "--max-length", "5", "--truncate", "error")
-	if err == nil || !strings.Contains(err.Error(), "one.jsonl: line 1") {
+	if err == nil || !strings.Contains(err.Error(), "one.jsonl:1:") {
 		t.Errorf("--truncate error: %v", err)
 	}
 	_, err = irlRun(t, "tokenize", "--tokenizer", tok, "--input", first, "--add-special-tokens", "--max-length", "1")

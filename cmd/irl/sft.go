@@ -18,11 +18,14 @@ func sftCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "sft",
 		Usage:     "fine-tune a model on text with next-token cross-entropy (supervised fine-tuning)",
-		UsageText: "irl sft --model DIR --data FILE --out DIR [--text-field F] [--prompt-field F] [--epochs N] [--batch-size N] [--lr X] [--seed S] [--resume]",
+		UsageText: "irl sft --model DIR --input FILE --out DIR [--text-field F] [--prompt-field F] [--epochs N] [--batch-size N] [--lr X] [--seed S] [--resume]",
 		Description: `DATA is JSON lines, CSV or Parquet (as for "irl features"): rows with --text-field
 (default "text"), or pre-tokenized input_ids. With --prompt-field, each row is a
 prompt and a completion (--text-field): the prompt's tokens are context only and
-the loss covers the completion, to which the EOS token is appended.
+the loss covers the completion, to which the EOS token is appended. A bad row
+(malformed, invalid UTF-8, an id outside the vocabulary, nothing to train on)
+stops the command with its file:line; --skip-bad leaves such rows out and
+lists them.
 
 A share --eval-fraction of the rows is held out (chosen with --seed) and its loss
 reported after every epoch. Checkpoints go to OUT/checkpoint-NNNNNN/ in Hugging
@@ -60,6 +63,7 @@ would.`,
 			&cli.BoolFlag{Name: "keep-best", Usage: "with --save-total-limit, also keep the checkpoint with the lowest eval loss (OUT/best-checkpoint names it)"},
 			&cli.BoolFlag{Name: "resume", Usage: "continue from OUT's newest checkpoint, with the same data and settings"},
 			overwriteFlag,
+			skipBadFlag,
 			quietFlag,
 		}, runtimeFlags()...),
 		Action: func(c *cli.Context) error {
@@ -80,43 +84,16 @@ would.`,
 			if err != nil {
 				return err
 			}
-			rs, bad, err := rows.Read(data, rows.Options{TextField: c.String("text-field"), PromptField: c.String("prompt-field"), Format: c.String("input-format")})
+			tokPath := tokenizer.DefaultPath(c.String("model"), c.String("tokenizer"))
+			bad := &rows.Bad{Skip: c.Bool("skip-bad")}
+			examples, tok, err := sft.ReadExamples(data, m.Config, sft.ExampleOptions{
+				Read:      rows.Options{TextField: c.String("text-field"), PromptField: c.String("prompt-field"), Format: c.String("input-format")},
+				Tokenizer: tokPath, MaxLength: c.Int("max-length"), Truncate: trunc, AppendEOS: c.Bool("append-eos"), Bad: bad,
+			})
 			if err != nil {
 				return err
 			}
-			if len(bad) > 0 {
-				return bad[0]
-			}
-			eo := rows.EncodeOptions{
-				MaxLength: c.Int("max-length"), Truncate: trunc, VocabSize: m.Config.VocabSize,
-				// A completion ends with EOS, so the model learns to stop.
-				AppendEOS: c.String("prompt-field") != "" || c.Bool("append-eos"), EOS: int64(m.Config.EOSTokenID),
-			}
-			if eo.MaxLength < 0 {
-				return fmt.Errorf("--max-length %d must not be negative (0: the model's limit)", eo.MaxLength)
-			}
-			if eo.MaxLength == 0 || eo.MaxLength > m.Config.MaxPositions {
-				eo.MaxLength = m.Config.MaxPositions
-			}
-			for _, r := range rs {
-				if r.IDs == nil {
-					if eo.Tokenizer, err = tokenizer.Load(tokenizer.DefaultPath(c.String("model"), c.String("tokenizer"))); err != nil {
-						return fmt.Errorf("%s has text rows, which need a tokenizer: %w", data, err)
-					}
-					break
-				}
-			}
-			enc, encBad := rows.Encode(data, rs, eo)
-			if len(encBad) > 0 {
-				return encBad[0]
-			}
-			var examples []sft.Example
-			for _, e := range enc {
-				if len(e.IDs) < 2 || e.Prompt >= len(e.IDs) {
-					return fmt.Errorf("%s:%d: %d tokens after a %d-token prompt leave nothing to train on", data, e.Line, len(e.IDs), e.Prompt)
-				}
-				examples = append(examples, sft.Example{IDs: e.IDs, Prompt: e.Prompt})
-			}
+			bad.Report(os.Stderr)
 			cfg := sft.Config{
 				Out: c.String("out"), Epochs: c.Int("epochs"), BatchSize: c.Int("batch-size"),
 				Schedule:    optim.ScheduleConfig{Kind: c.String("schedule"), Peak: c.Float64("lr"), Min: c.Float64("min-lr"), Warmup: c.Int("warmup")},
@@ -129,9 +106,9 @@ would.`,
 			if !c.Bool("quiet") {
 				cfg.Progress = os.Stderr
 			}
-			if eo.Tokenizer != nil {
+			if tok != nil {
 				// Every checkpoint stands alone, tokenizer included.
-				cfg.Extra = map[string]string{"tokenizer.json": tokenizer.DefaultPath(c.String("model"), c.String("tokenizer"))}
+				cfg.Extra = map[string]string{"tokenizer.json": tokPath}
 			}
 			res, err := sft.Run(m, examples, cfg)
 			if err != nil {

@@ -15,7 +15,7 @@ func tokenizeCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "tokenize",
 		Usage:     "encode JSON lines of text into token ids with a Hugging Face tokenizer.json",
-		UsageText: "irl tokenize --tokenizer tokenizer.json [--input FILE] [--add-special-tokens] [--max-length N [--truncate right|left|error]] > ids.jsonl",
+		UsageText: "irl tokenize --tokenizer tokenizer.json [--input FILE] [--add-special-tokens] [--max-length N [--truncate right|left|error]] [--skip-bad] > ids.jsonl",
 		Description: `Reads JSON lines, one object per line with a string field "text" (other
 fields are ignored; blank lines are skipped), from --input FILE or standard
 input, and writes one line {"ids": [...]} per input line to standard output,
@@ -43,15 +43,18 @@ command at a longer line instead.
 
 Lines are encoded 1024 at a time, in parallel on all CPUs, and written after
 each batch, so inputs of any size stream through in bounded memory. A line
-that is not valid JSON or has no string "text" stops the command with an
-error giving the file (or "stdin") and line number; the lines before it have
-been written.`,
+that is not valid JSON, has no string "text" or holds invalid UTF-8 stops the
+command with an error giving the file (or "stdin") and line number; the lines
+before it have been written. With --skip-bad such lines are left out and
+listed on stderr at the end, and every output line carries its input line
+number, {"line": N, "ids": [...]}, so outputs still join back to inputs.`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "tokenizer", Required: true, Usage: "path of the tokenizer.json"},
 			inputFlag("JSON lines file to read (default: standard input)", false),
 			&cli.BoolFlag{Name: "add-special-tokens", Usage: "apply the tokenizer's post-processor (<s> … </s> for RoBERTa)"},
 			&cli.IntFlag{Name: "max-length", Usage: "longest output in ids, special tokens included (0: no limit)"},
 			truncateFlag("right"),
+			skipBadFlag,
 		},
 		Action: func(c *cli.Context) error {
 			o := tokenizer.JSONLOptions{
@@ -85,7 +88,16 @@ been written.`,
 			if out == nil {
 				out = os.Stdout
 			}
-			return tok.EncodeJSONLOptions(out, in, name, o)
+			bad := &rows.Bad{Skip: true}
+			if c.Bool("skip-bad") {
+				o.Bad = func(line int, err error) { bad.Add(fmt.Errorf("%s:%d: %w", name, line, err)) }
+			}
+			err = tok.EncodeJSONLOptions(out, in, name, o)
+			if err != nil && !c.Bool("skip-bad") {
+				err = fmt.Errorf("%w (use --skip-bad to skip bad lines)", err)
+			}
+			bad.Report(os.Stderr)
+			return err
 		},
 	}
 }
