@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"runtime/debug"
 	"strings"
+	"sync"
 
 	"github.com/urfave/cli/v2"
 
@@ -12,17 +13,31 @@ import (
 )
 
 // prepare applies the rules every command shares, to c and its
-// subcommands: required flags say so in --help, and a stray positional
-// argument is an error (every input is a named flag, so one is a mistake,
-// such as a forgotten flag name).
+// subcommands: required flags say so in --help; a missing one is the first
+// and only thing said, with no page of help before it; and a stray
+// positional argument is an error (every input is a named flag, so one is a
+// mistake, such as a forgotten flag name).
 func prepare(c *cli.Command) {
+	var required []string
 	for _, f := range c.Flags {
-		markRequired(f)
+		if takeRequired(f) {
+			required = append(required, f.Names()[0])
+		}
 	}
 	if act := c.Action; act != nil {
 		c.Action = func(ctx *cli.Context) error {
+			name := strings.TrimPrefix(ctx.Command.HelpName, "irl ") // main prefixes "irl: "
+			var missing []string
+			for _, name := range required {
+				if !ctx.IsSet(name) {
+					missing = append(missing, "--"+name)
+				}
+			}
+			if len(missing) > 0 {
+				return fmt.Errorf("%s: missing %s (required; see --help)", name, strings.Join(missing, ", "))
+			}
 			if ctx.NArg() > 0 {
-				return fmt.Errorf("irl %s: unexpected argument %q: every input is given by a flag (see --help)", ctx.Command.FullName(), ctx.Args().First())
+				return fmt.Errorf("%s: unexpected argument %q: every input is given by a flag (see --help)", name, ctx.Args().First())
 			}
 			return act(ctx)
 		}
@@ -32,20 +47,41 @@ func prepare(c *cli.Command) {
 	}
 }
 
-// markRequired appends "(required)" to a required flag's usage.
-func markRequired(f cli.Flag) {
+var (
+	requiredMu sync.Mutex
+	// requiredFlags remembers the flags takeRequired took over: flags are
+	// shared between commands and apps, and the first take clears their
+	// Required field.
+	requiredFlags = map[cli.Flag]bool{}
+)
+
+// takeRequired reports whether f is required, appending "(required)" to its
+// usage and taking the check over from the cli package, which prints the
+// whole help page before its error.
+func takeRequired(f cli.Flag) bool {
+	requiredMu.Lock()
+	defer requiredMu.Unlock()
+	if requiredFlags[f] {
+		return true
+	}
 	rf, ok := f.(cli.RequiredFlag)
 	if !ok || !rf.IsRequired() {
-		return
+		return false
 	}
 	v := reflect.ValueOf(f)
 	if v.Kind() != reflect.Pointer {
-		return
+		return false
 	}
-	u := v.Elem().FieldByName("Usage")
-	if u.IsValid() && u.CanSet() && !strings.HasSuffix(u.String(), "(required)") {
+	u, r := v.Elem().FieldByName("Usage"), v.Elem().FieldByName("Required")
+	if !u.CanSet() || !r.CanSet() {
+		return false
+	}
+	if !strings.HasSuffix(u.String(), "(required)") {
 		u.SetString(u.String() + " (required)")
 	}
+	r.SetBool(false)
+	requiredFlags[f] = true
+	return true
 }
 
 // commit is set at link time by make build (-X main.commit=…).

@@ -202,6 +202,38 @@ func TestVersionAndHelp(t *testing.T) {
 	}
 }
 
+// A missing required flag is said first and alone: no page of help before
+// it, every missing flag named, the subcommand's full name given.
+func TestMissingRequiredFlagSaidFirst(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"features"}, "features: missing --model, --input, --out (required; see --help)"},
+		{[]string{"reward", "train", "--pos", "a.safetensors"}, "reward train: missing --neg, --out"},
+		{[]string{"reward", "analyze", "noise", "--head", "h.json"}, "reward analyze noise: missing --pos, --neg, --out"},
+	} {
+		var out bytes.Buffer
+		app := newApp()
+		app.Writer, app.ErrWriter = &out, &out
+		err := app.Run(append([]string{"irl"}, tc.args...))
+		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("%v: error %v, want it to start %q", tc.args, err, tc.want)
+		}
+		if out.Len() > 0 {
+			t.Errorf("%v: printed before the error:\n%s", tc.args, out.String())
+		}
+	}
+	// The flags stay marked in help, in a fresh app too.
+	var out bytes.Buffer
+	app := newApp()
+	app.Writer = &out
+	app.Run([]string{"irl", "reward", "train", "--help"})
+	if !strings.Contains(out.String(), "(required)") {
+		t.Errorf("reward train --help marks no flag required:\n%s", out.String())
+	}
+}
+
 // make's ONNX Runtime step honours ONNXRUNTIME_LIB: no npm is run.
 func TestFetchORTHonoursEnv(t *testing.T) {
 	bin := t.TempDir()

@@ -80,6 +80,9 @@ would.`,
 				return err
 			}
 			data := c.String("input")
+			if n := c.Int("max-length"); n < 0 {
+				return fmt.Errorf("--max-length %d must not be negative (0: the model's limit)", n)
+			}
 			trunc, err := rows.ParseTruncation(c.String("truncate"))
 			if err != nil {
 				return err
