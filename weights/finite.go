@@ -64,3 +64,25 @@ func blockFinite(x []float32) bool {
 	}
 	return acc&out == 0
 }
+
+// CheckOutput refuses a result that is not finite before it is written,
+// naming the first bad entry by its index along each dimension of shape
+// ([row, position, …] for model outputs), so a broken model fails at the
+// command that ran it rather than at a later one that reads its output.
+func CheckOutput(name string, shape []int, data []float32) error {
+	if CheckFinite(name, data) == nil {
+		return nil
+	}
+	for i, v := range data {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			idx := make([]int, len(shape))
+			rest := i
+			for d := len(shape) - 1; d >= 0; d-- {
+				idx[d] = rest % shape[d]
+				rest /= shape[d]
+			}
+			return fmt.Errorf("%s%v is %v: the outputs are not finite (check the model's weights and config)", name, idx, v)
+		}
+	}
+	return nil
+}

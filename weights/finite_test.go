@@ -93,3 +93,17 @@ func BenchmarkCheckFinite410m(b *testing.B) {
 	run("bits", func(x []float32) bool { return checkFiniteBits(x) < 0 })
 	run("math.IsNaN", func(x []float32) bool { return checkFiniteNaive(x) < 0 })
 }
+
+// CheckOutput names the first bad entry by its index in each dimension.
+func TestCheckOutput(t *testing.T) {
+	data := make([]float32, 2*3*4)
+	if err := CheckOutput("logits", []int{2, 3, 4}, data); err != nil {
+		t.Fatal(err)
+	}
+	data[1*12+2*4+3] = float32(math.Inf(-1))
+	data[1*12+2*4+1] = float32(math.NaN())
+	err := CheckOutput("logits", []int{2, 3, 4}, data)
+	if err == nil || !strings.HasPrefix(err.Error(), "logits[1 2 1] is NaN") {
+		t.Errorf("got %v, want logits[1 2 1] is NaN", err)
+	}
+}

@@ -45,7 +45,8 @@ Output: a safetensors file with features (F32 [N,D]) and row (I64 [N], each
 feature row's index among the input's data rows), and __metadata__ naming the
 model, layer, pooling and max length. --format npy writes a folder OUT holding
 features.npy, row.npy and metadata.json. Files are written under a temporary
-name and renamed. A bad row (malformed, missing field, empty text, too long with
+name and renamed; an npy folder that holds files is refused unless --overwrite.
+A bad row (malformed, missing field, empty text, too long with
 --truncate error, an id outside the vocabulary) stops the run with its line
 number; with --skip-bad it is reported and left out, and row says which input
 rows the N features belong to.`,
@@ -62,7 +63,7 @@ rows the N features belong to.`,
 			maxLengthFlag(),
 			truncateFlag("left"),
 			&cli.StringFlag{Name: "format", Value: "safetensors", Usage: "safetensors or npy"},
-			inputFormatFlag, skipBadFlag, quietFlag,
+			inputFormatFlag, skipBadFlag, quietFlag, overwriteFlag,
 		}, runtimeFlags()...),
 		Action: runFeatures,
 	}
@@ -90,7 +91,7 @@ func runFeatures(c *cli.Context) error {
 	// A bad destination fails now, not after the compute.
 	out := c.String("out")
 	if format == "npy" {
-		err = atomicfile.CheckDir(out, true)
+		err = atomicfile.CheckDir(out, c.Bool("overwrite"))
 	} else {
 		err = atomicfile.CheckFile(out)
 	}

@@ -134,6 +134,32 @@ func TestFeaturesCommandMatchesFixture(t *testing.T) {
 			t.Fatalf("npy value %d differs", i)
 		}
 	}
+	// The folder now holds results: a second run is refused before any work,
+	// and --overwrite replaces the folder whole, leaving nothing stale and
+	// no temporary folder beside it.
+	again := []string{"features", "--model", dir, "--input", in, "--out", npy, "--format", "npy", "--quiet"}
+	if err := run(t, again...); err == nil || !strings.Contains(err.Error(), "--overwrite") {
+		t.Errorf("npy into a used folder: %v", err)
+	}
+	writeFile(t, filepath.Join(npy, "stale.npy"), "old")
+	if err := run(t, append(again, "--overwrite")...); err != nil {
+		t.Fatal(err)
+	}
+	ents, _ := os.ReadDir(npy)
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	if strings.Join(names, " ") != "features.npy metadata.json row.npy" {
+		t.Errorf("npy folder after --overwrite holds %v", names)
+	}
+	if ents, _ := os.ReadDir(tmp); len(ents) > 0 {
+		for _, e := range ents {
+			if strings.Contains(e.Name(), ".tmp-") {
+				t.Errorf("a temporary folder is left: %s", e.Name())
+			}
+		}
+	}
 }
 
 // Text rows are tokenized with the model's tokenizer, a prefix's ids go

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"math"
 	"os"
 	"runtime"
 
@@ -94,22 +93,3 @@ var (
 	quietFlag   = &cli.BoolFlag{Name: "quiet", Usage: "no progress bar"}
 	skipBadFlag = &cli.BoolFlag{Name: "skip-bad", Usage: "skip and report bad rows instead of stopping at the first"}
 )
-
-// checkFinite refuses a result that is not finite before it is written,
-// naming the first bad entry by its index along each dimension ([row,
-// position, …] for model outputs), so a broken model fails at the command
-// that ran it rather than at a later one.
-func checkFinite(name string, shape []int, data []float32) error {
-	for i, v := range data {
-		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-			idx := make([]int, len(shape))
-			rest := i
-			for d := len(shape) - 1; d >= 0; d-- {
-				idx[d] = rest % shape[d]
-				rest /= shape[d]
-			}
-			return fmt.Errorf("%s%v is %v: the outputs are not finite (check the model's weights and config)", name, idx, v)
-		}
-	}
-	return nil
-}

@@ -90,6 +90,11 @@ func runGenerate(c *cli.Context) error {
 	if c.Int("batch-size") <= 0 {
 		return fmt.Errorf("--batch-size must be positive, got %d", c.Int("batch-size"))
 	}
+	if path := c.String("out"); path != "" {
+		if err := atomicfile.CheckFile(path); err != nil {
+			return err
+		}
+	}
 	if c.Bool("greedy") && c.IsSet("temperature") {
 		return errors.New("--greedy takes the most likely token: --temperature does not apply")
 	}

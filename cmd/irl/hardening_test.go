@@ -109,6 +109,19 @@ func TestOutputCheckedFirst(t *testing.T) {
 			t.Errorf("--out %s: %v", out, err)
 		}
 	}
+	// The destination is the first thing checked: here the inputs do not
+	// exist either, and the error is still about --out.
+	missing := filepath.Join(dir, "absent")
+	for _, args := range [][]string{
+		{"model", "forward", "--model", missing, "--input", missing, "--out", dir},
+		{"model", "grad", "--model", missing, "--input", missing, "--out", dir},
+		{"model", "export-onnx", "--model", missing, "--out", dir},
+		{"generate", "--model", missing, "--prompt-ids", "1,2", "--out", dir},
+	} {
+		if err := run(t, args...); err == nil || !strings.Contains(err.Error(), "is a folder") {
+			t.Errorf("%v: %v, want the --out folder refused first", args[:2], err)
+		}
+	}
 }
 
 // Values out of range are refused with the flag's name.

@@ -15,6 +15,7 @@ import (
 	"irl/policy"
 	"irl/safetensors"
 	"irl/tokenizer"
+	"irl/weights"
 )
 
 func modelCommand() *cli.Command {
@@ -227,7 +228,7 @@ final layer norm. Values at padded positions carry no meaning.`,
 			var ts []safetensors.Tensor
 			for _, name := range r.Outputs() {
 				o := out[name]
-				if err := checkFinite(name, o.Shape, o.Data); err != nil {
+				if err := weights.CheckOutput(name, o.Shape, o.Data); err != nil {
 					return fmt.Errorf("%s: %w", c.String("model"), err)
 				}
 				ts = append(ts, safetensors.FromFloat32(name, o.Shape, o.Data))
@@ -247,8 +248,12 @@ func batchFlags(extra ...cli.Flag) []cli.Flag {
 	}, extra...), runtimeFlags()...)
 }
 
-// modelAndBatch loads ONNX Runtime, --model and the checked batch of --inputs.
+// modelAndBatch checks --out, then loads ONNX Runtime, --model and the
+// checked batch of --input.
 func modelAndBatch(c *cli.Context) (onnx.Options, *policy.Model, *policy.Batch, error) {
+	if err := atomicfile.CheckFile(c.String("out")); err != nil {
+		return onnx.Options{}, nil, nil, err
+	}
 	so, err := sessionOptions(c)
 	if err != nil {
 		return so, nil, nil, err
@@ -257,44 +262,9 @@ func modelAndBatch(c *cli.Context) (onnx.Options, *policy.Model, *policy.Batch, 
 	if err != nil {
 		return so, nil, nil, err
 	}
-	bt, err := readBatch(c.String("input"))
+	bt, err := policy.ReadBatch(c.String("input"))
 	if err != nil {
 		return so, nil, nil, err
 	}
 	return so, m, bt, bt.Validate(m.Config, c.String("input"))
-}
-
-// readBatch reads input_ids and the optional attention_mask and position_ids.
-func readBatch(path string) (*policy.Batch, error) {
-	f, err := safetensors.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	ids, err := f.Get("input_ids")
-	if err != nil {
-		return nil, err
-	}
-	if len(ids.Shape) != 2 {
-		return nil, fmt.Errorf("%s: tensor \"input_ids\" has shape %v, want [batch, seq]", path, ids.Shape)
-	}
-	bt := &policy.Batch{B: ids.Shape[0], S: ids.Shape[1]}
-	if bt.InputIDs, err = ids.Int64s(); err != nil {
-		return nil, err
-	}
-	for _, opt := range []struct {
-		name string
-		dst  *[]int64
-	}{{"attention_mask", &bt.AttentionMask}, {"position_ids", &bt.PositionIDs}} {
-		if !f.Has(opt.name) {
-			continue
-		}
-		t, _ := f.Get(opt.name)
-		if err := t.CheckShape(bt.B, bt.S); err != nil {
-			return nil, err
-		}
-		if *opt.dst, err = t.Int64s(); err != nil {
-			return nil, err
-		}
-	}
-	return bt, nil
 }

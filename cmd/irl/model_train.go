@@ -7,8 +7,10 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"irl/atomicfile"
 	"irl/policy"
 	"irl/safetensors"
+	"irl/weights"
 )
 
 func modelGradCommand() *cli.Command {
@@ -42,7 +44,7 @@ every parameter, named as in the checkpoint (e.g. grad.embed_out.weight).`,
 			}
 			ts := []safetensors.Tensor{safetensors.FromFloat32("loss", []int{1}, []float32{float32(res.Loss)})}
 			for _, name := range tr.Graph.Trainable {
-				if err := checkFinite(policy.GradName(name), m.Params[name].Shape, tr.Grad(name)); err != nil {
+				if err := weights.CheckOutput(policy.GradName(name), m.Params[name].Shape, tr.Grad(name)); err != nil {
 					return fmt.Errorf("%s: %w", c.String("model"), err)
 				}
 				ts = append(ts, safetensors.FromFloat32(policy.GradName(name), m.Params[name].Shape, tr.Grad(name)))
@@ -71,6 +73,9 @@ weights in OUT.data beside OUT, as ONNX's external-data convention describes.
 			&cli.Int64Flag{Name: "external-above", Usage: "bytes of weights past which they go to OUT.data (0: only past protobuf's 2 GB limit)"},
 		},
 		Action: func(c *cli.Context) error {
+			if err := atomicfile.CheckFile(c.String("out")); err != nil {
+				return err
+			}
 			m, err := policy.Load(c.String("model"))
 			if err != nil {
 				return err

@@ -224,7 +224,8 @@ ground truth, scatter_gt.png.`,
 			&cli.StringFlag{Name: "head", Required: true, Usage: "head JSON from train, probe or apprentice"},
 			rewardPosFlag, rewardNegFlag, rewardGTPosFlag, rewardGTNegFlag, rewardThresholdFlag,
 			&cli.StringFlag{Name: "scores-out", Usage: "write pos_reward and neg_reward (F32) to this safetensors file"},
-			&cli.StringFlag{Name: "plots", Usage: "write PNG plots into this folder"},
+			&cli.StringFlag{Name: "plots", Usage: "write PNG plots into this folder (new or empty, unless --overwrite)"},
+			overwriteFlag,
 			rewardIgnoreMeta,
 		},
 		Action: runRewardEval,
@@ -235,6 +236,11 @@ func runRewardEval(c *cli.Context) error {
 	thr, err := rewardhead.ParseThreshold(c.String("threshold"))
 	if err != nil {
 		return err
+	}
+	if dir := c.String("plots"); dir != "" {
+		if err := atomicfile.CheckDir(dir, c.Bool("overwrite")); err != nil {
+			return fmt.Errorf("--plots: %w", err)
+		}
 	}
 	headPath := c.String("head")
 	h, pos, neg, gtPos, gtNeg, err := rewardLoadScored(c, headPath)
@@ -257,7 +263,10 @@ func runRewardEval(c *cli.Context) error {
 		}
 	}
 	if dir := c.String("plots"); dir != "" {
-		if _, err := analysis.EvalPlots(dir, r, sp, sn, gtPos, gtNeg); err != nil {
+		if err := atomicfile.WriteDir(dir, func(tmp string) error {
+			_, err := analysis.EvalPlots(tmp, r, sp, sn, gtPos, gtNeg)
+			return err
+		}); err != nil {
 			return err
 		}
 	}
@@ -490,6 +499,7 @@ DIR/noise_weights.png.`,
 					&cli.StringFlag{Name: "head", Required: true, Usage: "head JSON"},
 					rewardPosFlag, rewardNegFlag, rewardGTPosFlag, rewardGTNegFlag, rewardThresholdFlag,
 					&cli.StringFlag{Name: "out", Required: true, Usage: "output folder"},
+					overwriteFlag,
 					&cli.StringFlag{Name: "target", Value: "both", Usage: "scores, weights or both"},
 					&cli.StringFlag{Name: "sigmas", Value: "0:0.1:1", Usage: "σ grid: a,b,c or lo:step:hi"},
 					&cli.IntFlag{Name: "repeats", Value: 10, Usage: "noise draws per σ"},
@@ -522,6 +532,7 @@ Kendall τ against the number of samples of the varied class.`,
 					&cli.StringFlag{Name: "eval-neg", Usage: "toxic features to evaluate on (default --neg)"},
 					rewardGTPosFlag, rewardGTNegFlag, rewardThresholdFlag,
 					&cli.StringFlag{Name: "out", Required: true, Usage: "output folder"},
+					overwriteFlag,
 					&cli.StringFlag{Name: "fractions", Value: "0.1:0.1:1", Usage: "fractions of the varied class: a,b,c or lo:step:hi"},
 					&cli.IntFlag{Name: "repeats", Value: 3, Usage: "heads per fraction"},
 				}, rewardTrainFlags()...),
@@ -544,6 +555,7 @@ DIR/epochs_metrics.png and DIR/epochs_rewards.png.`,
 					&cli.StringSliceFlag{Name: "heads", Required: true, Usage: "a training folder, or head files (repeat the flag or separate by commas)"},
 					rewardPosFlag, rewardNegFlag, rewardGTPosFlag, rewardGTNegFlag, rewardThresholdFlag,
 					&cli.StringFlag{Name: "out", Required: true, Usage: "output folder"},
+					overwriteFlag,
 					rewardIgnoreMeta,
 				},
 				Action: runRewardEpochs,
@@ -563,6 +575,7 @@ Writes DIR/perturb.json and DIR/perturb_deltas.png (a box plot per probe).`,
 					&cli.StringFlag{Name: "original", Required: true, Usage: "features of the original outputs"},
 					&cli.StringSliceFlag{Name: "probe", Required: true, Usage: "NAME=FILE: features of one perturbation of every original (repeat)"},
 					&cli.StringFlag{Name: "out", Required: true, Usage: "output folder"},
+					overwriteFlag,
 					rewardIgnoreMeta,
 				},
 				Action: runRewardPerturb,
@@ -593,38 +606,51 @@ func runRewardNoise(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	dir := c.String("out")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	final := c.String("out")
+	if err := atomicfile.CheckDir(final, c.Bool("overwrite")); err != nil {
 		return err
 	}
-	cfg := analysis.NoiseConfig{Sigmas: sigmas, Repeats: c.Int("repeats"), Seed: c.Uint64("seed"), Relative: scale == "relative", Threshold: thr}
-	sp, sn := h.Score(pos), h.Score(neg)
-	// The noisy draws re-apply the threshold; on the clean rewards it shows
-	// whether the starting point already calls every row one class.
-	rewardWarn(c, analysis.OneClassWarning(rewardhead.Evaluate(sp, sn, nil, nil, thr)))
-	out := map[string]any{"head": headPath}
-	summary := map[string]any{}
-	if target != "weights" {
-		r, err := analysis.ScoreNoise(sp, sn, gtPos, gtNeg, cfg)
-		if err != nil {
+	// The folder is filled under a temporary name and renamed when whole.
+	var report func() error
+	if err := atomicfile.WriteDir(final, func(dir string) error {
+		cfg := analysis.NoiseConfig{Sigmas: sigmas, Repeats: c.Int("repeats"), Seed: c.Uint64("seed"), Relative: scale == "relative", Threshold: thr}
+		sp, sn := h.Score(pos), h.Score(neg)
+		// The noisy draws re-apply the threshold; on the clean rewards it shows
+		// whether the starting point already calls every row one class.
+		rewardWarn(c, analysis.OneClassWarning(rewardhead.Evaluate(sp, sn, nil, nil, thr)))
+		out := map[string]any{"head": headPath}
+		summary := map[string]any{}
+		if target != "weights" {
+			r, err := analysis.ScoreNoise(sp, sn, gtPos, gtNeg, cfg)
+			if err != nil {
+				return err
+			}
+			if _, err := r.Plot(dir); err != nil {
+				return err
+			}
+			out["scores"], summary["scores"] = r, rewardNoiseSummary(r)
+		}
+		if target != "scores" {
+			r, err := analysis.WeightNoise(h, pos, neg, gtPos, gtNeg, cfg)
+			if err != nil {
+				return err
+			}
+			if _, err := r.Plot(dir); err != nil {
+				return err
+			}
+			out["weights"], summary["weights"] = r, rewardNoiseSummary(r)
+		}
+		if err := analysis.WriteJSON(filepath.Join(dir, "noise.json"), out); err != nil {
 			return err
 		}
-		if _, err := r.Plot(dir); err != nil {
-			return err
+		report = func() error {
+			return rewardPrintJSON(c, map[string]any{"result": filepath.Join(final, "noise.json"), "summary": summary})
 		}
-		out["scores"], summary["scores"] = r, rewardNoiseSummary(r)
+		return nil
+	}); err != nil {
+		return err
 	}
-	if target != "scores" {
-		r, err := analysis.WeightNoise(h, pos, neg, gtPos, gtNeg, cfg)
-		if err != nil {
-			return err
-		}
-		if _, err := r.Plot(dir); err != nil {
-			return err
-		}
-		out["weights"], summary["weights"] = r, rewardNoiseSummary(r)
-	}
-	return rewardWriteResult(c, filepath.Join(dir, "noise.json"), out, summary)
+	return report()
 }
 
 // rewardNoiseMetrics are the metrics the noise summary prints.
@@ -689,44 +715,57 @@ func runRewardRatio(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	dir := c.String("out")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	final := c.String("out")
+	if err := atomicfile.CheckDir(final, c.Bool("overwrite")); err != nil {
 		return err
 	}
-	res, err := analysis.DataRatio(pos, neg, evalPos, evalNeg, gtPos, gtNeg, analysis.RatioConfig{
-		Fractions: fr, Repeats: c.Int("repeats"), Train: tc, Threshold: thr,
-	})
-	if err != nil {
-		return err
-	}
-	if _, err := res.Plot(dir); err != nil {
-		return err
-	}
-	for _, side := range []struct {
-		name string
-		pts  []analysis.RatioPoint
-	}{{"adding toxic", res.AddToxic}, {"adding non-toxic", res.AddNonToxic}} {
-		var at []string
-		for _, p := range side.pts {
-			m := map[string]rewardhead.Value{}
-			for k, v := range p.Metrics {
-				m[k] = v.Mean
+	// The folder is filled under a temporary name and renamed when whole.
+	var report func() error
+	if err := atomicfile.WriteDir(final, func(dir string) error {
+		res, err := analysis.DataRatio(pos, neg, evalPos, evalNeg, gtPos, gtNeg, analysis.RatioConfig{
+			Fractions: fr, Repeats: c.Int("repeats"), Train: tc, Threshold: thr,
+		})
+		if err != nil {
+			return err
+		}
+		if _, err := res.Plot(dir); err != nil {
+			return err
+		}
+		for _, side := range []struct {
+			name string
+			pts  []analysis.RatioPoint
+		}{{"adding toxic", res.AddToxic}, {"adding non-toxic", res.AddNonToxic}} {
+			var at []string
+			for _, p := range side.pts {
+				m := map[string]rewardhead.Value{}
+				for k, v := range p.Metrics {
+					m[k] = v.Mean
+				}
+				// A mean recall of 1 with specificity 0 means every repeat
+				// called every row toxic.
+				if cl := analysis.OneClass(m); cl != "" {
+					at = append(at, fmt.Sprintf("%d (%s)", p.NVaried, cl))
+				}
 			}
-			// A mean recall of 1 with specificity 0 means every repeat
-			// called every row toxic.
-			if cl := analysis.OneClass(m); cl != "" {
-				at = append(at, fmt.Sprintf("%d (%s)", p.NVaried, cl))
+			if len(at) > 0 {
+				rewardWarn(c, fmt.Sprintf("warning: %s examples, %s puts every evaluation row in one class at %d of %d sample counts, in every repeat: %s", side.name, rewardThresholdName(thr), len(at), len(side.pts), strings.Join(at, ", ")))
 			}
 		}
-		if len(at) > 0 {
-			rewardWarn(c, fmt.Sprintf("warning: %s examples, %s puts every evaluation row in one class at %d of %d sample counts, in every repeat: %s", side.name, rewardThresholdName(thr), len(at), len(side.pts), strings.Join(at, ", ")))
+		summary := map[string]any{
+			"add_toxic":     rewardRatioSummary(res.AddToxic),
+			"add_non_toxic": rewardRatioSummary(res.AddNonToxic),
 		}
+		if err := analysis.WriteJSON(filepath.Join(dir, "ratio.json"), res); err != nil {
+			return err
+		}
+		report = func() error {
+			return rewardPrintJSON(c, map[string]any{"result": filepath.Join(final, "ratio.json"), "summary": summary})
+		}
+		return nil
+	}); err != nil {
+		return err
 	}
-	summary := map[string]any{
-		"add_toxic":     rewardRatioSummary(res.AddToxic),
-		"add_non_toxic": rewardRatioSummary(res.AddNonToxic),
-	}
-	return rewardWriteResult(c, filepath.Join(dir, "ratio.json"), res, summary)
+	return report()
 }
 
 // rewardRatioSummary is the mean plotted metrics at the smallest and the
@@ -793,34 +832,47 @@ func runRewardEpochs(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	dir := c.String("out")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	final := c.String("out")
+	if err := atomicfile.CheckDir(final, c.Bool("overwrite")); err != nil {
 		return err
 	}
-	res, err := analysis.Epochs(heads, names, pos, neg, gtPos, gtNeg, thr)
-	if err != nil {
-		return err
-	}
-	ens, err := rewardhead.Ensemble(heads)
-	if err != nil {
-		return err
-	}
-	if err := rewardhead.WriteHead(filepath.Join(dir, "ensemble.json"), ens); err != nil {
-		return err
-	}
-	if _, err := res.Plot(dir); err != nil {
-		return err
-	}
-	var one []string
-	for _, hs := range append(slices.Clone(res.Heads), res.Ensemble) {
-		if cl := analysis.OneClass(hs.Metrics); cl != "" {
-			one = append(one, fmt.Sprintf("%s (%s)", hs.Name, cl))
+	// The folder is filled under a temporary name and renamed when whole.
+	var report func() error
+	if err := atomicfile.WriteDir(final, func(dir string) error {
+		res, err := analysis.Epochs(heads, names, pos, neg, gtPos, gtNeg, thr)
+		if err != nil {
+			return err
 		}
+		ens, err := rewardhead.Ensemble(heads)
+		if err != nil {
+			return err
+		}
+		if err := rewardhead.WriteHead(filepath.Join(dir, "ensemble.json"), ens); err != nil {
+			return err
+		}
+		if _, err := res.Plot(dir); err != nil {
+			return err
+		}
+		var one []string
+		for _, hs := range append(slices.Clone(res.Heads), res.Ensemble) {
+			if cl := analysis.OneClass(hs.Metrics); cl != "" {
+				one = append(one, fmt.Sprintf("%s (%s)", hs.Name, cl))
+			}
+		}
+		if len(one) > 0 {
+			rewardWarn(c, fmt.Sprintf("warning: %s puts every row in one class for %d of the %d heads and the ensemble: %s", rewardThresholdName(thr), len(one), len(res.Heads)+1, strings.Join(one, ", ")))
+		}
+		if err := analysis.WriteJSON(filepath.Join(dir, "epochs.json"), res); err != nil {
+			return err
+		}
+		report = func() error {
+			return rewardPrintJSON(c, map[string]any{"result": filepath.Join(final, "epochs.json"), "summary": rewardEpochsSummary(res)})
+		}
+		return nil
+	}); err != nil {
+		return err
 	}
-	if len(one) > 0 {
-		rewardWarn(c, fmt.Sprintf("warning: %s puts every row in one class for %d of the %d heads and the ensemble: %s", rewardThresholdName(thr), len(one), len(res.Heads)+1, strings.Join(one, ", ")))
-	}
-	return rewardWriteResult(c, filepath.Join(dir, "epochs.json"), res, rewardEpochsSummary(res))
+	return report()
 }
 
 // rewardEpochsSummary is the spread of accuracy and F1 across the heads
@@ -901,22 +953,35 @@ func runRewardPerturb(c *cli.Context) error {
 			p.Features.Meta = orig.Meta
 		}
 	}
-	dir := c.String("out")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	final := c.String("out")
+	if err := atomicfile.CheckDir(final, c.Bool("overwrite")); err != nil {
 		return err
 	}
-	res, err := analysis.Perturb(h, headPath, orig, probes)
-	if err != nil {
+	// The folder is filled under a temporary name and renamed when whole.
+	var report func() error
+	if err := atomicfile.WriteDir(final, func(dir string) error {
+		res, err := analysis.Perturb(h, headPath, orig, probes)
+		if err != nil {
+			return err
+		}
+		if _, err := res.Plot(dir); err != nil {
+			return err
+		}
+		var summary []map[string]any
+		for _, p := range res.Probes {
+			summary = append(summary, map[string]any{"probe": p.Name, "n": p.N, "mean_delta": p.MeanDelta, "frac_up": p.FracUp, "frac_down": p.FracDown})
+		}
+		if err := analysis.WriteJSON(filepath.Join(dir, "perturb.json"), res); err != nil {
+			return err
+		}
+		report = func() error {
+			return rewardPrintJSON(c, map[string]any{"result": filepath.Join(final, "perturb.json"), "summary": summary})
+		}
+		return nil
+	}); err != nil {
 		return err
 	}
-	if _, err := res.Plot(dir); err != nil {
-		return err
-	}
-	var summary []map[string]any
-	for _, p := range res.Probes {
-		summary = append(summary, map[string]any{"probe": p.Name, "n": p.N, "mean_delta": p.MeanDelta, "frac_up": p.FracUp, "frac_down": p.FracDown})
-	}
-	return rewardWriteResult(c, filepath.Join(dir, "perturb.json"), res, summary)
+	return report()
 }
 
 // rewardLoadPair loads the two classes' feature files and checks that they
@@ -970,15 +1035,6 @@ func rewardPrintJSON(c *cli.Context, v any) error {
 	}
 	_, err = c.App.Writer.Write(b)
 	return err
-}
-
-// rewardWriteResult writes an analysis result to path and prints where,
-// with a summary of its metrics.
-func rewardWriteResult(c *cli.Context, path string, v, summary any) error {
-	if err := analysis.WriteJSON(path, v); err != nil {
-		return err
-	}
-	return rewardPrintJSON(c, map[string]any{"result": path, "summary": summary})
 }
 
 // rewardThresholdName says which threshold a warning is about.

@@ -150,10 +150,10 @@ func TestRewardCLI(t *testing.T) {
 	rwtExists(t, p("plots/reward_distributions.png"), p("plots/confusion.png"), p("plots/scatter_gt.png"), p("plots/figure1.png"))
 
 	analyses := [][]string{
-		{"noise", "--head", p("run/head.json"), "--pos", p("pos.safetensors"), "--neg", p("neg.safetensors"), "--out", p("an"), "--sigmas", "0,0.5,1", "--repeats", "3"},
-		{"ratio", "--pos", p("pos.safetensors"), "--neg", p("neg.safetensors"), "--gt-pos", p("gt-pos.safetensors"), "--gt-neg", p("gt-neg.safetensors"), "--out", p("an"), "--fractions", "0.25,1", "--repeats", "1", "--epochs", "20"},
-		{"epochs", "--heads", p("run"), "--pos", p("pos.safetensors"), "--neg", p("neg.safetensors"), "--out", p("an")},
-		{"perturb", "--head", p("run/head.json"), "--original", p("neg.safetensors"), "--probe", "toward-non-toxic=" + p("neg2.safetensors"), "--out", p("an")},
+		{"noise", "--head", p("run/head.json"), "--pos", p("pos.safetensors"), "--neg", p("neg.safetensors"), "--out", p("an-noise"), "--sigmas", "0,0.5,1", "--repeats", "3"},
+		{"ratio", "--pos", p("pos.safetensors"), "--neg", p("neg.safetensors"), "--gt-pos", p("gt-pos.safetensors"), "--gt-neg", p("gt-neg.safetensors"), "--out", p("an-ratio"), "--fractions", "0.25,1", "--repeats", "1", "--epochs", "20"},
+		{"epochs", "--heads", p("run"), "--pos", p("pos.safetensors"), "--neg", p("neg.safetensors"), "--out", p("an-epochs")},
+		{"perturb", "--head", p("run/head.json"), "--original", p("neg.safetensors"), "--probe", "toward-non-toxic=" + p("neg2.safetensors"), "--out", p("an-perturb")},
 	}
 	// The perturbation: the toxic rows moved halfway toward the non-toxic mean.
 	rwtShifted(t, p("neg.safetensors"), p("neg2.safetensors"), w, 2)
@@ -169,15 +169,28 @@ func TestRewardCLI(t *testing.T) {
 		summaries[a[0]] = printed["summary"]
 	}
 	rwtAnalyzeSummaries(t, summaries)
-	rwtExists(t, p("an/noise_scores.png"), p("an/noise_weights.png"), p("an/ratio.png"),
-		p("an/epochs_metrics.png"), p("an/epochs_rewards.png"), p("an/ensemble.json"), p("an/perturb_deltas.png"))
+	rwtExists(t, p("an-noise/noise_scores.png"), p("an-noise/noise_weights.png"), p("an-ratio/ratio.png"),
+		p("an-epochs/epochs_metrics.png"), p("an-epochs/epochs_rewards.png"), p("an-epochs/ensemble.json"), p("an-perturb/perturb_deltas.png"))
+	// A folder that holds results is refused, named, unless --overwrite,
+	// which replaces it whole.
+	again := append([]string{"analyze"}, analyses[0]...)
+	if _, err := rwtRun(t, again...); err == nil || !strings.Contains(err.Error(), "--overwrite") || !strings.Contains(err.Error(), "an-noise") {
+		t.Errorf("analyze noise into a used folder: %v", err)
+	}
+	writeFile(t, p("an-noise/stale.txt"), "old")
+	if _, err := rwtRun(t, append(again, "--overwrite")...); err != nil {
+		t.Errorf("analyze noise --overwrite: %v", err)
+	}
+	if _, err := os.Stat(p("an-noise/stale.txt")); err == nil {
+		t.Error("--overwrite kept a file of the folder it replaced")
+	}
 	var pert struct {
 		Probes []struct {
 			MeanDelta float64 `json:"mean_delta"`
 			FracUp    float64 `json:"frac_up"`
 		} `json:"probes"`
 	}
-	b, _ := os.ReadFile(p("an/perturb.json"))
+	b, _ := os.ReadFile(p("an-perturb/perturb.json"))
 	if err := json.Unmarshal(b, &pert); err != nil || len(pert.Probes) != 1 || pert.Probes[0].MeanDelta <= 0 || pert.Probes[0].FracUp != 1 {
 		t.Errorf("moving toxic rows toward non-toxic should raise every reward: %v %+v", err, pert)
 	}
