@@ -42,6 +42,8 @@ fuzz: ort
 	$(GO) test -run '^$$' -fuzz '^FuzzEncode$$' -fuzztime 60s -fuzzminimizetime 2s ./tokenizer/
 	$(GO) test -run '^$$' -fuzz '^FuzzEncodeDecode$$' -fuzztime 60s -fuzzminimizetime 2s ./tokenizer/
 	$(GO) test -run '^$$' -fuzz '^FuzzCheckUTF8JSON$$' -fuzztime 60s -fuzzminimizetime 2s ./tokenizer/
+	$(GO) test -run '^$$' -fuzz '^FuzzRead$$' -fuzztime 60s -fuzzminimizetime 2s ./rows/
+	$(GO) test -run '^$$' -fuzz '^FuzzTrainerState$$' -fuzztime 60s -fuzzminimizetime 2s ./ppo/
 
 clean:
 	rm -rf bin demo
