@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"irl/classifier"
+	"irl/rows"
 	"irl/tokenizer"
 )
 
@@ -93,59 +94,28 @@ func (s *ClassifierSource) tokenizer() (*tokenizer.Tokenizer, error) {
 	return s.tok, s.tokErr
 }
 
-// encode turns samples into the classifier's input ids; bad lists those it
-// cannot, and err is a failure that concerns them all (no tokenizer).
+// encode turns samples into the classifier's input ids by the one rule
+// for rows (rows.Encode): prompt and response joined, the post-processor's
+// special tokens kept through truncation. bad lists the samples it cannot
+// encode, and err is a failure that concerns them all (no tokenizer).
 func (s *ClassifierSource) encode(samples []Sample) (seqs [][]int64, bad []*SampleError, err error) {
-	seqs = make([][]int64, len(samples))
+	rs := make([]rows.Row, len(samples))
+	o := rows.EncodeOptions{JoinPrompt: true, Joiner: s.join, Special: true, MaxLength: s.maxLen, Truncate: s.trunc, VocabSize: s.vocab}
 	for i, smp := range samples {
-		fail := func(err error) { bad = append(bad, sampleError("classifier", samples, i, err)) }
-		if smp.IDs != nil {
-			switch {
-			case len(smp.IDs) == 0:
-				fail(fmt.Errorf("no token ids"))
-				continue
-			case s.maxLen > 0 && len(smp.IDs) > s.maxLen:
-				fail(fmt.Errorf("%d token ids, more than the limit of %d (pre-tokenized ids are not cut)", len(smp.IDs), s.maxLen))
-				continue
-			}
-			seqs[i] = smp.IDs
-		} else {
-			tok, err := s.tokenizer()
-			if err != nil {
+		rs[i] = rows.Row{Index: i, Text: smp.Response, Prompt: smp.Prompt, IDs: smp.IDs}
+		if smp.IDs == nil && o.Tokenizer == nil {
+			if o.Tokenizer, err = s.tokenizer(); err != nil {
 				return nil, nil, err
 			}
-			// As rows.Encode joins: no joiner before a response without a prompt.
-			text := smp.Response
-			if smp.Prompt != "" {
-				text = smp.Prompt + s.join + smp.Response
-			}
-			var ids []int
-			if s.maxLen > 0 {
-				if ids, _, err = tok.EncodeTruncated(text, s.maxLen, true, s.trunc); err != nil {
-					fail(err)
-					continue
-				}
-			} else {
-				ids = tok.EncodeSpecial(text)
-			}
-			if len(ids) == 0 {
-				fail(fmt.Errorf("no tokens (the tokenizer adds no special tokens, and the text is empty)"))
-				continue
-			}
-			seqs[i] = make([]int64, len(ids))
-			for j, id := range ids {
-				seqs[i][j] = int64(id)
-			}
 		}
-		if s.vocab > 0 {
-			for j, id := range seqs[i] {
-				if id < 0 || id >= int64(s.vocab) {
-					fail(fmt.Errorf("token id %d (token %d) is outside the classifier's vocabulary [0,%d)", id, j, s.vocab))
-					seqs[i] = nil
-					break
-				}
-			}
-		}
+	}
+	enc, badRows := rows.Encode("", rs, o)
+	seqs = make([][]int64, len(samples))
+	for _, e := range enc {
+		seqs[e.Index] = e.IDs
+	}
+	for _, b := range badRows {
+		bad = append(bad, sampleError("classifier", samples, b.Index, b.Err))
 	}
 	return seqs, bad, nil
 }

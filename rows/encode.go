@@ -8,14 +8,15 @@ import (
 	"irl/tokenizer"
 )
 
-// Truncation says which end of a row longer than the length limit is cut.
-type Truncation string
+// Truncation says which end of a row longer than the length limit is cut:
+// the tokenizer's own rule, so one value serves both.
+type Truncation = tokenizer.Truncation
 
 // The truncation rules.
 const (
-	TruncateLeft  Truncation = "left"  // keep the last tokens (what a scored output ends with)
-	TruncateRight Truncation = "right" // keep the first tokens
-	TruncateError Truncation = "error" // a long row is a bad row
+	TruncateLeft  = tokenizer.TruncateLeft  // keep the last tokens (what a scored output ends with)
+	TruncateRight = tokenizer.TruncateRight // keep the first tokens
+	TruncateError = tokenizer.TruncateError // a long row is a bad row
 )
 
 // ParseTruncation checks a --truncate value.
@@ -49,6 +50,12 @@ type EncodeOptions struct {
 	// VocabSize, if positive, makes a row with an id outside [0, VocabSize)
 	// a bad row.
 	VocabSize int
+	// Special applies the tokenizer's post-processor to each text row, as a
+	// classifier's input needs (RoBERTa's <s> … </s>). Truncation then cuts
+	// the text and keeps the special tokens, and a pre-tokenized row longer
+	// than MaxLength is a bad row, since cutting it would cut its special
+	// tokens. Rows with a prompt need JoinPrompt with it.
+	Special bool
 }
 
 // Encoded is a row's token ids.
@@ -87,13 +94,27 @@ func Encode(file string, rs []Row, o EncodeOptions) (out []Encoded, bad []*RowEr
 	}
 	ids := make([][]int64, len(rs))
 	promptLen := make([]int, len(rs))
+	var cut []bool      // with Special: the text rows truncation cut
+	var textErr []error // with Special: the text rows that cannot fit
 	if len(textRows) > 0 {
 		if o.Tokenizer == nil {
 			panic("rows: Encode of text rows without a tokenizer")
 		}
-		enc := o.Tokenizer.EncodeBatch(texts)
+		if o.Special && !o.JoinPrompt {
+			for _, p := range prompts {
+				if p != "" {
+					panic("rows: Encode with Special needs JoinPrompt for rows with a prompt")
+				}
+			}
+		}
+		var enc [][]int
+		if o.Special {
+			enc, cut, textErr = o.Tokenizer.EncodeBatchTruncated(texts, o.MaxLength, true, trunc)
+		} else {
+			enc = o.Tokenizer.EncodeBatch(texts)
+		}
 		var penc [][]int
-		if !o.JoinPrompt {
+		if !o.JoinPrompt && !o.Special {
 			penc = o.Tokenizer.EncodeBatch(prompts)
 		}
 		for k, i := range textRows {
@@ -107,10 +128,16 @@ func Encode(file string, rs []Row, o EncodeOptions) (out []Encoded, bad []*RowEr
 			for _, id := range enc[k] {
 				seq = append(seq, int64(id))
 			}
-			if o.AppendEOS {
+			if o.AppendEOS && !o.Special {
 				seq = append(seq, o.EOS)
 			}
 			ids[i] = seq
+		}
+	}
+	special := map[int]int{} // row → its index among the text rows, with Special
+	if o.Special {
+		for k, i := range textRows {
+			special[i] = k
 		}
 	}
 	for i := range rs {
@@ -119,6 +146,26 @@ func Encode(file string, rs []Row, o EncodeOptions) (out []Encoded, bad []*RowEr
 		seq, p := ids[i], promptLen[i]
 		if r.IDs != nil {
 			seq = r.IDs
+		}
+		if k, ok := special[i]; ok {
+			if textErr[k] != nil {
+				fail(textErr[k])
+				continue
+			}
+			if len(seq) == 0 {
+				fail(fmt.Errorf("no tokens (the text is empty, and the tokenizer adds no special tokens)"))
+				continue
+			}
+			if j, id, ok := outOfVocab(seq, o.VocabSize); o.VocabSize > 0 && ok {
+				fail(fmt.Errorf("token id %d (token %d) is outside the vocabulary [0,%d)", id, j, o.VocabSize))
+				continue
+			}
+			out = append(out, Encoded{Index: r.Index, Line: r.Line, IDs: seq, Truncated: cut[k]})
+			continue
+		}
+		if o.Special && r.IDs != nil && o.MaxLength > 0 && len(seq) > o.MaxLength {
+			fail(fmt.Errorf("%d token ids, more than the limit of %d (pre-tokenized ids are not cut: that would cut their special tokens)", len(seq), o.MaxLength))
+			continue
 		}
 		if len(seq) == 0 {
 			fail(fmt.Errorf("no tokens"))

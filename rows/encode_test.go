@@ -2,6 +2,8 @@ package rows
 
 import (
 	"errors"
+	"fmt"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -92,5 +94,54 @@ func TestBad(t *testing.T) {
 	skip.Report(&sb)
 	if !strings.Contains(sb.String(), "skipped 2 bad rows:\n  f:3: boom") {
 		t.Errorf("report %q", sb.String())
+	}
+}
+
+// With Special, a text row is prompt + joiner + text through the
+// tokenizer's post-processor, cut on the truncation side with its special
+// tokens kept, exactly as EncodeTruncated does; a pre-tokenized row longer
+// than the limit is a bad row rather than cut.
+func TestEncodeSpecial(t *testing.T) {
+	tok, err := tokenizer.Load(filepath.Join("..", "testdata", "roberta-bpe", "tokenizer.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs := []Row{
+		{Index: 0, Line: 1, Prompt: "The weather", Text: " is lovely today, with sun all afternoon"},
+		{Index: 1, Line: 2, Text: "short"},
+		{Index: 2, Line: 3, IDs: []int64{0, 5, 6, 7, 8, 9, 10, 11, 2}},
+		{Index: 3, Line: 4, IDs: []int64{0, 5, 2}},
+	}
+	for _, side := range []Truncation{TruncateLeft, TruncateRight} {
+		enc, bad := Encode("in.jsonl", rs, EncodeOptions{Tokenizer: tok, JoinPrompt: true, Joiner: ":", Special: true, MaxLength: 6, Truncate: side})
+		if len(bad) != 1 || bad[0].Index != 2 || !strings.Contains(bad[0].Error(), "in.jsonl:3") {
+			t.Fatalf("%s: bad rows %v, want only row 2 (9 pre-tokenized ids over 6)", side, bad)
+		}
+		if len(enc) != 3 {
+			t.Fatalf("%s: %d rows encoded, want 3", side, len(enc))
+		}
+		for _, e := range enc[:2] {
+			text := rs[e.Index].Text
+			if rs[e.Index].Prompt != "" {
+				text = rs[e.Index].Prompt + ":" + text
+			}
+			want, cut, err := tok.EncodeTruncated(text, 6, true, side)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(e.IDs) != fmt.Sprint(want) || e.Truncated != cut || e.Prompt != 0 {
+				t.Errorf("%s: row %d: %v (cut %v), want %v (cut %v)", side, e.Index, e.IDs, e.Truncated, want, cut)
+			}
+		}
+		if enc[0].IDs[0] != 0 || enc[0].IDs[len(enc[0].IDs)-1] != 2 || !enc[0].Truncated {
+			t.Errorf("%s: the long row lost its <s> … </s> or was not cut: %v", side, enc[0].IDs)
+		}
+		if fmt.Sprint(enc[2].IDs) != "[0 5 2]" {
+			t.Errorf("%s: a short pre-tokenized row changed: %v", side, enc[2].IDs)
+		}
+	}
+	_, bad := Encode("in.jsonl", rs[:1], EncodeOptions{Tokenizer: tok, JoinPrompt: true, Special: true, MaxLength: 6, Truncate: TruncateError})
+	if len(bad) != 1 {
+		t.Errorf("TruncateError: %v, want the long row bad", bad)
 	}
 }

@@ -121,12 +121,20 @@ func (t *Tokenizer) EncodeJSONLOptions(w io.Writer, r io.Reader, name string, o 
 // encodeBatchWith encodes texts in parallel as EncodeBatch does, with the
 // options' specials and truncation.
 func (t *Tokenizer) encodeBatchWith(texts []string, o JSONLOptions) ([][]int, []error) {
-	ids, errs := make([][]int, len(texts)), make([]error, len(texts))
+	ids, _, errs := t.EncodeBatchTruncated(texts, o.MaxLength, o.Special, o.Truncate)
+	return ids, errs
+}
+
+// EncodeBatchTruncated is EncodeTruncated over texts, in parallel on all
+// CPUs as EncodeBatch is: each text's ids, whether truncation cut it, and
+// its error (a text too long under TruncateError). maxLen ≤ 0 is no limit.
+func (t *Tokenizer) EncodeBatchTruncated(texts []string, maxLen int, special bool, side Truncation) (ids [][]int, cut []bool, errs []error) {
+	ids, cut, errs = make([][]int, len(texts)), make([]bool, len(texts)), make([]error, len(texts))
 	one := func(i int) {
 		switch {
-		case o.MaxLength > 0:
-			ids[i], _, errs[i] = t.EncodeTruncated(texts[i], o.MaxLength, o.Special, o.Truncate)
-		case o.Special:
+		case maxLen > 0:
+			ids[i], cut[i], errs[i] = t.EncodeTruncated(texts[i], maxLen, special, side)
+		case special:
 			ids[i] = t.EncodeSpecial(texts[i])
 		default:
 			ids[i] = t.Encode(texts[i])
@@ -147,5 +155,5 @@ func (t *Tokenizer) encodeBatchWith(texts []string, o JSONLOptions) ([][]int, []
 		})
 	}
 	wg.Wait()
-	return ids, errs
+	return ids, cut, errs
 }

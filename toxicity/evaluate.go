@@ -85,35 +85,30 @@ func EncodePrompts(tok *tokenizer.Tokenizer, ps []Prompt, limit, vocab int) (tru
 	if limit <= 0 {
 		return 0, fmt.Errorf("no room for a prompt: %d positions left", limit)
 	}
-	var texts []string
-	var which []int
-	for i := range ps {
-		if ps[i].IDs == nil {
-			texts, which = append(texts, ps[i].Text), append(which, i)
-		}
-	}
-	if len(texts) > 0 {
-		if tok == nil {
+	// The one rule for rows (rows.Encode), cutting on the left.
+	rs := make([]rows.Row, len(ps))
+	for i, p := range ps {
+		rs[i] = rows.Row{Index: i, Text: p.Text}
+		if p.IDs != nil {
+			rs[i].IDs = make([]int64, len(p.IDs))
+			for j, id := range p.IDs {
+				rs[i].IDs[j] = int64(id)
+			}
+		} else if tok == nil {
 			return 0, errors.New("text prompts need the model's tokenizer (tokenizer.json in the model folder, or --tokenizer)")
 		}
-		for k, ids := range tok.EncodeBatch(texts) {
-			ps[which[k]].IDs = ids
-		}
 	}
-	for i := range ps {
-		p := &ps[i]
-		if len(p.IDs) == 0 {
-			return truncated, fmt.Errorf("prompt row %d has no tokens", p.Row)
+	enc, bad := rows.Encode("", rs, rows.EncodeOptions{Tokenizer: tok, VocabSize: vocab, MaxLength: limit, Truncate: rows.TruncateLeft})
+	if len(bad) > 0 {
+		return 0, fmt.Errorf("prompt row %d: %w", ps[bad[0].Index].Row, bad[0].Err)
+	}
+	for _, e := range enc {
+		ids := make([]int, len(e.IDs))
+		for j, id := range e.IDs {
+			ids[j] = int(id)
 		}
-		if vocab > 0 {
-			for j, id := range p.IDs {
-				if id < 0 || id >= vocab {
-					return truncated, fmt.Errorf("prompt row %d: token id %d (token %d) is outside the vocabulary [0,%d)", p.Row, id, j, vocab)
-				}
-			}
-		}
-		if len(p.IDs) > limit {
-			p.IDs = p.IDs[len(p.IDs)-limit:]
+		ps[e.Index].IDs = ids
+		if e.Truncated {
 			truncated++
 		}
 	}

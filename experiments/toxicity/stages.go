@@ -219,15 +219,28 @@ func (p *pipeline) greedy(model string, ps []promptRow) ([]demo, error) {
 	}
 	defer g.Destroy()
 	limit := min(p.cfg.MaxLength, m.Config.MaxPositions) - 1
+	// Prompts become ids by the rule every command uses, keeping their last
+	// tokens; an empty prompt starts from EOS, Pythia's start of text.
+	rs := make([]rows.Row, len(ps))
+	for i, r := range ps {
+		rs[i] = rows.Row{Index: i, Line: i + 1, Text: r.Prompt}
+	}
+	enc, bad := rows.Encode("prompts", rs, rows.EncodeOptions{Tokenizer: tok, VocabSize: m.Config.VocabSize, MaxLength: limit, Truncate: rows.TruncateLeft})
+	prompts := make([][]int, len(ps))
+	for _, e := range enc {
+		for _, id := range e.IDs {
+			prompts[e.Index] = append(prompts[e.Index], int(id))
+		}
+	}
+	for _, b := range bad {
+		if ps[b.Index].Prompt != "" {
+			return nil, fmt.Errorf("prompt row %d: %w", ps[b.Index].Row, b.Err)
+		}
+		prompts[b.Index] = []int{m.Config.EOSTokenID}
+	}
 	out := make([]demo, len(ps))
 	for i, r := range ps {
-		ids := tok.Encode(r.Prompt)
-		if len(ids) > limit {
-			ids = ids[len(ids)-limit:]
-		}
-		if len(ids) == 0 {
-			ids = []int{m.Config.EOSTokenID}
-		}
+		ids := prompts[i]
 		newTokens := min(p.cfg.MaxLength, m.Config.MaxPositions) - len(ids)
 		gens, err := g.Generate([][]int{ids}, policy.GenerateOptions{MaxNewTokens: newTokens, Sampling: policy.SampleOptions{Greedy: true}})
 		if err != nil {

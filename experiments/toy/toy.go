@@ -222,10 +222,30 @@ func (r *run) stageData() (string, error) {
 	return fmt.Sprintf("%d samples from %d prompts, vocabulary of %d", len(r.data.Samples), len(w.Entities), r.tok.VocabSize()), nil
 }
 
-func (r *run) ids(s string) []int64 {
-	var out []int64
-	for _, id := range r.tok.Encode(s) {
-		out = append(out, int64(id))
+// encode turns the demo's texts into ids by the rule every command uses
+// (rows.Encode): a prompt and its text tokenized apart and joined, and the
+// id eos after the text unless it is negative.
+func (r *run) encode(rs []rows.Row, eos int64) []rows.Encoded {
+	for i := range rs {
+		rs[i].Index, rs[i].Line = i, i+1
+	}
+	enc, bad := rows.Encode("the demo's texts", rs, rows.EncodeOptions{Tokenizer: r.tok, AppendEOS: eos >= 0, EOS: eos})
+	if len(bad) > 0 {
+		// The demo's own words, all in its vocabulary: never a bad row.
+		panic(fmt.Sprintf("toy: %v", bad[0]))
+	}
+	return enc
+}
+
+// texts encodes texts with no prompt and no EOS.
+func (r *run) texts(ts ...string) [][]int64 {
+	rs := make([]rows.Row, len(ts))
+	for i, t := range ts {
+		rs[i].Text = t
+	}
+	var out [][]int64
+	for _, e := range r.encode(rs, -1) {
+		out = append(out, e.IDs)
 	}
 	return out
 }
@@ -270,11 +290,13 @@ func (r *run) stageSFT() (string, error) {
 		}
 		msg = fmt.Sprintf("background corpus of %d sentences, loss %.3f → %.3f; then ", len(bg), bres.FirstLoss, bres.LastLoss)
 	}
-	var ex []sft.Example
+	var rs []rows.Row
 	for _, s := range r.data.Samples {
-		p := r.ids(s.Prompt)
-		full := append(append(append([]int64(nil), p...), r.ids(s.Response)...), eos)
-		ex = append(ex, sft.Example{IDs: full, Prompt: len(p)})
+		rs = append(rs, rows.Row{Prompt: s.Prompt, Text: s.Response})
+	}
+	var ex []sft.Example
+	for _, e := range r.encode(rs, eos) {
+		ex = append(ex, sft.Example{IDs: e.IDs, Prompt: e.Prompt})
 	}
 	epochs, lr := 24, 3e-3
 	if r.cfg.BaseModel != "" {
@@ -302,8 +324,7 @@ func (r *run) background() []sft.Example {
 	w := r.words
 	rng := rand.New(rand.NewPCG(r.seed, 0xb6))
 	good, bad := append(append([]string(nil), w.Good...), w.GoodOOD...), append(append([]string(nil), w.Bad...), w.BadOOD...)
-	eos, _ := r.tok.EOS()
-	var ex []sft.Example
+	var rs []rows.Row
 	for _, e := range w.Entities {
 		for k := 0; k < 8; k++ {
 			class := good
@@ -311,9 +332,13 @@ func (r *run) background() []sft.Example {
 				class = bad
 			}
 			a, b := class[rng.IntN(len(class))], class[rng.IntN(len(class))]
-			ids := append(r.ids("The "+e+" is "+a+" and "+b+"."), int64(eos))
-			ex = append(ex, sft.Example{IDs: ids})
+			rs = append(rs, rows.Row{Text: "The " + e + " is " + a + " and " + b + "."})
 		}
+	}
+	eos, _ := r.tok.EOS()
+	var ex []sft.Example
+	for _, e := range r.encode(rs, int64(eos)) {
+		ex = append(ex, sft.Example{IDs: e.IDs})
 	}
 	return ex
 }
@@ -332,7 +357,12 @@ func (r *run) generate(model, name string) ([]generated, Counts, error) {
 	defer g.Destroy()
 	var prompts [][]int
 	for _, e := range r.words.Entities {
-		prompts = append(prompts, r.tok.Encode(Prompt(e)))
+		ids := r.texts(Prompt(e))[0]
+		p := make([]int, len(ids))
+		for j, id := range ids {
+			p[j] = int(id)
+		}
+		prompts = append(prompts, p)
 	}
 	maxNew := 4
 	if r.cfg.BaseModel != "" {
@@ -384,7 +414,7 @@ func (r *run) stageRLHF() (string, error) {
 	}
 	var ps []ppo.Prompt
 	for i, e := range r.words.Entities {
-		ps = append(ps, ppo.Prompt{IDs: r.ids(Prompt(e)), Text: Prompt(e), Row: i})
+		ps = append(ps, ppo.Prompt{IDs: r.texts(Prompt(e))[0], Text: Prompt(e), Row: i})
 	}
 	c := ppo.Defaults()
 	c.NumRollouts, c.ChunkSize, c.BatchSize, c.PPOEpochs = 64, 32, 32, 4
