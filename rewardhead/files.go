@@ -243,3 +243,90 @@ func ApprenticeHead(res *ApprenticeResult, expert, initial *Features, training m
 		Notes: []string{"b = −wᵀ(m_E + m_0)/2 with m the mean feature rows of the expert and the initial policy"},
 	}
 }
+
+// ApprenticeFiles names the feature files of an apprenticeship run and its
+// settings.
+type ApprenticeFiles struct {
+	// Expert holds the features of the expert's outputs; Policies those of
+	// candidate policies' outputs, the first being the initial policy.
+	Expert   string
+	Policies []string
+	// Samples, if set, holds n sampled outputs per prompt (consecutive
+	// trajectories, SamplesPerPrompt each): the oracle reranks them best-of-n
+	// under each w instead of choosing among Policies.
+	Samples          string
+	SamplesPerPrompt int
+	// Gamma discounts over token-level states.
+	Gamma  float64
+	Config ApprenticeConfig
+}
+
+// ApprenticeFromFiles reads the files, checks that every one comes from the
+// expert's model, layer and pooling, runs apprenticeship learning and
+// returns its head (see ApprenticeHead) with the result. A start already
+// within ε of the expert, where no reward separates them, is an error.
+func ApprenticeFromFiles(in ApprenticeFiles) (*Head, *ApprenticeResult, error) {
+	load := func(path string, expert *Features) (*Features, *Trajectories, error) {
+		f, err := LoadFeatures(path)
+		if err != nil {
+			return nil, nil, err
+		}
+		if expert != nil {
+			if err := SameKind(expert, f); err != nil {
+				return nil, nil, err
+			}
+		}
+		t, err := Discounted(f, in.Gamma)
+		return f, t, err
+	}
+	expert, et, err := load(in.Expert, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(in.Policies) == 0 {
+		return nil, nil, errors.New("rewardhead: apprenticeship learning needs at least the initial policy's features")
+	}
+	var set FixedSet
+	var first *Features
+	for _, p := range in.Policies {
+		f, t, err := load(p, expert)
+		if err != nil {
+			return nil, nil, err
+		}
+		if first == nil {
+			first = f
+		}
+		set = append(set, Policy{Name: p, Mu: t.Expectation()})
+	}
+	var oracle Oracle = set
+	if in.Samples != "" {
+		n := in.SamplesPerPrompt
+		if n < 1 {
+			return nil, nil, fmt.Errorf("rewardhead: %s: samples per prompt %d, want ≥ 1", in.Samples, n)
+		}
+		_, t, err := load(in.Samples, expert)
+		if err != nil {
+			return nil, nil, err
+		}
+		if len(t.Sums)%n != 0 {
+			return nil, nil, fmt.Errorf("%s: %d trajectories do not split into prompts of %d samples", in.Samples, len(t.Sums), n)
+		}
+		b := &BestOfN{Name: in.Samples}
+		for k := 0; k < len(t.Sums); k += n {
+			b.Prompts = append(b.Prompts, t.Sums[k:k+n])
+		}
+		oracle = b
+	}
+	res, err := Apprentice(et.Expectation(), set[0], oracle, in.Config)
+	if err != nil {
+		return nil, nil, err
+	}
+	if res.W == nil {
+		return nil, nil, fmt.Errorf("the initial policy %s is within ε = %g of the expert's feature expectations: no reward separates them", set[0].Name, in.Config.Epsilon)
+	}
+	h := ApprenticeHead(res, expert, first, map[string]any{
+		"method": "apprenticeship learning (" + in.Config.Method + ")", "gamma": in.Gamma,
+		"epsilon": in.Config.Epsilon, "expert": expert.Path, "policies": in.Policies,
+	})
+	return h, res, nil
+}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 	"slices"
+	"sort"
 	"strings"
 	"unicode/utf8"
 
@@ -486,4 +487,18 @@ func meanStd(xs []float64) (mean, std float64) {
 		std += (x - mean) * (x - mean)
 	}
 	return mean, math.Sqrt(std / float64(len(xs)-1))
+}
+
+// Metrics is "name mean ± std" for each metric, in name order, on one line.
+func (s *Summary) Metrics() string {
+	var names []string
+	for k := range s.Mean {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	parts := make([]string, len(names))
+	for i, k := range names {
+		parts[i] = fmt.Sprintf("%s %.4f ± %.4f", k, s.Mean[k], s.Std[k])
+	}
+	return strings.Join(parts, ", ")
 }

@@ -356,3 +356,11 @@ func TestEvaluateBadInput(t *testing.T) {
 		t.Errorf("no room: %v", err)
 	}
 }
+
+// Metrics lists every metric as mean ± std, in name order.
+func TestSummaryMetrics(t *testing.T) {
+	s := &Summary{Mean: map[string]float64{"toxicity": 0.25, "distinct_1": 0.5}, Std: map[string]float64{"toxicity": 0.125}}
+	if got, want := s.Metrics(), "distinct_1 0.5000 ± 0.0000, toxicity 0.2500 ± 0.1250"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}

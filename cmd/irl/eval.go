@@ -8,8 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
-	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -282,20 +280,6 @@ func runEvalToxicity(c *cli.Context) error {
 	if sum.Note != "" {
 		fmt.Fprintln(os.Stderr, "note:", sum.Note)
 	}
-	fmt.Fprintf(os.Stderr, "%s protocol, %d prompts, %d run(s): %s; wrote %s\n", proto.Name, len(prompts), len(sum.Runs), formatMetrics(sum.Summary), out)
+	fmt.Fprintf(os.Stderr, "%s protocol, %d prompts, %d run(s): %s; wrote %s\n", proto.Name, len(prompts), len(sum.Runs), sum.Summary.Metrics(), out)
 	return nil
-}
-
-// formatMetrics is "name mean ± std" for each metric, in name order.
-func formatMetrics(s *toxicity.Summary) string {
-	var names []string
-	for k := range s.Mean {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	parts := make([]string, len(names))
-	for i, k := range names {
-		parts[i] = fmt.Sprintf("%s %.4f ± %.4f", k, s.Mean[k], s.Std[k])
-	}
-	return strings.Join(parts, ", ")
 }

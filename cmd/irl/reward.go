@@ -3,10 +3,8 @@ package main
 import (
 	"errors"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -397,73 +395,18 @@ and the first policy, and prints the iterations.`,
 }
 
 func runRewardApprentice(c *cli.Context) error {
-	gamma := c.Float64("gamma")
-	expert, err := rewardhead.LoadFeatures(c.String("expert"))
-	if err != nil {
-		return err
+	n := c.Int("samples-per-prompt")
+	if c.String("samples") != "" && n < 1 {
+		return errors.New("--samples needs --samples-per-prompt ≥ 1")
 	}
-	et, err := rewardhead.Discounted(expert, gamma)
-	if err != nil {
-		return err
-	}
-	var set rewardhead.FixedSet
-	var first *rewardhead.Features
-	for _, p := range c.StringSlice("policy") {
-		f, err := rewardhead.LoadFeatures(p)
-		if err != nil {
-			return err
-		}
-		if err := rewardhead.SameKind(expert, f); err != nil {
-			return err
-		}
-		t, err := rewardhead.Discounted(f, gamma)
-		if err != nil {
-			return err
-		}
-		if first == nil {
-			first = f
-		}
-		set = append(set, rewardhead.Policy{Name: p, Mu: t.Expectation()})
-	}
-	var oracle rewardhead.Oracle = set
-	if sp := c.String("samples"); sp != "" {
-		n := c.Int("samples-per-prompt")
-		if n < 1 {
-			return errors.New("--samples needs --samples-per-prompt ≥ 1")
-		}
-		f, err := rewardhead.LoadFeatures(sp)
-		if err != nil {
-			return err
-		}
-		if err := rewardhead.SameKind(expert, f); err != nil {
-			return err
-		}
-		t, err := rewardhead.Discounted(f, gamma)
-		if err != nil {
-			return err
-		}
-		if len(t.Sums)%n != 0 {
-			return fmt.Errorf("%s: %d trajectories do not split into prompts of %d samples", sp, len(t.Sums), n)
-		}
-		b := &rewardhead.BestOfN{Name: sp}
-		for k := 0; k < len(t.Sums); k += n {
-			b.Prompts = append(b.Prompts, t.Sums[k:k+n])
-		}
-		oracle = b
-	}
-	res, err := rewardhead.Apprentice(et.Expectation(), set[0], oracle, rewardhead.ApprenticeConfig{
-		Method: c.String("method"), Epsilon: c.Float64("margin-epsilon"), MaxIter: c.Int("max-oracle-calls"),
+	h, res, err := rewardhead.ApprenticeFromFiles(rewardhead.ApprenticeFiles{
+		Expert: c.String("expert"), Policies: c.StringSlice("policy"), Samples: c.String("samples"), SamplesPerPrompt: n,
+		Gamma:  c.Float64("gamma"),
+		Config: rewardhead.ApprenticeConfig{Method: c.String("method"), Epsilon: c.Float64("margin-epsilon"), MaxIter: c.Int("max-oracle-calls")},
 	})
 	if err != nil {
 		return err
 	}
-	if res.W == nil {
-		return fmt.Errorf("the initial policy %s is within ε = %g of the expert's feature expectations: no reward separates them", set[0].Name, c.Float64("margin-epsilon"))
-	}
-	h := rewardhead.ApprenticeHead(res, expert, first, map[string]any{
-		"method": "apprenticeship learning (" + c.String("method") + ")", "gamma": gamma,
-		"epsilon": c.Float64("margin-epsilon"), "expert": expert.Path, "policies": c.StringSlice("policy"),
-	})
 	if err := rewardhead.WriteHead(c.String("out"), h); err != nil {
 		return err
 	}
@@ -628,7 +571,7 @@ func runRewardNoise(c *cli.Context) error {
 			if _, err := r.Plot(dir); err != nil {
 				return err
 			}
-			out["scores"], summary["scores"] = r, rewardNoiseSummary(r)
+			out["scores"], summary["scores"] = r, r.Summary()
 		}
 		if target != "scores" {
 			r, err := analysis.WeightNoise(h, pos, neg, gtPos, gtNeg, cfg)
@@ -638,7 +581,7 @@ func runRewardNoise(c *cli.Context) error {
 			if _, err := r.Plot(dir); err != nil {
 				return err
 			}
-			out["weights"], summary["weights"] = r, rewardNoiseSummary(r)
+			out["weights"], summary["weights"] = r, r.Summary()
 		}
 		if err := analysis.WriteJSON(filepath.Join(dir, "noise.json"), out); err != nil {
 			return err
@@ -651,38 +594,6 @@ func runRewardNoise(c *cli.Context) error {
 		return err
 	}
 	return report()
-}
-
-// rewardNoiseMetrics are the metrics the noise summary prints.
-var rewardNoiseMetrics = []string{"accuracy", "precision", "recall", "f1", "separation", "kendall_tau_clean", "kendall_tau"}
-
-// rewardNoiseSummary is the mean metrics at the smallest and the largest σ:
-// where the head starts and how far the noise takes it.
-func rewardNoiseSummary(r *analysis.NoiseResult) []map[string]any {
-	lo, hi := 0, 0
-	for k, p := range r.Points {
-		if p.Sigma < r.Points[lo].Sigma {
-			lo = k
-		}
-		if p.Sigma > r.Points[hi].Sigma {
-			hi = k
-		}
-	}
-	var out []map[string]any
-	for _, k := range []int{lo, hi} {
-		p := r.Points[k]
-		m := map[string]any{"sigma": p.Sigma}
-		for _, name := range rewardNoiseMetrics {
-			if s, ok := p.Metrics[name]; ok {
-				m[name] = s.Mean
-			}
-		}
-		out = append(out, m)
-		if lo == hi {
-			break
-		}
-	}
-	return out
 }
 
 func runRewardRatio(c *cli.Context) error {
@@ -731,30 +642,10 @@ func runRewardRatio(c *cli.Context) error {
 		if _, err := res.Plot(dir); err != nil {
 			return err
 		}
-		for _, side := range []struct {
-			name string
-			pts  []analysis.RatioPoint
-		}{{"adding toxic", res.AddToxic}, {"adding non-toxic", res.AddNonToxic}} {
-			var at []string
-			for _, p := range side.pts {
-				m := map[string]rewardhead.Value{}
-				for k, v := range p.Metrics {
-					m[k] = v.Mean
-				}
-				// A mean recall of 1 with specificity 0 means every repeat
-				// called every row toxic.
-				if cl := analysis.OneClass(m); cl != "" {
-					at = append(at, fmt.Sprintf("%d (%s)", p.NVaried, cl))
-				}
-			}
-			if len(at) > 0 {
-				rewardWarn(c, fmt.Sprintf("warning: %s examples, %s puts every evaluation row in one class at %d of %d sample counts, in every repeat: %s", side.name, rewardThresholdName(thr), len(at), len(side.pts), strings.Join(at, ", ")))
-			}
+		for _, w := range res.OneClassWarnings(thr) {
+			rewardWarn(c, w)
 		}
-		summary := map[string]any{
-			"add_toxic":     rewardRatioSummary(res.AddToxic),
-			"add_non_toxic": rewardRatioSummary(res.AddNonToxic),
-		}
+		summary := res.Summary()
 		if err := analysis.WriteJSON(filepath.Join(dir, "ratio.json"), res); err != nil {
 			return err
 		}
@@ -766,38 +657,6 @@ func runRewardRatio(c *cli.Context) error {
 		return err
 	}
 	return report()
-}
-
-// rewardRatioSummary is the mean plotted metrics at the smallest and the
-// largest count of the varied class.
-func rewardRatioSummary(pts []analysis.RatioPoint) []map[string]any {
-	if len(pts) == 0 {
-		return nil
-	}
-	lo, hi := 0, 0
-	for k, p := range pts {
-		if p.NVaried < pts[lo].NVaried {
-			lo = k
-		}
-		if p.NVaried > pts[hi].NVaried {
-			hi = k
-		}
-	}
-	var out []map[string]any
-	for _, k := range []int{lo, hi} {
-		p := pts[k]
-		m := map[string]any{"n_varied": p.NVaried, "fraction": p.Fraction, "n_pos_train": p.NPos, "n_neg_train": p.NNeg}
-		for _, name := range analysis.RatioPlotMetrics {
-			if s, ok := p.Metrics[name]; ok {
-				m[name] = s.Mean
-			}
-		}
-		out = append(out, m)
-		if lo == hi {
-			break
-		}
-	}
-	return out
 }
 
 func runRewardEpochs(c *cli.Context) error {
@@ -853,53 +712,18 @@ func runRewardEpochs(c *cli.Context) error {
 		if _, err := res.Plot(dir); err != nil {
 			return err
 		}
-		var one []string
-		for _, hs := range append(slices.Clone(res.Heads), res.Ensemble) {
-			if cl := analysis.OneClass(hs.Metrics); cl != "" {
-				one = append(one, fmt.Sprintf("%s (%s)", hs.Name, cl))
-			}
-		}
-		if len(one) > 0 {
-			rewardWarn(c, fmt.Sprintf("warning: %s puts every row in one class for %d of the %d heads and the ensemble: %s", rewardThresholdName(thr), len(one), len(res.Heads)+1, strings.Join(one, ", ")))
-		}
+		rewardWarn(c, res.OneClassWarning(thr))
 		if err := analysis.WriteJSON(filepath.Join(dir, "epochs.json"), res); err != nil {
 			return err
 		}
 		report = func() error {
-			return rewardPrintJSON(c, map[string]any{"result": filepath.Join(final, "epochs.json"), "summary": rewardEpochsSummary(res)})
+			return rewardPrintJSON(c, map[string]any{"result": filepath.Join(final, "epochs.json"), "summary": res.Summary()})
 		}
 		return nil
 	}); err != nil {
 		return err
 	}
 	return report()
-}
-
-// rewardEpochsSummary is the spread of accuracy and F1 across the heads
-// (mean, std, min, max) beside the ensemble's: how much the choice of
-// epoch matters, and whether averaging the heads helps.
-func rewardEpochsSummary(res *analysis.EpochsResult) map[string]any {
-	spread, ens := map[string]any{}, map[string]any{}
-	for _, name := range []string{"accuracy", "f1", "separation"} {
-		s := res.Spread[name]
-		lo, hi := math.Inf(1), math.Inf(-1)
-		for _, h := range res.Heads {
-			if v := h.Metrics[name]; v.OK() {
-				lo, hi = math.Min(lo, v.X), math.Max(hi, v.X)
-			}
-		}
-		m := map[string]any{"mean": s.Mean, "std": s.Std}
-		if lo <= hi {
-			m["min"], m["max"] = lo, hi
-		}
-		spread[name] = m
-		ens[name] = res.Ensemble.Metrics[name]
-	}
-	groups := map[string]int{}
-	for g, names := range res.Groups {
-		groups[g] = len(names)
-	}
-	return map[string]any{"heads": len(res.Heads), "spread": spread, "ensemble": ens, "groups": groups}
 }
 
 // rewardHeadPaths expands --heads: a training folder's epoch heads, or
@@ -1035,14 +859,6 @@ func rewardPrintJSON(c *cli.Context, v any) error {
 	}
 	_, err = c.App.Writer.Write(b)
 	return err
-}
-
-// rewardThresholdName says which threshold a warning is about.
-func rewardThresholdName(t rewardhead.Threshold) string {
-	if t.Rule == "" || t.Rule == "value" {
-		return fmt.Sprintf("the threshold %g", t.Value)
-	}
-	return "the threshold rule " + t.Rule
 }
 
 // rewardWarn prints a warning, if any, on the command's error stream.
