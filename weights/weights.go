@@ -175,11 +175,14 @@ func readPickle(path string) (map[string]*Tensor, error) {
 // left in it (see scanPickle), and the tensors by the storages they view.
 func readPickleFrom(path string, r io.ReaderAt, size int64) (map[string]*Tensor, error) {
 	fail := func(err any) error {
+		if e, ok := err.(error); ok {
+			return fmt.Errorf("%s: reading PyTorch checkpoint: %w", path, e)
+		}
 		return fmt.Errorf("%s: reading PyTorch checkpoint: %v", path, err)
 	}
 	z, err := zip.NewReader(r, size)
 	if err != nil {
-		return nil, fail(fmt.Sprintf("not the zip archive torch.save writes (PyTorch >= 1.6): %v", err))
+		return nil, fail(fmt.Errorf("not the zip archive torch.save writes (PyTorch >= 1.6): %w", err))
 	}
 	records := map[string]*zip.File{}
 	prefix := ""
