@@ -16,10 +16,14 @@ import (
 )
 
 // Classifier runs a sequence classifier in an ONNX Runtime session: a graph
-// built from a Model, or an .onnx file. Destroy it when done. A Classifier is
-// not safe for concurrent use.
+// built from a Model, or an .onnx file. It runs through a binding whose
+// only output is the logits, [B, labels], in CPU memory: on CUDA nothing
+// else crosses to the host. Destroy it when done. A Classifier is not safe
+// for concurrent use.
 type Classifier struct {
-	s           *onnx.Session
+	s           *onnx.BoundSession
+	bind        *onnx.Binding
+	cpu         *onnx.MemoryInfo
 	name        string // the model's folder or file, for errors
 	labels      []string
 	problemType string
@@ -52,7 +56,7 @@ func New(m *Model, so onnx.Options) (*Classifier, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, err := onnx.NewGraphSession(g, []string{InputIDs, AttentionMask}, []string{LogitsOutput}, so)
+	s, err := onnx.NewBoundGraphSession(g, so)
 	if err != nil {
 		return nil, err
 	}
@@ -61,10 +65,25 @@ func New(m *Model, so onnx.Options) (*Classifier, error) {
 	if name == "" {
 		name = "classifier"
 	}
-	return &Classifier{
+	cl := &Classifier{
 		s: s, name: name, labels: c.Labels, problemType: c.ProblemType,
 		pad: int64(c.PadTokenID), maxTokens: c.MaxTokens(), vocab: c.VocabSize,
-	}, nil
+	}
+	if err := cl.bindLogits(); err != nil {
+		cl.Destroy()
+		return nil, err
+	}
+	return cl, nil
+}
+
+// bindLogits makes the session's binding and the CPU memory its one
+// output, the logits, is bound to at every run.
+func (c *Classifier) bindLogits() error {
+	var err error
+	if c.bind, err = c.s.NewBinding(); err == nil {
+		c.cpu, err = onnx.NewMemoryInfo(onnx.CPU, 0)
+	}
+	return err
 }
 
 // OpenONNX opens an exported sequence classifier, such as torch.onnx.export
@@ -115,7 +134,11 @@ func OpenONNX(path string, so onnx.Options) (*Classifier, error) {
 	default:
 		return nil, fmt.Errorf("%s: the config.json beside it: %w", path, err)
 	}
-	if c.s, err = onnx.NewSession(nil, path, ins, []string{LogitsOutput}, so); err != nil {
+	if c.s, err = onnx.NewBoundSession(nil, path, so); err != nil {
+		return nil, err
+	}
+	if err := c.bindLogits(); err != nil {
+		c.Destroy()
 		return nil, err
 	}
 	if c.labels == nil {
@@ -162,10 +185,10 @@ func (c *Classifier) PadID() int64 { return c.pad }
 // Destroy releases the session. The Classifier must not be used afterwards;
 // a second Destroy does nothing.
 func (c *Classifier) Destroy() {
-	if c.s != nil {
-		c.s.Destroy()
-		c.s = nil
-	}
+	c.bind.Destroy()
+	c.cpu.Destroy()
+	c.s.Destroy()
+	c.bind, c.cpu, c.s = nil, nil, nil
 }
 
 // Logits classifies a right-padded batch: ids and mask are I64 [b,s],
@@ -214,10 +237,16 @@ func (c *Classifier) Logits(ids, mask []int64, b, s int) ([]float32, error) {
 // run runs the session on a checked batch. width is the expected number of
 // labels, or -1 to accept any.
 func (c *Classifier) run(ids, mask []int64, b, s, width int) ([]float32, error) {
-	var vals []onnx.ORTValue
-	defer func() { onnx.DestroyAll(vals...) }()
+	var ts []*onnx.DeviceTensor
+	defer func() {
+		c.bind.ClearInputs()
+		c.bind.ClearOutputs()
+		for _, t := range ts {
+			t.Destroy()
+		}
+	}()
 	var zeros []int64
-	for _, name := range c.s.Inputs {
+	for _, name := range c.s.Inputs() {
 		data := ids
 		switch name {
 		case AttentionMask:
@@ -228,22 +257,33 @@ func (c *Classifier) run(ids, mask []int64, b, s, width int) ([]float32, error) 
 			}
 			data = zeros
 		}
-		t, err := onnx.TensorI64(data, int64(b), int64(s))
+		t, err := onnx.NewHostTensorI64(data, int64(b), int64(s))
 		if err != nil {
 			return nil, err
 		}
-		vals = append(vals, t)
+		ts = append(ts, t)
+		if err := c.bind.BindInput(name, t); err != nil {
+			return nil, fmt.Errorf("%s: %w", c.name, err)
+		}
 	}
-	outs, err := c.s.Run(vals...)
+	// Bound afresh at each run: a binding keeps the tensor a run allocated
+	// as the next run's output, whatever its shape.
+	if err := c.bind.BindOutputToDevice(LogitsOutput, c.cpu); err != nil {
+		return nil, fmt.Errorf("%s: %w", c.name, err)
+	}
+	if err := c.bind.Run(); err != nil {
+		return nil, fmt.Errorf("%s: %w", c.name, err)
+	}
+	out, err := c.bind.Output(LogitsOutput)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", c.name, err)
 	}
-	defer onnx.DestroyAll(outs...)
-	data, shape, err := onnx.Float32Data(outs[0])
+	defer out.Destroy()
+	data, err := out.Float32s()
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", c.name, err)
 	}
-	if len(shape) != 2 || shape[0] != int64(b) || (width >= 0 && shape[1] != int64(width)) {
+	if shape := out.Shape(); len(shape) != 2 || shape[0] != int64(b) || (width >= 0 && shape[1] != int64(width)) {
 		want := "L"
 		if width >= 0 {
 			want = fmt.Sprint(width)

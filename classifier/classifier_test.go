@@ -691,3 +691,51 @@ func TestOpenDestroyLoopMemoryFlat(t *testing.T) {
 	}
 	t.Logf("RSS %d KiB -> %d KiB over %d classifiers", before, after, n)
 }
+
+// The bound run, which brings back only the [B, labels] logits, gives the
+// bits of a plain onnxruntime_go run of the same graph.
+func TestBoundMatchesPlain(t *testing.T) {
+	ref := loadReference(t)
+	m, err := Load(fixture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := New(m, single)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Destroy()
+	got, err := c.Logits(ref.ids, ref.mask, ref.b, ref.s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := BuildGraph(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := onnx.NewGraphSession(g, []string{InputIDs, AttentionMask}, []string{LogitsOutput}, single)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Destroy()
+	ids, _ := onnx.TensorI64(ref.ids, int64(ref.b), int64(ref.s))
+	mask, _ := onnx.TensorI64(ref.mask, int64(ref.b), int64(ref.s))
+	defer onnx.DestroyAll(ids, mask)
+	outs, err := s.Run(ids, mask)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer onnx.DestroyAll(outs...)
+	want, _, err := onnx.Float32Data(outs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d logits, plain run %d", len(got), len(want))
+	}
+	for i := range got {
+		if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+			t.Fatalf("logit %d: %v, plain run %v", i, got[i], want[i])
+		}
+	}
+}

@@ -284,3 +284,64 @@ func TestFeaturesFusedMatchStandard(t *testing.T) {
 		}
 	}
 }
+
+// The model extractor's bound runs, which bring back only the pooled
+// [B, D] features, give the bits of a plain onnxruntime_go run of the same
+// forward graph, on the fused and the standard graphs.
+func TestBoundMatchesPlain(t *testing.T) {
+	dir := filepath.Join(fixtures, "tiny-neox-parallel")
+	m, err := policy.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, f, mask, b, s := fixtureRows(t, dir)
+	it, _ := f.Get("input_ids")
+	ids, _ := it.Int64s()
+	for _, standard := range []bool{false, true} {
+		for _, pool := range []policy.Pooling{policy.PoolLast, policy.PoolMean} {
+			e, err := NewModelExtractor(m, Options{Layer: -1, Pool: pool, MaxTokens: -1, Standard: standard, Session: onnx.Options{Threads: 1}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			bt := &policy.Batch{B: b, S: s, InputIDs: ids, AttentionMask: mask}
+			got, err := e.(*modelExtractor).run(bt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.Destroy()
+			fo := policy.ForwardOptions{Hidden: []int{m.Config.NumLayers}, Pool: pool, Standard: standard}
+			fg, err := policy.BuildForward(m, fo)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sess, err := onnx.NewGraphSession(fg.Graph, fg.Inputs, fg.Outputs, onnx.Options{Threads: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ins []onnx.ORTValue
+			for _, x := range [][]int64{bt.InputIDs, bt.AttentionMask, bt.PositionIDs} {
+				v, err := onnx.TensorI64(x, int64(b), int64(s))
+				if err != nil {
+					t.Fatal(err)
+				}
+				ins = append(ins, v)
+			}
+			outs, err := sess.Run(ins...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, shape, _ := onnx.Float32Data(outs[0])
+			if len(shape) != 2 || len(got) != len(want) {
+				t.Fatalf("shape %v, %d values; bound run %d", shape, len(want), len(got))
+			}
+			for i := range got {
+				if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+					t.Fatalf("standard %v, %s: feature %d = %v, plain run %v", standard, pool, i, got[i], want[i])
+				}
+			}
+			onnx.DestroyAll(outs...)
+			onnx.DestroyAll(ins...)
+			sess.Destroy()
+		}
+	}
+}

@@ -354,3 +354,34 @@ func (a *Allocator) Destroy() {
 		a.r.close()
 	}
 }
+
+// NewDeviceAllocator makes an allocator for the memory of the device o
+// names (o.Device, o.CUDADevice), for tensors that several sessions on that
+// device share: a model's weights, say, bound as inputs by each. It comes
+// from a small session kept for the process (the one CopyFromHost and
+// CopyToHost use there), so it outlives every session of the caller's.
+// Destroy it when done; its tensors keep it alive.
+func NewDeviceAllocator(o Options) (*Allocator, error) {
+	dev := o.Device
+	if dev == "" {
+		dev = CPU
+	}
+	if dev != CPU && dev != CUDA {
+		return nil, fmt.Errorf("onnx: unknown device %q: want cpu or cuda", o.Device)
+	}
+	id := o.CUDADevice
+	if dev == CPU {
+		id = 0
+	}
+	s, err := copierFor(copierKey{dev, id, Float})
+	if err != nil {
+		return nil, err
+	}
+	return s.NewAllocator(nil)
+}
+
+// LiveObjects is the number of ONNX Runtime objects this layer's sessions,
+// bindings, allocators, memory infos and tensors hold that are not yet
+// released (objects kept for the process aside): leak tests compare it
+// before and after a loop.
+func LiveObjects() int64 { return live.Load() }

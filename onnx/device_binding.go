@@ -124,9 +124,11 @@ func (b *Binding) BindOutput(name string, t *DeviceTensor) error {
 	return nil
 }
 
-// BindOutputToDevice has each run allocate the output name in memory m (nil:
-// the session's device), for outputs whose shape is known only when the run
-// ends. Outputs returns them.
+// BindOutputToDevice has the next run allocate the output name in memory m
+// (nil: the session's device), for outputs whose shape is known only when
+// the run ends. Outputs returns them. ONNX Runtime then keeps that tensor
+// bound as the output of later runs, which must produce its shape: bind
+// again (or ClearOutputs) before a run whose output shape may differ.
 func (b *Binding) BindOutputToDevice(name string, m *MemoryInfo) error {
 	if err := b.live(); err != nil {
 		return err

@@ -20,6 +20,8 @@ enum {
 	IRL_CreateSession = 7,
 	IRL_CreateSessionFromArray = 8,
 	IRL_CreateSessionOptions = 10,
+	IRL_SetOptimizedModelFilePath = 11,
+	IRL_EnableProfiling = 14,
 	IRL_SetIntraOpNumThreads = 24,
 	IRL_SetInterOpNumThreads = 25,
 	IRL_SessionGetInputCount = 30,
@@ -166,16 +168,26 @@ typedef irl_status *(*create_cuda_fn)(irl_cuda_options **);
 typedef irl_status *(*update_cuda_fn)(irl_cuda_options *, const char *const *, const char *const *, size_t);
 typedef irl_status *(*append_cuda_fn)(irl_session_options *, const irl_cuda_options *);
 
-irl_status *irl_session_options_append_cuda(irl_session_options *so, const char *device_id) {
+irl_status *irl_session_options_append_cuda(irl_session_options *so, const char *device_id, const char *use_tf32) {
 	irl_cuda_options *co = NULL;
 	irl_status *st = FN(create_cuda_fn, IRL_CreateCUDAProviderOptions)(&co);
 	if (st) return st;
-	const char *keys[] = {"device_id"};
-	const char *vals[] = {device_id};
-	st = FN(update_cuda_fn, IRL_UpdateCUDAProviderOptions)(co, keys, vals, 1);
+	const char *keys[] = {"device_id", "use_tf32"};
+	const char *vals[] = {device_id, use_tf32};
+	st = FN(update_cuda_fn, IRL_UpdateCUDAProviderOptions)(co, keys, vals, 2);
 	if (!st) st = FN(append_cuda_fn, IRL_SessionOptionsAppendExecutionProvider_CUDA_V2)(so, co);
 	FN(release_fn, IRL_ReleaseCUDAProviderOptions)(co);
 	return st;
+}
+
+typedef irl_status *(*so_path_fn)(irl_session_options *, const char *);
+
+irl_status *irl_session_options_enable_profiling(irl_session_options *so, const char *prefix) {
+	return FN(so_path_fn, IRL_EnableProfiling)(so, prefix);
+}
+
+irl_status *irl_session_options_optimized_model(irl_session_options *so, const char *path) {
+	return FN(so_path_fn, IRL_SetOptimizedModelFilePath)(so, path);
 }
 
 typedef irl_status *(*config_entry_fn)(irl_session_options *, const char *, const char *);

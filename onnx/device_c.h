@@ -44,8 +44,12 @@ void irl_status_release(irl_status *st);
 
 // Session options and sessions.
 irl_status *irl_session_options_create(int intra_threads, int inter_threads, irl_session_options **out);
-irl_status *irl_session_options_append_cuda(irl_session_options *so, const char *device_id);
+irl_status *irl_session_options_append_cuda(irl_session_options *so, const char *device_id, const char *use_tf32);
 void irl_session_options_release(irl_session_options *so);
+// Profiling (a JSON file per session, named from prefix, written when the
+// session is released) and the path the optimised graph is written to.
+irl_status *irl_session_options_enable_profiling(irl_session_options *so, const char *prefix);
+irl_status *irl_session_options_optimized_model(irl_session_options *so, const char *path);
 // irl_register_cpu_arena registers one CPU arena allocator with the
 // environment; sessions whose options went through
 // irl_session_options_use_env_allocators share it instead of growing one

@@ -47,8 +47,9 @@ const maxRank = 16
 // NewBoundSession creates a session from a serialised model, or, with model
 // nil, from the .onnx file at path (which may use external data files).
 // Options are those of NewSession: intra-op threads (0 means one per core),
-// one inter-op thread, and CPU or the CUDA execution provider on
-// o.CUDADevice. Without a usable CUDA provider, Device CUDA is an error.
+// one inter-op thread, the profiler and the optimised graph's path, and CPU
+// or the CUDA execution provider on o.CUDADevice. Without a usable CUDA
+// provider, Device CUDA is an error.
 func NewBoundSession(model []byte, path string, o Options) (*BoundSession, error) {
 	if err := deviceAPI(); err != nil {
 		return nil, err
@@ -68,6 +69,20 @@ func NewBoundSession(model []byte, path string, o Options) (*BoundSession, error
 	if err := statusError(C.irl_session_options_use_env_allocators(so)); err != nil {
 		return nil, fmt.Errorf("onnx: session options: %w", err)
 	}
+	if o.Profile != "" {
+		cp := C.CString(o.Profile)
+		defer C.free(unsafe.Pointer(cp))
+		if err := statusError(C.irl_session_options_enable_profiling(so, cp)); err != nil {
+			return nil, fmt.Errorf("onnx: enabling the profiler: %w", err)
+		}
+	}
+	if o.OptimizedModel != "" {
+		cp := C.CString(o.OptimizedModel)
+		defer C.free(unsafe.Pointer(cp))
+		if err := statusError(C.irl_session_options_optimized_model(so, cp)); err != nil {
+			return nil, fmt.Errorf("onnx: setting the optimized model path: %w", err)
+		}
+	}
 	var mem *MemoryInfo
 	var err error
 	switch o.Device {
@@ -76,7 +91,9 @@ func NewBoundSession(model []byte, path string, o Options) (*BoundSession, error
 	case CUDA:
 		id := C.CString(fmt.Sprint(o.CUDADevice))
 		defer C.free(unsafe.Pointer(id))
-		if err := statusError(C.irl_session_options_append_cuda(so, id)); err != nil {
+		tf32 := C.CString(o.cudaTF32())
+		defer C.free(unsafe.Pointer(tf32))
+		if err := statusError(C.irl_session_options_append_cuda(so, id, tf32)); err != nil {
 			return nil, fmt.Errorf("onnx: --device cuda: the CUDA execution provider (device %d) could not be loaded by %s "+
 				"(it needs libonnxruntime_providers_cuda.so beside it, with CUDA and cuDNN on the library path): %w", o.CUDADevice, Library(), err)
 		}

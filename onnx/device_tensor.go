@@ -38,7 +38,7 @@ type DeviceTensor struct {
 // elemSize is the byte size of the element types device tensors support.
 func elemSize(dt DType) int {
 	switch dt {
-	case Float:
+	case Float, Int32:
 		return 4
 	case Int64, Double:
 		return 8
@@ -48,7 +48,7 @@ func elemSize(dt DType) int {
 
 func checkShape(dt DType, shape []int64) (int, error) {
 	if elemSize(dt) == 0 {
-		return 0, fmt.Errorf("onnx: device tensors of %s are not supported (float32, float64, int64 are)", dtypeName(dt))
+		return 0, fmt.Errorf("onnx: device tensors of %s are not supported (float32, float64, int64, int32 are)", dtypeName(dt))
 	}
 	if len(shape) > maxRank {
 		return 0, fmt.Errorf("onnx: shape %v has more than %d dimensions", shape, maxRank)
@@ -72,7 +72,8 @@ func shapePtr(shape []int64) *C.int64_t {
 	return (*C.int64_t)(unsafe.Pointer(&shape[0]))
 }
 
-// NewTensor allocates a tensor of element type dt (Float, Double or Int64)
+// NewTensor allocates a tensor of element type dt (Float, Double, Int64 or
+// Int32)
 // and the given shape with the allocator: on its device, where binding it to
 // its session costs no copy. Its contents are undefined until written.
 func (a *Allocator) NewTensor(dt DType, shape ...int64) (*DeviceTensor, error) {
@@ -231,6 +232,11 @@ func NewHostTensorI64(data []int64, shape ...int64) (*DeviceTensor, error) {
 	return newHostTensor(sliceData(data), len(data), Int64, shape)
 }
 
+// NewHostTensorI32 is NewHostTensorF32 for int32 data.
+func NewHostTensorI32(data []int32, shape ...int64) (*DeviceTensor, error) {
+	return newHostTensor(sliceData(data), len(data), Int32, shape)
+}
+
 func sliceData[T any](s []T) unsafe.Pointer {
 	if len(s) == 0 {
 		return nil
@@ -289,6 +295,38 @@ func (t *DeviceTensor) Float64s() ([]float64, error) { return hostView[float64](
 
 // Int64s is Float32s for int64 tensors.
 func (t *DeviceTensor) Int64s() ([]int64, error) { return hostView[int64](t, Int64) }
+
+// Int32s is Float32s for int32 tensors.
+func (t *DeviceTensor) Int32s() ([]int32, error) { return hostView[int32](t, Int32) }
+
+// View is a tensor of the given shape over the first elements of t's
+// memory, wherever it lives, without copying: a buffer allocated once at
+// its largest (a key/value cache's rows, say) serves smaller runs through
+// views of its leading part. The view keeps t's memory alive; destroy it
+// when done. The shape may hold at most Len elements.
+func (t *DeviceTensor) View(shape ...int64) (*DeviceTensor, error) {
+	n, err := checkShape(t.dtype, shape)
+	if err != nil {
+		return nil, err
+	}
+	if n > t.n {
+		return nil, fmt.Errorf("onnx: a view %v of %d values over a tensor %v of %d", shape, n, t.shape, t.n)
+	}
+	if err := t.r.acquire("tensor"); err != nil {
+		return nil, err
+	}
+	var mem *C.irl_memory_info // owned by t.v
+	if err := statusError(C.irl_tensor_memory_info(t.v, &mem)); err != nil {
+		t.r.drop()
+		return nil, fmt.Errorf("onnx: a view of a tensor: %w", err)
+	}
+	var vv *C.irl_value
+	if err := statusError(C.irl_tensor_over(mem, t.ptr, C.size_t(n*elemSize(t.dtype)), shapePtr(shape), C.size_t(len(shape)), C.int(t.dtype), &vv)); err != nil {
+		t.r.drop()
+		return nil, fmt.Errorf("onnx: a view %v of a tensor %v: %w", shape, t.shape, err)
+	}
+	return wrapValue(vv, t.r.drop)
+}
 
 // CopyFromHost copies src, which must have Len values, into a float32 tensor
 // wherever it lives.

@@ -563,6 +563,118 @@ func TestBindingLoopMemoryFlat(t *testing.T) {
 	t.Logf("RSS %d KiB -> %d KiB", before, after)
 }
 
+// Views of a tensor's leading part share its memory and keep it alive, and
+// a run reads them; int32 host tensors lie over Go memory; the device
+// allocator's tensors live in the memory it says.
+func TestViewsInt32Allocator(t *testing.T) {
+	if _, err := copierFor(copierKey{CPU, 0, Float}); err != nil { // kept for the process
+		t.Fatal(err)
+	}
+	base := live.Load()
+	a, err := NewDeviceAllocator(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf, err := a.NewTensor(Float, 4, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if buf.Device() != CPU {
+		t.Errorf("the CPU device allocator allocated on %s", buf.Device())
+	}
+	if err := buf.CopyFromHost([]float32{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}); err != nil {
+		t.Fatal(err)
+	}
+	v, err := buf.View(2, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := buf.View(5, 3); err == nil {
+		t.Error("a view larger than its tensor was made")
+	}
+	buf.Destroy()
+	a.Destroy()
+	got := f32s(t, v) // alive through the view
+	sameBits(t, "view", got, []float32{0, 1, 2, 3, 4, 5})
+	got[5] = 50
+	// A graph that reads the view: only its six values.
+	g := NewGraph("sum")
+	g.Output(g.ReduceSum(g.Input("x", Float, 2, 3), false), "y", Float)
+	s, err := NewBoundGraphSession(g, Options{Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := s.NewBinding()
+	out := []float32{0}
+	yt, _ := NewHostTensorF32(out)
+	if err := b.BindInput("x", v); err != nil {
+		t.Fatal(err)
+	}
+	b.BindOutput("y", yt)
+	if err := b.Run(); err != nil {
+		t.Fatal(err)
+	}
+	if out[0] != 60 {
+		t.Errorf("sum over the view %v", out[0])
+	}
+	b.Destroy()
+	yt.Destroy()
+	v.Destroy()
+	s.Destroy()
+	if got := live.Load() - base; got != 0 {
+		t.Errorf("%d objects held after every Destroy", got)
+	}
+	ids := []int32{7, -2, 9}
+	it, err := NewHostTensorI32(ids, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Destroy()
+	iv, err := it.Int32s()
+	if err != nil || iv[1] != -2 || it.DType() != Int32 {
+		t.Errorf("int32 tensor: %v %v %v", iv, it.DType(), err)
+	}
+	if _, err := it.Float32s(); err == nil {
+		t.Error("an int32 tensor read as float32")
+	}
+}
+
+// A bound session's profiler writes every node's time when the session is
+// released, as an unbound one's does.
+func TestBoundProfile(t *testing.T) {
+	prefix := t.TempDir() + "/p"
+	s, err := NewBoundGraphSession(affine(t), Options{Threads: 1, Profile: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := s.NewBinding()
+	x, _ := NewHostTensorF32(randomF32(16, 3), 2, 8)
+	bias, _ := NewHostTensorF32(randomF32(16, 4), 16)
+	b.BindInput("x", x)
+	b.BindInput("b", bias)
+	b.BindOutputToDevice("y", nil)
+	for i := 0; i < 3; i++ {
+		if err := b.Run(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.Destroy()
+	x.Destroy()
+	bias.Destroy()
+	s.Destroy()
+	ops, file, err := ProfileByOpType(prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := map[string]int{}
+	for _, o := range ops {
+		calls[o.Op] = o.Calls
+	}
+	if calls["Relu"] < 3 {
+		t.Errorf("Relu: %d calls in %s, want 3 at least (%v)", calls["Relu"], file, calls)
+	}
+}
+
 func TestVersionAtLeast(t *testing.T) {
 	for _, c := range []struct {
 		v    string

@@ -173,6 +173,11 @@ type Options struct {
 	Threads int
 	// CUDADevice is the GPU index for Device CUDA.
 	CUDADevice int
+	// TF32 lets CUDA MatMuls round their inputs to TensorFloat-32 (10-bit
+	// mantissas), which is faster on Ampere and later GPUs. Off by
+	// default, as in PyTorch, so that float32 means float32 on either
+	// device.
+	TF32 bool
 	// Profile, if set, turns on ONNX Runtime's profiler: every node's run
 	// time goes to a JSON file whose name starts with Profile, written when
 	// the session is destroyed (see ProfileByOpType).
@@ -230,7 +235,7 @@ func NewSession(model []byte, path string, inputs, outputs []string, o Options) 
 	switch o.Device {
 	case CPU, "":
 	case CUDA:
-		if err := appendCUDA(so, o.CUDADevice); err != nil {
+		if err := appendCUDA(so, o); err != nil {
 			return nil, err
 		}
 	default:
@@ -252,13 +257,14 @@ func NewSession(model []byte, path string, inputs, outputs []string, o Options) 
 	return &Session{s: s, Inputs: inputs, Outputs: outputs}, nil
 }
 
-func appendCUDA(so *ort.SessionOptions, device int) error {
+func appendCUDA(so *ort.SessionOptions, o Options) error {
+	device := o.CUDADevice
 	co, err := ort.NewCUDAProviderOptions()
 	if err != nil {
 		return fmt.Errorf("onnx: --device cuda: this ONNX Runtime (%s) has no CUDA provider: %w", Library(), err)
 	}
 	defer co.Destroy()
-	if err := co.Update(map[string]string{"device_id": fmt.Sprint(device)}); err != nil {
+	if err := co.Update(map[string]string{"device_id": fmt.Sprint(device), "use_tf32": o.cudaTF32()}); err != nil {
 		return fmt.Errorf("onnx: --device cuda: setting CUDA device %d: %w", device, err)
 	}
 	if err := so.AppendExecutionProviderCUDA(co); err != nil {
@@ -266,6 +272,14 @@ func appendCUDA(so *ort.SessionOptions, device int) error {
 			"(it needs libonnxruntime_providers_cuda.so beside it, with CUDA and cuDNN on the library path): %w", Library(), err)
 	}
 	return nil
+}
+
+// cudaTF32 is the CUDA provider's use_tf32 value for o.
+func (o Options) cudaTF32() string {
+	if o.TF32 {
+		return "1"
+	}
+	return "0"
 }
 
 // Run runs the session. inputs are in the order of s.Inputs. Outputs are

@@ -42,7 +42,12 @@ func (p *Param) shape() []int {
 
 // checkParams panics on malformed parameters: they are built by code, not
 // read from data, so a mismatch is a programmer error.
-func checkParams(params []*Param) {
+func checkParams(params []*Param) { checkParamsOf(params, true) }
+
+// checkParamsOf is checkParams; without data, parameters may leave Data and
+// Grad nil (they describe tensors held elsewhere: see NewDeviceAdamWOn), and
+// their Shape gives their size.
+func checkParamsOf(params []*Param, data bool) {
 	seen := make(map[string]bool, len(params))
 	for i, p := range params {
 		if p == nil {
@@ -55,6 +60,15 @@ func checkParams(params []*Param) {
 			panic(fmt.Sprintf("optim: duplicate parameter name %q", p.Name))
 		}
 		seen[p.Name] = true
+		if !data && p.Data == nil && p.Grad == nil {
+			if p.Shape == nil {
+				panic(fmt.Sprintf("optim: parameter %q has neither data nor a shape", p.Name))
+			}
+			if numel(p.Shape) < 0 {
+				panic(fmt.Sprintf("optim: parameter %q has negative dimension in shape %v", p.Name, p.Shape))
+			}
+			continue
+		}
 		if len(p.Grad) != len(p.Data) {
 			panic(fmt.Sprintf("optim: parameter %q has %d values but %d gradients", p.Name, len(p.Data), len(p.Grad)))
 		}
@@ -69,6 +83,18 @@ func checkParams(params []*Param) {
 			panic(fmt.Sprintf("optim: parameter %q: shape %v holds %d values, Data has %d", p.Name, p.Shape, n, len(p.Data)))
 		}
 	}
+}
+
+// numel is the number of values of a shape, -1 for a negative dimension.
+func numel(shape []int) int {
+	n := 1
+	for _, s := range shape {
+		if s < 0 {
+			return -1
+		}
+		n *= s
+	}
+	return n
 }
 
 // AdamWConfig holds AdamW's hyperparameters. The learning rate is not one of

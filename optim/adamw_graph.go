@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 
 	"irl/onnx"
 )
@@ -55,12 +56,13 @@ func AdamWMomentOutputs(name string) (m, v string) { return "m_out/" + name, "v_
 // inputs named by the AdamW…Input constants and returns the pre-clip global
 // gradient norm. β1, β2 and eps are built in from cfg. It returns an error
 // for invalid hyperparameters and panics on malformed parameters, as
-// NewAdamW does.
+// NewAdamW does, except that parameters may leave Data and Grad nil when
+// their Shape is set.
 func BuildAdamWGraph(params []*Param, cfg AdamWConfig) (*onnx.Graph, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	checkParams(params)
+	checkParamsOf(params, false)
 	if len(params) == 0 {
 		return nil, errors.New("adamw graph: no parameters")
 	}
@@ -158,9 +160,12 @@ type DeviceAdamW struct {
 	alloc   *onnx.Allocator
 	p, m, v [2][]*onnx.DeviceTensor
 	g       []*onnx.DeviceTensor
-	bind    [2]*onnx.Binding
-	cur     int // the set holding the current state
-	step    int
+	// external marks the tensors the caller holds (NewDeviceAdamWOn): the
+	// first set of parameters and the gradients, which Destroy leaves.
+	external bool
+	bind     [2]*onnx.Binding
+	cur      int // the set holding the current state
+	step     int
 
 	// Scalars, in Go memory that host tensors lie over.
 	decay, stepSize, invBC2 []float32
@@ -179,6 +184,43 @@ func NewDeviceAdamW(params []*Param, cfg AdamWConfig, o onnx.Options) (*DeviceAd
 		return nil, err
 	}
 	d := &DeviceAdamW{cfg: cfg, params: append([]*Param(nil), params...)}
+	if err := d.setup(g, o); err != nil {
+		d.Destroy()
+		return nil, err
+	}
+	return d, nil
+}
+
+// NewDeviceAdamWOn is NewDeviceAdamW over tensors the caller holds on the
+// device o names: params[i]'s current value is start[i] and its gradient
+// grads[i] (typically a training session's gradient outputs), each of
+// params[i]'s shape. The optimiser allocates the second set of parameters
+// and the moments (zero, at step 0); start and grads stay the caller's, who
+// keeps them alive while the optimiser lives. params only describe the
+// tensors: their Data and Grad may be nil, and are never read or written.
+// After each Step the parameters are in ParamTensors, start or the
+// optimiser's own set by turns.
+func NewDeviceAdamWOn(params []*Param, cfg AdamWConfig, o onnx.Options, start, grads []*onnx.DeviceTensor) (*DeviceAdamW, error) {
+	if len(start) != len(params) || len(grads) != len(params) {
+		return nil, fmt.Errorf("adamw graph: %d parameters, %d parameter tensors and %d gradient tensors", len(params), len(start), len(grads))
+	}
+	g, err := BuildAdamWGraph(params, cfg)
+	if err != nil {
+		return nil, err
+	}
+	for i, p := range params {
+		want := make([]int64, len(p.shape()))
+		for j, s := range p.shape() {
+			want[j] = int64(s)
+		}
+		for _, t := range []*onnx.DeviceTensor{start[i], grads[i]} {
+			if t == nil || t.DType() != onnx.Float || !slices.Equal(t.Shape(), want) {
+				return nil, fmt.Errorf("adamw graph: parameter %q: a tensor that is not float32 of shape %v", p.Name, want)
+			}
+		}
+	}
+	d := &DeviceAdamW{cfg: cfg, params: append([]*Param(nil), params...), external: true}
+	d.p[0], d.g = append([]*onnx.DeviceTensor(nil), start...), append([]*onnx.DeviceTensor(nil), grads...)
 	if err := d.setup(g, o); err != nil {
 		d.Destroy()
 		return nil, err
@@ -207,12 +249,16 @@ func (d *DeviceAdamW) setup(g *onnx.Graph, o onnx.Options) error {
 	}
 	maxLen := 0
 	for _, p := range d.params {
-		maxLen = max(maxLen, len(p.Data))
+		maxLen = max(maxLen, numel(p.shape()))
 	}
 	zeros := make([]float32, maxLen)
-	for _, p := range d.params {
+	for i, p := range d.params {
+		n := numel(p.shape())
 		for k := range 2 {
 			for _, set := range []*[2][]*onnx.DeviceTensor{&d.p, &d.m, &d.v} {
+				if d.external && set == &d.p && k == 0 {
+					continue // the caller's
+				}
 				t, err := newT(p)
 				if err != nil {
 					return err
@@ -220,17 +266,16 @@ func (d *DeviceAdamW) setup(g *onnx.Graph, o onnx.Options) error {
 				set[k] = append(set[k], t)
 			}
 		}
-		t, err := newT(p)
-		if err != nil {
-			return err
+		inits := []error{d.m[0][i].CopyFromHost(zeros[:n]), d.v[0][i].CopyFromHost(zeros[:n])}
+		if !d.external {
+			t, err := newT(p)
+			if err != nil {
+				return err
+			}
+			d.g = append(d.g, t)
+			inits = append(inits, d.p[0][i].CopyFromHost(p.Data))
 		}
-		d.g = append(d.g, t)
-		i := len(d.g) - 1
-		for _, e := range []error{
-			d.p[0][i].CopyFromHost(p.Data),
-			d.m[0][i].CopyFromHost(zeros[:len(p.Data)]),
-			d.v[0][i].CopyFromHost(zeros[:len(p.Data)]),
-		} {
+		for _, e := range inits {
 			if e != nil {
 				return fmt.Errorf("adamw graph: parameter %q: %w", p.Name, e)
 			}
@@ -366,22 +411,87 @@ func (d *DeviceAdamW) Step(lr, maxGradNorm float64) (float64, error) {
 	return d.norm[0], nil
 }
 
-// Destroy releases the session and every tensor.
+// Save writes the step count and the moments, copied from the device, in
+// AdamW.Save's format: the two optimisers' states are interchangeable.
+func (d *DeviceAdamW) Save(path string) error {
+	o, err := d.hostState()
+	if err != nil {
+		return err
+	}
+	ms, vs := d.MomentTensors()
+	for i := range d.params {
+		if err := ms[i].CopyToHost(o.m[i]); err != nil {
+			return fmt.Errorf("adamw graph: first moment of %q: %w", d.params[i].Name, err)
+		}
+		if err := vs[i].CopyToHost(o.v[i]); err != nil {
+			return fmt.Errorf("adamw graph: second moment of %q: %w", d.params[i].Name, err)
+		}
+	}
+	o.step = d.step
+	return o.Save(path)
+}
+
+// Load restores the step count and moments that Save or AdamW.Save wrote,
+// under AdamW.Load's rules, copying the moments to the device. Parameters
+// are not in the file: the caller restores them. On error the optimiser is
+// unchanged, unless the copy to the device itself fails.
+func (d *DeviceAdamW) Load(path string) error {
+	o, err := d.hostState()
+	if err != nil {
+		return err
+	}
+	if err := o.Load(path); err != nil {
+		return err
+	}
+	ms, vs := d.MomentTensors()
+	for i := range d.params {
+		if err := ms[i].CopyFromHost(o.m[i]); err != nil {
+			return fmt.Errorf("adamw graph: first moment of %q: %w", d.params[i].Name, err)
+		}
+		if err := vs[i].CopyFromHost(o.v[i]); err != nil {
+			return fmt.Errorf("adamw graph: second moment of %q: %w", d.params[i].Name, err)
+		}
+	}
+	d.step = o.step
+	return nil
+}
+
+// hostState is an AdamW with the optimiser's parameters and zero moments in
+// Go memory, through which Save and Load go.
+func (d *DeviceAdamW) hostState() (*AdamW, error) {
+	if d.sess == nil {
+		return nil, errors.New("adamw graph: optimiser used after Destroy")
+	}
+	o := &AdamW{cfg: d.cfg, params: d.params, m: make([][]float32, len(d.params)), v: make([][]float32, len(d.params))}
+	for i, p := range d.params {
+		n := numel(p.shape())
+		o.m[i], o.v[i] = make([]float32, n), make([]float32, n)
+	}
+	return o, nil
+}
+
+// Destroy releases the session and every tensor the optimiser allocated.
 func (d *DeviceAdamW) Destroy() {
 	for _, b := range d.bind {
 		b.Destroy()
 	}
-	for _, set := range [][2][]*onnx.DeviceTensor{d.p, d.m, d.v} {
-		for _, ts := range set {
+	for i, set := range [][2][]*onnx.DeviceTensor{d.p, d.m, d.v} {
+		for k, ts := range set {
+			if d.external && i == 0 && k == 0 {
+				continue // the caller's
+			}
 			for _, t := range ts {
 				t.Destroy()
 			}
 		}
 	}
-	for _, ts := range [][]*onnx.DeviceTensor{d.g, d.scalars} {
-		for _, t := range ts {
+	if !d.external {
+		for _, t := range d.g {
 			t.Destroy()
 		}
+	}
+	for _, t := range d.scalars {
+		t.Destroy()
 	}
 	d.alloc.Destroy()
 	d.sess.Destroy()

@@ -329,3 +329,123 @@ func BenchmarkDeviceAdamWStep70M(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/step")
 }
+
+// NewDeviceAdamWOn steps over the caller's tensors as NewDeviceAdamW steps
+// over its own, leaves them alive after Destroy, and its state file is
+// AdamW's: each optimiser resumes the other's.
+func TestDeviceAdamWOnAndState(t *testing.T) {
+	initORT(t)
+	cfg := AdamWConfig{Beta1: 0.9, Beta2: 0.99, Eps: 1e-8, WeightDecay: 0.1}
+	r := rand.New(rand.NewPCG(5, 6))
+	goPs := graphTestParams(r)
+	o, err := NewAdamW(goPs, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alloc, err := onnx.NewDeviceAllocator(onnx.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer alloc.Destroy()
+	var specs []*Param
+	var start, grads []*onnx.DeviceTensor
+	for _, p := range goPs {
+		specs = append(specs, &Param{Name: p.Name, Shape: p.shape(), NoDecay: p.NoDecay})
+		shape := make([]int64, len(p.shape()))
+		for i, s := range p.shape() {
+			shape[i] = int64(s)
+		}
+		for _, set := range []*[]*onnx.DeviceTensor{&start, &grads} {
+			x, err := alloc.NewTensor(onnx.Float, shape...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer x.Destroy()
+			*set = append(*set, x)
+		}
+		if err := start[len(start)-1].CopyFromHost(p.Data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := NewDeviceAdamWOn(specs, cfg, onnx.Options{}, start[1:], grads); err == nil {
+		t.Error("NewDeviceAdamWOn took fewer parameter tensors than parameters")
+	}
+	d, err := NewDeviceAdamWOn(specs, cfg, onnx.Options{}, start, grads)
+	if err != nil {
+		t.Fatal(err)
+	}
+	step := func(scale float64) {
+		for i, p := range goPs {
+			for j := range p.Grad {
+				p.Grad[j] = float32(r.NormFloat64() * scale)
+			}
+			if err := grads[i].CopyFromHost(p.Grad); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ClipGradNorm(goPs, 1)
+		o.Step(1e-2)
+		if _, err := d.Step(1e-2, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(what string) {
+		t.Helper()
+		for i, x := range d.ParamTensors() {
+			got := make([]float32, len(goPs[i].Data))
+			if err := x.CopyToHost(got); err != nil {
+				t.Fatal(err)
+			}
+			for j := range got {
+				if e := relErr(got[j], goPs[i].Data[j]); e > 1e-6 {
+					t.Fatalf("%s: %s[%d] = %v, Go %v", what, goPs[i].Name, j, got[j], goPs[i].Data[j])
+				}
+			}
+		}
+	}
+	for _, s := range []float64{0.5, 0.01, 0.2} {
+		step(s)
+	}
+	check("three steps")
+	if d.ParamTensors()[0] == start[0] {
+		t.Error("after an odd number of steps the parameters are still in the caller's tensors")
+	}
+	// The device state through a file into a Go AdamW, and back.
+	dir := t.TempDir()
+	if err := d.Save(dir + "/dev.safetensors"); err != nil {
+		t.Fatal(err)
+	}
+	back, _ := NewAdamW(graphTestParams(rand.New(rand.NewPCG(5, 6))), cfg)
+	if err := back.Load(dir + "/dev.safetensors"); err != nil {
+		t.Fatal(err)
+	}
+	if back.Steps() != 3 {
+		t.Errorf("restored %d steps, want 3", back.Steps())
+	}
+	for i := range goPs {
+		for j := range o.m[i] {
+			if relErr(back.m[i][j], o.m[i][j]) > 1e-6 || relErr(back.v[i][j], o.v[i][j]) > 1e-6 {
+				t.Fatalf("%s[%d]: saved moments %v %v, Go %v %v", goPs[i].Name, j, back.m[i][j], back.v[i][j], o.m[i][j], o.v[i][j])
+			}
+		}
+	}
+	// The Go state into the device optimiser: it goes on as the Go one does.
+	if err := o.Save(dir + "/go.safetensors"); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Load(dir + "/go.safetensors"); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Load(dir + "/missing.safetensors"); err == nil {
+		t.Error("loading a missing file succeeded")
+	}
+	step(0.3)
+	check("a step after Load")
+	d.Destroy()
+	if err := start[0].CopyToHost(make([]float32, len(goPs[0].Data))); err != nil {
+		t.Errorf("the caller's tensor after Destroy: %v", err)
+	}
+	if err := grads[4].CopyToHost(make([]float32, len(goPs[4].Data))); err != nil {
+		t.Errorf("the caller's gradient after Destroy: %v", err)
+	}
+}

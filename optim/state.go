@@ -92,7 +92,7 @@ func (o *AdamW) loadFrom(path string, data []byte) error {
 	}
 	want := make(map[string]bool, 2*len(o.params))
 	src := make([]*safetensors.Tensor, 0, 2*len(o.params))
-	for _, p := range o.params {
+	for i, p := range o.params {
 		for _, name := range []string{"m." + p.Name, "v." + p.Name} {
 			want[name] = true
 			t, err := f.Get(name)
@@ -105,8 +105,8 @@ func (o *AdamW) loadFrom(path string, data []byte) error {
 			if !slices.Equal(t.Shape, p.shape()) {
 				return fmt.Errorf("%s: tensor %q has shape %v, parameter %q has %v", path, name, t.Shape, p.Name, p.shape())
 			}
-			if len(t.Data) != 4*len(p.Data) { // a Shape that disagrees with Data
-				return fmt.Errorf("%s: tensor %q holds %d values, parameter %q has %d", path, name, len(t.Data)/4, p.Name, len(p.Data))
+			if len(t.Data) != 4*len(o.m[i]) { // a Shape that disagrees with Data
+				return fmt.Errorf("%s: tensor %q holds %d values, parameter %q has %d", path, name, len(t.Data)/4, p.Name, len(o.m[i]))
 			}
 			if err := checkMoment(t.Data, name[0] == 'v'); err != nil {
 				return fmt.Errorf("%s: tensor %q: %w", path, name, err)

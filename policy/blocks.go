@@ -144,7 +144,7 @@ type layerActs struct {
 // softmax attention under bias, output projection. With pastK and pastV
 // (B,H,P,hd) set, the queries also attend to those keys, which come before
 // the new ones; k and v are then past and new together (B,H,P+S,hd).
-func (b *builder) attention(h onnx.Value, p string, bias, cos, sin, pastK, pastV onnx.Value, acts *layerActs) (out, k, v onnx.Value) {
+func (b *builder) attention(h onnx.Value, p string, bias, cos, sin, pastK, pastV onnx.Value, acts *layerActs) (out, presentK, presentV onnx.Value) {
 	c := b.c
 	g := b.g
 	hd := c.HeadDim()
@@ -153,11 +153,19 @@ func (b *builder) attention(h onnx.Value, p string, bias, cos, sin, pastK, pastV
 	qkv = g.Transpose(g.Reshape(qkv, 0, 0, int64(c.NumHeads), int64(3*hd)), 0, 2, 1, 3) // (B,H,S,3hd)
 	parts := g.Split(qkv, 3, int64(hd), int64(hd), int64(hd))
 	q := b.applyRotary(parts[0], cos, sin)
-	k = b.applyRotary(parts[1], cos, sin)
-	v = parts[2]
-	if pastK != "" {
+	k := b.applyRotary(parts[1], cos, sin)
+	v := parts[2]
+	switch {
+	case pastK != "" && b.cache != nil:
+		// Written into the cache, which the attention reads up to P+S.
+		presentK, presentV = b.cache.write(pastK, k), b.cache.write(pastV, v) // (B,H,C,hd)
+		k, v = b.cache.read(presentK), b.cache.read(presentV)                 // (B,H,P+S,hd)
+	case pastK != "":
 		k = g.Concat(2, pastK, k) // (B,H,P+S,hd)
 		v = g.Concat(2, pastV, v)
+		presentK, presentV = k, v
+	default:
+		presentK, presentV = k, v
 	}
 	q = g.Mul(q, g.ScalarF32(float32(1/math.Sqrt(float64(hd)))))
 	probs := g.Softmax(g.Add(g.MatMul(q, g.Transpose(k, 0, 1, 3, 2)), bias), -1) // (B,H,S,P+S)
@@ -166,7 +174,7 @@ func (b *builder) attention(h onnx.Value, p string, bias, cos, sin, pastK, pastV
 	if acts != nil {
 		acts.q, acts.k, acts.v, acts.p, acts.ctx = q, k, v, probs, ctx
 	}
-	return b.dense(ctx, p+"attention.dense.weight", p+"attention.dense.bias"), k, v
+	return b.dense(ctx, p+"attention.dense.weight", p+"attention.dense.bias"), presentK, presentV
 }
 
 // attentionBackward returns d(h), the gradient of attention's input (N,D),

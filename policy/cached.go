@@ -18,13 +18,6 @@ const (
 	SeqLensInput = "seqlens_k"
 	// TotalLengthInput is I32 [1]: the longest row's length after the step.
 	TotalLengthInput = "total_sequence_length"
-	// LogSumExpOutput is F32 [B]: log Σ exp of each row's logits, so that a
-	// token's log-probability is its logit minus it, with no pass over the
-	// vocabulary in Go.
-	LogSumExpOutput = "logsumexp"
-	// ArgMaxOutput is I64 [B]: the first index of each row's largest logit,
-	// the greedy choice.
-	ArgMaxOutput = "argmax"
 )
 
 // CachedDecodeGraph is a built cached decode graph.
@@ -33,8 +26,8 @@ const (
 // total_sequence_length [1]; past_key.L and past_value.L [B,H,C,hd] for each
 // layer L, C the cache's capacity; then the parameters with ParamInputs.
 //
-// Outputs, in order: logits [B,V] of each row's last new token, logsumexp
-// [B], argmax [B], then present_key.L and present_value.L [B,H,C,hd], to be
+// Outputs, in order: logits [B,V] of each row's last new token, logsumexp,
+// argmax and max_logit [B], then present_key.L and present_value.L [B,H,C,hd], to be
 // bound to the very buffers of past_key.L and past_value.L.
 type CachedDecodeGraph struct {
 	Graph   *onnx.Graph
@@ -64,7 +57,7 @@ func BuildCachedDecode(m *Model, o DecodeOptions) (*CachedDecodeGraph, error) {
 	seqLens := g.Input(SeqLensInput, onnx.Int32, "batch")
 	total := g.Input(TotalLengthInput, onnx.Int32, 1)
 	dg := &CachedDecodeGraph{Graph: g, Inputs: []string{InputIDs, PositionIDs, SeqLensInput, TotalLengthInput},
-		Outputs: []string{LogitsOutput, LogSumExpOutput, ArgMaxOutput}}
+		Outputs: []string{LogitsOutput, LogSumExpOutput, ArgMaxOutput, MaxLogitOutput}}
 	ai := &attnInputs{seqLensK: seqLens, total: total, pos: pos, caches: make([][2]onnx.Value, c.NumLayers)}
 	for l := range ai.caches {
 		ai.caches[l][0] = g.Input(PastKey(l), onnx.Float, "batch", h, "capacity", hd)
@@ -100,13 +93,7 @@ func BuildCachedDecode(m *Model, o DecodeOptions) (*CachedDecodeGraph, error) {
 	// log-sum-exp that also reads it.
 	logits := g.Rename(g.Gemm(xl, b.weight(b.outName()), "", false, true), LogitsOutput)
 	g.Output(logits, LogitsOutput, onnx.Float, "batch", c.VocabSize)
-	// log Σ exp(l) = m + log Σ exp(l − m) with m the row's maximum: a tenth
-	// of the time of ReduceLogSumExp, whose CPU kernel is not vectorised.
-	top := g.ReduceMax(logits, true, 1)
-	lse := g.Add(g.Log(g.ReduceSum(g.Exp(g.Sub(logits, top)), true, 1)), top)
-	g.Output(g.Squeeze(lse, 1), LogSumExpOutput, onnx.Float, "batch")
-	argmax := g.Op("ArgMax", []onnx.Value{logits}, onnx.AttrInt("axis", 1), onnx.AttrInt("keepdims", 0))
-	g.Output(argmax, ArgMaxOutput, onnx.Int64, "batch")
+	logitStats(g, logits)
 	for l := range present {
 		g.Output(present[l][0], PresentKey(l), onnx.Float, "batch", h, "capacity", hd)
 		g.Output(present[l][1], PresentValue(l), onnx.Float, "batch", h, "capacity", hd)
@@ -179,31 +166,46 @@ func (kv *Cache) Keep(c Config, rows []int) {
 	kv.Lens = kv.Lens[:len(rows)]
 }
 
-// CachedDecoder runs the cached decode graph. Destroy it when done. A
+// CachedDecoder runs the cached decode graph through a binding, with the
+// cache's Go memory bound as both past and present. Destroy it when done. A
 // CachedDecoder is not safe for concurrent use.
 type CachedDecoder struct {
 	cfg     Config
 	graph   *CachedDecodeGraph
-	session *onnx.Session
-	params  []onnx.ORTValue
+	session *onnx.BoundSession
+	bind    *onnx.Binding
+	store   *ParamStore // with ParamInputs: where the weights are read
+	private bool        // the store is the decoder's own
 }
 
 // NewCachedDecoder builds the cached decode graph and opens its session.
+// With ParamInputs the weights come from o.Params, or from a store of the
+// decoder's own when that is nil. The fused kernels run on CPU only, and so
+// does this decoder: its cache is Go memory.
 func NewCachedDecoder(m *Model, so onnx.Options, o DecodeOptions) (*CachedDecoder, error) {
+	if so.Device == onnx.CUDA {
+		return nil, fmt.Errorf("policy: the cached decoder runs on CPU only (ONNX Runtime's CUDA GroupQueryAttention takes only 16-bit floats): use the standard decoder")
+	}
 	dg, err := BuildCachedDecode(m, o)
 	if err != nil {
 		return nil, err
 	}
-	s, err := onnx.NewGraphSession(dg.Graph, dg.Inputs, dg.Outputs, so)
-	if err != nil {
-		return nil, err
-	}
-	d := &CachedDecoder{cfg: m.Config, graph: dg, session: s}
-	if o.ParamInputs {
-		if d.params, err = paramTensors(m, dg.Params); err != nil {
-			d.Destroy()
+	d := &CachedDecoder{cfg: m.Config, graph: dg, store: o.Params}
+	if o.ParamInputs && d.store == nil {
+		if d.store, err = NewParamStore(m, so); err != nil {
 			return nil, err
 		}
+		d.private = true
+	}
+	if d.store != nil && d.store.Resident() {
+		return nil, fmt.Errorf("policy: the cached decoder reads its weights from Go memory, not from a resident store")
+	}
+	if d.session, err = onnx.NewBoundGraphSession(dg.Graph, so); err == nil {
+		d.bind, err = d.session.NewBinding()
+	}
+	if err != nil {
+		d.Destroy()
+		return nil, err
 	}
 	return d, nil
 }
@@ -211,24 +213,12 @@ func NewCachedDecoder(m *Model, so onnx.Options, o DecodeOptions) (*CachedDecode
 // Config is the decoded model's configuration.
 func (d *CachedDecoder) Config() Config { return d.cfg }
 
-// DecodeOutputs receives what a decode step gives for each row's last new
-// token.
-type DecodeOutputs struct {
-	// Logits is [B,V].
-	Logits []float32
-	// LogSumExp, if not nil, receives log Σ exp(Logits) of each row, [B].
-	LogSumExp []float32
-	// ArgMax, if not nil, receives the first index of each row's largest
-	// logit, [B].
-	ArgMax []int64
-}
-
 // Append runs new tokens for the kv.B rows of the cache, each after its own
 // cached ones, and writes them into the cache in place. ids is [B,t]
 // row-major; row b's new tokens are its first counts[b] ids (counts nil: all
 // t), the rest padding. It writes the logits of each row's last new token,
-// and what else out asks for, into out's slices. ONNX Runtime reads and
-// writes the Go slices in place.
+// and what else out asks for, into out. ONNX Runtime reads and writes the
+// Go slices in place.
 //
 // ONNX Runtime's kernel takes several new tokens per row only on an empty
 // cache (a prompt, whose rows may differ in length) or for one row; with
@@ -244,16 +234,13 @@ func (d *CachedDecoder) Append(ids []int64, t int, counts []int, kv *Cache, out 
 		return fmt.Errorf("policy: decode step: %d ids, want %d×%d", len(ids), b, t)
 	case counts != nil && len(counts) != b:
 		return fmt.Errorf("policy: decode step: %d counts for %d rows", len(counts), b)
-	case len(out.Logits) < b*c.VocabSize:
-		return fmt.Errorf("policy: decode step: logits buffer holds %d values, want %d×%d", len(out.Logits), b, c.VocabSize)
-	case out.LogSumExp != nil && len(out.LogSumExp) < b:
-		return fmt.Errorf("policy: decode step: log-sum-exp buffer holds %d values, want %d", len(out.LogSumExp), b)
-	case out.ArgMax != nil && len(out.ArgMax) < b:
-		return fmt.Errorf("policy: decode step: argmax buffer holds %d values, want %d", len(out.ArgMax), b)
 	case len(kv.Keys) != c.NumLayers || len(kv.Values) != c.NumLayers || len(kv.Lens) != b:
 		return fmt.Errorf("policy: decode step: cache of %d layers and %d lengths, want %d and %d", len(kv.Keys), len(kv.Lens), c.NumLayers, b)
 	case kv.Rows(c) < b:
 		return fmt.Errorf("policy: decode step: cache holds %d rows, want %d", kv.Rows(c), b)
+	}
+	if err := out.check(b, c.VocabSize); err != nil {
+		return err
 	}
 	empty := true
 	most := 0 // the longest row after the step
@@ -315,67 +302,34 @@ func (d *CachedDecoder) Append(ids []int64, t int, counts []int, kv *Cache, out 
 			pos[r*t+j] = int64(min(kv.Lens[r]+j, c.MaxPositions-1))
 		}
 	}
-	var vals []onnx.ORTValue
-	defer func() { onnx.DestroyAll(vals...) }()
-	keep := func(v onnx.ORTValue, err error) error {
-		if err == nil {
-			vals = append(vals, v)
-		}
-		return err
-	}
 	B, T := int64(b), int64(t)
-	if err := keep(onnx.TensorI64(ids, B, T)); err != nil {
-		return err
-	}
-	if err := keep(onnx.TensorI64(pos, B, T)); err != nil {
-		return err
-	}
-	if err := keep(onnx.TensorI32(seqLens, B)); err != nil {
-		return err
-	}
-	if err := keep(onnx.TensorI32([]int32{int32(most)}, 1)); err != nil {
-		return err
-	}
+	io := &runIO{b: d.bind}
+	io.inI64(InputIDs, ids, B, T)
+	io.inI64(PositionIDs, pos, B, T)
+	io.inI32(SeqLensInput, seqLens, B)
+	io.inI32(TotalLengthInput, []int32{int32(most)}, 1)
 	h, hd := int64(c.NumHeads), int64(c.HeadDim())
 	n := b * c.NumHeads * kv.Capacity * c.HeadDim()
-	caches := make([]onnx.ORTValue, 0, 2*c.NumLayers)
 	for l := 0; l < c.NumLayers; l++ {
-		for _, buf := range [][]float32{kv.Keys[l][:n], kv.Values[l][:n]} {
-			if err := keep(onnx.TensorF32(buf, B, h, int64(kv.Capacity), hd)); err != nil {
-				return err
+		for i, buf := range [][]float32{kv.Keys[l][:n], kv.Values[l][:n]} {
+			// The same tensor as input and output: the kernel sees past and
+			// present share memory and appends in place.
+			ct, err := onnx.NewHostTensorF32(buf, B, h, int64(kv.Capacity), hd)
+			ct = io.hold(ct, err, PastKey(l))
+			if i == 0 {
+				io.in(PastKey(l), ct)
+				io.out(PresentKey(l), ct)
+			} else {
+				io.in(PastValue(l), ct)
+				io.out(PresentValue(l), ct)
 			}
-			caches = append(caches, vals[len(vals)-1])
 		}
 	}
-	ins := append(vals[:len(vals):len(vals)], d.params...)
-	if err := keep(onnx.TensorF32(out.Logits[:b*c.VocabSize], B, int64(c.VocabSize))); err != nil {
-		return err
+	if d.graph.Params != nil && io.err == nil {
+		io.err = d.store.bindParams(d.bind, d.graph.Params)
 	}
-	outs := []onnx.ORTValue{vals[len(vals)-1], nil, nil}
-	if out.LogSumExp != nil {
-		if err := keep(onnx.TensorF32(out.LogSumExp[:b], B)); err != nil {
-			return err
-		}
-		outs[1] = vals[len(vals)-1]
-	}
-	if out.ArgMax != nil {
-		if err := keep(onnx.TensorI64(out.ArgMax[:b], B)); err != nil {
-			return err
-		}
-		outs[2] = vals[len(vals)-1]
-	}
-	// The same tensors as inputs and outputs: the kernel sees past and
-	// present share memory and appends in place.
-	outs = append(outs, caches...)
-	err := d.session.RunInto(ins, outs)
-	// Outputs nobody asked for were allocated by ONNX Runtime.
-	if out.LogSumExp == nil && outs[1] != nil {
-		outs[1].Destroy()
-	}
-	if out.ArgMax == nil && outs[2] != nil {
-		outs[2].Destroy()
-	}
-	if err != nil {
+	out.bind(io, b, c.VocabSize)
+	if err := io.run(nil); err != nil {
 		return fmt.Errorf("policy: decode step (%d rows, %d new tokens): %w", b, t, err)
 	}
 	for r := range kv.Lens {
@@ -384,11 +338,16 @@ func (d *CachedDecoder) Append(ids []int64, t int, counts []int, kv *Cache, out 
 	return nil
 }
 
-// Destroy closes the session and releases the parameter views.
+// Destroy closes the session and releases the binding and a store of the
+// decoder's own.
 func (d *CachedDecoder) Destroy() {
-	if d != nil {
-		onnx.DestroyAll(d.params...)
-		d.params = nil
-		d.session.Destroy()
+	if d == nil {
+		return
 	}
+	d.bind.Destroy()
+	d.session.Destroy()
+	if d.private {
+		d.store.Destroy()
+	}
+	d.bind, d.session, d.store = nil, nil, nil
 }

@@ -14,6 +14,14 @@
 // hand-derived backward; training graphs (BuildTrain, Trainer) run the same
 // forward and return every parameter's gradient, and the decode graph
 // (Generator) runs it one token at a time over a key/value cache.
+//
+// Every session runs through an IoBinding (onnx.BoundSession), on CPU and
+// on CUDA alike: the weights that graphs take as inputs, the gradients and
+// the key/value caches are tensors where the session computes (a
+// ParamStore: views of Go memory on CPU, device memory on CUDA), shared by
+// the sessions of a training run, and only what the caller reads (the loss,
+// log-probs, pooled features, a decode step's logits or just their
+// statistics) crosses to Go. The optimiser runs there too (Optimizer).
 package policy
 
 import (

@@ -20,14 +20,37 @@ func PresentKey(l int) string { return fmt.Sprintf("present_key.%d", l) }
 // tokens, F32 [B,H,P+T,hd].
 func PresentValue(l int) string { return fmt.Sprintf("present_value.%d", l) }
 
-// DecodeGraph is a built decode graph with its input and output names.
+// Names of the decode graphs' extra inputs and outputs.
+const (
+	// RowsInput is I64 [B]: for each row of a standard decode step, the row
+	// of the past cache it continues (ascending), so that rows whose
+	// sequences ended leave the batch without a copy outside the graph.
+	RowsInput = "rows"
+	// LogSumExpOutput is F32 [B]: log Σ exp of each row's logits, so that a
+	// token's log-probability is its logit minus it, with no pass over the
+	// vocabulary in Go.
+	LogSumExpOutput = "logsumexp"
+	// ArgMaxOutput is I64 [B]: the first index of each row's largest logit,
+	// the greedy choice.
+	ArgMaxOutput = "argmax"
+	// MaxLogitOutput is F32 [B]: each row's largest logit, so that greedy
+	// decoding needs nothing of the logits but these three outputs.
+	MaxLogitOutput = "max_logit"
+)
+
+// DecodeGraph is a built standard decode graph with its input and output
+// names.
 //
 // Inputs, in order: input_ids [B,T], attention_mask [B,P+T] (over the past
-// and the new tokens), position_ids [B,T], then past_key.L and past_value.L
-// [B,H,P,hd] for each layer L. P may be 0 (the prefill).
+// and the new tokens), position_ids [B,T], rows [B], then past_key.L and
+// past_value.L [B0,H,C,hd] for each layer L: a cache of capacity C holding P
+// tokens per row (P may be 0: the prefill), of which rows picks the B rows
+// that go on.
 //
-// Outputs, in order: logits of the last new token only [B,V], then
-// present_key.L and present_value.L [B,H,P+T,hd] for each layer.
+// Outputs, in order: logits of the last new token only [B,V], logsumexp,
+// argmax and max_logit [B], then present_key.L and present_value.L
+// [B,H,C,hd]: the past rows picked, with the new tokens' keys and values
+// written at P…P+T−1.
 type DecodeGraph struct {
 	Graph   *onnx.Graph
 	Inputs  []string
@@ -42,6 +65,11 @@ type DecodeOptions struct {
 	// the model's memory, instead of initializers copied when the session
 	// opens, so decoding sees every optimiser update (PPO's rollouts).
 	ParamInputs bool
+	// Params, with ParamInputs, is the store a decoder reads the weights
+	// from, shared with the sessions that update them (see ParamStore); nil
+	// gives the decoder a store of its own. Its caches live where the
+	// store's tensors do. It takes no part in the graph.
+	Params *ParamStore
 	// Standard makes a Generator decode on the standard-operator graph
 	// (BuildDecode, Decoder), which concatenates each step's keys and values
 	// to copies of the past, rather than on the fused kernels' cached graph
@@ -52,11 +80,12 @@ type DecodeOptions struct {
 
 // BuildDecode builds the key/value-cached inference graph from standard
 // operators, with the weights as initializers or, with ParamInputs, as
-// inputs after the caches. Each step returns the past and new keys and
-// values together as new tensors (see BuildCachedDecode for a cache written
-// in place). A step
-// costs work in proportion to B×T×(P+T) for attention and B×T for everything
-// else: nothing of the past is recomputed.
+// inputs after the caches. The cache has a fixed capacity: each step reads
+// one copy of it and writes the next (ScatterElements), so the caches can
+// be preallocated once, where the session computes, and stay there between
+// steps (see KVCache). A step costs work in proportion to B×T×(P+T) for
+// attention and B×T for everything else: nothing of the past is
+// recomputed; the cache is copied on the device, never to the host.
 func BuildDecode(m *Model, o DecodeOptions) (*DecodeGraph, error) {
 	c := m.Config
 	if err := c.Validate(); err != nil {
@@ -68,11 +97,13 @@ func BuildDecode(m *Model, o DecodeOptions) (*DecodeGraph, error) {
 	ids := g.Input(InputIDs, onnx.Int64, "batch", "seq")
 	mask := g.Input(AttentionMask, onnx.Int64, "batch", "total")
 	pos := g.Input(PositionIDs, onnx.Int64, "batch", "seq")
-	dg := &DecodeGraph{Graph: g, Inputs: []string{InputIDs, AttentionMask, PositionIDs}, Outputs: []string{LogitsOutput}}
+	rows := g.Input(RowsInput, onnx.Int64, "batch")
+	dg := &DecodeGraph{Graph: g, Inputs: []string{InputIDs, AttentionMask, PositionIDs, RowsInput},
+		Outputs: []string{LogitsOutput, LogSumExpOutput, ArgMaxOutput, MaxLogitOutput}}
 	past := make([][2]onnx.Value, c.NumLayers)
 	for l := range past {
-		past[l][0] = g.Input(PastKey(l), onnx.Float, "batch", h, "past", hd)
-		past[l][1] = g.Input(PastValue(l), onnx.Float, "batch", h, "past", hd)
+		past[l][0] = g.Input(PastKey(l), onnx.Float, "past_batch", h, "capacity", hd)
+		past[l][1] = g.Input(PastValue(l), onnx.Float, "past_batch", h, "capacity", hd)
 		dg.Inputs = append(dg.Inputs, PastKey(l), PastValue(l))
 	}
 	if o.ParamInputs {
@@ -81,6 +112,7 @@ func BuildDecode(m *Model, o DecodeOptions) (*DecodeGraph, error) {
 			dg.Inputs = append(dg.Inputs, s.Name)
 		}
 	}
+	b.cache = newCacheWrite(g, c, ids, mask, rows)
 
 	x := g.Gather(b.weight("gpt_neox.embed_in.weight"), ids, 0) // (B,T,D)
 	bias := b.cachedMaskBias(ids, mask)
@@ -95,13 +127,61 @@ func BuildDecode(m *Model, o DecodeOptions) (*DecodeGraph, error) {
 	// (B,D), not (B,T,D).
 	x = g.Gather(x, g.ScalarI64(-1), 1) // (B,D)
 	x = b.layerNorm(x, "gpt_neox.final_layer_norm", nil)
-	g.Output(b.dense(x, b.outName(), ""), LogitsOutput, onnx.Float, "batch", c.VocabSize)
+	logits := g.Rename(b.dense(x, b.outName(), ""), LogitsOutput)
+	g.Output(logits, LogitsOutput, onnx.Float, "batch", c.VocabSize)
+	logitStats(g, logits)
 	for l := range present {
-		g.Output(present[l][0], PresentKey(l), onnx.Float, "batch", h, "total", hd)
-		g.Output(present[l][1], PresentValue(l), onnx.Float, "batch", h, "total", hd)
+		g.Output(present[l][0], PresentKey(l), onnx.Float, "batch", h, "capacity", hd)
+		g.Output(present[l][1], PresentValue(l), onnx.Float, "batch", h, "capacity", hd)
 		dg.Outputs = append(dg.Outputs, PresentKey(l), PresentValue(l))
 	}
 	return dg, nil
+}
+
+// logitStats adds the outputs logsumexp, argmax and max_logit of logits
+// [B,V]. log Σ exp(l) = m + log Σ exp(l − m) with m the row's maximum: a
+// tenth of the time of ReduceLogSumExp, whose CPU kernel is not vectorised.
+func logitStats(g *onnx.Graph, logits onnx.Value) {
+	top := g.ReduceMax(logits, true, 1)
+	lse := g.Add(g.Log(g.ReduceSum(g.Exp(g.Sub(logits, top)), true, 1)), top)
+	g.Output(g.Squeeze(lse, 1), LogSumExpOutput, onnx.Float, "batch")
+	argmax := g.Op("ArgMax", []onnx.Value{logits}, onnx.AttrInt("axis", 1), onnx.AttrInt("keepdims", 0))
+	g.Output(argmax, ArgMaxOutput, onnx.Int64, "batch")
+	g.Output(g.Squeeze(top, 1), MaxLogitOutput, onnx.Float, "batch")
+}
+
+// cacheWrite writes a decode step's keys and values into a capacity-sized
+// cache: the past rows picked by rows, with the T new tokens at P…P+T−1.
+type cacheWrite struct {
+	g     *onnx.Graph
+	rows  onnx.Value // (B) I64
+	index onnx.Value // (B,H,T,hd) I64: P+t at every [b,h,t,·]
+	total onnx.Value // [P+T]
+}
+
+func newCacheWrite(g *onnx.Graph, c Config, ids, mask, rows onnx.Value) *cacheWrite {
+	shape := g.Shape(ids)                                                   // [B,T]
+	t := g.Gather(shape, g.ScalarI64(1), 0)                                 // T
+	total := g.Slice(g.Shape(mask), []int64{1}, []int64{2}, []int64{0})     // [P+T]
+	k := g.Squeeze(total, 0)                                                // P+T
+	at := g.Op("Range", []onnx.Value{g.Sub(k, t), k, g.ScalarI64(1)})       // (T)
+	dims := g.Concat(0, g.Slice(shape, []int64{0}, []int64{1}, []int64{0}), // [B,H,T,hd]
+		g.ConstI64(int64(c.NumHeads)), g.Slice(shape, []int64{1}, []int64{2}, []int64{0}), g.ConstI64(int64(c.HeadDim())))
+	index := g.Op("Expand", []onnx.Value{g.Reshape(at, 1, 1, -1, 1), dims})
+	return &cacheWrite{g: g, rows: rows, index: index, total: total}
+}
+
+// write returns the cache after the step: the past (B0,H,C,hd) at the
+// picked rows with the new keys or values (B,H,T,hd) written in.
+func (w *cacheWrite) write(past, x onnx.Value) onnx.Value {
+	g := w.g
+	return g.Op("ScatterElements", []onnx.Value{g.Gather(past, w.rows, 0), w.index, x}, onnx.AttrInt("axis", 2))
+}
+
+// read is the cache's first P+T tokens, what the step's attention sees.
+func (w *cacheWrite) read(cache onnx.Value) onnx.Value {
+	g := w.g
+	return g.Op("Slice", []onnx.Value{cache, g.ConstI64(0), w.total, g.ConstI64(2)})
 }
 
 // cachedMaskBias is the additive attention bias (B,1,T,P+T) for T new tokens
@@ -119,76 +199,97 @@ func (b *builder) cachedMaskBias(ids, mask onnx.Value) onnx.Value {
 	return g.Where(allowed, g.ScalarF32(0), g.ScalarF32(-1e9))
 }
 
-// KVCache holds every layer's keys and values for B rows of P tokens, each
-// F32 [B,H,P,hd] row-major in the first B·H·P·hd values of Keys[l] and
-// Values[l]. The slices may be longer, leaving room for a cache to grow
-// without reallocation (see NewKVCache).
+// KVCache is the standard decoder's key/value cache: every layer's keys and
+// values for up to Rows rows of Capacity tokens, [Rows,H,Capacity,hd], of
+// which the first B rows hold P tokens each. It is two sets of tensors
+// allocated once where the decoder's store lives (device memory on CUDA, Go
+// memory on CPU), which decode steps read from and write to in turn: the
+// cache stays where the session computes between steps. Destroy it when
+// done.
 type KVCache struct {
-	B, P   int
-	Keys   [][]float32
-	Values [][]float32
+	B, P           int
+	rows, capacity int
+	sets           [2][]*onnx.DeviceTensor // per set: layer 0's keys, its values, layer 1's…
+	cur            int                     // the set holding the cache now
 }
 
-// NewKVCache allocates an empty cache (P = 0) with room for b rows of
-// capacity tokens.
-func NewKVCache(c Config, b, capacity int) *KVCache {
-	kv := &KVCache{B: b, Keys: make([][]float32, c.NumLayers), Values: make([][]float32, c.NumLayers)}
-	n := b * c.NumHeads * capacity * c.HeadDim()
-	for l := range kv.Keys {
-		kv.Keys[l] = make([]float32, n)
-		kv.Values[l] = make([]float32, n)
+// NewKVCache allocates an empty cache (B = P = 0) with room for rows rows
+// of capacity tokens, where the decoder's tensors live.
+func (d *Decoder) NewKVCache(rows, capacity int) (*KVCache, error) {
+	c := d.cfg
+	if rows <= 0 || capacity <= 0 {
+		return nil, fmt.Errorf("policy: key/value cache of %d rows × %d tokens", rows, capacity)
 	}
-	return kv
-}
-
-// Capacity is how many tokens per row of b rows the cache's buffers hold.
-func (kv *KVCache) Capacity(c Config, b int) int {
-	if len(kv.Keys) == 0 || b <= 0 {
-		return 0
-	}
-	return len(kv.Keys[0]) / (b * c.NumHeads * c.HeadDim())
-}
-
-// Keep compacts the cache to the rows listed in rows (ascending indices of
-// current rows), in place.
-func (kv *KVCache) Keep(c Config, rows []int) {
-	block := c.NumHeads * kv.P * c.HeadDim()
-	for l := range kv.Keys {
-		for i, r := range rows {
-			if i != r {
-				copy(kv.Keys[l][i*block:(i+1)*block], kv.Keys[l][r*block:(r+1)*block])
-				copy(kv.Values[l][i*block:(i+1)*block], kv.Values[l][r*block:(r+1)*block])
+	kv := &KVCache{rows: rows, capacity: capacity}
+	for k := range kv.sets {
+		for range 2 * c.NumLayers {
+			t, err := d.store.NewTensor(int64(rows), int64(c.NumHeads), int64(capacity), int64(c.HeadDim()))
+			if err != nil {
+				kv.Destroy()
+				return nil, fmt.Errorf("policy: key/value cache of %d rows × %d tokens: %w", rows, capacity, err)
 			}
+			kv.sets[k] = append(kv.sets[k], t)
 		}
 	}
-	kv.B = len(rows)
+	return kv, nil
 }
 
-// Decoder runs the decode graph in an ONNX Runtime session. Destroy it when
-// done. A Decoder is not safe for concurrent use.
+// Rows is how many rows the cache holds.
+func (kv *KVCache) Rows() int { return kv.rows }
+
+// Capacity is how many tokens each row holds.
+func (kv *KVCache) Capacity() int { return kv.capacity }
+
+// Reset empties the cache for b rows, whose prefill comes next.
+func (kv *KVCache) Reset(b int) { kv.B, kv.P = b, 0 }
+
+// Destroy releases the cache's tensors.
+func (kv *KVCache) Destroy() {
+	if kv == nil {
+		return
+	}
+	for _, set := range kv.sets {
+		for _, t := range set {
+			t.Destroy()
+		}
+	}
+	kv.sets = [2][]*onnx.DeviceTensor{}
+}
+
+// Decoder runs the standard decode graph in an ONNX Runtime session,
+// through a binding: the cache is bound where it lives, and only the
+// outputs asked for come back to Go. Destroy it when done. A Decoder is not
+// safe for concurrent use.
 type Decoder struct {
 	cfg     Config
 	graph   *DecodeGraph
-	session *onnx.Session
-	params  []onnx.ORTValue // with ParamInputs: views of the model's weights
+	session *onnx.BoundSession
+	bind    *onnx.Binding
+	store   *ParamStore // the weights with ParamInputs, and the caches' memory
+	private bool        // the store is the decoder's own
 }
 
-// NewDecoder builds the decode graph and opens its session.
+// NewDecoder builds the standard decode graph and opens its session. The
+// weights, with ParamInputs, and the caches' memory come from o.Params, or
+// from a store of the decoder's own when that is nil.
 func NewDecoder(m *Model, so onnx.Options, o DecodeOptions) (*Decoder, error) {
 	dg, err := BuildDecode(m, o)
 	if err != nil {
 		return nil, err
 	}
-	s, err := onnx.NewGraphSession(dg.Graph, dg.Inputs, dg.Outputs, so)
-	if err != nil {
-		return nil, err
-	}
-	d := &Decoder{cfg: m.Config, graph: dg, session: s}
-	if o.ParamInputs {
-		if d.params, err = paramTensors(m, dg.Params); err != nil {
-			d.Destroy()
+	d := &Decoder{cfg: m.Config, graph: dg, store: o.Params}
+	if d.store == nil {
+		if d.store, err = NewParamStore(m, so); err != nil {
 			return nil, err
 		}
+		d.private = true
+	}
+	if d.session, err = onnx.NewBoundGraphSession(dg.Graph, so); err == nil {
+		d.bind, err = d.session.NewBinding()
+	}
+	if err != nil {
+		d.Destroy()
+		return nil, err
 	}
 	return d, nil
 }
@@ -196,17 +297,84 @@ func NewDecoder(m *Model, so onnx.Options, o DecodeOptions) (*Decoder, error) {
 // Config is the decoded model's configuration.
 func (d *Decoder) Config() Config { return d.cfg }
 
-// Step runs t new tokens for each of past.B rows after the past.P cached ones.
-// ids and pos are [B,t] row-major, mask is [B,P+t] (the past's mask followed by
-// the new tokens'). It writes the logits of each row's last new token into
-// logits [B,V] and the keys and values of past and new tokens into present,
-// whose buffers must hold B rows of P+t tokens and must not be past's; present
-// then has B = past.B and P = past.P + t. The caller keeps all the memory:
-// ONNX Runtime reads and writes Go slices in place.
-func (d *Decoder) Step(ids, mask, pos []int64, t int, past, present *KVCache, logits []float32) error {
+// DecodeOutputs receives what a decode step gives for each row's last new
+// token. Logits go to Logits in Go memory or, when that is nil, stay in
+// LogitsTensor (where the decoder computes): greedy decoding needs only the
+// three statistics.
+type DecodeOutputs struct {
+	// Logits is [B,V].
+	Logits []float32
+	// LogitsTensor, used when Logits is nil, holds at least B×V values; the
+	// logits are written into its first B×V.
+	LogitsTensor *onnx.DeviceTensor
+	// LogSumExp, if not nil, receives log Σ exp(Logits) of each row, [B].
+	LogSumExp []float32
+	// ArgMax, if not nil, receives the first index of each row's largest
+	// logit, [B].
+	ArgMax []int64
+	// MaxLogit, if not nil, receives each row's largest logit, [B].
+	MaxLogit []float32
+}
+
+// check reports buffers too small for b rows of vocabulary v.
+func (out DecodeOutputs) check(b, v int) error {
+	switch {
+	case out.Logits == nil && out.LogitsTensor == nil:
+		return fmt.Errorf("policy: decode step: no logits buffer")
+	case out.Logits != nil && len(out.Logits) < b*v:
+		return fmt.Errorf("policy: decode step: logits buffer holds %d values, want %d×%d", len(out.Logits), b, v)
+	case out.Logits == nil && out.LogitsTensor.Len() < b*v:
+		return fmt.Errorf("policy: decode step: logits tensor holds %d values, want %d×%d", out.LogitsTensor.Len(), b, v)
+	case out.LogSumExp != nil && len(out.LogSumExp) < b:
+		return fmt.Errorf("policy: decode step: log-sum-exp buffer holds %d values, want %d", len(out.LogSumExp), b)
+	case out.ArgMax != nil && len(out.ArgMax) < b:
+		return fmt.Errorf("policy: decode step: argmax buffer holds %d values, want %d", len(out.ArgMax), b)
+	case out.MaxLogit != nil && len(out.MaxLogit) < b:
+		return fmt.Errorf("policy: decode step: max-logit buffer holds %d values, want %d", len(out.MaxLogit), b)
+	}
+	return nil
+}
+
+// bind binds the outputs of b rows: those asked for to their buffers, the
+// others to the host (and dropped) as the graph computes them anyway.
+func (out DecodeOutputs) bind(io *runIO, b, v int) {
+	B := int64(b)
+	if out.Logits != nil {
+		io.outF32(LogitsOutput, out.Logits[:b*v], B, int64(v))
+	} else {
+		io.view(LogitsOutput, out.LogitsTensor, true, B, int64(v))
+	}
+	lse, top, am := out.LogSumExp, out.MaxLogit, out.ArgMax
+	if lse == nil {
+		lse = make([]float32, b)
+	}
+	if top == nil {
+		top = make([]float32, b)
+	}
+	if am == nil {
+		am = make([]int64, b)
+	}
+	io.outF32(LogSumExpOutput, lse[:b], B)
+	io.outF32(MaxLogitOutput, top[:b], B)
+	io.outI64(ArgMaxOutput, am[:b], B)
+}
+
+// Step runs t new tokens for each of len(rows) rows after the kv.P cached
+// ones. rows lists, ascending, the cache rows that go on (nil: all kv.B);
+// ids and pos are [B,t] row-major for those rows, mask is [B,P+t] (the
+// past's mask followed by the new tokens'). It writes the logits of each
+// row's last new token, and what else out asks for, into out, and the new
+// keys and values into the cache, which then has B = len(rows) and P = P+t.
+func (d *Decoder) Step(ids, mask, pos []int64, t int, rows []int64, kv *KVCache, out DecodeOutputs) error {
 	c := d.cfg
-	b, p := past.B, past.P
-	h, hd := c.NumHeads, c.HeadDim()
+	p := kv.P
+	if rows == nil {
+		rows = make([]int64, kv.B)
+		for i := range rows {
+			rows[i] = int64(i)
+		}
+	}
+	b := len(rows)
 	switch {
 	case b <= 0 || t <= 0:
 		return fmt.Errorf("policy: decode step of %d rows × %d tokens", b, t)
@@ -214,73 +382,57 @@ func (d *Decoder) Step(ids, mask, pos []int64, t int, past, present *KVCache, lo
 		return fmt.Errorf("policy: decode step: %d ids and %d positions, want %d×%d", len(ids), len(pos), b, t)
 	case len(mask) != b*(p+t):
 		return fmt.Errorf("policy: decode step: attention mask has %d values, want %d×%d", len(mask), b, p+t)
-	case len(logits) < b*c.VocabSize:
-		return fmt.Errorf("policy: decode step: logits buffer holds %d values, want %d×%d", len(logits), b, c.VocabSize)
-	case len(past.Keys) != c.NumLayers || len(present.Keys) != c.NumLayers || len(past.Values) != c.NumLayers || len(present.Values) != c.NumLayers:
-		return fmt.Errorf("policy: decode step: caches for %d and %d layers, want %d", len(past.Keys), len(present.Keys), c.NumLayers)
-	case present.Capacity(c, b) < p+t:
-		return fmt.Errorf("policy: decode step: present cache holds %d tokens per row, want %d", present.Capacity(c, b), p+t)
+	case kv.B > kv.rows || b > kv.rows:
+		return fmt.Errorf("policy: decode step: %d rows, the cache holds %d", max(b, kv.B), kv.rows)
+	case p+t > kv.capacity:
+		return fmt.Errorf("policy: decode step: %d tokens per row, the cache holds %d", p+t, kv.capacity)
+	case len(kv.sets[0]) != 2*c.NumLayers:
+		return fmt.Errorf("policy: decode step: a cache of %d tensors, want %d", len(kv.sets[0]), 2*c.NumLayers)
 	}
-	var vals []onnx.ORTValue
-	defer func() { onnx.DestroyAll(vals...) }()
-	i64 := func(data []int64, shape ...int64) error {
-		v, err := onnx.TensorI64(data, shape...)
-		if err == nil {
-			vals = append(vals, v)
+	for i, r := range rows {
+		if r < 0 || int(r) >= kv.B || i > 0 && r <= rows[i-1] {
+			return fmt.Errorf("policy: decode step: rows %v: want ascending rows of the %d cached", rows, kv.B)
 		}
+	}
+	if err := out.check(b, c.VocabSize); err != nil {
 		return err
 	}
-	f32 := func(data []float32, shape ...int64) error {
-		v, err := onnx.TensorF32(data, shape...)
-		if err == nil {
-			vals = append(vals, v)
-		}
-		return err
-	}
-	B, T, P, H, HD := int64(b), int64(t), int64(p), int64(h), int64(hd)
-	if err := i64(ids, B, T); err != nil {
-		return err
-	}
-	if err := i64(mask, B, P+T); err != nil {
-		return err
-	}
-	if err := i64(pos, B, T); err != nil {
-		return err
-	}
-	pastN, presN := b*h*p*hd, b*h*(p+t)*hd
+	B, T, H, C, HD := int64(b), int64(t), int64(c.NumHeads), int64(kv.capacity), int64(c.HeadDim())
+	io := &runIO{b: d.bind}
+	io.inI64(InputIDs, ids, B, T)
+	io.inI64(AttentionMask, mask, B, int64(p+t))
+	io.inI64(PositionIDs, pos, B, T)
+	io.inI64(RowsInput, rows, B)
+	pastB := int64(kv.B)
+	past, present := kv.sets[kv.cur], kv.sets[1-kv.cur]
 	for l := 0; l < c.NumLayers; l++ {
-		if err := f32(past.Keys[l][:pastN], B, H, P, HD); err != nil {
-			return err
-		}
-		if err := f32(past.Values[l][:pastN], B, H, P, HD); err != nil {
-			return err
-		}
+		io.view(PastKey(l), past[2*l], false, pastB, H, C, HD)
+		io.view(PastValue(l), past[2*l+1], false, pastB, H, C, HD)
+		io.view(PresentKey(l), present[2*l], true, B, H, C, HD)
+		io.view(PresentValue(l), present[2*l+1], true, B, H, C, HD)
 	}
-	ins := append(vals[:len(vals):len(vals)], d.params...)
-	nIn := len(vals)
-	if err := f32(logits[:b*c.VocabSize], B, int64(c.VocabSize)); err != nil {
-		return err
+	if d.graph.Params != nil && io.err == nil {
+		io.err = d.store.bindParams(d.bind, d.graph.Params)
 	}
-	for l := 0; l < c.NumLayers; l++ {
-		if err := f32(present.Keys[l][:presN], B, H, P+T, HD); err != nil {
-			return err
-		}
-		if err := f32(present.Values[l][:presN], B, H, P+T, HD); err != nil {
-			return err
-		}
-	}
-	if err := d.session.RunInto(ins, vals[nIn:]); err != nil {
+	out.bind(io, b, c.VocabSize)
+	if err := io.run(nil); err != nil {
 		return fmt.Errorf("policy: decode step (%d rows, %d past, %d new tokens): %w", b, p, t, err)
 	}
-	present.B, present.P = b, p+t
+	kv.cur = 1 - kv.cur
+	kv.B, kv.P = b, p+t
 	return nil
 }
 
-// Destroy closes the session and releases the parameter views.
+// Destroy closes the session and releases the binding and a store of the
+// decoder's own.
 func (d *Decoder) Destroy() {
-	if d != nil {
-		onnx.DestroyAll(d.params...)
-		d.params = nil
-		d.session.Destroy()
+	if d == nil {
+		return
 	}
+	d.bind.Destroy()
+	d.session.Destroy()
+	if d.private {
+		d.store.Destroy()
+	}
+	d.bind, d.session, d.store = nil, nil, nil
 }

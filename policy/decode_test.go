@@ -3,6 +3,7 @@ package policy
 import (
 	"math"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"irl/onnx"
@@ -50,7 +51,12 @@ func TestDecodeMatchesForward(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer d.Destroy()
-			past, present := NewKVCache(c, ref.b, ref.s), NewKVCache(c, ref.b, ref.s)
+			kv, err := d.NewKVCache(ref.b, ref.s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer kv.Destroy()
+			kv.Reset(ref.b)
 			logits := make([]float32, ref.b*c.VocabSize)
 			cols := func(x []int64, from, to int) []int64 {
 				var y []int64
@@ -63,12 +69,12 @@ func TestDecodeMatchesForward(t *testing.T) {
 			// Chunks of new tokens: a prefill of 5, single steps, then 3 at once.
 			for _, chunk := range [][2]int{{0, 5}, {5, 6}, {6, 7}, {7, 8}, {8, 9}, {9, 12}} {
 				from, to := chunk[0], chunk[1]
-				err := d.Step(cols(ids, from, to), cols(mask, 0, to), cols(pos, from, to), to-from, past, present, logits)
+				err := d.Step(cols(ids, from, to), cols(mask, 0, to), cols(pos, from, to), to-from, nil, kv, DecodeOutputs{Logits: logits})
 				if err != nil {
 					t.Fatal(err)
 				}
-				if present.P != to || present.B != ref.b {
-					t.Fatalf("present cache is %d×%d, want %d×%d", present.B, present.P, ref.b, to)
+				if kv.P != to || kv.B != ref.b {
+					t.Fatalf("the cache holds %d×%d, want %d×%d", kv.B, kv.P, ref.b, to)
 				}
 				var wantFull, wantRef []float32
 				for row := 0; row < ref.b; row++ {
@@ -85,24 +91,85 @@ func TestDecodeMatchesForward(t *testing.T) {
 					t.Errorf("tokens %d…%d: logits differ from transformers' by %.3g", from, to-1, diffRef)
 				}
 				t.Logf("tokens %d…%d: max abs error %.3g vs forward, %.3g vs transformers", from, to-1, diff, diffRef)
-				past, present = present, past
 			}
 		})
 	}
 }
 
-// Keep compacts rows of a cache in place.
-func TestKVCacheKeep(t *testing.T) {
-	c := Config{NumLayers: 1, NumHeads: 1, HiddenSize: 2}
-	kv := NewKVCache(c, 3, 2)
-	kv.P = 2
-	for i := range kv.Keys[0] {
-		kv.Keys[0][i] = float32(i)
-		kv.Values[0][i] = float32(-i)
+// A step that lists the rows going on carries only those rows of the
+// cache: its logits are those of the same rows in a step of the whole
+// batch, and the steps after it see the rows' own past.
+func TestDecodeRows(t *testing.T) {
+	m, ref := loadFixture(t, "tiny-neox-parallel")
+	c := m.Config
+	v := c.VocabSize
+	ids, mask := ref.i64(t, "input_ids"), ref.i64(t, "attention_mask")
+	pos := PositionsFromMask(mask, ref.b, ref.s)
+	d, err := NewDecoder(m, onnx.Options{Threads: 1}, DecodeOptions{})
+	if err != nil {
+		t.Fatal(err)
 	}
-	kv.Keep(c, []int{0, 2})
-	if kv.B != 2 || kv.Keys[0][4] != 8 || kv.Keys[0][7] != 11 || kv.Values[0][5] != -9 || kv.Keys[0][3] != 3 {
-		t.Errorf("after Keep: B %d, keys %v", kv.B, kv.Keys[0])
+	defer d.Destroy()
+	cols := func(x []int64, rows []int, from, to int) []int64 {
+		var y []int64
+		for _, row := range rows {
+			y = append(y, x[row*ref.s+from:row*ref.s+to]...)
+		}
+		return y
+	}
+	all, last := []int{0, 1}, []int{1}
+	// steps runs a prefill of 6 tokens over both rows, then single tokens
+	// 6…9, from token 7 on for the rows in keep only, and returns the
+	// logits of each step's last row.
+	steps := func(keep []int) [][]float32 {
+		kv, err := d.NewKVCache(ref.b, ref.s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer kv.Destroy()
+		kv.Reset(ref.b)
+		var got [][]float32
+		rows := all
+		for to := 6; to <= 9; to++ {
+			from := to - 1
+			if to == 6 {
+				from = 0
+			}
+			var sel []int64
+			if to == 8 && len(keep) < len(all) {
+				for _, r := range keep {
+					sel = append(sel, int64(r))
+				}
+				rows = keep
+			}
+			logits := make([]float32, len(rows)*v)
+			if err := d.Step(cols(ids, rows, from, to), cols(mask, rows, 0, to), cols(pos, rows, from, to), to-from, sel, kv, DecodeOutputs{Logits: logits}); err != nil {
+				t.Fatal(err)
+			}
+			if kv.B != len(rows) || kv.P != to {
+				t.Fatalf("after tokens up to %d: the cache holds %d×%d, want %d×%d", to, kv.B, kv.P, len(rows), to)
+			}
+			got = append(got, logits[(len(rows)-1)*v:])
+		}
+		return got
+	}
+	whole, kept := steps(all), steps(last)
+	for i := range whole {
+		diff, scale := maxAbsDiff(kept[i], whole[i])
+		if diff > 1e-5*math.Max(1, scale) {
+			t.Errorf("step %d: row 1 carried alone differs from the whole batch's by %.3g", i, diff)
+		}
+	}
+	if err := func() error {
+		kv, err := d.NewKVCache(1, 4)
+		if err != nil {
+			return err
+		}
+		defer kv.Destroy()
+		kv.Reset(1)
+		return d.Step([]int64{1, 2, 3, 4, 5}, []int64{1, 1, 1, 1, 1}, []int64{0, 1, 2, 3, 4}, 5, nil, kv, DecodeOutputs{Logits: make([]float32, v)})
+	}(); err == nil || !strings.Contains(err.Error(), "the cache holds 4") {
+		t.Errorf("a step past the cache's capacity: %v", err)
 	}
 }
 

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"math"
 	"runtime"
 	"sync"
 	"time"
@@ -47,16 +48,21 @@ type Generation struct {
 // one token per step. Destroy it when done. A Generator is not safe for
 // concurrent use.
 type Generator struct {
-	// Exactly one decoder: the cached one on the fused kernels, or the
-	// standard one.
-	cdec   *CachedDecoder
-	dec    *Decoder
-	cfg    Config
-	kv     [2]*KVCache // the standard decoder's, reused between batches when large enough
-	ckv    *Cache      // the cached decoder's, likewise
-	logits []float32
-	lse    []float32
-	argmax []int64
+	// Exactly one decoder: the cached one on the fused kernels (CPU), or
+	// the standard one.
+	cdec *CachedDecoder
+	dec  *Decoder
+	cfg  Config
+	kv   *KVCache // the standard decoder's, reused between batches when large enough
+	ckv  *Cache   // the cached decoder's, likewise
+	// logitsT is where the standard decoder leaves the logits when the
+	// sampler needs only the statistics below (greedy decoding): device
+	// memory on CUDA, which then never crosses to the host.
+	logitsT *onnx.DeviceTensor
+	logits  []float32
+	lse     []float32
+	top     []float32
+	argmax  []int64
 	// sampling is the time spent choosing tokens from logits, in Go, over
 	// the generator's life (for benchmarks).
 	sampling time.Duration
@@ -69,20 +75,22 @@ func NewGenerator(m *Model, so onnx.Options) (*Generator, error) {
 	return NewGeneratorWith(m, so, DecodeOptions{})
 }
 
-// NewLiveGenerator is NewGenerator with the weights read from m's memory at
+// NewLiveGenerator is NewGenerator with the weights read from store at
 // every step, so that generation always uses the current weights of a model
-// being trained.
-func NewLiveGenerator(m *Model, so onnx.Options) (*Generator, error) {
-	return NewGeneratorWith(m, so, DecodeOptions{ParamInputs: true})
+// being trained (the store a Trainer updates).
+func NewLiveGenerator(store *ParamStore, so onnx.Options) (*Generator, error) {
+	return NewGeneratorWith(store.Model(), so, DecodeOptions{ParamInputs: true, Params: store})
 }
 
 // NewGeneratorWith is NewGenerator with decode options. It decodes on the
 // fused kernels' cached graph (CachedDecoder) unless o.Standard, on CUDA
-// (whose GroupQueryAttention takes only 16-bit floats), or for a model whose
-// head width the fused attention cannot take; then on the standard graph
-// (Decoder).
+// (whose GroupQueryAttention takes only 16-bit floats), for a model whose
+// head width the fused attention cannot take, or with weights from a
+// resident store; then on the standard graph (Decoder), whose cache stays
+// where the session computes.
 func NewGeneratorWith(m *Model, so onnx.Options, o DecodeOptions) (*Generator, error) {
-	if !o.Standard && so.Device != onnx.CUDA && fusedSupport(m.Config) == nil {
+	resident := o.Params != nil && o.Params.Resident()
+	if !o.Standard && so.Device != onnx.CUDA && !resident && fusedSupport(m.Config) == nil {
 		d, err := NewCachedDecoder(m, so, o)
 		if err != nil {
 			return nil, err
@@ -99,16 +107,18 @@ func NewGeneratorWith(m *Model, so onnx.Options, o DecodeOptions) (*Generator, e
 // Fused tells whether the generator decodes on the fused kernels.
 func (g *Generator) Fused() bool { return g.cdec != nil }
 
-// Destroy closes the session. The Generator holds no other ONNX Runtime
-// objects between calls: each step's tensors are destroyed as it ends.
+// Destroy closes the session and releases the caches.
 func (g *Generator) Destroy() {
 	if g != nil {
 		if g.cdec != nil {
 			g.cdec.Destroy()
 		}
+		g.kv.Destroy()
+		g.logitsT.Destroy()
 		if g.dec != nil {
 			g.dec.Destroy()
 		}
+		g.kv, g.logitsT = nil, nil
 	}
 }
 
@@ -201,15 +211,85 @@ func sequenceSeed(seed uint64, k int) uint64 {
 	return z ^ (z >> 31)
 }
 
-// cache returns buffer i with room for b rows of capacity tokens, emptied.
-func (g *Generator) cache(i, b, capacity int) *KVCache {
-	kv := g.kv[i]
-	if kv == nil || kv.Capacity(g.cfg, b) < capacity {
-		kv = NewKVCache(g.cfg, b, capacity)
-		g.kv[i] = kv
+// outputs are the decode outputs of b rows: the logits into Go memory when
+// the sampler reads them (host true) or the decoder is the cached one,
+// else left in logitsT; the statistics into Go memory always.
+func (g *Generator) outputs(b int, host bool) (DecodeOutputs, error) {
+	v := g.cfg.VocabSize
+	if cap(g.lse) < b {
+		g.lse, g.top, g.argmax = make([]float32, b), make([]float32, b), make([]int64, b)
 	}
-	kv.B, kv.P = b, 0
-	return kv
+	out := DecodeOutputs{LogSumExp: g.lse[:b], MaxLogit: g.top[:b], ArgMax: g.argmax[:b]}
+	if host || g.dec == nil {
+		if cap(g.logits) < b*v {
+			g.logits = make([]float32, b*v)
+		}
+		out.Logits = g.logits[:b*v]
+		return out, nil
+	}
+	if g.logitsT == nil || g.logitsT.Len() < b*v {
+		g.logitsT.Destroy()
+		g.logitsT = nil
+		t, err := g.dec.store.NewTensor(int64(b), int64(v))
+		if err != nil {
+			return out, fmt.Errorf("policy: generate: logits of %d rows: %w", b, err)
+		}
+		g.logitsT = t
+	}
+	out.LogitsTensor = g.logitsT
+	return out, nil
+}
+
+// hostLogits returns the logits of a step's b rows in Go memory, copying
+// them from where the decoder left them if it must: the sampler needs them
+// when it does not draw greedily, or when the statistics show no
+// distribution (NaN, say) and the fault must be found and named.
+func (g *Generator) hostLogits(out DecodeOutputs, b int) ([]float32, error) {
+	v := g.cfg.VocabSize
+	if out.Logits != nil {
+		return out.Logits[:b*v], nil
+	}
+	if cap(g.logits) < b*v {
+		g.logits = make([]float32, b*v)
+	}
+	view, err := out.LogitsTensor.View(int64(b * v))
+	if err != nil {
+		return nil, err
+	}
+	defer view.Destroy()
+	if err := view.CopyToHost(g.logits[:b*v]); err != nil {
+		return nil, fmt.Errorf("policy: generate: logits to the host: %w", err)
+	}
+	return g.logits[:b*v], nil
+}
+
+// statsOK tells whether the graph's statistics of every row make a
+// distribution greedy decoding can use without the logits.
+func statsOK(lse []float32, argmax []int64, v int) bool {
+	for i, l := range lse {
+		if math.IsNaN(float64(l)) || math.IsInf(float64(l), 0) || argmax[i] < 0 || argmax[i] >= int64(v) {
+			return false
+		}
+	}
+	return true
+}
+
+// sample draws each batch row's next token after a step whose outputs are
+// out, fetching the logits only when the samplers need them.
+func (g *Generator) sample(samplers []*Sampler, rows []int, out DecodeOutputs, o GenerateOptions, toks []int, lps []float64) (int, error) {
+	b, v := len(rows), g.cfg.VocabSize
+	stats := &graphStats{out.LogSumExp[:b], out.MaxLogit[:b], out.ArgMax[:b]}
+	var logits []float32
+	if !o.Sampling.Greedy || !statsOK(stats.lse, stats.argmax, v) {
+		var err error
+		if logits, err = g.hostLogits(out, b); err != nil {
+			return -1, err
+		}
+	}
+	start := time.Now()
+	r, err := sampleRows(samplers, rows, logits, stats, v, toks, lps)
+	g.sampling += time.Since(start)
+	return r, err
 }
 
 // batch generates sequences [from, to) of the n copies of each prompt.
@@ -229,20 +309,25 @@ func (g *Generator) batch(prompts [][]int, n, from, to int, o GenerateOptions) (
 		samplers[i] = sm
 		s = max(s, len(prompts[k/n]))
 	}
-	if cap(g.logits) < b*g.cfg.VocabSize {
-		g.logits = make([]float32, b*g.cfg.VocabSize)
-	}
 	if g.cdec != nil {
 		return g.batchCached(prompts, gens, samplers, s, o)
 	}
 	return g.batchStandard(prompts, gens, samplers, s, o)
 }
 
+// sampleError names the sequence whose token could not be drawn.
+func sampleError(gens []Generation, rows []int, r int, err error) error {
+	if r < 0 {
+		return err
+	}
+	gen := gens[rows[r]]
+	return fmt.Errorf("policy: generate: prompt %d, sequence %d, token %d: %w", gen.Prompt, gen.Sequence, len(gen.IDs), err)
+}
+
 // batchCached runs a batch on the cached decoder: the prompts right-padded
 // in one prefill, each row's tokens then appended after its own.
 func (g *Generator) batchCached(prompts [][]int, gens []Generation, samplers []*Sampler, s int, o GenerateOptions) ([]Generation, error) {
 	c := g.cfg
-	v := c.VocabSize
 	b := len(gens)
 	capacity := s + o.MaxNewTokens - 1 // the last token is sampled, never run
 	if g.ckv == nil || g.ckv.Rows(c) < b || g.ckv.Capacity < capacity {
@@ -250,10 +335,6 @@ func (g *Generator) batchCached(prompts [][]int, gens []Generation, samplers []*
 	}
 	kv := g.ckv
 	kv.Reset(b)
-	if cap(g.lse) < b {
-		g.lse, g.argmax = make([]float32, b), make([]int64, b)
-	}
-	logits, lse, argmax := g.logits[:b*v], g.lse[:b], g.argmax[:b]
 	ids := make([]int64, b*s) // padding after each prompt is never attended to
 	counts := make([]int, b)
 	for i := range gens {
@@ -263,7 +344,11 @@ func (g *Generator) batchCached(prompts [][]int, gens []Generation, samplers []*
 		}
 		counts[i] = len(p)
 	}
-	if err := g.cdec.Append(ids, s, counts, kv, DecodeOutputs{Logits: logits, LogSumExp: lse, ArgMax: argmax}); err != nil {
+	out, err := g.outputs(b, !o.Sampling.Greedy)
+	if err != nil {
+		return nil, err
+	}
+	if err := g.cdec.Append(ids, s, counts, kv, out); err != nil {
 		return nil, err
 	}
 	rows := make([]int, b) // batch row → sequence
@@ -273,12 +358,8 @@ func (g *Generator) batchCached(prompts [][]int, gens []Generation, samplers []*
 	next := make([]int64, b)
 	toks, lps := make([]int, b), make([]float64, b)
 	for {
-		start := time.Now()
-		r, err := sampleRows(samplers, rows, logits, &graphStats{lse, argmax}, v, toks, lps)
-		g.sampling += time.Since(start)
-		if err != nil {
-			gen := gens[rows[r]]
-			return nil, fmt.Errorf("policy: generate: prompt %d, sequence %d, token %d: %w", gen.Prompt, gen.Sequence, len(gen.IDs), err)
+		if r, err := g.sample(samplers, rows, out, o, toks, lps); err != nil {
+			return nil, sampleError(gens, rows, r, err)
 		}
 		keep := record(gens, rows, toks, lps, o, c.EOSTokenID)
 		if len(keep) == 0 {
@@ -295,7 +376,10 @@ func (g *Generator) batchCached(prompts [][]int, gens []Generation, samplers []*
 		for r, i := range rows {
 			next[r] = int64(gens[i].IDs[len(gens[i].IDs)-1])
 		}
-		if err := g.cdec.Append(next[:bb], 1, nil, kv, DecodeOutputs{Logits: logits[:bb*v], LogSumExp: lse[:bb], ArgMax: argmax[:bb]}); err != nil {
+		if out, err = g.outputs(bb, !o.Sampling.Greedy); err != nil {
+			return nil, err
+		}
+		if err := g.cdec.Append(next[:bb], 1, nil, kv, out); err != nil {
 			return nil, err
 		}
 	}
@@ -321,8 +405,9 @@ func record(gens []Generation, rows, toks []int, lps []float64, o GenerateOption
 }
 
 // batchStandard runs a batch on the standard decoder: the prompts
-// left-padded in one prefill, then a token per row per step, each step
-// returning the whole cache anew.
+// left-padded in one prefill, then a token per row per step, the cache
+// staying where the decoder computes and rows whose sequences ended leaving
+// it inside the graph.
 func (g *Generator) batchStandard(prompts [][]int, gens []Generation, samplers []*Sampler, s int, o GenerateOptions) ([]Generation, error) {
 	c := g.cfg
 	v := c.VocabSize
@@ -332,9 +417,19 @@ func (g *Generator) batchStandard(prompts [][]int, gens []Generation, samplers [
 		pad = int64(c.EOSTokenID)
 	}
 
+	capacity := s + o.MaxNewTokens - 1 // the last token is sampled, never run
+	if g.kv == nil || g.kv.Rows() < b || g.kv.Capacity() < capacity {
+		g.kv.Destroy()
+		g.kv = nil
+		kv, err := g.dec.NewKVCache(b, capacity)
+		if err != nil {
+			return nil, err
+		}
+		g.kv = kv
+	}
+	kv := g.kv
+	kv.Reset(b)
 	// Prefill: the prompts left-padded to s tokens.
-	capacity := s + o.MaxNewTokens - 1
-	cur, next := g.cache(0, b, capacity), g.cache(1, b, capacity)
 	ids := make([]int64, b*s)
 	masks := make([][]int64, b) // each sequence's mask so far
 	prompt := make([]int, b)    // each sequence's count of real prompt tokens
@@ -355,11 +450,13 @@ func (g *Generator) batchStandard(prompts [][]int, gens []Generation, samplers [
 	for _, m := range masks {
 		mask = append(mask, m...)
 	}
-	logits := g.logits[:b*v]
-	if err := g.dec.Step(ids, mask, PositionsFromMask(mask, b, s), s, cur, next, logits); err != nil {
+	out, err := g.outputs(b, !o.Sampling.Greedy)
+	if err != nil {
 		return nil, err
 	}
-	cur, next = next, cur
+	if err := g.dec.Step(ids, mask, PositionsFromMask(mask, b, s), s, nil, kv, out); err != nil {
+		return nil, err
+	}
 
 	rows := make([]int, b) // batch row → sequence
 	for i := range rows {
@@ -368,22 +465,21 @@ func (g *Generator) batchStandard(prompts [][]int, gens []Generation, samplers [
 	ids, pos := make([]int64, b), make([]int64, b)
 	toks, lps := make([]int, b), make([]float64, b)
 	for {
-		start := time.Now()
-		r, err := sampleRows(samplers, rows, logits, nil, v, toks, lps)
-		g.sampling += time.Since(start)
-		if err != nil {
-			gen := gens[rows[r]]
-			return nil, fmt.Errorf("policy: generate: prompt %d, sequence %d, token %d: %w", gen.Prompt, gen.Sequence, len(gen.IDs), err)
+		if r, err := g.sample(samplers, rows, out, o, toks, lps); err != nil {
+			return nil, sampleError(gens, rows, r, err)
 		}
 		keep := record(gens, rows, toks, lps, o, c.EOSTokenID)
 		if len(keep) == 0 {
 			break
 		}
-		// Finished sequences leave the batch: the cache is compacted
-		// rather than carrying rows whose results are thrown away.
+		// Finished sequences leave the batch: the step carries on only the
+		// cache rows that keep lists, rather than rows whose results would
+		// be thrown away.
+		var sel []int64
 		if len(keep) < len(rows) {
-			cur.Keep(c, keep)
+			sel = make([]int64, len(keep))
 			for j, r := range keep {
+				sel[j] = int64(r)
 				rows[j] = rows[r]
 			}
 			rows = rows[:len(keep)]
@@ -397,19 +493,21 @@ func (g *Generator) batchStandard(prompts [][]int, gens []Generation, samplers [
 			masks[i] = append(masks[i], 1)
 			mask = append(mask, masks[i]...)
 		}
-		if err := g.dec.Step(ids[:bb], mask, pos[:bb], 1, cur, next, logits[:bb*v]); err != nil {
+		if out, err = g.outputs(bb, !o.Sampling.Greedy); err != nil {
 			return nil, err
 		}
-		cur, next = next, cur
+		if err := g.dec.Step(ids[:bb], mask, pos[:bb], 1, sel, kv, out); err != nil {
+			return nil, err
+		}
 	}
 	return gens, nil
 }
 
-// graphStats are what the cached decode graph computes of each row's
-// logits: log Σ exp and the argmax.
+// graphStats are what the decode graphs compute of each row's logits:
+// log Σ exp, the largest logit and its index.
 type graphStats struct {
-	lse    []float32
-	argmax []int64
+	lse, top []float32
+	argmax   []int64
 }
 
 // sampleRows draws the next token of each batch row r (sequence rows[r])
@@ -435,9 +533,13 @@ func sampleRows(samplers []*Sampler, rows []int, logits []float32, stats *graphS
 							errs[r] = fmt.Errorf("%v", p)
 						}
 					}()
-					sm, row := samplers[rows[r]], logits[r*v:(r+1)*v]
+					sm := samplers[rows[r]]
+					var row []float32 // nil when only the statistics came back
+					if logits != nil {
+						row = logits[r*v : (r+1)*v]
+					}
 					if stats != nil && sm.opt.Greedy {
-						toks[r], lps[r] = sm.greedy(row, stats.lse[r], stats.argmax[r])
+						toks[r], lps[r] = sm.greedy(row, stats.lse[r], stats.top[r], stats.argmax[r], v)
 					} else {
 						toks[r], lps[r] = sm.Sample(row)
 					}

@@ -45,6 +45,10 @@ type ForwardOptions struct {
 	// opens: a Runner then reads the model's memory at every run, so it sees
 	// every optimiser update (PPO's rollouts need that).
 	ParamInputs bool
+	// Params, with ParamInputs, is the store a Runner reads the weights
+	// from, shared with the sessions that update them (see ParamStore); nil
+	// gives the Runner a store of its own. It takes no part in the graph.
+	Params *ParamStore
 	// Standard builds the graph from standard ONNX operators only, for
 	// runtimes without ONNX Runtime's contrib operators (com.microsoft). By
 	// default the graph uses ONNX Runtime's fused kernels (fused.go), which
@@ -261,6 +265,10 @@ type builder struct {
 	// values in one Gemm and split them, the cheaper way when few tokens run
 	// (a decode step); see qkvProjections.
 	oneQKV bool
+	// cache, when set, makes the attention write each step's keys and
+	// values into a capacity-sized cache rather than concatenate them to
+	// the past (BuildDecode).
+	cache *cacheWrite
 }
 
 func newBuilder(g *onnx.Graph, c Config, m *Model) *builder {

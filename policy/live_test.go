@@ -14,12 +14,17 @@ func TestLiveSeesUpdates(t *testing.T) {
 	m := loadTinyReference(t)
 	prompts := [][]int{{3, 17, 200, 41}, {9, 9}}
 	o := GenerateOptions{MaxNewTokens: 6, Sampling: SampleOptions{Greedy: true}, IgnoreEOS: true}
-	live, err := NewLiveGenerator(m, onnx.Options{Threads: 1})
+	store, err := NewParamStore(m, onnx.Options{Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Destroy()
+	live, err := NewLiveGenerator(store, onnx.Options{Threads: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer live.Destroy()
-	run, err := NewRunner(m, ForwardOptions{Hidden: []int{m.Config.NumLayers}, ParamInputs: true}, onnx.Options{Threads: 1})
+	run, err := NewRunner(m, ForwardOptions{Hidden: []int{m.Config.NumLayers}, ParamInputs: true, Params: store}, onnx.Options{Threads: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -92,14 +92,18 @@ type Output struct {
 	Data  []float32
 }
 
-// Runner runs a forward graph in an ONNX Runtime session. Destroy it when done.
-// A Runner is not safe for concurrent use.
+// Runner runs a forward graph in an ONNX Runtime session, through a
+// binding: the batch goes in and the outputs come back as tensors over Go
+// slices, and with ParamInputs the weights are bound from a ParamStore.
+// Destroy it when done. A Runner is not safe for concurrent use.
 type Runner struct {
 	m       *Model
 	pool    Pooling
 	graph   *ForwardGraph
-	session *onnx.Session
-	params  []onnx.ORTValue // with ParamInputs: views of the model's weights
+	session *onnx.BoundSession
+	bind    *onnx.Binding
+	store   *ParamStore // with ParamInputs: where the weights are read
+	private bool        // the store is the runner's own
 	fo      ForwardOptions
 	so      onnx.Options
 	// std runs the batches a fused graph does not take (see FusedFits): a
@@ -109,7 +113,10 @@ type Runner struct {
 
 // NewRunner builds the forward graph and opens its session. On CUDA the
 // graph is built from standard operators: ONNX Runtime's CUDA
-// GroupQueryAttention takes only 16-bit floats.
+// GroupQueryAttention takes only 16-bit floats. With ParamInputs the
+// weights are read from fo.Params at every run, or, when that is nil, from
+// a store of the runner's own (NewParamStore: views of m's memory on CPU,
+// a copy taken now on CUDA).
 func NewRunner(m *Model, fo ForwardOptions, so onnx.Options) (*Runner, error) {
 	if so.Device == onnx.CUDA {
 		fo.Standard = true
@@ -118,16 +125,22 @@ func NewRunner(m *Model, fo ForwardOptions, so onnx.Options) (*Runner, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, err := onnx.NewGraphSession(fg.Graph, fg.Inputs, fg.Outputs, so)
-	if err != nil {
-		return nil, err
-	}
-	r := &Runner{m: m, pool: fo.Pool, graph: fg, session: s, fo: fo, so: so}
+	r := &Runner{m: m, pool: fo.Pool, graph: fg, fo: fo, so: so}
 	if fo.ParamInputs {
-		if r.params, err = paramTensors(m, fg.Params); err != nil {
-			r.Destroy()
-			return nil, err
+		if r.store = fo.Params; r.store == nil {
+			if r.store, err = NewParamStore(m, so); err != nil {
+				return nil, err
+			}
+			r.private = true
+			r.fo.Params = r.store
 		}
+	}
+	if r.session, err = onnx.NewBoundGraphSession(fg.Graph, so); err == nil {
+		r.bind, err = r.session.NewBinding()
+	}
+	if err != nil {
+		r.Destroy()
+		return nil, err
 	}
 	return r, nil
 }
@@ -219,30 +232,17 @@ func (r *Runner) ForwardTokens(bt *Batch, tokens []int64, temperature float32) (
 func (r *Runner) run(bt *Batch, from, to int, tokens []int64, temperature float32, datas [][]float32) error {
 	s := bt.S
 	b := int64(to - from)
-	var vals []onnx.ORTValue
-	defer func() { onnx.DestroyAll(vals...) }()
-	keep := func(v onnx.ORTValue, err error) error {
-		if err == nil {
-			vals = append(vals, v)
-		}
-		return err
+	io := &runIO{b: r.bind}
+	for i, x := range [][]int64{bt.InputIDs, bt.AttentionMask, bt.PositionIDs} {
+		io.inI64(r.graph.Inputs[i], x[from*s:to*s], b, int64(s))
 	}
-	for _, x := range [][]int64{bt.InputIDs, bt.AttentionMask, bt.PositionIDs} {
-		if err := keep(onnx.TensorI64(x[from*s:to*s], b, int64(s))); err != nil {
-			return err
-		}
+	if r.store != nil && io.err == nil {
+		io.err = r.store.bindParams(r.bind, r.graph.Params)
 	}
-	ins := append(vals[:len(vals):len(vals)], r.params...)
 	if tokens != nil {
-		if err := keep(onnx.TensorI64(tokens, b, int64(s))); err != nil {
-			return err
-		}
-		if err := keep(onnx.TensorF32([]float32{temperature}, 1)); err != nil {
-			return err
-		}
-		ins = append(ins, vals[len(vals)-2:]...)
+		io.inI64(TokensInput, tokens, b, int64(s))
+		io.inF32(TemperatureInput, []float32{temperature}, 1)
 	}
-	outs := make([]onnx.ORTValue, len(datas))
 	for i, d := range datas {
 		per := len(d) / bt.B // values per row
 		shape := []int64{b, int64(s), int64(per / s)}
@@ -252,23 +252,24 @@ func (r *Runner) run(bt *Batch, from, to int, tokens []int64, temperature float3
 		case name != LogitsOutput && r.pool != NoPool:
 			shape = []int64{b, int64(per)}
 		}
-		if err := keep(onnx.TensorF32(d[from*per:to*per], shape...)); err != nil {
-			return err
-		}
-		outs[i] = vals[len(vals)-1]
+		io.outF32(r.graph.Outputs[i], d[from*per:to*per], shape...)
 	}
-	return r.session.RunInto(ins, outs)
+	return io.run(nil)
 }
 
-// Destroy closes the session and releases the parameter views.
+// Destroy closes the session and releases the binding and a store of the
+// runner's own.
 func (r *Runner) Destroy() {
 	if r.std != nil {
 		r.std.Destroy()
 		r.std = nil
 	}
-	onnx.DestroyAll(r.params...)
-	r.params = nil
+	r.bind.Destroy()
 	r.session.Destroy()
+	if r.private {
+		r.store.Destroy()
+	}
+	r.bind, r.session, r.store = nil, nil, nil
 }
 
 func contains(xs []string, x string) bool { return slices.Contains(xs, x) }

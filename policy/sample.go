@@ -107,18 +107,19 @@ func (s *Sampler) Sample(logits []float32) (token int, logprob float64) {
 	return token, (float64(logits[token])-float64(logits[best]))*(1/s.opt.Temperature) - math.Log(total)
 }
 
-// greedy is Sample for a greedy sampler given log Σ exp(logits), lse, and
-// the index of the largest logit, best, as the decode graph computes them:
-// no pass over the vocabulary. A finite lse vouches for the logits (a NaN
-// or +Inf logit, or all −Inf, makes it NaN or infinite); otherwise the logits
-// are scanned in Go, which names the fault.
-func (s *Sampler) greedy(logits []float32, lse float32, best int64) (token int, logprob float64) {
+// greedy is Sample for a greedy sampler over a vocabulary of v given log Σ
+// exp(logits), lse, the largest logit, top, and its index, best, as the
+// decode graphs compute them: no pass over the vocabulary, whose logits may
+// be nil then. A finite lse vouches for the logits (a NaN or +Inf logit, or
+// all −Inf, makes it NaN or infinite); otherwise the logits, which the
+// caller must then give, are scanned in Go, which names the fault.
+func (s *Sampler) greedy(logits []float32, lse, top float32, best int64, v int) (token int, logprob float64) {
 	l := float64(lse)
-	if math.IsNaN(l) || math.IsInf(l, 0) || best < 0 || best >= int64(len(logits)) {
+	if math.IsNaN(l) || math.IsInf(l, 0) || best < 0 || best >= int64(v) {
 		b := argmax(logits) // panics, naming the fault
 		return b, -logSumExp(logits, float64(logits[b]))
 	}
-	return int(best), float64(logits[best]) - l
+	return int(best), float64(top) - l
 }
 
 // support fills s.w with the unnormalised probabilities of the distribution

@@ -89,6 +89,11 @@ type TrainOptions struct {
 	// least NumLayers, trains everything, embeddings included. No backward is
 	// built below the lowest unfrozen layer.
 	UnfrozenLayers int
+	// Params is the store a Trainer reads the weights from and whose memory
+	// its gradients live in, shared with the sessions that read or update
+	// them (see ParamStore); nil gives the Trainer a store of its own. It
+	// takes no part in the graph.
+	Params *ParamStore
 }
 
 // TrainGraph is a built training graph.

@@ -46,21 +46,31 @@ func (tb *TrainBatch) NextTokenTargets() {
 }
 
 // Trainer runs a training graph: one call computes the loss and the gradient
-// of every trainable parameter. Parameters are passed to ONNX Runtime without
-// copying, so an optimiser that updates Model.Params in place is seen by the
-// next Step. Destroy it when done; not safe for concurrent use.
+// of every trainable parameter. The weights are bound from a ParamStore at
+// every Step, so an optimiser's update (in place on Model.Params through a
+// CPU store's views, or in the store's tensors) is seen by the next Step.
+// The gradients are written into tensors preallocated where the store lives:
+// Go slices on CPU (Grad), device memory on a resident store (GradTensor),
+// where a device optimiser reads them without a copy. Only the loss and the
+// head's per-position outputs come back to Go. Destroy it when done; not
+// safe for concurrent use.
 type Trainer struct {
 	Graph   *TrainGraph
 	model   *Model
-	session *onnx.Session
-	params  []onnx.ORTValue
-	grads   map[string][]float32
-	gradOut []onnx.ORTValue
+	store   *ParamStore
+	private bool // the store is the trainer's own
+	session *onnx.BoundSession
+	bind    *onnx.Binding
+	cpu     *onnx.MemoryInfo
+	grads   map[string][]float32          // on a CPU store: the gradients' Go memory
+	gradT   map[string]*onnx.DeviceTensor // every trainable parameter's gradient
+	want    map[string]bool               // the outputs that come back to Go
 }
 
 // NewTrainer builds the training graph for m and opens its session. For the
-// LogProb loss, a value head missing from m.Params is added, initialised to
-// zero.
+// LogProb and PPO losses, a value head missing from m.Params is added,
+// initialised to zero. The weights come from o.Params, or, when that is
+// nil, from a store of the trainer's own (NewParamStore).
 func NewTrainer(m *Model, o TrainOptions, so onnx.Options) (*Trainer, error) {
 	tg, err := BuildTrain(m.Config, o)
 	if err != nil {
@@ -71,48 +81,90 @@ func NewTrainer(m *Model, o TrainOptions, so onnx.Options) (*Trainer, error) {
 			m.Params[s.Name] = &Param{Shape: s.Shape, Data: make([]float32, numel(s.Shape))}
 		}
 	}
-	sess, err := onnx.NewGraphSession(tg.Graph, tg.Inputs, tg.Outputs, so)
+	t := &Trainer{Graph: tg, model: m, store: o.Params, grads: map[string][]float32{},
+		gradT: map[string]*onnx.DeviceTensor{}, want: map[string]bool{}}
+	if t.store == nil {
+		if t.store, err = NewParamStore(m, so); err != nil {
+			return nil, err
+		}
+		t.private = true
+	}
+	if t.session, err = onnx.NewBoundGraphSession(tg.Graph, so); err == nil {
+		if t.bind, err = t.session.NewBinding(); err == nil {
+			t.cpu, err = onnx.NewMemoryInfo(onnx.CPU, 0)
+		}
+	}
 	if err != nil {
+		t.Destroy()
 		return nil, err
 	}
-	t := &Trainer{Graph: tg, model: m, session: sess, grads: map[string][]float32{}}
-	for _, s := range tg.Params {
-		p := m.Params[s.Name]
-		v, err := onnx.TensorF32(p.Data, dims64(s.Shape)...)
-		if err != nil {
-			t.Destroy()
-			return nil, fmt.Errorf("parameter %s: %w", s.Name, err)
-		}
-		t.params = append(t.params, v)
-	}
-	// Gradients have fixed shapes: preallocate them once in Go memory.
+	// Gradients have fixed shapes: preallocate them once.
 	shapes := map[string][]int{}
 	for _, s := range tg.Params {
 		shapes[s.Name] = s.Shape
 	}
-	for range tg.Outputs {
-		t.gradOut = append(t.gradOut, nil)
-	}
-	for i, name := range tg.Outputs {
-		for _, p := range tg.Trainable {
-			if name == GradName(p) {
-				buf := make([]float32, numel(shapes[p]))
-				v, err := onnx.TensorF32(buf, dims64(shapes[p])...)
-				if err != nil {
-					t.Destroy()
-					return nil, err
-				}
-				t.grads[p] = buf
-				t.gradOut[i] = v
+	for _, p := range tg.Trainable {
+		g, err := t.store.NewTensor(dims64(shapes[p])...)
+		if err != nil {
+			t.Destroy()
+			return nil, fmt.Errorf("policy: gradient of %s: %w", p, err)
+		}
+		t.gradT[p] = g
+		if !t.store.Resident() {
+			if t.grads[p], err = g.Float32s(); err != nil {
+				t.Destroy()
+				return nil, err
 			}
+		}
+	}
+	for _, name := range tg.Outputs {
+		if !isGrad(name, tg.Trainable) {
+			t.want[name] = true
 		}
 	}
 	return t, nil
 }
 
-// Grad is the last Step's gradient of a trainable parameter (nil otherwise).
-// The slice is reused by the next Step.
+func isGrad(output string, trainable []string) bool {
+	for _, p := range trainable {
+		if output == GradName(p) {
+			return true
+		}
+	}
+	return false
+}
+
+// Store is the parameter store the trainer reads the weights from.
+func (t *Trainer) Store() *ParamStore { return t.store }
+
+// Grad is the last Step's gradient of a trainable parameter in Go memory
+// (nil for others, and on a resident store, whose gradients stay in
+// GradTensor). The slice is reused by the next Step.
 func (t *Trainer) Grad(name string) []float32 { return t.grads[name] }
+
+// GradTensor is the tensor each Step writes a trainable parameter's
+// gradient into (nil for others): Grad's memory on a CPU store, device
+// memory on a resident one. It belongs to the trainer.
+func (t *Trainer) GradTensor(name string) *onnx.DeviceTensor { return t.gradT[name] }
+
+// HostGrad is the last Step's gradient of a trainable parameter in Go
+// memory: Grad's slice on a CPU store, a copy of GradTensor on a resident
+// one (for writing the gradients out, not for a training loop, whose
+// optimiser reads them where they are).
+func (t *Trainer) HostGrad(name string) ([]float32, error) {
+	if g := t.grads[name]; g != nil {
+		return g, nil
+	}
+	gt := t.gradT[name]
+	if gt == nil {
+		return nil, fmt.Errorf("policy: %s is not a trainable parameter of this trainer", name)
+	}
+	g := make([]float32, gt.Len())
+	if err := gt.CopyToHost(g); err != nil {
+		return nil, fmt.Errorf("policy: gradient of %s: %w", name, err)
+	}
+	return g, nil
+}
 
 // StepResult is what one Step returns besides the gradients.
 type StepResult struct {
@@ -125,39 +177,30 @@ type StepResult struct {
 func (t *Trainer) Step(tb *TrainBatch) (StepResult, error) {
 	tb.Complete()
 	b, s := int64(tb.B), int64(tb.S)
-	var data []onnx.ORTValue
-	defer func() { onnx.DestroyAll(data...) }()
-	addI := func(v []int64, name string) error {
-		if len(v) != tb.B*tb.S {
-			return fmt.Errorf("%s has %d values, want %d×%d", name, len(v), tb.B, tb.S)
+	io := &runIO{b: t.bind}
+	addI := func(v []int64, name string) {
+		if io.err == nil && len(v) != tb.B*tb.S {
+			io.err = fmt.Errorf("%s has %d values, want %d×%d", name, len(v), tb.B, tb.S)
 		}
-		x, err := onnx.TensorI64(v, b, s)
-		data = append(data, x)
-		return err
+		io.inI64(name, v, b, s)
 	}
-	addF := func(v []float32, name string, shape ...int64) error {
+	addF := func(v []float32, name string, shape ...int64) {
 		n := int64(1)
 		for _, d := range shape {
 			n *= d
 		}
-		if int64(len(v)) != n {
-			return fmt.Errorf("%s has %d values, want %v", name, len(v), shape)
+		if io.err == nil && int64(len(v)) != n {
+			io.err = fmt.Errorf("%s has %d values, want %v", name, len(v), shape)
 		}
-		x, err := onnx.TensorF32(v, shape...)
-		data = append(data, x)
-		return err
+		io.inF32(name, v, shape...)
 	}
-	for _, e := range []error{addI(tb.InputIDs, InputIDs), addI(tb.AttentionMask, AttentionMask), addI(tb.PositionIDs, PositionIDs)} {
-		if e != nil {
-			return StepResult{}, e
-		}
-	}
-	var err error
+	addI(tb.InputIDs, InputIDs)
+	addI(tb.AttentionMask, AttentionMask)
+	addI(tb.PositionIDs, PositionIDs)
 	switch t.Graph.Loss {
 	case CrossEntropy:
-		if err = addI(tb.Labels, LabelsInput); err == nil {
-			err = addF(tb.LossMask, LossMaskInput, b, s)
-		}
+		addI(tb.Labels, LabelsInput)
+		addF(tb.LossMask, LossMaskInput, b, s)
 	case LogProb, PPO:
 		// One rule everywhere: a temperature is positive, never a default
 		// standing in for a forgotten value (sampling refuses 0 too).
@@ -165,9 +208,8 @@ func (t *Trainer) Step(tb *TrainBatch) (StepResult, error) {
 		if !(temp > 0) || math.IsInf(float64(temp), 1) {
 			return StepResult{}, fmt.Errorf("policy: LogProb head: temperature %v must be positive and finite", temp)
 		}
-		if err = addI(tb.Tokens, TokensInput); err == nil {
-			err = addF([]float32{temp}, TemperatureInput, 1)
-		}
+		addI(tb.Tokens, TokensInput)
+		addF([]float32{temp}, TemperatureInput, 1)
 		type in struct {
 			v    []float32
 			name string
@@ -177,52 +219,56 @@ func (t *Trainer) Step(tb *TrainBatch) (StepResult, error) {
 			ins = []in{{tb.OldLogProbs, OldLogProbsInput}, {tb.OldValues, OldValuesInput}, {tb.Advantages, AdvantagesInput}, {tb.Returns, ReturnsInput}, {tb.LossMask, LossMaskInput}}
 		}
 		for _, c := range ins {
-			if err == nil {
-				v := c.v
-				if v == nil {
-					v = make([]float32, tb.B*tb.S)
-				}
-				err = addF(v, c.name, b, s)
+			v := c.v
+			if v == nil {
+				v = make([]float32, tb.B*tb.S)
 			}
+			addF(v, c.name, b, s)
 		}
-		if err == nil && t.Graph.Loss == PPO {
-			coefs := tb.PPOCoefs // its own memory: cgo refuses a pointer into tb
-			err = addF(coefs[:], PPOCoefsInput, 4)
+		if t.Graph.Loss == PPO {
+			coefs := tb.PPOCoefs // its own memory: tb is not pinned
+			addF(coefs[:], PPOCoefsInput, 4)
 		}
 	}
+	if io.err == nil {
+		io.err = t.store.bindParams(t.bind, t.Graph.Params)
+	}
+	for name, g := range t.gradT {
+		io.out(GradName(name), g)
+	}
+	io.hostOutputs(t.cpu, t.Graph.Outputs[:len(t.want)]...)
+	var outs map[string][]float32
+	err := io.run(func() error {
+		var err error
+		outs, err = takeOutputs(t.bind, t.want)
+		return err
+	})
 	if err != nil {
 		return StepResult{}, err
 	}
-	outs := append([]onnx.ORTValue(nil), t.gradOut...)
-	if err := t.session.RunInto(append(data, t.params...), outs); err != nil {
-		return StepResult{}, err
-	}
 	res := StepResult{Outputs: map[string][]float32{}}
-	for i, name := range t.Graph.Outputs {
-		if t.gradOut[i] != nil {
-			continue
-		}
-		v, _, err := onnx.Float32Data(outs[i])
-		if err != nil {
-			onnx.DestroyAll(outs[i])
-			return StepResult{}, err
-		}
+	for name, v := range outs {
 		if name == LossOutput {
 			res.Loss = float64(v[0])
 		} else {
 			res.Outputs[name] = v
 		}
-		outs[i].Destroy()
 	}
 	return res, nil
 }
 
-// Destroy releases the session and the tensors.
+// Destroy releases the session, the binding, the gradients and a store of
+// the trainer's own.
 func (t *Trainer) Destroy() {
-	onnx.DestroyAll(t.params...)
-	onnx.DestroyAll(t.gradOut...)
-	t.params, t.gradOut = nil, nil
-	if t.session != nil {
-		t.session.Destroy()
+	for _, g := range t.gradT {
+		g.Destroy()
 	}
+	t.gradT, t.grads = nil, nil
+	t.bind.Destroy()
+	t.session.Destroy()
+	t.cpu.Destroy()
+	if t.private {
+		t.store.Destroy()
+	}
+	t.bind, t.session, t.cpu, t.store = nil, nil, nil, nil
 }

@@ -115,7 +115,7 @@ func TestCheckState(t *testing.T) {
 		{"negative phase", func(s *loopState) { s.Phase = -1 }, nil, "phase -1"},
 		{"negative β", func(s *loopState) { s.KL.Value = -0.1 }, nil, "KL controller"},
 		{"negative variance", func(s *loopState) { s.Moments.Var = -1 }, nil, "running moments"},
-		{"zero ref_std", func(s *loopState) { z := 0.0; s.RefStd = &z }, nil, "ref_std"},
+		{"negative ref_std", func(s *loopState) { z := -1.0; s.RefStd = &z }, nil, "ref_std"},
 		{"no statistics in a phase", func(s *loopState) { s.Stats = nil }, nil, "statistics"},
 		{"phase past its steps", func(s *loopState) { s.PhaseStart = 4 }, nil, "phase begun at step 4"},
 		{"rollouts outside a phase", func(s *loopState) { s.InPhase = false }, nil, "outside a phase"},

@@ -16,7 +16,6 @@ import (
 	"irl/atomicfile"
 	"irl/checkpoint"
 	"irl/floatbits"
-	"irl/optim"
 	"irl/policy"
 	"irl/progress"
 	"irl/reward"
@@ -224,10 +223,12 @@ func (t *trainer) makeExperience() error {
 		m, s := t.st.Moments.Update(scores)
 		chunkMeans, chunkStds = append(chunkMeans, m), append(chunkStds, s)
 		for i := range scores {
-			switch cfg.ScaleReward {
-			case "running":
+			// A spread of 0 (every score equal so far) leaves the scores
+			// as they are rather than dividing by it.
+			switch {
+			case cfg.ScaleReward == "running" && t.st.Moments.Std > 0:
 				scores[i] /= t.st.Moments.Std
-			case "ref":
+			case cfg.ScaleReward == "ref" && *t.st.RefStd > 0:
 				scores[i] /= *t.st.RefStd
 			}
 			if cfg.ClipRangeReward > 0 {
@@ -419,12 +420,11 @@ func (t *trainer) trainStep(idx []int, first bool) (Metrics, error) {
 	if math.IsNaN(res.Loss) || math.IsInf(res.Loss, 0) {
 		return Metrics{}, fmt.Errorf("ppo: step %d: the loss is %v (lower the learning rate?)", t.step+1, res.Loss)
 	}
-	norm := optim.GradNorm(t.prm)
-	if cfg.MaxGradNorm > 0 {
-		norm = optim.ClipGradNorm(t.prm, cfg.MaxGradNorm)
-	}
 	lr := t.sch.LR(t.step)
-	t.adam.Step(lr)
+	norm, err := t.adam.Step(lr, cfg.MaxGradNorm)
+	if err != nil {
+		return Metrics{}, fmt.Errorf("ppo: step %d: %w", t.step+1, err)
+	}
 	el := time.Since(t0).Seconds()
 	var valSum float64
 	for _, at := range where {
@@ -528,6 +528,10 @@ func (t *trainer) checkpoint() error {
 	extra := map[string]string{}
 	if t.opt.TokenizerPath != "" {
 		extra["tokenizer.json"] = t.opt.TokenizerPath
+	}
+	// The weights come to Go memory only here (a copy on CUDA).
+	if err := t.store.CopyToModel(); err != nil {
+		return fmt.Errorf("ppo: %w", err)
 	}
 	_, err = t.run.Save(t.m, t.adam, checkpoint.State{Step: t.step, Settings: t.settings, Trainer: lj}, extra, blobs...)
 	return err

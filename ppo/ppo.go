@@ -172,6 +172,11 @@ type Options struct {
 	// ModelFingerprint identifies the starting model (weights.Fingerprint);
 	// checkpoints record it and a resume from another model is refused.
 	ModelFingerprint string
+	// resident keeps the weights, gradients and AdamW's moments in ONNX
+	// Runtime's memory, updated by the AdamW graph, as on CUDA, even on CPU
+	// (where the Go AdamW over Go memory is faster): the tests run the
+	// device path with it.
+	resident bool
 }
 
 // Metrics is one line of metrics.jsonl, with TRLx's names.
@@ -261,16 +266,19 @@ type trainer struct {
 	train []Prompt
 	eval  []Prompt
 
-	gen  *policy.Generator // live: the current weights
-	pol  *policy.Runner    // live: log-probs and values
-	ref  *policy.Runner    // the frozen starting model's log-probs
-	tr   *policy.Trainer
-	adam *optim.AdamW
-	prm  []*optim.Param
-	sch  optim.Schedule
-	run  *checkpoint.Run
-	st   loopState
-	step int
+	gen *policy.Generator // live: the current weights
+	pol *policy.Runner    // live: log-probs and values
+	ref *policy.Runner    // the frozen starting model's log-probs
+	// store holds the policy's weights where the sessions compute; the
+	// trainer, the policy runner and the live generator share it, so each
+	// reads the weights the optimiser just wrote, with no copy.
+	store *policy.ParamStore
+	tr    *policy.Trainer
+	adam  *policy.Optimizer
+	sch   optim.Schedule
+	run   *checkpoint.Run
+	st    loopState
+	step  int
 
 	phase    []sample
 	settings map[string]any
@@ -332,22 +340,25 @@ func (t *trainer) open() error {
 	if t.ref, err = policy.NewRunner(m, policy.ForwardOptions{LogProbs: true, Standard: true}, t.opt.Session); err != nil {
 		return err
 	}
-	t.tr, err = policy.NewTrainer(m, policy.TrainOptions{Loss: policy.PPO, UnfrozenLayers: cfg.UnfrozenLayers}, t.opt.Session)
+	newStore := policy.NewParamStore
+	if t.opt.resident {
+		newStore = policy.NewResidentParamStore
+	}
+	if t.store, err = newStore(m, t.opt.Session); err != nil {
+		return err
+	}
+	t.tr, err = policy.NewTrainer(m, policy.TrainOptions{Loss: policy.PPO, UnfrozenLayers: cfg.UnfrozenLayers, Params: t.store}, t.opt.Session)
 	if err != nil {
 		return err
 	}
 	// NewTrainer added the value head (zero): the policy runner needs it.
-	if t.pol, err = policy.NewRunner(m, policy.ForwardOptions{LogProbs: true, Values: true, ParamInputs: true, Standard: true}, t.opt.Session); err != nil {
+	if t.pol, err = policy.NewRunner(m, policy.ForwardOptions{LogProbs: true, Values: true, ParamInputs: true, Params: t.store, Standard: true}, t.opt.Session); err != nil {
 		return err
 	}
-	if t.gen, err = policy.NewLiveGenerator(m, t.opt.Session); err != nil {
+	if t.gen, err = policy.NewLiveGenerator(t.store, t.opt.Session); err != nil {
 		return err
 	}
-	for _, name := range t.tr.Graph.Trainable {
-		p := m.Params[name]
-		t.prm = append(t.prm, &optim.Param{Name: name, Shape: p.Shape, Data: p.Data, Grad: t.tr.Grad(name), NoDecay: len(p.Shape) == 1})
-	}
-	if t.adam, err = optim.NewAdamW(t.prm, optim.AdamWConfig{Beta1: cfg.Betas[0], Beta2: cfg.Betas[1], Eps: cfg.Eps, WeightDecay: cfg.WeightDecay}); err != nil {
+	if t.adam, err = policy.NewOptimizer(t.tr, optim.AdamWConfig{Beta1: cfg.Betas[0], Beta2: cfg.Betas[1], Eps: cfg.Eps, WeightDecay: cfg.WeightDecay}); err != nil {
 		return err
 	}
 	switch cfg.Scheduler {
@@ -374,6 +385,9 @@ func (t *trainer) open() error {
 		if err := checkpoint.Restore(dir, m, t.adam); err != nil {
 			return fmt.Errorf("ppo: %w", err)
 		}
+		if err := t.store.CopyFromModel(); err != nil {
+			return fmt.Errorf("ppo: %w", err)
+		}
 		if err := json.Unmarshal(saved.Trainer, &t.st); err != nil {
 			return fmt.Errorf("ppo: %s: trainer state: %w", dir, err)
 		}
@@ -387,6 +401,12 @@ func (t *trainer) open() error {
 				return fmt.Errorf("ppo: %s: %w", filepath.Join(dir, rolloutsFile), err)
 			}
 		}
+		// A state that decodes may still not fit this run (an edited or
+		// damaged file): a prompt position past the prompts would never
+		// end the loop that takes prompts.
+		if err := t.st.check(cfg, t.phase, len(t.train), t.step, m.Config.VocabSize, m.Config.MaxPositions); err != nil {
+			return fmt.Errorf("ppo: %s: trainer state: %w", dir, err)
+		}
 	}
 	t.settings = settings
 	return nil
@@ -396,7 +416,9 @@ func (t *trainer) close() {
 	if t.run != nil {
 		t.run.Close()
 	}
-	for _, d := range []interface{ Destroy() }{t.gen, t.pol, t.ref, t.tr} {
+	// The optimiser and the store last: the sessions read the store's
+	// tensors, some of which may be the optimiser's.
+	for _, d := range []interface{ Destroy() }{t.gen, t.pol, t.ref, t.tr, t.adam, t.store} {
 		if d != nil && !isNil(d) {
 			d.Destroy()
 		}
@@ -410,6 +432,10 @@ func isNil(d interface{ Destroy() }) bool {
 	case *policy.Runner:
 		return v == nil
 	case *policy.Trainer:
+		return v == nil
+	case *policy.Optimizer:
+		return v == nil
+	case *policy.ParamStore:
 		return v == nil
 	}
 	return false

@@ -23,8 +23,8 @@ func (s *loopState) check(cfg Config, phase []sample, nTrain, step, vocab, maxLe
 		return fmt.Errorf("KL controller %+v: want finite values and β ≥ 0", s.KL)
 	case !finite(s.Moments.Mean, s.Moments.Var, s.Moments.Std, s.Moments.Count) || s.Moments.Var < 0 || s.Moments.Std < 0 || s.Moments.Count < 0:
 		return fmt.Errorf("running moments %+v: want finite, with variance, std and count ≥ 0", s.Moments)
-	case s.RefStd != nil && !(finite(*s.RefStd) && *s.RefStd > 0):
-		return fmt.Errorf("ref_std %v: want finite and positive", *s.RefStd)
+	case s.RefStd != nil && !(finite(*s.RefStd) && *s.RefStd >= 0):
+		return fmt.Errorf("ref_std %v: want finite and ≥ 0", *s.RefStd)
 	}
 	if s.Stats != nil {
 		st := s.Stats

@@ -1,6 +1,7 @@
 // Package sft fine-tunes a GPT-NeoX policy on text with next-token
 // cross-entropy: the training graph of package policy computes the loss and
-// gradients on ONNX Runtime, AdamW (package optim) updates the weights in Go.
+// gradients on ONNX Runtime, AdamW updates the weights where they live (in
+// Go on CPU, as an ONNX graph on the device on CUDA: policy.Optimizer).
 //
 // A run writes, in its output folder, checkpoints in Hugging Face format
 // (config.json + model.safetensors) with the optimiser state and a
@@ -77,6 +78,11 @@ type Config struct {
 	// Resume continues the same schedule.
 	MaxSteps int
 	Session  onnx.Options
+	// resident keeps the weights, gradients and AdamW's moments in ONNX
+	// Runtime's memory, updated by the AdamW graph, as on CUDA, even on CPU
+	// (where the Go AdamW over Go memory is faster): the tests run the
+	// device path with it.
+	resident bool
 	// Progress, if set, receives a progress bar.
 	Progress io.Writer
 }
@@ -111,7 +117,8 @@ type Result struct {
 // BestCheckpointFile names, in Out, the checkpoint with the lowest eval loss.
 const BestCheckpointFile = "best-checkpoint"
 
-// Run trains m on examples. m's parameters are updated in place.
+// Run trains m on examples. m's parameters are updated in place (on CUDA,
+// at each checkpoint and at the end).
 func Run(m *policy.Model, examples []Example, cfg Config) (Result, error) {
 	res := Result{EvalLoss: math.NaN()}
 	if len(examples) == 0 {
@@ -155,21 +162,27 @@ func Run(m *policy.Model, examples []Example, cfg Config) (Result, error) {
 	}
 	defer run.Close()
 
-	tr, err := policy.NewTrainer(m, policy.TrainOptions{Loss: policy.CrossEntropy, UnfrozenLayers: cfg.UnfrozenLayers}, cfg.Session)
+	// The weights live where the sessions compute (see policy.ParamStore):
+	// Go memory on CPU, the device on CUDA, and the optimiser runs there.
+	newStore := policy.NewParamStore
+	if cfg.resident {
+		newStore = policy.NewResidentParamStore
+	}
+	store, err := newStore(m, cfg.Session)
+	if err != nil {
+		return res, err
+	}
+	defer store.Destroy()
+	tr, err := policy.NewTrainer(m, policy.TrainOptions{Loss: policy.CrossEntropy, UnfrozenLayers: cfg.UnfrozenLayers, Params: store}, cfg.Session)
 	if err != nil {
 		return res, err
 	}
 	defer tr.Destroy()
-	var params []*optim.Param
-	for _, name := range tr.Graph.Trainable {
-		p := m.Params[name]
-		params = append(params, &optim.Param{Name: name, Shape: p.Shape, Data: p.Data, Grad: tr.Grad(name),
-			NoDecay: len(p.Shape) == 1})
-	}
-	opt, err := optim.NewAdamW(params, cfg.AdamW)
+	opt, err := policy.NewOptimizer(tr, cfg.AdamW)
 	if err != nil {
 		return res, err
 	}
+	defer opt.Destroy()
 
 	start := 0
 	var loop loopState
@@ -179,6 +192,9 @@ func Run(m *policy.Model, examples []Example, cfg Config) (Result, error) {
 			return res, fmt.Errorf("sft: %w", err)
 		}
 		if err := checkpoint.Restore(dir, m, opt); err != nil {
+			return res, fmt.Errorf("sft: %w", err)
+		}
+		if err := store.CopyFromModel(); err != nil {
 			return res, fmt.Errorf("sft: %w", err)
 		}
 		if len(saved.Trainer) > 0 {
@@ -220,12 +236,11 @@ func Run(m *policy.Model, examples []Example, cfg Config) (Result, error) {
 		if math.IsNaN(out.Loss) || math.IsInf(out.Loss, 0) {
 			return res, fmt.Errorf("sft: step %d: the loss is %v (lower the learning rate?)", step+1, out.Loss)
 		}
-		norm := optim.GradNorm(params)
-		if cfg.MaxGradNorm > 0 {
-			norm = optim.ClipGradNorm(params, cfg.MaxGradNorm)
-		}
 		lr := sched.LR(step)
-		opt.Step(lr)
+		norm, err := opt.Step(lr, cfg.MaxGradNorm)
+		if err != nil {
+			return res, fmt.Errorf("sft: step %d: %w", step+1, err)
+		}
 		tps := float64(tokens) / time.Since(t0).Seconds()
 		loss := out.Loss
 		if math.IsNaN(res.FirstLoss) {
@@ -257,6 +272,10 @@ func Run(m *policy.Model, examples []Example, cfg Config) (Result, error) {
 				loop.BestEvalLoss, loop.BestCheckpoint = &el, checkpoint.Name(step+1)
 			}
 			lj, _ := json.Marshal(loop)
+			// The weights come to Go memory only here (a copy on CUDA).
+			if err := store.CopyToModel(); err != nil {
+				return res, fmt.Errorf("sft: %w", err)
+			}
 			dir, err := run.Save(m, opt, checkpoint.State{Step: step + 1, Settings: settings, Trainer: lj}, cfg.Extra)
 			if err != nil {
 				return res, fmt.Errorf("sft: %w", err)

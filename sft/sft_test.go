@@ -98,17 +98,28 @@ func readMetrics(t *testing.T, path string) []Metrics {
 }
 
 // Stopping after 7 steps (mid-epoch) and resuming gives exactly the losses
-// of an uninterrupted run.
+// of an uninterrupted run, on CPU's Go path and on the device path (weights,
+// gradients and AdamW's moments in ONNX Runtime's memory, as on CUDA).
 func TestResumeIsExact(t *testing.T) {
+	for _, resident := range []bool{false, true} {
+		name := "views"
+		if resident {
+			name = "resident"
+		}
+		t.Run(name, func(t *testing.T) { resumeIsExact(t, resident) })
+	}
+}
+
+func resumeIsExact(t *testing.T, resident bool) {
 	data := toyCorpus(40)
 	a := config(t.TempDir())
-	a.Epochs = 3
+	a.Epochs, a.resident = 3, resident
 	ra, err := Run(tinyModel(t), data, a)
 	if err != nil {
 		t.Fatal(err)
 	}
 	b := config(t.TempDir())
-	b.Epochs, b.MaxSteps, b.SaveEvery = 3, 7, 7
+	b.Epochs, b.MaxSteps, b.SaveEvery, b.resident = 3, 7, 7, resident
 	if _, err := Run(tinyModel(t), data, b); err != nil {
 		t.Fatal(err)
 	}
@@ -130,6 +141,49 @@ func TestResumeIsExact(t *testing.T) {
 		if !same {
 			t.Errorf("metric line %d: %+v vs %+v", i, x, y)
 		}
+	}
+}
+
+// The device path (the AdamW graph over resident tensors) trains as the Go
+// path does, within float32 rounding, and each resumes the other's
+// checkpoints: their optimiser states are one format.
+func TestResidentMatchesViews(t *testing.T) {
+	data := toyCorpus(40)
+	run := func(resident bool, out string, maxSteps int, resume bool) (Result, *policy.Model) {
+		cfg := config(out)
+		cfg.Epochs, cfg.MaxSteps, cfg.Resume, cfg.resident = 2, maxSteps, resume, resident
+		cfg.SaveEvery = maxSteps
+		m := tinyModel(t)
+		res, err := Run(m, data, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res, m
+	}
+	host, hm := run(false, t.TempDir(), 0, false)
+	dev, dm := run(true, t.TempDir(), 0, false)
+	mixed := t.TempDir()
+	run(false, mixed, 5, false)
+	cross, cm := run(true, mixed, 0, true)
+	close := func(a, b float64) bool { return math.Abs(a-b) <= 1e-4*math.Max(1, math.Abs(a)) }
+	for _, c := range []struct {
+		name string
+		r    Result
+		m    *policy.Model
+	}{{"resident", dev, dm}, {"views, then resumed resident", cross, cm}} {
+		if c.r.Steps != host.Steps || !close(c.r.LastLoss, host.LastLoss) || !close(c.r.EvalLoss, host.EvalLoss) {
+			t.Errorf("%s: %d steps, loss %v, eval %v; views: %d, %v, %v", c.name, c.r.Steps, c.r.LastLoss, c.r.EvalLoss, host.Steps, host.LastLoss, host.EvalLoss)
+		}
+		worst := 0.0
+		for name, p := range hm.Params {
+			for i, x := range p.Data {
+				worst = math.Max(worst, math.Abs(float64(c.m.Params[name].Data[i]-x)))
+			}
+		}
+		if worst > 1e-4 {
+			t.Errorf("%s: final weights differ from the views' by up to %.3g", c.name, worst)
+		}
+		t.Logf("%s: loss %v (views %v), weights within %.3g", c.name, c.r.LastLoss, host.LastLoss, worst)
 	}
 }
 

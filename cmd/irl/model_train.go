@@ -44,10 +44,14 @@ every parameter, named as in the checkpoint (e.g. grad.embed_out.weight).`,
 			}
 			ts := []safetensors.Tensor{safetensors.FromFloat32("loss", []int{1}, []float32{float32(res.Loss)})}
 			for _, name := range tr.Graph.Trainable {
-				if err := weights.CheckOutput(policy.GradName(name), m.Params[name].Shape, tr.Grad(name)); err != nil {
+				g, err := tr.HostGrad(name) // a copy from the device on CUDA
+				if err != nil {
+					return err
+				}
+				if err := weights.CheckOutput(policy.GradName(name), m.Params[name].Shape, g); err != nil {
 					return fmt.Errorf("%s: %w", c.String("model"), err)
 				}
-				ts = append(ts, safetensors.FromFloat32(policy.GradName(name), m.Params[name].Shape, tr.Grad(name)))
+				ts = append(ts, safetensors.FromFloat32(policy.GradName(name), m.Params[name].Shape, g))
 			}
 			if err := safetensors.WriteFile(c.String("out"), ts, map[string]string{"model": c.String("model")}); err != nil {
 				return err
