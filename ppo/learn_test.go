@@ -27,6 +27,18 @@ func TestPPOLearnsLexicon(t *testing.T) {
 		t.Errorf("reward/mean rose by %.3f, want ≥ 0.25", res.LastReward-res.FirstReward)
 	}
 	lines := readLines(t, filepath.Join(out, "metrics.jsonl"))
+	// The learning curve, for the record: held-out reward at each
+	// evaluation, with the KL and β of the nearest training step.
+	var kl, beta float64
+	for _, l := range lines {
+		if v, ok := l["policy/kl"].(float64); ok {
+			kl = v
+			beta, _ = l["kl_ctl_value"].(float64)
+		}
+		if r, ok := l["reward/mean"].(float64); ok {
+			t.Logf("step %v: held-out reward/mean %.3f, sequence KL %.3f, β %.3f", l["step"], r, kl, beta)
+		}
+	}
 	for _, l := range lines {
 		// Collapsing onto one of 12 adjectives costs log 12 ≈ 2.5 nats.
 		if kl, ok := l["policy/kl"].(float64); ok && kl > 4 {
