@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 
 	"irl/onnx"
 )
@@ -15,6 +16,19 @@ import (
 // computes, operation for operation: the norm and the clip scaling in
 // float64, each element's update in float32, and the per-step scalars
 // computed in Go exactly as Step computes them and fed in as inputs.
+//
+// The parameters are concatenated into one or two blocks and updated
+// there, so that the graph has the same few dozen nodes whatever the number
+// of parameters: a node per operation per parameter (about 1,300 for
+// pythia-70m) made a CUDA step as slow as the whole forward and backward
+// pass, each node a kernel launch over a tensor too small to hide it.
+//
+// A block is a [rows, width] matrix, each parameter a run of whole rows,
+// rather than a flat vector: ONNX Runtime's CUDA Concat and Split build, on
+// the host, a table of one int64 per index along the axis they join and
+// copy it to the device at every run, which along a flat axis of 70M
+// values took over half a second per node. AdamWBlocks picks the width that
+// keeps the rows of all blocks few.
 
 // Names of the graph's scalar inputs and output (0-D tensors).
 const (
@@ -34,30 +48,132 @@ const (
 
 // AdamWParamInput names a parameter's input. This and the other AdamW…Input
 // and AdamW…Output functions name the graph's per-parameter tensors by the
-// parameter's Name.
+// parameter's Name. Each is of shape [rows, Width] of the parameter's block
+// (AdamWBlock.Shape): bind a view of the parameter's tensor
+// (onnx.DeviceTensor.View), as DeviceAdamW does, which costs no copy.
 func AdamWParamInput(name string) string { return "param/" + name }
 
 // AdamWGradInput names a parameter's gradient input.
 func AdamWGradInput(name string) string { return "grad/" + name }
 
-// AdamWMomentInputs name a parameter's first and second moment inputs.
-func AdamWMomentInputs(name string) (m, v string) { return "m/" + name, "v/" + name }
-
 // AdamWParamOutput names a parameter's updated value.
 func AdamWParamOutput(name string) string { return "param_out/" + name }
 
-// AdamWMomentOutputs name a parameter's updated moments.
-func AdamWMomentOutputs(name string) (m, v string) { return "m_out/" + name, "v_out/" + name }
+// AdamWMomentInputs name the first and second moments of block b (the
+// index into AdamWBlocks), each of the block's shape.
+func AdamWMomentInputs(b int) (m, v string) {
+	s := strconv.Itoa(b)
+	return "adamw/m/" + s, "adamw/v/" + s
+}
+
+// AdamWMomentOutputs name the updated moments of block b.
+func AdamWMomentOutputs(b int) (m, v string) {
+	s := strconv.Itoa(b)
+	return "adamw/m_out/" + s, "adamw/v_out/" + s
+}
+
+// AdamWBlock is one of the matrices that BuildAdamWGraph concatenates the
+// parameters, gradients and moments into.
+type AdamWBlock struct {
+	// Width is the number of values in a row; every parameter of the block
+	// has a multiple of it.
+	Width int
+	// Params are the block's parameters, as indices into the parameters
+	// given to AdamWBlocks, in the order of their rows: those that decay
+	// first (the first Decayed of them), then those exempt.
+	Params  []int
+	Decayed int
+	// Rows[i] is the number of rows of Params[i]; Offset[i] where its values
+	// start in the block, in values.
+	Rows, Offset []int
+}
+
+// Shape is the shape of parameter Params[i] in the graph.
+func (b *AdamWBlock) Shape(i int) []int64 { return []int64{int64(b.Rows[i]), int64(b.Width)} }
+
+// rowsOf sums Rows over Params[lo:hi].
+func (b *AdamWBlock) rowsOf(lo, hi int) int {
+	n := 0
+	for _, r := range b.Rows[lo:hi] {
+		n += r
+	}
+	return n
+}
+
+// maxBlockWidth bounds the widths AdamWBlocks tries.
+const maxBlockWidth = 1 << 16
+
+// AdamWBlocks lays params out in blocks: one of a power-of-two width that
+// divides the sizes of most parameters, and one of width 1 for those it does
+// not divide. The width is the one that makes the fewest rows in all (the
+// length of the tables ONNX Runtime's CUDA Concat and Split build), largest
+// on a tie. Parameters without values are in no block; blocks are never
+// empty.
+func AdamWBlocks(params []*Param) []AdamWBlock {
+	sizes := make([]int, len(params))
+	total := 0
+	for i, p := range params {
+		sizes[i] = numel(p.shape())
+		total += sizes[i]
+	}
+	width, best := 1, total
+	for w := maxBlockWidth; w >= 2; w /= 2 {
+		rows := 0
+		for _, n := range sizes {
+			if n%w == 0 {
+				rows += n / w
+			} else {
+				rows += n
+			}
+		}
+		if rows < best {
+			width, best = w, rows
+		}
+	}
+	var blocks []AdamWBlock
+	for _, w := range []int{width, 1} {
+		b := AdamWBlock{Width: w}
+		for _, noDecay := range []bool{false, true} {
+			for i, p := range params {
+				n := sizes[i]
+				inMain := n%width == 0
+				if n == 0 || p.NoDecay != noDecay || inMain != (w == width) {
+					continue
+				}
+				off := 0
+				if k := len(b.Params); k > 0 {
+					off = b.Offset[k-1] + b.Rows[k-1]*w
+				}
+				b.Params = append(b.Params, i)
+				b.Rows = append(b.Rows, n/w)
+				b.Offset = append(b.Offset, off)
+				if !noDecay {
+					b.Decayed++
+				}
+			}
+		}
+		if len(b.Params) > 0 {
+			blocks = append(blocks, b)
+		}
+		if width == 1 {
+			break
+		}
+	}
+	return blocks
+}
 
 // BuildAdamWGraph returns the graph of one clipped AdamW step over params
-// (their names, shapes and NoDecay flags; the data is not read). For each
-// parameter it takes the parameter, its gradient and its two moments and
-// returns the updated parameter and moments; it also takes the scalar
-// inputs named by the AdamW…Input constants and returns the pre-clip global
-// gradient norm. β1, β2 and eps are built in from cfg. It returns an error
-// for invalid hyperparameters and panics on malformed parameters, as
-// NewAdamW does, except that parameters may leave Data and Grad nil when
-// their Shape is set.
+// (their names, shapes and NoDecay flags; the data is not read). It takes
+// each parameter with values and its gradient (AdamWParamInput,
+// AdamWGradInput), the moments of each block of AdamWBlocks
+// (AdamWMomentInputs) and the scalar inputs named by the AdamW…Input
+// constants; it returns each updated parameter (AdamWParamOutput), the
+// updated moments (AdamWMomentOutputs) and the pre-clip global gradient
+// norm. β1, β2 and eps are built in from cfg. Its number of nodes depends on
+// the blocks, not on the number of parameters. It returns an error for
+// invalid hyperparameters and panics on malformed parameters, as NewAdamW
+// does, except that parameters may leave Data and Grad nil when their Shape
+// is set.
 func BuildAdamWGraph(params []*Param, cfg AdamWConfig) (*onnx.Graph, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -66,32 +182,45 @@ func BuildAdamWGraph(params []*Param, cfg AdamWConfig) (*onnx.Graph, error) {
 	if len(params) == 0 {
 		return nil, errors.New("adamw graph: no parameters")
 	}
+	blocks := AdamWBlocks(params)
 	g := onnx.NewGraph("adamw")
 	decay := g.Input(AdamWDecayInput, onnx.Float)
 	stepSize := g.Input(AdamWStepSizeInput, onnx.Float)
 	invBC2 := g.Input(AdamWInvBC2Input, onnx.Float)
 	maxNorm := g.Input(AdamWMaxNormInput, onnx.Double)
 
-	type io struct{ p, grad, m, v onnx.Value }
-	ios := make([]io, len(params))
-	var sumSqs []onnx.Value
-	for i, p := range params {
-		dims := make([]any, len(p.shape()))
-		for d, s := range p.shape() {
-			dims[d] = s
-		}
-		mName, vName := AdamWMomentInputs(p.Name)
-		ios[i] = io{
-			p:    g.Input(AdamWParamInput(p.Name), onnx.Float, dims...),
-			grad: g.Input(AdamWGradInput(p.Name), onnx.Float, dims...),
-			m:    g.Input(mName, onnx.Float, dims...),
-			v:    g.Input(vName, onnx.Float, dims...),
-		}
-		// GradNorm sums float64 squares; no axes reduces every axis.
-		gd := g.Cast(ios[i].grad, onnx.Double)
-		sumSqs = append(sumSqs, g.Op("ReduceSumSquare", []onnx.Value{gd}, onnx.AttrInt("keepdims", 0)))
+	// Each block's inputs and its gradients in float64.
+	type blockIO struct {
+		ps       []onnx.Value
+		gd, m, v onnx.Value
 	}
-	norm := g.Rename(g.Sqrt(g.Op("Sum", sumSqs)), AdamWNormOutput)
+	ios := make([]blockIO, len(blocks))
+	var sumSq onnx.Value
+	for bi, b := range blocks {
+		rows := b.rowsOf(0, len(b.Params))
+		var grads []onnx.Value
+		for i, pi := range b.Params {
+			name := params[pi].Name
+			ios[bi].ps = append(ios[bi].ps, g.Input(AdamWParamInput(name), onnx.Float, b.Rows[i], b.Width))
+			grads = append(grads, g.Input(AdamWGradInput(name), onnx.Float, b.Rows[i], b.Width))
+		}
+		mIn, vIn := AdamWMomentInputs(bi)
+		ios[bi].m = g.Input(mIn, onnx.Float, rows, b.Width)
+		ios[bi].v = g.Input(vIn, onnx.Float, rows, b.Width)
+		// GradNorm sums float64 squares (in another order: the norm agrees
+		// to rounding, not bit for bit); no axes reduces every axis.
+		ios[bi].gd = g.Cast(g.Concat(0, grads...), onnx.Double)
+		s := g.Op("ReduceSumSquare", []onnx.Value{ios[bi].gd}, onnx.AttrInt("keepdims", 0))
+		if bi == 0 {
+			sumSq = s
+		} else {
+			sumSq = g.Add(sumSq, s)
+		}
+	}
+	if len(blocks) == 0 { // no parameter has values
+		sumSq = g.ScalarF64(0)
+	}
+	norm := g.Rename(g.Sqrt(sumSq), AdamWNormOutput)
 	g.Output(norm, AdamWNormOutput, onnx.Double)
 
 	// ClipGradNorm: scale by maxNorm/(norm+1e-6) when that is below 1 and
@@ -107,34 +236,52 @@ func BuildAdamWGraph(params []*Param, cfg AdamWConfig) (*onnx.Graph, error) {
 	b1, b2 := g.ScalarF32(float32(cfg.Beta1)), g.ScalarF32(float32(cfg.Beta2))
 	c1, c2 := g.ScalarF32(float32(1-cfg.Beta1)), g.ScalarF32(float32(1-cfg.Beta2))
 	eps := g.ScalarF32(float32(cfg.Eps))
-	for i, p := range params {
-		x := ios[i]
-		dims := make([]any, len(p.shape()))
-		for d, s := range p.shape() {
-			dims[d] = s
-		}
+	for bi, b := range blocks {
+		x := ios[bi]
+		rows := b.rowsOf(0, len(b.Params))
 		// float32(float64(g) * coef), as ClipGradNorm rounds it.
-		gr := g.Cast(g.Mul(g.Cast(x.grad, onnx.Double), scale), onnx.Float)
+		gr := g.Cast(g.Mul(x.gd, scale), onnx.Float)
 		// The kernel of AdamW.Step, in its order of operations:
 		//   m = β1 m + (1-β1) g;  v = β2 v + ((1-β2) g) g
 		//   p = p·decay − (stepSize·m) / (sqrt(v)·invBC2 + eps)
 		// The outputs are named where they are computed, so that no Identity
 		// copies them out.
-		mOut, vOut := AdamWMomentOutputs(p.Name)
+		mOut, vOut := AdamWMomentOutputs(bi)
 		m := g.Rename(g.Add(g.Mul(b1, x.m), g.Mul(c1, gr)), mOut)
 		v := g.Rename(g.Add(g.Mul(b2, x.v), g.Mul(g.Mul(c2, gr), gr)), vOut)
 		den := g.Add(g.Mul(g.Sqrt(v), invBC2), eps)
 		upd := g.Div(g.Mul(stepSize, m), den)
-		pd := x.p
-		if !p.NoDecay { // Step multiplies by exactly 1 here: the same bits
-			pd = g.Mul(x.p, decay)
+		p := g.Concat(0, x.ps...)
+		// The decay multiplies the leading rows, those of the parameters
+		// that decay, and the others by exactly 1, as Step does: a factor
+		// per row, decay then 1s.
+		switch decayRows := b.rowsOf(0, b.Decayed); {
+		case b.Decayed == len(b.Params):
+			p = g.Mul(p, decay)
+		case b.Decayed > 0:
+			f := g.Op("Expand", []onnx.Value{decay, g.ConstI64(int64(decayRows), 1)})
+			f = g.Op("Pad", []onnx.Value{f, g.ConstI64(0, 0, int64(rows-decayRows), 0), g.ScalarF32(1)})
+			p = g.Mul(p, f)
 		}
-		pOut := g.Rename(g.Sub(pd, upd), AdamWParamOutput(p.Name))
-		g.Output(pOut, string(pOut), onnx.Float, dims...)
-		g.Output(m, mOut, onnx.Float, dims...)
-		g.Output(v, vOut, onnx.Float, dims...)
+		// Split writes each parameter's rows straight into the tensor bound
+		// as its output.
+		outs := g.Split(g.Sub(p, upd), 0, int64sOf(b.Rows)...)
+		for i, o := range outs {
+			name := AdamWParamOutput(params[b.Params[i]].Name)
+			g.Output(g.Rename(o, name), name, onnx.Float, b.Rows[i], b.Width)
+		}
+		g.Output(m, mOut, onnx.Float, rows, b.Width)
+		g.Output(v, vOut, onnx.Float, rows, b.Width)
 	}
 	return g, nil
+}
+
+func int64sOf(xs []int) []int64 {
+	out := make([]int64, len(xs))
+	for i, x := range xs {
+		out[i] = int64(x)
+	}
+	return out
 }
 
 // adamWScalars are one step's scalar inputs, computed as AdamW.Step computes
@@ -147,19 +294,27 @@ func adamWScalars(cfg AdamWConfig, t int, lr float64) (decay, stepSize, invBC2 f
 }
 
 // DeviceAdamW runs BuildAdamWGraph's step in an ONNX Runtime session with
-// its state in the session's memory (GPU memory with CUDA): parameters and
-// moments in two sets of tensors that each step reads from one and writes to
-// the other, and the gradients in tensors the caller fills, typically by
-// binding them as a training run's outputs. Only the scalars cross to the
-// host. Results equal ClipGradNorm followed by AdamW.Step. Destroy it when
-// done; not safe for concurrent use.
+// its state in the session's memory (GPU memory with CUDA): parameters in
+// two sets of per-parameter tensors and the moments in two sets of
+// per-block tensors (AdamWBlocks), each step reading from one set and
+// writing to the other, and the gradients in tensors the caller fills,
+// typically by binding them as a training run's outputs. The graph sees
+// each parameter's tensors through views in its block's shape. Only the
+// scalars cross to the host. Results equal ClipGradNorm followed by
+// AdamW.Step. Destroy it when done; not safe for concurrent use.
 type DeviceAdamW struct {
-	cfg     AdamWConfig
-	params  []*Param
-	sess    *onnx.BoundSession
-	alloc   *onnx.Allocator
-	p, m, v [2][]*onnx.DeviceTensor
-	g       []*onnx.DeviceTensor
+	cfg    AdamWConfig
+	params []*Param
+	blocks []AdamWBlock
+	sess   *onnx.BoundSession
+	alloc  *onnx.Allocator
+	p      [2][]*onnx.DeviceTensor
+	g      []*onnx.DeviceTensor
+	// pv and gv are views of p and g in the graph's shapes (nil for
+	// parameters without values, which are in no block).
+	pv   [2][]*onnx.DeviceTensor
+	gv   []*onnx.DeviceTensor
+	m, v [2][]*onnx.DeviceTensor // per block
 	// external marks the tensors the caller holds (NewDeviceAdamWOn): the
 	// first set of parameters and the gradients, which Destroy leaves.
 	external bool
@@ -209,10 +364,7 @@ func NewDeviceAdamWOn(params []*Param, cfg AdamWConfig, o onnx.Options, start, g
 		return nil, err
 	}
 	for i, p := range params {
-		want := make([]int64, len(p.shape()))
-		for j, s := range p.shape() {
-			want[j] = int64(s)
-		}
+		want := shape64(p.shape())
 		for _, t := range []*onnx.DeviceTensor{start[i], grads[i]} {
 			if t == nil || t.DType() != onnx.Float || !slices.Equal(t.Shape(), want) {
 				return nil, fmt.Errorf("adamw graph: parameter %q: a tensor that is not float32 of shape %v", p.Name, want)
@@ -228,7 +380,16 @@ func NewDeviceAdamWOn(params []*Param, cfg AdamWConfig, o onnx.Options, start, g
 	return d, nil
 }
 
+func shape64(shape []int) []int64 {
+	s := make([]int64, len(shape))
+	for i, x := range shape {
+		s[i] = int64(x)
+	}
+	return s
+}
+
 func (d *DeviceAdamW) setup(g *onnx.Graph, o onnx.Options) error {
+	d.blocks = AdamWBlocks(d.params)
 	var err error
 	if d.sess, err = onnx.NewBoundGraphSession(g, o); err != nil {
 		return err
@@ -236,48 +397,52 @@ func (d *DeviceAdamW) setup(g *onnx.Graph, o onnx.Options) error {
 	if d.alloc, err = d.sess.NewAllocator(nil); err != nil {
 		return err
 	}
-	newT := func(p *Param) (*onnx.DeviceTensor, error) {
-		shape := make([]int64, len(p.shape()))
-		for i, s := range p.shape() {
-			shape[i] = int64(s)
-		}
-		t, err := d.alloc.NewTensor(onnx.Float, shape...)
-		if err != nil {
-			return nil, fmt.Errorf("adamw graph: parameter %q: %w", p.Name, err)
-		}
-		return t, nil
-	}
-	maxLen := 0
-	for _, p := range d.params {
-		maxLen = max(maxLen, numel(p.shape()))
-	}
-	zeros := make([]float32, maxLen)
+	// Tensors go into their slices as soon as they exist, so that Destroy
+	// finds them after a failure part way.
 	for i, p := range d.params {
-		n := numel(p.shape())
-		for k := range 2 {
-			for _, set := range []*[2][]*onnx.DeviceTensor{&d.p, &d.m, &d.v} {
-				if d.external && set == &d.p && k == 0 {
-					continue // the caller's
-				}
-				t, err := newT(p)
-				if err != nil {
-					return err
-				}
-				set[k] = append(set[k], t)
-			}
-		}
-		inits := []error{d.m[0][i].CopyFromHost(zeros[:n]), d.v[0][i].CopyFromHost(zeros[:n])}
+		sets := []*[]*onnx.DeviceTensor{&d.p[1]}
 		if !d.external {
-			t, err := newT(p)
-			if err != nil {
-				return err
-			}
-			d.g = append(d.g, t)
-			inits = append(inits, d.p[0][i].CopyFromHost(p.Data))
+			sets = append(sets, &d.p[0], &d.g)
 		}
-		for _, e := range inits {
-			if e != nil {
-				return fmt.Errorf("adamw graph: parameter %q: %w", p.Name, e)
+		for _, set := range sets {
+			t, err := d.alloc.NewTensor(onnx.Float, shape64(p.shape())...)
+			if err != nil {
+				return fmt.Errorf("adamw graph: parameter %q: %w", p.Name, err)
+			}
+			*set = append(*set, t)
+		}
+		if !d.external {
+			if err := d.p[0][i].CopyFromHost(p.Data); err != nil {
+				return fmt.Errorf("adamw graph: parameter %q: %w", p.Name, err)
+			}
+		}
+	}
+	for _, views := range []*[]*onnx.DeviceTensor{&d.pv[0], &d.pv[1], &d.gv} {
+		*views = make([]*onnx.DeviceTensor, len(d.params))
+	}
+	for bi := range d.blocks {
+		b := &d.blocks[bi]
+		for j, i := range b.Params {
+			for _, s := range []struct{ from, to []*onnx.DeviceTensor }{{d.p[0], d.pv[0]}, {d.p[1], d.pv[1]}, {d.g, d.gv}} {
+				if s.to[i], err = s.from[i].View(b.Shape(j)...); err != nil {
+					return fmt.Errorf("adamw graph: parameter %q: %w", d.params[i].Name, err)
+				}
+			}
+		}
+		rows := b.rowsOf(0, len(b.Params))
+		zeros := make([]float32, rows*b.Width)
+		for k := range 2 {
+			for _, set := range []*[]*onnx.DeviceTensor{&d.m[k], &d.v[k]} {
+				t, err := d.alloc.NewTensor(onnx.Float, int64(rows), int64(b.Width))
+				if err != nil {
+					return fmt.Errorf("adamw graph: moments: %w", err)
+				}
+				*set = append(*set, t)
+				if k == 0 {
+					if err := t.CopyFromHost(zeros); err != nil {
+						return fmt.Errorf("adamw graph: moments: %w", err)
+					}
+				}
 			}
 		}
 	}
@@ -304,16 +469,27 @@ func (d *DeviceAdamW) setup(g *onnx.Graph, o onnx.Options) error {
 		}
 		d.bind[k] = b
 		for i, p := range d.params {
-			mIn, vIn := AdamWMomentInputs(p.Name)
-			mOut, vOut := AdamWMomentOutputs(p.Name)
+			if d.gv[i] == nil {
+				continue // no values: not in the graph
+			}
 			for _, e := range []error{
-				b.BindInput(AdamWParamInput(p.Name), d.p[k][i]),
-				b.BindInput(AdamWGradInput(p.Name), d.g[i]),
-				b.BindInput(mIn, d.m[k][i]),
-				b.BindInput(vIn, d.v[k][i]),
-				b.BindOutput(AdamWParamOutput(p.Name), d.p[1-k][i]),
-				b.BindOutput(mOut, d.m[1-k][i]),
-				b.BindOutput(vOut, d.v[1-k][i]),
+				b.BindInput(AdamWParamInput(p.Name), d.pv[k][i]),
+				b.BindInput(AdamWGradInput(p.Name), d.gv[i]),
+				b.BindOutput(AdamWParamOutput(p.Name), d.pv[1-k][i]),
+			} {
+				if e != nil {
+					return e
+				}
+			}
+		}
+		for bi := range d.blocks {
+			mIn, vIn := AdamWMomentInputs(bi)
+			mOut, vOut := AdamWMomentOutputs(bi)
+			for _, e := range []error{
+				b.BindInput(mIn, d.m[k][bi]),
+				b.BindInput(vIn, d.v[k][bi]),
+				b.BindOutput(mOut, d.m[1-k][bi]),
+				b.BindOutput(vOut, d.v[1-k][bi]),
 			} {
 				if e != nil {
 					return e
@@ -342,17 +518,37 @@ func (d *DeviceAdamW) Params() []*Param { return append([]*Param(nil), d.params.
 // CopyGradsFromHost). They belong to the optimiser and stay the same tensors.
 func (d *DeviceAdamW) Grads() []*onnx.DeviceTensor { return append([]*onnx.DeviceTensor(nil), d.g...) }
 
-// ParamTensors are the tensors holding the current parameters, in order.
-// Each Step moves the parameters to the other set of tensors, so ask again
-// after a step. They belong to the optimiser.
+// ParamTensors are the tensors holding the current parameters, in order,
+// each of its parameter's shape. Each Step moves the parameters to the other
+// set of tensors, so ask again after a step. They belong to the optimiser.
 func (d *DeviceAdamW) ParamTensors() []*onnx.DeviceTensor {
 	return append([]*onnx.DeviceTensor(nil), d.p[d.cur]...)
 }
 
 // MomentTensors are the tensors holding the current first and second
-// moments, in order; like ParamTensors, they change with each Step.
+// moments, one of each per block of AdamWBlocks(Params()), in which each
+// parameter's moments lie where its values lie; like ParamTensors, they
+// change with each Step. Moments copies them out per parameter.
 func (d *DeviceAdamW) MomentTensors() (m, v []*onnx.DeviceTensor) {
 	return append([]*onnx.DeviceTensor(nil), d.m[d.cur]...), append([]*onnx.DeviceTensor(nil), d.v[d.cur]...)
+}
+
+// Moments copies the current moments to Go memory, one slice per parameter
+// in parameter order, as AdamW holds them.
+func (d *DeviceAdamW) Moments() (m, v [][]float32, err error) {
+	o, mb, vb, err := d.hostState()
+	if err != nil {
+		return nil, nil, err
+	}
+	for bi := range d.blocks {
+		if err := d.m[d.cur][bi].CopyToHost(mb[bi]); err != nil {
+			return nil, nil, fmt.Errorf("adamw graph: first moments: %w", err)
+		}
+		if err := d.v[d.cur][bi].CopyToHost(vb[bi]); err != nil {
+			return nil, nil, fmt.Errorf("adamw graph: second moments: %w", err)
+		}
+	}
+	return o.m, o.v, nil
 }
 
 // CopyGradsFromHost copies every parameter's Grad into the gradient tensors.
@@ -412,22 +608,14 @@ func (d *DeviceAdamW) Step(lr, maxGradNorm float64) (float64, error) {
 }
 
 // Save writes the step count and the moments, copied from the device, in
-// AdamW.Save's format: the two optimisers' states are interchangeable.
+// AdamW.Save's format (per parameter): the two optimisers' states are
+// interchangeable.
 func (d *DeviceAdamW) Save(path string) error {
-	o, err := d.hostState()
+	m, v, err := d.Moments()
 	if err != nil {
 		return err
 	}
-	ms, vs := d.MomentTensors()
-	for i := range d.params {
-		if err := ms[i].CopyToHost(o.m[i]); err != nil {
-			return fmt.Errorf("adamw graph: first moment of %q: %w", d.params[i].Name, err)
-		}
-		if err := vs[i].CopyToHost(o.v[i]); err != nil {
-			return fmt.Errorf("adamw graph: second moment of %q: %w", d.params[i].Name, err)
-		}
-	}
-	o.step = d.step
+	o := &AdamW{cfg: d.cfg, params: d.params, m: m, v: v, step: d.step}
 	return o.Save(path)
 }
 
@@ -436,20 +624,19 @@ func (d *DeviceAdamW) Save(path string) error {
 // are not in the file: the caller restores them. On error the optimiser is
 // unchanged, unless the copy to the device itself fails.
 func (d *DeviceAdamW) Load(path string) error {
-	o, err := d.hostState()
+	o, mb, vb, err := d.hostState()
 	if err != nil {
 		return err
 	}
 	if err := o.Load(path); err != nil {
 		return err
 	}
-	ms, vs := d.MomentTensors()
-	for i := range d.params {
-		if err := ms[i].CopyFromHost(o.m[i]); err != nil {
-			return fmt.Errorf("adamw graph: first moment of %q: %w", d.params[i].Name, err)
+	for bi := range d.blocks {
+		if err := d.m[d.cur][bi].CopyFromHost(mb[bi]); err != nil {
+			return fmt.Errorf("adamw graph: first moments: %w", err)
 		}
-		if err := vs[i].CopyFromHost(o.v[i]); err != nil {
-			return fmt.Errorf("adamw graph: second moment of %q: %w", d.params[i].Name, err)
+		if err := d.v[d.cur][bi].CopyFromHost(vb[bi]); err != nil {
+			return fmt.Errorf("adamw graph: second moments: %w", err)
 		}
 	}
 	d.step = o.step
@@ -457,17 +644,27 @@ func (d *DeviceAdamW) Load(path string) error {
 }
 
 // hostState is an AdamW with the optimiser's parameters and zero moments in
-// Go memory, through which Save and Load go.
-func (d *DeviceAdamW) hostState() (*AdamW, error) {
+// Go memory, through which Save and Load go: its per-parameter moments are
+// pieces of mb[b] and vb[b], laid out as block b's moments on the device,
+// so that one copy per block each way moves them all.
+func (d *DeviceAdamW) hostState() (o *AdamW, mb, vb [][]float32, err error) {
 	if d.sess == nil {
-		return nil, errors.New("adamw graph: optimiser used after Destroy")
+		return nil, nil, nil, errors.New("adamw graph: optimiser used after Destroy")
 	}
-	o := &AdamW{cfg: d.cfg, params: d.params, m: make([][]float32, len(d.params)), v: make([][]float32, len(d.params))}
-	for i, p := range d.params {
-		n := numel(p.shape())
-		o.m[i], o.v[i] = make([]float32, n), make([]float32, n)
+	o = &AdamW{cfg: d.cfg, params: d.params, m: make([][]float32, len(d.params)), v: make([][]float32, len(d.params))}
+	for i := range d.params {
+		o.m[i], o.v[i] = []float32{}, []float32{} // no values, in no block
 	}
-	return o, nil
+	for _, b := range d.blocks {
+		n := b.rowsOf(0, len(b.Params)) * b.Width
+		mf, vf := make([]float32, n), make([]float32, n)
+		mb, vb = append(mb, mf), append(vb, vf)
+		for j, i := range b.Params {
+			lo, hi := b.Offset[j], b.Offset[j]+b.Rows[j]*b.Width
+			o.m[i], o.v[i] = mf[lo:hi:hi], vf[lo:hi:hi]
+		}
+	}
+	return o, mb, vb, nil
 }
 
 // Destroy releases the session and every tensor the optimiser allocated.
@@ -475,23 +672,20 @@ func (d *DeviceAdamW) Destroy() {
 	for _, b := range d.bind {
 		b.Destroy()
 	}
-	for i, set := range [][2][]*onnx.DeviceTensor{d.p, d.m, d.v} {
-		for k, ts := range set {
-			if d.external && i == 0 && k == 0 {
-				continue // the caller's
-			}
-			for _, t := range ts {
-				t.Destroy()
-			}
-		}
-	}
-	if !d.external {
-		for _, t := range d.g {
+	// Views first: each holds its tensor's memory.
+	for _, ts := range [][]*onnx.DeviceTensor{d.pv[0], d.pv[1], d.gv} {
+		for _, t := range ts {
 			t.Destroy()
 		}
 	}
-	for _, t := range d.scalars {
-		t.Destroy()
+	owned := [][]*onnx.DeviceTensor{d.p[1], d.m[0], d.m[1], d.v[0], d.v[1], d.scalars}
+	if !d.external {
+		owned = append(owned, d.p[0], d.g)
+	}
+	for _, ts := range owned {
+		for _, t := range ts {
+			t.Destroy()
+		}
 	}
 	d.alloc.Destroy()
 	d.sess.Destroy()

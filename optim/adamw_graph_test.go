@@ -1,6 +1,7 @@
 package optim
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"strings"
@@ -118,15 +119,12 @@ func TestDeviceAdamWMatchesGo(t *testing.T) {
 		if err := d.CopyParamsToHost(); err != nil {
 			t.Fatal(err)
 		}
-		ms, vs := d.MomentTensors()
+		ms, vs, err := d.Moments()
+		if err != nil {
+			t.Fatal(err)
+		}
 		for i, p := range goPs {
-			m, v := make([]float32, len(p.Data)), make([]float32, len(p.Data))
-			if err := ms[i].CopyToHost(m); err != nil {
-				t.Fatal(err)
-			}
-			if err := vs[i].CopyToHost(v); err != nil {
-				t.Fatal(err)
-			}
+			m, v := ms[i], vs[i]
 			for _, c := range []struct {
 				what      string
 				got, want []float32
@@ -448,4 +446,45 @@ func TestDeviceAdamWOnAndState(t *testing.T) {
 	if err := grads[4].CopyToHost(make([]float32, len(goPs[4].Data))); err != nil {
 		t.Errorf("the caller's gradient after Destroy: %v", err)
 	}
+}
+
+// The graph's node count does not grow with the number of parameters: the
+// parameters enter and leave its blocks through one Concat and one Split
+// per block (graph inputs and Split's outputs, not nodes). Sets of 4 and of
+// 60 parameters laid out alike (two blocks, each holding parameters that
+// decay and parameters exempt, a 0-D one among them) give exactly the same
+// number of nodes.
+func TestAdamWGraphNodesIndependentOfParams(t *testing.T) {
+	specs := func(n int) []*Param {
+		ps := []*Param{{Name: "gain", Shape: []int{}, NoDecay: true}, {Name: "odd", Shape: []int{3}}}
+		for i := 1; i <= n-2; i++ {
+			ps = append(ps, &Param{Name: fmt.Sprintf("p%d", i), Shape: []int{i, 64}, NoDecay: i%2 == 0})
+		}
+		return ps
+	}
+	count := func(n int) int {
+		ps := specs(n)
+		bs := AdamWBlocks(ps)
+		if len(bs) != 2 || bs[0].Width != 64 || bs[1].Width != 1 {
+			t.Fatalf("%d parameters: blocks %+v, want widths 64 and 1", n, bs)
+		}
+		for _, b := range bs {
+			if b.Decayed == 0 || b.Decayed == len(b.Params) {
+				t.Fatalf("%d parameters: block %+v holds only one kind", n, b)
+			}
+		}
+		g, err := BuildAdamWGraph(ps, DefaultAdamW())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g.NumNodes()
+	}
+	few, many := count(4), count(60)
+	if few != many {
+		t.Errorf("%d nodes for 4 parameters, %d for 60", few, many)
+	}
+	if many > 60 {
+		t.Errorf("%d nodes: the step should take a few dozen", many)
+	}
+	t.Logf("%d nodes for 4 and for 60 parameters", many)
 }

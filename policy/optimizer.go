@@ -12,10 +12,12 @@ import (
 //
 //   - on a CPU store, optim.AdamW in Go, updating Model.Params in place
 //     through the store's views, from the gradients the trainer wrote into
-//     Go memory. On CPU it is the faster of the two: about 0.55–1.2 s per
-//     pythia-70m step against 0.65–2.0 s for the graph (optim's
-//     BenchmarkAdamWStep70M and BenchmarkDeviceAdamWStep70M), as the Go
-//     kernel makes one pass where ONNX Runtime runs a node per operation;
+//     Go memory. On CPU it is the faster of the two for a whole training
+//     step: a pythia-70m SFT step of 16 × 128 tokens took 2.35–2.60 s
+//     against 2.51–3.04 s on a resident store with the graph (five
+//     alternating runs of BenchmarkDeviceTrainStep70m, IRL_BENCH_RESIDENT=1
+//     for the graph, 2 cores). The graph alone is not slower than the Go
+//     step, but a resident store copies what views share;
 //   - on a resident store (CUDA), optim.DeviceAdamW, the same step as an
 //     ONNX graph, reading the trainer's gradient tensors and ping-ponging
 //     the parameters between the store's tensors and its own, its moments
