@@ -3,6 +3,7 @@ package rows
 import (
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -52,7 +53,15 @@ func FuzzRead(f *testing.F) {
 		if err := os.WriteFile(path, data, 0o644); err != nil {
 			t.Fatal(err)
 		}
+		// What a file makes the reader allocate stays in proportion to
+		// its size: a 12-byte Parquet file once took 2 GB.
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
 		rs, bad, err := Read(path, Options{TextField: textField, PromptField: promptField, KeepFields: true})
+		runtime.ReadMemStats(&after)
+		if got, limit := after.TotalAlloc-before.TotalAlloc, uint64(64<<20+1024*len(data)); got > limit {
+			t.Fatalf("reading %d bytes allocated %d bytes (limit %d)", len(data), got, limit)
+		}
 		if err != nil {
 			return
 		}

@@ -13,6 +13,7 @@ package rows
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -611,6 +612,33 @@ func parseCSVIDs(s string) ([]int64, error) {
 
 // ---- Parquet ----
 
+// checkParquetFooter checks the frame of a Parquet file, "PAR1" at both
+// ends and the footer's length between them, before parquet-go sees it:
+// given a length the file cannot hold (a 12-byte file claiming a 2 GiB
+// footer, found by FuzzRead), parquet-go allocated it, taking 2 GB and
+// seconds.
+func checkParquetFooter(r io.ReaderAt, size int64) error {
+	const magic = "PAR1"
+	if size < 12 {
+		return fmt.Errorf("%d bytes, too short for a Parquet file (at least 12)", size)
+	}
+	var head [4]byte
+	var tail [8]byte
+	if _, err := r.ReadAt(head[:], 0); err != nil {
+		return err
+	}
+	if _, err := r.ReadAt(tail[:], size-8); err != nil {
+		return err
+	}
+	if string(head[:]) != magic || string(tail[4:]) != magic {
+		return fmt.Errorf("no %q at the start and the end", magic)
+	}
+	if n := int64(binary.LittleEndian.Uint32(tail[:4])); n > size-12 {
+		return fmt.Errorf("its footer claims %d bytes, but the file holds %d between its magic numbers", n, size-12)
+	}
+	return nil
+}
+
 // readParquet reads a Parquet file; name is used in messages. Only the needed
 // columns are read.
 func readParquet(name string, r io.ReaderAt, size int64, o Options) (rows []Row, bad []*RowError, err error) {
@@ -620,6 +648,9 @@ func readParquet(name string, r io.ReaderAt, size int64, o Options) (rows []Row,
 			rows, bad, err = nil, nil, fmt.Errorf("%s: unreadable parquet file: %v", name, p)
 		}
 	}()
+	if err := checkParquetFooter(r, size); err != nil {
+		return nil, nil, fmt.Errorf("%s: unreadable parquet file: %w", name, err)
+	}
 	f, err := parquet.OpenFile(r, size, parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: unreadable parquet file: %w", name, err)
