@@ -114,7 +114,7 @@ func (o Options) textField() string {
 // err is for failures that concern the whole file (missing file, unreadable parquet, CSV without
 // the named column in its header, unknown format).
 func Read(path string, o Options) (rows []Row, bad []*RowError, err error) {
-	kind, err := pickFormat(path, o.Format)
+	kind, err := PickFormat(path, o.Format)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -152,8 +152,10 @@ func Read(path string, o Options) (rows []Row, bad []*RowError, err error) {
 	}
 }
 
-// pickFormat returns "jsonl", "csv" or "parquet".
-func pickFormat(path, format string) (string, error) {
+// PickFormat is the rule by which Read picks a file's format: "jsonl",
+// "csv" or "parquet" from format when it is given (ndjson and json count
+// as jsonl), else from path's extension ("-", stdin, is JSON lines).
+func PickFormat(path, format string) (string, error) {
 	switch f := strings.ToLower(strings.TrimSpace(format)); f {
 	case "jsonl", "ndjson", "json":
 		return "jsonl", nil

@@ -177,8 +177,8 @@ func TestInputJSONLStdin(t *testing.T) {
 	if !reflect.DeepEqual(rows, want) {
 		t.Errorf("rows = %+v, want %+v", rows, want)
 	}
-	if f, err := pickFormat("-", ""); err != nil || f != "jsonl" {
-		t.Errorf(`pickFormat("-") = %q, %v`, f, err)
+	if f, err := PickFormat("-", ""); err != nil || f != "jsonl" {
+		t.Errorf(`PickFormat("-") = %q, %v`, f, err)
 	}
 }
 

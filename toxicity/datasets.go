@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
@@ -191,7 +190,7 @@ type long2000Record struct {
 // toxic (0/1) as CSV, Parquet or JSON lines, picked by path's extension
 // unless format is given, atomically.
 func WriteLong2000(path, format string, rs []Long2000Row) error {
-	kind, err := pickFormat(path, format)
+	kind, err := rows.PickFormat(path, format)
 	if err != nil {
 		return err
 	}
@@ -417,7 +416,7 @@ func quoteAll(s []string) []string {
 // Columns lists a row file's columns: a CSV header, a Parquet schema's
 // top-level fields, or the keys of the first JSON line (sorted).
 func Columns(path, format string) ([]string, error) {
-	kind, err := pickFormat(path, format)
+	kind, err := rows.PickFormat(path, format)
 	if err != nil {
 		return nil, err
 	}
@@ -478,29 +477,5 @@ func Columns(path, format string) ([]string, error) {
 				return nil, nil // no rows: nothing is missing from any row
 			}
 		}
-	}
-}
-
-// pickFormat is the row reader's rule: "jsonl", "csv" or "parquet" from the
-// format if given, else from the extension.
-func pickFormat(path, format string) (string, error) {
-	switch f := strings.ToLower(strings.TrimSpace(format)); f {
-	case "jsonl", "ndjson", "json":
-		return "jsonl", nil
-	case "csv", "parquet":
-		return f, nil
-	case "":
-	default:
-		return "", fmt.Errorf("%s: unknown format %q (want jsonl, csv or parquet)", path, format)
-	}
-	switch ext := strings.ToLower(filepath.Ext(path)); ext {
-	case ".jsonl", ".ndjson", ".json":
-		return "jsonl", nil
-	case ".csv":
-		return "csv", nil
-	case ".parquet", ".pq":
-		return "parquet", nil
-	default:
-		return "", fmt.Errorf("%s: cannot tell the format from extension %q; name it .jsonl, .csv or .parquet, or give the format", path, ext)
 	}
 }
