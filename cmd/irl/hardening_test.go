@@ -150,6 +150,9 @@ func TestFlagValidation(t *testing.T) {
 	if err := run(t, "features", "--model", model, "--input", rows, "--out", filepath.Join(dir, "f.st"), "--threads", "-1"); err == nil || !strings.Contains(err.Error(), "--threads") {
 		t.Errorf("--threads -1: %v", err)
 	}
+	if err := run(t, "features", "--model", model, "--input", rows, "--out", filepath.Join(dir, "f.st"), "--tf32"); err == nil || !strings.Contains(err.Error(), "--device cuda") {
+		t.Errorf("--tf32 on CPU: %v", err)
+	}
 	if err := run(t, "features", "--model", model, "--input", rows, "--out", filepath.Join(dir, "f.st"), "--threads", "100000", "--quiet"); err != nil {
 		t.Errorf("--threads 100000 should be capped, not fail: %v", err)
 	}
