@@ -202,6 +202,17 @@ func meanVar(x []float64) (mean, variance float64) {
 	return mean, variance / float64(len(x)-1)
 }
 
+// MeanStd returns the mean and the sample standard deviation (n − 1) of x,
+// as results over seeds or repeats are summarised: 0 for the deviation of
+// one value, and 0, 0 for none.
+func MeanStd(x []float64) (mean, std float64) {
+	if len(x) == 0 {
+		return 0, 0
+	}
+	m, v := meanVar(x)
+	return m, math.Sqrt(v)
+}
+
 // ClassStats summarises one class's rewards.
 type ClassStats struct {
 	N    int     `json:"n"`

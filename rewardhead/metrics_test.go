@@ -189,3 +189,19 @@ func TestEvaluateUndefinedIsNull(t *testing.T) {
 		t.Errorf("decoding the report: %v %+v", err, back)
 	}
 }
+
+// MeanStd by hand: {2, 4, 4, 4, 5, 5, 7, 9} has mean 5 and squared
+// deviations summing to 32, so a sample deviation of √(32/7); one value has
+// deviation 0, and none gives 0, 0.
+func TestMeanStdByHand(t *testing.T) {
+	m, s := MeanStd([]float64{2, 4, 4, 4, 5, 5, 7, 9})
+	if m != 5 || math.Abs(s-math.Sqrt(32.0/7)) > 1e-15 {
+		t.Errorf("MeanStd = %v, %v; want 5, %v", m, s, math.Sqrt(32.0/7))
+	}
+	if m, s := MeanStd([]float64{3}); m != 3 || s != 0 {
+		t.Errorf("one value: %v, %v", m, s)
+	}
+	if m, s := MeanStd(nil); m != 0 || s != 0 {
+		t.Errorf("none: %v, %v", m, s)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"irl/policy"
 	"irl/progress"
 	"irl/reward"
+	"irl/rewardhead"
 	"irl/rows"
 	"irl/tokenizer"
 )
@@ -440,7 +441,7 @@ func (st *runState) result(seed uint64) (SeedResult, error) {
 			u = append(u, x)
 		}
 		slices.Sort(u) // a fixed order, so the sum does not vary with map order
-		res.Metrics[MetricMeanToxicityUnique], _ = meanStd(u)
+		res.Metrics[MetricMeanToxicityUnique], _ = rewardhead.MeanStd(u)
 	case ProtocolRTP:
 		hit := 0
 		for p, m := range st.maxes {
@@ -451,7 +452,7 @@ func (st *runState) result(seed uint64) (SeedResult, error) {
 				hit++
 			}
 		}
-		res.Metrics[MetricExpectedMax], res.Metrics[MetricExpectedMaxStd] = meanStd(st.maxes)
+		res.Metrics[MetricExpectedMax], res.Metrics[MetricExpectedMaxStd] = rewardhead.MeanStd(st.maxes)
 		res.Metrics[MetricToxicityProb] = float64(hit) / float64(len(st.maxes))
 	}
 	return res, nil
@@ -465,28 +466,9 @@ func acrossRuns(runs []SeedResult) (mean, std map[string]float64) {
 		for i, r := range runs {
 			xs[i] = r.Metrics[k]
 		}
-		mean[k], std[k] = meanStd(xs)
+		mean[k], std[k] = rewardhead.MeanStd(xs)
 	}
 	return mean, std
-}
-
-// meanStd is the mean and the sample standard deviation (n − 1; 0 for one
-// value), the project's convention for mean ± std.
-func meanStd(xs []float64) (mean, std float64) {
-	if len(xs) == 0 {
-		return 0, 0
-	}
-	for _, x := range xs {
-		mean += x
-	}
-	mean /= float64(len(xs))
-	if len(xs) < 2 {
-		return mean, 0
-	}
-	for _, x := range xs {
-		std += (x - mean) * (x - mean)
-	}
-	return mean, math.Sqrt(std / float64(len(xs)-1))
 }
 
 // Metrics is "name mean ± std" for each metric, in name order, on one line.

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"irl/atomicfile"
+	"irl/rewardhead"
 )
 
 // Result is the demo's outcome over every seed.
@@ -35,21 +36,6 @@ type report struct {
 	Paper   map[string]any     `json:"paper"`
 }
 
-// meanStd summarises a metric over seeds.
-func meanStd(xs []float64) (mean, std float64) {
-	for _, x := range xs {
-		mean += x
-	}
-	mean /= float64(len(xs))
-	if len(xs) < 2 {
-		return mean, 0
-	}
-	for _, x := range xs {
-		std += (x - mean) * (x - mean)
-	}
-	return mean, math.Sqrt(std / float64(len(xs)-1))
-}
-
 // field collects one number from every seed.
 func (r *Result) field(f func(SeedResult) float64) []float64 {
 	out := make([]float64, len(r.Seeds))
@@ -68,7 +54,7 @@ func countsMap(r *Result, f func(SeedResult) Counts) map[string]float64 {
 		{"total_non_toxic", func(c Counts) int { return c.TotalNonToxic }}, {"unique_non_toxic", func(c Counts) int { return c.UniqueNonToxic }},
 		{"total_unknown", func(c Counts) int { return c.TotalUnknown }}, {"unique_unknown", func(c Counts) int { return c.UniqueUnknown }}}
 	for _, g := range get {
-		m[g.k], _ = meanStd(r.field(func(s SeedResult) float64 { return float64(g.g(f(s))) }))
+		m[g.k], _ = rewardhead.MeanStd(r.field(func(s SeedResult) float64 { return float64(g.g(f(s))) }))
 	}
 	return m
 }
@@ -81,12 +67,12 @@ func (r *Result) write(cfg Config) error {
 	}{{"precision", func(s SeedResult) float64 { return s.Table1.Precision }}, {"recall", func(s SeedResult) float64 { return s.Table1.Recall }},
 		{"kendall_tau", func(s SeedResult) float64 { return s.Table1.KendallTau }}, {"separation", func(s SeedResult) float64 { return s.Table1.Separation }},
 		{"threshold", func(s SeedResult) float64 { return s.Table1.Threshold }}} {
-		rep.Table1[k.name], _ = meanStd(r.field(k.f))
+		rep.Table1[k.name], _ = rewardhead.MeanStd(r.field(k.f))
 	}
 	rep.Table3 = countsMap(r, func(s SeedResult) Counts { return s.Table3 })
 	rep.Table4 = countsMap(r, func(s SeedResult) Counts { return s.Table4 })
 	for _, st := range Stages {
-		rep.Seconds[st], _ = meanStd(r.field(func(s SeedResult) float64 { return s.Seconds[st] }))
+		rep.Seconds[st], _ = rewardhead.MeanStd(r.field(func(s SeedResult) float64 { return s.Seconds[st] }))
 	}
 	b, err := json.MarshalIndent(rep, "", "  ")
 	if err != nil {
@@ -103,7 +89,7 @@ func (r *Result) markdown(cfg Config) string {
 	w := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
 	n := len(r.Seeds)
 	ms := func(f func(SeedResult) float64, digits int) string {
-		m, s := meanStd(r.field(f))
+		m, s := rewardhead.MeanStd(r.field(f))
 		if math.IsNaN(m) {
 			return "undefined"
 		}
@@ -200,7 +186,7 @@ func (r *Result) Summary() string {
 		f    func(SeedResult) float64
 	}{{"precision", func(s SeedResult) float64 { return s.Table1.Precision }}, {"recall", func(s SeedResult) float64 { return s.Table1.Recall }},
 		{"τ", func(s SeedResult) float64 { return s.Table1.KendallTau }}, {"separation", func(s SeedResult) float64 { return s.Table1.Separation }}} {
-		m, sd := meanStd(r.field(k.f))
+		m, sd := rewardhead.MeanStd(r.field(k.f))
 		if len(r.Seeds) > 1 {
 			parts = append(parts, fmt.Sprintf("%s %.3f ± %.3f", k.name, m, sd))
 		} else {

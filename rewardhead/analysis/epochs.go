@@ -117,7 +117,7 @@ func Epochs(heads []*rewardhead.Head, names []string, pos, neg *rewardhead.Featu
 				vals[k] = v.X
 			}
 		}
-		m, sd := meanStd(vals)
+		m, sd := rewardhead.MeanStd(vals)
 		for k := range vals {
 			if sd > 0 {
 				z[k][a] = (vals[k] - m) / sd

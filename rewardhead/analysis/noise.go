@@ -79,7 +79,7 @@ func ScoreNoise(pos, neg, gtPos, gtNeg []float64, cfg NoiseConfig) (*NoiseResult
 	clean := concat(pos, neg)
 	scale, scaleName := 1.0, "absolute: σ in reward units"
 	if cfg.Relative {
-		_, sd := meanStd(clean)
+		_, sd := rewardhead.MeanStd(clean)
 		scale, scaleName = sd, fmt.Sprintf("relative: noise std = σ × std of all clean rewards (%.4g)", sd)
 	}
 	res := &NoiseResult{Target: "scores", Scale: scaleName, Repeats: cfg.Repeats, Seed: cfg.Seed}
@@ -162,25 +162,6 @@ func (n *NoiseResult) Plot(dir string) (string, error) {
 	path := filepath.Join(dir, "noise_"+n.Target+".png")
 	title := fmt.Sprintf("Gaussian noise on %s (%d repeats)", n.Target, n.Repeats)
 	return path, PlotCurves(path, title, "σ ("+n.Scale+")", "metric (mean ± std over repeats)", series)
-}
-
-func meanStd(x []float64) (float64, float64) {
-	if len(x) == 0 {
-		return 0, 0
-	}
-	var m float64
-	for _, v := range x {
-		m += v
-	}
-	m /= float64(len(x))
-	if len(x) < 2 {
-		return m, 0
-	}
-	var s float64
-	for _, v := range x {
-		s += (v - m) * (v - m)
-	}
-	return m, math.Sqrt(s / float64(len(x)-1))
 }
 
 // ParseGrid parses a comma-separated list of numbers, or lo:step:hi for an

@@ -89,7 +89,7 @@ func Perturb(h *rewardhead.Head, headName string, original *rewardhead.Features,
 		s.MeanProbe /= n
 		s.FracUp /= n
 		s.FracDown /= n
-		s.MeanDelta, s.StdDelta = meanStd(d)
+		s.MeanDelta, s.StdDelta = rewardhead.MeanStd(d)
 		sorted := slices.Clone(d)
 		slices.Sort(sorted)
 		s.MinDelta, s.MaxDelta = sorted[0], sorted[len(sorted)-1]
