@@ -14,6 +14,48 @@ import (
 // them, and nothing else, across: inputs when they are bound, outputs when
 // the run ends.
 
+// boundGraph is a graph's session and binding, with the store its weights
+// (and, for decoders, its caches' memory) come from: what a Runner, a
+// Decoder and a CachedDecoder each hold.
+type boundGraph struct {
+	session *onnx.BoundSession
+	bind    *onnx.Binding
+	store   *ParamStore
+	private bool // the store is this graph's own
+}
+
+// open opens g's session and binding. The store is store, or, when that is
+// nil and ownStore is set, a new one of m's (NewParamStore) that destroy
+// releases. On error nothing is left open.
+func (bg *boundGraph) open(m *Model, g *onnx.Graph, so onnx.Options, store *ParamStore, ownStore bool) error {
+	bg.store = store
+	if store == nil && ownStore {
+		var err error
+		if bg.store, err = NewParamStore(m, so); err != nil {
+			return err
+		}
+		bg.private = true
+	}
+	var err error
+	if bg.session, err = onnx.NewBoundGraphSession(g, so); err == nil {
+		bg.bind, err = bg.session.NewBinding()
+	}
+	if err != nil {
+		bg.destroy()
+	}
+	return err
+}
+
+// destroy releases the binding, the session and a store of the graph's own.
+func (bg *boundGraph) destroy() {
+	bg.bind.Destroy()
+	bg.session.Destroy()
+	if bg.private {
+		bg.store.Destroy()
+	}
+	bg.bind, bg.session, bg.store, bg.private = nil, nil, nil, false
+}
+
 // runIO collects one run's bindings over Go memory: errors stick, so a run
 // is set up without a check at every line, and run releases the tensors
 // and unbinds everything, so no Go memory stays pinned between runs and

@@ -170,12 +170,9 @@ func (kv *Cache) Keep(c Config, rows []int) {
 // cache's Go memory bound as both past and present. Destroy it when done. A
 // CachedDecoder is not safe for concurrent use.
 type CachedDecoder struct {
-	cfg     Config
-	graph   *CachedDecodeGraph
-	session *onnx.BoundSession
-	bind    *onnx.Binding
-	store   *ParamStore // with ParamInputs: where the weights are read
-	private bool        // the store is the decoder's own
+	cfg        Config
+	graph      *CachedDecodeGraph
+	boundGraph // its store, with ParamInputs: where the weights are read
 }
 
 // NewCachedDecoder builds the cached decode graph and opens its session.
@@ -190,21 +187,11 @@ func NewCachedDecoder(m *Model, so onnx.Options, o DecodeOptions) (*CachedDecode
 	if err != nil {
 		return nil, err
 	}
-	d := &CachedDecoder{cfg: m.Config, graph: dg, store: o.Params}
-	if o.ParamInputs && d.store == nil {
-		if d.store, err = NewParamStore(m, so); err != nil {
-			return nil, err
-		}
-		d.private = true
-	}
-	if d.store != nil && d.store.Resident() {
+	if o.Params != nil && o.Params.Resident() {
 		return nil, fmt.Errorf("policy: the cached decoder reads its weights from Go memory, not from a resident store")
 	}
-	if d.session, err = onnx.NewBoundGraphSession(dg.Graph, so); err == nil {
-		d.bind, err = d.session.NewBinding()
-	}
-	if err != nil {
-		d.Destroy()
+	d := &CachedDecoder{cfg: m.Config, graph: dg}
+	if err := d.open(m, dg.Graph, so, o.Params, o.ParamInputs); err != nil {
 		return nil, err
 	}
 	return d, nil
@@ -341,13 +328,7 @@ func (d *CachedDecoder) Append(ids []int64, t int, counts []int, kv *Cache, out 
 // Destroy closes the session and releases the binding and a store of the
 // decoder's own.
 func (d *CachedDecoder) Destroy() {
-	if d == nil {
-		return
+	if d != nil {
+		d.destroy()
 	}
-	d.bind.Destroy()
-	d.session.Destroy()
-	if d.private {
-		d.store.Destroy()
-	}
-	d.bind, d.session, d.store = nil, nil, nil
 }

@@ -261,12 +261,9 @@ func (kv *KVCache) Destroy() {
 // outputs asked for come back to Go. Destroy it when done. A Decoder is not
 // safe for concurrent use.
 type Decoder struct {
-	cfg     Config
-	graph   *DecodeGraph
-	session *onnx.BoundSession
-	bind    *onnx.Binding
-	store   *ParamStore // the weights with ParamInputs, and the caches' memory
-	private bool        // the store is the decoder's own
+	cfg        Config
+	graph      *DecodeGraph
+	boundGraph // its store: the weights with ParamInputs, and the caches' memory
 }
 
 // NewDecoder builds the standard decode graph and opens its session. The
@@ -277,18 +274,8 @@ func NewDecoder(m *Model, so onnx.Options, o DecodeOptions) (*Decoder, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Decoder{cfg: m.Config, graph: dg, store: o.Params}
-	if d.store == nil {
-		if d.store, err = NewParamStore(m, so); err != nil {
-			return nil, err
-		}
-		d.private = true
-	}
-	if d.session, err = onnx.NewBoundGraphSession(dg.Graph, so); err == nil {
-		d.bind, err = d.session.NewBinding()
-	}
-	if err != nil {
-		d.Destroy()
+	d := &Decoder{cfg: m.Config, graph: dg}
+	if err := d.open(m, dg.Graph, so, o.Params, true); err != nil {
 		return nil, err
 	}
 	return d, nil
@@ -426,13 +413,7 @@ func (d *Decoder) Step(ids, mask, pos []int64, t int, rows []int64, kv *KVCache,
 // Destroy closes the session and releases the binding and a store of the
 // decoder's own.
 func (d *Decoder) Destroy() {
-	if d == nil {
-		return
+	if d != nil {
+		d.destroy()
 	}
-	d.bind.Destroy()
-	d.session.Destroy()
-	if d.private {
-		d.store.Destroy()
-	}
-	d.bind, d.session, d.store = nil, nil, nil
 }

@@ -97,15 +97,12 @@ type Output struct {
 // slices, and with ParamInputs the weights are bound from a ParamStore.
 // Destroy it when done. A Runner is not safe for concurrent use.
 type Runner struct {
-	m       *Model
-	pool    Pooling
-	graph   *ForwardGraph
-	session *onnx.BoundSession
-	bind    *onnx.Binding
-	store   *ParamStore // with ParamInputs: where the weights are read
-	private bool        // the store is the runner's own
-	fo      ForwardOptions
-	so      onnx.Options
+	m          *Model
+	pool       Pooling
+	graph      *ForwardGraph
+	boundGraph // its store, with ParamInputs: where the weights are read
+	fo         ForwardOptions
+	so         onnx.Options
 	// std runs the batches a fused graph does not take (see FusedFits): a
 	// standard graph, built when the first such batch comes.
 	std *Runner
@@ -126,21 +123,15 @@ func NewRunner(m *Model, fo ForwardOptions, so onnx.Options) (*Runner, error) {
 		return nil, err
 	}
 	r := &Runner{m: m, pool: fo.Pool, graph: fg, fo: fo, so: so}
+	var store *ParamStore
 	if fo.ParamInputs {
-		if r.store = fo.Params; r.store == nil {
-			if r.store, err = NewParamStore(m, so); err != nil {
-				return nil, err
-			}
-			r.private = true
-			r.fo.Params = r.store
-		}
+		store = fo.Params
 	}
-	if r.session, err = onnx.NewBoundGraphSession(fg.Graph, so); err == nil {
-		r.bind, err = r.session.NewBinding()
-	}
-	if err != nil {
-		r.Destroy()
+	if err := r.open(m, fg.Graph, so, store, fo.ParamInputs); err != nil {
 		return nil, err
+	}
+	if fo.ParamInputs {
+		r.fo.Params = r.store // the standard twin reads the same store
 	}
 	return r, nil
 }
@@ -264,12 +255,7 @@ func (r *Runner) Destroy() {
 		r.std.Destroy()
 		r.std = nil
 	}
-	r.bind.Destroy()
-	r.session.Destroy()
-	if r.private {
-		r.store.Destroy()
-	}
-	r.bind, r.session, r.store = nil, nil, nil
+	r.destroy()
 }
 
 func contains(xs []string, x string) bool { return slices.Contains(xs, x) }
