@@ -71,8 +71,7 @@ func TestClassifierMatchesReference(t *testing.T) {
 // Text is prompt + join + response with <s> … </s>: it scores as the ids
 // made by hand; an empty text is <s></s>; another label gives 1 − P(toxic).
 func TestClassifierText(t *testing.T) {
-	dir := t.TempDir()
-	tok := byteTokenizer(t, dir)
+	tok := byteTokenizer
 	s := openClassifier(t, classifierFixture, Options{Tokenizer: tok, Join: " | "})
 	hand := func(text string) []int64 {
 		ids := []int64{0}
@@ -117,8 +116,7 @@ func TestClassifierText(t *testing.T) {
 // under "error" refuses it, naming the sample; pre-tokenized ids are never
 // cut; ids outside the vocabulary name their sample.
 func TestClassifierLimits(t *testing.T) {
-	dir := t.TempDir()
-	tok := byteTokenizer(t, dir)
+	tok := byteTokenizer
 	long := strings.Repeat("x", 100) // 102 ids with the specials; the model covers 78
 	row := map[string]any{RowField: 7}
 	samples := []Sample{{Response: "ok"}, {Response: long, Fields: row}}

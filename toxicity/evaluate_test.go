@@ -265,8 +265,7 @@ func TestRTPOnModel(t *testing.T) {
 // classifier's P(label) with Prob (not the reward −P), any source's value
 // as it is without.
 func TestSourceScorer(t *testing.T) {
-	dir := t.TempDir()
-	src, err := reward.Parse("classifier:../testdata/tiny-roberta-classifier", reward.Options{Session: onnx.Options{Threads: 1}, Tokenizer: byteTokenizer(t, dir)})
+	src, err := reward.Parse("classifier:../testdata/tiny-roberta-classifier", reward.Options{Session: onnx.Options{Threads: 1}, Tokenizer: byteTokenizer})
 	if err != nil {
 		t.Fatal(err)
 	}

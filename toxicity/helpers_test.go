@@ -1,11 +1,9 @@
 package toxicity
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -190,40 +188,6 @@ func (d fakeDec) Decode(ids []int) string {
 	return b.String()
 }
 
-// byteTokenizer writes a RoBERTa-style tokenizer.json small enough for the
-// classifier fixture's vocabulary of 600: <s> <pad> </s> <unk> (0–3), then
-// one token per byte, no merges, and RobertaProcessing.
-func byteTokenizer(t *testing.T, dir string) string {
-	t.Helper()
-	vocab := map[string]int{"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}
-	n := 0
-	for b := 0; b < 256; b++ {
-		r := rune(b)
-		if !((b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF)) {
-			r = rune(256 + n)
-			n++
-		}
-		vocab[string(r)] = 4 + b
-	}
-	var added []map[string]any
-	for i, c := range []string{"<s>", "<pad>", "</s>", "<unk>"} {
-		added = append(added, map[string]any{"id": i, "content": c, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true})
-	}
-	tj := map[string]any{
-		"version": "1.0", "truncation": nil, "padding": nil, "added_tokens": added, "normalizer": nil,
-		"pre_tokenizer":  map[string]any{"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true},
-		"post_processor": map[string]any{"type": "RobertaProcessing", "sep": []any{"</s>", 2}, "cls": []any{"<s>", 0}, "trim_offsets": true, "add_prefix_space": false},
-		"decoder":        map[string]any{"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true},
-		"model": map[string]any{"type": "BPE", "dropout": nil, "unk_token": nil, "continuing_subword_prefix": "", "end_of_word_suffix": "",
-			"fuse_unk": false, "vocab": vocab, "merges": []any{}},
-	}
-	data, err := json.Marshal(tj)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, "tokenizer.json")
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
+// byteTokenizer is testdata/roberta-bytes/tokenizer.json, a RoBERTa-style
+// tokenizer within the classifier fixture's vocabulary of 600.
+const byteTokenizer = "../testdata/roberta-bytes/tokenizer.json"

@@ -232,41 +232,17 @@ func TestScoreClassifierMatchesSoftmaxByHand(t *testing.T) {
 	}
 }
 
-// byteTokenizerJSON is a RoBERTa-style tokenizer.json within the fixture's
-// vocabulary of 600: <s> <pad> </s> <unk>, then byte b as id 4 + b.
-func byteTokenizerJSON(t *testing.T, path string) string {
-	t.Helper()
-	vocab := map[string]int{"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}
-	n := 0
-	for b := 0; b < 256; b++ {
-		r := rune(b)
-		if !((b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF)) {
-			r = rune(256 + n)
-			n++
-		}
-		vocab[string(r)] = 4 + b
-	}
-	var added []map[string]any
-	for i, c := range []string{"<s>", "<pad>", "</s>", "<unk>"} {
-		added = append(added, map[string]any{"id": i, "content": c, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true})
-	}
-	data, _ := json.Marshal(map[string]any{
-		"version": "1.0", "truncation": nil, "padding": nil, "added_tokens": added, "normalizer": nil,
-		"pre_tokenizer":  map[string]any{"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true},
-		"post_processor": map[string]any{"type": "RobertaProcessing", "sep": []any{"</s>", 2}, "cls": []any{"<s>", 0}, "trim_offsets": true, "add_prefix_space": false},
-		"decoder":        map[string]any{"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true},
-		"model": map[string]any{"type": "BPE", "dropout": nil, "unk_token": nil, "continuing_subword_prefix": "", "end_of_word_suffix": "",
-			"fuse_unk": false, "vocab": vocab, "merges": []any{}},
-	})
-	return writeFile(t, path, string(data))
-}
+// byteTokenizer is testdata/roberta-bytes/tokenizer.json, a RoBERTa-style
+// tokenizer within the classifier fixture's vocabulary of 600: <s> <pad>
+// </s> <unk>, then byte b as id 4 + b.
+const byteTokenizer = "../../testdata/roberta-bytes/tokenizer.json"
 
 // Text rows: the same reward as their ids; an empty text is a bad row; a
 // text past the limit under --truncate error is a bad row, skipped with
 // --skip-bad; an unknown label and another model type are refused.
 func TestScoreClassifierText(t *testing.T) {
 	tmp := t.TempDir()
-	tok := byteTokenizerJSON(t, filepath.Join(tmp, "tokenizer.json"))
+	tok := byteTokenizer
 	p := func(name string) string { return filepath.Join(tmp, name) }
 	long := strings.Repeat("y", 90)
 	writeFile(t, p("text.jsonl"), `{"prompt": "Hi", "text": "there", "original": "you"}`+"\n"+`{"prompt": "Hi", "text": "`+long+`", "original": "you"}`+"\n"+`{"prompt": "", "text": "ok", "original": "x"}`+"\n")
