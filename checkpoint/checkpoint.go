@@ -75,31 +75,66 @@ type State struct {
 
 // Run is an open run folder.
 type Run struct {
-	Dir     string
+	Dir string
+	// Fresh says a resume was asked for but the folder held no checkpoint
+	// yet, so the run starts at step 0: a run killed before its first
+	// checkpoint is resumed by starting it again.
+	Fresh bool
+	// Cleared names what such a killed run had left in the folder and
+	// Open removed (its metrics, the loop's own files).
+	Cleared []string
 	metrics *os.File
 	enc     *json.Encoder
 }
 
-// Open opens the run folder dir. A new run (resume false) needs dir absent or
-// empty, or overwrite, which removes what an earlier run left there: mixing
-// two runs' checkpoints and metrics is never what was meant. A resumed run
-// needs a complete checkpoint; its metrics log is cut back to that
-// checkpoint's step, so replayed steps are not logged twice.
+// Options say how OpenRun opens a run folder.
+type Options struct {
+	Resume, Overwrite bool
+	// Files are the names, besides the checkpoints, last-checkpoint and the
+	// metrics log, that the training loop writes in the folder (PPO:
+	// samples, plots, final). They mark a folder as a run's, and a resume
+	// that finds no checkpoint clears them with the rest of the killed
+	// run.
+	Files []string
+}
+
+// Open opens the run folder dir: OpenRun with no files of the loop's own.
 func Open(dir string, resume, overwrite bool) (*Run, *State, error) {
+	return OpenRun(dir, Options{Resume: resume, Overwrite: overwrite})
+}
+
+// OpenRun opens the run folder dir. A new run (Resume false) needs dir
+// absent or empty, or Overwrite, which removes what an earlier run left
+// there: mixing two runs' checkpoints and metrics is never what was meant
+// (CheckNew). A resumed run continues from the newest complete checkpoint;
+// its metrics log is cut back to that checkpoint's step, so replayed steps
+// are not logged twice. A resume that finds no checkpoint (the folder is
+// absent, empty, or holds only what a run killed before its first
+// checkpoint writes) clears the folder and starts a new run, marked Fresh;
+// a folder holding anything else is refused rather than emptied.
+func OpenRun(dir string, o Options) (*Run, *State, error) {
 	var st *State
-	if resume {
+	r := &Run{Dir: dir}
+	if o.Resume {
 		last, err := Last(dir)
-		if err != nil {
-			return nil, nil, err
-		}
-		if st, err = ReadState(last); err != nil {
+		switch {
+		case err == nil:
+			if st, err = ReadState(last); err != nil {
+				return nil, nil, err
+			}
+		case errors.Is(err, fs.ErrNotExist):
+			if r.Cleared, err = clearUnstarted(dir, o.Files); err != nil {
+				return nil, nil, err
+			}
+			r.Fresh = true
+		default:
 			return nil, nil, err
 		}
 	} else {
-		if err := atomicfile.CheckDir(dir, overwrite); err != nil {
+		if err := CheckNew(dir, o.Overwrite, o.Files...); err != nil {
 			return nil, nil, err
 		}
-		if overwrite {
+		if o.Overwrite {
 			if err := clear(dir); err != nil {
 				return nil, nil, err
 			}
@@ -111,7 +146,6 @@ func Open(dir string, resume, overwrite bool) (*Run, *State, error) {
 	if _, err := atomicfile.CleanStale(dir); err != nil {
 		return nil, nil, err
 	}
-	r := &Run{Dir: dir}
 	if st != nil {
 		if err := cutMetrics(filepath.Join(dir, MetricsFile), st.Step); err != nil {
 			return nil, nil, err
@@ -123,6 +157,98 @@ func Open(dir string, resume, overwrite bool) (*Run, *State, error) {
 	}
 	r.metrics, r.enc = f, json.NewEncoder(f)
 	return r, st, nil
+}
+
+// RunExistsError is CheckNew's refusal of a folder that holds a run. It
+// names --resume before --overwrite, the flags of both training commands:
+// continuing a run is what a rerun usually means, and --overwrite destroys
+// it.
+type RunExistsError struct {
+	Dir string
+	// Step is the last checkpoint's step; -1 when the run saved none.
+	Step int
+	// Holds is one of the run's files, when Step is -1.
+	Holds string
+}
+
+func (e *RunExistsError) Error() string {
+	if e.Step < 0 {
+		return fmt.Sprintf("%s holds a run that saved no checkpoint yet (it holds %s); add --resume to start it again there, or --overwrite to discard it", e.Dir, e.Holds)
+	}
+	return fmt.Sprintf("%s holds a run (last checkpoint: step %d); add --resume to continue it, or --overwrite to discard it", e.Dir, e.Step)
+}
+
+// Is makes a RunExistsError an atomicfile.ErrNotEmpty, which it refines.
+func (e *RunExistsError) Is(target error) bool { return target == atomicfile.ErrNotEmpty }
+
+// CheckNew checks, before any work, that a new run can start in dir: the
+// rule of atomicfile.CheckDir, except that a folder holding a run is
+// refused with a *RunExistsError. files are the loop's own names (see
+// Options.Files).
+func CheckNew(dir string, overwrite bool, files ...string) error {
+	err := atomicfile.CheckDir(dir, overwrite)
+	if err == nil || !errors.Is(err, atomicfile.ErrNotEmpty) {
+		return err
+	}
+	if last, lerr := Last(dir); lerr == nil {
+		if st, serr := ReadState(last); serr == nil {
+			return &RunExistsError{Dir: dir, Step: st.Step}
+		}
+		return err
+	}
+	names, others, rerr := runFiles(dir, files)
+	if rerr != nil || len(others) > 0 || len(names) == 0 {
+		return err
+	}
+	return &RunExistsError{Dir: dir, Step: -1, Holds: names[0]}
+}
+
+// runFiles sorts dir's entries into those a run writes (a checkpoint, the
+// metrics log, last-checkpoint, one of files) and the others; temporary
+// files are in neither.
+func runFiles(dir string, files []string) (run, others []string, err error) {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	own := map[string]bool{MetricsFile: true, LastFile: true}
+	for _, f := range files {
+		own[f] = true
+	}
+	for _, e := range ents {
+		n := e.Name()
+		switch {
+		case atomicfile.IsTemp(n):
+		case own[n] || e.IsDir() && strings.HasPrefix(n, "checkpoint-"):
+			run = append(run, n)
+		default:
+			others = append(others, n)
+		}
+	}
+	return run, others, nil
+}
+
+// clearUnstarted removes what a run killed before its first checkpoint
+// left in dir, and returns the names removed; a folder holding anything
+// else is refused, since a resume must never empty a folder that is not
+// a run's.
+func clearUnstarted(dir string, files []string) ([]string, error) {
+	names, others, err := runFiles(dir, files)
+	if err != nil {
+		return nil, err
+	}
+	if len(others) > 0 {
+		return nil, fmt.Errorf("nothing to resume in %s: it holds no checkpoint, and holds %s, which no run writes; give the folder of a run, or a new one", dir, others[0])
+	}
+	for _, n := range names {
+		if err := os.RemoveAll(filepath.Join(dir, n)); err != nil {
+			return nil, err
+		}
+	}
+	return names, nil
 }
 
 // clear empties a folder.

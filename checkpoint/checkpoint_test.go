@@ -129,7 +129,12 @@ func TestOverwriteAndPrune(t *testing.T) {
 	if strings.Join(names, ",") != Name(1)+","+Name(4)+","+Name(5) {
 		t.Errorf("after pruning: %v", names)
 	}
-	if _, _, err := Open(filepath.Join(dir, "nothing"), true, false); err == nil || !strings.Contains(err.Error(), "nothing to resume") {
+	// A resume with no checkpoint starts afresh (see
+	// TestResumeWithoutCheckpointStartsFresh).
+	fresh, _, err := Open(filepath.Join(dir, "nothing"), true, false)
+	if err != nil || !fresh.Fresh {
 		t.Errorf("resume without a checkpoint: %v", err)
+	} else {
+		fresh.Close()
 	}
 }

@@ -35,7 +35,11 @@ func (t *trainer) loop() error {
 	if t.opt.StopAfter > 0 && t.opt.StopAfter < end {
 		end = t.opt.StopAfter
 	}
-	t.bar = progress.New(t.opt.Progress, end-t.step, "ppo", "")
+	label := t.opt.Label
+	if label == "" {
+		label = "ppo"
+	}
+	t.bar = progress.New(t.opt.Progress, end-t.step, label, "")
 	defer t.bar.Finish()
 	t.res.FirstReward, t.res.LastReward = math.NaN(), math.NaN()
 	if t.step == 0 {
@@ -75,7 +79,7 @@ func (t *trainer) loop() error {
 		if err := t.run.Log(line); err != nil {
 			return err
 		}
-		t.bar.Describe(fmt.Sprintf("ppo step %d reward %.3f kl %.3f β %.4f %.0f tok/s", t.step, t.res.LastReward, t.st.Stats.MeanKL, t.st.KL.Value, deref(line.TokensPerS)))
+		t.bar.Describe(fmt.Sprintf("%s step %d reward %.3f kl %.3f β %.4f %.0f tok/s", label, t.step, t.res.LastReward, t.st.Stats.MeanKL, t.st.KL.Value, deref(line.TokensPerS)))
 		t.bar.Add(1)
 		if cfg.CheckpointInterval > 0 && t.step%cfg.CheckpointInterval == 0 || t.step == cfg.TotalSteps || t.step == end {
 			if err := t.checkpoint(); err != nil {
@@ -179,6 +183,9 @@ func (t *trainer) score(ps []Prompt, resp [][]int64, key uint64) ([]float64, err
 	for i, x := range s {
 		if math.IsNaN(x) || math.IsInf(x, 0) {
 			return nil, fmt.Errorf("ppo: the reward of prompt row %d is %v; no step is taken on it", ps[i].Row, x)
+		}
+		if math.Abs(x) > MaxScore {
+			return nil, fmt.Errorf("ppo: the reward of prompt row %d is %g, beyond ±%g: rewards are of order 1, so this is a bug in the reward; no step is taken on it", ps[i].Row, x, MaxScore)
 		}
 	}
 	return s, nil
@@ -483,6 +490,7 @@ func (t *trainer) evaluateInto(line *Metrics) error {
 	}
 	m := sum / float64(len(all))
 	line.RewardMean = f(m)
+	t.evalStep = t.step
 	if math.IsNaN(t.res.FirstReward) {
 		t.res.FirstReward = m
 	}
@@ -510,6 +518,13 @@ type evalSample struct {
 }
 
 func (t *trainer) checkpoint() error {
+	// The best checkpoint is chosen among those evaluated at their step;
+	// the state saved with it already names it, so a resume keeps it.
+	best := t.evalStep == t.step && (t.st.BestReward == nil || t.res.LastReward > *t.st.BestReward)
+	if best {
+		r := t.res.LastReward
+		t.st.BestReward, t.st.BestCheckpoint = &r, checkpoint.Name(t.step)
+	}
 	lj, err := json.Marshal(t.st)
 	if err != nil {
 		return err
@@ -533,8 +548,16 @@ func (t *trainer) checkpoint() error {
 	if err := t.store.CopyToModel(); err != nil {
 		return fmt.Errorf("ppo: %w", err)
 	}
-	_, err = t.run.Save(t.m, t.adam, checkpoint.State{Step: t.step, Settings: t.settings, Trainer: lj}, extra, blobs...)
-	return err
+	if _, err = t.run.Save(t.m, t.adam, checkpoint.State{Step: t.step, Settings: t.settings, Trainer: lj}, extra, blobs...); err != nil {
+		return err
+	}
+	if best {
+		if err := atomicfile.WriteBytes(filepath.Join(t.opt.Out, BestCheckpointFile), []byte(t.st.BestCheckpoint+"\n")); err != nil {
+			return err
+		}
+		t.res.Best = t.st.BestCheckpoint
+	}
+	return t.run.Prune(t.opt.SaveTotalLimit, t.st.BestCheckpoint)
 }
 
 // final writes DIR/final: the last checkpoint's contents and model.onnx.

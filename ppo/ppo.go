@@ -27,6 +27,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"irl/checkpoint"
 	"irl/onnx"
@@ -172,6 +173,16 @@ type Options struct {
 	// ModelFingerprint identifies the starting model (weights.Fingerprint);
 	// checkpoints record it and a resume from another model is refused.
 	ModelFingerprint string
+	// SaveTotalLimit keeps only the newest this many checkpoints, and the
+	// best (highest held-out reward/mean at a checkpoint's step, named by
+	// DIR/best-checkpoint); 0 keeps all.
+	SaveTotalLimit int
+	// Notes, if set, receives a line for what the run does that the caller
+	// may not expect: a resume that found no checkpoint and started anew.
+	Notes io.Writer
+	// Label names the run on its progress bar ("ppo" when empty), so a
+	// pipeline's bars say which stage they are.
+	Label string
 	// resident keeps the weights, gradients and AdamW's moments in ONNX
 	// Runtime's memory, updated by the AdamW graph, as on CUDA, even on CPU
 	// (where the Go AdamW over Go memory is faster): the tests run the
@@ -241,6 +252,11 @@ type loopState struct {
 	Stats       *phaseStats    `json:"phase_stats,omitempty"`
 	// InPhase says the checkpoint holds the current phase's rollouts.
 	InPhase bool `json:"in_phase"`
+	// BestReward is the highest held-out reward/mean at a checkpoint's
+	// step so far, and BestCheckpoint that checkpoint's name, which
+	// pruning keeps.
+	BestReward     *float64 `json:"best_reward,omitempty"`
+	BestCheckpoint string   `json:"best_checkpoint,omitempty"`
 }
 
 // Result summarises a run.
@@ -251,7 +267,36 @@ type Result struct {
 	FirstReward, LastReward float64
 	// Final is the final folder (empty when stopped early).
 	Final string
+	// Fresh says a resume found no checkpoint and started the run anew.
+	Fresh bool
+	// Best is the checkpoint with the highest held-out reward/mean at its
+	// step ("" when no checkpoint was evaluated).
+	Best string
 }
+
+// BestCheckpointFile names, in a run folder, the file holding the best
+// checkpoint's name (see Options.SaveTotalLimit).
+const BestCheckpointFile = "best-checkpoint"
+
+// MaxScore bounds a reward's magnitude. Rewards are of order 1 (a
+// classifier's −P, the lexicon's ±0.5, a head's wᵀh + b); a larger one is a
+// bug in the reward, and past about 1e150 its square in the running moments
+// overflows to +Inf and stops the run far from its cause. 1e9 leaves room
+// for any real reward and keeps squared returns well inside float32, in
+// which the value loss is computed.
+const MaxScore = 1e9
+
+// CheckOut checks, before any work, that a new run can start in dir (see
+// checkpoint.CheckNew): a folder holding a run is refused naming --resume
+// and --overwrite.
+func CheckOut(dir string, overwrite bool) error {
+	return checkpoint.CheckNew(dir, overwrite, runFiles...)
+}
+
+// runFiles are what a run writes in its folder besides checkpoints and
+// metrics: they mark the folder as a run's, and a resume that finds no
+// checkpoint clears them.
+var runFiles = []string{"samples", "plots", "final", BestCheckpointFile}
 
 // rolloutsFile names the phase's rollouts in a checkpoint.
 const rolloutsFile = "rollouts.json"
@@ -282,6 +327,8 @@ type trainer struct {
 
 	phase    []sample
 	settings map[string]any
+	// evalStep is the step of the last evaluation (-1: none yet).
+	evalStep int
 	bar      *progress.Bar
 	res      Result
 }
@@ -310,7 +357,7 @@ func Run(m *policy.Model, tok *tokenizer.Tokenizer, train, eval []Prompt, src re
 				p.Row, len(p.IDs), cfg.MaxNewTokens, cfg.SeqLength, m.Config.MaxPositions)
 		}
 	}
-	t := &trainer{cfg: cfg, opt: o, m: m, tok: tok, src: src, train: train, eval: eval}
+	t := &trainer{cfg: cfg, opt: o, m: m, tok: tok, src: src, train: train, eval: eval, evalStep: -1}
 	defer t.close()
 	if err := t.open(); err != nil {
 		return nil, err
@@ -371,14 +418,50 @@ func (t *trainer) open() error {
 	}
 	settings := cfg.settings(promptsHash(t.train, t.eval), len(t.train), len(t.eval))
 	settings["model_fingerprint"] = t.opt.ModelFingerprint
-	run, saved, err := checkpoint.Open(t.opt.Out, t.opt.Resume, t.opt.Overwrite)
+	// The reward is part of the run: steps on one reward and then on
+	// another are no run at all.
+	id, err := reward.Identity(t.src)
+	if err != nil {
+		return fmt.Errorf("ppo: the reward's identity: %w", err)
+	}
+	for k, v := range id {
+		settings["reward."+k] = v
+	}
+	run, saved, err := checkpoint.OpenRun(t.opt.Out, checkpoint.Options{Resume: t.opt.Resume, Overwrite: t.opt.Overwrite, Files: runFiles})
 	if err != nil {
 		return fmt.Errorf("ppo: %w", err)
 	}
 	t.run = run
+	if run.Fresh {
+		t.res.Fresh = true
+		if t.opt.Notes != nil {
+			what := "nothing"
+			if len(run.Cleared) > 0 {
+				what = "what a killed run left (" + strings.Join(run.Cleared, ", ") + ")"
+			}
+			fmt.Fprintf(t.opt.Notes, "%s holds no checkpoint to resume from: started the run anew (cleared %s)\n", t.opt.Out, what)
+		}
+	}
 	t.st = loopState{KL: KLController{Value: cfg.InitKLCoef, Target: cfg.Target, Horizon: cfg.Horizon}, Moments: NewRunningMoments()}
 	if saved != nil {
 		dir, _ := checkpoint.Last(t.opt.Out)
+		if unverified(saved.Settings, settings) {
+			// A checkpoint from before rewards were recorded cannot say
+			// which it was trained on; refusing it would throw the run
+			// away, so it continues, said, and its next checkpoint
+			// records the reward.
+			if saved.Settings == nil {
+				saved.Settings = map[string]any{}
+			}
+			for k, v := range settings {
+				if strings.HasPrefix(k, "reward.") {
+					saved.Settings[k] = v
+				}
+			}
+			if t.opt.Notes != nil {
+				fmt.Fprintf(t.opt.Notes, "%s records no reward (it predates the check): the reward cannot be verified; its next checkpoint records it\n", dir)
+			}
+		}
 		if err := checkpoint.CheckSettings(dir, saved.Settings, settings); err != nil {
 			return fmt.Errorf("ppo: %w", err)
 		}
@@ -392,6 +475,7 @@ func (t *trainer) open() error {
 			return fmt.Errorf("ppo: %s: trainer state: %w", dir, err)
 		}
 		t.step = saved.Step
+		t.res.Best = t.st.BestCheckpoint
 		if t.st.InPhase {
 			b, err := os.ReadFile(filepath.Join(dir, rolloutsFile))
 			if err != nil {
@@ -410,6 +494,20 @@ func (t *trainer) open() error {
 	}
 	t.settings = settings
 	return nil
+}
+
+// unverified tells whether saved settings predate the reward's identity
+// while this run has one.
+func unverified(saved, now map[string]any) bool {
+	has := func(m map[string]any) bool {
+		for k := range m {
+			if strings.HasPrefix(k, "reward.") {
+				return true
+			}
+		}
+		return false
+	}
+	return !has(saved) && has(now)
 }
 
 func (t *trainer) close() {

@@ -3,6 +3,8 @@ package ppo
 import (
 	"fmt"
 	"math"
+	"path/filepath"
+	"strings"
 )
 
 // check refuses a saved loop state, and the phase's rollouts with it, that
@@ -25,6 +27,11 @@ func (s *loopState) check(cfg Config, phase []sample, nTrain, step, vocab, maxLe
 		return fmt.Errorf("running moments %+v: want finite, with variance, std and count ≥ 0", s.Moments)
 	case s.RefStd != nil && !(finite(*s.RefStd) && *s.RefStd >= 0):
 		return fmt.Errorf("ref_std %v: want finite and ≥ 0", *s.RefStd)
+	case s.BestReward != nil && !finite(*s.BestReward):
+		return fmt.Errorf("best_reward %v: want finite", *s.BestReward)
+	case s.BestCheckpoint != "" && (filepath.Base(s.BestCheckpoint) != s.BestCheckpoint || !strings.HasPrefix(s.BestCheckpoint, "checkpoint-")):
+		// Pruning keeps the checkpoint it names: it must be one of the run's.
+		return fmt.Errorf("best_checkpoint %q: want a checkpoint's name", s.BestCheckpoint)
 	}
 	if s.Stats != nil {
 		st := s.Stats

@@ -43,7 +43,9 @@ type ClassifierSource struct {
 
 // OpenClassifier opens the classifier at model with o's Label, Join,
 // MaxLength, Truncate (default right), Tokenizer, BatchSize, Session and
-// Progress. The tokenizer is loaded when a text sample first needs it.
+// Progress. Its tokenizer is loaded now, so that a folder without one is
+// one error up front; with o.IDsOnly it is loaded only if a text sample
+// comes after all.
 func OpenClassifier(model string, o Options) (*ClassifierSource, error) {
 	trunc := tokenizer.TruncateRight
 	if o.Truncate != "" {
@@ -82,13 +84,19 @@ func OpenClassifier(model string, o Options) (*ClassifierSource, error) {
 	if cfg, err := classifier.LoadConfig(cfgPath); err == nil {
 		s.vocab = cfg.VocabSize
 	}
+	if !o.IDsOnly {
+		if _, err := s.tokenizer(); err != nil {
+			c.Destroy()
+			return nil, fmt.Errorf("classifier %s: %w", model, err)
+		}
+	}
 	return s, nil
 }
 
 func (s *ClassifierSource) tokenizer() (*tokenizer.Tokenizer, error) {
 	if s.tok == nil && s.tokErr == nil {
 		if s.tok, s.tokErr = tokenizer.Load(s.tokPath); s.tokErr != nil {
-			s.tokErr = fmt.Errorf("text needs the classifier's tokenizer (give --tokenizer, or pre-tokenized input_ids): %w", s.tokErr)
+			s.tokErr = fmt.Errorf("text needs the classifier's tokenizer (give one with --tokenizer, --scorer-tokenizer in eval toxicity, or rows of input_ids): %w", s.tokErr)
 		}
 	}
 	return s.tok, s.tokErr

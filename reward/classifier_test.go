@@ -35,7 +35,7 @@ func TestClassifierMatchesReference(t *testing.T) {
 	}
 	var got [][]float64
 	for _, model := range []string{classifierFixture, filepath.Join(classifierFixture, "model.onnx")} {
-		s := openClassifier(t, model, Options{BatchSize: 2})
+		s := openClassifier(t, model, Options{BatchSize: 2, IDsOnly: true})
 		r, p, l, err := s.ScoreDetailed(samples)
 		if err != nil {
 			t.Fatal(err)
@@ -61,7 +61,7 @@ func TestClassifierMatchesReference(t *testing.T) {
 		}
 	}
 	// Score is ScoreDetailed's rewards.
-	s := openClassifier(t, classifierFixture, Options{})
+	s := openClassifier(t, classifierFixture, Options{IDsOnly: true})
 	r, err := s.Score(samples)
 	if err != nil || len(r) != len(samples) {
 		t.Fatal(r, err)
@@ -155,13 +155,31 @@ func TestClassifierLimits(t *testing.T) {
 	if _, err := OpenClassifier(classifierFixture, Options{Session: single, MaxLength: 100}); err == nil || !strings.Contains(err.Error(), "78") {
 		t.Errorf("max length past the positions: %v", err)
 	}
-	// No tokenizer: ids still score, text cannot.
-	none := openClassifier(t, classifierFixture, Options{})
+	// No tokenizer, for ids only: ids still score, text cannot.
+	none := openClassifier(t, classifierFixture, Options{IDsOnly: true})
 	if _, err := none.Score([]Sample{{IDs: []int64{0, 2}}}); err != nil {
 		t.Error(err)
 	}
 	if _, err := none.Score([]Sample{{Response: "x"}}); err == nil || !strings.Contains(err.Error(), "tokenizer") {
 		t.Errorf("text without a tokenizer: %v", err)
+	}
+}
+
+// A classifier whose folder has no tokenizer.json, with none given, is
+// refused when it is opened, once, naming the file and the way out; not
+// at every text it is asked to score.
+func TestClassifierWithoutTokenizerRefusedAtOpen(t *testing.T) {
+	_, err := OpenClassifier(classifierFixture, Options{Session: single})
+	if err == nil || !strings.Contains(err.Error(), filepath.Join(classifierFixture, "tokenizer.json")) || !strings.Contains(err.Error(), "--tokenizer") {
+		t.Errorf("no tokenizer: %v", err)
+	}
+	_, err = Parse("classifier:"+classifierFixture, Options{Session: single, Tokenizer: "/no/such/tokenizer.json"})
+	if err == nil || !strings.Contains(err.Error(), "/no/such/tokenizer.json") {
+		t.Errorf("a missing --tokenizer: %v", err)
+	}
+	s := openClassifier(t, classifierFixture, Options{Tokenizer: byteTokenizer})
+	if bad := s.Validate([]Sample{{Response: "a"}, {Response: "b"}}); len(bad) != 0 {
+		t.Errorf("with a tokenizer: %v", bad)
 	}
 }
 

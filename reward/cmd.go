@@ -10,10 +10,14 @@ import (
 	"math"
 	"os"
 	"os/exec"
+	"os/signal"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"irl/progress"
@@ -40,24 +44,41 @@ import (
 // never answers. Its standard error is kept (the last 8 KiB)
 // for error messages.
 //
-// A child that exits, answers something other than such a line, or answers
-// a reward that is not a finite number stops the run with an error naming
-// the sample and carrying the end of the child's standard error; no score
-// is ever made up. Close closes the child's input and waits for it to exit,
-// killing it after CloseTimeout. A CmdSource is not safe for concurrent use.
+// A child that exits, answers something other than such a line, answers
+// a reward that is not a finite number, or takes longer than the timeout
+// (Options.Timeout) over an answer — it never answers, answers fewer lines
+// than it read, or holds its answers in an output buffer — stops the run
+// with an error naming the sample, saying what the child last did and
+// carrying the end of its standard error; no score is ever made up.
+//
+// The child runs in a process group of its own, which is killed whole when
+// the source fails or closes, so nothing the child started outlives it.
+// Close closes the child's input and waits for it to exit, killing it
+// after CloseTimeout. While children live, SIGINT, SIGTERM and SIGHUP kill
+// their groups before the signal takes its course; and each child gets
+// SIGKILL from the kernel if irl dies any other way (Pdeathsig: after a
+// SIGKILL of irl the child dies, but what the child started is out of
+// reach). A CmdSource is not safe for concurrent use.
 type CmdSource struct {
-	argv     []string
-	cmd      *exec.Cmd
-	stdin    io.WriteCloser
-	stdout   *os.File
-	answers  chan answer
-	quit     chan struct{}
-	stderr   *tailBuffer
-	exited   chan struct{}
-	waitErr  error // set before exited is closed
-	failed   error
-	closed   bool
-	progress io.Writer
+	argv    []string
+	cmd     *exec.Cmd
+	pgid    int
+	timeout time.Duration // 0: none
+	stdin   io.WriteCloser
+	stdout  *os.File
+	answers chan answer
+	quit    chan struct{}
+	stderr  *tailBuffer
+	// stderrDone is closed when the child's standard error has ended.
+	stderrDone chan struct{}
+	exited     chan struct{}
+	waitErr    error // set before exited is closed
+	started    time.Time
+	// lastAnswer is when the child last answered (zero: never).
+	lastAnswer time.Time
+	failed     error
+	closed     bool
+	progress   io.Writer
 }
 
 // CloseTimeout is how long Close waits for the child to exit once its input
@@ -79,46 +100,164 @@ type answer struct {
 	err  error
 }
 
-// StartCmd starts argv as a reward child. progressTo, if not nil, receives a
-// progress bar for each batch.
-func StartCmd(argv []string, progressTo io.Writer) (*CmdSource, error) {
+// StartCmd starts argv as a reward child, with o's Timeout and Progress
+// (a progress bar for each batch).
+func StartCmd(argv []string, o Options) (*CmdSource, error) {
 	if len(argv) == 0 {
 		return nil, errors.New("cmd reward: no program")
 	}
-	// The child's output is an *os.File of our own, so that exec.Cmd.Wait,
-	// run as soon as the child exits, does not close it under the reader.
+	// The child's output and error are *os.File pipes of our own, so that
+	// exec.Cmd.Wait returns as soon as the child exits — not when whatever
+	// it started closes them too — and does not close them under the
+	// readers.
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Stdout = pw
-	tail := &tailBuffer{max: stderrTail}
-	cmd.Stderr = tail
-	// A grandchild holding the child's stderr must not stall Wait.
-	cmd.WaitDelay = exitGrace
-	stdin, err := cmd.StdinPipe()
+	er, ew, err := os.Pipe()
 	if err != nil {
 		pr.Close()
 		pw.Close()
 		return nil, err
 	}
-	if err := cmd.Start(); err != nil {
-		pr.Close()
-		pw.Close()
+	closeAll := func() {
+		for _, f := range []*os.File{pr, pw, er, ew} {
+			f.Close()
+		}
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdout, cmd.Stderr = pw, ew
+	// Its own process group, so that it and all it starts can be killed
+	// together; SIGKILL when irl dies, whatever kills irl.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		closeAll()
+		return nil, err
+	}
+	if err := startFromLockedThread(cmd); err != nil {
+		closeAll()
 		return nil, fmt.Errorf("cmd reward: starting %s: %w", argv[0], err)
 	}
 	pw.Close()
+	ew.Close()
 	s := &CmdSource{
-		argv: argv, cmd: cmd, stdin: stdin, stdout: pr, answers: make(chan answer, 256),
-		quit: make(chan struct{}), stderr: tail, exited: make(chan struct{}), progress: progressTo,
+		argv: argv, cmd: cmd, pgid: cmd.Process.Pid, timeout: o.timeout(), stdin: stdin, stdout: pr, answers: make(chan answer, 256),
+		quit: make(chan struct{}), stderr: &tailBuffer{max: stderrTail}, stderrDone: make(chan struct{}),
+		exited: make(chan struct{}), started: time.Now(), progress: o.Progress,
 	}
+	liveGroups.add(s.pgid)
+	go func() {
+		io.Copy(s.stderr, er)
+		er.Close()
+		close(s.stderrDone)
+	}()
 	go func() {
 		s.waitErr = cmd.Wait()
 		close(s.exited)
 	}()
 	go s.read()
 	return s, nil
+}
+
+// spawner starts children from one goroutine locked to its OS thread for
+// the life of the process. Pdeathsig fires when the thread that forked a
+// child exits, not the process; Go ends threads at will (a goroutine that
+// exits while locked takes its thread with it), so a child forked from an
+// ordinary goroutine could get SIGKILL while irl still runs.
+var spawner struct {
+	once sync.Once
+	reqs chan spawnRequest
+}
+
+type spawnRequest struct {
+	cmd  *exec.Cmd
+	done chan error
+}
+
+func startFromLockedThread(cmd *exec.Cmd) error {
+	spawner.once.Do(func() {
+		spawner.reqs = make(chan spawnRequest)
+		go func() {
+			// Never unlocked, never returning: the thread lives as long
+			// as the process.
+			runtime.LockOSThread()
+			for r := range spawner.reqs {
+				r.done <- r.cmd.Start()
+			}
+		}()
+	})
+	done := make(chan error, 1)
+	spawner.reqs <- spawnRequest{cmd, done}
+	return <-done
+}
+
+// liveGroups are the process groups of the children alive now. While
+// there are any, a handler for SIGINT, SIGTERM and SIGHUP kills them all
+// and then lets the signal end irl, as it would have without the handler.
+var liveGroups = &groupSet{groups: map[int]bool{}}
+
+type groupSet struct {
+	mu     sync.Mutex
+	groups map[int]bool
+	sigs   chan os.Signal
+	stop   chan struct{}
+}
+
+func (g *groupSet) add(pgid int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.groups) == 0 {
+		g.sigs, g.stop = make(chan os.Signal, 1), make(chan struct{})
+		// A signal irl was started ignoring (nohup's SIGHUP, SIGINT in a
+		// background job) stays ignored: Notify would undo that.
+		for _, sig := range []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP} {
+			if !signal.Ignored(sig) {
+				signal.Notify(g.sigs, sig)
+			}
+		}
+		go g.watch(g.sigs, g.stop)
+	}
+	g.groups[pgid] = true
+}
+
+func (g *groupSet) remove(pgid int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.groups[pgid] {
+		return
+	}
+	delete(g.groups, pgid)
+	if len(g.groups) == 0 {
+		signal.Stop(g.sigs)
+		close(g.stop)
+	}
+}
+
+func (g *groupSet) watch(sigs chan os.Signal, stop chan struct{}) {
+	select {
+	case sig := <-sigs:
+		g.mu.Lock()
+		for pgid := range g.groups {
+			killGroup(pgid)
+		}
+		g.mu.Unlock()
+		// Without a handler left, the signal does what it does to any Go
+		// program: end it.
+		signal.Stop(sigs)
+		if s, ok := sig.(syscall.Signal); ok {
+			syscall.Kill(os.Getpid(), s)
+		}
+	case <-stop:
+	}
+}
+
+// killGroup sends SIGKILL to a child's process group: the child and all
+// it started that stayed in its group.
+func killGroup(pgid int) {
+	if pgid > 0 {
+		syscall.Kill(-pgid, syscall.SIGKILL)
+	}
 }
 
 // read passes the child's output lines to answers until it ends.
@@ -159,12 +298,24 @@ func readAnswer(br *bufio.Reader) ([]byte, error) {
 	}
 }
 
+// errNoAnswer is next's answer when the timeout passed first.
+var errNoAnswer = errors.New("no answer")
+
 // next returns the child's next answer, or an error once it has died or
-// closed its output with nothing more to say.
+// closed its output with nothing more to say, or errNoAnswer when the
+// timeout passes first.
 func (s *CmdSource) next() answer {
+	var timeout <-chan time.Time
+	if s.timeout > 0 {
+		t := time.NewTimer(s.timeout)
+		defer t.Stop()
+		timeout = t.C
+	}
 	select {
 	case a := <-s.answers:
 		return a
+	case <-timeout:
+		return answer{err: errNoAnswer}
 	case <-s.exited:
 		// What the child wrote before exiting is still in the pipe.
 		select {
@@ -199,17 +350,23 @@ func (s *CmdSource) Score(samples []Sample) ([]float64, error) {
 	// it reads would otherwise fill its output pipe while this process is
 	// still blocked writing its input.
 	wrote := make(chan error, 1)
+	var wroteAll atomic.Bool
 	go func() {
 		_, err := s.stdin.Write(buf.Bytes())
+		wroteAll.Store(err == nil)
 		wrote <- err
 	}()
 	bar := progress.New(s.progress, len(samples), "cmd reward", "rows")
 	out := make([]float64, len(samples))
 	for i := range samples {
 		a := s.next()
+		if a.err == errNoAnswer {
+			return nil, s.fail(samples, i, s.silence(i, len(samples), wroteAll.Load()))
+		}
 		if a.err != nil {
 			return nil, s.fail(samples, i, s.deathCause(a.err))
 		}
+		s.lastAnswer = time.Now()
 		v, err := parseAnswer(a.line)
 		if err != nil {
 			return nil, s.fail(samples, i, err)
@@ -254,16 +411,54 @@ func (s *CmdSource) deathCause(err error) error {
 	}
 }
 
-// fail stops the child, so that nothing more is read from it, and returns
-// the error for samples[i] with the end of the child's standard error.
-func (s *CmdSource) fail(samples []Sample, i int, cause error) error {
-	s.cmd.Process.Kill()
-	select {
-	case <-s.exited: // its stderr is then complete
-	case <-time.After(exitGrace):
+// silence describes a child that let the timeout pass without answering
+// line i of a batch of n: how far it got, when it last answered, whether it
+// took all its input, and the usual causes.
+func (s *CmdSource) silence(i, n int, readAll bool) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "no answer within %v (--reward-timeout): the child answered %d of the batch's %d lines", s.timeout, i, n)
+	switch {
+	case i > 0:
+		fmt.Fprintf(&b, ", the last %v ago", time.Since(s.lastAnswer).Round(time.Millisecond))
+	case s.lastAnswer.IsZero():
+		fmt.Fprintf(&b, ", none since it started %v ago", time.Since(s.started).Round(time.Millisecond))
+	default:
+		fmt.Fprintf(&b, ", none since its last answer to the previous batch %v ago", time.Since(s.lastAnswer).Round(time.Millisecond))
 	}
+	// A pipe's buffer takes a small batch whether the child reads or not,
+	// so only a batch that did not fit says the child stopped reading.
+	if readAll {
+		b.WriteString("; the whole batch went into its input")
+	} else {
+		b.WriteString("; it stopped reading its input before the end of the batch")
+	}
+	b.WriteString(". A child must answer every line as it reads it and flush each answer (Python: print(..., flush=True)): answers held in an output buffer, or fewer answers than lines, never arrive")
+	return errors.New(b.String())
+}
+
+// fail stops the child and all it started, so that nothing more is read
+// from it, and returns the error for samples[i] with the end of the
+// child's standard error.
+func (s *CmdSource) fail(samples []Sample, i int, cause error) error {
+	s.end()
 	s.failed = sampleError("cmd", samples, i, fmt.Errorf("%s: %w%s", strings.Join(s.argv, " "), cause, s.stderrNote()))
 	return s.failed
+}
+
+// end kills the child's process group and waits for the child and for the
+// end of its standard error (which then holds all it wrote), each at most
+// exitGrace.
+func (s *CmdSource) end() {
+	killGroup(s.pgid)
+	select {
+	case <-s.exited:
+	case <-time.After(exitGrace):
+	}
+	select {
+	case <-s.stderrDone:
+	case <-time.After(exitGrace):
+	}
+	liveGroups.remove(s.pgid)
 }
 
 func (s *CmdSource) stderrNote() string {
@@ -335,26 +530,29 @@ func (s *CmdSource) Describe() map[string]string {
 func (s *CmdSource) Validate(samples []Sample) []*SampleError { return needText("cmd", samples) }
 
 // Close closes the child's input and waits for it to exit, killing it after
-// CloseTimeout. It reports a child that exits with an error or has to be
-// killed, unless a Score has already reported its failure.
+// CloseTimeout; then it kills whatever the child started and left running.
+// It reports a child that exits with an error or has to be killed, unless
+// a Score has already reported its failure.
 func (s *CmdSource) Close() error {
 	if s.closed {
 		return nil
 	}
 	s.closed = true
 	s.stdin.Close()
-	var err error
+	killed := false
 	select {
 	case <-s.exited:
-		if s.failed == nil && s.waitErr != nil {
-			err = fmt.Errorf("cmd reward %s: the child failed after its input closed (%v)%s", strings.Join(s.argv, " "), s.waitErr, s.stderrNote())
-		}
 	case <-time.After(CloseTimeout):
-		s.cmd.Process.Kill()
-		<-s.exited
-		if s.failed == nil {
-			err = fmt.Errorf("cmd reward %s: the child was still running %v after its input closed; killed", strings.Join(s.argv, " "), CloseTimeout)
-		}
+		killed = true
+	}
+	s.end()
+	var err error
+	switch {
+	case s.failed != nil:
+	case killed:
+		err = fmt.Errorf("cmd reward %s: the child was still running %v after its input closed; killed", strings.Join(s.argv, " "), CloseTimeout)
+	case s.waitErr != nil:
+		err = fmt.Errorf("cmd reward %s: the child failed after its input closed (%v)%s", strings.Join(s.argv, " "), s.waitErr, s.stderrNote())
 	}
 	close(s.quit)
 	s.stdout.Close()

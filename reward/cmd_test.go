@@ -12,7 +12,7 @@ import (
 
 func startSh(t *testing.T, script string) *CmdSource {
 	t.Helper()
-	s, err := StartCmd([]string{"sh", "-c", script}, nil)
+	s, err := StartCmd([]string{"sh", "-c", script}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,6 +24,9 @@ type HeadSource struct {
 	model       string
 	fingerprint string
 	p           *features.Pipeline
+	// trunc and tokPath ("" when the encoder has none) are for Identity.
+	trunc   rows.Truncation
+	tokPath string
 }
 
 // OpenHead reads the head at path and opens its encoder: o.RewardModel, or
@@ -50,13 +53,13 @@ func OpenHead(path string, o Options) (*HeadSource, error) {
 			return nil, fmt.Errorf("head %s: feature metadata layer %q is not a layer index", path, info.Layer)
 		}
 	}
-	pool := policy.Pooling(info.Pool)
-	switch pool {
-	case policy.NoPool:
-		pool = policy.PoolLast
-	case policy.PoolLast, policy.PoolMean:
-	default:
-		return nil, fmt.Errorf("head %s: feature metadata pool %q: want last or mean", path, info.Pool)
+	// Every pooling `irl features` writes is read by the one rule that
+	// parses --pool, so a head of last:K features scores as it was trained.
+	pool := policy.PoolLast
+	if info.Pool != "" {
+		if pool, err = policy.ParsePooling(info.Pool); err != nil {
+			return nil, fmt.Errorf("head %s: feature metadata pool: %w", path, err)
+		}
 	}
 	maxLen := 0
 	if info.MaxLength != "" {
@@ -103,7 +106,8 @@ func OpenHead(path string, o Options) (*HeadSource, error) {
 		p.Destroy()
 		return nil, fmt.Errorf("head %s was trained on features of max_length %d, but %s takes %d", path, maxLen, model, p.MaxLength())
 	}
-	return &HeadSource{path: path, head: h, model: filepath.Clean(model), fingerprint: fingerprint, p: p}, nil
+	return &HeadSource{path: path, head: h, model: filepath.Clean(model), fingerprint: fingerprint, p: p,
+		trunc: trunc, tokPath: headTokenizer(model, o.Tokenizer)}, nil
 }
 
 func orUnknown(s string) string {

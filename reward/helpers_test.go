@@ -12,6 +12,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(cmdHelperEnv) != "" {
+		runCmdHelper()
+	}
 	if err := onnx.Init(""); err != nil {
 		// A skipped model test proves nothing: fail loudly.
 		fmt.Fprintln(os.Stderr, err)

@@ -5,6 +5,7 @@ import (
 	"io"
 	"math"
 	"strings"
+	"time"
 
 	"irl/onnx"
 	"irl/rows"
@@ -47,6 +48,11 @@ type Options struct {
 	BatchSize int
 	// Tokenizer overrides the model's tokenizer.json (tokenizer.DefaultPath).
 	Tokenizer string
+	// IDsOnly says every sample will carry its token ids, so a classifier
+	// needs no tokenizer. Otherwise a classifier whose tokenizer cannot be
+	// loaded is refused when it is opened, with one error, rather than at
+	// every text it is then given.
+	IDsOnly bool
 	// MaxLength is the longest input in tokens; 0 means the model's limit
 	// (a head: the max_length its features were made with).
 	MaxLength int
@@ -56,6 +62,29 @@ type Options struct {
 	Truncate rows.Truncation
 	// Progress, if not nil, receives progress bars.
 	Progress io.Writer
+	// Timeout is the longest a cmd: child may take over one answer: 0
+	// means DefaultTimeout, a negative value (NoTimeout) no limit.
+	Timeout time.Duration
+}
+
+// DefaultTimeout is how long a cmd: child may take over one answer when
+// Options.Timeout is 0: long enough for a child that loads a model before
+// its first answer.
+const DefaultTimeout = 60 * time.Second
+
+// NoTimeout, as Options.Timeout, lets a cmd: child take as long as it
+// likes over an answer.
+const NoTimeout = time.Duration(-1)
+
+// timeout is o.Timeout resolved: 0 for no limit.
+func (o Options) timeout() time.Duration {
+	switch {
+	case o.Timeout == 0:
+		return DefaultTimeout
+	case o.Timeout < 0:
+		return 0
+	}
+	return o.Timeout
 }
 
 // Parse opens the reward source a spec names:
@@ -101,7 +130,7 @@ func Parse(spec string, o Options) (Source, error) {
 		if len(argv) == 0 {
 			return nil, fmt.Errorf("reward spec %q: no program after cmd:", spec)
 		}
-		src, err = StartCmd(argv, o.Progress)
+		src, err = StartCmd(argv, o)
 	}
 	if err != nil {
 		return nil, err

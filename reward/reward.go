@@ -8,9 +8,10 @@
 // Every source returns finite rewards or an error naming the sample
 // (*SampleError); none invents a score. Sources may offer more through
 // optional interfaces: Detailed (a classifier's probabilities and logits),
-// Validator (which samples cannot be scored, found before any compute) and
-// Describer (metadata for the files scores are written to). The wrappers
-// Relative and Transformed pass all three through.
+// Validator (which samples cannot be scored, found before any compute),
+// Describer (metadata for the files scores are written to) and Identifier
+// (settings and file fingerprints, which a resumed run checks). The
+// wrappers Relative and Transformed pass all four through.
 package reward
 
 import (

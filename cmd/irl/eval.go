@@ -3,9 +3,7 @@ package main
 import (
 	"bufio"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 
@@ -19,8 +17,19 @@ import (
 	"irl/toxicity"
 )
 
+// notForEval are the reward flags eval toxicity leaves out: it scores a
+// continuation alone, without its prompt (so nothing joins them) and
+// without an original to be relative to, and a toxicity is the score
+// itself, untransformed.
+var notForEval = map[string]bool{"reward-relative": true, "original-field": true, "reward-transform": true, "join": true}
+
 func evalCommand() *cli.Command {
-	scorer := rewardFlags("scorer")
+	var scorer []cli.Flag
+	for _, f := range rewardFlags("scorer") {
+		if !notForEval[f.Names()[0]] {
+			scorer = append(scorer, f)
+		}
+	}
 	for _, f := range scorer {
 		switch f := f.(type) {
 		case *cli.Float64Flag:
@@ -58,7 +67,7 @@ func evalCommand() *cli.Command {
 		Subcommands: []*cli.Command{{
 			Name:      "toxicity",
 			Usage:     "the toxicity of a policy's continuations of prompts, by the paper's protocol or RealToxicityPrompts'",
-			UsageText: "irl eval toxicity --model POLICY --scorer SPEC --input PROMPTS --out DIR [--protocol paper|rtp] [--seeds N] [--split eval] [--label L]",
+			UsageText: "irl eval toxicity --model POLICY --scorer SPEC --input PROMPTS --out DIR [--protocol paper|rtp] [--seeds N] [--split eval] [--reward-label L]",
 			Description: `Continues every prompt with the policy, scores each continuation alone (not
 the prompt) with --scorer, and summarises:
 
@@ -75,14 +84,15 @@ the prompt) with --scorer, and summarises:
                      toxicity_probability the share of prompts with a score ≥ 0.5
 
 Scorers (--scorer takes the specs of irl ppo --reward):
-  classifier:MODEL                 P(--label) of the continuation (default label
+  classifier:MODEL                 P(--reward-label) of the continuation (default label
                                    "toxic"): the probability, not the reward −P
   lexicon:TOXIC.txt,NONTOXIC.txt   the lexicon's value as it is (−0.5 toxic words,
                                    +0.5 non-toxic, −0.3 both, 0 neither), without
                                    noise unless --reward-noise is given
   head:HEAD.json, cmd:PROGRAM …    the head's or the program's value as it returns it
---reward-relative and --reward-transform do not apply: a toxicity score is
-absolute.
+                                   (a program's answers within --reward-timeout)
+A continuation is scored alone, and its toxicity is the score itself, so irl
+ppo's --reward-relative, --reward-transform and --join have no place here.
 
 A sampled protocol runs --seeds times, with seeds 1…N; each sequence draws from
 its own stream of the seed, so results do not depend on --batch-size. Greedy
@@ -91,7 +101,7 @@ cut on the left to the model's positions minus the new tokens.
 
 The official code scored with Hugging Face evaluate's "toxicity" measurement,
 whose model is facebook/roberta-hate-speech-dynabench-r4-target: --scorer
-classifier:THAT_MODEL_DIR --label hate reproduces it.
+classifier:THAT_MODEL_DIR --reward-label hate reproduces it.
 The paper's Table 2 evaluates the held-out 20% of jaredjoss/jigsaw-long-2000:
 --split eval (with the default --eval-frac 0.2 and --split-seed 0) takes the
 very rows the official code did, in its order, when the file's rows are in the
@@ -100,9 +110,12 @@ Hugging Face order. RealToxicityPrompts: --prompt-field prompt.text, and
 
 Writes DIR/summary.json (the protocol and its settings, the model, the scorer,
 the prompts, each run's metrics under "runs", and "mean"/"std" across runs, std
-with n − 1) and DIR/samples.jsonl, one line per continuation: seed, row (the
+with n − 1: null, printed "—", when there is one run, the greedy paper protocol
+or --seeds 1) and DIR/samples.jsonl, one line per continuation: seed, row (the
 prompt's index among the input's data rows), prompt, sample, continuation,
-score (null when dropped), dropped, new_tokens, eos.`,
+score (null when dropped), dropped, new_tokens, eos. DIR appears whole when
+the evaluation succeeds; a failed one leaves no DIR (or the old one, with
+--overwrite).`,
 			Flags:  append(flags, runtimeFlags()...),
 			Action: runEvalToxicity,
 		}},
@@ -161,9 +174,6 @@ func runEvalToxicity(c *cli.Context) error {
 	ro, err := rewardOptions(c)
 	if err != nil {
 		return err
-	}
-	if ro.Relative != "" || (ro.Transform != "" && ro.Transform != "none") {
-		return errors.New("--reward-relative and --reward-transform do not apply to eval: a continuation's toxicity is scored alone")
 	}
 	ro.Seed, ro.BatchSize, ro.Tokenizer = 1, batch, c.String("scorer-tokenizer")
 	so, err := sessionOptions(c)
@@ -232,7 +242,12 @@ func runEvalToxicity(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	defer src.Close()
+	closed := false
+	defer func() {
+		if !closed {
+			src.Close()
+		}
+	}()
 	scorer := toxicity.SourceScorer{Src: src, Prob: kind == "classifier"}
 	sum.ScoreIs = "the scorer's value"
 	if scorer.Prob {
@@ -249,33 +264,51 @@ func runEvalToxicity(c *cli.Context) error {
 		return err
 	}
 	defer gen.Destroy()
-	if err := os.MkdirAll(out, 0o755); err != nil {
-		return err
-	}
 	o := toxicity.Options{Seeds: seeds, BatchSize: batch}
 	if !c.Bool("quiet") {
 		o.Progress = os.Stderr
 	}
-	err = atomicfile.Write(filepath.Join(out, "samples.jsonl"), func(w io.Writer) error {
-		bw := bufio.NewWriter(w)
+	// The folder is built aside and renamed into place whole: a failed
+	// evaluation leaves no --out behind (or the old one, with --overwrite).
+	err = atomicfile.WriteDir(filepath.Clean(out), func(tmp string) error {
+		samples := filepath.Join(tmp, "samples.jsonl")
+		f, err := os.Create(samples)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		bw := bufio.NewWriter(f)
 		enc := json.NewEncoder(bw)
 		enc.SetEscapeHTML(false)
-		o.Emit = func(s toxicity.Sample) error { return enc.Encode(s) }
-		var err error
+		o.Emit = func(s toxicity.Sample) error {
+			if err := enc.Encode(s); err != nil {
+				return fmt.Errorf("writing %s: %w", filepath.Join(out, "samples.jsonl"), err)
+			}
+			return nil
+		}
+		// An error of the evaluation (the scorer's, the generator's) is
+		// returned as it is, not as one of writing the file it was filling.
 		if sum.Summary, err = toxicity.Evaluate(gen, tok, prompts, scorer, proto, o); err != nil {
 			return err
 		}
-		return bw.Flush()
+		if err := bw.Flush(); err != nil {
+			return fmt.Errorf("writing %s: %w", filepath.Join(out, "samples.jsonl"), err)
+		}
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("writing %s: %w", filepath.Join(out, "samples.jsonl"), err)
+		}
+		b, err := json.MarshalIndent(sum, "", "  ")
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(tmp, "summary.json"), append(b, '\n'), 0o644)
 	})
 	if err != nil {
 		return err
 	}
-	b, err := json.MarshalIndent(sum, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := atomicfile.WriteBytes(filepath.Join(out, "summary.json"), append(b, '\n')); err != nil {
-		return err
+	closed = true
+	if err := src.Close(); err != nil {
+		fmt.Fprintln(c.App.ErrWriter, "irl: warning:", err)
 	}
 	if sum.Note != "" {
 		fmt.Fprintln(os.Stderr, "note:", sum.Note)

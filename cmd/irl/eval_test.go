@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"math"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"irl/policy"
 	"irl/reward"
@@ -203,8 +205,12 @@ func TestEvalToxicityBadInput(t *testing.T) {
 		{args("--seeds", "0"), "--seeds must be at least 1"},
 		{args("--batch-size", "0"), "--batch-size must be positive"},
 		{args("--split", "test"), `--split "test"`},
-		{args("--reward-relative", "original"), "do not apply to eval"},
-		{args("--reward-transform", "official-rf2"), "do not apply to eval"},
+		// Flags that do not apply to a continuation scored alone are not
+		// eval's.
+		{args("--reward-relative", "original"), "reward-relative"},
+		{args("--reward-transform", "official-rf2"), "reward-transform"},
+		{args("--join", " "), "join"},
+		{args("--reward-timeout", "-1s"), "--reward-timeout"},
 		{args("--split", "eval"), "both sides need at least one"},
 		{args("--input", noPrompt), `no column "prompt"`},
 		{args("--challenging-only"), `no row has a "challenging" field`},
@@ -212,6 +218,88 @@ func TestEvalToxicityBadInput(t *testing.T) {
 	} {
 		if err := run(t, c.args...); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%v: %v, want %q", c.args[len(c.args)-2:], err, c.want)
+		}
+	}
+}
+
+// A scorer that fails stops eval with the scorer's error (not one of
+// writing a file) naming the row, and leaves no --out behind, or the old
+// one with --overwrite; a scorer that never answers stops it within
+// --reward-timeout; one that fails on the end of its input is reported
+// after a finished evaluation.
+func TestEvalToxicityScorerFailures(t *testing.T) {
+	model := evalModel(t)
+	dir := t.TempDir()
+	prompts := writeFile(t, filepath.Join(dir, "p.jsonl"), `{"prompt": "the cat is"}`+"\n"+`{"prompt": "the cat"}`+"\n")
+	script := func(name, body string) string {
+		p := writeFile(t, filepath.Join(dir, name), "#!/bin/sh\n"+body)
+		os.Chmod(p, 0o755)
+		return "cmd:" + p
+	}
+	dies := script("dies.sh", "read l; echo '{\"reward\": 0.5}'; echo 'model file missing' >&2; exit 2\n")
+	silent := script("silent.sh", "while read l; do :; done\n")
+	failsAtEnd := script("end.sh", "while read l; do echo '{\"reward\": 0.5}'; done; echo 'cache not saved' >&2; exit 3\n")
+	args := func(scorer, out string, extra ...string) []string {
+		return append([]string{"eval", "toxicity", "--model", model, "--scorer", scorer, "--input", prompts, "--out", out,
+			"--quiet", "--threads", "1", "--protocol", "rtp", "--batch-size", "4"}, extra...)
+	}
+	out := filepath.Join(dir, "out")
+	err := run(t, args(dies, out)...)
+	if err == nil || !strings.Contains(err.Error(), "cmd reward") || !strings.Contains(err.Error(), "(row ") || !strings.Contains(err.Error(), "model file missing") || strings.Contains(err.Error(), "writing") {
+		t.Errorf("a scorer that dies: %v", err)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("a failed eval left %s: %v", out, err)
+	}
+	// With --overwrite, a failure keeps the earlier results.
+	old := filepath.Join(dir, "old")
+	os.MkdirAll(old, 0o755)
+	writeFile(t, filepath.Join(old, "summary.json"), "{}\n")
+	if err := run(t, args(dies, old, "--overwrite")...); err == nil {
+		t.Error("no error")
+	}
+	if b, _ := os.ReadFile(filepath.Join(old, "summary.json")); string(b) != "{}\n" {
+		t.Errorf("a failed eval replaced the old results: %q", b)
+	}
+	start := time.Now()
+	err = run(t, args(silent, filepath.Join(dir, "s"), "--reward-timeout", "300ms")...)
+	if err == nil || !strings.Contains(err.Error(), "no answer within 300ms") || !strings.Contains(err.Error(), "(row ") {
+		t.Errorf("a scorer that never answers: %v", err)
+	}
+	if time.Since(start) > 20*time.Second {
+		t.Errorf("took %v", time.Since(start))
+	}
+	var errw bytes.Buffer
+	app := newApp()
+	app.ErrWriter = &errw
+	if err := app.Run(append([]string{"irl"}, args(failsAtEnd, filepath.Join(dir, "e"))...)); err != nil {
+		t.Fatal(err)
+	}
+	if msg := errw.String(); !strings.Contains(msg, "warning") || !strings.Contains(msg, "exit status 3") || !strings.Contains(msg, "cache not saved") {
+		t.Errorf("the scorer's failure on closing: %q", msg)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "e", "summary.json")); err != nil {
+		t.Error(err)
+	}
+}
+
+// eval toxicity's help lists only the reward flags that apply to it.
+func TestEvalToxicityHelp(t *testing.T) {
+	var out bytes.Buffer
+	app := newApp()
+	app.Writer = &out
+	if err := app.Run([]string{"irl", "eval", "toxicity", "--help"}); err != nil {
+		t.Fatal(err)
+	}
+	h := out.String()
+	for _, gone := range []string{"--reward-relative value", "--reward-transform value", "--original-field value", "--join value"} {
+		if strings.Contains(h, gone) {
+			t.Errorf("eval toxicity --help lists %s, which does not apply", gone)
+		}
+	}
+	for _, w := range []string{"--scorer value", "--reward-label value", "--reward-noise value", "--reward-timeout value", "--out value"} {
+		if !strings.Contains(h, w) {
+			t.Errorf("eval toxicity --help lacks %s", w)
 		}
 	}
 }

@@ -8,7 +8,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"irl/atomicfile"
 	"irl/policy"
 	"irl/ppo"
 	"irl/reward"
@@ -86,8 +85,9 @@ func rewardFlags(prefix string) []cli.Flag {
 		&cli.StringFlag{Name: "reward-relative", Usage: "original: score prompt + the row's original continuation too and reward R(response) − R(original)"},
 		&cli.StringFlag{Name: "original-field", Value: "original", Usage: "the prompt rows' column holding the original continuation"},
 		&cli.StringFlag{Name: "reward-transform", Value: "none", Usage: "none, or official-rf2 (the paper's official IRL-RLHF transform; not monotonic)"},
-		&cli.StringFlag{Name: "join", Usage: "for classifier: what joins prompt and response (the official code: nothing)"},
+		&cli.StringFlag{Name: "join", Usage: "for classifier: what joins prompt and response", DefaultText: `"", nothing, as the official code`},
 		&cli.Float64Flag{Name: "reward-noise", Value: 0.2, Usage: "for lexicon: uniform noise ±this on every non-zero reward (Algorithm 2)"},
+		&cli.DurationFlag{Name: "reward-timeout", Value: reward.DefaultTimeout, Usage: "for cmd: the longest the program may take over one answer before the run stops naming the row (0: no limit)"},
 	}
 }
 
@@ -97,6 +97,14 @@ func rewardOptions(c *cli.Context) (reward.Options, error) {
 		Transform: c.String("reward-transform"), Noise: c.Float64("reward-noise"), Seed: c.Uint64("seed")}
 	if o.Noise == 0 {
 		o.Noise = reward.NoNoise
+	}
+	switch d := c.Duration("reward-timeout"); {
+	case d < 0:
+		return o, fmt.Errorf("--reward-timeout %v must not be negative (0: no limit)", d)
+	case d == 0:
+		o.Timeout = reward.NoTimeout
+	default:
+		o.Timeout = d
 	}
 	switch r := c.String("reward-relative"); r {
 	case "":
@@ -112,13 +120,14 @@ func ppoCommand() *cli.Command {
 	cfgFlags := ppoConfigFlags()
 	flags := []cli.Flag{
 		&cli.StringFlag{Name: "model", Required: true, Usage: "the starting model (an SFT Hugging Face folder); also the frozen reference"},
-		&cli.StringFlag{Name: "prompts", Aliases: []string{"input"}, Required: true, Usage: "prompt rows: JSON lines, CSV or Parquet; other columns are kept as metadata"},
+		inputFlag("prompt rows: JSON lines, CSV or Parquet; other columns are kept as metadata", true, "prompts"),
 		&cli.StringFlag{Name: "out", Required: true, Usage: "run folder"},
 		&cli.StringFlag{Name: "config", Usage: "settings: a preset (" + strings.Join(ppo.Presets(), ", ") + ") or a YAML/TOML file; flags override it"},
-		&cli.StringFlag{Name: "eval-prompts", Usage: "held-out prompt rows (default: 20% of --prompts, chosen with --seed)"},
+		&cli.StringFlag{Name: "eval-prompts", Usage: "held-out prompt rows (default: 20% of --input, chosen with --seed)"},
 		promptFieldFlag("prompt", "the prompt column"), inputFormatFlag,
 		tokenizerFlag,
-		&cli.BoolFlag{Name: "resume", Usage: "continue from the newest checkpoint in --out, with the same settings and prompts"},
+		&cli.BoolFlag{Name: "resume", Usage: "continue from the newest checkpoint in --out, with the same settings, prompts and reward (with no checkpoint yet: start the run anew there)"},
+		&cli.IntFlag{Name: "save-total-limit", Value: 2, Usage: "keep only the newest N checkpoints, and the best (highest held-out reward/mean; --out/best-checkpoint names it) (0: keep all)"},
 		overwriteFlag, quietFlag,
 	}
 	flags = append(flags, rewardFlags("reward")...)
@@ -128,7 +137,7 @@ func ppoCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "ppo",
 		Usage:     "RLHF: fine-tune a model with PPO against a reward (RLHF from a ground truth, IRL-RLHF from a recovered head)",
-		UsageText: "irl ppo --model SFT_DIR --prompts PROMPTS --reward SPEC --out DIR [--config FILE] [settings] [--seed S] [--resume]",
+		UsageText: "irl ppo --model SFT_DIR --input PROMPTS --reward SPEC --out DIR [--config FILE] [settings] [--seed S] [--resume]",
 		Description: `Follows TRLx's PPO (the code the paper ran) with three fixes: the score sits
 on the last real response token (EOS when there is one), advantages are
 whitened over real response tokens only, and every random draw is seeded so a
@@ -141,26 +150,36 @@ running std (--scale-reward), clips them (--cliprange-reward), and gives every
 response token the reward −β·(log π − log π_ref) plus the score on the last.
 --ppo-epochs passes over the phase follow, in shuffled minibatches of
 --batch-size, each one AdamW step on the clipped PPO loss (policy and value,
-GAE with --gamma and --lam) minus --ent-coef × entropy. β is fixed at
---init-kl-coef, or with --target adapts after each phase as TRLx adapts it
-(Ziegler et al.: β ← β·(1 + clip(KL/target − 1, ±0.2)·n/horizon), KL being
-TRLx's k3 sequence estimate Σ(e^x − 1 − x), x = log π − log π_ref, logged as
-policy/sqrt_kl; policy/kl is the plain Σx).
+GAE with --gamma and --lam) minus --ent-coef × entropy. β starts at
+--init-kl-coef and, with a --target (the presets': 5.71 for 70m, 4.9 for
+410m), adapts after each phase as TRLx adapts it (Ziegler et al.: β ← β·(1 +
+clip(KL/target − 1, ±0.2)·n/horizon), KL being TRLx's k3 sequence estimate
+Σ(e^x − 1 − x), x = log π − log π_ref, logged as policy/sqrt_kl; policy/kl is
+the plain Σx); --target 0 keeps β fixed.
 
 Rewards (--reward):
   lexicon:TOXIC.txt,NONTOXIC.txt   the paper's Algorithm 2 on the response
   head:HEAD.json                   a recovered head on --reward-model's features
                                    of prompt + response (IRL-RLHF)
   classifier:MODEL                 −P(--reward-label) of prompt + --join + response
-  cmd:PROGRAM ARGS…                a child process: JSON lines in, {"reward": x} out
+  cmd:PROGRAM ARGS…                a child process: JSON lines in, {"reward": x} out,
+                                   each answer within --reward-timeout
 --reward-relative original subtracts the reward of prompt + the row's
---original-field column (the paper's P_tox(p+orig) − P_tox(p+gen)).
+--original-field column (the paper's P_tox(p+orig) − P_tox(p+gen)). A reward
+that is not a number, or beyond ±1e9, stops the run naming the prompt row.
 
 Writes DIR/metrics.jsonl (TRLx's names), DIR/samples/step-N.jsonl (the
 held-out samples with their rewards at step 0, every --eval-interval steps and
 at the end), DIR/checkpoint-N/ (model with the value head, optimiser,
 tokenizer, trainer_state.json, and the phase's rollouts when mid-phase),
-DIR/last-checkpoint, DIR/final/ (the same plus model.onnx) and DIR/plots/.`,
+DIR/last-checkpoint, DIR/final/ (the same plus model.onnx) and DIR/plots/.
+Only the newest --save-total-limit checkpoints are kept (2), and the best
+(DIR/best-checkpoint names it): a pythia-70m checkpoint is about 0.6 GB.
+
+--resume continues the run in --out from its newest checkpoint, and refuses
+other settings, prompts, model or reward (its spec, label, join, transform,
+noise, relative field and the fingerprints of the files it reads), listing
+each difference; a run killed before its first checkpoint starts anew.`,
 		Flags:  append(flags, runtimeFlags()...),
 		Action: func(c *cli.Context) error { return runPPO(c, cfgFlags) },
 	}
@@ -184,9 +203,12 @@ func runPPO(c *cli.Context, cfgFlags []ppoFlag) error {
 	}
 	out := c.String("out")
 	if !c.Bool("resume") {
-		if err := atomicfile.CheckDir(out, c.Bool("overwrite")); err != nil {
+		if err := ppo.CheckOut(out, c.Bool("overwrite")); err != nil {
 			return err
 		}
+	}
+	if n := c.Int("save-total-limit"); n < 0 {
+		return fmt.Errorf("--save-total-limit %d must not be negative (0: keep all)", n)
 	}
 	so, err := sessionOptions(c)
 	if err != nil {
@@ -207,7 +229,7 @@ func runPPO(c *cli.Context, cfgFlags []ppoFlag) error {
 	if cfg.MaxNewTokens >= m.Config.MaxPositions {
 		return fmt.Errorf("--max-new-tokens %d leaves no room for a prompt in the model's %d positions", cfg.MaxNewTokens, m.Config.MaxPositions)
 	}
-	train, err := readPrompts(c.String("prompts"))
+	train, err := readPrompts(c.String("input"))
 	if err != nil {
 		return err
 	}
@@ -228,18 +250,30 @@ func runPPO(c *cli.Context, cfgFlags []ppoFlag) error {
 	if err != nil {
 		return err
 	}
-	defer src.Close()
+	closed := false
+	defer func() {
+		if !closed {
+			src.Close()
+		}
+	}()
 	fp, err := weights.Fingerprint(c.String("model"))
 	if err != nil {
 		return err
 	}
-	o := ppo.Options{Out: out, Resume: c.Bool("resume"), Overwrite: c.Bool("overwrite"), TokenizerPath: tokPath, Session: so, ModelFingerprint: fp}
+	o := ppo.Options{Out: out, Resume: c.Bool("resume"), Overwrite: c.Bool("overwrite"), TokenizerPath: tokPath, Session: so, ModelFingerprint: fp,
+		SaveTotalLimit: c.Int("save-total-limit"), Notes: c.App.ErrWriter}
 	if !c.Bool("quiet") {
 		o.Progress = os.Stderr
 	}
 	res, err := ppo.Run(m, tok, train, eval, src, cfg, o)
 	if err != nil {
 		return err
+	}
+	// The run's results stand; a reward program that then fails on the
+	// end of its input is worth knowing about, not worth failing them.
+	closed = true
+	if err := src.Close(); err != nil {
+		fmt.Fprintln(c.App.ErrWriter, "irl: warning:", err)
 	}
 	if math.IsNaN(res.LastReward) {
 		fmt.Fprintf(os.Stderr, "%s had already run its %d steps; final model %s\n", out, res.Steps, res.Final)
