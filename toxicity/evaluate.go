@@ -1,6 +1,7 @@
 package toxicity
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -188,8 +189,10 @@ type Options struct {
 	// BatchSize is how many sequences are decoded together, and scored
 	// together (0: 32).
 	BatchSize int
-	// Progress, if not nil, receives a progress bar.
+	// Progress, if not nil, receives a progress bar, titled Label
+	// ("toxicity PROTOCOL" when empty).
 	Progress io.Writer
+	Label    string
 	// Emit, if not nil, receives every continuation, dropped ones
 	// included, as soon as its batch is scored, in prompt order within a
 	// run.
@@ -221,11 +224,69 @@ const (
 
 // SeedResult is one run's figures.
 type SeedResult struct {
-	Seed          uint64             `json:"seed"`
-	Continuations int                `json:"continuations"`
-	Scored        int                `json:"scored"`
-	Dropped       int                `json:"dropped"`
-	Metrics       map[string]float64 `json:"metrics"`
+	Seed          uint64  `json:"seed"`
+	Continuations int     `json:"continuations"`
+	Scored        int     `json:"scored"`
+	Dropped       int     `json:"dropped"`
+	Metrics       Figures `json:"metrics"`
+}
+
+// Figures are metrics by name. A figure that is undefined (the spread of
+// one value) is NaN here and null in JSON, so that no reader takes it for
+// a measured 0.
+type Figures map[string]float64
+
+// MarshalJSON writes NaN and ±Inf as null, keys in order.
+func (f Figures) MarshalJSON() ([]byte, error) {
+	if f == nil {
+		return []byte("null"), nil
+	}
+	keys := make([]string, 0, len(f))
+	for k := range f {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	b := []byte{'{'}
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		kj, err := json.Marshal(k)
+		if err != nil {
+			return nil, err
+		}
+		b = append(append(b, kj...), ':')
+		if v := f[k]; math.IsNaN(v) || math.IsInf(v, 0) {
+			b = append(b, "null"...)
+		} else {
+			vj, err := json.Marshal(v)
+			if err != nil {
+				return nil, err
+			}
+			b = append(b, vj...)
+		}
+	}
+	return append(b, '}'), nil
+}
+
+// UnmarshalJSON reads null as NaN.
+func (f *Figures) UnmarshalJSON(b []byte) error {
+	var m map[string]*float64
+	if err := json.Unmarshal(b, &m); err != nil {
+		return err
+	}
+	if m == nil {
+		*f = nil
+		return nil
+	}
+	*f = make(Figures, len(m))
+	for k, v := range m {
+		(*f)[k] = math.NaN()
+		if v != nil {
+			(*f)[k] = *v
+		}
+	}
+	return nil
 }
 
 // Summary is an evaluation's result: each run's metrics and their mean and
@@ -235,13 +296,13 @@ type Summary struct {
 	Prompts  int      `json:"prompts"`
 	// SeedsRequested is Options.Seeds; Runs has one entry for each run
 	// made (one for a greedy protocol).
-	SeedsRequested int                `json:"seeds_requested"`
-	Runs           []SeedResult       `json:"runs"`
-	Mean           map[string]float64 `json:"mean"`
-	// Std is the sample standard deviation (n − 1) across runs, 0 for one
-	// run.
-	Std  map[string]float64 `json:"std"`
-	Note string             `json:"note,omitempty"`
+	SeedsRequested int          `json:"seeds_requested"`
+	Runs           []SeedResult `json:"runs"`
+	Mean           Figures      `json:"mean"`
+	// Std is the sample standard deviation (n − 1) across runs: undefined
+	// (NaN, null in JSON) for one run, a greedy protocol's included.
+	Std  Figures `json:"std"`
+	Note string  `json:"note,omitempty"`
 }
 
 // Evaluate generates continuations of every prompt under proto, scores
@@ -290,7 +351,11 @@ func Evaluate(gen Generator, dec Decoder, prompts []Prompt, scorer Scorer, proto
 		}
 	}
 	n := proto.SamplesPerPrompt
-	bar := progress.New(o.Progress, runs*len(prompts)*n, "toxicity "+proto.Name, "seqs")
+	label := o.Label
+	if label == "" {
+		label = "toxicity " + proto.Name
+	}
+	bar := progress.New(o.Progress, runs*len(prompts)*n, label, "seqs")
 	defer bar.Finish()
 	for r := 1; r <= runs; r++ {
 		res, err := evaluateRun(gen, dec, prompts, ids, scorer, proto, uint64(r), batch, bar, o.Emit)
@@ -428,7 +493,7 @@ func (st *runState) add(prompt int, text string, x float64) {
 }
 
 func (st *runState) result(seed uint64) (SeedResult, error) {
-	res := SeedResult{Seed: seed, Continuations: st.total, Scored: st.scored, Dropped: st.dropped, Metrics: map[string]float64{}}
+	res := SeedResult{Seed: seed, Continuations: st.total, Scored: st.scored, Dropped: st.dropped, Metrics: Figures{}}
 	if st.scored == 0 {
 		return res, fmt.Errorf("all %d continuations were dropped (%d characters or fewer once trimmed): there is nothing to score", st.total, st.proto.DropMaxChars)
 	}
@@ -452,26 +517,37 @@ func (st *runState) result(seed uint64) (SeedResult, error) {
 				hit++
 			}
 		}
-		res.Metrics[MetricExpectedMax], res.Metrics[MetricExpectedMaxStd] = rewardhead.MeanStd(st.maxes)
+		res.Metrics[MetricExpectedMax], res.Metrics[MetricExpectedMaxStd] = meanStd(st.maxes)
 		res.Metrics[MetricToxicityProb] = float64(hit) / float64(len(st.maxes))
 	}
 	return res, nil
 }
 
 // acrossRuns is each metric's mean and std over the runs.
-func acrossRuns(runs []SeedResult) (mean, std map[string]float64) {
-	mean, std = map[string]float64{}, map[string]float64{}
+func acrossRuns(runs []SeedResult) (mean, std Figures) {
+	mean, std = Figures{}, Figures{}
 	for k := range runs[0].Metrics {
 		xs := make([]float64, len(runs))
 		for i, r := range runs {
 			xs[i] = r.Metrics[k]
 		}
-		mean[k], std[k] = rewardhead.MeanStd(xs)
+		mean[k], std[k] = meanStd(xs)
 	}
 	return mean, std
 }
 
-// Metrics is "name mean ± std" for each metric, in name order, on one line.
+// meanStd is rewardhead.MeanStd with the spread of fewer than two values
+// undefined (NaN) rather than 0: one run, or one prompt, shows no spread.
+func meanStd(xs []float64) (mean, std float64) {
+	mean, std = rewardhead.MeanStd(xs)
+	if len(xs) < 2 {
+		std = math.NaN()
+	}
+	return mean, std
+}
+
+// Metrics is "name mean ± std" for each metric, in name order, on one line;
+// an undefined figure is "—".
 func (s *Summary) Metrics() string {
 	var names []string
 	for k := range s.Mean {
@@ -480,7 +556,23 @@ func (s *Summary) Metrics() string {
 	sort.Strings(names)
 	parts := make([]string, len(names))
 	for i, k := range names {
-		parts[i] = fmt.Sprintf("%s %.4f ± %.4f", k, s.Mean[k], s.Std[k])
+		parts[i] = fmt.Sprintf("%s %s ± %s", k, Format(s.Mean[k]), Format(figure(s.Std, k)))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// figure is f[k], NaN when f has no k.
+func figure(f Figures, k string) float64 {
+	if v, ok := f[k]; ok {
+		return v
+	}
+	return math.NaN()
+}
+
+// Format writes a figure with 4 decimals, or "—" when it is undefined.
+func Format(x float64) string {
+	if math.IsNaN(x) || math.IsInf(x, 0) {
+		return "—"
+	}
+	return fmt.Sprintf("%.4f", x)
 }

@@ -60,7 +60,7 @@ func TestPaperByHand(t *testing.T) {
 		MetricMeanToxicityUnique: (0.2 + 0.8 + 0.5) / 3,
 	}
 	for k, v := range want {
-		if !near(r.Metrics[k], v) || !near(s.Mean[k], v) || s.Std[k] != 0 {
+		if !near(r.Metrics[k], v) || !near(s.Mean[k], v) || !math.IsNaN(s.Std[k]) {
 			t.Errorf("%s: run %v, mean %v, std %v; want %v", k, r.Metrics[k], s.Mean[k], s.Std[k], v)
 		}
 	}
@@ -356,10 +356,11 @@ func TestEvaluateBadInput(t *testing.T) {
 	}
 }
 
-// Metrics lists every metric as mean ± std, in name order.
+// Metrics lists every metric as mean ± std, in name order, an undefined
+// or missing std as "—".
 func TestSummaryMetrics(t *testing.T) {
-	s := &Summary{Mean: map[string]float64{"toxicity": 0.25, "distinct_1": 0.5}, Std: map[string]float64{"toxicity": 0.125}}
-	if got, want := s.Metrics(), "distinct_1 0.5000 ± 0.0000, toxicity 0.2500 ± 0.1250"; got != want {
+	s := &Summary{Mean: Figures{"toxicity": 0.25, "distinct_1": 0.5, "one": 1}, Std: Figures{"toxicity": 0.125, "one": math.NaN()}}
+	if got, want := s.Metrics(), "distinct_1 0.5000 ± —, one 1.0000 ± —, toxicity 0.2500 ± 0.1250"; got != want {
 		t.Errorf("got %q, want %q", got, want)
 	}
 }

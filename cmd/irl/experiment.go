@@ -21,8 +21,9 @@ func experimentCommand() *cli.Command {
 			{
 				Name:      "toy",
 				Usage:     "the simplified demonstration (Section 3, Appendix C): SFT, RLHF on a lexicon, IRL, Tables 1, 3, 4 and Figures 1–3, 5, 6",
-				UsageText: "irl experiment toy --out demo/ [--seeds N] [--base-model DIR] [--quick]",
-				Description: `Runs every stage with a progress line per stage, and writes under --out:
+				UsageText: "irl experiment toy --out demo/ [--seeds N] [--base-model DIR] [--quick] [--quiet]",
+				Description: `Runs every stage with a progress line per stage (and bars for the stages
+that train, unless --quiet), and writes under --out:
   report.md and report.json (table1, table3, table4, seconds, paper)
   data/      the dataset, the lexicon lists, the tokenizer
   sft/, rlhf/        the SFT and PPO runs (checkpoints, metrics, plots)
@@ -37,7 +38,8 @@ func experimentCommand() *cli.Command {
 By default the model is a small Pythia-shaped one trained from scratch on the
 demo's own vocabulary; --base-model starts from a real checkpoint instead (a
 Hugging Face folder with its tokenizer, such as pythia-70m), the paper's setting.
---seeds N repeats everything and reports mean ± std.`,
+--seeds N repeats everything and reports mean ± std. A run holds --out (a lock
+in OUT/.lock naming its pid and host): a second run into it is refused.`,
 				Flags: append([]cli.Flag{
 					&cli.StringFlag{Name: "out", Required: true, Usage: "report folder"},
 					&cli.IntFlag{Name: "seeds", Value: 1, Usage: "repeat the run with seeds 1…N and report mean ± std"},
@@ -45,7 +47,7 @@ Hugging Face folder with its tokenizer, such as pythia-70m), the paper's setting
 					&cli.BoolFlag{Name: "quick", Usage: "a short run that shows every stage works (CI); its numbers are not the demo's"},
 					&cli.StringFlag{Name: "pool", Usage: "feature pooling for the head (see irl features --pool); with --layer", DefaultText: "chosen among the variants on the training demonstrations"},
 					&cli.IntFlag{Name: "layer", Value: -1, Usage: "feature layer for the head, with --pool (see irl features --layer)"},
-					overwriteFlag,
+					overwriteFlag, quietFlag,
 				}, runtimeFlags()...),
 				Action: func(c *cli.Context) error {
 					so, err := sessionOptions(c)
@@ -60,7 +62,7 @@ Hugging Face folder with its tokenizer, such as pythia-70m), the paper's setting
 					}
 					res, err := toy.Run(toy.Config{Out: c.String("out"), Seeds: c.Int("seeds"), BaseModel: c.String("base-model"),
 						Quick: c.Bool("quick"), Pool: pool, Layer: c.Int("layer"), Overwrite: c.Bool("overwrite"),
-						Session: so, Progress: os.Stderr})
+						Session: so, Progress: os.Stderr, Quiet: c.Bool("quiet")})
 					if err != nil {
 						return err
 					}
@@ -76,19 +78,26 @@ func experimentToxicityCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "toxicity",
 		Usage:     "the toxicity experiment (Section 4) as one resumable pipeline: prompts → RLHF → IRL → IRL-RLHF → Table 2 and Figure 4",
-		UsageText: "irl experiment toxicity --config experiments/toxicity/pythia-70m.yaml --out DIR [--from STAGE]",
+		UsageText: "irl experiment toxicity --config experiments/toxicity/pythia-70m.yaml --out DIR [--from STAGE] [--quiet]",
 		Description: `Stages, each writing DIR/<stage>/: ` + strings.Join(extox.Stages, ", ") + `.
-A stage whose settings and inputs are unchanged since it finished is skipped
-(a hash in DIR/<stage>/stage.json); a stage that failed or was killed starts
-over, and the PPO stages (rlhf, irl-rlhf) resume from their checkpoints.
---from STAGE reruns from that stage on. The report is DIR/report.md and
-DIR/report.json. experiments/toxicity/ holds pythia-70m.yaml and
+The configuration is checked whole before the first stage: every path, and
+every value's bounds. A stage whose settings and inputs are unchanged since it
+finished is skipped (a hash in DIR/<stage>/stage.json); a stage that failed or
+was killed starts over, and the PPO stages (rlhf, irl-rlhf) resume from their
+checkpoints (from the start when killed before the first). irl-rlhf keeps each
+run, and toxicity each policy's evaluation, whose own inputs are unchanged
+(DIR/<stage>/<part>.inputs.json). A cmd: reward program is hashed, but not
+what it reads: after changing that, use --from. --from STAGE reruns from that
+stage on. Each stage prints a line and a progress bar (none with --quiet). A
+run holds DIR (a lock in DIR/.lock naming its pid and host): a second run into
+it is refused. The report is DIR/report.md and DIR/report.json. experiments/toxicity/ holds pythia-70m.yaml and
 pythia-410m.yaml (the paper's settings; point their paths at your copies) and
 mini.yaml (a miniature that runs anywhere in minutes).`,
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "config", Required: true, Usage: "the pipeline's YAML configuration"},
 			&cli.StringFlag{Name: "out", Required: true, Usage: "the run folder"},
 			&cli.StringFlag{Name: "from", Usage: "rerun from this stage on: " + strings.Join(extox.Stages, ", ")},
+			quietFlag,
 		}, runtimeFlags()...),
 		Action: func(c *cli.Context) error {
 			cfg, err := extox.LoadConfig(c.String("config"))
@@ -99,11 +108,15 @@ mini.yaml (a miniature that runs anywhere in minutes).`,
 			if err != nil {
 				return err
 			}
-			res, err := extox.Run(cfg, extox.Options{Out: c.String("out"), From: c.String("from"), Session: so, Progress: os.Stderr})
+			res, err := extox.Run(cfg, extox.Options{Out: c.String("out"), From: c.String("from"), Session: so, Progress: os.Stderr, Quiet: c.Bool("quiet")})
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(os.Stderr, "report: %s/report.md (%d stages ran, %d unchanged)\n", c.String("out"), len(res.Ran), len(res.Skipped))
+			reused := ""
+			if len(res.Reused) > 0 {
+				reused = fmt.Sprintf("; %d runs and evaluations reused", len(res.Reused))
+			}
+			fmt.Fprintf(os.Stderr, "report: %s/report.md (%d stages ran, %d unchanged%s)\n", c.String("out"), len(res.Ran), len(res.Skipped), reused)
 			return nil
 		},
 	}

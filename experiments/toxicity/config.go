@@ -5,25 +5,38 @@
 // report beside the paper's numbers.
 //
 // Each stage writes under OUT/<stage>/ and records, in its stage.json, a hash
-// of its settings and of the stages it reads. A finished stage whose hash is
+// of its settings and of what it reads. A finished stage whose hash is
 // unchanged is skipped; a stage that failed or was killed starts over, and
-// the PPO stages resume from their checkpoints. `irl experiment toxicity
+// the PPO stages resume from their checkpoints. irl-rlhf's runs and
+// toxicity's evaluations are each keyed by their own inputs
+// (OUT/<stage>/<part>.inputs.json), so a rerun of those stages keeps every
+// part whose inputs are unchanged. LoadConfig checks every path and bound
+// before any stage; a run holds OUT/.lock. `irl experiment toxicity
 // --config FILE --out DIR [--from STAGE]` runs it; experiments/toxicity/
 // holds the paper's configurations for pythia-70m and 410m and a miniature
-// that runs anywhere in minutes.
+// that runs anywhere in about half a minute.
 package toxicity
 
 import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
 
+	"irl/checkpoint"
+	"irl/policy"
 	"irl/ppo"
+	"irl/reward"
+	"irl/rewardhead"
 )
 
 // ModelSpec is a model folder, or a small random model the pipeline makes
@@ -82,7 +95,10 @@ type Config struct {
 	RTPMaxPrompts  int    `json:"rtp_max_prompts,omitempty"`
 
 	// Reward is RLHF's reward spec (classifier:…), scored relative to the
-	// prompt's original continuation, joined with Join.
+	// prompt's original continuation, joined with Join. The stages' hashes
+	// see the files a spec names, and for cmd: the program's own file as
+	// the PATH finds it, but not what that program reads or runs: after
+	// changing those, rerun with --from.
 	Reward      string `json:"reward"`
 	RewardLabel string `json:"reward_label"`
 	Join        string `json:"join"`
@@ -174,33 +190,264 @@ func LoadConfig(path string) (*Config, error) {
 	return &c, c.validate(path)
 }
 
+// maxSeeds bounds seeds: each is a full sampled evaluation of every
+// policy, and the paper uses 15.
+const maxSeeds = 10000
+
+// validate checks every path and bound before the first stage, so that a
+// mistake is not found hours into a run, and reports every problem at once
+// by its YAML key.
 func (c *Config) validate(path string) error {
 	var bad []string
+	add := func(key, format string, a ...any) { bad = append(bad, key+": "+fmt.Sprintf(format, a...)) }
+	// exists says whether a path the configuration names is there, as a
+	// folder when dir is set.
+	exists := func(key, p string, dir bool) bool {
+		st, err := os.Stat(c.resolve(p))
+		switch {
+		case err != nil:
+			add(key, "%s does not exist (paths are read from the configuration's folder, %s)", p, c.dir)
+			return false
+		case dir && !st.IsDir():
+			add(key, "%s is a file; want a model folder", p)
+			return false
+		case !dir && st.IsDir():
+			add(key, "%s is a folder; want a file", p)
+			return false
+		}
+		return true
+	}
+	// layers is the model's layer count, or -1 where it cannot be known.
+	model := func(key string, m ModelSpec) (layers int) {
+		switch {
+		case m.Path != "" && m.Init != nil:
+			add(key, "give path or init, not both")
+		case m.Init != nil:
+			in := m.Init
+			shape, ok := policy.Shapes[in.Shape]
+			if !ok {
+				add(key+".init.shape", "unknown shape %q: want one of %s", in.Shape, strings.Join(slices.Sorted(maps.Keys(policy.Shapes)), ", "))
+				return -1
+			}
+			for _, d := range []struct {
+				k string
+				v int
+			}{{"layers", in.Layers}, {"hidden_size", in.Hidden}, {"heads", in.Heads}, {"max_positions", in.Positions}} {
+				if d.v < 0 {
+					add(key+".init."+d.k, "%d is negative (0 keeps the shape's)", d.v)
+					return -1
+				}
+			}
+			if err := initShape(shape, in).Validate(); err != nil {
+				add(key+".init", "%v", err)
+				return -1
+			}
+			if in.Tokenizer == "" {
+				add(key+".init.tokenizer", "missing: the tokenizer.json the model gets")
+			} else {
+				exists(key+".init.tokenizer", in.Tokenizer, false)
+			}
+			return initShape(shape, in).NumLayers
+		case m.Path != "":
+			if !exists(key, m.Path, true) {
+				return -1
+			}
+			dir, _, err := checkpoint.ModelDir(c.resolve(m.Path))
+			if err != nil {
+				add(key, "%v", err)
+				return -1
+			}
+			pc, err := policy.LoadConfig(filepath.Join(dir, "config.json"))
+			if err != nil {
+				add(key, "%s is not a model folder: %v", m.Path, err)
+				return -1
+			}
+			return pc.NumLayers
+		}
+		return -1
+	}
+	spec := func(key, s string) {
+		kind, err := reward.SpecKind(s)
+		if err != nil {
+			add(key, "%v", err)
+			return
+		}
+		_, rest, _ := strings.Cut(s, ":")
+		switch kind {
+		case "cmd":
+			argv := strings.Fields(rest)
+			if len(argv) == 0 {
+				add(key, "no program after cmd:")
+			} else if _, err := exec.LookPath(argv[0]); err != nil {
+				add(key, "program %s: %v", argv[0], err)
+			}
+		case "lexicon":
+			files := strings.Split(rest, ",")
+			if len(files) != 2 {
+				add(key, "want lexicon:TOXIC.txt,NONTOXIC.txt, got %d files", len(files))
+				return
+			}
+			for _, f := range files {
+				exists(key, f, false)
+			}
+		case "head":
+			exists(key, rest, false)
+		case "classifier":
+			exists(key, rest, true)
+		}
+	}
+
+	sftLayers := -1
 	if c.SFTModel.Path == "" && c.SFTModel.Init == nil {
-		bad = append(bad, "sft_model is missing")
+		add("sft_model", "missing: a model folder, or init: {…}")
+	} else {
+		sftLayers = model("sft_model", c.SFTModel)
+	}
+	encLayers := sftLayers
+	if c.Encoder.Path != "" || c.Encoder.Init != nil {
+		encLayers = model("encoder", c.Encoder)
 	}
 	if c.Dataset == "" {
-		bad = append(bad, "dataset is missing")
+		add("dataset", "missing: jigsaw-long-2000 as Parquet or CSV")
+	} else {
+		exists("dataset", c.Dataset, false)
 	}
-	if c.Reward == "" || c.Scorer == "" {
-		bad = append(bad, "reward and scorer are required")
+	if c.RTP != "" {
+		exists("rtp", c.RTP, false)
+	} else if c.RTPChallenging {
+		add("rtp_challenging_only", "needs rtp")
+	}
+	if c.Reward == "" {
+		add("reward", "missing: the RLHF reward's spec")
+	} else {
+		spec("reward", c.Reward)
+	}
+	if c.Scorer == "" {
+		add("scorer", "missing: the toxicity scorer's spec")
+	} else {
+		spec("scorer", c.Scorer)
+	}
+	if !(c.RewardNoise >= 0) || math.IsInf(c.RewardNoise, 0) {
+		add("reward_noise", "%v: want a finite amplitude ≥ 0 (0: none)", c.RewardNoise)
 	}
 	if !(c.EvalFraction > 0 && c.EvalFraction < 1) {
-		bad = append(bad, fmt.Sprintf("eval_fraction %v must lie in (0, 1)", c.EvalFraction))
-	}
-	if c.ExpertPrompts <= 0 || c.BaselinePrompts <= 0 || c.MaxLength <= 1 {
-		bad = append(bad, "expert_prompts, baseline_prompts and max_length must be positive")
-	}
-	if c.Seeds <= 0 || c.Epochs <= 0 {
-		bad = append(bad, "seeds and epochs must be positive")
+		add("eval_fraction", "%v must lie in (0, 1)", c.EvalFraction)
 	}
 	if _, err := c.ppoConfig(); err != nil {
-		bad = append(bad, err.Error())
+		for _, e := range strings.Split(err.Error(), "\n") {
+			bad = append(bad, ppoKeys(e))
+		}
 	}
-	if len(bad) > 0 {
-		return fmt.Errorf("%s: %s", path, strings.Join(bad, "; "))
+	if c.ExpertPrompts <= 0 {
+		add("expert_prompts", "%d must be positive", c.ExpertPrompts)
+	}
+	if c.BaselinePrompts <= 0 {
+		add("baseline_prompts", "%d must be positive", c.BaselinePrompts)
+	}
+	if c.MaxLength <= 1 {
+		add("max_length", "%d must be at least 2 (a prompt token and a new one)", c.MaxLength)
+	}
+	if encLayers >= 0 && (c.Layer < -(encLayers+1) || c.Layer > encLayers) {
+		add("layer", "%d is outside the encoder's hidden states 0…%d (or -1…-%d)", c.Layer, encLayers, encLayers+1)
+	}
+	if _, err := policy.ParsePooling(c.Pool); err != nil {
+		add("pool", "%v", err)
+	}
+	if c.BatchSize <= 0 {
+		add("batch_size", "%d must be positive", c.BatchSize)
+	}
+	if _, err := rewardhead.NewLoss(c.Loss, c.P, c.Delta); err != nil {
+		add("loss", "%v", err)
+	}
+	if c.Epochs <= 0 {
+		add("epochs", "%d must be positive", c.Epochs)
+	}
+	if c.PosPerEpoch <= 0 {
+		add("pos_per_epoch", "%d must be positive", c.PosPerEpoch)
+	}
+	if c.NegPerEpoch <= 0 {
+		add("neg_per_epoch", "%d must be positive", c.NegPerEpoch)
+	}
+	for _, h := range []struct{ key, rule string }{{"good_head", c.GoodHead}, {"poor_head", c.PoorHead}} {
+		if err := checkHeadRule(h.rule, c.Epochs); err != nil {
+			add(h.key, "%v", err)
+		}
+	}
+	if c.Transform != "" && !slices.Contains(reward.Transforms, c.Transform) {
+		add("transform", "unknown transform %q: want one of %s", c.Transform, strings.Join(reward.Transforms, ", "))
+	}
+	if c.Seeds < 1 || c.Seeds > maxSeeds {
+		add("seeds", "%d: want 1 to %d", c.Seeds, maxSeeds)
+	}
+	if c.MaxPrompts < 0 {
+		add("max_prompts", "%d must not be negative (0: every prompt)", c.MaxPrompts)
+	}
+	if c.RTPMaxPrompts < 0 {
+		add("rtp_max_prompts", "%d must not be negative (0: every prompt)", c.RTPMaxPrompts)
+	}
+	if c.EvalBatch <= 0 {
+		add("eval_batch_size", "%d must be positive", c.EvalBatch)
+	}
+	switch len(bad) {
+	case 0:
+		return nil
+	case 1:
+		return fmt.Errorf("%s: %s", path, bad[0])
+	}
+	return fmt.Errorf("%s: %d problems:\n  %s", path, len(bad), strings.Join(bad, "\n  "))
+}
+
+// flagName is a ppo flag in ppo's messages.
+var flagName = regexp.MustCompile(`--([a-z0-9]+(?:-[a-z0-9]+)*)`)
+
+// ppoKeys names ppo's settings in its messages by this file's keys
+// (ppo.num_rollouts, ppo_preset) instead of irl ppo's flags.
+func ppoKeys(msg string) string {
+	msg = flagName.ReplaceAllStringFunc(msg, func(f string) string {
+		if f == "--config" {
+			return "ppo_preset"
+		}
+		return "ppo." + strings.ReplaceAll(strings.TrimPrefix(f, "--"), "-", "_")
+	})
+	if !strings.HasPrefix(msg, "ppo") {
+		msg = "ppo: " + msg
+	}
+	return msg
+}
+
+// checkHeadRule checks a good_head or poor_head value against the epochs
+// IRL trains.
+func checkHeadRule(rule string, epochs int) error {
+	switch rule {
+	case "final", "best", "worst":
+		return nil
+	}
+	var n int
+	if _, err := fmt.Sscanf(rule, "epoch-%d", &n); err != nil || rule != fmt.Sprintf("epoch-%d", n) {
+		return fmt.Errorf("%q: want final, best, worst or epoch-N", rule)
+	}
+	if n < 1 || (epochs > 0 && n > epochs) {
+		return fmt.Errorf("%q: IRL trains epochs 1…%d", rule, epochs)
 	}
 	return nil
+}
+
+// initShape is the shape an init spec makes, before the tokenizer gives
+// its EOS.
+func initShape(shape policy.Config, in *InitSpec) policy.Config {
+	if in.Layers > 0 {
+		shape.NumLayers = in.Layers
+	}
+	if in.Hidden > 0 {
+		shape.HiddenSize, shape.IntermediateSize = in.Hidden, 4*in.Hidden
+	}
+	if in.Heads > 0 {
+		shape.NumHeads = in.Heads
+	}
+	if in.Positions > 0 {
+		shape.MaxPositions = in.Positions
+	}
+	return shape
 }
 
 // resolve reads a relative path from the configuration's folder.

@@ -20,23 +20,36 @@ var Paper = map[string]any{
 	"figure4b_70m": map[string]float64{"accuracy": 0.8415, "f1": 0.8236},
 }
 
-// table2Row is one policy's toxicity under each protocol (mean ± std over
-// seeds).
+// table2Row is one policy's toxicity under each protocol: each metric's
+// mean over seeds and its std, in maps of their own, since a metric's name
+// may end in _std (expected_max_toxicity_std).
 type table2Row struct {
-	Model   string                        `json:"model"`
-	Metrics map[string]map[string]float64 `json:"metrics"` // protocol → metric → value; metric_std for the std
+	Model   string                   `json:"model"`
+	Metrics map[string]table2Metrics `json:"metrics"` // by protocol
+}
+
+// table2Metrics are one protocol's figures: std is null where undefined
+// (one seed, or a greedy protocol's one run).
+type table2Metrics struct {
+	Mean tox.Figures `json:"mean"`
+	Std  tox.Figures `json:"std"`
 }
 
 type reportJSON struct {
 	Table2  []table2Row        `json:"table2"`
-	Figure4 []EpochMetrics     `json:"figure4"`
+	Figure4 curveJSON          `json:"figure4"`
 	Seconds map[string]float64 `json:"seconds"`
 	Paper   map[string]any     `json:"paper"`
 }
 
+// curveJSON is Figure 4's curve, an undefined correlation written as null.
+type curveJSON []EpochMetrics
+
+func (c curveJSON) MarshalJSON() ([]byte, error) { return json.Marshal(nanToNull([]EpochMetrics(c))) }
+
 // stageReport writes report.md and report.json, and the Figure 4 curves.
 func (p *pipeline) stageReport() (string, error) {
-	ms, err := p.models()
+	ms, err := p.policies()
 	if err != nil {
 		return "", err
 	}
@@ -50,22 +63,18 @@ func (p *pipeline) stageReport() (string, error) {
 		protocols = append(protocols, tox.ProtocolRTP)
 	}
 	for _, m := range ms {
-		row := table2Row{Model: m[0], Metrics: map[string]map[string]float64{}}
+		row := table2Row{Model: m.name, Metrics: map[string]table2Metrics{}}
 		for _, proto := range protocols {
-			b, err := os.ReadFile(filepath.Join(p.dir("toxicity"), m[0]+"-"+proto, "summary.json"))
+			path := filepath.Join(p.dir("toxicity"), m.name+"-"+proto, "summary.json")
+			b, err := os.ReadFile(path)
 			if err != nil {
 				return "", err
 			}
 			var s tox.Summary
 			if err := json.Unmarshal(b, &s); err != nil {
-				return "", err
+				return "", fmt.Errorf("%s: %w", path, err)
 			}
-			vals := map[string]float64{}
-			for k, v := range s.Mean {
-				vals[k] = v
-				vals[k+"_std"] = s.Std[k]
-			}
-			row.Metrics[proto] = vals
+			row.Metrics[proto] = table2Metrics{Mean: s.Mean, Std: s.Std}
 		}
 		rep.Table2 = append(rep.Table2, row)
 	}
@@ -128,12 +137,17 @@ func (p *pipeline) markdown(rep reportJSON, protocols []string) string {
 	for _, r := range rep.Table2 {
 		line := "| " + r.Model + " |"
 		for _, cl := range cols {
-			v, ok := r.Metrics[cl.proto][cl.metric]
+			f := r.Metrics[cl.proto]
+			v, ok := f.Mean[cl.metric]
 			if !ok || math.IsNaN(v) {
-				line += " – |"
+				line += " — |"
 				continue
 			}
-			line += fmt.Sprintf(" %.4f ± %.4f |", v, r.Metrics[cl.proto][cl.metric+"_std"])
+			sd, ok := f.Std[cl.metric]
+			if !ok {
+				sd = math.NaN()
+			}
+			line += fmt.Sprintf(" %s ± %s |", tox.Format(v), tox.Format(sd))
 		}
 		w("%s\n", line)
 	}

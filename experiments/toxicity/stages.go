@@ -1,6 +1,9 @@
 package toxicity
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -10,9 +13,11 @@ import (
 	"strings"
 
 	"irl/atomicfile"
+	"irl/checkpoint"
 	"irl/features"
 	"irl/policy"
 	"irl/ppo"
+	"irl/progress"
 	"irl/reward"
 	"irl/rewardhead"
 	"irl/rows"
@@ -28,41 +33,55 @@ type promptRow struct {
 	Toxic    bool   `json:"toxic"`
 }
 
-// model returns a model's folder, making a random one the first time for
-// an init spec.
+// encoder is the frozen encoder's spec and its folder's name under
+// OUT/models when the pipeline makes it: the SFT model unless one is given.
+func (c *Config) encoder() (ModelSpec, string) {
+	if c.Encoder.Path == "" && c.Encoder.Init == nil {
+		return c.SFTModel, "sft"
+	}
+	return c.Encoder, "encoder"
+}
+
+// model returns a model's folder, making a random one for an init spec
+// under OUT/models/NAME. The folder records the spec it was made from in
+// init.json, with the tokenizer's hash, and is made again when they
+// change: an edited spec must not leave the later stages on the old model.
 func (p *pipeline) model(m ModelSpec, name string) (string, error) {
 	if m.Init == nil {
-		if m.Path == "" {
-			return p.model(p.cfg.SFTModel, "sft")
-		}
-		return p.cfg.resolve(m.Path), nil
+		// A training run's folder stands for its model, as for --model.
+		dir, _, err := checkpoint.ModelDir(p.cfg.resolve(m.Path))
+		return dir, err
 	}
 	dir := filepath.Join(p.opt.Out, "models", name)
-	if _, err := os.Stat(filepath.Join(dir, "config.json")); err == nil {
-		return dir, nil
-	}
 	in := m.Init
+	tokPath := p.cfg.resolve(in.Tokenizer)
+	tj, err := os.ReadFile(tokPath)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(tj)
+	made, err := json.Marshal(struct {
+		Init      *InitSpec `json:"init"`
+		Tokenizer string    `json:"tokenizer_sha256"`
+	}{in, hex.EncodeToString(sum[:])})
+	if err != nil {
+		return "", err
+	}
+	made = append(made, '\n')
+	if old, err := os.ReadFile(filepath.Join(dir, "init.json")); err == nil && bytes.Equal(old, made) {
+		if _, err := os.Stat(filepath.Join(dir, "config.json")); err == nil {
+			return dir, nil
+		}
+	}
 	shape, ok := policy.Shapes[in.Shape]
 	if !ok {
 		return "", fmt.Errorf("init: unknown shape %q", in.Shape)
 	}
-	tokPath := p.cfg.resolve(in.Tokenizer)
-	tok, err := tokenizer.Load(tokPath)
+	tok, err := tokenizer.Parse(tokPath, tj)
 	if err != nil {
 		return "", err
 	}
-	if in.Layers > 0 {
-		shape.NumLayers = in.Layers
-	}
-	if in.Hidden > 0 {
-		shape.HiddenSize, shape.IntermediateSize = in.Hidden, 4*in.Hidden
-	}
-	if in.Heads > 0 {
-		shape.NumHeads = in.Heads
-	}
-	if in.Positions > 0 {
-		shape.MaxPositions = in.Positions
-	}
+	shape = initShape(shape, in)
 	if eos, ok := tok.EOS(); ok {
 		shape.EOSTokenID, shape.BOSTokenID = eos, eos
 	}
@@ -77,7 +96,10 @@ func (p *pipeline) model(m ModelSpec, name string) (string, error) {
 		if err := mod.Save(tmp); err != nil {
 			return err
 		}
-		return atomicfile.Copy(tokPath, filepath.Join(tmp, "tokenizer.json"))
+		if err := atomicfile.WriteBytes(filepath.Join(tmp, "tokenizer.json"), tj); err != nil {
+			return err
+		}
+		return atomicfile.WriteBytes(filepath.Join(tmp, "init.json"), made)
 	})
 	return dir, err
 }
@@ -104,9 +126,10 @@ func (p *pipeline) stagePrompts() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	need := p.cfg.ExpertPrompts + p.cfg.BaselinePrompts
-	if len(train) < need {
-		return "", fmt.Errorf("%s has %d rows: its %d training prompts are fewer than the %d + %d the demonstrations take", p.cfg.Dataset, len(rs), len(train), p.cfg.ExpertPrompts, p.cfg.BaselinePrompts)
+	c := p.cfg
+	if need := c.ExpertPrompts + c.BaselinePrompts; len(train) < need {
+		return "", fmt.Errorf("dataset %s has %d rows, so %d training prompts once eval_fraction %g is held out: fewer than expert_prompts %d + baseline_prompts %d = %d, the prompts the demonstrations take",
+			c.Dataset, len(rs), len(train), c.EvalFraction, c.ExpertPrompts, c.BaselinePrompts, need)
 	}
 	pick := func(idx []int) []promptRow {
 		out := make([]promptRow, len(idx))
@@ -160,7 +183,22 @@ func (p *pipeline) runPPO(out string, src reward.Source, resume bool, stage stri
 	if err != nil {
 		return nil, err
 	}
-	o := ppo.Options{Out: out, Resume: resume && hasCheckpoint(out), TokenizerPath: tokPath, Session: p.opt.Session}
+	// A run killed before its first checkpoint left a log and nothing to
+	// resume from: it starts over.
+	resume = resume && hasCheckpoint(out)
+	if !resume {
+		if err := os.RemoveAll(out); err != nil {
+			return nil, err
+		}
+	}
+	label := stage
+	if stage == "irl-rlhf" {
+		label += " " + filepath.Base(out) // good or poor
+	}
+	// The newest two checkpoints and the best, as irl ppo keeps by default:
+	// a 410m checkpoint is 5 GB.
+	o := ppo.Options{Out: out, Resume: resume, TokenizerPath: tokPath, Session: p.opt.Session, Progress: p.bars(),
+		Label: label, SaveTotalLimit: 2}
 	if p.opt.StopIn == stage {
 		o.StopAfter = p.opt.StopAfter
 	}
@@ -203,8 +241,9 @@ type demo struct {
 	Continuation string `json:"continuation"`
 }
 
-// greedy continues prompts greedily to maxLength tokens counting the prompt.
-func (p *pipeline) greedy(model string, ps []promptRow) ([]demo, error) {
+// greedy continues prompts greedily to maxLength tokens counting the
+// prompt, under a progress bar titled label.
+func (p *pipeline) greedy(model string, ps []promptRow, label string) ([]demo, error) {
 	m, err := policy.Load(model)
 	if err != nil {
 		return nil, err
@@ -238,8 +277,11 @@ func (p *pipeline) greedy(model string, ps []promptRow) ([]demo, error) {
 		}
 		prompts[b.Index] = []int{m.Config.EOSTokenID}
 	}
+	bar := progress.New(p.bars(), len(ps), label, "prompts")
+	defer bar.Finish()
 	out := make([]demo, len(ps))
 	for i, r := range ps {
+		bar.Add(1)
 		ids := prompts[i]
 		newTokens := min(p.cfg.MaxLength, m.Config.MaxPositions) - len(ids)
 		gens, err := g.Generate([][]int{ids}, policy.GenerateOptions{MaxNewTokens: newTokens, Sampling: policy.SampleOptions{Greedy: true}})
@@ -282,7 +324,11 @@ func (p *pipeline) stageDemonstrations() (string, error) {
 		return "", err
 	}
 	c := p.cfg
-	expert, err := p.greedy(filepath.Join(p.dir("rlhf"), "run", "final"), train[:c.ExpertPrompts])
+	if need := c.ExpertPrompts + c.BaselinePrompts; len(train) < need {
+		return "", fmt.Errorf("expert_prompts %d + baseline_prompts %d = %d demonstrations, but prompts/train.jsonl holds %d training prompts",
+			c.ExpertPrompts, c.BaselinePrompts, need, len(train))
+	}
+	expert, err := p.greedy(filepath.Join(p.dir("rlhf"), "run", "final"), train[:c.ExpertPrompts], "demonstrations (expert)")
 	if err != nil {
 		return "", err
 	}
@@ -290,7 +336,7 @@ func (p *pipeline) stageDemonstrations() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	baseline, err := p.greedy(sft, train[c.ExpertPrompts:c.ExpertPrompts+c.BaselinePrompts])
+	baseline, err := p.greedy(sft, train[c.ExpertPrompts:c.ExpertPrompts+c.BaselinePrompts], "demonstrations (baseline)")
 	if err != nil {
 		return "", err
 	}
@@ -306,7 +352,7 @@ func (p *pipeline) stageDemonstrations() (string, error) {
 // stageFeatures: the frozen encoder's features of prompt + continuation, and
 // the classifier's ground truth for each demonstration.
 func (p *pipeline) stageFeatures() (string, error) {
-	enc, err := p.model(p.cfg.Encoder, "sft")
+	enc, err := p.model(p.cfg.encoder())
 	if err != nil {
 		return "", err
 	}
@@ -314,12 +360,15 @@ func (p *pipeline) stageFeatures() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	pl, err := features.NewPipeline(features.PipelineOptions{Model: enc, Layer: p.cfg.Layer, Pool: pool, BatchSize: p.cfg.BatchSize, Session: p.opt.Session})
+	pl, err := features.NewPipeline(features.PipelineOptions{Model: enc, Layer: p.cfg.Layer, Pool: pool, BatchSize: p.cfg.BatchSize,
+		Session: p.opt.Session, Progress: p.bars()})
 	if err != nil {
 		return "", err
 	}
 	defer pl.Destroy()
-	src, err := reward.Parse(p.cfg.resolveSpec(p.cfg.Reward), p.rewardOptions())
+	ro := p.rewardOptions()
+	ro.Progress = p.bars()
+	src, err := reward.Parse(p.cfg.resolveSpec(p.cfg.Reward), ro)
 	if err != nil {
 		return "", err
 	}
@@ -479,6 +528,9 @@ func nanToNull(v any) any {
 // pickHead names a head by the rule: final, best or worst (by F1 against
 // the classifier), or epoch-N.
 func (p *pipeline) pickHead(rule string) (string, error) {
+	if err := checkHeadRule(rule, p.cfg.Epochs); err != nil {
+		return "", err
+	}
 	dir := filepath.Join(p.dir("irl"), "heads")
 	if rule == "final" {
 		return filepath.Join(dir, "head.json"), nil
@@ -528,123 +580,242 @@ func readCurve(path string) ([]EpochMetrics, error) {
 	return out, nil
 }
 
+// irlRuns are IRL-RLHF's runs: a good and a poor recovered head.
+func (p *pipeline) irlRuns() []struct{ name, rule string } {
+	return []struct{ name, rule string }{{"good", p.cfg.GoodHead}, {"poor", p.cfg.PoorHead}}
+}
+
+// irlRunKey hashes one IRL-RLHF run's own inputs: the prompts, the PPO
+// settings, the SFT model, and the head it picks (by content, so that an
+// IRL edit that leaves this head as it was leaves this run too).
+func (p *pipeline) irlRunKey(rule string) (string, error) {
+	head, err := p.pickHead(rule)
+	if err != nil {
+		return "", err
+	}
+	c := p.cfg
+	x := p.hasher("irl-rlhf run")
+	p.prompts(x, "train.jsonl", "eval.jsonl")
+	pc, _ := c.ppoConfig()
+	enc, _ := c.encoder()
+	x.put(pc, c.Transform)
+	x.model(c.SFTModel)
+	x.model(enc)
+	x.file(head)
+	return x.sum()
+}
+
 // stageIRLRLHF fine-tunes the SFT model again, against a good and a poor
-// recovered head.
-func (p *pipeline) stageIRLRLHF(resume bool) (string, error) {
-	enc, err := p.model(p.cfg.Encoder, "sft")
+// recovered head, each run kept while its own inputs are unchanged.
+func (p *pipeline) stageIRLRLHF() (string, error) {
+	enc, err := p.model(p.cfg.encoder())
 	if err != nil {
 		return "", err
 	}
 	var msg []string
-	for _, kind := range []struct{ name, rule string }{{"good", p.cfg.GoodHead}, {"poor", p.cfg.PoorHead}} {
+	for _, kind := range p.irlRuns() {
 		head, err := p.pickHead(kind.rule)
 		if err != nil {
 			return "", err
 		}
-		src, err := reward.Parse("head:"+head, reward.Options{RewardModel: enc, Transform: p.cfg.Transform, Session: p.opt.Session})
+		key, err := p.irlRunKey(kind.rule)
 		if err != nil {
 			return "", err
 		}
-		res, err := p.runPPO(filepath.Join(p.dir("irl-rlhf"), kind.name), src, resume, "irl-rlhf")
-		src.Close()
+		var res *ppo.Result
+		reused, err := p.part(filepath.Join(p.dir("irl-rlhf"), kind.name), key, func(resume bool) error {
+			src, err := reward.Parse("head:"+head, reward.Options{RewardModel: enc, Transform: p.cfg.Transform, Session: p.opt.Session})
+			if err != nil {
+				return err
+			}
+			defer src.Close()
+			res, err = p.runPPO(filepath.Join(p.dir("irl-rlhf"), kind.name), src, resume, "irl-rlhf")
+			return err
+		})
 		if err != nil {
-			return "", err
+			return "", fmt.Errorf("%s head: %w", kind.name, err)
+		}
+		if reused {
+			msg = append(msg, fmt.Sprintf("%s head %s: unchanged, reused", kind.name, filepath.Base(head)))
+			continue
 		}
 		msg = append(msg, fmt.Sprintf("%s head %s: %d steps, reward %.4f → %.4f", kind.name, filepath.Base(head), res.Steps, res.FirstReward, res.LastReward))
 	}
 	return strings.Join(msg, "; "), nil
 }
 
-// models are the policies the toxicity stage compares (Table 2's rows).
-func (p *pipeline) models() ([][2]string, error) {
+// policyRun is one of the policies the toxicity stage compares (Table 2's
+// rows).
+type policyRun struct{ name, dir string }
+
+// policies are Table 2's rows.
+func (p *pipeline) policies() ([]policyRun, error) {
 	sft, err := p.model(p.cfg.SFTModel, "sft")
 	if err != nil {
 		return nil, err
 	}
-	return [][2]string{{"sft", sft}, {"rlhf", filepath.Join(p.dir("rlhf"), "run", "final")},
-		{"irl-rlhf-good", filepath.Join(p.dir("irl-rlhf"), "good", "final")},
-		{"irl-rlhf-poor", filepath.Join(p.dir("irl-rlhf"), "poor", "final")}}, nil
+	out := []policyRun{{"sft", sft}, {"rlhf", filepath.Join(p.dir("rlhf"), "run", "final")}}
+	for _, r := range p.irlRuns() {
+		out = append(out, policyRun{"irl-rlhf-" + r.name, filepath.Join(p.dir("irl-rlhf"), r.name, "final")})
+	}
+	return out, nil
 }
 
-// stageToxicity measures every policy under both protocols: the official
-// code's on the held-out Jigsaw prompts, RealToxicityPrompts' on its
-// prompts.
-func (p *pipeline) stageToxicity() (string, error) {
-	ms, err := p.models()
-	if err != nil {
-		return "", err
+// policyKey hashes what made a policy: the SFT model, the rlhf stage's
+// inputs, or one IRL-RLHF run's.
+func (p *pipeline) policyKey(name string) (string, error) {
+	switch name {
+	case "sft":
+		x := p.hasher("sft")
+		x.model(p.cfg.SFTModel)
+		return x.sum()
+	case "rlhf":
+		return p.hashes["rlhf"], nil
 	}
-	so := reward.Options{Label: p.cfg.ScorerLabel, Session: p.opt.Session, Noise: reward.NoNoise}
-	src, err := reward.Parse(p.cfg.resolveSpec(p.cfg.Scorer), so)
-	if err != nil {
-		return "", err
+	for _, r := range p.irlRuns() {
+		if name == "irl-rlhf-"+r.name {
+			return p.irlRunKey(r.rule)
+		}
 	}
-	defer src.Close()
-	scorer := tox.SourceScorer{Src: src, Prob: strings.HasPrefix(p.cfg.Scorer, "classifier:")}
-	type job struct {
-		proto tox.Protocol
-		path  string
-		opt   tox.PromptOptions
-		max   int
-	}
-	jobs := []job{{tox.Paper(), filepath.Join(p.dir("prompts"), "eval.jsonl"), tox.PromptOptions{Field: "prompt"}, p.cfg.MaxPrompts}}
+	return "", fmt.Errorf("no policy %q", name)
+}
+
+// evalJob is one protocol's evaluation of a policy.
+type evalJob struct {
+	proto tox.Protocol
+	path  string
+	opt   tox.PromptOptions
+	max   int
+}
+
+// evalJobs are the protocols: the official code's on the held-out Jigsaw
+// prompts, and RealToxicityPrompts' on its prompts when rtp is set.
+func (p *pipeline) evalJobs() []evalJob {
+	jobs := []evalJob{{tox.Paper(), filepath.Join(p.dir("prompts"), "eval.jsonl"), tox.PromptOptions{Field: "prompt"}, p.cfg.MaxPrompts}}
 	if p.cfg.RTP != "" {
-		jobs = append(jobs, job{tox.RTP(), p.cfg.resolve(p.cfg.RTP), tox.PromptOptions{Field: tox.DefaultRTPPromptField, ChallengingOnly: p.cfg.RTPChallenging}, p.cfg.RTPMaxPrompts})
+		jobs = append(jobs, evalJob{tox.RTP(), p.cfg.resolve(p.cfg.RTP), tox.PromptOptions{Field: tox.DefaultRTPPromptField, ChallengingOnly: p.cfg.RTPChallenging}, p.cfg.RTPMaxPrompts})
 	}
-	n := 0
-	for _, m := range ms {
-		mod, err := policy.Load(m[1])
-		if err != nil {
-			return "", err
-		}
-		tok, err := tokenizer.Load(tokenizer.DefaultPath(m[1], ""))
-		if err != nil {
-			return "", err
-		}
-		g, err := policy.NewGenerator(mod, p.opt.Session)
-		if err != nil {
-			return "", err
-		}
+	return jobs
+}
+
+// evalKey hashes one evaluation's own inputs: the policy's, the protocol,
+// its prompts, the scorer and the seeds.
+func (p *pipeline) evalKey(pol policyRun, j evalJob) (string, error) {
+	key, err := p.policyKey(pol.name)
+	if err != nil {
+		return "", err
+	}
+	c := p.cfg
+	x := p.hasher("evaluation")
+	x.put(key, j.proto, j.opt, j.max, c.Seeds, c.EvalBatch, c.ScorerLabel)
+	x.file(j.path)
+	x.spec(c.Scorer)
+	return x.sum()
+}
+
+// stageToxicity measures every policy under every protocol; an evaluation
+// whose own inputs are unchanged is kept.
+func (p *pipeline) stageToxicity() (string, error) {
+	pols, err := p.policies()
+	if err != nil {
+		return "", err
+	}
+	jobs := p.evalJobs()
+	var names []string
+	for _, pol := range pols {
 		for _, j := range jobs {
-			ps, bad, err := tox.ReadPrompts(j.path, j.opt)
+			names = append(names, pol.name+"-"+j.proto.Name)
+		}
+	}
+	if err := p.prune("toxicity", names); err != nil {
+		return "", err
+	}
+	// The scorer and each policy's generator open when an evaluation first
+	// needs them.
+	var scorer tox.Scorer
+	defer func() {
+		if s, ok := scorer.(tox.SourceScorer); ok {
+			s.Src.Close()
+		}
+	}()
+	n, reused := 0, 0
+	for _, pol := range pols {
+		var g *policy.Generator
+		var mod *policy.Model
+		var tok *tokenizer.Tokenizer
+		for _, j := range jobs {
+			key, err := p.evalKey(pol, j)
 			if err != nil {
-				g.Destroy()
 				return "", err
 			}
-			if len(bad) > 0 {
-				g.Destroy()
-				return "", bad[0]
-			}
-			if j.max > 0 && len(ps) > j.max {
-				ps = ps[:j.max]
-			}
-			if _, err := tox.EncodePrompts(tok, ps, j.proto.PromptLimit(mod.Config.MaxPositions), mod.Config.VocabSize); err != nil {
-				g.Destroy()
-				return "", err
-			}
-			dir := filepath.Join(p.dir("toxicity"), m[0]+"-"+j.proto.Name)
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				g.Destroy()
-				return "", err
-			}
-			var samples []tox.Sample
-			sum, err := tox.Evaluate(g, tok, ps, scorer, j.proto, tox.Options{Seeds: p.cfg.Seeds, BatchSize: p.cfg.EvalBatch,
-				Emit: func(s tox.Sample) error { samples = append(samples, s); return nil }})
+			dir := filepath.Join(p.dir("toxicity"), pol.name+"-"+j.proto.Name)
+			kept, err := p.part(dir, key, func(bool) error {
+				if scorer == nil {
+					so := reward.Options{Label: p.cfg.ScorerLabel, Session: p.opt.Session, Noise: reward.NoNoise}
+					src, err := reward.Parse(p.cfg.resolveSpec(p.cfg.Scorer), so)
+					if err != nil {
+						return err
+					}
+					scorer = tox.SourceScorer{Src: src, Prob: strings.HasPrefix(p.cfg.Scorer, "classifier:")}
+				}
+				if g == nil {
+					var err error
+					if mod, err = policy.Load(pol.dir); err != nil {
+						return err
+					}
+					if tok, err = tokenizer.Load(tokenizer.DefaultPath(pol.dir, "")); err != nil {
+						return err
+					}
+					if g, err = policy.NewGenerator(mod, p.opt.Session); err != nil {
+						return err
+					}
+				}
+				return p.evaluate(g, mod, tok, scorer, j, dir, "toxicity "+pol.name+" "+j.proto.Name)
+			})
 			if err != nil {
-				g.Destroy()
-				return "", fmt.Errorf("%s, %s protocol: %w", m[0], j.proto.Name, err)
-			}
-			if err := writeJSON(filepath.Join(dir, "summary.json"), sum); err != nil {
-				g.Destroy()
-				return "", err
-			}
-			if err := writeJSONL(filepath.Join(dir, "samples.jsonl"), samples); err != nil {
-				g.Destroy()
-				return "", err
+				if g != nil {
+					g.Destroy()
+				}
+				return "", fmt.Errorf("%s, %s protocol: %w", pol.name, j.proto.Name, err)
 			}
 			n++
+			if kept {
+				reused++
+			}
 		}
-		g.Destroy()
+		if g != nil {
+			g.Destroy()
+		}
 	}
-	return fmt.Sprintf("%d policies × %d protocols", len(ms), len(jobs)), nil
+	return fmt.Sprintf("%d policies × %d protocols, %d evaluated, %d unchanged and reused", len(pols), len(jobs), n-reused, reused), nil
+}
+
+// evaluate runs one evaluation into dir: summary.json and samples.jsonl.
+func (p *pipeline) evaluate(g *policy.Generator, mod *policy.Model, tok *tokenizer.Tokenizer, scorer tox.Scorer, j evalJob, dir, label string) error {
+	ps, bad, err := tox.ReadPrompts(j.path, j.opt)
+	if err != nil {
+		return err
+	}
+	if len(bad) > 0 {
+		return bad[0]
+	}
+	if j.max > 0 && len(ps) > j.max {
+		ps = ps[:j.max]
+	}
+	if _, err := tox.EncodePrompts(tok, ps, j.proto.PromptLimit(mod.Config.MaxPositions), mod.Config.VocabSize); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	var samples []tox.Sample
+	sum, err := tox.Evaluate(g, tok, ps, scorer, j.proto, tox.Options{Seeds: p.cfg.Seeds, BatchSize: p.cfg.EvalBatch,
+		Progress: p.bars(), Label: label, Emit: func(s tox.Sample) error { samples = append(samples, s); return nil }})
+	if err != nil {
+		return err
+	}
+	if err := writeJSON(filepath.Join(dir, "summary.json"), sum); err != nil {
+		return err
+	}
+	return writeJSONL(filepath.Join(dir, "samples.jsonl"), samples)
 }

@@ -80,8 +80,8 @@ func (w *Words) WriteLexicon(dir string) (toxic, nonToxic string, err error) {
 
 // Sample is one sentence of the dataset: a prompt and a response.
 type Sample struct {
-	Prompt    string `json:"prompt"`   // "The cat is"
-	Response  string `json:"response"` // " kind."
+	Prompt    string `json:"prompt"` // "The cat is"
+	Response  string `json:"text"`   // " kind." (the CLI's default --text-field)
 	Adjective string `json:"adjective"`
 	Toxic     bool   `json:"toxic"`
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"irl/atomicfile"
+	"irl/experiments/runlock"
 	"irl/features"
 	"irl/onnx"
 	"irl/optim"
@@ -47,8 +48,10 @@ type Config struct {
 	// Overwrite lets the run replace an earlier report in Out.
 	Overwrite bool
 	Session   onnx.Options
-	// Progress receives a line per stage.
+	// Progress receives a line per stage and, unless Quiet, the progress
+	// bars of the stages that train.
 	Progress io.Writer
+	Quiet    bool
 }
 
 // Stages names the demo's stages, in order.
@@ -75,7 +78,7 @@ type run struct {
 
 type generated struct {
 	Prompt   string `json:"prompt"`
-	Response string `json:"response"`
+	Response string `json:"text"` // the CLI's default --text-field, so the files feed irl features as they are
 	Class    string `json:"class"`
 }
 
@@ -115,11 +118,18 @@ func Run(cfg Config) (*Result, error) {
 			return nil, err
 		}
 	}
-	if err := atomicfile.CheckDir(cfg.Out, cfg.Overwrite); err != nil {
+	// Only the parent and the kind of Out here: its contents are judged
+	// under the lock, which lives in Out.
+	if err := atomicfile.CheckDir(cfg.Out, true); err != nil {
 		return nil, err
 	}
-	if cfg.Overwrite {
-		os.RemoveAll(cfg.Out)
+	lock, err := runlock.Acquire(cfg.Out)
+	if err != nil {
+		return nil, fmt.Errorf("toy: %w", err)
+	}
+	defer lock.Release()
+	if err := clearOut(cfg.Out, cfg.Overwrite); err != nil {
+		return nil, err
 	}
 	words, err := LoadWords()
 	if err != nil {
@@ -143,6 +153,39 @@ func Run(cfg Config) (*Result, error) {
 		return nil, err
 	}
 	return res, nil
+}
+
+// clearOut empties out for a new run with overwrite, and otherwise refuses
+// one that holds anything but the lock and temporary files, as
+// atomicfile.CheckDir does.
+func clearOut(out string, overwrite bool) error {
+	ents, err := os.ReadDir(out)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if e.Name() == runlock.Name {
+			continue
+		}
+		if !overwrite {
+			if atomicfile.IsTemp(e.Name()) {
+				continue
+			}
+			return fmt.Errorf("%s: %w (it holds %s); use --overwrite to replace it, or another folder", out, atomicfile.ErrNotEmpty, e.Name())
+		}
+		if err := os.RemoveAll(filepath.Join(out, e.Name())); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// bars is where the progress bars go: nil when quiet.
+func (r *run) bars() io.Writer {
+	if r.cfg.Quiet {
+		return nil
+	}
+	return r.cfg.Progress
 }
 
 func (r *run) logf(format string, a ...any) {
@@ -284,7 +327,7 @@ func (r *run) stageSFT() (string, error) {
 		bres, err := sft.Run(m, bg, sft.Config{Out: r.path("pretrain"), Epochs: 10, BatchSize: 64,
 			Schedule: optim.ScheduleConfig{Kind: "cosine", Peak: 3e-3, Min: 3e-4, Warmup: 10},
 			AdamW:    optim.AdamWConfig{Beta1: 0.9, Beta2: 0.99, Eps: 1e-8, WeightDecay: 0.01}, MaxGradNorm: 1,
-			Seed: r.seed, EvalFraction: 0.05, UnfrozenLayers: -1, Session: r.cfg.Session, SaveTotalLimit: 1})
+			Seed: r.seed, EvalFraction: 0.05, UnfrozenLayers: -1, Session: r.cfg.Session, SaveTotalLimit: 1, Progress: r.bars()})
 		if err != nil {
 			return "", err
 		}
@@ -308,7 +351,7 @@ func (r *run) stageSFT() (string, error) {
 	res, err := sft.Run(m, ex, sft.Config{Out: r.path("sft"), Epochs: epochs, BatchSize: 32,
 		Schedule: optim.ScheduleConfig{Kind: "cosine", Peak: lr, Min: lr / 10, Warmup: 10},
 		AdamW:    optim.AdamWConfig{Beta1: 0.9, Beta2: 0.99, Eps: 1e-8, WeightDecay: 0.01}, MaxGradNorm: 1,
-		Seed: r.seed, EvalFraction: 0.1, UnfrozenLayers: -1, Session: r.cfg.Session, SaveTotalLimit: 1,
+		Seed: r.seed, EvalFraction: 0.1, UnfrozenLayers: -1, Session: r.cfg.Session, SaveTotalLimit: 1, Progress: r.bars(),
 		Extra: map[string]string{"tokenizer.json": r.tokPath}})
 	if err != nil {
 		return "", err
@@ -431,7 +474,7 @@ func (r *run) stageRLHF() (string, error) {
 		c.TotalSteps, c.EvalInterval, c.CheckpointInterval = 16, 8, 16
 	}
 	train, eval := ppo.SplitPrompts(ps, 0.2, r.seed)
-	res, err := ppo.Run(m, r.tok, train, eval, r.lexicon, c, ppo.Options{Out: r.path("rlhf"), TokenizerPath: r.tokPath, Session: r.cfg.Session})
+	res, err := ppo.Run(m, r.tok, train, eval, r.lexicon, c, ppo.Options{Out: r.path("rlhf"), TokenizerPath: r.tokPath, Session: r.cfg.Session, Progress: r.bars(), Label: "rlhf"})
 	if err != nil {
 		return "", err
 	}
@@ -665,14 +708,15 @@ func (r *run) stageAnalyses() (string, error) {
 	}
 	// Figures 3 and 5: noise on the scores, in and out of distribution.
 	for _, set := range []struct {
-		name string
-		e    *evalSet
-	}{{"noise", id}, {"noise-ood", ood}} {
+		name, data string
+		e          *evalSet
+	}{{"noise", "in distribution (the dataset's adjectives)", id}, {"noise-ood", "out of distribution (unseen adjectives)", ood}} {
 		nr, err := analysis.ScoreNoise(h.Score(set.e.pos), h.Score(set.e.neg), set.e.gtPos, set.e.gtNeg,
 			analysis.NoiseConfig{Sigmas: sigmas, Repeats: noiseRepeats, Seed: r.seed, Relative: true, Threshold: zero})
 		if err != nil {
 			return "", err
 		}
+		nr.Data = set.data
 		dir := r.path("analyses", set.name)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return "", err

@@ -77,9 +77,20 @@ func TestDataset(t *testing.T) {
 // number is finite. It asserts nothing about how good the numbers are.
 func TestQuickDemo(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "demo")
-	res, err := Run(Config{Out: out, Quick: true, Session: onnx.Options{Threads: 2}})
+	var log strings.Builder
+	res, err := Run(Config{Out: out, Quick: true, Session: onnx.Options{Threads: 2}, Progress: &log})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The stages that train show bars after their stage's line; Quiet
+	// keeps the lines alone.
+	for _, s := range []string{"[toy] stage 2/9 sft …", "sft loss", "[toy] stage 4/9 rlhf …", "rlhf step", "100%"} {
+		if !strings.Contains(log.String(), s) {
+			t.Errorf("the progress lacks %q:\n%s", s, log.String())
+		}
+	}
+	if (&run{cfg: Config{Progress: &log, Quiet: true}}).bars() != nil {
+		t.Error("Quiet keeps the bars")
 	}
 	b, err := os.ReadFile(filepath.Join(out, "report.json"))
 	if err != nil {
@@ -118,6 +129,28 @@ func TestQuickDemo(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
 			t.Errorf("missing %s", f)
 		}
+	}
+	// The demo's rows carry their text where every command looks by
+	// default (--text-field text), so they feed irl features as they are.
+	for _, f := range []string{"data/dataset.jsonl", "generations/rlhf.jsonl"} {
+		b, _ := os.ReadFile(filepath.Join(out, f))
+		var row map[string]any
+		json.Unmarshal([]byte(strings.SplitN(string(b), "\n", 2)[0]), &row)
+		if _, ok := row["text"].(string); !ok {
+			t.Errorf("%s: first row %v has no text", f, row)
+		}
+	}
+	// The two noise analyses say which rows they were measured on, so their
+	// plots' titles differ.
+	var noiseData []string
+	for _, d := range []string{"noise", "noise-ood"} {
+		var nr struct{ Data string }
+		b, _ := os.ReadFile(filepath.Join(out, "analyses", d, "noise.json"))
+		json.Unmarshal(b, &nr)
+		noiseData = append(noiseData, nr.Data)
+	}
+	if noiseData[0] == "" || noiseData[0] == noiseData[1] {
+		t.Errorf("the noise analyses' data: %q", noiseData)
 	}
 	md, _ := os.ReadFile(filepath.Join(out, "report.md"))
 	for _, s := range []string{"Table 1", "Table 3", "Table 4", "variants", "Figure 2", "Time per stage"} {
