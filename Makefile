@@ -2,7 +2,7 @@
 # it is missing (tools/fetch-ort.sh, from the npm registry, into .cache/ort).
 GO ?= go
 
-.PHONY: build ort test race vet bench clean fuzz demo
+.PHONY: build ort test race vet bench clean fuzz demo demo-note
 
 # The commit goes into `irl --version` (Go's own VCS stamp is off where
 # GOFLAGS has -buildvcs=false).
@@ -19,12 +19,16 @@ test: ort
 	gofmt -l . | (! grep .) || (echo "gofmt needed on the files above"; exit 1)
 	$(GO) vet ./...
 	$(GO) test ./...
-	$(GO) test -race ./onnx/... ./tokenizer/... ./rewardhead/... ./features/... ./optim/... ./policy/... ./reward/... ./checkpoint/...
+	$(GO) test -race ./onnx/... ./tokenizer/... ./rewardhead/... ./features/... ./optim/... ./policy/... ./reward/... ./checkpoint/... ./ppo/...
 
-# The paper's toy demonstration end to end: demo/report.md (build excluded,
-# about half a minute on 2 cores).
-demo: build
-	bin/irl experiment toy --out demo/ --overwrite
+# The paper's toy demonstration end to end: demo/report.md (about half a
+# minute on 2 cores, after the build; the first build on a fresh machine
+# downloads the Go modules first, about two minutes more).
+demo: demo-note build
+	bin/irl experiment toy --out demo --overwrite
+
+demo-note:
+	@echo "make demo: building bin/irl first (on a fresh machine this downloads Go modules and ONNX Runtime: about two minutes, quiet)"
 
 bench: ort
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./...

@@ -75,6 +75,8 @@ func Copy(src, dst string) error {
 // every moment final is either the old folder whole or the new one whole.
 // On error the temporary folder is removed and final is untouched.
 func WriteDir(final string, fill func(tmp string) error) (err error) {
+	// "out/" must name out, not a place inside it.
+	final = filepath.Clean(final)
 	parent, base := filepath.Dir(final), filepath.Base(final)
 	tmp, err := os.MkdirTemp(parent, "."+base+tmpMark+"*")
 	if err != nil {
@@ -191,7 +193,8 @@ func CheckDir(dir string, overwrite bool) error {
 	if dir == "" {
 		return errors.New("no output folder given")
 	}
-	parent := filepath.Dir(filepath.Clean(dir))
+	dir = filepath.Clean(dir)
+	parent := filepath.Dir(dir)
 	if st, err := os.Stat(parent); err != nil || !st.IsDir() {
 		return fmt.Errorf("cannot write %s: its parent folder %s does not exist", dir, parent)
 	}

@@ -13,6 +13,8 @@ import (
 	"image/color"
 	"io"
 	"math"
+	"strconv"
+	"strings"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -82,7 +84,46 @@ func New(title, x, y string) *Figure {
 	p.X.Label.Text = x
 	p.Y.Label.Text = y
 	p.X.Padding, p.Y.Padding = vg.Points(4), vg.Points(4)
+	p.X.Tick.Marker, p.Y.Tick.Marker = Ticks{}, Ticks{}
 	return &Figure{Plot: p}
+}
+
+// Ticks are gonum's default ticks with labels in as few decimals as show
+// every labelled value exactly, the same for all: "750", not "750.00"; 0.25,
+// 0.5, 0.75 as "0.25", "0.50", "0.75".
+type Ticks struct{}
+
+// Ticks implements plot.Ticker.
+func (Ticks) Ticks(lo, hi float64) []plot.Tick {
+	ts := plot.DefaultTicks{}.Ticks(lo, hi)
+	scale := 0.0
+	for _, t := range ts {
+		if t.Label != "" {
+			if strings.ContainsAny(t.Label, "eE") {
+				return ts // gonum chose exponents for tiny or huge values
+			}
+			scale = max(scale, math.Abs(t.Value))
+		}
+	}
+	for d := 0; d <= 6; d++ {
+		exact := true
+		for _, t := range ts {
+			if t.Label == "" {
+				continue
+			}
+			v, _ := strconv.ParseFloat(strconv.FormatFloat(t.Value, 'f', d, 64), 64)
+			exact = exact && math.Abs(v-t.Value) <= 1e-9*max(scale, 1e-300)
+		}
+		if exact {
+			for i, t := range ts {
+				if t.Label != "" {
+					ts[i].Label = strconv.FormatFloat(t.Value, 'f', d, 64)
+				}
+			}
+			break
+		}
+	}
+	return ts
 }
 
 // AddLegend adds a legend entry; entries are drawn in the legend column in
@@ -209,6 +250,20 @@ type Series struct {
 // the palette's length are dashed, then dotted. Non-finite points are left
 // out; a named series gets a legend entry.
 func Lines(p *Figure, series ...Series) error {
+	// A constant curve (a fixed β) would get gonum's ±1 range around it and
+	// sit flat on the middle tick whatever its value: give it a range of its
+	// own size, so the ticks read the value.
+	lo, hi := math.Inf(1), math.Inf(-1)
+	for _, s := range series {
+		for _, y := range s.Y {
+			if finite(y) {
+				lo, hi = min(lo, y), max(hi, y)
+			}
+		}
+	}
+	if lo == hi && lo != 0 && finite(lo+math.Abs(lo)/2) && finite(lo-math.Abs(lo)/2) {
+		p.Y.Min, p.Y.Max = lo-math.Abs(lo)/2, hi+math.Abs(hi)/2
+	}
 	for i, s := range series {
 		var xy plotter.XYs
 		var errs plotter.YErrors
@@ -271,6 +326,34 @@ func Lines(p *Figure, series ...Series) error {
 		}
 	}
 	return nil
+}
+
+// Dodge shifts each series' x values so that points of different series at
+// one x stand side by side instead of on top of each other (a metric at 1.0
+// hidden under another at 1.0): series k of n moves by (k − (n−1)/2)·frac of
+// the x range. It changes series in place; one series, or a range of zero,
+// stays where it is.
+func Dodge(series []Series, frac float64) {
+	lo, hi := math.Inf(1), math.Inf(-1)
+	for _, s := range series {
+		for _, x := range s.X {
+			if finite(x) {
+				lo, hi = min(lo, x), max(hi, x)
+			}
+		}
+	}
+	if len(series) < 2 || !(hi > lo) {
+		return
+	}
+	step := frac * (hi - lo)
+	for k := range series {
+		off := (float64(k) - float64(len(series)-1)/2) * step
+		xs := make([]float64, len(series[k].X))
+		for i, x := range series[k].X {
+			xs[i] = x + off
+		}
+		series[k].X = xs
+	}
 }
 
 // maxMarkers bounds the markers drawn on one series.

@@ -7,8 +7,10 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
+	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 )
 
@@ -131,5 +133,43 @@ func TestPlotSeriesStyles(t *testing.T) {
 				t.Errorf("series %d and %d share colour, and marker or dashes", i, j)
 			}
 		}
+	}
+}
+
+// Tick labels carry no zeros that say nothing ("750.00"), and keep the
+// decimals that tell ticks apart.
+func TestTickLabels(t *testing.T) {
+	var ticker plot.Ticker = Ticks{}
+	for _, c := range []struct {
+		lo, hi float64
+		want   string
+	}{
+		{0, 750, "0 250 500 750"},
+		{0, 1, "0.0 0.5 1.0"},
+		{0, 10, "0 5 10"},
+		{-0.3, 0.3, "-0.25 0.00 0.25"},
+		{0, 1e-9, "0 5e-10 1e-09"},
+	} {
+		var got []string
+		for _, tk := range ticker.Ticks(c.lo, c.hi) {
+			if tk.Label != "" {
+				got = append(got, tk.Label)
+			}
+		}
+		if strings.Join(got, " ") != c.want {
+			t.Errorf("[%v, %v]: %q, want %q", c.lo, c.hi, got, c.want)
+		}
+	}
+}
+
+// A constant curve gets a range about its value, so its ticks read it,
+// rather than gonum's ±1 around it.
+func TestConstantCurveRange(t *testing.T) {
+	f := New("β", "step", "β")
+	if err := Lines(f, Series{X: []float64{1, 2, 3}, Y: []float64{0.035, 0.035, 0.035}}); err != nil {
+		t.Fatal(err)
+	}
+	if f.Y.Min <= 0 || f.Y.Max >= 0.1 || !(f.Y.Min < 0.035 && 0.035 < f.Y.Max) {
+		t.Errorf("y range [%v, %v] for a constant 0.035", f.Y.Min, f.Y.Max)
 	}
 }

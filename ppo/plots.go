@@ -49,35 +49,56 @@ func Plot(metrics, dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	figures := []struct {
-		file, title, y string
-		names          []string
-	}{
-		{"reward.png", "Held-out reward", "reward/mean", []string{"reward/mean"}},
-		{"returns.png", "Returns", "returns/mean", []string{"returns/mean"}},
-		{"kl.png", "KL to the reference and its coefficient β", "value", []string{"policy/sqrt_kl", "kl_ctl_value", "policy/approx_kl"}},
-		{"losses.png", "Losses", "loss", []string{"losses/total_loss", "losses/policy_loss", "losses/value_loss"}},
-	}
 	for _, fig := range figures {
-		p := plots.New(fig.title, "optimiser step", fig.y)
-		var ss []plots.Series
-		for _, name := range fig.names {
-			if s := series[name]; s != nil {
-				ss = append(ss, *s)
+		var panels []*plots.Figure
+		for _, pn := range fig.panels {
+			var ss []plots.Series
+			for _, name := range pn.names {
+				if s := series[name]; s != nil {
+					ss = append(ss, *s)
+				}
 			}
+			if len(ss) == 0 {
+				continue
+			}
+			if len(ss) == 1 {
+				ss[0].Name = "" // the axis says what it is
+			}
+			p := plots.New(pn.title, "optimiser step", pn.y)
+			if err := plots.Lines(p, ss...); err != nil {
+				return err
+			}
+			panels = append(panels, p)
 		}
-		if len(ss) == 0 {
+		if len(panels) == 0 {
 			continue
 		}
-		if len(ss) == 1 {
-			ss[0].Name = "" // the axis says what it is
-		}
-		if err := plots.Lines(p, ss...); err != nil {
-			return err
-		}
-		if err := p.Save(filepath.Join(dir, fig.file), 6, 3.6); err != nil {
+		if err := plots.SavePanels(filepath.Join(dir, fig.file), 6*float64(len(panels)), 3.6, len(panels), panels...); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// panel is one plot of a figure: series that share a scale.
+type panel struct {
+	title, y string
+	names    []string
+}
+
+// figures are Plot's files. Quantities of different scales get panels of
+// their own: √KL runs to hundreds while β and the approximate KL stay below
+// one, and on one axis those two would lie flat on zero.
+var figures = []struct {
+	file   string
+	panels []panel
+}{
+	{"reward.png", []panel{{"Held-out reward", "reward/mean", []string{"reward/mean"}}}},
+	{"returns.png", []panel{{"Returns", "returns/mean", []string{"returns/mean"}}}},
+	{"kl.png", []panel{
+		{"KL to the reference (TRLx's √KL)", "policy/sqrt_kl", []string{"policy/sqrt_kl"}},
+		{"PPO's approximate KL between updates", "policy/approx_kl", []string{"policy/approx_kl"}},
+		{"KL coefficient β", "kl_ctl_value", []string{"kl_ctl_value"}},
+	}},
+	{"losses.png", []panel{{"Losses", "loss", []string{"losses/total_loss", "losses/policy_loss", "losses/value_loss"}}}},
 }

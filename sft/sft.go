@@ -21,7 +21,9 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"irl/atomicfile"
@@ -85,6 +87,9 @@ type Config struct {
 	resident bool
 	// Progress, if set, receives a progress bar.
 	Progress io.Writer
+	// Notes, if set, receives a line for what the run does that the caller
+	// may not expect: a resume that found no checkpoint and started anew.
+	Notes io.Writer
 }
 
 // Metrics is one line of metrics.jsonl.
@@ -112,6 +117,9 @@ type Result struct {
 	EvalLoss  float64 // NaN without an eval split
 	Dir       string  // the last checkpoint
 	Best      string  // the checkpoint with the lowest eval loss, if any
+	// Final is OUT/final, the finished run's model (empty when the run
+	// stopped before its last step).
+	Final string
 }
 
 // BestCheckpointFile names, in Out, the checkpoint with the lowest eval loss.
@@ -156,9 +164,16 @@ func Run(m *policy.Model, examples []Example, cfg Config) (Result, error) {
 		"weight_decay": cfg.AdamW.WeightDecay, "max_grad_norm": cfg.MaxGradNorm, "eval_fraction": cfg.EvalFraction,
 		"unfrozen_layers": cfg.UnfrozenLayers, "model_fingerprint": cfg.ModelFingerprint,
 	}
-	run, saved, err := checkpoint.Open(cfg.Out, cfg.Resume, cfg.Overwrite)
+	run, saved, err := checkpoint.OpenRun(cfg.Out, checkpoint.Options{Resume: cfg.Resume, Overwrite: cfg.Overwrite, Files: []string{checkpoint.FinalDir, BestCheckpointFile}})
 	if err != nil {
 		return res, fmt.Errorf("sft: %w", err)
+	}
+	if run.Fresh && cfg.Notes != nil {
+		what := "nothing"
+		if len(run.Cleared) > 0 {
+			what = "what a killed run left (" + strings.Join(run.Cleared, ", ") + ")"
+		}
+		fmt.Fprintf(cfg.Notes, "%s holds no checkpoint to resume from: started the run anew (cleared %s)\n", cfg.Out, what)
 	}
 	defer run.Close()
 
@@ -298,7 +313,40 @@ func Run(m *policy.Model, examples []Example, cfg Config) (Result, error) {
 		res.Steps = step + 1
 	}
 	bar.Finish()
+	if end == total && res.Dir != "" {
+		if res.Final, err = writeFinal(cfg.Out, res.Dir); err != nil {
+			return res, fmt.Errorf("sft: final model: %w", err)
+		}
+	}
 	return res, nil
+}
+
+// writeFinal copies the last checkpoint's model (not the optimiser's state,
+// as large as the model twice over) to OUT/final, the folder a finished run
+// is read from, as ppo writes it.
+func writeFinal(out, last string) (string, error) {
+	dir := filepath.Join(out, checkpoint.FinalDir)
+	return dir, atomicfile.WriteDir(dir, func(tmp string) error {
+		ents, err := os.ReadDir(last)
+		if err != nil {
+			return err
+		}
+		for _, e := range ents {
+			if e.IsDir() || e.Name() == checkpoint.OptimizerFile || e.Name() == checkpoint.StateFile {
+				continue
+			}
+			// A hard link costs no space, and is safe: checkpoints are
+			// never written in place, only made whole and renamed.
+			src, dst := filepath.Join(last, e.Name()), filepath.Join(tmp, e.Name())
+			if os.Link(src, dst) == nil {
+				continue
+			}
+			if err := atomicfile.Copy(src, dst); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // dataHash identifies the training data, so a resume on other data is

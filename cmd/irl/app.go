@@ -2,13 +2,16 @@ package main
 
 import (
 	"fmt"
+	"path/filepath"
 	"reflect"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 
 	"github.com/urfave/cli/v2"
 
+	"irl/checkpoint"
 	"irl/onnx"
 )
 
@@ -39,12 +42,58 @@ func prepare(c *cli.Command) {
 			if ctx.NArg() > 0 {
 				return fmt.Errorf("%s: unexpected argument %q: every input is given by a flag (see --help)", name, ctx.Args().First())
 			}
+			if err := readPaths(ctx); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
 			return act(ctx)
 		}
 	}
 	for _, sub := range c.Subcommands {
 		prepare(sub)
 	}
+}
+
+// pathFlags name files and folders. Their values are cleaned once, here, so
+// that "plots/" and "plots" are one folder to every command (a trailing
+// slash made a temporary name inside the folder it was to replace).
+var pathFlags = []string{"out", "plots", "input", "prompts", "eval-prompts", "config", "tokenizer", "scorer-tokenizer",
+	"head", "pos", "neg", "gt-pos", "gt-neg", "eval-pos", "eval-neg", "scores-out", "ort-lib", "expert"}
+
+// modelFlags name a model, which may also be given as a training run's
+// folder or its last-checkpoint file (checkpoint.ModelDir).
+var modelFlags = []string{"model", "base-model", "reward-model"}
+
+// readPaths cleans the path flags and resolves the model flags of a
+// command, saying on stderr which model a run folder stood for.
+func readPaths(ctx *cli.Context) error {
+	for _, f := range ctx.Command.Flags {
+		sf, ok := f.(*cli.StringFlag)
+		if !ok || !ctx.IsSet(sf.Name) {
+			continue
+		}
+		v := ctx.String(sf.Name)
+		if v == "" || v == "-" {
+			continue
+		}
+		switch {
+		case slices.Contains(pathFlags, sf.Name):
+			if err := ctx.Set(sf.Name, filepath.Clean(v)); err != nil {
+				return err
+			}
+		case slices.Contains(modelFlags, sf.Name):
+			dir, how, err := checkpoint.ModelDir(filepath.Clean(v))
+			if err != nil {
+				return fmt.Errorf("--%s %w", sf.Name, err)
+			}
+			if how != "" {
+				fmt.Fprintf(ctx.App.ErrWriter, "--%s %s: using %s, %s\n", sf.Name, v, dir, how)
+			}
+			if err := ctx.Set(sf.Name, dir); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 var (

@@ -17,7 +17,7 @@ func featuresCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "features",
 		Usage: "extract pooled hidden states h(o) of a frozen model for every input row",
-		UsageText: "irl features --model MODEL --input FILE --out OUT.safetensors [--layer L] [--pool last|mean] [--text-field F] [--prompt-field F]\n" +
+		UsageText: "irl features --model MODEL --input FILE --out OUT.safetensors [--layer L] [--pool last|mean|last:K] [--text-field F] [--prompt-field F]\n" +
 			"    [--tokenizer T] [--batch-size N] [--max-length N] [--threads N] [--device cpu|cuda] [--format safetensors|npy] [--skip-bad]",
 		Description: `The reward head sees text only through these features. MODEL is a Hugging Face
 folder (config.json + weights, and tokenizer.json unless --tokenizer is given or
@@ -34,7 +34,8 @@ Rows are sorted by length into batches and padded on the right; the output keeps
 the input order. The graph stops at --layer (Hugging Face's index: 0 is the
 embeddings, -1 the last hidden state after the final layer norm) and pools there:
 "last" takes the last real token (the paper's choice), "mean" averages the real
-tokens.
+tokens, and "last:K" takes the K-th real token from the end (last:2, the token
+before a final period or EOS). Every consumer of a head reads all three.
 
 Rows longer than --max-length (default: the model's max_position_embeddings) are
 cut on the left, keeping their last tokens, which hold the output being scored;

@@ -15,7 +15,7 @@ var (
 	ortLibFlag  = &cli.StringFlag{Name: "ort-lib", Usage: "path of libonnxruntime.so (default: $ONNXRUNTIME_LIB, then .cache/ort, then system folders)", EnvVars: nil}
 	deviceFlag  = &cli.StringFlag{Name: "device", Value: "cpu", Usage: "where to run: cpu or cuda (needs an ONNX Runtime built with the CUDA provider)"}
 	threadsFlag = &cli.IntFlag{Name: "threads", Usage: "ONNX Runtime intra-op threads", DefaultText: "0, one per core"}
-	tf32Flag    = &cli.BoolFlag{Name: "tf32", Usage: "with --device cuda, let MatMuls round their inputs to TensorFloat-32: faster on recent GPUs (2.1× for features on an H200), 10-bit mantissas (default: float32, as in PyTorch)"}
+	tf32Flag    = &cli.BoolFlag{Name: "tf32", Usage: "with --device cuda, let MatMuls round their inputs to TensorFloat-32: faster on recent GPUs (2.1× for features on an H200), 10-bit mantissas", DefaultText: "off: float32, as in PyTorch"}
 )
 
 func runtimeFlags() []cli.Flag { return []cli.Flag{deviceFlag, threadsFlag, tf32Flag, ortLibFlag} }

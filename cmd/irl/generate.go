@@ -14,6 +14,7 @@ import (
 
 	"irl/atomicfile"
 	"irl/policy"
+	"irl/progress"
 	"irl/rows"
 	"irl/tokenizer"
 )
@@ -22,7 +23,7 @@ func generateCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "generate",
 		Usage: "continue prompts with a GPT-NeoX (Pythia) model, greedily or by sampling",
-		UsageText: `irl generate --model DIR --prompts FILE.jsonl [options] > out.jsonl
+		UsageText: `irl generate --model DIR --input ROWS [options] > out.jsonl
 irl generate --model DIR --prompt-ids 1,2,3 --greedy --max-new-tokens 16`,
 		Description: `Generates up to --max-new-tokens tokens after each prompt, with a key/value
 cache: the prompts of a batch are left-padded and run once, then every step
@@ -71,6 +72,7 @@ max_position_embeddings - --max-new-tokens tokens.`,
 			&cli.IntFlag{Name: "batch-size", Value: 32, Usage: "sequences decoded together"},
 			&cli.BoolFlag{Name: "ignore-eos", Usage: "do not stop at the EOS token"},
 			&cli.StringFlag{Name: "out", Usage: "write the JSON lines to this file instead of standard output"},
+			quietFlag,
 		}, runtimeFlags()...),
 		Action: runGenerate,
 	}
@@ -173,10 +175,15 @@ func runGenerate(c *cli.Context) error {
 	}
 	defer gen.Destroy()
 
+	var bar *progress.Bar
+	if !c.Bool("quiet") {
+		bar = progress.New(os.Stderr, len(prompts)*o.NumReturnSequences, "generate", "seqs")
+	}
 	// A file given with --out appears whole or not at all; stdout streams.
 	emit := func(w io.Writer) error {
 		bw := bufio.NewWriter(w)
 		return gen.GenerateEach(prompts, o, func(g policy.Generation) error {
+			bar.Add(1)
 			r := src[g.Prompt]
 			line := generationLine{IDs: g.IDs, LogProbs: g.LogProbs, Sequence: g.Sequence, Fields: r.Fields}
 			if c.String("prompt-ids") == "" {
@@ -211,6 +218,9 @@ func runGenerate(c *cli.Context) error {
 			w = os.Stdout
 		}
 		err = emit(w)
+	}
+	if err == nil {
+		bar.Finish()
 	}
 	var pe *policy.PromptError
 	if errors.As(err, &pe) {

@@ -3,8 +3,11 @@ package main
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -21,7 +24,8 @@ func scoreCommand() *cli.Command {
 	trunc.DefaultText = "right; for head: left, as irl features"
 	flags := append(rewardFlags("reward"),
 		inputFlag("rows: JSON lines, CSV or Parquet (\"-\": JSON lines on stdin)", true),
-		&cli.StringFlag{Name: "out", Required: true, Usage: "output .safetensors file"},
+		&cli.StringFlag{Name: "out", Required: true, Usage: "output file: .safetensors, or .jsonl / .csv for the rows with their scores"},
+		&cli.StringFlag{Name: "format", Usage: "safetensors, jsonl or csv", DefaultText: "from --out's extension; safetensors when it tells nothing"},
 		textFieldFlag("text", "the response column"),
 		promptFieldFlag("", "a prompt column, scored before the response"),
 		tokenizerFlag,
@@ -34,7 +38,7 @@ func scoreCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "score",
 		Usage:     "score every row with a reward (lexicon, reward head, classifier or program) into a ground-truth reward file",
-		UsageText: "irl score --reward SPEC --input ROWS --out reward.safetensors [--text-field F] [--prompt-field F] [--reward-relative original] [--reward-transform none|official-rf2] [reward, tokenizer and runtime flags]",
+		UsageText: "irl score --reward SPEC --input ROWS --out reward.safetensors|rows.jsonl|rows.csv [--format F] [--text-field F] [--prompt-field F] [--reward-relative original] [--reward-transform none|official-rf2] [reward, tokenizer and runtime flags]",
 		Description: `Rewards (--reward):
   lexicon:TOXIC.txt,NONTOXIC.txt   the paper's Algorithm 2 on the response, with
                                    --reward-noise (0: none) drawn from --seed and the row's index
@@ -69,7 +73,12 @@ Output: reward (F32 [N]) and row (I64 [N], each reward's index among the input's
 data rows), plus for a classifier prob (F32 [N], P(label)) and logits (F32
 [N, labels]), with metadata naming the spec, the model and the label: the
 ground-truth files irl reward eval --gt-pos/--gt-neg reads, row-aligned with
-irl features of the same rows.`,
+irl features of the same rows. With --format jsonl or csv (or an --out ending in
+.jsonl or .csv), the output is instead the scored input rows, in order, for a
+person to read: row, the prompt and text columns (input_ids for pre-tokenized
+rows), the row's other columns, then reward and, for a classifier, prob and
+logit_LABEL for each label. An input column with one of those names is an
+error rather than silently replaced.`,
 		Flags:  append(flags, runtimeFlags()...),
 		Action: runScore,
 	}
@@ -78,6 +87,10 @@ irl features of the same rows.`,
 func runScore(c *cli.Context) error {
 	out := c.String("out")
 	if err := atomicfile.CheckFile(out); err != nil {
+		return err
+	}
+	format, err := scoreFormat(out, c.String("format"))
+	if err != nil {
 		return err
 	}
 	spec := c.String("reward")
@@ -120,6 +133,12 @@ func runScore(c *cli.Context) error {
 	bad := &rows.Bad{Skip: c.Bool("skip-bad")}
 	if err := bad.AddAll(badRows); err != nil {
 		return err
+	}
+	// Rows that all carry input_ids need no tokenizer; otherwise a missing
+	// one is one error now, not one per row.
+	ro.IDsOnly = len(rs) > 0
+	for _, r := range rs {
+		ro.IDsOnly = ro.IDsOnly && r.IDs != nil
 	}
 	src, err := reward.Parse(spec, ro)
 	if err != nil {
@@ -206,7 +225,12 @@ func runScore(c *cli.Context) error {
 			safetensors.FromFloat32("logits", []int{len(logits), len(labels)}, flat))
 		meta["labels"] = strings.Join(labels, ",")
 	}
-	if err := rewardhead.WriteRewards(out, rewards, index, meta, extra...); err != nil {
+	if format == "safetensors" {
+		err = rewardhead.WriteRewards(out, rewards, index, meta, extra...)
+	} else {
+		err = writeScoredRows(out, format, c.String("prompt-field"), c.String("text-field"), rs, rewards, probs, logits, reward.Labels(src))
+	}
+	if err != nil {
 		return err
 	}
 	closed = true
@@ -219,4 +243,88 @@ func runScore(c *cli.Context) error {
 	}
 	fmt.Fprintf(os.Stderr, "wrote %s: %d rewards, mean %.4g, min %.4g, max %.4g\n", out, len(rewards), sum/float64(len(rewards)), lo, hi)
 	return nil
+}
+
+// scoreFormat is score's output format: the flag, else --out's extension.
+func scoreFormat(out, format string) (string, error) {
+	switch format {
+	case "safetensors":
+		return format, nil
+	case "":
+		if strings.EqualFold(filepath.Ext(out), ".safetensors") {
+			return "safetensors", nil
+		}
+		if f, err := rows.WriteFormat(out, ""); err == nil {
+			return f, nil
+		}
+		return "safetensors", nil
+	}
+	f, err := rows.WriteFormat(out, format)
+	if err != nil {
+		return "", fmt.Errorf("--format %q: want safetensors, jsonl or csv", format)
+	}
+	return f, nil
+}
+
+// writeScoredRows writes the scored rows beside their scores.
+func writeScoredRows(out, format, promptField, textField string, rs []rows.Row, rewards, probs []float64, logits [][]float32, labels []string) error {
+	added := []string{"reward"}
+	if probs != nil {
+		added = append(added, "prob")
+		for _, l := range labels {
+			added = append(added, "logit_"+l)
+		}
+	}
+	others := map[string]bool{}
+	hasIDs := false
+	for _, r := range rs {
+		for k := range r.Fields {
+			others[k] = true
+		}
+		hasIDs = hasIDs || r.IDs != nil
+	}
+	cols := []string{reward.RowField}
+	if promptField != "" {
+		cols = append(cols, promptField)
+	}
+	if hasIDs {
+		cols = append(cols, "input_ids")
+	} else {
+		cols = append(cols, textField)
+	}
+	for _, k := range slices.Sorted(maps.Keys(others)) {
+		if !slices.Contains(cols, k) {
+			cols = append(cols, k)
+		}
+	}
+	for _, a := range added {
+		if slices.Contains(cols, a) {
+			return fmt.Errorf("the input has a column %q, which the output's score column would replace: rename it", a)
+		}
+	}
+	t := rows.Table{Columns: append(cols, added...), Records: make([]map[string]any, len(rs))}
+	for i, r := range rs {
+		rec := map[string]any{}
+		for k, v := range r.Fields {
+			rec[k] = v
+		}
+		rec[reward.RowField] = r.Index
+		if promptField != "" {
+			rec[promptField] = r.Prompt
+		}
+		if hasIDs {
+			rec["input_ids"] = r.IDs
+		} else {
+			rec[textField] = r.Text
+		}
+		rec["reward"] = rewards[i]
+		if probs != nil {
+			rec["prob"] = probs[i]
+			for j, l := range labels {
+				rec["logit_"+l] = logits[i][j]
+			}
+		}
+		t.Records[i] = rec
+	}
+	return rows.WriteTable(out, format, t)
 }

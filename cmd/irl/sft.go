@@ -19,7 +19,7 @@ func sftCommand() *cli.Command {
 		Name:      "sft",
 		Usage:     "fine-tune a model on text with next-token cross-entropy (supervised fine-tuning)",
 		UsageText: "irl sft --model DIR --input FILE --out DIR [--text-field F] [--prompt-field F] [--epochs N] [--batch-size N] [--lr X] [--seed S] [--resume]",
-		Description: `DATA is JSON lines, CSV or Parquet (as for "irl features"): rows with --text-field
+		Description: `--input is JSON lines, CSV or Parquet (as for "irl features"): rows with --text-field
 (default "text"), or pre-tokenized input_ids. With --prompt-field, each row is a
 prompt and a completion (--text-field): the prompt's tokens are context only and
 the loss covers the completion, to which the EOS token is appended. A bad row
@@ -31,7 +31,9 @@ A share --eval-fraction of the rows is held out (chosen with --seed) and its los
 reported after every epoch. Checkpoints go to OUT/checkpoint-NNNNNN/ in Hugging
 Face format (config.json + model.safetensors, loadable by transformers) with the
 optimiser state (optimizer.safetensors) and trainer_state.json; OUT/last-checkpoint
-names the newest. OUT/metrics.jsonl gets a line per step (loss, lr, grad_norm,
+names the newest. A finished run's model is also in OUT/final/ (config.json,
+model.safetensors, tokenizer.json), and every --model flag takes the run
+folder OUT (or OUT/last-checkpoint) for it. OUT/metrics.jsonl gets a line per step (loss, lr, grad_norm,
 tokens_per_s) and per evaluation (eval_loss). --resume continues from the newest
 checkpoint with the same data and seed and gives the losses an uninterrupted run
 would.`,
@@ -59,8 +61,8 @@ would.`,
 			&cli.BoolFlag{Name: "append-eos", Usage: "append the EOS token to text rows too (prompt/completion rows always get it)"},
 			&cli.IntFlag{Name: "save-every", Usage: "checkpoint every N steps", DefaultText: "0, after each epoch"},
 			&cli.IntFlag{Name: "unfrozen-layers", Value: -1, Usage: "train only the top N layers and the head", DefaultText: "-1, every layer"},
-			&cli.IntFlag{Name: "save-total-limit", Usage: "keep only the newest N checkpoints", DefaultText: "0, all"},
-			&cli.BoolFlag{Name: "keep-best", Usage: "with --save-total-limit, also keep the checkpoint with the lowest eval loss (OUT/best-checkpoint names it)"},
+			&cli.IntFlag{Name: "save-total-limit", Value: 2, Usage: "keep only the newest N checkpoints, and the best with --keep-best (0: keep all)"},
+			&cli.BoolFlag{Name: "keep-best", Value: true, Usage: "with --save-total-limit, also keep the checkpoint with the lowest eval loss (OUT/best-checkpoint names it; --keep-best=false: only the newest)"},
 			&cli.BoolFlag{Name: "resume", Usage: "continue from OUT's newest checkpoint, with the same data and settings"},
 			overwriteFlag,
 			skipBadFlag,
@@ -109,6 +111,7 @@ would.`,
 			if !c.Bool("quiet") {
 				cfg.Progress = os.Stderr
 			}
+			cfg.Notes = c.App.ErrWriter
 			if tok != nil {
 				// Every checkpoint stands alone, tokenizer included.
 				cfg.Extra = map[string]string{"tokenizer.json": tokPath}
@@ -117,7 +120,11 @@ would.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(os.Stderr, "%d steps: loss %.4f → %.4f, eval loss %.4f; checkpoint %s\n", res.Steps, res.FirstLoss, res.LastLoss, res.EvalLoss, res.Dir)
+			where := "checkpoint " + res.Dir
+			if res.Final != "" {
+				where = "final model " + res.Final
+			}
+			fmt.Fprintf(os.Stderr, "%d steps: loss %.4f → %.4f, eval loss %.4f; %s\n", res.Steps, res.FirstLoss, res.LastLoss, res.EvalLoss, where)
 			return nil
 		},
 	}

@@ -260,3 +260,24 @@ func TestPlotGallery(t *testing.T) {
 		t.Errorf("%d plots: %v", len(m), m)
 	}
 }
+
+// Metrics that coincide (precision and separation both 1) are drawn side
+// by side in the ratio plot, not one hidden under the other.
+func TestRatioCurvesDoNotHideEachOther(t *testing.T) {
+	one := Summary{Mean: rewardhead.Defined(1), Std: rewardhead.Defined(0), N: 1}
+	pts := []RatioPoint{{NNeg: 10, Metrics: map[string]Summary{"precision": one, "recall": one, "separation": one}},
+		{NNeg: 40, Metrics: map[string]Summary{"precision": one, "recall": one, "separation": one}}}
+	series := ratioSeries(pts, func(p RatioPoint) int { return p.NNeg }, true)
+	if len(series) != 3 {
+		t.Fatalf("%d series", len(series))
+	}
+	for i := range series {
+		for j := range i {
+			for k := range series[i].X {
+				if series[i].X[k] == series[j].X[k] && series[i].Y[k] == series[j].Y[k] {
+					t.Errorf("%s and %s share the point (%v, %v)", series[i].Name, series[j].Name, series[i].X[k], series[i].Y[k])
+				}
+			}
+		}
+	}
+}

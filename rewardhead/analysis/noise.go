@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"irl/plots"
 	"irl/rewardhead"
 )
 
@@ -62,6 +63,10 @@ type NoiseResult struct {
 	Repeats int          `json:"repeats"`
 	Seed    uint64       `json:"seed"`
 	Points  []NoisePoint `json:"points"`
+	// Data, when set, names the rows the noise was measured on ("in
+	// distribution"), for the plot's title: two results on different rows
+	// must not look alike.
+	Data string `json:"data,omitempty"`
 }
 
 func (c NoiseConfig) rng(i, r int) *rand.Rand {
@@ -159,8 +164,13 @@ func (n *NoiseResult) Plot(dir string) (string, error) {
 		}
 		series = append(series, s)
 	}
+	// Metrics that coincide (all at 1 without noise) stand side by side.
+	plots.Dodge(series, 0.008)
 	path := filepath.Join(dir, "noise_"+n.Target+".png")
 	title := fmt.Sprintf("Gaussian noise on %s (%d repeats)", n.Target, n.Repeats)
+	if n.Data != "" {
+		title += ", " + n.Data
+	}
 	return path, PlotCurves(path, title, "σ ("+n.Scale+")", "metric (mean ± std over repeats)", series)
 }
 

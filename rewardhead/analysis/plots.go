@@ -25,10 +25,13 @@ var (
 	toxicColor    = plots.Palette[1]
 )
 
-// Class names in legends, in the paper's terms rather than the flags'.
+// Class names in legends, in the paper's terms rather than the flags'. They
+// say the class only: the rows evaluated are often not the demonstrations
+// (the toy demo's 500 labelled samples), so "expert" and "baseline" would
+// be false there.
 const (
-	nonToxicName = "non-toxic (expert)"
-	toxicName    = "toxic (baseline)"
+	nonToxicName = "non-toxic"
+	toxicName    = "toxic"
 )
 
 // Reference lines: black dashes for the decision threshold, grey dots for

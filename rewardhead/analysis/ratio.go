@@ -120,6 +120,31 @@ func DataRatio(trainPos, trainNeg, evalPos, evalNeg *rewardhead.Features, gtPos,
 // missing from a result (Kendall τ without ground truth) are left out.
 var RatioPlotMetrics = []string{"precision", "recall", "separation", "kendall_tau"}
 
+// ratioSeries are one panel's curves: each metric against the varied
+// class's count, named when the panel carries the legend. The metrics often
+// coincide (precision and separation both at 1), so the curves are dodged
+// apart, each keeping its own error bars in sight.
+func ratioSeries(pts []RatioPoint, varied func(RatioPoint) int, legend bool) []Series {
+	var series []Series
+	for _, name := range RatioPlotMetrics {
+		if _, ok := pts[0].Metrics[name]; !ok {
+			continue
+		}
+		s := Series{}
+		if legend {
+			s.Name = metricLabel(name) // one legend, on the last panel
+		}
+		for _, p := range pts {
+			s.X = append(s.X, float64(varied(p)))
+			s.Y = append(s.Y, orNaN(p.Metrics[name].Mean))
+			s.Err = append(s.Err, orNaN(p.Metrics[name].Std))
+		}
+		series = append(series, s)
+	}
+	plots.Dodge(series, 0.012)
+	return series
+}
+
 // Plot writes ratio.png into dir and returns its path: the paper's
 // Figure 2 as two panels side by side, toxic examples added to a fixed
 // non-toxic pool, then non-toxic examples added to a fixed toxic pool, each
@@ -144,22 +169,7 @@ func (r *RatioResult) Plot(dir string) (string, error) {
 		if len(side.pts) == 0 {
 			return "", fmt.Errorf("%s: no points to plot", path)
 		}
-		var series []Series
-		for _, name := range RatioPlotMetrics {
-			if _, ok := side.pts[0].Metrics[name]; !ok {
-				continue
-			}
-			s := Series{}
-			if k == len(sides)-1 {
-				s.Name = metricLabel(name) // one legend, on the last panel
-			}
-			for _, p := range side.pts {
-				s.X = append(s.X, float64(side.varied(p)))
-				s.Y = append(s.Y, orNaN(p.Metrics[name].Mean))
-				s.Err = append(s.Err, orNaN(p.Metrics[name].Std))
-			}
-			series = append(series, s)
-		}
+		series := ratioSeries(side.pts, side.varied, k == len(sides)-1)
 		f, err := curvesFigure(side.title, fmt.Sprintf(side.xLabel, side.fixed(side.pts[0])), "metric (mean ± std over repeats)", series)
 		if err != nil {
 			return "", fmt.Errorf("%s: %w", path, err)
