@@ -8,6 +8,7 @@ import (
 
 	"irl/batching"
 	"irl/onnx"
+	"irl/onnx/onnxbench"
 	"irl/weights"
 )
 
@@ -72,7 +73,7 @@ func scoreFLOPs(c Config, lengths []int, bs int) float64 {
 func BenchmarkScoreRobertaBase(b *testing.B) {
 	const rows, bs = 64, 16
 	m := randomModel(robertaBase, 1)
-	peak, err := onnx.MatMulBestPeak(onnx.Options{}, time.Second)
+	peak, err := onnxbench.MatMulBestPeak(onnx.Options{}, time.Second)
 	if err != nil {
 		b.Fatal(err)
 	}

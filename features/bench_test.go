@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"irl/onnx"
+	"irl/onnx/onnxbench"
 	"irl/policy"
 )
 
@@ -16,7 +17,7 @@ var benchPeak float64
 
 func peak(b *testing.B) float64 {
 	if benchPeak == 0 {
-		p, err := onnx.MatMulBestPeak(onnx.Options{}, time.Second)
+		p, err := onnxbench.MatMulBestPeak(onnx.Options{}, time.Second)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -639,42 +639,6 @@ func TestViewsInt32Allocator(t *testing.T) {
 	}
 }
 
-// A bound session's profiler writes every node's time when the session is
-// released, as an unbound one's does.
-func TestBoundProfile(t *testing.T) {
-	prefix := t.TempDir() + "/p"
-	s, err := NewBoundGraphSession(affine(t), Options{Threads: 1, Profile: prefix})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := s.NewBinding()
-	x, _ := NewHostTensorF32(randomF32(16, 3), 2, 8)
-	bias, _ := NewHostTensorF32(randomF32(16, 4), 16)
-	b.BindInput("x", x)
-	b.BindInput("b", bias)
-	b.BindOutputToDevice("y", nil)
-	for i := 0; i < 3; i++ {
-		if err := b.Run(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	b.Destroy()
-	x.Destroy()
-	bias.Destroy()
-	s.Destroy()
-	ops, file, err := ProfileByOpType(prefix)
-	if err != nil {
-		t.Fatal(err)
-	}
-	calls := map[string]int{}
-	for _, o := range ops {
-		calls[o.Op] = o.Calls
-	}
-	if calls["Relu"] < 3 {
-		t.Errorf("Relu: %d calls in %s, want 3 at least (%v)", calls["Relu"], file, calls)
-	}
-}
-
 func TestVersionAtLeast(t *testing.T) {
 	for _, c := range []struct {
 		v    string

@@ -2,12 +2,12 @@ package onnx
 
 import (
 	"math"
+	"math/rand/v2"
 	"os"
 	"runtime"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 )
 
 func TestMain(m *testing.M) {
@@ -172,16 +172,6 @@ func TestFindLibraryOrder(t *testing.T) {
 	}
 }
 
-func BenchmarkMatMulPeak(b *testing.B) {
-	for i := 0; i < b.N; i++ {
-		f, err := MatMulBestPeak(Options{}, time.Second)
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.ReportMetric(f/1e9, "GFLOP/s")
-	}
-}
-
 // A graph past the inline limit goes to ONNX Runtime through a file with
 // external data and computes the same.
 func TestGraphSessionThroughFile(t *testing.T) {
@@ -215,4 +205,14 @@ func TestGraphSessionThroughFile(t *testing.T) {
 	if got[0][0] != got[1][0] || got[0][1] != got[1][1] {
 		t.Errorf("inline %v, through a file %v", got[0], got[1])
 	}
+}
+
+// randomF32 is n standard normal draws from seed.
+func randomF32(n int, seed uint64) []float32 {
+	r := rand.New(rand.NewPCG(seed, 0))
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = float32(r.NormFloat64())
+	}
+	return v
 }

@@ -180,7 +180,7 @@ type Options struct {
 	TF32 bool
 	// Profile, if set, turns on ONNX Runtime's profiler: every node's run
 	// time goes to a JSON file whose name starts with Profile, written when
-	// the session is destroyed (see ProfileByOpType).
+	// the session is destroyed (see onnxbench.ProfileByOpType).
 	Profile string
 	// OptimizedModel, if set, is where ONNX Runtime writes the graph as it
 	// runs it, after its own fusions, to inspect what it fused.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"irl/onnx"
+	"irl/onnx/onnxbench"
 )
 
 // forwardFLOPs counts the multiply-adds (×2) of the MatMuls a forward graph
@@ -30,7 +31,7 @@ func benchSetup(b *testing.B, bs, seq int) (*Model, *Batch, float64) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	peak, err := onnx.MatMulBestPeak(onnx.Options{}, time.Second)
+	peak, err := onnxbench.MatMulBestPeak(onnx.Options{}, time.Second)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"irl/onnx"
+	"irl/onnx/onnxbench"
 	"irl/policy"
 	"irl/reward"
 	"irl/tokenizer"
@@ -38,7 +39,7 @@ func (constant) Close() error { return nil }
 //
 //	go test -run '^$' -bench PPOPhase70m -benchtime 1x ./ppo/
 func BenchmarkPPOPhase70m(b *testing.B) {
-	peak, err := onnx.MatMulBestPeak(onnx.Options{}, time.Second)
+	peak, err := onnxbench.MatMulBestPeak(onnx.Options{}, time.Second)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,5 +1,3 @@
-// Package progress draws the progress bars of long commands on stderr: one
-// look for features, scoring, fine-tuning and generation.
 package progress
 
 import (

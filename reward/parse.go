@@ -128,7 +128,7 @@ func Parse(spec string, o Options) (Source, error) {
 	case "cmd":
 		argv := strings.Fields(rest)
 		if len(argv) == 0 {
-			return nil, fmt.Errorf("reward spec %q: no program after cmd:", spec)
+			return nil, fmt.Errorf("reward spec %q: no program after \"cmd:\"", spec)
 		}
 		src, err = StartCmd(argv, o)
 	}

@@ -85,12 +85,12 @@ func TestInvalidUTF8(t *testing.T) {
 		`{"text": "escaped \ufffd is meant"}`+"\n"+
 		"{\"text\": \"literal \xef\xbf\xbd is meant\"}\n"+
 		`{"text": "x", "prompt": "bad \udc00"}`+"\n")
-	got, bad, err := Read(p, Options{PromptField: "prompt"})
+	_, bad, err := Read(p, Options{PromptField: "prompt"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	checkBad(t, p, bad, []badAt{{1, "invalid UTF-8"}, {2, `invalid UTF-8 in field "text"`}, {3, `field "prompt" is missing`}, {4, `field "prompt" is missing`}, {5, `invalid UTF-8 in field "prompt"`}})
-	got, bad, _ = Read(p, Options{})
+	got, bad, _ := Read(p, Options{})
 	checkBad(t, p, bad, []badAt{{1, "invalid UTF-8"}, {2, `invalid UTF-8 in field "text"`}})
 	if len(got) != 3 || got[0].Text != "escaped \ufffd is meant" {
 		t.Errorf("rows %+v", got)

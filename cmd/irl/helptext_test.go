@@ -45,10 +45,6 @@ func TestHelpNamesOnlyDefinedFlags(t *testing.T) {
 					defined[n] = true
 				}
 			}
-			var sub []string
-			for _, s := range c.Subcommands {
-				sub = append(sub, s.Name)
-			}
 			text := c.UsageText + "\n" + c.Description
 			for _, m := range mention.FindAllStringSubmatchIndex(text, -1) {
 				flag := text[m[2]:m[3]]

@@ -1,9 +1,3 @@
-// Command irl recovers the reward a language model was trained to optimise:
-// it runs GPT-NeoX (Pythia) models on ONNX Runtime, extracts hidden-state
-// features, trains linear reward heads with max-margin inverse RL, and
-// evaluates them against ground truth.
-//
-// Run `irl --help` or `irl COMMAND --help` for details.
 package main
 
 import (

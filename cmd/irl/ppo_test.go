@@ -73,7 +73,7 @@ func TestPPOCommandEndToEnd(t *testing.T) {
 	// the run) before --overwrite (which discards it).
 	err := run(t, ppoArgs(model, prompts, lex, out)...)
 	if err == nil || !strings.Contains(err.Error(), "step 4") || !strings.Contains(err.Error(), "--overwrite") ||
-		strings.Index(err.Error(), "--resume") < 0 || strings.Index(err.Error(), "--resume") > strings.Index(err.Error(), "--overwrite") {
+		!strings.Contains(err.Error(), "--resume") || strings.Index(err.Error(), "--resume") > strings.Index(err.Error(), "--overwrite") {
 		t.Errorf("a new run into a used folder: %v", err)
 	}
 	if err := run(t, ppoArgs(model, prompts, lex, out, "--config", "pythia-70m", "--resume", "--lr", "1e-4")...); err == nil || !strings.Contains(err.Error(), "lr") {

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -332,7 +331,7 @@ func TestRewardCLIBadInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := rwtRun(t, "eval", "--head", head, "--pos", p("pos.safetensors"), "--neg", p("neg.safetensors"), "--gt-pos", p("gt-short.safetensors"), "--gt-neg", p("gt-short.safetensors"))
-	if err == nil || !strings.Contains(err.Error(), "gt-short.safetensors") || !strings.Contains(err.Error(), fmt.Sprint("want [30]")) {
+	if err == nil || !strings.Contains(err.Error(), "gt-short.safetensors") || !strings.Contains(err.Error(), "want [30]") {
 		t.Errorf("short ground truth: %v", err)
 	}
 }

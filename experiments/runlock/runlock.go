@@ -1,9 +1,3 @@
-// Package runlock keeps two experiment runs out of one output folder. A
-// run holds an exclusive flock(2) on DIR/.lock while it works, and writes
-// its pid, host and start time there so that a second run can say who
-// holds the folder. The kernel drops the lock when its holder exits, however
-// it exits, so a lock left by a killed run holds nothing: the next run takes
-// it without any staleness test.
 package runlock
 
 import (
@@ -50,7 +44,8 @@ func Acquire(dir string) (*Lock, error) {
 	}
 	host, _ := os.Hostname()
 	line := fmt.Sprintf("pid %d on %s since %s\n", os.Getpid(), host, time.Now().UTC().Format(time.RFC3339))
-	if err := f.Truncate(0); err == nil {
+	err = f.Truncate(0)
+	if err == nil {
 		_, err = f.WriteAt([]byte(line), 0)
 	}
 	if err != nil {

@@ -102,12 +102,12 @@ func TestKilledThenEdited(t *testing.T) {
 func TestInitSpecChangeRemakesModel(t *testing.T) {
 	c := mini(t)
 	p := &pipeline{cfg: c, opt: Options{Out: t.TempDir()}, hashes: map[string]string{}, res: &Result{}}
-	dir, err := p.model(c.SFTModel, "sft")
-	if err != nil {
+	if _, err := p.model(c.SFTModel, "sft"); err != nil {
 		t.Fatal(err)
 	}
 	c.SFTModel.Init.Layers = 2
-	if dir, err = p.model(c.SFTModel, "sft"); err != nil {
+	dir, err := p.model(c.SFTModel, "sft")
+	if err != nil {
 		t.Fatal(err)
 	}
 	pc, err := policy.LoadConfig(filepath.Join(dir, "config.json"))

@@ -333,7 +333,7 @@ func (x *hasher) spec(spec string) {
 	if kind == "cmd" {
 		argv := strings.Fields(rest)
 		if len(argv) == 0 {
-			x.fail(fmt.Errorf("reward spec %q: no program after cmd:", spec))
+			x.fail(fmt.Errorf("reward spec %q: no program after \"cmd:\"", spec))
 			return
 		}
 		prog, err := exec.LookPath(argv[0])

@@ -1,42 +1,44 @@
-package onnx
+package onnxbench
 
 import (
 	"fmt"
 	"math/rand/v2"
 	"time"
+
+	"irl/onnx"
 )
 
 // MatMulPeak measures ONNX Runtime's float32 MatMul throughput on this
 // machine, in FLOP/s, for an (n,n)×(n,n) product: the yardstick that
 // benchmarks report their fraction of. It runs for at least minTime.
-func MatMulPeak(n int, o Options, minTime time.Duration) (float64, error) {
-	g := NewGraph("matmul_peak")
-	a := g.Input("a", Float, n, n)
+func MatMulPeak(n int, o onnx.Options, minTime time.Duration) (float64, error) {
+	g := onnx.NewGraph("matmul_peak")
+	a := g.Input("a", onnx.Float, n, n)
 	b := g.Initializer("b", []int{n, n}, randomF32(n*n, 1))
-	g.Output(g.MatMul(a, b), "c", Float, n, n)
+	g.Output(g.MatMul(a, b), "c", onnx.Float, n, n)
 	model, err := g.Marshal()
 	if err != nil {
 		return 0, err
 	}
-	s, err := NewSession(model, "", []string{"a"}, []string{"c"}, o)
+	s, err := onnx.NewSession(model, "", []string{"a"}, []string{"c"}, o)
 	if err != nil {
 		return 0, err
 	}
 	defer s.Destroy()
-	in, err := TensorF32(randomF32(n*n, 2), int64(n), int64(n))
+	in, err := onnx.TensorF32(randomF32(n*n, 2), int64(n), int64(n))
 	if err != nil {
 		return 0, err
 	}
 	defer in.Destroy()
-	out, err := NewEmptyF32(int64(n), int64(n))
+	out, err := onnx.NewEmptyF32(int64(n), int64(n))
 	if err != nil {
 		return 0, err
 	}
 	defer out.Destroy()
-	run := func() error { return s.RunInto([]ORTValue{in}, []ORTValue{out}) }
+	run := func() error { return s.RunInto([]onnx.ORTValue{in}, []onnx.ORTValue{out}) }
 	for i := 0; i < 3; i++ { // warm up: thread pool, prepacking
 		if err := run(); err != nil {
-			return 0, fmt.Errorf("onnx: MatMul peak: %w", err)
+			return 0, fmt.Errorf("onnxbench: MatMul peak: %w", err)
 		}
 	}
 	start := time.Now()
@@ -65,7 +67,7 @@ var PeakSizes = []int{256, 512, 1024, 2048}
 // MatMulBestPeak is the highest MatMulPeak over PeakSizes, each measured for
 // perSize: the honest denominator for "fraction of peak", since the best size
 // depends on the machine's caches.
-func MatMulBestPeak(o Options, perSize time.Duration) (float64, error) {
+func MatMulBestPeak(o onnx.Options, perSize time.Duration) (float64, error) {
 	best := 0.0
 	for _, n := range PeakSizes {
 		f, err := MatMulPeak(n, o, perSize)

@@ -1,4 +1,4 @@
-package onnx
+package onnxbench
 
 import (
 	"encoding/json"
@@ -27,7 +27,7 @@ type OpTime struct {
 func ProfileByOpType(prefix string) ([]OpTime, string, error) {
 	files, _ := filepath.Glob(prefix + "*.json")
 	if len(files) == 0 {
-		return nil, "", fmt.Errorf("onnx: no profile %s*.json (is the session destroyed?)", prefix)
+		return nil, "", fmt.Errorf("onnxbench: no profile %s*.json (is the session destroyed?)", prefix)
 	}
 	newest, newestTime := "", time.Time{}
 	for _, f := range files {
@@ -48,7 +48,7 @@ func ProfileByOpType(prefix string) ([]OpTime, string, error) {
 		} `json:"args"`
 	}
 	if err := json.Unmarshal(data, &events); err != nil {
-		return nil, "", fmt.Errorf("onnx: reading profile %s: %w", newest, err)
+		return nil, "", fmt.Errorf("onnxbench: reading profile %s: %w", newest, err)
 	}
 	byOp := map[string]*OpTime{}
 	nodes := map[string]map[string]bool{}
