@@ -14,12 +14,19 @@ build: ort
 ort:
 	@tools/fetch-ort.sh >/dev/null
 
+# staticcheck, pinned, installed into .cache/bin (git ignores it) from the
+# Go module proxy the first time.
+STATICCHECK := .cache/bin/staticcheck
+$(STATICCHECK):
+	GOBIN=$(CURDIR)/.cache/bin GOFLAGS= $(GO) install honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
 # The test command named in README.md and run by CI.
-test: ort
+test: ort $(STATICCHECK)
 	gofmt -l . | (! grep .) || (echo "gofmt needed on the files above"; exit 1)
 	$(GO) vet ./...
+	$(STATICCHECK) ./...
 	$(GO) test ./...
-	$(GO) test -race ./onnx/... ./tokenizer/... ./rewardhead/... ./features/... ./optim/... ./policy/... ./reward/... ./checkpoint/... ./ppo/...
+	$(GO) test -race ./onnx/... ./tokenizer/... ./rewardhead/... ./features/... ./optim/... ./neox/... ./policy/... ./reward/... ./checkpoint/... ./ppo/...
 
 # The paper's toy demonstration end to end: demo/report.md (about half a
 # minute on 2 cores, after the build; the first build on a fresh machine
@@ -37,7 +44,7 @@ bench: ort
 # target per run), 60 s each. Crashers land in the package's testdata/fuzz.
 fuzz: ort
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 60s -fuzzminimizetime 2s ./safetensors/
-	$(GO) test -run '^$$' -fuzz '^FuzzParseConfig$$' -fuzztime 60s -fuzzminimizetime 2s ./policy/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseConfig$$' -fuzztime 60s -fuzzminimizetime 2s ./neox/
 	$(GO) test -run '^$$' -fuzz '^FuzzIndex$$' -fuzztime 60s -fuzzminimizetime 2s ./weights/
 	$(GO) test -run '^$$' -fuzz '^FuzzPickle$$' -fuzztime 60s -fuzzminimizetime 2s ./weights/
 	$(GO) test -run '^$$' -fuzz '^FuzzReadHead$$' -fuzztime 60s -fuzzminimizetime 2s ./rewardhead/

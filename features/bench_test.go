@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"irl/neox"
 	"irl/onnx"
 	"irl/onnx/onnxbench"
-	"irl/policy"
 )
 
 // benchPeak is ORT's MatMul peak, measured once per process: the yardstick
@@ -29,7 +29,7 @@ func peak(b *testing.B) float64 {
 // matmulFLOPs counts the MatMul work of extracting seqs as computed:
 // length-sorted batches of batchSize rows padded to their longest row, the
 // attention over the full S×S included.
-func matmulFLOPs(cfg policy.Config, seqs [][]int64, batchSize int) float64 {
+func matmulFLOPs(cfg neox.Config, seqs [][]int64, batchSize int) float64 {
 	d, f := float64(cfg.HiddenSize), float64(cfg.IntermediateSize)
 	flops := 0.0
 	order := sortedLengths(seqs)
@@ -45,9 +45,9 @@ func matmulFLOPs(cfg policy.Config, seqs [][]int64, batchSize int) float64 {
 // runFeatures extracts last-token features of the final layer for seqs in
 // batches of batchSize rows on a fresh extractor, and reports tokens/s and
 // the fraction of ORT MatMul peak measured in the same process.
-func runFeatures(b *testing.B, m *policy.Model, seqs [][]int64, batchSize int, path Options) {
+func runFeatures(b *testing.B, m *neox.Model, seqs [][]int64, batchSize int, path Options) {
 	o := path
-	o.Layer, o.Pool, o.BatchSize = -1, policy.PoolLast, batchSize
+	o.Layer, o.Pool, o.BatchSize = -1, neox.PoolLast, batchSize
 	e, err := NewModelExtractor(m, o)
 	if err != nil {
 		b.Fatal(err)
@@ -90,8 +90,8 @@ var benchPaths = []struct {
 // benchFeatures extracts features for n random texts of 64–256 tokens in
 // batches of 32, on both paths.
 func benchFeatures(b *testing.B, shape string, n int) {
-	cfg := policy.Shapes[shape]
-	m, err := policy.Init(cfg, 1)
+	cfg := neox.Shapes[shape]
+	m, err := neox.Init(cfg, 1)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -134,8 +134,8 @@ func BenchmarkFeatures410m(b *testing.B) { benchFeatures(b, "pythia-410m", 128) 
 //	go test -run '^$' -bench FeaturesGrid -benchtime 1x ./features/
 //	go test -run '^$' -bench 'FeaturesGrid/fused' -benchtime 1x ./features/
 func BenchmarkFeaturesGrid(b *testing.B) {
-	cfg := policy.Shapes["pythia-70m"]
-	m, err := policy.Init(cfg, 1)
+	cfg := neox.Shapes["pythia-70m"]
+	m, err := neox.Init(cfg, 1)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,19 +1,15 @@
-// Package features extracts h(o), a frozen model's pooled hidden state for
-// each text, in fast batches: the reward head sees text only through it.
-//
-// The path is rows → token ids → length-sorted buckets padded on the right →
-// a forward graph that stops at the requested layer and pools in the graph →
-// one F32 [N,D] matrix in input order.
 package features
 
 import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
 	"irl/batching"
+	"irl/neox"
 	"irl/onnx"
 	"irl/policy"
 	"irl/progress"
@@ -26,7 +22,7 @@ type Options struct {
 	// the end, so -1 is the last.
 	Layer int
 	// Pool is PoolLast (the last real token, the default) or PoolMean.
-	Pool policy.Pooling
+	Pool neox.Pooling
 	// BatchSize is the number of rows per batch: rows of similar lengths
 	// padded to the longest of them.
 	BatchSize int
@@ -36,7 +32,7 @@ type Options struct {
 	// activations in the caches. 0 means DefaultMaxTokens, negative no cap.
 	MaxTokens int
 	// Standard runs the model on a graph of standard ONNX operators instead
-	// of ONNX Runtime's fused kernels (see policy.ForwardOptions.Standard).
+	// of ONNX Runtime's fused kernels (see neox.ForwardOptions.Standard).
 	Standard bool
 	// Session configures ONNX Runtime.
 	Session onnx.Options
@@ -57,23 +53,23 @@ type Extractor interface {
 	// Layer is the resolved, non-negative hidden-state index.
 	Layer() int
 	// run computes pooled features F32 [B,D] for a right-padded batch.
-	run(bt *policy.Batch) ([]float32, error)
+	run(bt *neox.Batch) ([]float32, error)
 	// Destroy releases the session.
 	Destroy()
 }
 
 // Open makes an Extractor for a Hugging Face model folder or an .onnx file.
 func Open(model string, o Options) (Extractor, error) {
-	if o.Pool == policy.NoPool {
-		o.Pool = policy.PoolLast
+	if o.Pool == neox.NoPool {
+		o.Pool = neox.PoolLast
 	}
-	if _, err := policy.ParsePooling(string(o.Pool)); err != nil {
+	if _, err := neox.ParsePooling(string(o.Pool)); err != nil {
 		return nil, err
 	}
 	if strings.HasSuffix(strings.ToLower(model), ".onnx") {
 		return openONNX(model, o)
 	}
-	m, err := policy.Load(model)
+	m, err := neox.Load(model)
 	if err != nil {
 		return nil, err
 	}
@@ -87,27 +83,27 @@ func resolveLayer(layer, numLayers int) (int, error) {
 		l += numLayers + 1
 	}
 	if l < 0 || l > numLayers {
-		return 0, fmt.Errorf("--layer %d is out of range: this model has hidden states 0…%d (or -1…-%d)", layer, numLayers, numLayers+1)
+		return 0, fmt.Errorf("layer %d is out of range: this model has hidden states 0…%d (or -1…-%d)", layer, numLayers, numLayers+1)
 	}
 	return l, nil
 }
 
 type modelExtractor struct {
 	r     *policy.Runner
-	cfg   policy.Config
+	cfg   neox.Config
 	layer int
 }
 
 // NewModelExtractor extracts features from a loaded model, building a graph
 // that stops at the requested layer and pools in the graph.
-func NewModelExtractor(m *policy.Model, o Options) (Extractor, error) {
+func NewModelExtractor(m *neox.Model, o Options) (Extractor, error) {
 	l, err := resolveLayer(o.Layer, m.Config.NumLayers)
 	if err != nil {
 		return nil, err
 	}
 	pool := o.Pool
-	if pool == policy.NoPool {
-		pool = policy.PoolLast
+	if pool == neox.NoPool {
+		pool = neox.PoolLast
 	}
 	maxTokens := o.MaxTokens
 	switch {
@@ -116,18 +112,19 @@ func NewModelExtractor(m *policy.Model, o Options) (Extractor, error) {
 	case maxTokens < 0:
 		maxTokens = 0
 	}
-	fo := policy.ForwardOptions{Hidden: []int{l}, Pool: pool, Standard: o.Standard, MaxTokens: maxTokens}
-	r, err := policy.NewRunner(m, fo, o.Session)
+	fo := neox.ForwardOptions{Hidden: []int{l}, Pool: pool, Standard: o.Standard}
+	r, err := policy.NewRunner(m, fo, o.Session, nil)
 	if err != nil {
 		return nil, err
 	}
+	r.MaxTokens = maxTokens
 	return &modelExtractor{r: r, cfg: m.Config, layer: l}, nil
 }
 
 func (e *modelExtractor) Dim() int   { return e.cfg.HiddenSize }
 func (e *modelExtractor) Layer() int { return e.layer }
 func (e *modelExtractor) Destroy()   { e.r.Destroy() }
-func (e *modelExtractor) run(bt *policy.Batch) ([]float32, error) {
+func (e *modelExtractor) run(bt *neox.Batch) ([]float32, error) {
 	for i, id := range bt.InputIDs {
 		if id >= int64(e.cfg.VocabSize) {
 			return nil, fmt.Errorf("token id %d (row %d of the batch) is outside the vocabulary [0,%d)", id, i/bt.S, e.cfg.VocabSize)
@@ -137,19 +134,22 @@ func (e *modelExtractor) run(bt *policy.Batch) ([]float32, error) {
 	if err != nil {
 		return nil, err
 	}
-	return out[policy.HiddenOutput(e.layer)].Data, nil
+	return out[neox.HiddenOutput(e.layer)].Data, nil
 }
 
 // onnxExtractor runs an .onnx file exported by another tool, such as
 // torch.onnx.export of a transformers model: inputs input_ids and
 // attention_mask (and position_ids if it has one), output last_hidden_state
-// or hidden_states.N. It pools in Go.
+// or hidden_states.N. It runs through a binding, as every session of the
+// project does, and pools in Go.
 type onnxExtractor struct {
-	s      *onnx.Session
-	pool   policy.Pooling
+	s      *onnx.BoundSession
+	bind   *onnx.Binding
+	cpu    *onnx.MemoryInfo // where the hidden states come back
+	output string
+	pool   neox.Pooling
 	layer  int
 	dim    int
-	hasPos bool
 }
 
 func openONNX(path string, o Options) (Extractor, error) {
@@ -158,18 +158,14 @@ func openONNX(path string, o Options) (Extractor, error) {
 		return nil, err
 	}
 	e := &onnxExtractor{pool: o.Pool}
-	var inputs []string
 	for _, in := range ins {
 		switch in {
-		case policy.InputIDs, policy.AttentionMask:
-		case policy.PositionIDs:
-			e.hasPos = true
+		case neox.InputIDs, neox.AttentionMask, neox.PositionIDs:
 		default:
 			return nil, fmt.Errorf("%s: input %q is not supported: want input_ids, attention_mask, position_ids", path, in)
 		}
-		inputs = append(inputs, in)
 	}
-	if !contains(inputs, policy.InputIDs) || !contains(inputs, policy.AttentionMask) {
+	if !slices.Contains(ins, neox.InputIDs) || !slices.Contains(ins, neox.AttentionMask) {
 		return nil, fmt.Errorf("%s: inputs %v: want input_ids and attention_mask", path, ins)
 	}
 	// Hidden states the file offers, by index; last_hidden_state is -1.
@@ -177,7 +173,7 @@ func openONNX(path string, o Options) (Extractor, error) {
 	maxIdx := -1
 	for _, out := range outs {
 		var k int
-		if _, err := fmt.Sscanf(out, "hidden_states.%d", &k); err == nil && out == policy.HiddenOutput(k) {
+		if _, err := fmt.Sscanf(out, "hidden_states.%d", &k); err == nil && out == neox.HiddenOutput(k) {
 			hidden[k] = out
 			maxIdx = max(maxIdx, k)
 		}
@@ -193,77 +189,96 @@ func openONNX(path string, o Options) (Extractor, error) {
 			return nil, fmt.Errorf("%s: has no output hidden_states.%d", path, l)
 		}
 		output, e.layer = hidden[l], l
-	case contains(outs, "last_hidden_state"):
+	case slices.Contains(outs, "last_hidden_state"):
 		if o.Layer != -1 {
-			return nil, fmt.Errorf("%s: only last_hidden_state is exported, so --layer must be -1 (got %d)", path, o.Layer)
+			return nil, fmt.Errorf("%s: only last_hidden_state is exported, so layer must be -1 (got %d)", path, o.Layer)
 		}
 		output, e.layer = "last_hidden_state", -1
 	default:
 		return nil, fmt.Errorf("%s: outputs %v: want last_hidden_state or hidden_states.N", path, outs)
 	}
-	s, err := onnx.NewSession(nil, path, inputs, []string{output}, o.Session)
-	if err != nil {
-		return nil, err
-	}
-	e.s = s
-	return e, nil
-}
-
-func contains(xs []string, x string) bool {
-	for _, y := range xs {
-		if x == y {
-			return true
+	e.output = output
+	if e.s, err = onnx.NewBoundSession(nil, path, o.Session); err == nil {
+		if e.bind, err = e.s.NewBinding(); err == nil {
+			e.cpu, err = onnx.NewMemoryInfo(onnx.CPU, 0)
 		}
 	}
-	return false
+	if err != nil {
+		e.Destroy()
+		return nil, err
+	}
+	return e, nil
 }
 
 func (e *onnxExtractor) Dim() int   { return e.dim }
 func (e *onnxExtractor) Layer() int { return e.layer }
-func (e *onnxExtractor) Destroy()   { e.s.Destroy() }
-func (e *onnxExtractor) run(bt *policy.Batch) ([]float32, error) {
+func (e *onnxExtractor) Destroy() {
+	e.bind.Destroy()
+	e.s.Destroy()
+	e.cpu.Destroy()
+}
+
+func (e *onnxExtractor) run(bt *neox.Batch) ([]float32, error) {
 	bt.Complete()
-	var vals []onnx.ORTValue
-	defer func() { onnx.DestroyAll(vals...) }()
-	for _, name := range e.s.Inputs {
-		var data []int64
+	// The inputs are bound over the batch's Go memory, then unbound and
+	// released, so that nothing stays pinned between runs.
+	var ins []*onnx.DeviceTensor
+	defer func() {
+		e.bind.ClearInputs()
+		e.bind.ClearOutputs()
+		for _, t := range ins {
+			t.Destroy()
+		}
+	}()
+	for _, name := range e.s.Inputs() {
+		data := bt.InputIDs
 		switch name {
-		case policy.InputIDs:
-			data = bt.InputIDs
-		case policy.AttentionMask:
+		case neox.AttentionMask:
 			data = bt.AttentionMask
-		case policy.PositionIDs:
+		case neox.PositionIDs:
 			data = bt.PositionIDs
 		}
-		t, err := onnx.TensorI64(data, int64(bt.B), int64(bt.S))
+		t, err := onnx.NewHostTensorI64(data, int64(bt.B), int64(bt.S))
 		if err != nil {
 			return nil, err
 		}
-		vals = append(vals, t)
+		ins = append(ins, t)
+		if err := e.bind.BindInput(name, t); err != nil {
+			return nil, err
+		}
 	}
-	outs, err := e.s.Run(vals...)
+	// The width is known only when the run ends: ONNX Runtime allocates
+	// the output, in host memory.
+	if err := e.bind.BindOutputToDevice(e.output, e.cpu); err != nil {
+		return nil, err
+	}
+	if err := e.bind.Run(); err != nil {
+		return nil, err
+	}
+	out, err := e.bind.Output(e.output)
 	if err != nil {
 		return nil, err
 	}
-	defer onnx.DestroyAll(outs...)
-	h, shape, err := onnx.Float32Data(outs[0])
+	defer out.Destroy()
+	h, err := out.Float32s()
 	if err != nil {
 		return nil, err
 	}
+	shape := out.Shape()
 	if len(shape) != 3 || int(shape[0]) != bt.B || int(shape[1]) != bt.S {
-		return nil, fmt.Errorf("%s has shape %v, want [%d,%d,D]", e.s.Outputs[0], shape, bt.B, bt.S)
+		return nil, fmt.Errorf("%s has shape %v, want [%d,%d,D]", e.output, shape, bt.B, bt.S)
 	}
 	e.dim = int(shape[2])
 	return PoolRows(h, bt.AttentionMask, bt.B, bt.S, e.dim, e.pool), nil
 }
 
 // PoolRows pools hidden states h (B,S,D) over the real tokens of mask (B,S).
-func PoolRows(h []float32, mask []int64, b, s, d int, pool policy.Pooling) []float32 {
+func PoolRows(h []float32, mask []int64, b, s, d int, pool neox.Pooling) []float32 {
 	out := make([]float32, b*d)
 	for r := 0; r < b; r++ {
 		dst := out[r*d : (r+1)*d]
 		switch pool {
-		case policy.PoolMean:
+		case neox.PoolMean:
 			acc := make([]float64, d)
 			n := 0
 			for j := 0; j < s; j++ {
@@ -330,7 +345,7 @@ func Extract(e Extractor, seqs [][]int64, o Options) ([]float32, Stats, error) {
 	tokensDone := 0
 	err := batching.Sorted(lengths, bs, func(idx []int, s int) error {
 		ids, mask := batching.RightPad(seqs, idx, s, 0)
-		bt := &policy.Batch{B: len(idx), S: s, InputIDs: ids, AttentionMask: mask}
+		bt := &neox.Batch{B: len(idx), S: s, InputIDs: ids, AttentionMask: mask}
 		feats, err := e.run(bt)
 		if err != nil {
 			return err

@@ -8,8 +8,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"irl/neox"
 	"irl/onnx"
-	"irl/policy"
 	"irl/safetensors"
 )
 
@@ -83,7 +83,7 @@ func closeRel(t *testing.T, what string, got, want []float32, rel float64) {
 }
 
 // expected pools the reference hidden state (B,S,D) by hand.
-func expected(h []float32, mask []int64, b, s, d int, pool policy.Pooling) []float32 {
+func expected(h []float32, mask []int64, b, s, d int, pool neox.Pooling) []float32 {
 	out := make([]float32, b*d)
 	for r := 0; r < b; r++ {
 		var acc = make([]float64, d)
@@ -105,7 +105,7 @@ func expected(h []float32, mask []int64, b, s, d int, pool policy.Pooling) []flo
 		}
 		last := real[max(len(real)-back, 0)]
 		for k := 0; k < d; k++ {
-			if pool == policy.PoolMean {
+			if pool == neox.PoolMean {
 				out[r*d+k] = float32(acc[k] / float64(n))
 			} else {
 				out[r*d+k] = h[(r*s+last)*d+k]
@@ -125,7 +125,7 @@ var paths = []struct {
 func TestFeaturesMatchFixtures(t *testing.T) {
 	for _, name := range []string{"tiny-neox-parallel", "tiny-neox-sequential"} {
 		for _, layer := range []int{-1, 1} {
-			for _, pool := range []policy.Pooling{policy.PoolLast, policy.PoolMean, "last:2", "last:4"} {
+			for _, pool := range []neox.Pooling{neox.PoolLast, neox.PoolMean, "last:2", "last:4"} {
 				for _, path := range paths {
 					t.Run(fmt.Sprintf("%s/layer%d/%s/%s", name, layer, pool, path.name), func(t *testing.T) {
 						featuresMatchFixture(t, name, layer, pool, path.standard)
@@ -136,7 +136,7 @@ func TestFeaturesMatchFixtures(t *testing.T) {
 	}
 }
 
-func featuresMatchFixture(t *testing.T, name string, layer int, pool policy.Pooling, standard bool) {
+func featuresMatchFixture(t *testing.T, name string, layer int, pool neox.Pooling, standard bool) {
 	dir := filepath.Join(fixtures, name)
 	rows, ref, mask, b, s := fixtureRows(t, dir)
 	o := Options{Layer: layer, Pool: pool, BatchSize: 8, Session: onnx.Options{Threads: 1}, Standard: standard}
@@ -156,14 +156,14 @@ func featuresMatchFixture(t *testing.T, name string, layer int, pool policy.Pool
 	if layer == -1 && hidx != 2 {
 		t.Errorf("layer -1 resolved to %d", hidx)
 	}
-	h := f32(t, ref, policy.HiddenOutput(hidx))
+	h := f32(t, ref, neox.HiddenOutput(hidx))
 	closeRel(t, "features", got, expected(h, mask, b, s, e.Dim(), pool), 1e-4)
 }
 
 // Rows of mixed lengths come back in input order, whatever the bucketing.
 func TestFeaturesOrderUnderBucketing(t *testing.T) {
 	dir := filepath.Join(fixtures, "tiny-neox-parallel")
-	m, err := policy.Load(dir)
+	m, err := neox.Load(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +204,7 @@ func TestONNXFileParity(t *testing.T) {
 	dir := filepath.Join(fixtures, "tiny-neox-torch-export")
 	rows, ref, mask, b, s := fixtureRows(t, dir)
 	h := f32(t, ref, "last_hidden_state")
-	for _, pool := range []policy.Pooling{policy.PoolLast, policy.PoolMean} {
+	for _, pool := range []neox.Pooling{neox.PoolLast, neox.PoolMean} {
 		o := Options{Layer: -1, Pool: pool, BatchSize: 2, Session: onnx.Options{Threads: 1}}
 		var results [][]float32
 		for _, model := range []string{filepath.Join(dir, "model.onnx"), dir} {
@@ -243,12 +243,12 @@ func TestLayerOutOfRange(t *testing.T) {
 // operators within 1e-5, for rows of mixed lengths, every pooling, and
 // runs capped at a few rows.
 func TestFeaturesFusedMatchStandard(t *testing.T) {
-	cfg := policy.Config{VocabSize: 97, HiddenSize: 64, NumLayers: 2, NumHeads: 4, IntermediateSize: 128,
+	cfg := neox.Config{VocabSize: 97, HiddenSize: 64, NumLayers: 2, NumHeads: 4, IntermediateSize: 128,
 		MaxPositions: 64, RotaryPct: 0.25, RotaryBase: 10000, LayerNormEps: 1e-5, HiddenAct: "gelu",
 		ParallelResidual: true, InitializerRange: 0.2}
 	for _, parallel := range []bool{true, false} {
 		cfg.ParallelResidual = parallel
-		m, err := policy.Init(cfg, 9)
+		m, err := neox.Init(cfg, 9)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -260,7 +260,7 @@ func TestFeaturesFusedMatchStandard(t *testing.T) {
 				seqs[i][j] = r.Int64N(int64(cfg.VocabSize))
 			}
 		}
-		for _, pool := range []policy.Pooling{policy.PoolLast, policy.PoolMean, "last:3"} {
+		for _, pool := range []neox.Pooling{neox.PoolLast, neox.PoolMean, "last:3"} {
 			var got [][]float32
 			for _, o := range []Options{
 				{Layer: -1, Pool: pool, BatchSize: 8, Standard: true},
@@ -290,7 +290,7 @@ func TestFeaturesFusedMatchStandard(t *testing.T) {
 // forward graph, on the fused and the standard graphs.
 func TestBoundMatchesPlain(t *testing.T) {
 	dir := filepath.Join(fixtures, "tiny-neox-parallel")
-	m, err := policy.Load(dir)
+	m, err := neox.Load(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -298,19 +298,19 @@ func TestBoundMatchesPlain(t *testing.T) {
 	it, _ := f.Get("input_ids")
 	ids, _ := it.Int64s()
 	for _, standard := range []bool{false, true} {
-		for _, pool := range []policy.Pooling{policy.PoolLast, policy.PoolMean} {
+		for _, pool := range []neox.Pooling{neox.PoolLast, neox.PoolMean} {
 			e, err := NewModelExtractor(m, Options{Layer: -1, Pool: pool, MaxTokens: -1, Standard: standard, Session: onnx.Options{Threads: 1}})
 			if err != nil {
 				t.Fatal(err)
 			}
-			bt := &policy.Batch{B: b, S: s, InputIDs: ids, AttentionMask: mask}
+			bt := &neox.Batch{B: b, S: s, InputIDs: ids, AttentionMask: mask}
 			got, err := e.(*modelExtractor).run(bt)
 			if err != nil {
 				t.Fatal(err)
 			}
 			e.Destroy()
-			fo := policy.ForwardOptions{Hidden: []int{m.Config.NumLayers}, Pool: pool, Standard: standard}
-			fg, err := policy.BuildForward(m, fo)
+			fo := neox.ForwardOptions{Hidden: []int{m.Config.NumLayers}, Pool: pool, Standard: standard}
+			fg, err := neox.BuildForward(m, fo)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -6,8 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"irl/neox"
 	"irl/onnx"
-	"irl/policy"
 	"irl/rewardhead"
 	"irl/rows"
 	"irl/tokenizer"
@@ -22,7 +22,7 @@ type PipelineOptions struct {
 	Tokenizer string
 	// Layer, Pool, BatchSize, Session and Progress are Options'.
 	Layer     int
-	Pool      policy.Pooling
+	Pool      neox.Pooling
 	BatchSize int
 	Session   onnx.Options
 	Progress  io.Writer
@@ -42,7 +42,7 @@ type PipelineOptions struct {
 type Pipeline struct {
 	o      PipelineOptions
 	ext    Extractor
-	cfg    *policy.Config // nil for an .onnx file without config.json
+	cfg    *neox.Config // nil for an .onnx file without config.json
 	tok    *tokenizer.Tokenizer
 	tokErr error
 	// fingerprint identifies the model in the features' metadata.
@@ -63,7 +63,7 @@ func NewPipeline(o PipelineOptions) (*Pipeline, error) {
 	if isONNX {
 		cfgPath = filepath.Join(filepath.Dir(o.Model), "config.json")
 	}
-	if cc, err := policy.LoadConfig(cfgPath); err == nil {
+	if cc, err := neox.LoadConfig(cfgPath); err == nil {
 		p.cfg = &cc
 	} else if !isONNX {
 		return nil, err
@@ -73,7 +73,7 @@ func NewPipeline(o PipelineOptions) (*Pipeline, error) {
 			p.o.MaxLength = p.cfg.MaxPositions
 		}
 		if p.o.MaxLength > p.cfg.MaxPositions {
-			return nil, fmt.Errorf("features: --max-length %d exceeds the model's max_position_embeddings %d", p.o.MaxLength, p.cfg.MaxPositions)
+			return nil, fmt.Errorf("features: max_length %d exceeds the model's max_position_embeddings %d", p.o.MaxLength, p.cfg.MaxPositions)
 		}
 	}
 	var err error
@@ -97,7 +97,7 @@ func (p *Pipeline) MaxLength() int { return p.o.MaxLength }
 func (p *Pipeline) tokenizer(file string) (*tokenizer.Tokenizer, error) {
 	if p.tok == nil && p.tokErr == nil {
 		if p.o.Tokenizer == "" && strings.HasSuffix(strings.ToLower(p.o.Model), ".onnx") && p.cfg == nil {
-			p.tokErr = fmt.Errorf("%s has text rows: give the tokenizer with --tokenizer", file)
+			p.tokErr = fmt.Errorf("%s has text rows: give a tokenizer (none is in the model folder)", file)
 		} else if p.tok, p.tokErr = tokenizer.Load(tokenizer.DefaultPath(p.o.Model, p.o.Tokenizer)); p.tokErr != nil {
 			p.tokErr = fmt.Errorf("%s has text rows, which need a tokenizer: %w", file, p.tokErr)
 		}
@@ -170,9 +170,9 @@ func (p *Pipeline) Features(input string, enc []rows.Encoded, skipped int) (*rew
 	return f, st, nil
 }
 
-func (p *Pipeline) pool() policy.Pooling {
-	if p.o.Pool == policy.NoPool {
-		return policy.PoolLast
+func (p *Pipeline) pool() neox.Pooling {
+	if p.o.Pool == neox.NoPool {
+		return neox.PoolLast
 	}
 	return p.o.Pool
 }

@@ -94,7 +94,7 @@ func NewBoundSession(model []byte, path string, o Options) (*BoundSession, error
 		tf32 := C.CString(o.cudaTF32())
 		defer C.free(unsafe.Pointer(tf32))
 		if err := statusError(C.irl_session_options_append_cuda(so, id, tf32)); err != nil {
-			return nil, fmt.Errorf("onnx: --device cuda: the CUDA execution provider (device %d) could not be loaded by %s "+
+			return nil, fmt.Errorf("onnx: device cuda: the CUDA execution provider (device %d) could not be loaded by %s "+
 				"(it needs libonnxruntime_providers_cuda.so beside it, with CUDA and cuDNN on the library path): %w", o.CUDADevice, Library(), err)
 		}
 		mem, err = NewMemoryInfo(CUDA, o.CUDADevice)

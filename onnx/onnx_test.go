@@ -163,7 +163,7 @@ func TestFindLibraryOrder(t *testing.T) {
 	if _, err := FindLibrary(""); err == nil || !strings.Contains(err.Error(), LibraryEnv) {
 		t.Errorf("a bad %s must be an error naming it, got %v", LibraryEnv, err)
 	}
-	if _, err := FindLibrary("/nope.so"); err == nil || !strings.Contains(err.Error(), "--ort-lib") {
+	if _, err := FindLibrary("/nope.so"); err == nil || !strings.Contains(err.Error(), "ort_lib") {
 		t.Errorf("a bad --ort-lib must be an error naming it, got %v", err)
 	}
 	lib := Library()

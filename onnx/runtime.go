@@ -32,7 +32,7 @@ libonnxruntime.so (1.24 or newer)`)
 // (.cache/ort/<version>/ above the executable or the working directory), then
 // the system's library folders.
 func FindLibrary(flag string) (string, error) {
-	for _, p := range []struct{ path, from string }{{flag, "--ort-lib"}, {os.Getenv(LibraryEnv), LibraryEnv}} {
+	for _, p := range []struct{ path, from string }{{flag, "ort_lib"}, {os.Getenv(LibraryEnv), LibraryEnv}} {
 		if p.path == "" {
 			continue
 		}
@@ -261,14 +261,14 @@ func appendCUDA(so *ort.SessionOptions, o Options) error {
 	device := o.CUDADevice
 	co, err := ort.NewCUDAProviderOptions()
 	if err != nil {
-		return fmt.Errorf("onnx: --device cuda: this ONNX Runtime (%s) has no CUDA provider: %w", Library(), err)
+		return fmt.Errorf("onnx: device cuda: this ONNX Runtime (%s) has no CUDA provider: %w", Library(), err)
 	}
 	defer co.Destroy()
 	if err := co.Update(map[string]string{"device_id": fmt.Sprint(device), "use_tf32": o.cudaTF32()}); err != nil {
-		return fmt.Errorf("onnx: --device cuda: setting CUDA device %d: %w", device, err)
+		return fmt.Errorf("onnx: device cuda: setting CUDA device %d: %w", device, err)
 	}
 	if err := so.AppendExecutionProviderCUDA(co); err != nil {
-		return fmt.Errorf("onnx: --device cuda: the CUDA execution provider could not be loaded by %s "+
+		return fmt.Errorf("onnx: device cuda: the CUDA execution provider could not be loaded by %s "+
 			"(it needs libonnxruntime_providers_cuda.so beside it, with CUDA and cuDNN on the library path): %w", Library(), err)
 	}
 	return nil

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"irl/neox"
 	"irl/onnx"
 	"irl/onnx/onnxbench"
 )
@@ -15,7 +16,7 @@ import (
 // forwardFLOPs counts the multiply-adds (×2) of the MatMuls a forward graph
 // runs for a batch of b rows of s tokens, attention over the full S×S included,
 // as the graph computes it.
-func forwardFLOPs(c Config, b, s int, logits bool) float64 {
+func forwardFLOPs(c neox.Config, b, s int, logits bool) float64 {
 	d, f := float64(c.HiddenSize), float64(c.IntermediateSize)
 	perToken := float64(c.NumLayers) * (2*d*3*d + 2*d*d + 2*2*d*f + 2*2*float64(s)*d)
 	if logits {
@@ -26,8 +27,8 @@ func forwardFLOPs(c Config, b, s int, logits bool) float64 {
 
 // benchSetup makes a pythia-70m-shaped model, a batch of random ids, and
 // measures ORT's MatMul peak, the yardstick of the same run.
-func benchSetup(b *testing.B, bs, seq int) (*Model, *Batch, float64) {
-	m, err := Init(Shapes["pythia-70m"], 1)
+func benchSetup(b *testing.B, bs, seq int) (*neox.Model, *neox.Batch, float64) {
+	m, err := neox.Init(neox.Shapes["pythia-70m"], 1)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -36,7 +37,7 @@ func benchSetup(b *testing.B, bs, seq int) (*Model, *Batch, float64) {
 		b.Fatal(err)
 	}
 	r := rand.New(rand.NewPCG(1, 2))
-	bt := &Batch{B: bs, S: seq, InputIDs: make([]int64, bs*seq)}
+	bt := &neox.Batch{B: bs, S: seq, InputIDs: make([]int64, bs*seq)}
 	for i := range bt.InputIDs {
 		bt.InputIDs[i] = r.Int64N(int64(m.Config.VocabSize))
 	}
@@ -65,17 +66,17 @@ func BenchmarkForward(b *testing.B) {
 	cfg := m.Config
 	type bench struct {
 		name string
-		fo   ForwardOptions
+		fo   neox.ForwardOptions
 	}
 	var benches []bench
 	for _, path := range paths {
 		benches = append(benches,
-			bench{"pythia-70m/logits/" + path.name, ForwardOptions{Logits: true, Standard: path.standard}},
-			bench{"pythia-70m/last-hidden/" + path.name, ForwardOptions{Hidden: []int{cfg.NumLayers}, Standard: path.standard}})
+			bench{"pythia-70m/logits/" + path.name, neox.ForwardOptions{Logits: true, Standard: path.standard}},
+			bench{"pythia-70m/last-hidden/" + path.name, neox.ForwardOptions{Hidden: []int{cfg.NumLayers}, Standard: path.standard}})
 	}
 	for _, tc := range benches {
 		b.Run(tc.name, func(b *testing.B) {
-			run, err := NewRunner(m, tc.fo, onnx.Options{})
+			run, err := NewRunner(m, tc.fo, onnx.Options{}, nil)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -107,7 +108,7 @@ func BenchmarkTrainStep(b *testing.B) {
 	cfg := m.Config
 	tb := &TrainBatch{Batch: *bt}
 	tb.NextTokenTargets()
-	tr, err := NewTrainer(m, TrainOptions{UnfrozenLayers: -1}, onnx.Options{})
+	tr, err := NewTrainer(m, neox.TrainOptions{UnfrozenLayers: -1}, onnx.Options{}, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

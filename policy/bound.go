@@ -3,20 +3,13 @@ package policy
 import (
 	"fmt"
 
+	"irl/neox"
 	"irl/onnx"
 )
 
-// Every session here runs through an IoBinding (onnx.BoundSession): the
-// weights, gradients and key/value caches are bound where they live (Go
-// memory on CPU, device memory on CUDA: see ParamStore), and a run's small
-// inputs and outputs are bound as tensors over Go slices. ONNX Runtime
-// reads and writes those slices in place on CPU, and on CUDA copies exactly
-// them, and nothing else, across: inputs when they are bound, outputs when
-// the run ends.
-
 // boundGraph is a graph's session and binding, with the store its weights
-// (and, for decoders, its caches' memory) come from: what a Runner, a
-// Decoder and a CachedDecoder each hold.
+// (and a trainer's gradients' and a decoder's caches' memory) come from:
+// what a Runner, a Trainer, a Decoder and a CachedDecoder each hold.
 type boundGraph struct {
 	session *onnx.BoundSession
 	bind    *onnx.Binding
@@ -24,10 +17,13 @@ type boundGraph struct {
 	private bool // the store is this graph's own
 }
 
-// open opens g's session and binding. The store is store, or, when that is
-// nil and ownStore is set, a new one of m's (NewParamStore) that destroy
-// releases. On error nothing is left open.
-func (bg *boundGraph) open(m *Model, g *onnx.Graph, so onnx.Options, store *ParamStore, ownStore bool) error {
+// open opens g's session and binding. The store is store, which must hold
+// m, or, when that is nil and ownStore is set, a new one of m's
+// (NewParamStore) that destroy releases. On error nothing is left open.
+func (bg *boundGraph) open(m *neox.Model, g *onnx.Graph, so onnx.Options, store *ParamStore, ownStore bool) error {
+	if store != nil && store.Model() != m {
+		return fmt.Errorf("policy: the parameter store holds another model than the graph's")
+	}
 	bg.store = store
 	if store == nil && ownStore {
 		var err error

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"testing"
 
+	"irl/neox"
 	"irl/onnx"
 	"irl/optim"
 )
@@ -71,10 +72,10 @@ func (p *plainInputs) f32(t *testing.T, name string, data []float32, shape ...in
 	p.names, p.vals = append(p.names, name), append(p.vals, v)
 }
 
-func (p *plainInputs) params(t *testing.T, m *Model, specs []ParamSpec) {
+func (p *plainInputs) params(t *testing.T, m *neox.Model, specs []neox.ParamSpec) {
 	t.Helper()
 	for _, s := range specs {
-		p.f32(t, s.Name, m.Params[s.Name].Data, dims64(s.Shape)...)
+		p.f32(t, s.Name, m.Params[s.Name].Data, neox.Dims64(s.Shape)...)
 	}
 }
 
@@ -99,11 +100,11 @@ func sameBits(t *testing.T, what string, got, want []float32) {
 func TestBoundRunnerMatchesPlain(t *testing.T) {
 	m, ref := loadFixture(t, "tiny-neox-parallel")
 	c := m.Config
-	if _, ok := m.Params[ValueHeadWeight]; !ok {
-		m.Params[ValueHeadWeight] = &Param{Shape: []int{1, c.HiddenSize}, Data: make([]float32, c.HiddenSize)}
-		m.Params[ValueHeadBias] = &Param{Shape: []int{1}, Data: []float32{0.25}}
-		for i := range m.Params[ValueHeadWeight].Data {
-			m.Params[ValueHeadWeight].Data[i] = float32(i%5) * 0.1
+	if _, ok := m.Params[neox.ValueHeadWeight]; !ok {
+		m.Params[neox.ValueHeadWeight] = &neox.Param{Shape: []int{1, c.HiddenSize}, Data: make([]float32, c.HiddenSize)}
+		m.Params[neox.ValueHeadBias] = &neox.Param{Shape: []int{1}, Data: []float32{0.25}}
+		for i := range m.Params[neox.ValueHeadWeight].Data {
+			m.Params[neox.ValueHeadWeight].Data[i] = float32(i%5) * 0.1
 		}
 	}
 	ids, mask := ref.i64(t, "input_ids"), ref.i64(t, "attention_mask")
@@ -112,17 +113,17 @@ func TestBoundRunnerMatchesPlain(t *testing.T) {
 		tokens[i] = int64(i*7) % int64(c.VocabSize)
 	}
 	for _, path := range paths {
-		for _, fo := range []ForwardOptions{
+		for _, fo := range []neox.ForwardOptions{
 			{Hidden: []int{0, c.NumLayers}, Logits: true},
-			{Hidden: []int{c.NumLayers}, Pool: PoolLast},
+			{Hidden: []int{c.NumLayers}, Pool: neox.PoolLast},
 			{LogProbs: true, Values: true, ParamInputs: true},
 		} {
 			fo.Standard = path.standard
-			r, err := NewRunner(m, fo, onnx.Options{Threads: 1})
+			r, err := NewRunner(m, fo, onnx.Options{Threads: 1}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
-			bt := &Batch{B: ref.b, S: ref.s, InputIDs: ids, AttentionMask: mask}
+			bt := &neox.Batch{B: ref.b, S: ref.s, InputIDs: ids, AttentionMask: mask}
 			var got map[string]Output
 			if fo.LogProbs {
 				got, err = r.ForwardTokens(bt, tokens, 0.7)
@@ -134,13 +135,13 @@ func TestBoundRunnerMatchesPlain(t *testing.T) {
 			}
 			var in plainInputs
 			B, S := int64(ref.b), int64(ref.s)
-			in.i64(t, InputIDs, bt.InputIDs, B, S)
-			in.i64(t, AttentionMask, bt.AttentionMask, B, S)
-			in.i64(t, PositionIDs, bt.PositionIDs, B, S)
+			in.i64(t, neox.InputIDs, bt.InputIDs, B, S)
+			in.i64(t, neox.AttentionMask, bt.AttentionMask, B, S)
+			in.i64(t, neox.PositionIDs, bt.PositionIDs, B, S)
 			in.params(t, m, r.graph.Params)
 			if fo.LogProbs {
-				in.i64(t, TokensInput, tokens, B, S)
-				in.f32(t, TemperatureInput, []float32{0.7}, 1)
+				in.i64(t, neox.TokensInput, tokens, B, S)
+				in.f32(t, neox.TemperatureInput, []float32{0.7}, 1)
 			}
 			want := plainRun(t, r.graph.Graph, in.names, in.vals, r.graph.Outputs)
 			in.destroy()
@@ -155,7 +156,7 @@ func TestBoundRunnerMatchesPlain(t *testing.T) {
 // ppoBatch is a PPO training batch over the fixture's rows.
 func ppoBatch(ref reference, ids, mask []int64, vocab int) *TrainBatch {
 	n := len(ids)
-	tb := &TrainBatch{Batch: Batch{B: ref.b, S: ref.s, InputIDs: ids, AttentionMask: mask},
+	tb := &TrainBatch{Batch: neox.Batch{B: ref.b, S: ref.s, InputIDs: ids, AttentionMask: mask},
 		Tokens: make([]int64, n), Temperature: 0.9, LossMask: make([]float32, n), OldLogProbs: make([]float32, n),
 		OldValues: make([]float32, n), Advantages: make([]float32, n), Returns: make([]float32, n),
 		PPOCoefs: [4]float32{0.2, 0.2, 0.5, 0.01}}
@@ -176,16 +177,16 @@ func TestBoundTrainerMatchesPlain(t *testing.T) {
 	m, ref := loadFixture(t, "tiny-neox-sequential")
 	c := m.Config
 	ids, mask := ref.i64(t, "input_ids"), ref.i64(t, "attention_mask")
-	for _, loss := range []LossKind{CrossEntropy, PPO} {
-		tr, err := NewTrainer(m, TrainOptions{Loss: loss, UnfrozenLayers: 1}, onnx.Options{Threads: 1})
+	for _, loss := range []neox.LossKind{neox.CrossEntropy, neox.PPO} {
+		tr, err := NewTrainer(m, neox.TrainOptions{Loss: loss, UnfrozenLayers: 1}, onnx.Options{Threads: 1}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		var tb *TrainBatch
-		if loss == PPO {
+		if loss == neox.PPO {
 			tb = ppoBatch(ref, ids, mask, c.VocabSize)
 		} else {
-			tb = &TrainBatch{Batch: Batch{B: ref.b, S: ref.s, InputIDs: ids, AttentionMask: mask}}
+			tb = &TrainBatch{Batch: neox.Batch{B: ref.b, S: ref.s, InputIDs: ids, AttentionMask: mask}}
 			tb.NextTokenTargets()
 		}
 		res, err := tr.Step(tb)
@@ -194,29 +195,29 @@ func TestBoundTrainerMatchesPlain(t *testing.T) {
 		}
 		var in plainInputs
 		B, S := int64(ref.b), int64(ref.s)
-		in.i64(t, InputIDs, tb.InputIDs, B, S)
-		in.i64(t, AttentionMask, tb.AttentionMask, B, S)
-		in.i64(t, PositionIDs, tb.PositionIDs, B, S)
-		if loss == PPO {
-			in.i64(t, TokensInput, tb.Tokens, B, S)
-			in.f32(t, TemperatureInput, []float32{tb.Temperature}, 1)
+		in.i64(t, neox.InputIDs, tb.InputIDs, B, S)
+		in.i64(t, neox.AttentionMask, tb.AttentionMask, B, S)
+		in.i64(t, neox.PositionIDs, tb.PositionIDs, B, S)
+		if loss == neox.PPO {
+			in.i64(t, neox.TokensInput, tb.Tokens, B, S)
+			in.f32(t, neox.TemperatureInput, []float32{tb.Temperature}, 1)
 			for _, x := range []struct {
 				name string
 				v    []float32
-			}{{OldLogProbsInput, tb.OldLogProbs}, {OldValuesInput, tb.OldValues}, {AdvantagesInput, tb.Advantages}, {ReturnsInput, tb.Returns}, {LossMaskInput, tb.LossMask}} {
+			}{{neox.OldLogProbsInput, tb.OldLogProbs}, {neox.OldValuesInput, tb.OldValues}, {neox.AdvantagesInput, tb.Advantages}, {neox.ReturnsInput, tb.Returns}, {neox.LossMaskInput, tb.LossMask}} {
 				in.f32(t, x.name, x.v, B, S)
 			}
 			coefs := tb.PPOCoefs
-			in.f32(t, PPOCoefsInput, coefs[:], 4)
+			in.f32(t, neox.PPOCoefsInput, coefs[:], 4)
 		} else {
-			in.i64(t, LabelsInput, tb.Labels, B, S)
-			in.f32(t, LossMaskInput, tb.LossMask, B, S)
+			in.i64(t, neox.LabelsInput, tb.Labels, B, S)
+			in.f32(t, neox.LossMaskInput, tb.LossMask, B, S)
 		}
 		in.params(t, m, tr.Graph.Params)
 		want := plainRun(t, tr.Graph.Graph, in.names, in.vals, tr.Graph.Outputs)
 		in.destroy()
-		if float32(res.Loss) != want[LossOutput][0] {
-			t.Errorf("loss %v, plain run %v", res.Loss, want[LossOutput][0])
+		if float32(res.Loss) != want[neox.LossOutput][0] {
+			t.Errorf("loss %v, plain run %v", res.Loss, want[neox.LossOutput][0])
 		}
 		for name, v := range res.Outputs {
 			sameBits(t, name, v, want[name])
@@ -225,7 +226,7 @@ func TestBoundTrainerMatchesPlain(t *testing.T) {
 			t.Fatal("nothing trainable: the test proves nothing")
 		}
 		for _, p := range tr.Graph.Trainable {
-			sameBits(t, "gradient of "+p, tr.Grad(p), want[GradName(p)])
+			sameBits(t, "gradient of "+p, tr.Grad(p), want[neox.GradName(p)])
 		}
 		tr.Destroy()
 	}
@@ -238,8 +239,8 @@ func TestBoundDecoderMatchesPlain(t *testing.T) {
 	m, ref := loadFixture(t, "tiny-neox-parallel")
 	c := m.Config
 	ids, mask := ref.i64(t, "input_ids"), ref.i64(t, "attention_mask")
-	pos := PositionsFromMask(mask, ref.b, ref.s)
-	d, err := NewDecoder(m, onnx.Options{Threads: 1}, DecodeOptions{})
+	pos := neox.PositionsFromMask(mask, ref.b, ref.s)
+	d, err := NewDecoder(m, neox.DecodeOptions{}, onnx.Options{Threads: 1}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -294,29 +295,29 @@ func TestBoundDecoderMatchesPlain(t *testing.T) {
 		}
 		var in plainInputs
 		B := int64(b)
-		in.i64(t, InputIDs, ti, B, t64)
-		in.i64(t, AttentionMask, tm, B, int64(st.to))
-		in.i64(t, PositionIDs, tp, B, t64)
-		in.i64(t, RowsInput, sel, B)
+		in.i64(t, neox.InputIDs, ti, B, t64)
+		in.i64(t, neox.AttentionMask, tm, B, int64(st.to))
+		in.i64(t, neox.PositionIDs, tp, B, t64)
+		in.i64(t, neox.RowsInput, sel, B)
 		for l := 0; l < c.NumLayers; l++ {
-			for k, name := range []string{PastKey(l), PastValue(l)} {
+			for k, name := range []string{neox.PastKey(l), neox.PastValue(l)} {
 				in.f32(t, name, plain[2*l+k][:pastB*h*capacity*hd], int64(pastB), int64(h), capacity, int64(hd))
 			}
 		}
 		want := plainRun(t, d.graph.Graph, in.names, in.vals, d.graph.Outputs)
 		in.destroy()
 		what := func(name string) string { return name + " after token " + string(rune('0'+st.to)) }
-		sameBits(t, what(LogitsOutput), out.Logits, want[LogitsOutput])
-		sameBits(t, what(LogSumExpOutput), out.LogSumExp, want[LogSumExpOutput])
-		sameBits(t, what(MaxLogitOutput), out.MaxLogit, want[MaxLogitOutput])
+		sameBits(t, what(neox.LogitsOutput), out.Logits, want[neox.LogitsOutput])
+		sameBits(t, what(neox.LogSumExpOutput), out.LogSumExp, want[neox.LogSumExpOutput])
+		sameBits(t, what(neox.MaxLogitOutput), out.MaxLogit, want[neox.MaxLogitOutput])
 		for r, a := range out.ArgMax {
-			if float32(a) != want[ArgMaxOutput][r] {
-				t.Fatalf("%s: row %d argmax %d, plain run %v", what(ArgMaxOutput), r, a, want[ArgMaxOutput][r])
+			if float32(a) != want[neox.ArgMaxOutput][r] {
+				t.Fatalf("%s: row %d argmax %d, plain run %v", what(neox.ArgMaxOutput), r, a, want[neox.ArgMaxOutput][r])
 			}
 		}
 		for l := 0; l < c.NumLayers; l++ {
-			copy(plain[2*l], want[PresentKey(l)])
-			copy(plain[2*l+1], want[PresentValue(l)])
+			copy(plain[2*l], want[neox.PresentKey(l)])
+			copy(plain[2*l+1], want[neox.PresentValue(l)])
 		}
 		rows, pastB = keep, b
 	}
@@ -333,7 +334,7 @@ func TestBoundDecoderMatchesPlain(t *testing.T) {
 // checkpoint copy reaches Model.Params.
 func TestResidentStoreMatchesViews(t *testing.T) {
 	_, ref := loadFixture(t, "tiny-neox-sequential")
-	load := func() *Model {
+	load := func() *neox.Model {
 		m, _ := loadFixture(t, "tiny-neox-sequential")
 		return m
 	}
@@ -354,7 +355,7 @@ func TestResidentStoreMatchesViews(t *testing.T) {
 	c := hostM.Config
 	ids, mask := ref.i64(t, "input_ids"), ref.i64(t, "attention_mask")
 	type side struct {
-		m   *Model
+		m   *neox.Model
 		s   *ParamStore
 		tr  *Trainer
 		opt *Optimizer
@@ -363,7 +364,7 @@ func TestResidentStoreMatchesViews(t *testing.T) {
 	}
 	sides := []*side{{m: hostM, s: hostS}, {m: devM, s: devS}}
 	for _, sd := range sides {
-		if sd.tr, err = NewTrainer(sd.m, TrainOptions{Loss: PPO, UnfrozenLayers: -1, Params: sd.s}, onnx.Options{Threads: 1}); err != nil {
+		if sd.tr, err = NewTrainer(sd.m, neox.TrainOptions{Loss: neox.PPO, UnfrozenLayers: -1}, onnx.Options{Threads: 1}, sd.s); err != nil {
 			t.Fatal(err)
 		}
 		defer sd.tr.Destroy()
@@ -371,11 +372,11 @@ func TestResidentStoreMatchesViews(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer sd.opt.Destroy()
-		if sd.run, err = NewRunner(sd.m, ForwardOptions{LogProbs: true, Values: true, ParamInputs: true, Params: sd.s, Standard: true}, onnx.Options{Threads: 1}); err != nil {
+		if sd.run, err = NewRunner(sd.m, neox.ForwardOptions{LogProbs: true, Values: true, ParamInputs: true, Standard: true}, onnx.Options{Threads: 1}, sd.s); err != nil {
 			t.Fatal(err)
 		}
 		defer sd.run.Destroy()
-		if sd.gen, err = NewGeneratorWith(sd.m, onnx.Options{Threads: 1}, DecodeOptions{ParamInputs: true, Params: sd.s, Standard: true}); err != nil {
+		if sd.gen, err = NewGeneratorWith(sd.m, neox.DecodeOptions{ParamInputs: true, Standard: true}, onnx.Options{Threads: 1}, sd.s); err != nil {
 			t.Fatal(err)
 		}
 		defer sd.gen.Destroy()
@@ -384,14 +385,14 @@ func TestResidentStoreMatchesViews(t *testing.T) {
 		if g := sd.tr.Grad(name); g != nil {
 			return g
 		}
-		g := make([]float32, numel(sd.m.Params[name].Shape))
+		g := make([]float32, neox.Numel(sd.m.Params[name].Shape))
 		if err := sd.tr.GradTensor(name).CopyToHost(g); err != nil {
 			t.Fatal(err)
 		}
 		return g
 	}
 	forward := func(sd *side) map[string]Output {
-		bt := &Batch{B: ref.b, S: ref.s, InputIDs: ids, AttentionMask: mask}
+		bt := &neox.Batch{B: ref.b, S: ref.s, InputIDs: ids, AttentionMask: mask}
 		out, err := sd.run.ForwardTokens(bt, ppoBatch(ref, ids, mask, c.VocabSize).Tokens, 0.9)
 		if err != nil {
 			t.Fatal(err)
@@ -403,7 +404,7 @@ func TestResidentStoreMatchesViews(t *testing.T) {
 	generate := func(sd *side) []Generation {
 		var all []Generation
 		for _, so := range []SampleOptions{{Greedy: true}, {Temperature: 0.8, TopK: 10, TopP: 1}} {
-			gens, err := sd.gen.Generate([][]int{{3, 17, 200, 41}, {9, 9}}, GenerateOptions{MaxNewTokens: 5, Sampling: so, Seed: 3, IgnoreEOS: true})
+			gens, err := sd.gen.Generate([][]int64{{3, 17, 200, 41}, {9, 9}}, GenerateOptions{MaxNewTokens: 5, Sampling: so, Seed: 3, IgnoreEOS: true})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -498,7 +499,7 @@ func TestBoundLoopMemoryFlat(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Destroy()
-	tr, err := NewTrainer(m, TrainOptions{Loss: PPO, UnfrozenLayers: 1, Params: store}, onnx.Options{Threads: 1})
+	tr, err := NewTrainer(m, neox.TrainOptions{Loss: neox.PPO, UnfrozenLayers: 1}, onnx.Options{Threads: 1}, store)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -508,7 +509,7 @@ func TestBoundLoopMemoryFlat(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer opt.Destroy()
-	run, err := NewRunner(m, ForwardOptions{LogProbs: true, Values: true, ParamInputs: true, Params: store}, onnx.Options{Threads: 1})
+	run, err := NewRunner(m, neox.ForwardOptions{LogProbs: true, Values: true, ParamInputs: true}, onnx.Options{Threads: 1}, store)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -521,7 +522,7 @@ func TestBoundLoopMemoryFlat(t *testing.T) {
 		if _, err := opt.Step(1e-4, 1); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := run.ForwardTokens(&Batch{B: ref.b, S: ref.s, InputIDs: ids, AttentionMask: mask}, tb.Tokens, 1); err != nil {
+		if _, err := run.ForwardTokens(&neox.Batch{B: ref.b, S: ref.s, InputIDs: ids, AttentionMask: mask}, tb.Tokens, 1); err != nil {
 			t.Fatal(err)
 		}
 	}

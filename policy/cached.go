@@ -3,104 +3,43 @@ package policy
 import (
 	"fmt"
 
+	"irl/neox"
 	"irl/onnx"
 )
 
-// The cached decode graph on the fused kernels: GroupQueryAttention reads
-// and writes a key/value cache preallocated to its capacity, bound as both
-// the past input and the present output, so that a step appends each row's
-// new keys and values in place. Nothing of the past is copied, per step or
-// per layer; a step costs B×T×(P+T) for attention and B×T for the rest.
-
-// Names of the cached decode graph's extra inputs and outputs.
-const (
-	// SeqLensInput is I32 [B]: each row's length after the step, minus 1.
-	SeqLensInput = "seqlens_k"
-	// TotalLengthInput is I32 [1]: the longest row's length after the step.
-	TotalLengthInput = "total_sequence_length"
-)
-
-// CachedDecodeGraph is a built cached decode graph.
-//
-// Inputs, in order: input_ids and position_ids [B,T]; seqlens_k [B];
-// total_sequence_length [1]; past_key.L and past_value.L [B,H,C,hd] for each
-// layer L, C the cache's capacity; then the parameters with ParamInputs.
-//
-// Outputs, in order: logits [B,V] of each row's last new token, logsumexp,
-// argmax and max_logit [B], then present_key.L and present_value.L [B,H,C,hd], to be
-// bound to the very buffers of past_key.L and past_value.L.
-type CachedDecodeGraph struct {
-	Graph   *onnx.Graph
-	Inputs  []string
-	Outputs []string
-	// Params lists the parameter inputs when built with ParamInputs.
-	Params []ParamSpec
+// CachedDecoder runs the cached decode graph through a binding, with the
+// cache's Go memory bound as both past and present. Destroy it when done. A
+// CachedDecoder is not safe for concurrent use.
+type CachedDecoder struct {
+	cfg        neox.Config
+	graph      *neox.CachedDecodeGraph
+	boundGraph // its store, with ParamInputs: where the weights are read
 }
 
-// BuildCachedDecode builds the cached decode graph on ONNX Runtime's fused
-// kernels. It fails for models whose head width they cannot take (see
-// DecodeOptions.Standard for the standard graph, BuildDecode).
-func BuildCachedDecode(m *Model, o DecodeOptions) (*CachedDecodeGraph, error) {
-	c := m.Config
-	if err := c.Validate(); err != nil {
+// NewCachedDecoder builds the cached decode graph and opens its session.
+// With ParamInputs the weights come from store, or from a store of the
+// decoder's own when that is nil. The fused kernels run on CPU only, and so
+// does this decoder: its cache is Go memory.
+func NewCachedDecoder(m *neox.Model, o neox.DecodeOptions, so onnx.Options, store *ParamStore) (*CachedDecoder, error) {
+	if so.Device == onnx.CUDA {
+		return nil, fmt.Errorf("policy: the cached decoder runs on CPU only (ONNX Runtime's CUDA GroupQueryAttention takes only 16-bit floats): use the standard decoder")
+	}
+	dg, err := neox.BuildCachedDecode(m, o)
+	if err != nil {
 		return nil, err
 	}
-	if err := fusedSupport(c); err != nil {
-		return nil, fmt.Errorf("policy: cached decode graph: %w", err)
+	if store != nil && store.Resident() {
+		return nil, fmt.Errorf("policy: the cached decoder reads its weights from Go memory, not from a resident store")
 	}
-	b := newBuilder(onnx.NewGraph("gpt_neox_cached_decode"), c, m)
-	b.oneQKV = true
-	g := b.g
-	h, hd := c.NumHeads, c.HeadDim()
-	ids := g.Input(InputIDs, onnx.Int64, "batch", "seq")
-	pos := g.Input(PositionIDs, onnx.Int64, "batch", "seq")
-	seqLens := g.Input(SeqLensInput, onnx.Int32, "batch")
-	total := g.Input(TotalLengthInput, onnx.Int32, 1)
-	dg := &CachedDecodeGraph{Graph: g, Inputs: []string{InputIDs, PositionIDs, SeqLensInput, TotalLengthInput},
-		Outputs: []string{LogitsOutput, LogSumExpOutput, ArgMaxOutput, MaxLogitOutput}}
-	ai := &attnInputs{seqLensK: seqLens, total: total, pos: pos, caches: make([][2]onnx.Value, c.NumLayers)}
-	for l := range ai.caches {
-		ai.caches[l][0] = g.Input(PastKey(l), onnx.Float, "batch", h, "capacity", hd)
-		ai.caches[l][1] = g.Input(PastValue(l), onnx.Float, "batch", h, "capacity", hd)
-		dg.Inputs = append(dg.Inputs, PastKey(l), PastValue(l))
+	d := &CachedDecoder{cfg: m.Config, graph: dg}
+	if err := d.open(m, dg.Graph, so, store, o.ParamInputs); err != nil {
+		return nil, err
 	}
-	if o.ParamInputs {
-		dg.Params = b.declareParams(m)
-		for _, s := range dg.Params {
-			dg.Inputs = append(dg.Inputs, s.Name)
-		}
-	}
-	ai.cos, ai.sin = b.fusedRotary()
-	b.fusedShapes(ids, ai)
-
-	x := b.embedFlat(ids) // (N,D), N = B·T
-	present := make([][2]onnx.Value, c.NumLayers)
-	ln := onnx.Value("")
-	for l := 0; l < c.NumLayers; l++ {
-		g.Scope = fmt.Sprintf("layer%d", l)
-		x, ln, present[l][0], present[l][1] = b.fusedLayer(x, ln, l, ai, nextNorm(l, c.NumLayers, c.NumLayers, true))
-	}
-	g.Scope = ""
-	// Each row's last new token: the prompt's last real one (index
-	// seqlens_k, the row's length minus 1, on a right-padded prefill), or
-	// index T−1 when the cache already held tokens (seqlens_k ≥ T−1 then).
-	shape := g.Shape(ids)
-	t := g.Gather(shape, g.ScalarI64(1), 0)
-	last := g.Op("Min", []onnx.Value{g.Cast(seqLens, onnx.Int64), g.Sub(t, g.ScalarI64(1))}) // (B)
-	rows := g.Op("Range", []onnx.Value{g.ScalarI64(0), g.Gather(shape, g.ScalarI64(0), 0), g.ScalarI64(1)})
-	xl := g.Gather(ln, g.Add(g.Mul(rows, t), last), 0) // (B,D)
-	// Named as the output it is, so that no Identity copies it for the
-	// log-sum-exp that also reads it.
-	logits := g.Rename(g.Gemm(xl, b.weight(b.outName()), "", false, true), LogitsOutput)
-	g.Output(logits, LogitsOutput, onnx.Float, "batch", c.VocabSize)
-	logitStats(g, logits)
-	for l := range present {
-		g.Output(present[l][0], PresentKey(l), onnx.Float, "batch", h, "capacity", hd)
-		g.Output(present[l][1], PresentValue(l), onnx.Float, "batch", h, "capacity", hd)
-		dg.Outputs = append(dg.Outputs, PresentKey(l), PresentValue(l))
-	}
-	return dg, nil
+	return d, nil
 }
+
+// Config is the decoded model's configuration.
+func (d *CachedDecoder) Config() neox.Config { return d.cfg }
 
 // Cache is a key/value cache that a CachedDecoder writes in place: every
 // layer's keys and values for up to Rows rows of Capacity tokens, F32
@@ -114,7 +53,7 @@ type Cache struct {
 
 // NewCache allocates an empty cache with room for rows rows of capacity
 // tokens.
-func NewCache(c Config, rows, capacity int) *Cache {
+func NewCache(c neox.Config, rows, capacity int) *Cache {
 	kv := &Cache{B: rows, Capacity: capacity, Lens: make([]int, rows),
 		Keys: make([][]float32, c.NumLayers), Values: make([][]float32, c.NumLayers)}
 	n := rows * c.NumHeads * capacity * c.HeadDim()
@@ -126,7 +65,7 @@ func NewCache(c Config, rows, capacity int) *Cache {
 }
 
 // Rows is how many rows the cache's buffers hold.
-func (kv *Cache) Rows(c Config) int {
+func (kv *Cache) Rows(c neox.Config) int {
 	if len(kv.Keys) == 0 || kv.Capacity == 0 {
 		return 0
 	}
@@ -145,7 +84,7 @@ func (kv *Cache) Reset(b int) {
 
 // Keep compacts the cache to the rows listed in rows (ascending indices of
 // rows in use), in place, copying only each row's cached tokens.
-func (kv *Cache) Keep(c Config, rows []int) {
+func (kv *Cache) Keep(c neox.Config, rows []int) {
 	h, hd := c.NumHeads, c.HeadDim()
 	head := kv.Capacity * hd
 	for i, r := range rows {
@@ -165,40 +104,6 @@ func (kv *Cache) Keep(c Config, rows []int) {
 	kv.B = len(rows)
 	kv.Lens = kv.Lens[:len(rows)]
 }
-
-// CachedDecoder runs the cached decode graph through a binding, with the
-// cache's Go memory bound as both past and present. Destroy it when done. A
-// CachedDecoder is not safe for concurrent use.
-type CachedDecoder struct {
-	cfg        Config
-	graph      *CachedDecodeGraph
-	boundGraph // its store, with ParamInputs: where the weights are read
-}
-
-// NewCachedDecoder builds the cached decode graph and opens its session.
-// With ParamInputs the weights come from o.Params, or from a store of the
-// decoder's own when that is nil. The fused kernels run on CPU only, and so
-// does this decoder: its cache is Go memory.
-func NewCachedDecoder(m *Model, so onnx.Options, o DecodeOptions) (*CachedDecoder, error) {
-	if so.Device == onnx.CUDA {
-		return nil, fmt.Errorf("policy: the cached decoder runs on CPU only (ONNX Runtime's CUDA GroupQueryAttention takes only 16-bit floats): use the standard decoder")
-	}
-	dg, err := BuildCachedDecode(m, o)
-	if err != nil {
-		return nil, err
-	}
-	if o.Params != nil && o.Params.Resident() {
-		return nil, fmt.Errorf("policy: the cached decoder reads its weights from Go memory, not from a resident store")
-	}
-	d := &CachedDecoder{cfg: m.Config, graph: dg}
-	if err := d.open(m, dg.Graph, so, o.Params, o.ParamInputs); err != nil {
-		return nil, err
-	}
-	return d, nil
-}
-
-// Config is the decoded model's configuration.
-func (d *CachedDecoder) Config() Config { return d.cfg }
 
 // Append runs new tokens for the kv.B rows of the cache, each after its own
 // cached ones, and writes them into the cache in place. ids is [B,t]
@@ -250,11 +155,9 @@ func (d *CachedDecoder) Append(ids []int64, t int, counts []int, kv *Cache, out 
 		}
 	}
 	if t > 1 && !empty && b > 1 {
-		if counts != nil {
-			for r, n := range counts {
-				if n != t {
-					return fmt.Errorf("policy: decode step: row %d has %d of %d new tokens: after the prompt, rows take the same number", r, n, t)
-				}
+		for r, n := range counts {
+			if n != t {
+				return fmt.Errorf("policy: decode step: row %d has %d of %d new tokens: after the prompt, rows take the same number", r, n, t)
 			}
 		}
 		col := make([]int64, b)
@@ -291,10 +194,10 @@ func (d *CachedDecoder) Append(ids []int64, t int, counts []int, kv *Cache, out 
 	}
 	B, T := int64(b), int64(t)
 	io := &runIO{b: d.bind}
-	io.inI64(InputIDs, ids, B, T)
-	io.inI64(PositionIDs, pos, B, T)
-	io.inI32(SeqLensInput, seqLens, B)
-	io.inI32(TotalLengthInput, []int32{int32(most)}, 1)
+	io.inI64(neox.InputIDs, ids, B, T)
+	io.inI64(neox.PositionIDs, pos, B, T)
+	io.inI32(neox.SeqLensInput, seqLens, B)
+	io.inI32(neox.TotalLengthInput, []int32{int32(most)}, 1)
 	h, hd := int64(c.NumHeads), int64(c.HeadDim())
 	n := b * c.NumHeads * kv.Capacity * c.HeadDim()
 	for l := 0; l < c.NumLayers; l++ {
@@ -302,13 +205,13 @@ func (d *CachedDecoder) Append(ids []int64, t int, counts []int, kv *Cache, out 
 			// The same tensor as input and output: the kernel sees past and
 			// present share memory and appends in place.
 			ct, err := onnx.NewHostTensorF32(buf, B, h, int64(kv.Capacity), hd)
-			ct = io.hold(ct, err, PastKey(l))
+			ct = io.hold(ct, err, neox.PastKey(l))
 			if i == 0 {
-				io.in(PastKey(l), ct)
-				io.out(PresentKey(l), ct)
+				io.in(neox.PastKey(l), ct)
+				io.out(neox.PresentKey(l), ct)
 			} else {
-				io.in(PastValue(l), ct)
-				io.out(PresentValue(l), ct)
+				io.in(neox.PastValue(l), ct)
+				io.out(neox.PresentValue(l), ct)
 			}
 		}
 	}

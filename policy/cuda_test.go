@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"irl/neox"
 	"irl/onnx"
 	"irl/optim"
 )
@@ -56,22 +57,22 @@ func TestCUDAForwardParity(t *testing.T) {
 	co := cudaOptions(t)
 	m, ref := loadFixture(t, "tiny-neox-parallel")
 	c := m.Config
-	m.Params[ValueHeadWeight] = &Param{Shape: []int{1, c.HiddenSize}, Data: make([]float32, c.HiddenSize)}
-	m.Params[ValueHeadBias] = &Param{Shape: []int{1}, Data: []float32{0.5}}
+	m.Params[neox.ValueHeadWeight] = &neox.Param{Shape: []int{1, c.HiddenSize}, Data: make([]float32, c.HiddenSize)}
+	m.Params[neox.ValueHeadBias] = &neox.Param{Shape: []int{1}, Data: []float32{0.5}}
 	ids, mask := ref.i64(t, "input_ids"), ref.i64(t, "attention_mask")
 	tokens := make([]int64, len(ids))
 	for i := range tokens {
 		tokens[i] = int64(i*3) % int64(c.VocabSize)
 	}
-	for _, fo := range []ForwardOptions{{Hidden: []int{c.NumLayers}, Logits: true}, {LogProbs: true, Values: true, ParamInputs: true}} {
+	for _, fo := range []neox.ForwardOptions{{Hidden: []int{c.NumLayers}, Logits: true}, {LogProbs: true, Values: true, ParamInputs: true}} {
 		fo.Standard = true
 		var outs [2]map[string]Output
 		for k, so := range []onnx.Options{{Threads: 1}, co} {
-			r, err := NewRunner(m, fo, so)
+			r, err := NewRunner(m, fo, so, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
-			bt := &Batch{B: ref.b, S: ref.s, InputIDs: ids, AttentionMask: mask}
+			bt := &neox.Batch{B: ref.b, S: ref.s, InputIDs: ids, AttentionMask: mask}
 			if fo.LogProbs {
 				outs[k], err = r.ForwardTokens(bt, tokens, 1)
 			} else {
@@ -94,7 +95,7 @@ func TestCUDAForwardParity(t *testing.T) {
 func TestCUDATrainParity(t *testing.T) {
 	co := cudaOptions(t)
 	type side struct {
-		m     *Model
+		m     *neox.Model
 		store *ParamStore
 		tr    *Trainer
 		opt   *Optimizer
@@ -109,7 +110,7 @@ func TestCUDATrainParity(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer store.Destroy()
-		tr, err := NewTrainer(m, TrainOptions{Loss: PPO, UnfrozenLayers: -1, Params: store}, so)
+		tr, err := NewTrainer(m, neox.TrainOptions{Loss: neox.PPO, UnfrozenLayers: -1}, so, store)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -175,11 +176,11 @@ func TestCUDATrainParity(t *testing.T) {
 func TestCUDAGreedyParity(t *testing.T) {
 	co := cudaOptions(t)
 	m, _ := loadFixture(t, "tiny-neox-parallel")
-	prompts := [][]int{{3, 17, 200, 41}, {9, 9}, {5}}
+	prompts := [][]int64{{3, 17, 200, 41}, {9, 9}, {5}}
 	o := GenerateOptions{MaxNewTokens: 8, Sampling: SampleOptions{Greedy: true}, IgnoreEOS: true}
 	var gens [2][]Generation
 	for k, so := range []onnx.Options{{Threads: 1}, co} {
-		g, err := NewGeneratorWith(m, so, DecodeOptions{Standard: true})
+		g, err := NewGeneratorWith(m, neox.DecodeOptions{Standard: true}, so, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -227,13 +228,13 @@ func benchDevice(b *testing.B) onnx.Options {
 	return o
 }
 
-func bench70m(b *testing.B, bs, seq int) (*Model, *Batch) {
-	m, err := Init(Shapes["pythia-70m"], 1)
+func bench70m(b *testing.B, bs, seq int) (*neox.Model, *neox.Batch) {
+	m, err := neox.Init(neox.Shapes["pythia-70m"], 1)
 	if err != nil {
 		b.Fatal(err)
 	}
 	r := rand.New(rand.NewPCG(1, 2))
-	bt := &Batch{B: bs, S: seq, InputIDs: make([]int64, bs*seq)}
+	bt := &neox.Batch{B: bs, S: seq, InputIDs: make([]int64, bs*seq)}
 	for i := range bt.InputIDs {
 		bt.InputIDs[i] = r.Int64N(int64(m.Config.VocabSize))
 	}
@@ -247,7 +248,7 @@ func BenchmarkDeviceFeatures70m(b *testing.B) {
 	so := benchDevice(b)
 	const bs, seq = 32, 128
 	m, bt := bench70m(b, bs, seq)
-	r, err := NewRunner(m, ForwardOptions{Hidden: []int{m.Config.NumLayers}, Pool: PoolLast}, so)
+	r, err := NewRunner(m, neox.ForwardOptions{Hidden: []int{m.Config.NumLayers}, Pool: neox.PoolLast}, so, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -274,9 +275,9 @@ func BenchmarkDeviceGenerate70m(b *testing.B) {
 	so := benchDevice(b)
 	const bs, plen, newTokens = 32, 32, 32
 	m, bt := bench70m(b, bs, plen)
-	prompts := make([][]int, bs)
+	prompts := make([][]int64, bs)
 	for i := range prompts {
-		prompts[i] = ints(bt.InputIDs[i*plen : (i+1)*plen])
+		prompts[i] = bt.InputIDs[i*plen : (i+1)*plen]
 	}
 	g, err := NewGenerator(m, so)
 	if err != nil {
@@ -320,7 +321,7 @@ func BenchmarkDeviceTrainStep70m(b *testing.B) {
 	defer store.Destroy()
 	tb := &TrainBatch{Batch: *bt}
 	tb.NextTokenTargets()
-	tr, err := NewTrainer(m, TrainOptions{Loss: CrossEntropy, UnfrozenLayers: -1, Params: store}, so)
+	tr, err := NewTrainer(m, neox.TrainOptions{Loss: neox.CrossEntropy, UnfrozenLayers: -1}, so, store)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"irl/neox"
 	"irl/onnx"
 )
 
@@ -25,28 +26,28 @@ func TestDecodeMatchesForward(t *testing.T) {
 	for _, name := range []string{"tiny-neox-parallel", "tiny-neox-sequential"} {
 		t.Run(name, func(t *testing.T) {
 			dir := filepath.Join(fixtures, name)
-			m, err := Load(dir)
+			m, err := neox.Load(dir)
 			if err != nil {
 				t.Fatal(err)
 			}
 			c := m.Config
 			ref := loadReference(t, dir)
 			ids, mask := ref.i64(t, "input_ids"), ref.i64(t, "attention_mask")
-			pos := PositionsFromMask(mask, ref.b, ref.s)
+			pos := neox.PositionsFromMask(mask, ref.b, ref.s)
 			refLogits := ref.f32(t, "logits")
 
-			r, err := NewRunner(m, ForwardOptions{Logits: true}, onnx.Options{Threads: 1})
+			r, err := NewRunner(m, neox.ForwardOptions{Logits: true}, onnx.Options{Threads: 1}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer r.Destroy()
-			out, err := r.Forward(&Batch{B: ref.b, S: ref.s, InputIDs: ids, AttentionMask: mask})
+			out, err := r.Forward(&neox.Batch{B: ref.b, S: ref.s, InputIDs: ids, AttentionMask: mask})
 			if err != nil {
 				t.Fatal(err)
 			}
-			full := out[LogitsOutput].Data
+			full := out[neox.LogitsOutput].Data
 
-			d, err := NewDecoder(m, onnx.Options{Threads: 1}, DecodeOptions{})
+			d, err := NewDecoder(m, neox.DecodeOptions{}, onnx.Options{Threads: 1}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -104,8 +105,8 @@ func TestDecodeRows(t *testing.T) {
 	c := m.Config
 	v := c.VocabSize
 	ids, mask := ref.i64(t, "input_ids"), ref.i64(t, "attention_mask")
-	pos := PositionsFromMask(mask, ref.b, ref.s)
-	d, err := NewDecoder(m, onnx.Options{Threads: 1}, DecodeOptions{})
+	pos := neox.PositionsFromMask(mask, ref.b, ref.s)
+	d, err := NewDecoder(m, neox.DecodeOptions{}, onnx.Options{Threads: 1}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +188,7 @@ func TestCachedDecodeMatchesForward(t *testing.T) {
 			// Each row's real tokens, and the full forward's logits at each.
 			var rows [][]int64
 			var full [][]float32
-			r, err := NewRunner(m, ForwardOptions{Logits: true}, onnx.Options{Threads: 1})
+			r, err := NewRunner(m, neox.ForwardOptions{Logits: true}, onnx.Options{Threads: 1}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -199,14 +200,14 @@ func TestCachedDecodeMatchesForward(t *testing.T) {
 						toks = append(toks, ids[row*ref.s+j])
 					}
 				}
-				out, err := r.Forward(&Batch{B: 1, S: len(toks), InputIDs: toks})
+				out, err := r.Forward(&neox.Batch{B: 1, S: len(toks), InputIDs: toks})
 				if err != nil {
 					t.Fatal(err)
 				}
 				rows = append(rows, toks)
-				full = append(full, out[LogitsOutput].Data)
+				full = append(full, out[neox.LogitsOutput].Data)
 			}
-			d, err := NewCachedDecoder(m, onnx.Options{Threads: 1}, DecodeOptions{})
+			d, err := NewCachedDecoder(m, neox.DecodeOptions{}, onnx.Options{Threads: 1}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -3,6 +3,7 @@ package policy_test
 import (
 	"fmt"
 
+	"irl/neox"
 	"irl/onnx"
 	"irl/policy"
 )
@@ -14,22 +15,22 @@ func Example() {
 		fmt.Println(err)
 		return
 	}
-	m, err := policy.Load("../testdata/tiny-neox-parallel")
+	m, err := neox.Load("../testdata/tiny-neox-parallel")
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	r, err := policy.NewRunner(m, policy.ForwardOptions{Logits: true}, onnx.Options{Threads: 1})
+	r, err := policy.NewRunner(m, neox.ForwardOptions{Logits: true}, onnx.Options{Threads: 1}, nil)
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
 	defer r.Destroy()
-	out, err := r.Forward(&policy.Batch{B: 1, S: 3, InputIDs: []int64{51, 310, 85}})
+	out, err := r.Forward(&neox.Batch{B: 1, S: 3, InputIDs: []int64{51, 310, 85}})
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	fmt.Println(out[policy.LogitsOutput].Shape)
+	fmt.Println(out[neox.LogitsOutput].Shape)
 	// Output: [1 3 512]
 }

@@ -6,31 +6,32 @@ import (
 	"reflect"
 	"testing"
 
+	"irl/neox"
 	"irl/onnx"
 )
 
 // fusedConfig is a small model the fused kernels take: heads of 32 dims,
 // of which rotary 0.25 rotates 8, 1 all and 0 none.
-func fusedConfig(parallel, tie bool, rotary float64) Config {
-	return Config{VocabSize: 61, HiddenSize: 64, NumLayers: 2, NumHeads: 2, IntermediateSize: 96,
+func fusedConfig(parallel, tie bool, rotary float64) neox.Config {
+	return neox.Config{VocabSize: 61, HiddenSize: 64, NumLayers: 2, NumHeads: 2, IntermediateSize: 96,
 		MaxPositions: 40, RotaryPct: rotary, RotaryBase: 10000, LayerNormEps: 1e-5, HiddenAct: "gelu",
 		ParallelResidual: parallel, TieEmbeddings: tie, InitializerRange: 0.3}
 }
 
 // fusedModel is a random model of fusedConfig with non-trivial norms and
 // biases and a value head.
-func fusedModel(t *testing.T, parallel, tie bool, rotary float64) *Model {
+func fusedModel(t *testing.T, parallel, tie bool, rotary float64) *neox.Model {
 	t.Helper()
-	m, err := Init(fusedConfig(parallel, tie, rotary), 21)
+	m, err := neox.Init(fusedConfig(parallel, tie, rotary), 21)
 	if err != nil {
 		t.Fatal(err)
 	}
 	randomize(m, 22)
 	d := m.Config.HiddenSize
-	m.Params[ValueHeadWeight] = &Param{Shape: []int{1, d}, Data: make([]float32, d)}
-	m.Params[ValueHeadBias] = &Param{Shape: []int{1}, Data: []float32{0.25}}
-	for i := range m.Params[ValueHeadWeight].Data {
-		m.Params[ValueHeadWeight].Data[i] = float32(i%5)*0.1 - 0.2
+	m.Params[neox.ValueHeadWeight] = &neox.Param{Shape: []int{1, d}, Data: make([]float32, d)}
+	m.Params[neox.ValueHeadBias] = &neox.Param{Shape: []int{1}, Data: []float32{0.25}}
+	for i := range m.Params[neox.ValueHeadWeight].Data {
+		m.Params[neox.ValueHeadWeight].Data[i] = float32(i%5)*0.1 - 0.2
 	}
 	return m
 }
@@ -78,37 +79,37 @@ func closeOutputs(t *testing.T, what string, got, want map[string]Output, mask [
 func TestFusedMatchesStandard(t *testing.T) {
 	batches := []struct {
 		name string
-		bt   Batch
+		bt   neox.Batch
 	}{
-		{"right", Batch{B: 3, S: 6, InputIDs: []int64{4, 8, 15, 16, 23, 42, 7, 1, 2, 0, 0, 0, 9, 9, 9, 9, 9, 0},
+		{"right", neox.Batch{B: 3, S: 6, InputIDs: []int64{4, 8, 15, 16, 23, 42, 7, 1, 2, 0, 0, 0, 9, 9, 9, 9, 9, 0},
 			AttentionMask: []int64{1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 1, 1, 1, 1, 0}}},
-		{"left", Batch{B: 2, S: 5, InputIDs: []int64{0, 0, 7, 1, 2, 4, 8, 15, 16, 23},
+		{"left", neox.Batch{B: 2, S: 5, InputIDs: []int64{0, 0, 7, 1, 2, 4, 8, 15, 16, 23},
 			AttentionMask: []int64{0, 0, 1, 1, 1, 1, 1, 1, 1, 1}}},
-		{"both", Batch{B: 2, S: 5, InputIDs: []int64{0, 3, 7, 1, 0, 4, 8, 15, 16, 23},
+		{"both", neox.Batch{B: 2, S: 5, InputIDs: []int64{0, 3, 7, 1, 0, 4, 8, 15, 16, 23},
 			AttentionMask: []int64{0, 1, 1, 1, 0, 1, 1, 1, 1, 1}}},
-		{"gap", Batch{B: 1, S: 5, InputIDs: []int64{5, 3, 0, 1, 2}, AttentionMask: []int64{1, 1, 0, 1, 1}}},
+		{"gap", neox.Batch{B: 1, S: 5, InputIDs: []int64{5, 3, 0, 1, 2}, AttentionMask: []int64{1, 1, 0, 1, 1}}},
 	}
 	for _, parallel := range []bool{true, false} {
 		for _, rotary := range []float64{0.25, 0.5, 1, 0} {
 			tie := rotary == 0.5
 			m := fusedModel(t, parallel, tie, rotary)
 			hidden := []int{0, 1, 2}
-			for _, fo := range []ForwardOptions{
+			for _, fo := range []neox.ForwardOptions{
 				{Hidden: hidden, Logits: true},
 				{LogProbs: true, Values: true, ParamInputs: true},
-				{Hidden: []int{1}, Pool: PoolMean},
+				{Hidden: []int{1}, Pool: neox.PoolMean},
 				{Hidden: []int{2}, Pool: "last:2"},
 			} {
 				name := fmt.Sprintf("parallel=%v/rotary=%v/%+v", parallel, rotary, fo)
 				t.Run(name, func(t *testing.T) {
-					fused, err := NewRunner(m, fo, onnx.Options{Threads: 1})
+					fused, err := NewRunner(m, fo, onnx.Options{Threads: 1}, nil)
 					if err != nil {
 						t.Fatal(err)
 					}
 					defer fused.Destroy()
 					sfo := fo
 					sfo.Standard = true
-					std, err := NewRunner(m, sfo, onnx.Options{Threads: 1})
+					std, err := NewRunner(m, sfo, onnx.Options{Threads: 1}, nil)
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -141,51 +142,6 @@ func TestFusedMatchesStandard(t *testing.T) {
 	}
 }
 
-// The fused graph replaces the attention's standard nodes with one kernel
-// per layer.
-func TestFusedGraphUsesKernels(t *testing.T) {
-	m := fusedModel(t, true, false, 0.25)
-	fg, err := BuildForward(m, ForwardOptions{Hidden: []int{2}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sg, err := BuildForward(m, ForwardOptions{Hidden: []int{2}, Standard: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	count := func(g *onnx.Graph, op string) int {
-		n := 0
-		for _, node := range g.Model().Graph.Node {
-			if node.OpType == op {
-				n++
-			}
-		}
-		return n
-	}
-	if n := count(fg.Graph, "GroupQueryAttention"); n != 2 || !fg.Graph.UsesDomain(onnx.MSDomain) {
-		t.Errorf("fused graph: %d GroupQueryAttention nodes, want 2", n)
-	}
-	if n := count(fg.Graph, "SkipLayerNormalization"); n != 2 {
-		t.Errorf("fused graph: %d SkipLayerNormalization nodes, want 2", n)
-	}
-	if sg.Graph.UsesDomain(onnx.MSDomain) || count(sg.Graph, "GroupQueryAttention") != 0 {
-		t.Error("the standard graph uses contrib operators")
-	}
-	if fg.Graph.NumNodes() >= sg.Graph.NumNodes() {
-		t.Errorf("fused graph has %d nodes, standard %d", fg.Graph.NumNodes(), sg.Graph.NumNodes())
-	}
-	// Shapes the kernels cannot take are built standard.
-	cfg := tinyConfig(true, false, 0.5)
-	cfg.HiddenSize, cfg.NumHeads = 12, 3 // heads of 4 dims
-	small, err := Init(cfg, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if g, _ := BuildForward(small, ForwardOptions{Hidden: []int{1}}); g.Fused {
-		t.Error("heads of 4 dims: fused graph")
-	}
-}
-
 // Greedy generation on the cached decoder (fused kernels, cache written in
 // place) gives the standard decoder's tokens, and log-probs within 1e-5,
 // for prompts of different lengths, with sequences leaving the batch at EOS.
@@ -193,9 +149,9 @@ func TestFusedGenerateMatchesStandard(t *testing.T) {
 	for _, parallel := range []bool{true, false} {
 		for _, rotary := range []float64{0.25, 1} {
 			m := fusedModel(t, parallel, false, rotary)
-			prompts := [][]int{{3, 17, 20, 41, 5}, {9, 9}, {1}, {2, 4, 6, 8, 10, 12, 14}}
+			prompts := [][]int64{{3, 17, 20, 41, 5}, {9, 9}, {1}, {2, 4, 6, 8, 10, 12, 14}}
 			generate := func(standard bool) []Generation {
-				g, err := NewGeneratorWith(m, onnx.Options{Threads: 1}, DecodeOptions{Standard: standard})
+				g, err := NewGeneratorWith(m, neox.DecodeOptions{Standard: standard}, onnx.Options{Threads: 1}, nil)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -212,7 +168,7 @@ func TestFusedGenerateMatchesStandard(t *testing.T) {
 			// A token that one sequence makes midway becomes EOS, so that
 			// sequences leave the batch and the cache is compacted.
 			m.Config.EOSTokenID = -1
-			m.Config.EOSTokenID = generate(true)[0].IDs[4]
+			m.Config.EOSTokenID = int(generate(true)[0].IDs[4])
 			outs := [][]Generation{generate(false), generate(true)}
 			eos := 0
 			for i := range prompts {
@@ -239,25 +195,25 @@ func TestFusedGenerateMatchesStandard(t *testing.T) {
 // gives what one run gives.
 func TestRunnerMaxTokens(t *testing.T) {
 	m := fusedModel(t, true, false, 0.25)
-	bt := Batch{B: 3, S: 6, InputIDs: []int64{4, 8, 15, 16, 23, 42, 7, 1, 2, 0, 0, 0, 9, 9, 9, 9, 9, 0},
+	bt := neox.Batch{B: 3, S: 6, InputIDs: []int64{4, 8, 15, 16, 23, 42, 7, 1, 2, 0, 0, 0, 9, 9, 9, 9, 9, 0},
 		AttentionMask: []int64{1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 1, 1, 1, 1, 0}}
 	tokens := make([]int64, bt.B*bt.S)
 	for i := range tokens {
 		tokens[i] = int64(i % 5)
 	}
 	for _, path := range paths {
-		for _, fo := range []ForwardOptions{
+		for _, fo := range []neox.ForwardOptions{
 			{Hidden: []int{1, 2}, Logits: true, Standard: path.standard},
 			{LogProbs: true, Values: true, Standard: path.standard},
-			{Hidden: []int{2}, Pool: PoolMean, Standard: path.standard},
+			{Hidden: []int{2}, Pool: neox.PoolMean, Standard: path.standard},
 		} {
 			var outs []map[string]Output
 			for _, maxTokens := range []int{0, 13, 1} { // all rows, 2 rows, 1 row per run
-				fo.MaxTokens = maxTokens
-				r, err := NewRunner(m, fo, onnx.Options{Threads: 1})
+				r, err := NewRunner(m, fo, onnx.Options{Threads: 1}, nil)
 				if err != nil {
 					t.Fatal(err)
 				}
+				r.MaxTokens = maxTokens
 				b := bt
 				out, err := r.ForwardTokens(&b, tokens, 1)
 				r.Destroy()

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"irl/neox"
 	"irl/onnx"
 )
 
@@ -34,7 +35,7 @@ type Generation struct {
 	// Prompt is the index of the prompt, Sequence the copy of it (0 … n-1).
 	Prompt, Sequence int
 	// IDs are the new tokens, ending with EOS if the sequence reached it.
-	IDs []int
+	IDs []int64
 	// LogProbs[i] is the log-probability of IDs[i] under the distribution it
 	// was drawn from (greedy: the log-softmax of the raw logits).
 	LogProbs []float64
@@ -52,7 +53,7 @@ type Generator struct {
 	// the standard one.
 	cdec *CachedDecoder
 	dec  *Decoder
-	cfg  Config
+	cfg  neox.Config
 	kv   *KVCache // the standard decoder's, reused between batches when large enough
 	ckv  *Cache   // the cached decoder's, likewise
 	// logitsT is where the standard decoder leaves the logits when the
@@ -71,33 +72,34 @@ type Generator struct {
 // NewGenerator builds the decode graph for m and opens its session. The
 // weights are copied into the session: later changes to m are not seen (see
 // NewLiveGenerator).
-func NewGenerator(m *Model, so onnx.Options) (*Generator, error) {
-	return NewGeneratorWith(m, so, DecodeOptions{})
+func NewGenerator(m *neox.Model, so onnx.Options) (*Generator, error) {
+	return NewGeneratorWith(m, neox.DecodeOptions{}, so, nil)
 }
 
 // NewLiveGenerator is NewGenerator with the weights read from store at
 // every step, so that generation always uses the current weights of a model
-// being trained (the store a Trainer updates).
-func NewLiveGenerator(store *ParamStore, so onnx.Options) (*Generator, error) {
-	return NewGeneratorWith(store.Model(), so, DecodeOptions{ParamInputs: true, Params: store})
+// being trained (the store a Trainer updates), in sessions with the store's
+// options.
+func NewLiveGenerator(store *ParamStore) (*Generator, error) {
+	return NewGeneratorWith(store.Model(), neox.DecodeOptions{ParamInputs: true}, store.Options(), store)
 }
 
-// NewGeneratorWith is NewGenerator with decode options. It decodes on the
-// fused kernels' cached graph (CachedDecoder) unless o.Standard, on CUDA
-// (whose GroupQueryAttention takes only 16-bit floats), for a model whose
-// head width the fused attention cannot take, or with weights from a
-// resident store; then on the standard graph (Decoder), whose cache stays
-// where the session computes.
-func NewGeneratorWith(m *Model, so onnx.Options, o DecodeOptions) (*Generator, error) {
-	resident := o.Params != nil && o.Params.Resident()
-	if !o.Standard && so.Device != onnx.CUDA && !resident && fusedSupport(m.Config) == nil {
-		d, err := NewCachedDecoder(m, so, o)
+// NewGeneratorWith is NewGenerator with decode options, and with the
+// weights (with ParamInputs) read from store when that is not nil. It
+// decodes on the fused kernels' cached graph (CachedDecoder) where
+// neox.Fused allows, and a resident store, which stands for the device
+// even on CPU, counts as asking for standard operators; else on the
+// standard graph (Decoder), whose cache stays where the session computes.
+func NewGeneratorWith(m *neox.Model, o neox.DecodeOptions, so onnx.Options, store *ParamStore) (*Generator, error) {
+	resident := store != nil && store.Resident()
+	if neox.Fused(m.Config, o.Standard || resident, so.Device) {
+		d, err := NewCachedDecoder(m, o, so, store)
 		if err != nil {
 			return nil, err
 		}
 		return &Generator{cdec: d, cfg: m.Config}, nil
 	}
-	d, err := NewDecoder(m, so, o)
+	d, err := NewDecoder(m, o, so, store)
 	if err != nil {
 		return nil, err
 	}
@@ -124,7 +126,7 @@ func (g *Generator) Destroy() {
 
 // Generate continues each prompt (token ids) NumReturnSequences times and
 // returns the sequences prompt by prompt, copies of a prompt together.
-func (g *Generator) Generate(prompts [][]int, o GenerateOptions) ([]Generation, error) {
+func (g *Generator) Generate(prompts [][]int64, o GenerateOptions) ([]Generation, error) {
 	var out []Generation
 	err := g.GenerateEach(prompts, o, func(gen Generation) error {
 		out = append(out, gen)
@@ -135,7 +137,7 @@ func (g *Generator) Generate(prompts [][]int, o GenerateOptions) ([]Generation, 
 
 // GenerateEach is Generate handing each sequence to emit, in order, as soon as
 // its batch is done. An error from emit stops generation and is returned.
-func (g *Generator) GenerateEach(prompts [][]int, o GenerateOptions, emit func(Generation) error) error {
+func (g *Generator) GenerateEach(prompts [][]int64, o GenerateOptions, emit func(Generation) error) error {
 	if err := g.check(prompts, o); err != nil {
 		return err
 	}
@@ -160,7 +162,7 @@ func (g *Generator) GenerateEach(prompts [][]int, o GenerateOptions, emit func(G
 }
 
 // check validates the options and every prompt before any work is done.
-func (g *Generator) check(prompts [][]int, o GenerateOptions) error {
+func (g *Generator) check(prompts [][]int64, o GenerateOptions) error {
 	c := g.cfg
 	if o.MaxNewTokens <= 0 {
 		return fmt.Errorf("policy: generate: max new tokens must be positive, got %d", o.MaxNewTokens)
@@ -183,7 +185,7 @@ func (g *Generator) check(prompts [][]int, o GenerateOptions) error {
 				len(p), o.MaxNewTokens, len(p)+o.MaxNewTokens, c.MaxPositions)}
 		}
 		for j, id := range p {
-			if id < 0 || id >= c.VocabSize {
+			if id < 0 || id >= int64(c.VocabSize) {
 				return &PromptError{Index: i, Msg: fmt.Sprintf("has token id %d at position %d, outside the vocabulary [0,%d)", id, j, c.VocabSize)}
 			}
 		}
@@ -293,7 +295,7 @@ func (g *Generator) sample(samplers []*Sampler, rows []int, out DecodeOutputs, o
 }
 
 // batch generates sequences [from, to) of the n copies of each prompt.
-func (g *Generator) batch(prompts [][]int, n, from, to int, o GenerateOptions) ([]Generation, error) {
+func (g *Generator) batch(prompts [][]int64, n, from, to int, o GenerateOptions) ([]Generation, error) {
 	b := to - from
 	gens := make([]Generation, b)
 	samplers := make([]*Sampler, b)
@@ -301,7 +303,7 @@ func (g *Generator) batch(prompts [][]int, n, from, to int, o GenerateOptions) (
 	for i := range gens {
 		k := from + i
 		gens[i] = Generation{Prompt: k / n, Sequence: k % n,
-			IDs: make([]int, 0, o.MaxNewTokens), LogProbs: make([]float64, 0, o.MaxNewTokens)}
+			IDs: make([]int64, 0, o.MaxNewTokens), LogProbs: make([]float64, 0, o.MaxNewTokens)}
 		sm, err := NewSampler(o.Sampling, sequenceSeed(o.Seed, k))
 		if err != nil {
 			return nil, err
@@ -326,7 +328,7 @@ func sampleError(gens []Generation, rows []int, r int, err error) error {
 
 // batchCached runs a batch on the cached decoder: the prompts right-padded
 // in one prefill, each row's tokens then appended after its own.
-func (g *Generator) batchCached(prompts [][]int, gens []Generation, samplers []*Sampler, s int, o GenerateOptions) ([]Generation, error) {
+func (g *Generator) batchCached(prompts [][]int64, gens []Generation, samplers []*Sampler, s int, o GenerateOptions) ([]Generation, error) {
 	c := g.cfg
 	b := len(gens)
 	capacity := s + o.MaxNewTokens - 1 // the last token is sampled, never run
@@ -339,9 +341,7 @@ func (g *Generator) batchCached(prompts [][]int, gens []Generation, samplers []*
 	counts := make([]int, b)
 	for i := range gens {
 		p := prompts[gens[i].Prompt]
-		for j, id := range p {
-			ids[i*s+j] = int64(id)
-		}
+		copy(ids[i*s:], p)
 		counts[i] = len(p)
 	}
 	out, err := g.outputs(b, !o.Sampling.Greedy)
@@ -374,7 +374,7 @@ func (g *Generator) batchCached(prompts [][]int, gens []Generation, samplers []*
 		}
 		bb := len(rows)
 		for r, i := range rows {
-			next[r] = int64(gens[i].IDs[len(gens[i].IDs)-1])
+			next[r] = gens[i].IDs[len(gens[i].IDs)-1]
 		}
 		if out, err = g.outputs(bb, !o.Sampling.Greedy); err != nil {
 			return nil, err
@@ -386,13 +386,14 @@ func (g *Generator) batchCached(prompts [][]int, gens []Generation, samplers []*
 	return gens, nil
 }
 
-// record appends each batch row's sampled token to its sequence and returns
-// the batch rows still going: not at EOS (unless ignored) nor at the limit.
+// record appends each batch row's sampled token (its index in the logits)
+// to its sequence and returns the batch rows still going: not at EOS
+// (unless ignored) nor at the limit.
 func record(gens []Generation, rows, toks []int, lps []float64, o GenerateOptions, eos int) []int {
 	var keep []int
 	for r, i := range rows {
 		tok := toks[r]
-		gens[i].IDs = append(gens[i].IDs, tok)
+		gens[i].IDs = append(gens[i].IDs, int64(tok))
 		gens[i].LogProbs = append(gens[i].LogProbs, lps[r])
 		switch {
 		case !o.IgnoreEOS && tok == eos:
@@ -408,7 +409,7 @@ func record(gens []Generation, rows, toks []int, lps []float64, o GenerateOption
 // left-padded in one prefill, then a token per row per step, the cache
 // staying where the decoder computes and rows whose sequences ended leaving
 // it inside the graph.
-func (g *Generator) batchStandard(prompts [][]int, gens []Generation, samplers []*Sampler, s int, o GenerateOptions) ([]Generation, error) {
+func (g *Generator) batchStandard(prompts [][]int64, gens []Generation, samplers []*Sampler, s int, o GenerateOptions) ([]Generation, error) {
 	c := g.cfg
 	v := c.VocabSize
 	b := len(gens)
@@ -440,8 +441,8 @@ func (g *Generator) batchStandard(prompts [][]int, gens []Generation, samplers [
 		for j := 0; j < s; j++ {
 			ids[i*s+j] = pad
 		}
-		for j, id := range p {
-			ids[i*s+s-len(p)+j] = int64(id)
+		copy(ids[i*s+s-len(p):], p)
+		for j := range p {
 			m[s-len(p)+j] = 1
 		}
 		masks[i] = m
@@ -454,7 +455,7 @@ func (g *Generator) batchStandard(prompts [][]int, gens []Generation, samplers [
 	if err != nil {
 		return nil, err
 	}
-	if err := g.dec.Step(ids, mask, PositionsFromMask(mask, b, s), s, nil, kv, out); err != nil {
+	if err := g.dec.Step(ids, mask, neox.PositionsFromMask(mask, b, s), s, nil, kv, out); err != nil {
 		return nil, err
 	}
 
@@ -487,8 +488,7 @@ func (g *Generator) batchStandard(prompts [][]int, gens []Generation, samplers [
 		bb := len(rows)
 		mask = mask[:0]
 		for r, i := range rows {
-			last := gens[i].IDs[len(gens[i].IDs)-1]
-			ids[r] = int64(last)
+			ids[r] = gens[i].IDs[len(gens[i].IDs)-1]
 			pos[r] = int64(prompt[i] + len(gens[i].IDs) - 1)
 			masks[i] = append(masks[i], 1)
 			mask = append(mask, masks[i]...)

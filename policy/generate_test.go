@@ -11,12 +11,13 @@ import (
 	"testing"
 	"time"
 
+	"irl/neox"
 	"irl/onnx"
 )
 
 // greedyReference returns the fixture's prompt (the first 6 ids of row 0) and
 // transformers' 8 greedy new tokens after it.
-func greedyReference(t *testing.T, ref reference) (prompt, want []int) {
+func greedyReference(t *testing.T, ref reference) (prompt, want []int64) {
 	t.Helper()
 	x, err := ref.f.Get("greedy_generate")
 	if err != nil {
@@ -32,30 +33,19 @@ func greedyReference(t *testing.T, ref reference) (prompt, want []int) {
 			t.Fatalf("greedy_generate[%d] = %d is not input_ids[0,%d] = %d", i, all[i], i, ids[i])
 		}
 	}
-	for _, id := range all {
-		want = append(want, int(id))
-	}
-	return want[:6], want[6:]
+	return all[:6], all[6:]
 }
 
-func ints(x []int64) []int {
-	y := make([]int, len(x))
-	for i, v := range x {
-		y[i] = int(v)
-	}
-	return y
-}
-
-func newGenerator(t testing.TB, m *Model) *Generator {
+func newGenerator(t testing.TB, m *neox.Model) *Generator {
 	t.Helper()
 	return newGeneratorPath(t, m, false)
 }
 
 // newGeneratorPath opens a generator on the fused kernels' cached decoder,
 // or with standard on the standard decoder.
-func newGeneratorPath(t testing.TB, m *Model, standard bool) *Generator {
+func newGeneratorPath(t testing.TB, m *neox.Model, standard bool) *Generator {
 	t.Helper()
-	g, err := NewGeneratorWith(m, onnx.Options{Threads: 1}, DecodeOptions{Standard: standard})
+	g, err := NewGeneratorWith(m, neox.DecodeOptions{Standard: standard}, onnx.Options{Threads: 1}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,8 +72,8 @@ func greedyGenerate(t *testing.T, name string, standard bool) {
 	prompt, want := greedyReference(t, ref)
 	g := newGeneratorPath(t, m, standard)
 	o := GenerateOptions{MaxNewTokens: len(want), Sampling: SampleOptions{Greedy: true}}
-	long := ints(ref.i64(t, "input_ids")[:ref.s]) // row 0, 12 tokens
-	out, err := g.Generate([][]int{prompt, long, prompt}, o)
+	long := ref.i64(t, "input_ids")[:ref.s] // row 0, 12 tokens
+	out, err := g.Generate([][]int64{prompt, long, prompt}, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +96,7 @@ func greedyGenerate(t *testing.T, name string, standard bool) {
 	checkLogProbs(t, m, prompt, out[0])
 	checkLogProbs(t, m, long, out[1])
 	// Batched results equal generating each prompt alone.
-	alone, err := g.Generate([][]int{long}, o)
+	alone, err := g.Generate([][]int64{long}, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,24 +108,20 @@ func greedyGenerate(t *testing.T, name string, standard bool) {
 // checkLogProbs recomputes the log-probabilities of gen's tokens with the
 // full forward graph; valid where sampling used the model's plain softmax
 // (greedy, or temperature 1 with no top-k / top-p).
-func checkLogProbs(t *testing.T, m *Model, prompt []int, gen Generation) {
+func checkLogProbs(t *testing.T, m *neox.Model, prompt []int64, gen Generation) {
 	t.Helper()
-	seq := append(append([]int{}, prompt...), gen.IDs...)
-	r, err := NewRunner(m, ForwardOptions{Logits: true}, onnx.Options{Threads: 1})
+	seq := append(append([]int64{}, prompt...), gen.IDs...)
+	r, err := NewRunner(m, neox.ForwardOptions{Logits: true}, onnx.Options{Threads: 1}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Destroy()
-	ids := make([]int64, len(seq))
-	for i, id := range seq {
-		ids[i] = int64(id)
-	}
-	out, err := r.Forward(&Batch{B: 1, S: len(seq), InputIDs: ids})
+	out, err := r.Forward(&neox.Batch{B: 1, S: len(seq), InputIDs: seq})
 	if err != nil {
 		t.Fatal(err)
 	}
 	v := m.Config.VocabSize
-	logits := out[LogitsOutput].Data
+	logits := out[neox.LogitsOutput].Data
 	for i, id := range gen.IDs {
 		row := logits[(len(prompt)+i-1)*v : (len(prompt)+i)*v]
 		mx := math.Inf(-1)
@@ -163,17 +149,17 @@ func TestGenerateEOS(t *testing.T) {
 
 func generateEOS(t *testing.T, standard bool) {
 	m, ref := loadFixture(t, "tiny-neox-parallel")
-	ids := ints(ref.i64(t, "input_ids"))
+	ids := ref.i64(t, "input_ids")
 	// Greedy, these give 102 400 153 …, 287 73 102 400 …, 20 20 20 …: the
 	// first rows of the batch finish first, so the cache is compacted.
-	prompts := [][]int{ids[ref.s+3 : 2*ref.s], ids[:ref.s], ids[:6]}
+	prompts := [][]int64{ids[ref.s+3 : 2*ref.s], ids[:ref.s], ids[:6]}
 	o := GenerateOptions{MaxNewTokens: 8, Sampling: SampleOptions{Greedy: true}, IgnoreEOS: true}
 	free, err := newGeneratorPath(t, m, standard).Generate(prompts, o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	const eos = 400
-	var want [][]int
+	var want [][]int64
 	for _, gen := range free {
 		w := gen.IDs
 		for i, id := range w {
@@ -218,8 +204,8 @@ func TestGenerateNumReturnSequences(t *testing.T) {
 
 func generateNumReturnSequences(t *testing.T, standard bool) {
 	m, ref := loadFixture(t, "tiny-neox-parallel")
-	ids := ints(ref.i64(t, "input_ids"))
-	prompts := [][]int{ids[:6], ids[ref.s+3 : 2*ref.s]} // row 1 without its padding
+	ids := ref.i64(t, "input_ids")
+	prompts := [][]int64{ids[:6], ids[ref.s+3 : 2*ref.s]} // row 1 without its padding
 	g := newGeneratorPath(t, m, standard)
 	o := GenerateOptions{MaxNewTokens: 8, Sampling: SampleOptions{Temperature: 1, TopP: 1}, Seed: 7, NumReturnSequences: 3}
 	a, err := g.Generate(prompts, o)
@@ -275,29 +261,29 @@ func generateNumReturnSequences(t *testing.T, standard bool) {
 }
 
 func TestGenerateBadInput(t *testing.T) {
-	m, err := Load(filepath.Join(fixtures, "tiny-neox-parallel"))
+	m, err := neox.Load(filepath.Join(fixtures, "tiny-neox-parallel"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	g := newGenerator(t, m)
 	maxPos := m.Config.MaxPositions
-	long := make([]int, maxPos-8+1)
-	fits := make([]int, maxPos-8)
+	long := make([]int64, maxPos-8+1)
+	fits := make([]int64, maxPos-8)
 	greedy := SampleOptions{Greedy: true}
 	cases := []struct {
 		name    string
-		prompts [][]int
+		prompts [][]int64
 		o       GenerateOptions
 		index   int
 		expect  []string
 	}{
-		{"too long", [][]int{{1, 2}, long}, GenerateOptions{MaxNewTokens: 8, Sampling: greedy}, 1,
+		{"too long", [][]int64{{1, 2}, long}, GenerateOptions{MaxNewTokens: 8, Sampling: greedy}, 1,
 			[]string{"prompt 1 ", strconv.Itoa(len(long)) + " tokens", "max_position_embeddings " + strconv.Itoa(maxPos)}},
-		{"longer than the model", [][]int{make([]int, maxPos+1)}, GenerateOptions{MaxNewTokens: 1, Sampling: greedy}, 0,
+		{"longer than the model", [][]int64{make([]int64, maxPos+1)}, GenerateOptions{MaxNewTokens: 1, Sampling: greedy}, 0,
 			[]string{"prompt 0 ", "max_position_embeddings"}},
-		{"empty", [][]int{{1}, {2}, {}}, GenerateOptions{MaxNewTokens: 8, Sampling: greedy}, 2,
+		{"empty", [][]int64{{1}, {2}, {}}, GenerateOptions{MaxNewTokens: 8, Sampling: greedy}, 2,
 			[]string{"prompt 2 ", "empty"}},
-		{"outside the vocabulary", [][]int{{1, 512}}, GenerateOptions{MaxNewTokens: 8, Sampling: greedy}, 0,
+		{"outside the vocabulary", [][]int64{{1, 512}}, GenerateOptions{MaxNewTokens: 8, Sampling: greedy}, 0,
 			[]string{"prompt 0 ", "512", "vocabulary"}},
 	}
 	for _, tc := range cases {
@@ -318,7 +304,7 @@ func TestGenerateBadInput(t *testing.T) {
 		})
 	}
 	for _, o := range []GenerateOptions{{MaxNewTokens: 0, Sampling: greedy}, {MaxNewTokens: 2, NumReturnSequences: -1, Sampling: greedy}} {
-		if _, err := g.Generate([][]int{{1}}, o); err == nil {
+		if _, err := g.Generate([][]int64{{1}}, o); err == nil {
 			t.Errorf("options %+v: no error", o)
 		}
 	}
@@ -326,14 +312,14 @@ func TestGenerateBadInput(t *testing.T) {
 		t.Error("no prompts: no error")
 	}
 	// A broken model (NaN logits) gives an error, not a panic.
-	bad, _ := Load(filepath.Join(fixtures, "tiny-neox-parallel"))
+	bad, _ := neox.Load(filepath.Join(fixtures, "tiny-neox-parallel"))
 	bad.Params["embed_out.weight"].Data[0] = float32(math.NaN())
-	if _, err := newGenerator(t, bad).Generate([][]int{{1, 2}}, GenerateOptions{MaxNewTokens: 2, Sampling: greedy}); err == nil ||
+	if _, err := newGenerator(t, bad).Generate([][]int64{{1, 2}}, GenerateOptions{MaxNewTokens: 2, Sampling: greedy}); err == nil ||
 		!strings.Contains(err.Error(), "prompt 0") || !strings.Contains(err.Error(), "NaN") {
 		t.Errorf("NaN logits: %v", err)
 	}
 	// The longest prompt that fits is accepted.
-	if out, err := g.Generate([][]int{fits}, GenerateOptions{MaxNewTokens: 8, Sampling: greedy, IgnoreEOS: true}); err != nil || len(out[0].IDs) != 8 {
+	if out, err := g.Generate([][]int64{fits}, GenerateOptions{MaxNewTokens: 8, Sampling: greedy, IgnoreEOS: true}); err != nil || len(out[0].IDs) != 8 {
 		t.Errorf("prompt of %d tokens + 8 new: %v", len(fits), err)
 	}
 }
@@ -347,12 +333,12 @@ func TestGenerateNoLeak(t *testing.T) {
 }
 
 func generateNoLeak(t *testing.T, standard bool) {
-	m, err := Load(filepath.Join(fixtures, "tiny-neox-parallel"))
+	m, err := neox.Load(filepath.Join(fixtures, "tiny-neox-parallel"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	g := newGeneratorPath(t, m, standard)
-	prompts := [][]int{{1, 2, 3, 4, 5, 6, 7, 8}, {9, 10, 11}, {12}, {13, 14, 15, 16, 17}}
+	prompts := [][]int64{{1, 2, 3, 4, 5, 6, 7, 8}, {9, 10, 11}, {12}, {13, 14, 15, 16, 17}}
 	o := GenerateOptions{MaxNewTokens: 32, Sampling: SampleOptions{Temperature: 1, TopP: 1}, IgnoreEOS: true}
 	run := func(n int) {
 		for i := 0; i < n; i++ {
@@ -398,23 +384,23 @@ func rss(t *testing.T) int {
 //
 //	go test -run '^$' -bench Generate -benchtime 3x ./policy/
 func BenchmarkGenerate(b *testing.B) {
-	cfg := Shapes["pythia-70m"]
-	m, err := Init(cfg, 1)
+	cfg := neox.Shapes["pythia-70m"]
+	m, err := neox.Init(cfg, 1)
 	if err != nil {
 		b.Fatal(err)
 	}
 	const bs, plen, newTokens = 32, 32, 32
 	r := rand.New(rand.NewPCG(1, 2))
-	prompts := make([][]int, bs)
+	prompts := make([][]int64, bs)
 	for i := range prompts {
-		prompts[i] = make([]int, plen)
+		prompts[i] = make([]int64, plen)
 		for j := range prompts[i] {
-			prompts[i][j] = 1 + r.IntN(cfg.VocabSize-1)
+			prompts[i][j] = 1 + r.Int64N(int64(cfg.VocabSize-1))
 		}
 	}
 	for _, path := range paths {
 		b.Run(path.name, func(b *testing.B) {
-			g, err := NewGeneratorWith(m, onnx.Options{}, DecodeOptions{Standard: path.standard})
+			g, err := NewGeneratorWith(m, neox.DecodeOptions{Standard: path.standard}, onnx.Options{}, nil)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"irl/neox"
 	"irl/onnx"
 )
 
@@ -12,22 +13,22 @@ import (
 // its own logits computed in float64, and the training graph's LogProb head
 // gives the same numbers from the same head functions.
 func TestForwardLogProbs(t *testing.T) {
-	m, err := Init(tinyConfig(true, false, 0.5), 11)
+	m, err := neox.Init(tinyConfig(true, false, 0.5), 11)
 	if err != nil {
 		t.Fatal(err)
 	}
 	randomize(m, 12)
 	cfg := m.Config
-	m.Params[ValueHeadWeight] = &Param{Shape: []int{1, cfg.HiddenSize}, Data: make([]float32, cfg.HiddenSize)}
-	m.Params[ValueHeadBias] = &Param{Shape: []int{1}, Data: []float32{0.25}}
-	for i := range m.Params[ValueHeadWeight].Data {
-		m.Params[ValueHeadWeight].Data[i] = float32(i%3) * 0.1
+	m.Params[neox.ValueHeadWeight] = &neox.Param{Shape: []int{1, cfg.HiddenSize}, Data: make([]float32, cfg.HiddenSize)}
+	m.Params[neox.ValueHeadBias] = &neox.Param{Shape: []int{1}, Data: []float32{0.25}}
+	for i := range m.Params[neox.ValueHeadWeight].Data {
+		m.Params[neox.ValueHeadWeight].Data[i] = float32(i%3) * 0.1
 	}
-	bt := Batch{B: 2, S: 5, InputIDs: []int64{4, 8, 15, 16, 23, 0, 0, 7, 1, 2}, AttentionMask: []int64{1, 1, 1, 1, 1, 0, 0, 1, 1, 1}}
+	bt := neox.Batch{B: 2, S: 5, InputIDs: []int64{4, 8, 15, 16, 23, 0, 0, 7, 1, 2}, AttentionMask: []int64{1, 1, 1, 1, 1, 0, 0, 1, 1, 1}}
 	tokens := []int64{8, 15, 16, 23, 5, 0, 0, 1, 2, 3}
 	const temp = 0.7
 
-	lr, err := NewRunner(m, ForwardOptions{Logits: true}, onnx.Options{Threads: 1})
+	lr, err := NewRunner(m, neox.ForwardOptions{Logits: true}, onnx.Options{Threads: 1}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +38,7 @@ func TestForwardLogProbs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := NewRunner(m, ForwardOptions{LogProbs: true, Values: true}, onnx.Options{Threads: 1})
+	r, err := NewRunner(m, neox.ForwardOptions{LogProbs: true, Values: true}, onnx.Options{Threads: 1}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +53,7 @@ func TestForwardLogProbs(t *testing.T) {
 		if bt.AttentionMask[i] == 0 {
 			continue
 		}
-		z := logits[LogitsOutput].Data[i*v : (i+1)*v]
+		z := logits[neox.LogitsOutput].Data[i*v : (i+1)*v]
 		zmax := math.Inf(-1)
 		for _, x := range z {
 			zmax = math.Max(zmax, float64(x)/temp)
@@ -68,18 +69,18 @@ func TestForwardLogProbs(t *testing.T) {
 			ent -= math.Exp(l) * l
 		}
 		want := float64(z[tokens[i]])/temp - lse
-		if d := math.Abs(float64(out[LogProbsOutput].Data[i]) - want); d > 1e-5 {
-			t.Errorf("position %d: log-prob %v, want %v", i, out[LogProbsOutput].Data[i], want)
+		if d := math.Abs(float64(out[neox.LogProbsOutput].Data[i]) - want); d > 1e-5 {
+			t.Errorf("position %d: log-prob %v, want %v", i, out[neox.LogProbsOutput].Data[i], want)
 		}
-		if d := math.Abs(float64(out[EntropyOutput].Data[i]) - ent); d > 1e-5 {
-			t.Errorf("position %d: entropy %v, want %v", i, out[EntropyOutput].Data[i], ent)
+		if d := math.Abs(float64(out[neox.EntropyOutput].Data[i]) - ent); d > 1e-5 {
+			t.Errorf("position %d: entropy %v, want %v", i, out[neox.EntropyOutput].Data[i], ent)
 		}
 	}
-	if len(out[ValuesOutput].Data) != 10 {
-		t.Fatalf("values: %v", out[ValuesOutput].Shape)
+	if len(out[neox.ValuesOutput].Data) != 10 {
+		t.Fatalf("values: %v", out[neox.ValuesOutput].Shape)
 	}
 
-	tr, err := NewTrainer(m, TrainOptions{Loss: LogProb, UnfrozenLayers: -1}, onnx.Options{Threads: 1})
+	tr, err := NewTrainer(m, neox.TrainOptions{Loss: neox.LogProb, UnfrozenLayers: -1}, onnx.Options{Threads: 1}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +91,7 @@ func TestForwardLogProbs(t *testing.T) {
 		t.Fatal(err)
 	}
 	var worst float64
-	for _, name := range []string{LogProbsOutput, EntropyOutput, ValuesOutput} {
+	for _, name := range []string{neox.LogProbsOutput, neox.EntropyOutput, neox.ValuesOutput} {
 		for i := range tokens {
 			if bt.AttentionMask[i] != 0 {
 				worst = math.Max(worst, math.Abs(float64(res.Outputs[name][i]-out[name].Data[i])))
@@ -110,7 +111,7 @@ func TestForwardLogProbs(t *testing.T) {
 	if _, err := r.ForwardTokens(&b2, tokens, 0); err == nil || !strings.Contains(err.Error(), "temperature") {
 		t.Errorf("temperature 0 in the forward graph: %v", err)
 	}
-	if _, err := NewRunner(&Model{Config: cfg, Params: map[string]*Param{}}, ForwardOptions{Values: true}, onnx.Options{}); err == nil {
+	if _, err := NewRunner(&neox.Model{Config: cfg, Params: map[string]*neox.Param{}}, neox.ForwardOptions{Values: true}, onnx.Options{}, nil); err == nil {
 		t.Error("values without a value head")
 	}
 }

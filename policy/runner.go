@@ -4,87 +4,9 @@ import (
 	"fmt"
 	"slices"
 
+	"irl/neox"
 	"irl/onnx"
 )
-
-// Batch is a padded batch of token ids, I64 [B,S] each, row-major.
-type Batch struct {
-	B, S          int
-	InputIDs      []int64
-	AttentionMask []int64
-	// PositionIDs may be nil: then positions count only unmasked tokens, as
-	// transformers does for left padding (max(cumsum(mask) - 1, 0)).
-	PositionIDs []int64
-}
-
-// Validate checks sizes and token ids against the configuration; name is
-// used in errors (a file, say).
-func (bt *Batch) Validate(c Config, name string) error {
-	n := bt.B * bt.S
-	if bt.B <= 0 || bt.S <= 0 {
-		return fmt.Errorf("%s: empty batch [%d,%d]", name, bt.B, bt.S)
-	}
-	if len(bt.InputIDs) != n {
-		return fmt.Errorf("%s: input_ids has %d values, want %d×%d", name, len(bt.InputIDs), bt.B, bt.S)
-	}
-	if bt.AttentionMask != nil && len(bt.AttentionMask) != n {
-		return fmt.Errorf("%s: attention_mask has %d values, want %d×%d like input_ids", name, len(bt.AttentionMask), bt.B, bt.S)
-	}
-	if bt.PositionIDs != nil && len(bt.PositionIDs) != n {
-		return fmt.Errorf("%s: position_ids has %d values, want %d×%d like input_ids", name, len(bt.PositionIDs), bt.B, bt.S)
-	}
-	for i, id := range bt.InputIDs {
-		if id < 0 || id >= int64(c.VocabSize) {
-			return fmt.Errorf("%s: input_ids[%d,%d] = %d is outside the vocabulary [0,%d)", name, i/bt.S, i%bt.S, id, c.VocabSize)
-		}
-	}
-	for i, p := range bt.PositionIDs {
-		if p < 0 || p >= int64(c.MaxPositions) {
-			return fmt.Errorf("%s: position_ids[%d,%d] = %d is outside [0,%d) (max_position_embeddings)", name, i/bt.S, i%bt.S, p, c.MaxPositions)
-		}
-	}
-	if bt.PositionIDs == nil {
-		for r := 0; r < bt.B; r++ {
-			var real int64
-			for s := 0; s < bt.S; s++ {
-				if bt.AttentionMask == nil || bt.AttentionMask[r*bt.S+s] != 0 {
-					real++
-				}
-			}
-			if real > int64(c.MaxPositions) {
-				return fmt.Errorf("%s: row %d has %d tokens, more than max_position_embeddings %d", name, r, real, c.MaxPositions)
-			}
-		}
-	}
-	return nil
-}
-
-// Complete fills a missing attention mask with ones and missing position ids
-// from the mask.
-func (bt *Batch) Complete() {
-	if bt.AttentionMask == nil {
-		bt.AttentionMask = make([]int64, bt.B*bt.S)
-		for i := range bt.AttentionMask {
-			bt.AttentionMask[i] = 1
-		}
-	}
-	if bt.PositionIDs == nil {
-		bt.PositionIDs = PositionsFromMask(bt.AttentionMask, bt.B, bt.S)
-	}
-}
-
-// PositionsFromMask is max(cumsum(mask) - 1, 0) along each row.
-func PositionsFromMask(mask []int64, b, s int) []int64 {
-	pos := make([]int64, b*s)
-	for r := 0; r < b; r++ {
-		var c int64
-		for j := 0; j < s; j++ {
-			c += mask[r*s+j]
-			pos[r*s+j] = max(c-1, 0)
-		}
-	}
-	return pos
-}
 
 // Output is one named float32 result.
 type Output struct {
@@ -97,41 +19,43 @@ type Output struct {
 // slices, and with ParamInputs the weights are bound from a ParamStore.
 // Destroy it when done. A Runner is not safe for concurrent use.
 type Runner struct {
-	m          *Model
-	pool       Pooling
-	graph      *ForwardGraph
+	// MaxTokens, if positive, makes Forward run a batch in runs of as many
+	// whole rows as hold at most MaxTokens tokens (B·S) each, one row at
+	// least: the attention's [rows,H,S,S] scores and the MLP's [tokens,F]
+	// activations then stay small enough for the caches, which matters more
+	// than the per-run overhead once runs hold a few thousand tokens. Rows
+	// are contiguous in every input and output, so runs read and write the
+	// batch's buffers in place.
+	MaxTokens int
+
+	m          *neox.Model
+	graph      *neox.ForwardGraph
 	boundGraph // its store, with ParamInputs: where the weights are read
-	fo         ForwardOptions
+	fo         neox.ForwardOptions
 	so         onnx.Options
-	// std runs the batches a fused graph does not take (see FusedFits): a
-	// standard graph, built when the first such batch comes.
+	// std runs the batches a fused graph does not take (see neox.FusedFits): a
+	// standard graph on the same store, built when the first such batch
+	// comes.
 	std *Runner
 }
 
-// NewRunner builds the forward graph and opens its session. On CUDA the
-// graph is built from standard operators: ONNX Runtime's CUDA
-// GroupQueryAttention takes only 16-bit floats. With ParamInputs the
-// weights are read from fo.Params at every run, or, when that is nil, from
-// a store of the runner's own (NewParamStore: views of m's memory on CPU,
-// a copy taken now on CUDA).
-func NewRunner(m *Model, fo ForwardOptions, so onnx.Options) (*Runner, error) {
-	if so.Device == onnx.CUDA {
-		fo.Standard = true
+// NewRunner builds the forward graph for sessions with options so (fused
+// or standard as neox.Fused rules) and opens its session. With ParamInputs
+// the weights are read at every run from store, or, when that is nil,
+// from a store of the runner's own (NewParamStore: views of m's memory on
+// CPU, a copy taken now on CUDA); without, store must be nil.
+func NewRunner(m *neox.Model, fo neox.ForwardOptions, so onnx.Options, store *ParamStore) (*Runner, error) {
+	if store != nil && !fo.ParamInputs {
+		return nil, fmt.Errorf("policy: a runner whose weights are initializers reads no store")
 	}
-	fg, err := BuildForward(m, fo)
+	fo.Device = so.Device
+	fg, err := neox.BuildForward(m, fo)
 	if err != nil {
 		return nil, err
 	}
-	r := &Runner{m: m, pool: fo.Pool, graph: fg, fo: fo, so: so}
-	var store *ParamStore
-	if fo.ParamInputs {
-		store = fo.Params
-	}
+	r := &Runner{m: m, graph: fg, fo: fo, so: so}
 	if err := r.open(m, fg.Graph, so, store, fo.ParamInputs); err != nil {
 		return nil, err
-	}
-	if fo.ParamInputs {
-		r.fo.Params = r.store // the standard twin reads the same store
 	}
 	return r, nil
 }
@@ -147,7 +71,7 @@ func (r *Runner) standard() (*Runner, error) {
 	if r.std == nil {
 		fo := r.fo
 		fo.Standard = true
-		std, err := NewRunner(r.m, fo, r.so)
+		std, err := NewRunner(r.m, fo, r.so, r.store)
 		if err != nil {
 			return nil, err
 		}
@@ -156,8 +80,8 @@ func (r *Runner) standard() (*Runner, error) {
 	return r.std, nil
 }
 
-// Forward runs one batch. The batch must be valid (see Batch.Validate).
-func (r *Runner) Forward(bt *Batch) (map[string]Output, error) {
+// Forward runs one batch. The batch must be valid (see neox.Batch.Validate).
+func (r *Runner) Forward(bt *neox.Batch) (map[string]Output, error) {
 	return r.ForwardTokens(bt, nil, 0)
 }
 
@@ -165,16 +89,16 @@ func (r *Runner) Forward(bt *Batch) (map[string]Output, error) {
 // tokens [B,S] (each position's next token, say) under softmax(logits/T).
 // The temperature must be positive: it is the same rule everywhere (see
 // TrainBatch.Temperature).
-func (r *Runner) ForwardTokens(bt *Batch, tokens []int64, temperature float32) (map[string]Output, error) {
+func (r *Runner) ForwardTokens(bt *neox.Batch, tokens []int64, temperature float32) (map[string]Output, error) {
 	bt.Complete()
-	if r.graph.Fused && !FusedFits(r.m.Config, bt) {
-		std, err := r.standard()
-		if err != nil {
+	run := r // the runner whose graph takes bt
+	if r.graph.Fused && !neox.FusedFits(r.m.Config, bt) {
+		var err error
+		if run, err = r.standard(); err != nil {
 			return nil, err
 		}
-		return std.ForwardTokens(bt, tokens, temperature)
 	}
-	scored := contains(r.graph.Inputs, TokensInput)
+	scored := slices.Contains(r.graph.Inputs, neox.TokensInput)
 	if scored && len(tokens) != bt.B*bt.S {
 		return nil, fmt.Errorf("policy: %d tokens to score, want %d×%d", len(tokens), bt.B, bt.S)
 	}
@@ -189,22 +113,22 @@ func (r *Runner) ForwardTokens(bt *Batch, tokens []int64, temperature float32) (
 	for i, name := range r.graph.Outputs {
 		shape := []int{bt.B, bt.S, c.HiddenSize}
 		switch {
-		case name == LogProbsOutput || name == EntropyOutput || name == ValuesOutput:
+		case name == neox.LogProbsOutput || name == neox.EntropyOutput || name == neox.ValuesOutput:
 			shape = []int{bt.B, bt.S}
-		case name == LogitsOutput:
+		case name == neox.LogitsOutput:
 			shape = []int{bt.B, bt.S, c.VocabSize}
-		case r.pool != NoPool:
+		case r.fo.Pool != neox.NoPool:
 			shape = []int{bt.B, c.HiddenSize}
 		}
-		o := Output{Shape: shape, Data: make([]float32, numel(shape))}
+		o := Output{Shape: shape, Data: make([]float32, neox.Numel(shape))}
 		res[name] = o
 		datas[i] = o.Data
 	}
 	// Rows are contiguous in every input and output, so a run of fewer rows
 	// reads and writes sub-slices of them in place.
 	rows := bt.B
-	if r.fo.MaxTokens > 0 {
-		rows = max(1, min(bt.B, r.fo.MaxTokens/bt.S))
+	if r.MaxTokens > 0 {
+		rows = max(1, min(bt.B, r.MaxTokens/bt.S))
 	}
 	for from := 0; from < bt.B; from += rows {
 		to := min(from+rows, bt.B)
@@ -212,7 +136,7 @@ func (r *Runner) ForwardTokens(bt *Batch, tokens []int64, temperature float32) (
 		if scored {
 			scoredTokens = tokens[from*bt.S : to*bt.S]
 		}
-		if err := r.run(bt, from, to, scoredTokens, temperature, datas); err != nil {
+		if err := run.run(bt, from, to, scoredTokens, temperature, datas); err != nil {
 			return nil, err
 		}
 	}
@@ -220,7 +144,7 @@ func (r *Runner) ForwardTokens(bt *Batch, tokens []int64, temperature float32) (
 }
 
 // run runs rows from…to−1 of bt, writing into the outputs' full buffers.
-func (r *Runner) run(bt *Batch, from, to int, tokens []int64, temperature float32, datas [][]float32) error {
+func (r *Runner) run(bt *neox.Batch, from, to int, tokens []int64, temperature float32, datas [][]float32) error {
 	s := bt.S
 	b := int64(to - from)
 	io := &runIO{b: r.bind}
@@ -231,16 +155,16 @@ func (r *Runner) run(bt *Batch, from, to int, tokens []int64, temperature float3
 		io.err = r.store.bindParams(r.bind, r.graph.Params)
 	}
 	if tokens != nil {
-		io.inI64(TokensInput, tokens, b, int64(s))
-		io.inF32(TemperatureInput, []float32{temperature}, 1)
+		io.inI64(neox.TokensInput, tokens, b, int64(s))
+		io.inF32(neox.TemperatureInput, []float32{temperature}, 1)
 	}
 	for i, d := range datas {
 		per := len(d) / bt.B // values per row
 		shape := []int64{b, int64(s), int64(per / s)}
 		switch name := r.graph.Outputs[i]; {
-		case name == LogProbsOutput || name == EntropyOutput || name == ValuesOutput:
+		case name == neox.LogProbsOutput || name == neox.EntropyOutput || name == neox.ValuesOutput:
 			shape = []int64{b, int64(s)}
-		case name != LogitsOutput && r.pool != NoPool:
+		case name != neox.LogitsOutput && r.fo.Pool != neox.NoPool:
 			shape = []int64{b, int64(per)}
 		}
 		io.outF32(r.graph.Outputs[i], d[from*per:to*per], shape...)
@@ -251,11 +175,10 @@ func (r *Runner) run(bt *Batch, from, to int, tokens []int64, temperature float3
 // Destroy closes the session and releases the binding and a store of the
 // runner's own.
 func (r *Runner) Destroy() {
-	if r.std != nil {
-		r.std.Destroy()
-		r.std = nil
+	if r == nil {
+		return
 	}
+	r.std.Destroy()
+	r.std = nil
 	r.destroy()
 }
-
-func contains(xs []string, x string) bool { return slices.Contains(xs, x) }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 
+	"irl/neox"
 	"irl/onnx"
 )
 
@@ -23,7 +24,7 @@ import (
 //
 // Destroy it when done. A ParamStore is not safe for concurrent use.
 type ParamStore struct {
-	m        *Model
+	m        *neox.Model
 	so       onnx.Options
 	resident bool
 	alloc    *onnx.Allocator               // resident stores only
@@ -33,7 +34,7 @@ type ParamStore struct {
 
 // NewParamStore makes the store for sessions with options so: on CPU, views
 // of m's Go memory; on CUDA, resident copies on the device.
-func NewParamStore(m *Model, so onnx.Options) (*ParamStore, error) {
+func NewParamStore(m *neox.Model, so onnx.Options) (*ParamStore, error) {
 	if so.Device == onnx.CUDA {
 		return NewResidentParamStore(m, so)
 	}
@@ -43,7 +44,7 @@ func NewParamStore(m *Model, so onnx.Options) (*ParamStore, error) {
 // NewResidentParamStore makes a store whose tensors are copies in the
 // memory of so's device, as on CUDA, even on CPU: there it runs the device
 // path (device-resident weights, gradients and optimiser) where no GPU is.
-func NewResidentParamStore(m *Model, so onnx.Options) (*ParamStore, error) {
+func NewResidentParamStore(m *neox.Model, so onnx.Options) (*ParamStore, error) {
 	a, err := onnx.NewDeviceAllocator(so)
 	if err != nil {
 		return nil, fmt.Errorf("policy: parameter store on %s: %w", deviceName(so), err)
@@ -59,7 +60,7 @@ func deviceName(so onnx.Options) string {
 }
 
 // Model is the model whose parameters the store holds.
-func (s *ParamStore) Model() *Model { return s.m }
+func (s *ParamStore) Model() *neox.Model { return s.m }
 
 // Options are the session options the store's tensors are for.
 func (s *ParamStore) Options() onnx.Options { return s.so }
@@ -80,7 +81,7 @@ func (s *ParamStore) Tensor(name string) (*onnx.DeviceTensor, error) {
 	if p == nil {
 		return nil, fmt.Errorf("policy: parameter store: the model has no parameter %q", name)
 	}
-	shape := dims64(p.Shape)
+	shape := neox.Dims64(p.Shape)
 	var t *onnx.DeviceTensor
 	var err error
 	if s.resident {
@@ -108,7 +109,7 @@ func (s *ParamStore) Replace(name string, t *onnx.DeviceTensor) error {
 	if p == nil {
 		return fmt.Errorf("policy: parameter store: the model has no parameter %q", name)
 	}
-	if t == nil || t.DType() != onnx.Float || !slices.Equal(t.Shape(), dims64(p.Shape)) {
+	if t == nil || t.DType() != onnx.Float || !slices.Equal(t.Shape(), neox.Dims64(p.Shape)) {
 		return fmt.Errorf("policy: parameter store: replacing %s %v by a tensor of another shape or type", name, p.Shape)
 	}
 	s.cur[name] = t
@@ -178,7 +179,7 @@ func (s *ParamStore) Destroy() {
 
 // bindParams binds the store's current tensor of each parameter in specs to
 // the input of its name.
-func (s *ParamStore) bindParams(b *onnx.Binding, specs []ParamSpec) error {
+func (s *ParamStore) bindParams(b *onnx.Binding, specs []neox.ParamSpec) error {
 	for _, sp := range specs {
 		t, err := s.Tensor(sp.Name)
 		if err != nil {

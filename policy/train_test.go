@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"irl/neox"
 	"irl/onnx"
 )
 
@@ -16,12 +17,12 @@ func TestGradientParity(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			m, ref := loadFixture(t, name)
 			ids := ref.i64(t, "input_ids")[:ref.s]
-			tr, err := NewTrainer(m, TrainOptions{UnfrozenLayers: -1}, onnx.Options{Threads: 1})
+			tr, err := NewTrainer(m, neox.TrainOptions{UnfrozenLayers: -1}, onnx.Options{Threads: 1}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer tr.Destroy()
-			tb := &TrainBatch{Batch: Batch{B: 1, S: ref.s, InputIDs: ids}}
+			tb := &TrainBatch{Batch: neox.Batch{B: 1, S: ref.s, InputIDs: ids}}
 			tb.NextTokenTargets()
 			res, err := tr.Step(tb)
 			if err != nil {
@@ -54,15 +55,15 @@ func TestGradientParity(t *testing.T) {
 	}
 }
 
-func tinyConfig(parallel, tie bool, rotary float64) Config {
-	return Config{VocabSize: 37, HiddenSize: 16, NumLayers: 2, NumHeads: 2, IntermediateSize: 24,
+func tinyConfig(parallel, tie bool, rotary float64) neox.Config {
+	return neox.Config{VocabSize: 37, HiddenSize: 16, NumLayers: 2, NumHeads: 2, IntermediateSize: 24,
 		MaxPositions: 32, RotaryPct: rotary, RotaryBase: 10000, LayerNormEps: 1e-5, HiddenAct: "gelu",
 		ParallelResidual: parallel, TieEmbeddings: tie, InitializerRange: 0.3}
 }
 
 // randomize gives layer norms and biases non-trivial values so that every
 // backward term matters.
-func randomize(m *Model, seed uint64) {
+func randomize(m *neox.Model, seed uint64) {
 	r := newRand(seed)
 	// In ParamSpecs' order: a map's order would give each process another model.
 	for _, s := range m.Config.ParamSpecs() {
@@ -75,7 +76,7 @@ func randomize(m *Model, seed uint64) {
 
 // fdCheck compares the analytic gradient of loss() with central differences
 // at the largest-gradient coordinates of each trainable parameter.
-func fdCheck(t *testing.T, m *Model, tr *Trainer, loss func() float64) {
+func fdCheck(t *testing.T, m *neox.Model, tr *Trainer, loss func() float64) {
 	t.Helper()
 	const eps = 1e-2
 	for _, name := range tr.Graph.Trainable {
@@ -119,18 +120,18 @@ func TestCrossEntropyFiniteDifferences(t *testing.T) {
 		rotary   float64
 	}{{"parallel", true, false, 0.5}, {"sequential-tied-full-rotary", false, true, 1}, {"no-rotary", true, false, 0}} {
 		t.Run(tc.name, func(t *testing.T) {
-			m, err := Init(tinyConfig(tc.parallel, tc.tie, tc.rotary), 5)
+			m, err := neox.Init(tinyConfig(tc.parallel, tc.tie, tc.rotary), 5)
 			if err != nil {
 				t.Fatal(err)
 			}
 			randomize(m, 6)
-			tr, err := NewTrainer(m, TrainOptions{UnfrozenLayers: -1}, onnx.Options{Threads: 1})
+			tr, err := NewTrainer(m, neox.TrainOptions{UnfrozenLayers: -1}, onnx.Options{Threads: 1}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer tr.Destroy()
 			// Two rows, the second left-padded: masked positions must not count.
-			tb := &TrainBatch{Batch: Batch{B: 2, S: 7,
+			tb := &TrainBatch{Batch: neox.Batch{B: 2, S: 7,
 				InputIDs:      []int64{3, 9, 14, 1, 30, 22, 8, 0, 0, 5, 17, 2, 36, 11},
 				AttentionMask: []int64{1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1, 1}}}
 			tb.NextTokenTargets()
@@ -157,21 +158,21 @@ func TestCrossEntropyFiniteDifferences(t *testing.T) {
 // The LogProb head: loss = Σ c·(logprob, entropy, value) with random
 // cotangents, so its gradient is that of any loss of the three.
 func TestLogProbHeadFiniteDifferences(t *testing.T) {
-	m, err := Init(tinyConfig(true, false, 0.5), 8)
+	m, err := neox.Init(tinyConfig(true, false, 0.5), 8)
 	if err != nil {
 		t.Fatal(err)
 	}
 	randomize(m, 9)
-	tr, err := NewTrainer(m, TrainOptions{Loss: LogProb, UnfrozenLayers: -1}, onnx.Options{Threads: 1})
+	tr, err := NewTrainer(m, neox.TrainOptions{Loss: neox.LogProb, UnfrozenLayers: -1}, onnx.Options{Threads: 1}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer tr.Destroy()
-	for i := range m.Params[ValueHeadWeight].Data {
-		m.Params[ValueHeadWeight].Data[i] = float32(0.1 * float64(i%5-2))
+	for i := range m.Params[neox.ValueHeadWeight].Data {
+		m.Params[neox.ValueHeadWeight].Data[i] = float32(0.1 * float64(i%5-2))
 	}
 	r := newRand(10)
-	tb := &TrainBatch{Batch: Batch{B: 2, S: 5, InputIDs: []int64{4, 8, 15, 16, 23, 0, 42 % 37, 7, 1, 2},
+	tb := &TrainBatch{Batch: neox.Batch{B: 2, S: 5, InputIDs: []int64{4, 8, 15, 16, 23, 0, 42 % 37, 7, 1, 2},
 		AttentionMask: []int64{1, 1, 1, 1, 1, 0, 1, 1, 1, 1}}, Temperature: 0.7}
 	tb.Tokens = []int64{8, 15, 16, 23, 5, 0, 7, 1, 2, 3}
 	for _, d := range []*[]float32{&tb.DLogProbs, &tb.DEntropy, &tb.DValues} {
@@ -191,12 +192,12 @@ func TestLogProbHeadFiniteDifferences(t *testing.T) {
 	}
 	// The outputs themselves, checked by hand at one position with the
 	// inference graph's logits.
-	run, err := NewRunner(m, ForwardOptions{Logits: true, Hidden: []int{2}}, onnx.Options{Threads: 1})
+	run, err := NewRunner(m, neox.ForwardOptions{Logits: true, Hidden: []int{2}}, onnx.Options{Threads: 1}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer run.Destroy()
-	fw, err := run.Forward(&Batch{B: 2, S: 5, InputIDs: tb.InputIDs, AttentionMask: tb.AttentionMask})
+	fw, err := run.Forward(&neox.Batch{B: 2, S: 5, InputIDs: tb.InputIDs, AttentionMask: tb.AttentionMask})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +205,7 @@ func TestLogProbHeadFiniteDifferences(t *testing.T) {
 	z := make([]float64, 37)
 	mx := math.Inf(-1)
 	for v := range z {
-		z[v] = float64(fw[LogitsOutput].Data[pos*37+v]) / 0.7
+		z[v] = float64(fw[neox.LogitsOutput].Data[pos*37+v]) / 0.7
 		mx = math.Max(mx, z[v])
 	}
 	var sum float64
@@ -216,14 +217,14 @@ func TestLogProbHeadFiniteDifferences(t *testing.T) {
 	for _, x := range z {
 		ent -= math.Exp(x-lse) * (x - lse)
 	}
-	var val float64 = float64(m.Params[ValueHeadBias].Data[0])
+	var val float64 = float64(m.Params[neox.ValueHeadBias].Data[0])
 	for k := 0; k < 16; k++ {
-		val += float64(fw[HiddenOutput(2)].Data[pos*16+k] * m.Params[ValueHeadWeight].Data[k])
+		val += float64(fw[neox.HiddenOutput(2)].Data[pos*16+k] * m.Params[neox.ValueHeadWeight].Data[k])
 	}
 	for _, c := range []struct {
 		name string
 		want float64
-	}{{LogProbsOutput, z[tb.Tokens[pos]] - lse}, {EntropyOutput, ent}, {ValuesOutput, val}} {
+	}{{neox.LogProbsOutput, z[tb.Tokens[pos]] - lse}, {neox.EntropyOutput, ent}, {neox.ValuesOutput, val}} {
 		if got := float64(res.Outputs[c.name][pos]); math.Abs(got-c.want) > 1e-4*math.Max(1, math.Abs(c.want)) {
 			t.Errorf("%s = %v, want %v", c.name, got, c.want)
 		}
@@ -244,19 +245,19 @@ func TestLogProbHeadFiniteDifferences(t *testing.T) {
 // Freezing: only the top layers and the head get gradients, equal to the
 // full graph's.
 func TestUnfrozenLayers(t *testing.T) {
-	m, err := Init(tinyConfig(true, false, 0.5), 11)
+	m, err := neox.Init(tinyConfig(true, false, 0.5), 11)
 	if err != nil {
 		t.Fatal(err)
 	}
 	randomize(m, 12)
-	tb := &TrainBatch{Batch: Batch{B: 1, S: 6, InputIDs: []int64{1, 2, 3, 4, 5, 6}}}
+	tb := &TrainBatch{Batch: neox.Batch{B: 1, S: 6, InputIDs: []int64{1, 2, 3, 4, 5, 6}}}
 	tb.NextTokenTargets()
-	full, err := NewTrainer(m, TrainOptions{UnfrozenLayers: -1}, onnx.Options{Threads: 1})
+	full, err := NewTrainer(m, neox.TrainOptions{UnfrozenLayers: -1}, onnx.Options{Threads: 1}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer full.Destroy()
-	top, err := NewTrainer(m, TrainOptions{UnfrozenLayers: 1}, onnx.Options{Threads: 1})
+	top, err := NewTrainer(m, neox.TrainOptions{UnfrozenLayers: 1}, onnx.Options{Threads: 1}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

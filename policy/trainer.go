@@ -4,12 +4,13 @@ import (
 	"fmt"
 	"math"
 
+	"irl/neox"
 	"irl/onnx"
 )
 
 // TrainBatch is a batch with what the loss head needs.
 type TrainBatch struct {
-	Batch
+	neox.Batch
 	// CrossEntropy: each position's target and weight, [B,S].
 	Labels   []int64
 	LossMask []float32
@@ -55,46 +56,36 @@ func (tb *TrainBatch) NextTokenTargets() {
 // head's per-position outputs come back to Go. Destroy it when done; not
 // safe for concurrent use.
 type Trainer struct {
-	Graph   *TrainGraph
-	model   *Model
-	store   *ParamStore
-	private bool // the store is the trainer's own
-	session *onnx.BoundSession
-	bind    *onnx.Binding
-	cpu     *onnx.MemoryInfo
-	grads   map[string][]float32          // on a CPU store: the gradients' Go memory
-	gradT   map[string]*onnx.DeviceTensor // every trainable parameter's gradient
-	want    map[string]bool               // the outputs that come back to Go
+	Graph      *neox.TrainGraph
+	model      *neox.Model
+	boundGraph // its store: the weights, and the gradients' memory
+	cpu        *onnx.MemoryInfo
+	grads      map[string][]float32          // on a CPU store: the gradients' Go memory
+	gradT      map[string]*onnx.DeviceTensor // every trainable parameter's gradient
+	want       map[string]bool               // the outputs that come back to Go
 }
 
 // NewTrainer builds the training graph for m and opens its session. For the
 // LogProb and PPO losses, a value head missing from m.Params is added,
-// initialised to zero. The weights come from o.Params, or, when that is
-// nil, from a store of the trainer's own (NewParamStore).
-func NewTrainer(m *Model, o TrainOptions, so onnx.Options) (*Trainer, error) {
-	tg, err := BuildTrain(m.Config, o)
+// initialised to zero. The weights come from store, which its gradients
+// live beside, or, when that is nil, from a store of the trainer's own
+// (NewParamStore).
+func NewTrainer(m *neox.Model, o neox.TrainOptions, so onnx.Options, store *ParamStore) (*Trainer, error) {
+	tg, err := neox.BuildTrain(m.Config, o)
 	if err != nil {
 		return nil, err
 	}
 	for _, s := range tg.Params {
-		if _, ok := m.Params[s.Name]; !ok && (s.Name == ValueHeadWeight || s.Name == ValueHeadBias) {
-			m.Params[s.Name] = &Param{Shape: s.Shape, Data: make([]float32, numel(s.Shape))}
+		if _, ok := m.Params[s.Name]; !ok && (s.Name == neox.ValueHeadWeight || s.Name == neox.ValueHeadBias) {
+			m.Params[s.Name] = &neox.Param{Shape: s.Shape, Data: make([]float32, neox.Numel(s.Shape))}
 		}
 	}
-	t := &Trainer{Graph: tg, model: m, store: o.Params, grads: map[string][]float32{},
+	t := &Trainer{Graph: tg, model: m, grads: map[string][]float32{},
 		gradT: map[string]*onnx.DeviceTensor{}, want: map[string]bool{}}
-	if t.store == nil {
-		if t.store, err = NewParamStore(m, so); err != nil {
-			return nil, err
-		}
-		t.private = true
+	if err := t.open(m, tg.Graph, so, store, true); err != nil {
+		return nil, err
 	}
-	if t.session, err = onnx.NewBoundGraphSession(tg.Graph, so); err == nil {
-		if t.bind, err = t.session.NewBinding(); err == nil {
-			t.cpu, err = onnx.NewMemoryInfo(onnx.CPU, 0)
-		}
-	}
-	if err != nil {
+	if t.cpu, err = onnx.NewMemoryInfo(onnx.CPU, 0); err != nil {
 		t.Destroy()
 		return nil, err
 	}
@@ -104,7 +95,7 @@ func NewTrainer(m *Model, o TrainOptions, so onnx.Options) (*Trainer, error) {
 		shapes[s.Name] = s.Shape
 	}
 	for _, p := range tg.Trainable {
-		g, err := t.store.NewTensor(dims64(shapes[p])...)
+		g, err := t.store.NewTensor(neox.Dims64(shapes[p])...)
 		if err != nil {
 			t.Destroy()
 			return nil, fmt.Errorf("policy: gradient of %s: %w", p, err)
@@ -127,7 +118,7 @@ func NewTrainer(m *Model, o TrainOptions, so onnx.Options) (*Trainer, error) {
 
 func isGrad(output string, trainable []string) bool {
 	for _, p := range trainable {
-		if output == GradName(p) {
+		if output == neox.GradName(p) {
 			return true
 		}
 	}
@@ -194,29 +185,29 @@ func (t *Trainer) Step(tb *TrainBatch) (StepResult, error) {
 		}
 		io.inF32(name, v, shape...)
 	}
-	addI(tb.InputIDs, InputIDs)
-	addI(tb.AttentionMask, AttentionMask)
-	addI(tb.PositionIDs, PositionIDs)
+	addI(tb.InputIDs, neox.InputIDs)
+	addI(tb.AttentionMask, neox.AttentionMask)
+	addI(tb.PositionIDs, neox.PositionIDs)
 	switch t.Graph.Loss {
-	case CrossEntropy:
-		addI(tb.Labels, LabelsInput)
-		addF(tb.LossMask, LossMaskInput, b, s)
-	case LogProb, PPO:
+	case neox.CrossEntropy:
+		addI(tb.Labels, neox.LabelsInput)
+		addF(tb.LossMask, neox.LossMaskInput, b, s)
+	case neox.LogProb, neox.PPO:
 		// One rule everywhere: a temperature is positive, never a default
 		// standing in for a forgotten value (sampling refuses 0 too).
 		temp := tb.Temperature
 		if !(temp > 0) || math.IsInf(float64(temp), 1) {
 			return StepResult{}, fmt.Errorf("policy: LogProb head: temperature %v must be positive and finite", temp)
 		}
-		addI(tb.Tokens, TokensInput)
-		addF([]float32{temp}, TemperatureInput, 1)
+		addI(tb.Tokens, neox.TokensInput)
+		addF([]float32{temp}, neox.TemperatureInput, 1)
 		type in struct {
 			v    []float32
 			name string
 		}
-		ins := []in{{tb.DLogProbs, LogProbsCotangent}, {tb.DEntropy, EntropyCotangent}, {tb.DValues, ValuesCotangent}}
-		if t.Graph.Loss == PPO {
-			ins = []in{{tb.OldLogProbs, OldLogProbsInput}, {tb.OldValues, OldValuesInput}, {tb.Advantages, AdvantagesInput}, {tb.Returns, ReturnsInput}, {tb.LossMask, LossMaskInput}}
+		ins := []in{{tb.DLogProbs, neox.LogProbsCotangent}, {tb.DEntropy, neox.EntropyCotangent}, {tb.DValues, neox.ValuesCotangent}}
+		if t.Graph.Loss == neox.PPO {
+			ins = []in{{tb.OldLogProbs, neox.OldLogProbsInput}, {tb.OldValues, neox.OldValuesInput}, {tb.Advantages, neox.AdvantagesInput}, {tb.Returns, neox.ReturnsInput}, {tb.LossMask, neox.LossMaskInput}}
 		}
 		for _, c := range ins {
 			v := c.v
@@ -225,16 +216,16 @@ func (t *Trainer) Step(tb *TrainBatch) (StepResult, error) {
 			}
 			addF(v, c.name, b, s)
 		}
-		if t.Graph.Loss == PPO {
+		if t.Graph.Loss == neox.PPO {
 			coefs := tb.PPOCoefs // its own memory: tb is not pinned
-			addF(coefs[:], PPOCoefsInput, 4)
+			addF(coefs[:], neox.PPOCoefsInput, 4)
 		}
 	}
 	if io.err == nil {
 		io.err = t.store.bindParams(t.bind, t.Graph.Params)
 	}
 	for name, g := range t.gradT {
-		io.out(GradName(name), g)
+		io.out(neox.GradName(name), g)
 	}
 	io.hostOutputs(t.cpu, t.Graph.Outputs[:len(t.want)]...)
 	var outs map[string][]float32
@@ -248,7 +239,7 @@ func (t *Trainer) Step(tb *TrainBatch) (StepResult, error) {
 	}
 	res := StepResult{Outputs: map[string][]float32{}}
 	for name, v := range outs {
-		if name == LossOutput {
+		if name == neox.LossOutput {
 			res.Loss = float64(v[0])
 		} else {
 			res.Outputs[name] = v
@@ -260,15 +251,14 @@ func (t *Trainer) Step(tb *TrainBatch) (StepResult, error) {
 // Destroy releases the session, the binding, the gradients and a store of
 // the trainer's own.
 func (t *Trainer) Destroy() {
+	if t == nil {
+		return
+	}
 	for _, g := range t.gradT {
 		g.Destroy()
 	}
 	t.gradT, t.grads = nil, nil
-	t.bind.Destroy()
-	t.session.Destroy()
 	t.cpu.Destroy()
-	if t.private {
-		t.store.Destroy()
-	}
-	t.bind, t.session, t.cpu, t.store = nil, nil, nil, nil
+	t.cpu = nil
+	t.destroy()
 }

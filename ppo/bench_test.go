@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"irl/neox"
 	"irl/onnx"
 	"irl/onnx/onnxbench"
-	"irl/policy"
 	"irl/reward"
 	"irl/tokenizer"
 )
@@ -63,7 +63,7 @@ func BenchmarkPPOPhase70m(b *testing.B) {
 				ps = append(ps, Prompt{IDs: ids, Row: i})
 			}
 			for i := 0; i < b.N; i++ {
-				m, err := policy.Init(policy.Shapes["pythia-70m"], 1)
+				m, err := neox.Init(neox.Shapes["pythia-70m"], 1)
 				if err != nil {
 					b.Fatal(err)
 				}

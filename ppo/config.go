@@ -38,7 +38,7 @@ func LoadConfig(spec string) (Config, error) {
 	if b, e := presets.ReadFile("presets/" + spec + ".yaml"); e == nil && !strings.ContainsAny(spec, `/\.`) {
 		data, name = b, "preset "+spec
 	} else if data, err = os.ReadFile(spec); err != nil {
-		return Config{}, fmt.Errorf("ppo: --config %s: not a preset (%s) nor a readable file: %w", spec, strings.Join(Presets(), ", "), err)
+		return Config{}, fmt.Errorf("ppo: %s is not a preset (%s) nor a readable file: %w", spec, strings.Join(Presets(), ", "), err)
 	}
 	var m map[string]any
 	switch strings.ToLower(filepath.Ext(spec)) {

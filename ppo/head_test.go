@@ -7,6 +7,7 @@ import (
 	"os"
 	"testing"
 
+	"irl/neox"
 	"irl/onnx"
 	"irl/policy"
 )
@@ -19,9 +20,9 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func tinyPolicy(t *testing.T, seed uint64) *policy.Model {
+func tinyPolicy(t *testing.T, seed uint64) *neox.Model {
 	t.Helper()
-	m, err := policy.Init(policy.Config{VocabSize: 37, HiddenSize: 16, NumLayers: 2, NumHeads: 2, IntermediateSize: 24,
+	m, err := neox.Init(neox.Config{VocabSize: 37, HiddenSize: 16, NumLayers: 2, NumHeads: 2, IntermediateSize: 24,
 		MaxPositions: 32, RotaryPct: 0.5, RotaryBase: 10000, LayerNormEps: 1e-5, HiddenAct: "gelu",
 		ParallelResidual: true, InitializerRange: 0.3}, seed)
 	if err != nil {
@@ -32,10 +33,10 @@ func tinyPolicy(t *testing.T, seed uint64) *policy.Model {
 
 // headCase is a minibatch with rollout statistics chosen so that clipping
 // is active on some tokens and not on others.
-func headCase(t *testing.T, m *policy.Model) *policy.TrainBatch {
+func headCase(t *testing.T, m *neox.Model) *policy.TrainBatch {
 	rng := rand.New(rand.NewPCG(7, 8))
 	b, s := 2, 6
-	tb := &policy.TrainBatch{Batch: policy.Batch{B: b, S: s,
+	tb := &policy.TrainBatch{Batch: neox.Batch{B: b, S: s,
 		InputIDs:      []int64{4, 8, 15, 16, 23, 9, 30, 7, 1, 2, 0, 0},
 		AttentionMask: []int64{1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0}}, Temperature: 0.8}
 	tb.Tokens = []int64{8, 15, 16, 23, 9, 0, 7, 1, 2, 0, 0, 0}
@@ -58,15 +59,15 @@ func headCase(t *testing.T, m *policy.Model) *policy.TrainBatch {
 func TestPPOHeadMatchesGoLoss(t *testing.T) {
 	m := tinyPolicy(t, 3)
 	so := onnx.Options{Threads: 1}
-	pt, err := policy.NewTrainer(m, policy.TrainOptions{Loss: policy.PPO, UnfrozenLayers: -1}, so)
+	pt, err := policy.NewTrainer(m, neox.TrainOptions{Loss: neox.PPO, UnfrozenLayers: -1}, so, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer pt.Destroy()
-	for i := range m.Params[policy.ValueHeadWeight].Data {
-		m.Params[policy.ValueHeadWeight].Data[i] = 0.05 * float32(i%7-3)
+	for i := range m.Params[neox.ValueHeadWeight].Data {
+		m.Params[neox.ValueHeadWeight].Data[i] = 0.05 * float32(i%7-3)
 	}
-	lt, err := policy.NewTrainer(m, policy.TrainOptions{Loss: policy.LogProb, UnfrozenLayers: -1}, so)
+	lt, err := policy.NewTrainer(m, neox.TrainOptions{Loss: neox.LogProb, UnfrozenLayers: -1}, so, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,12 +89,12 @@ func TestPPOHeadMatchesGoLoss(t *testing.T) {
 		mask[i] = w != 0
 	}
 	c := LossConfig{ClipRange: 0.2, ClipRangeValue: 0.2, VFCoef: 1, EntCoef: 0.005}
-	lp, val, ent := res.Outputs[policy.LogProbsOutput], res.Outputs[policy.ValuesOutput], res.Outputs[policy.EntropyOutput]
+	lp, val, ent := res.Outputs[neox.LogProbsOutput], res.Outputs[neox.ValuesOutput], res.Outputs[neox.EntropyOutput]
 	l := Loss(f64(lp), f64(tb.OldLogProbs), f64(val), f64(tb.OldValues), f64(tb.Advantages), f64(tb.Returns), f64(ent), mask, c)
 	if l.PolicyClipFrac == 0 || l.PolicyClipFrac == 1 {
 		t.Fatalf("clip fraction %v: the case should clip some tokens and not others", l.PolicyClipFrac)
 	}
-	stats := res.Outputs[policy.PPOStatsOutput]
+	stats := res.Outputs[neox.PPOStatsOutput]
 	want := []float64{l.Policy, l.Value, l.Entropy, l.PolicyClipFrac, l.ValueClipFrac, l.ApproxKL}
 	for i, w := range want {
 		if math.Abs(float64(stats[i])-w) > 1e-5*(1+math.Abs(w)) {
@@ -131,13 +132,13 @@ func TestPPOHeadMatchesGoLoss(t *testing.T) {
 // The PPO loss's gradient against central differences on the parameters.
 func TestPPOGradientFiniteDifferences(t *testing.T) {
 	m := tinyPolicy(t, 5)
-	pt, err := policy.NewTrainer(m, policy.TrainOptions{Loss: policy.PPO, UnfrozenLayers: -1}, onnx.Options{Threads: 1})
+	pt, err := policy.NewTrainer(m, neox.TrainOptions{Loss: neox.PPO, UnfrozenLayers: -1}, onnx.Options{Threads: 1}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer pt.Destroy()
-	for i := range m.Params[policy.ValueHeadWeight].Data {
-		m.Params[policy.ValueHeadWeight].Data[i] = 0.05 * float32(i%5-2)
+	for i := range m.Params[neox.ValueHeadWeight].Data {
+		m.Params[neox.ValueHeadWeight].Data[i] = 0.05 * float32(i%5-2)
 	}
 	tb := headCase(t, m)
 	if _, err := pt.Step(tb); err != nil {

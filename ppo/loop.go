@@ -16,6 +16,7 @@ import (
 	"irl/atomicfile"
 	"irl/checkpoint"
 	"irl/floatbits"
+	"irl/neox"
 	"irl/policy"
 	"irl/progress"
 	"irl/reward"
@@ -123,14 +124,11 @@ func (t *trainer) takePrompts(n int) []Prompt {
 
 // generate samples one continuation per prompt from the current weights.
 func (t *trainer) generate(ps []Prompt, seed uint64) ([][]int64, error) {
-	ids := make([][]int, len(ps))
+	ids := make([][]int64, len(ps))
 	for i, p := range ps {
-		ids[i] = make([]int, len(p.IDs))
-		for j, v := range p.IDs {
-			ids[i][j] = int(v)
-		}
+		ids[i] = p.IDs
 	}
-	gens, err := t.gen.Generate(ids, policy.GenerateOptions{
+	gens, err := t.tr.Generator.Generate(ids, policy.GenerateOptions{
 		MaxNewTokens: t.cfg.MaxNewTokens, Seed: seed, BatchSize: len(ps),
 		Sampling: policy.SampleOptions{Temperature: t.cfg.Temperature, TopK: t.cfg.TopK, TopP: t.cfg.TopP},
 	})
@@ -139,10 +137,7 @@ func (t *trainer) generate(ps []Prompt, seed uint64) ([][]int64, error) {
 	}
 	out := make([][]int64, len(gens))
 	for i, g := range gens {
-		out[i] = make([]int64, len(g.IDs))
-		for j, v := range g.IDs {
-			out[i][j] = int64(v)
-		}
+		out[i] = g.IDs
 	}
 	return out, nil
 }
@@ -153,11 +148,7 @@ func (t *trainer) text(ids []int64) string {
 	if n > 0 && ids[n-1] == int64(t.m.Config.EOSTokenID) {
 		n--
 	}
-	x := make([]int, n)
-	for i := range x {
-		x[i] = int(ids[i])
-	}
-	return strings.ToValidUTF8(t.tok.Decode(x), "\uFFFD")
+	return strings.ToValidUTF8(t.tok.Decode(ids[:n]), "\uFFFD")
 }
 
 // score asks the reward source for one score per response, refusing a
@@ -193,11 +184,7 @@ func (t *trainer) score(ps []Prompt, resp [][]int64, key uint64) ([]float64, err
 
 // promptText is the prompt as the model saw it (cut on the left).
 func (t *trainer) promptText(p Prompt) string {
-	x := make([]int, len(p.IDs))
-	for i, v := range p.IDs {
-		x[i] = int(v)
-	}
-	return strings.ToValidUTF8(t.tok.Decode(x), "\uFFFD")
+	return strings.ToValidUTF8(t.tok.Decode(p.IDs), "\uFFFD")
 }
 
 // makeExperience samples a phase: NumRollouts continuations in chunks of
@@ -311,9 +298,9 @@ func width(samples []sample) int {
 
 // layout builds a batch of samples: ids, mask, and each position's next
 // token (the token it scores).
-func layout(samples []sample, idx []int, s int, pad int64) *policy.Batch {
+func layout(samples []sample, idx []int, s int, pad int64) *neox.Batch {
 	b := len(idx)
-	bt := &policy.Batch{B: b, S: s, InputIDs: make([]int64, b*s), AttentionMask: make([]int64, b*s)}
+	bt := &neox.Batch{B: b, S: s, InputIDs: make([]int64, b*s), AttentionMask: make([]int64, b*s)}
 	for r, i := range idx {
 		row := bt.InputIDs[r*s : (r+1)*s]
 		n := copy(row, samples[i].Prompt)
@@ -329,7 +316,7 @@ func layout(samples []sample, idx []int, s int, pad int64) *policy.Batch {
 	return bt
 }
 
-func nextTokens(bt *policy.Batch) []int64 {
+func nextTokens(bt *neox.Batch) []int64 {
 	tok := make([]int64, len(bt.InputIDs))
 	for r := 0; r < bt.B; r++ {
 		for j := 0; j+1 < bt.S; j++ {
@@ -354,7 +341,7 @@ func (t *trainer) rolloutForward(samples []sample, st *phaseStats) error {
 		bt := layout(samples, idx, s, pad)
 		tok := nextTokens(bt)
 		t0 := time.Now()
-		po, err := t.pol.ForwardTokens(bt, tok, temp)
+		po, err := t.tr.Runner.ForwardTokens(bt, tok, temp)
 		if err != nil {
 			return fmt.Errorf("ppo: rollout log-probs: %w", err)
 		}
@@ -372,9 +359,9 @@ func (t *trainer) rolloutForward(samples []sample, st *phaseStats) error {
 			sm.LogProb, sm.RefLogProb, sm.Value = make([]float64, n), make([]float64, n), make([]float64, n)
 			for k := 0; k < n; k++ {
 				at := r*s + p + k - 1
-				sm.LogProb[k] = float64(po[policy.LogProbsOutput].Data[at])
-				sm.Value[k] = float64(po[policy.ValuesOutput].Data[at])
-				sm.RefLogProb[k] = float64(ro[policy.LogProbsOutput].Data[at])
+				sm.LogProb[k] = float64(po[neox.LogProbsOutput].Data[at])
+				sm.Value[k] = float64(po[neox.ValuesOutput].Data[at])
+				sm.RefLogProb[k] = float64(ro[neox.LogProbsOutput].Data[at])
 			}
 		}
 	}
@@ -420,24 +407,17 @@ func (t *trainer) trainStep(idx []int, first bool) (Metrics, error) {
 		retSum += retAll[j]
 	}
 	t0 := time.Now()
-	res, err := t.tr.Step(tb)
-	if err != nil {
-		return Metrics{}, fmt.Errorf("ppo: step %d: %w", t.step+1, err)
-	}
-	if math.IsNaN(res.Loss) || math.IsInf(res.Loss, 0) {
-		return Metrics{}, fmt.Errorf("ppo: step %d: the loss is %v (lower the learning rate?)", t.step+1, res.Loss)
-	}
 	lr := t.sch.LR(t.step)
-	norm, err := t.adam.Step(lr, cfg.MaxGradNorm)
+	res, norm, err := t.tr.Step(tb, lr, cfg.MaxGradNorm)
 	if err != nil {
 		return Metrics{}, fmt.Errorf("ppo: step %d: %w", t.step+1, err)
 	}
 	el := time.Since(t0).Seconds()
 	var valSum float64
 	for _, at := range where {
-		valSum += float64(res.Outputs[policy.ValuesOutput][at])
+		valSum += float64(res.Outputs[neox.ValuesOutput][at])
 	}
-	ps := res.Outputs[policy.PPOStatsOutput]
+	ps := res.Outputs[neox.PPOStatsOutput]
 	cnt := float64(len(where))
 	ph := t.st.Stats
 	line := Metrics{Step: t.step + 1,
@@ -452,7 +432,7 @@ func (t *trainer) trainStep(idx []int, first bool) (Metrics, error) {
 		// construction (see width).
 		var worst float64
 		for _, at := range where {
-			worst = math.Max(worst, math.Abs(float64(res.Outputs[policy.LogProbsOutput][at]-tb.OldLogProbs[at])))
+			worst = math.Max(worst, math.Abs(float64(res.Outputs[neox.LogProbsOutput][at]-tb.OldLogProbs[at])))
 		}
 		line.PolicyRatioAtStart = f(math.Exp(worst))
 	}
@@ -544,11 +524,7 @@ func (t *trainer) checkpoint() error {
 	if t.opt.TokenizerPath != "" {
 		extra["tokenizer.json"] = t.opt.TokenizerPath
 	}
-	// The weights come to Go memory only here (a copy on CUDA).
-	if err := t.store.CopyToModel(); err != nil {
-		return fmt.Errorf("ppo: %w", err)
-	}
-	if _, err = t.run.Save(t.m, t.adam, checkpoint.State{Step: t.step, Settings: t.settings, Trainer: lj}, extra, blobs...); err != nil {
+	if _, err = t.tr.Save(t.run, checkpoint.State{Step: t.step, Settings: t.settings, Trainer: lj}, extra, blobs...); err != nil {
 		return err
 	}
 	if best {
@@ -584,7 +560,7 @@ func (t *trainer) final() error {
 				return err
 			}
 		}
-		return policy.Export(t.m, filepath.Join(tmp, "model.onnx"), 0)
+		return neox.Export(t.m, filepath.Join(tmp, "model.onnx"), 0)
 	})
 	if err != nil {
 		return fmt.Errorf("ppo: final model: %w", err)

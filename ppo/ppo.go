@@ -1,21 +1,3 @@
-// Package ppo fine-tunes a GPT-NeoX policy with PPO against any reward
-// source (package reward): the paper's RLHF, which makes the expert π_E from a
-// ground-truth reward, and IRL-RLHF, which fine-tunes a fresh model against a
-// recovered reward head. It follows TRLx's AcceleratePPOTrainer, the code the
-// paper ran, except where the README says "fixed".
-//
-// A phase samples NumRollouts continuations from the current weights in
-// chunks of ChunkSize prompts, scores them, and turns scores into per-token
-// rewards (a KL penalty against the frozen starting model on every token and
-// the score on the last); then PPOEpochs passes over the phase, in shuffled
-// minibatches of BatchSize, each one optimiser step of the clipped PPO loss,
-// computed with its gradient in one ONNX Runtime run (policy.PPO).
-//
-// Every random draw is a function of the seed and of where the run is (the
-// phase, the chunk, the pass), and the checkpoint holds everything else —
-// weights, optimiser, β and the KL controller, the running score moments,
-// the prompt order and position, and the rollouts of a phase in progress —
-// so a resumed run's metrics equal an uninterrupted run's bit for bit.
 package ppo
 
 import (
@@ -30,6 +12,7 @@ import (
 	"strings"
 
 	"irl/checkpoint"
+	"irl/neox"
 	"irl/onnx"
 	"irl/optim"
 	"irl/policy"
@@ -105,7 +88,9 @@ func Defaults() Config {
 	}
 }
 
-// Validate reports every setting out of range.
+// Validate reports every setting out of range, each named by its key (the
+// preset files' and metrics' name: num_rollouts); RenameKeys puts a
+// caller's names for them (--num-rollouts, ppo.num_rollouts) in its place.
 func (c Config) Validate() error {
 	var errs []error
 	bad := func(ok bool, format string, a ...any) {
@@ -115,33 +100,33 @@ func (c Config) Validate() error {
 	}
 	pos := func(v float64) bool { return v > 0 && !math.IsInf(v, 0) }
 	nonneg := func(v float64) bool { return v >= 0 && !math.IsInf(v, 0) }
-	bad(c.NumRollouts > 0, "--num-rollouts %d must be positive", c.NumRollouts)
-	bad(c.ChunkSize > 0, "--chunk-size %d must be positive", c.ChunkSize)
-	bad(c.MaxNewTokens > 0, "--max-new-tokens %d must be positive", c.MaxNewTokens)
-	bad(c.SeqLength > c.MaxNewTokens, "--seq-length %d must exceed --max-new-tokens %d", c.SeqLength, c.MaxNewTokens)
-	bad(c.TopK >= 0, "--top-k %d must not be negative", c.TopK)
-	bad(c.TopP >= 0 && c.TopP <= 1, "--top-p %v must lie in [0, 1]", c.TopP)
-	bad(pos(c.Temperature), "--temperature %v must be positive", c.Temperature)
-	bad(nonneg(c.ClipRangeReward), "--cliprange-reward %v must not be negative (0: off)", c.ClipRangeReward)
-	bad(c.ScaleReward == "running" || c.ScaleReward == "ref" || c.ScaleReward == "none", "--scale-reward %q: want running, ref or none", c.ScaleReward)
-	bad(nonneg(c.InitKLCoef), "--init-kl-coef %v must not be negative", c.InitKLCoef)
-	bad(nonneg(c.Target), "--target %v must not be negative (0: a fixed β)", c.Target)
-	bad(c.Target == 0 || pos(c.Horizon), "--horizon %v must be positive with --target", c.Horizon)
-	bad(c.Gamma >= 0 && c.Gamma <= 1, "--gamma %v must lie in [0, 1]", c.Gamma)
-	bad(c.Lam >= 0 && c.Lam <= 1, "--lam %v must lie in [0, 1]", c.Lam)
-	bad(pos(c.ClipRange), "--cliprange %v must be positive", c.ClipRange)
-	bad(pos(c.ClipRangeValue), "--cliprange-value %v must be positive", c.ClipRangeValue)
-	bad(nonneg(c.VFCoef), "--vf-coef %v must not be negative", c.VFCoef)
-	bad(nonneg(c.EntCoef), "--ent-coef %v must not be negative", c.EntCoef)
-	bad(nonneg(c.MaxGradNorm), "--max-grad-norm %v must not be negative (0: off)", c.MaxGradNorm)
-	bad(c.PPOEpochs > 0, "--ppo-epochs %d must be positive", c.PPOEpochs)
-	bad(c.BatchSize > 0, "--batch-size %d must be positive", c.BatchSize)
-	bad(c.TotalSteps > 0, "--total-steps %d must be positive", c.TotalSteps)
-	bad(pos(c.LR), "--lr %v must be positive", c.LR)
-	bad(nonneg(c.MinLR) && c.MinLR <= c.LR, "--min-lr %v must lie in [0, --lr]", c.MinLR)
-	bad(c.Scheduler == "cosine" || c.Scheduler == "constant" || c.Scheduler == "linear", "--scheduler %q: want cosine, constant or linear", c.Scheduler)
-	bad(c.EvalInterval >= 0, "--eval-interval %d must not be negative (0: only at the start and the end)", c.EvalInterval)
-	bad(c.CheckpointInterval >= 0, "--checkpoint-interval %d must not be negative (0: only at the end)", c.CheckpointInterval)
+	bad(c.NumRollouts > 0, "num_rollouts %d must be positive", c.NumRollouts)
+	bad(c.ChunkSize > 0, "chunk_size %d must be positive", c.ChunkSize)
+	bad(c.MaxNewTokens > 0, "max_new_tokens %d must be positive", c.MaxNewTokens)
+	bad(c.SeqLength > c.MaxNewTokens, "seq_length %d must exceed max_new_tokens %d", c.SeqLength, c.MaxNewTokens)
+	bad(c.TopK >= 0, "top_k %d must not be negative", c.TopK)
+	bad(c.TopP >= 0 && c.TopP <= 1, "top_p %v must lie in [0, 1]", c.TopP)
+	bad(pos(c.Temperature), "temperature %v must be positive", c.Temperature)
+	bad(nonneg(c.ClipRangeReward), "cliprange_reward %v must not be negative (0: off)", c.ClipRangeReward)
+	bad(c.ScaleReward == "running" || c.ScaleReward == "ref" || c.ScaleReward == "none", "scale_reward %q: want running, ref or none", c.ScaleReward)
+	bad(nonneg(c.InitKLCoef), "init_kl_coef %v must not be negative", c.InitKLCoef)
+	bad(nonneg(c.Target), "target %v must not be negative (0: a fixed β)", c.Target)
+	bad(c.Target == 0 || pos(c.Horizon), "horizon %v must be positive with target", c.Horizon)
+	bad(c.Gamma >= 0 && c.Gamma <= 1, "gamma %v must lie in [0, 1]", c.Gamma)
+	bad(c.Lam >= 0 && c.Lam <= 1, "lam %v must lie in [0, 1]", c.Lam)
+	bad(pos(c.ClipRange), "cliprange %v must be positive", c.ClipRange)
+	bad(pos(c.ClipRangeValue), "cliprange_value %v must be positive", c.ClipRangeValue)
+	bad(nonneg(c.VFCoef), "vf_coef %v must not be negative", c.VFCoef)
+	bad(nonneg(c.EntCoef), "ent_coef %v must not be negative", c.EntCoef)
+	bad(nonneg(c.MaxGradNorm), "max_grad_norm %v must not be negative (0: off)", c.MaxGradNorm)
+	bad(c.PPOEpochs > 0, "ppo_epochs %d must be positive", c.PPOEpochs)
+	bad(c.BatchSize > 0, "batch_size %d must be positive", c.BatchSize)
+	bad(c.TotalSteps > 0, "total_steps %d must be positive", c.TotalSteps)
+	bad(pos(c.LR), "lr %v must be positive", c.LR)
+	bad(nonneg(c.MinLR) && c.MinLR <= c.LR, "min_lr %v must lie in [0, lr]", c.MinLR)
+	bad(c.Scheduler == "cosine" || c.Scheduler == "constant" || c.Scheduler == "linear", "scheduler %q: want cosine, constant or linear", c.Scheduler)
+	bad(c.EvalInterval >= 0, "eval_interval %d must not be negative (0: only at the start and the end)", c.EvalInterval)
+	bad(c.CheckpointInterval >= 0, "checkpoint_interval %d must not be negative (0: only at the end)", c.CheckpointInterval)
 	if err := (optim.AdamWConfig{Beta1: c.Betas[0], Beta2: c.Betas[1], Eps: c.Eps, WeightDecay: c.WeightDecay}).Validate(); err != nil {
 		errs = append(errs, err)
 	}
@@ -305,25 +290,22 @@ const rolloutsFile = "rollouts.json"
 type trainer struct {
 	cfg   Config
 	opt   Options
-	m     *policy.Model
+	m     *neox.Model
 	tok   *tokenizer.Tokenizer
 	src   reward.Source
 	train []Prompt
 	eval  []Prompt
 
-	gen *policy.Generator // live: the current weights
-	pol *policy.Runner    // live: log-probs and values
-	ref *policy.Runner    // the frozen starting model's log-probs
-	// store holds the policy's weights where the sessions compute; the
-	// trainer, the policy runner and the live generator share it, so each
-	// reads the weights the optimiser just wrote, with no copy.
-	store *policy.ParamStore
-	tr    *policy.Trainer
-	adam  *policy.Optimizer
-	sch   optim.Schedule
-	run   *checkpoint.Run
-	st    loopState
-	step  int
+	ref *policy.Runner // the frozen starting model's log-probs
+	// tr holds the policy's training sessions on one store, where the
+	// weights live: the trainer, the optimiser, the runner of log-probs and
+	// values and the generator of rollouts, each reading the weights the
+	// optimiser just wrote, with no copy.
+	tr   *policy.Training
+	sch  optim.Schedule
+	run  *checkpoint.Run
+	st   loopState
+	step int
 
 	phase    []sample
 	settings map[string]any
@@ -337,7 +319,7 @@ type trainer struct {
 // is a frozen copy of it, taken before any update (or, on resume, before the
 // checkpoint's weights are loaded into m). tok decodes responses for the
 // reward. train holds the training prompts and eval the held-out ones.
-func Run(m *policy.Model, tok *tokenizer.Tokenizer, train, eval []Prompt, src reward.Source, cfg Config, o Options) (*Result, error) {
+func Run(m *neox.Model, tok *tokenizer.Tokenizer, train, eval []Prompt, src reward.Source, cfg Config, o Options) (*Result, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("ppo: %w", err)
 	}
@@ -384,28 +366,18 @@ func (t *trainer) open() error {
 	// scoring runners use the standard graph, the training graph's own
 	// arithmetic: so the ratio before a phase's first update is exactly 1
 	// and the first phase's KL exactly 0, as PPO's math assumes.
-	if t.ref, err = policy.NewRunner(m, policy.ForwardOptions{LogProbs: true, Standard: true}, t.opt.Session); err != nil {
+	if t.ref, err = policy.NewRunner(m, neox.ForwardOptions{LogProbs: true, Standard: true}, t.opt.Session, nil); err != nil {
 		return err
 	}
-	newStore := policy.NewParamStore
-	if t.opt.resident {
-		newStore = policy.NewResidentParamStore
-	}
-	if t.store, err = newStore(m, t.opt.Session); err != nil {
-		return err
-	}
-	t.tr, err = policy.NewTrainer(m, policy.TrainOptions{Loss: policy.PPO, UnfrozenLayers: cfg.UnfrozenLayers, Params: t.store}, t.opt.Session)
+	t.tr, err = policy.NewTraining(m, policy.TrainingOptions{
+		Train:     neox.TrainOptions{Loss: neox.PPO, UnfrozenLayers: cfg.UnfrozenLayers},
+		AdamW:     optim.AdamWConfig{Beta1: cfg.Betas[0], Beta2: cfg.Betas[1], Eps: cfg.Eps, WeightDecay: cfg.WeightDecay},
+		Session:   t.opt.Session,
+		Resident:  t.opt.resident,
+		Runner:    &neox.ForwardOptions{LogProbs: true, Values: true, Standard: true},
+		Generator: true,
+	})
 	if err != nil {
-		return err
-	}
-	// NewTrainer added the value head (zero): the policy runner needs it.
-	if t.pol, err = policy.NewRunner(m, policy.ForwardOptions{LogProbs: true, Values: true, ParamInputs: true, Params: t.store, Standard: true}, t.opt.Session); err != nil {
-		return err
-	}
-	if t.gen, err = policy.NewLiveGenerator(t.store, t.opt.Session); err != nil {
-		return err
-	}
-	if t.adam, err = policy.NewOptimizer(t.tr, optim.AdamWConfig{Beta1: cfg.Betas[0], Beta2: cfg.Betas[1], Eps: cfg.Eps, WeightDecay: cfg.WeightDecay}); err != nil {
 		return err
 	}
 	switch cfg.Scheduler {
@@ -443,56 +415,62 @@ func (t *trainer) open() error {
 		}
 	}
 	t.st = loopState{KL: KLController{Value: cfg.InitKLCoef, Target: cfg.Target, Horizon: cfg.Horizon}, Moments: NewRunningMoments()}
+	t.settings = settings
 	if saved != nil {
-		dir, _ := checkpoint.Last(t.opt.Out)
-		if unverified(saved.Settings, settings) {
-			// A checkpoint from before rewards were recorded cannot say
-			// which it was trained on; refusing it would throw the run
-			// away, so it continues, said, and its next checkpoint
-			// records the reward.
-			if saved.Settings == nil {
-				saved.Settings = map[string]any{}
-			}
-			for k, v := range settings {
-				if strings.HasPrefix(k, "reward.") {
-					saved.Settings[k] = v
-				}
-			}
-			if t.opt.Notes != nil {
-				fmt.Fprintf(t.opt.Notes, "%s records no reward (it predates the check): the reward cannot be verified; its next checkpoint records it\n", dir)
-			}
+		return t.resume(saved)
+	}
+	return nil
+}
+
+// resume continues from the run's newest checkpoint: its settings checked
+// against this run's, then the weights and the optimiser, the loop's state
+// and the rollouts of a phase in progress restored.
+func (t *trainer) resume(saved *checkpoint.State) error {
+	cfg, m := t.cfg, t.m
+	dir, _ := checkpoint.Last(t.opt.Out)
+	if unverified(saved.Settings, t.settings) {
+		// A checkpoint from before rewards were recorded cannot say
+		// which it was trained on; refusing it would throw the run
+		// away, so it continues, said, and its next checkpoint
+		// records the reward.
+		if saved.Settings == nil {
+			saved.Settings = map[string]any{}
 		}
-		if err := checkpoint.CheckSettings(dir, saved.Settings, settings); err != nil {
-			return fmt.Errorf("ppo: %w", err)
-		}
-		if err := checkpoint.Restore(dir, m, t.adam); err != nil {
-			return fmt.Errorf("ppo: %w", err)
-		}
-		if err := t.store.CopyFromModel(); err != nil {
-			return fmt.Errorf("ppo: %w", err)
-		}
-		if err := json.Unmarshal(saved.Trainer, &t.st); err != nil {
-			return fmt.Errorf("ppo: %s: trainer state: %w", dir, err)
-		}
-		t.step = saved.Step
-		t.res.Best = t.st.BestCheckpoint
-		if t.st.InPhase {
-			b, err := os.ReadFile(filepath.Join(dir, rolloutsFile))
-			if err != nil {
-				return fmt.Errorf("ppo: %s: the phase's rollouts: %w", dir, err)
-			}
-			if err := json.Unmarshal(b, &t.phase); err != nil {
-				return fmt.Errorf("ppo: %s: %w", filepath.Join(dir, rolloutsFile), err)
+		for k, v := range t.settings {
+			if strings.HasPrefix(k, "reward.") {
+				saved.Settings[k] = v
 			}
 		}
-		// A state that decodes may still not fit this run (an edited or
-		// damaged file): a prompt position past the prompts would never
-		// end the loop that takes prompts.
-		if err := t.st.check(cfg, t.phase, len(t.train), t.step, m.Config.VocabSize, m.Config.MaxPositions); err != nil {
-			return fmt.Errorf("ppo: %s: trainer state: %w", dir, err)
+		if t.opt.Notes != nil {
+			fmt.Fprintf(t.opt.Notes, "%s records no reward (it predates the check): the reward cannot be verified; its next checkpoint records it\n", dir)
 		}
 	}
-	t.settings = settings
+	if err := checkpoint.CheckSettings(dir, saved.Settings, t.settings); err != nil {
+		return fmt.Errorf("ppo: %w", err)
+	}
+	if err := t.tr.Restore(dir); err != nil {
+		return fmt.Errorf("ppo: %w", err)
+	}
+	if err := json.Unmarshal(saved.Trainer, &t.st); err != nil {
+		return fmt.Errorf("ppo: %s: trainer state: %w", dir, err)
+	}
+	t.step = saved.Step
+	t.res.Best = t.st.BestCheckpoint
+	if t.st.InPhase {
+		b, err := os.ReadFile(filepath.Join(dir, rolloutsFile))
+		if err != nil {
+			return fmt.Errorf("ppo: %s: the phase's rollouts: %w", dir, err)
+		}
+		if err := json.Unmarshal(b, &t.phase); err != nil {
+			return fmt.Errorf("ppo: %s: %w", filepath.Join(dir, rolloutsFile), err)
+		}
+	}
+	// A state that decodes may still not fit this run (an edited or
+	// damaged file): a prompt position past the prompts would never
+	// end the loop that takes prompts.
+	if err := t.st.check(cfg, t.phase, len(t.train), t.step, m.Config.VocabSize, m.Config.MaxPositions); err != nil {
+		return fmt.Errorf("ppo: %s: trainer state: %w", dir, err)
+	}
 	return nil
 }
 
@@ -514,29 +492,8 @@ func (t *trainer) close() {
 	if t.run != nil {
 		t.run.Close()
 	}
-	// The optimiser and the store last: the sessions read the store's
-	// tensors, some of which may be the optimiser's.
-	for _, d := range []interface{ Destroy() }{t.gen, t.pol, t.ref, t.tr, t.adam, t.store} {
-		if d != nil && !isNil(d) {
-			d.Destroy()
-		}
-	}
-}
-
-func isNil(d interface{ Destroy() }) bool {
-	switch v := d.(type) {
-	case *policy.Generator:
-		return v == nil
-	case *policy.Runner:
-		return v == nil
-	case *policy.Trainer:
-		return v == nil
-	case *policy.Optimizer:
-		return v == nil
-	case *policy.ParamStore:
-		return v == nil
-	}
-	return false
+	t.tr.Destroy()
+	t.ref.Destroy()
 }
 
 // linear decays from peak to min over steps.
@@ -603,7 +560,7 @@ func SplitPrompts(ps []Prompt, evalFrac float64, seed uint64) (train, eval []Pro
 // with the prompt in field (and every other field kept for the reward, such
 // as an original continuation), tokenized and cut on the left to the limit
 // the run and the model allow.
-func ReadPrompts(path, field, format string, tok *tokenizer.Tokenizer, m *policy.Model, cfg Config) ([]Prompt, error) {
+func ReadPrompts(path, field, format string, tok *tokenizer.Tokenizer, m *neox.Model, cfg Config) ([]Prompt, error) {
 	rs, bad, err := rows.Read(path, rows.Options{TextField: field, KeepFields: true, Format: format})
 	if err != nil {
 		return nil, err

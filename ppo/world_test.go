@@ -6,9 +6,9 @@ import (
 	"strings"
 	"testing"
 
+	"irl/neox"
 	"irl/onnx"
 	"irl/optim"
-	"irl/policy"
 	"irl/reward"
 	"irl/sft"
 	"irl/tokenizer"
@@ -48,7 +48,7 @@ func newToyWorld(t *testing.T) *toyWorld {
 		t.Fatal(err)
 	}
 	eos, _ := w.tok.EOS()
-	m, err := policy.Init(policy.Config{VocabSize: w.tok.VocabSize(), HiddenSize: 32, NumLayers: 2, NumHeads: 2, IntermediateSize: 64,
+	m, err := neox.Init(neox.Config{VocabSize: w.tok.VocabSize(), HiddenSize: 32, NumLayers: 2, NumHeads: 2, IntermediateSize: 64,
 		MaxPositions: 16, RotaryPct: 0.5, RotaryBase: 10000, LayerNormEps: 1e-5, HiddenAct: "gelu",
 		ParallelResidual: true, InitializerRange: 0.02, EOSTokenID: eos, BOSTokenID: eos}, 11)
 	if err != nil {
@@ -96,8 +96,8 @@ func newToyWorld(t *testing.T) *toyWorld {
 	return w
 }
 
-func (w *toyWorld) load(t *testing.T) *policy.Model {
-	m, err := policy.Load(w.model)
+func (w *toyWorld) load(t *testing.T) *neox.Model {
+	m, err := neox.Load(w.model)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -96,7 +96,7 @@ func OpenClassifier(model string, o Options) (*ClassifierSource, error) {
 func (s *ClassifierSource) tokenizer() (*tokenizer.Tokenizer, error) {
 	if s.tok == nil && s.tokErr == nil {
 		if s.tok, s.tokErr = tokenizer.Load(s.tokPath); s.tokErr != nil {
-			s.tokErr = fmt.Errorf("text needs the classifier's tokenizer (give one with --tokenizer, --scorer-tokenizer in eval toxicity, or rows of input_ids): %w", s.tokErr)
+			s.tokErr = fmt.Errorf("text needs the classifier's tokenizer (give one, or rows of input_ids): %w", s.tokErr)
 		}
 	}
 	return s.tok, s.tokErr

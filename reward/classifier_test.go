@@ -170,7 +170,7 @@ func TestClassifierLimits(t *testing.T) {
 // at every text it is asked to score.
 func TestClassifierWithoutTokenizerRefusedAtOpen(t *testing.T) {
 	_, err := OpenClassifier(classifierFixture, Options{Session: single})
-	if err == nil || !strings.Contains(err.Error(), filepath.Join(classifierFixture, "tokenizer.json")) || !strings.Contains(err.Error(), "--tokenizer") {
+	if err == nil || !strings.Contains(err.Error(), filepath.Join(classifierFixture, "tokenizer.json")) || !strings.Contains(err.Error(), "give one, or rows of input_ids") {
 		t.Errorf("no tokenizer: %v", err)
 	}
 	_, err = Parse("classifier:"+classifierFixture, Options{Session: single, Tokenizer: "/no/such/tokenizer.json"})

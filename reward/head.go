@@ -7,7 +7,7 @@ import (
 	"strings"
 
 	"irl/features"
-	"irl/policy"
+	"irl/neox"
 	"irl/rewardhead"
 	"irl/rows"
 	"irl/weights"
@@ -44,7 +44,7 @@ func OpenHead(path string, o Options) (*HeadSource, error) {
 	model := o.RewardModel
 	if model == "" {
 		if model = info.Model; model == "" {
-			return nil, fmt.Errorf("head %s names no model in its feature metadata; give the encoder (--reward-model)", path)
+			return nil, fmt.Errorf("head %s names no model in its feature metadata; give the encoder (reward_model)", path)
 		}
 	}
 	layer := -1
@@ -55,9 +55,9 @@ func OpenHead(path string, o Options) (*HeadSource, error) {
 	}
 	// Every pooling `irl features` writes is read by the one rule that
 	// parses --pool, so a head of last:K features scores as it was trained.
-	pool := policy.PoolLast
+	pool := neox.PoolLast
 	if info.Pool != "" {
-		if pool, err = policy.ParsePooling(info.Pool); err != nil {
+		if pool, err = neox.ParsePooling(info.Pool); err != nil {
 			return nil, fmt.Errorf("head %s: feature metadata pool: %w", path, err)
 		}
 	}
@@ -77,7 +77,7 @@ func OpenHead(path string, o Options) (*HeadSource, error) {
 	// .onnx file tells it with its first batch (checked in Score).
 	isONNX := strings.HasSuffix(strings.ToLower(model), ".onnx")
 	if !isONNX {
-		if cfg, err := policy.LoadConfig(filepath.Join(model, "config.json")); err == nil && cfg.HiddenSize != h.Dim() {
+		if cfg, err := neox.LoadConfig(filepath.Join(model, "config.json")); err == nil && cfg.HiddenSize != h.Dim() {
 			return nil, fmt.Errorf("head %s has dimension %d, but %s's hidden states have dimension %d", path, h.Dim(), model, cfg.HiddenSize)
 		}
 	}

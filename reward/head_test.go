@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"irl/features"
-	"irl/policy"
+	"irl/neox"
 	"irl/rewardhead"
 	"irl/rows"
 	"irl/tokenizer"
@@ -25,9 +25,9 @@ func tinyEncoder(t *testing.T) string {
 
 func tinyEncoderSeed(t *testing.T, seed uint64) string {
 	t.Helper()
-	cfg := policy.Shapes["pythia-14m"]
+	cfg := neox.Shapes["pythia-14m"]
 	cfg.HiddenSize, cfg.IntermediateSize, cfg.NumLayers, cfg.NumHeads, cfg.MaxPositions = 32, 64, 1, 2, 64
-	m, err := policy.Init(cfg, seed)
+	m, err := neox.Init(cfg, seed)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +73,7 @@ func writeHead(t *testing.T, info rewardhead.FeatureInfo, seed uint64) (string, 
 // wᵀh + b, for text and for the same ids pre-tokenized.
 func TestHeadMatchesFeaturesPipeline(t *testing.T) {
 	model := tinyEncoder(t)
-	for _, pool := range []policy.Pooling{policy.PoolLast, policy.PoolMean} {
+	for _, pool := range []neox.Pooling{neox.PoolLast, neox.PoolMean} {
 		p, err := features.NewPipeline(features.PipelineOptions{Model: model, Layer: 1, Pool: pool, BatchSize: 2, Session: single})
 		if err != nil {
 			t.Fatal(err)
@@ -152,7 +152,7 @@ func TestHeadRefusesMismatch(t *testing.T) {
 		{"another dimension", func(f *rewardhead.FeatureInfo) { f.Dim = 16 }, Options{}, []string{"dimension 16", "dimension 32"}},
 		{"longer than the model", func(f *rewardhead.FeatureInfo) { f.MaxLength = "128" }, Options{}, []string{"max_length 128", "64"}},
 		{"other max length asked", nil, Options{MaxLength: 32}, []string{"max_length 64", "32"}},
-		{"no model", func(f *rewardhead.FeatureInfo) { f.Model = "" }, Options{}, []string{"--reward-model"}},
+		{"no model", func(f *rewardhead.FeatureInfo) { f.Model = "" }, Options{}, []string{"reward_model"}},
 		{"another model", nil, Options{RewardModel: other}, []string{"another model", fp}},
 		{"bad pool", func(f *rewardhead.FeatureInfo) { f.Pool = "max" }, Options{}, []string{"pool", "max"}},
 	}

@@ -416,7 +416,7 @@ func (s *CmdSource) deathCause(err error) error {
 // took all its input, and the usual causes.
 func (s *CmdSource) silence(i, n int, readAll bool) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "no answer within %v (--reward-timeout): the child answered %d of the batch's %d lines", s.timeout, i, n)
+	fmt.Fprintf(&b, "no answer within %v (reward_timeout): the child answered %d of the batch's %d lines", s.timeout, i, n)
 	switch {
 	case i > 0:
 		fmt.Fprintf(&b, ", the last %v ago", time.Since(s.lastAnswer).Round(time.Millisecond))

@@ -88,7 +88,7 @@ func TestCmdTimeout(t *testing.T) {
 		want         []string
 	}{
 		{"never answers", `while read -r l; do echo "thinking about $l" >&2; done`,
-			[]string{"sample 0 (row 10)", "no answer within 300ms", "--reward-timeout", "answered 0 of the batch's 3 lines, none since it started", "whole batch went into its input", "thinking about"}},
+			[]string{"sample 0 (row 10)", "no answer within 300ms", "reward_timeout", "answered 0 of the batch's 3 lines, none since it started", "whole batch went into its input", "thinking about"}},
 		{"answers fewer lines", `read -r l; echo '{"reward": 1}'; while read -r l; do :; done`,
 			[]string{"sample 1 (row 11)", "no answer within 300ms", "answered 1 of the batch's 3 lines, the last", "flush"}},
 		// Lines past a pipe's buffer: the child is seen to stop reading.

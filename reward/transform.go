@@ -25,8 +25,12 @@ func checkTransform(name string) (string, error) {
 }
 
 // OfficialRF2 reproduces what the paper's official IRL-RLHF code does to
-// the recovered rewards of each scoring call: min-max scale them to [−1, 1]
-// (all equal: all 0), then apply g(x) = 1.5x for x < 0 and −0.5x otherwise.
+// the recovered rewards of each scoring call (get_toxicity_score and
+// normalize_scores of train_rlhf_irl_rm.py, ai4ai-lab/irl_for_llms
+// 1597c93): min-max scale them to [−1, 1], then apply g(x) = 1.5x for
+// x < 0 and −0.5x otherwise. When every reward of the call is equal (one
+// sample included), normalize_scores returns its new_min, −1, for each, so
+// every sample gets −1.5.
 //
 // WARNING: g is NOT MONOTONIC. It rises on [−1, 0) and falls on [0, 1], so
 // the call's best sample (x = 1) gets −0.5, below a middling one (x = 0,
@@ -43,7 +47,10 @@ func OfficialRF2(rewards []float64) []float64 {
 		lo, hi = min(lo, r), max(hi, r)
 	}
 	if hi == lo {
-		return out // all equal: the scaling is 0/0, and the code gives 0
+		for i := range out {
+			out[i] = -1.5 // normalize_scores' [new_min] * len(values), then g
+		}
+		return out
 	}
 	for i, r := range rewards {
 		x := 2*(r-lo)/(hi-lo) - 1

@@ -1,8 +1,10 @@
 package reward
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
+	"os"
 	"strings"
 	"testing"
 )
@@ -23,8 +25,8 @@ func TestOfficialRF2ByHand(t *testing.T) {
 	if !(got[4] < got[2] && got[3] > got[4]) {
 		t.Errorf("expected the non-monotonic ordering, got %v", got)
 	}
-	if fmt.Sprint(OfficialRF2([]float64{7, 7, 7})) != "[0 0 0]" || len(OfficialRF2(nil)) != 0 {
-		t.Error("all equal must give zeros")
+	if fmt.Sprint(OfficialRF2([]float64{7, 7, 7})) != "[-1.5 -1.5 -1.5]" || len(OfficialRF2(nil)) != 0 {
+		t.Error("all equal must give −1.5 each, as normalize_scores' new_min does")
 	}
 	// Per call: the same reward scores differently in another batch.
 	a, b := OfficialRF2([]float64{1, 2})[1], OfficialRF2([]float64{1, 2, 3})[1]
@@ -70,5 +72,38 @@ func TestTransformedSource(t *testing.T) {
 	}
 	if _, err := Parse("lexicon:"+tox+","+non, Options{Transform: "rf2"}); err == nil || !strings.Contains(err.Error(), "official-rf2") {
 		t.Errorf("unknown transform: %v", err)
+	}
+}
+
+// OfficialRF2 equals the official code's get_toxicity_score, run by
+// tools/trlx-reference.py on the head's negated outputs (our reward), the
+// all-equal and one-sample batches included.
+func TestOfficialRF2MatchesTheOfficialCode(t *testing.T) {
+	b, err := os.ReadFile("../testdata/trlx/irl_for_llms.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ref struct {
+		RF2 struct {
+			Cases []struct {
+				Name    string
+				Negated []float64
+				RF2     []float64
+			}
+		}
+	}
+	if err := json.Unmarshal(b, &ref); err != nil {
+		t.Fatal(err)
+	}
+	if len(ref.RF2.Cases) < 4 {
+		t.Fatalf("%d cases", len(ref.RF2.Cases))
+	}
+	for _, c := range ref.RF2.Cases {
+		got := OfficialRF2(c.Negated)
+		for i := range got {
+			if math.Abs(got[i]-c.RF2[i]) > 1e-12 {
+				t.Errorf("%s: sample %d: %v, the official code %v", c.Name, i, got[i], c.RF2[i])
+			}
+		}
 	}
 }

@@ -52,7 +52,7 @@ func CheckFeatures(h *Head, name string, ignoreMeta bool, fs ...*Features) error
 			continue
 		}
 		if err := h.Check(name, f); err != nil {
-			return fmt.Errorf("%w (--ignore-metadata to apply it anyway)", err)
+			return fmt.Errorf("%w (ignore_metadata applies it anyway)", err)
 		}
 	}
 	return nil
@@ -65,7 +65,7 @@ func LoadGroundTruth(posPath, negPath string, pos, neg *Features) (gtPos, gtNeg 
 		return nil, nil, nil
 	}
 	if posPath == "" || negPath == "" {
-		return nil, nil, errors.New("give both --gt-pos and --gt-neg, or neither")
+		return nil, nil, errors.New("give both gt_pos and gt_neg, or neither")
 	}
 	if gtPos, err = LoadRewards(posPath, pos); err != nil {
 		return nil, nil, err

@@ -62,7 +62,7 @@ func TrainProbe(pos, neg *Features, cfg ProbeConfig) (*ProbeResult, error) {
 	// A line search can stall at a solution good to rounding; accept that,
 	// but not a run that stopped far from one.
 	if gmax > 1e-5 {
-		return nil, fmt.Errorf("probe: L-BFGS %s (try a larger --l2 or more iterations)", status)
+		return nil, fmt.Errorf("probe: L-BFGS %s (try a larger l2 penalty or more iterations)", status)
 	}
 	w := make([]float64, d)
 	for j := range w {
@@ -89,7 +89,7 @@ func TrainProbe(pos, neg *Features, cfg ProbeConfig) (*ProbeResult, error) {
 	nll := obj.eval(x, nil) - cfg.L2/2*floats.Dot(x[:d], x[:d])
 	h.Training["nll"] = nll
 	if err := h.validate("probe"); err != nil {
-		return nil, errors.New("probe: fit diverged; try a larger --l2")
+		return nil, errors.New("probe: fit diverged; try a larger l2 penalty")
 	}
 	return &ProbeResult{Head: h, NLL: nll, Iterations: iters, Status: status}, nil
 }

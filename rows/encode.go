@@ -181,7 +181,7 @@ func Encode(file string, rs []Row, o EncodeOptions) (out []Encoded, bad []*RowEr
 		if o.MaxLength > 0 && len(seq) > o.MaxLength {
 			switch trunc {
 			case TruncateError:
-				fail(fmt.Errorf("%d tokens, longer than --max-length %d", len(seq), o.MaxLength))
+				fail(fmt.Errorf("%d tokens, longer than max_length %d", len(seq), o.MaxLength))
 				continue
 			case TruncateLeft:
 				cut := len(seq) - o.MaxLength
@@ -218,7 +218,7 @@ type Bad struct {
 // is set.
 func (b *Bad) Add(err error) error {
 	if !b.Skip {
-		return fmt.Errorf("%w (use --skip-bad to skip bad rows)", err)
+		return fmt.Errorf("%w (use skip_bad to skip bad rows)", err)
 	}
 	b.List = append(b.List, err)
 	return nil

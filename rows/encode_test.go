@@ -68,7 +68,7 @@ func TestEncodeRules(t *testing.T) {
 		t.Errorf("right: %+v", out[0])
 	}
 	_, bad = Encode("f.jsonl", rs[:1], EncodeOptions{Tokenizer: tok, MaxLength: 2, Truncate: TruncateError})
-	if len(bad) != 1 || !strings.HasPrefix(bad[0].Error(), "f.jsonl:1: ") || !strings.Contains(bad[0].Error(), "longer than --max-length 2") {
+	if len(bad) != 1 || !strings.HasPrefix(bad[0].Error(), "f.jsonl:1: ") || !strings.Contains(bad[0].Error(), "longer than max_length 2") {
 		t.Errorf("error: %v", bad)
 	}
 	_, bad = Encode("f.jsonl", rs, EncodeOptions{Tokenizer: tok, VocabSize: 6})
@@ -83,7 +83,7 @@ func TestEncodeRules(t *testing.T) {
 func TestBad(t *testing.T) {
 	e := &RowError{File: "f", Line: 3, Err: errors.New("boom")}
 	var stop Bad
-	if err := stop.Add(e); err == nil || !errors.Is(err, e) || !strings.Contains(err.Error(), "--skip-bad") {
+	if err := stop.Add(e); err == nil || !errors.Is(err, e) || !strings.Contains(err.Error(), "skip_bad") {
 		t.Errorf("stop: %v", err)
 	}
 	skip := Bad{Skip: true}

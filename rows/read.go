@@ -158,9 +158,9 @@ func PickFormat(path, format string) (string, error) {
 		return "parquet", nil
 	default:
 		if ext == "" {
-			return "", fmt.Errorf("%s: cannot tell the format without a file extension; name it .jsonl, .csv or .parquet, or give --input-format", path)
+			return "", fmt.Errorf("%s: cannot tell the format without a file extension; name it .jsonl, .csv or .parquet, or give input_format", path)
 		}
-		return "", fmt.Errorf("%s: unknown file extension %q; name it .jsonl, .csv or .parquet, or give --input-format", path, ext)
+		return "", fmt.Errorf("%s: unknown file extension %q; name it .jsonl, .csv or .parquet, or give input_format", path, ext)
 	}
 }
 

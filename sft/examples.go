@@ -3,7 +3,7 @@ package sft
 import (
 	"fmt"
 
-	"irl/policy"
+	"irl/neox"
 	"irl/rows"
 	"irl/tokenizer"
 )
@@ -30,7 +30,7 @@ type ExampleOptions struct {
 // o's rules. It returns the examples and the tokenizer it loaded (nil when
 // every row was pre-tokenized). A row that leaves nothing to train on, no
 // token after its prompt, is a bad row.
-func ReadExamples(path string, c policy.Config, o ExampleOptions) ([]Example, *tokenizer.Tokenizer, error) {
+func ReadExamples(path string, c neox.Config, o ExampleOptions) ([]Example, *tokenizer.Tokenizer, error) {
 	if o.MaxLength < 0 {
 		return nil, nil, fmt.Errorf("sft: max length %d must not be negative (0: the model's limit)", o.MaxLength)
 	}

@@ -1,14 +1,3 @@
-// Package sft fine-tunes a GPT-NeoX policy on text with next-token
-// cross-entropy: the training graph of package policy computes the loss and
-// gradients on ONNX Runtime, AdamW updates the weights where they live (in
-// Go on CPU, as an ONNX graph on the device on CUDA: policy.Optimizer).
-//
-// A run writes, in its output folder, checkpoints in Hugging Face format
-// (config.json + model.safetensors) with the optimiser state and a
-// trainer_state.json beside them, and metrics.jsonl, through package
-// checkpoint. A resumed run replays the same batch order from the same seed,
-// so its losses equal those of an uninterrupted run; it refuses changed
-// settings.
 package sft
 
 import (
@@ -29,6 +18,7 @@ import (
 	"irl/atomicfile"
 	"irl/checkpoint"
 	"irl/floatbits"
+	"irl/neox"
 	"irl/onnx"
 	"irl/optim"
 	"irl/policy"
@@ -60,7 +50,7 @@ type Config struct {
 	EvalFraction float64
 	// SaveEvery writes a checkpoint every this many steps (0: each epoch end).
 	SaveEvery int
-	// UnfrozenLayers: see policy.TrainOptions.
+	// UnfrozenLayers: see neox.TrainOptions.
 	UnfrozenLayers int
 	// Resume continues from the newest checkpoint in Out.
 	Resume bool
@@ -127,47 +117,78 @@ const BestCheckpointFile = "best-checkpoint"
 
 // Run trains m on examples. m's parameters are updated in place (on CUDA,
 // at each checkpoint and at the end).
-func Run(m *policy.Model, examples []Example, cfg Config) (Result, error) {
-	res := Result{EvalLoss: math.NaN()}
+func Run(m *neox.Model, examples []Example, cfg Config) (Result, error) {
+	t := &trainer{cfg: cfg, res: Result{EvalLoss: math.NaN()}}
 	if len(examples) == 0 {
-		return res, errors.New("sft: the dataset is empty")
+		return t.res, errors.New("sft: the dataset is empty")
 	}
 	if err := cfg.validate(); err != nil {
-		return res, err
+		return t.res, err
 	}
+	if err := checkExamples(m.Config, examples); err != nil {
+		return t.res, err
+	}
+	defer t.close()
+	if err := t.open(m, examples); err != nil {
+		return t.res, err
+	}
+	err := t.loop()
+	return t.res, err
+}
+
+// checkExamples refuses an example with nothing to learn, with more tokens
+// than the model has positions, or with an id outside its vocabulary.
+func checkExamples(c neox.Config, examples []Example) error {
 	for i, e := range examples {
 		if len(e.IDs) < 2 || e.Prompt >= len(e.IDs) {
-			return res, fmt.Errorf("sft: example %d has %d tokens with a %d-token prompt: nothing to learn", i, len(e.IDs), e.Prompt)
+			return fmt.Errorf("sft: example %d has %d tokens with a %d-token prompt: nothing to learn", i, len(e.IDs), e.Prompt)
 		}
-		if len(e.IDs) > m.Config.MaxPositions {
-			return res, fmt.Errorf("sft: example %d has %d tokens, more than max_position_embeddings %d", i, len(e.IDs), m.Config.MaxPositions)
+		if len(e.IDs) > c.MaxPositions {
+			return fmt.Errorf("sft: example %d has %d tokens, more than max_position_embeddings %d", i, len(e.IDs), c.MaxPositions)
 		}
 		for _, id := range e.IDs {
-			if id < 0 || id >= int64(m.Config.VocabSize) {
-				return res, fmt.Errorf("sft: example %d: token id %d is outside the vocabulary [0,%d)", i, id, m.Config.VocabSize)
+			if id < 0 || id >= int64(c.VocabSize) {
+				return fmt.Errorf("sft: example %d: token id %d is outside the vocabulary [0,%d)", i, id, c.VocabSize)
 			}
 		}
 	}
-	train, eval := split(examples, cfg.EvalFraction, cfg.Seed)
-	perEpoch := (len(train) + cfg.BatchSize - 1) / cfg.BatchSize
-	total := cfg.Epochs * perEpoch
+	return nil
+}
+
+// trainer holds a run's sessions and state.
+type trainer struct {
+	cfg         Config
+	train, eval []Example
+	perEpoch    int // steps per epoch
+	total       int // steps in the schedule
+	sched       optim.Schedule
+	settings    map[string]any
+	run         *checkpoint.Run
+	tr          *policy.Training
+	st          loopState
+	start       int // the step the run starts at: 0, or a checkpoint's
+	res         Result
+}
+
+// open splits the examples, opens the run folder and the training
+// sessions, and resumes from the newest checkpoint when there is one.
+func (t *trainer) open(m *neox.Model, examples []Example) error {
+	cfg := t.cfg
+	t.train, t.eval = split(examples, cfg.EvalFraction, cfg.Seed)
+	t.perEpoch = (len(t.train) + cfg.BatchSize - 1) / cfg.BatchSize
+	t.total = cfg.Epochs * t.perEpoch
 	sc := cfg.Schedule
-	sc.Total = total
-	sched, err := sc.Build()
-	if err != nil {
-		return res, err
+	sc.Total = t.total
+	var err error
+	if t.sched, err = sc.Build(); err != nil {
+		return err
 	}
-	settings := map[string]any{
-		"seed": cfg.Seed, "train_examples": len(train), "eval_examples": len(eval), "data": dataHash(examples),
-		"epochs": cfg.Epochs, "batch_size": cfg.BatchSize, "schedule": sc.Kind, "lr": sc.Peak, "min_lr": sc.Min,
-		"warmup": sc.Warmup, "beta1": cfg.AdamW.Beta1, "beta2": cfg.AdamW.Beta2, "eps": cfg.AdamW.Eps,
-		"weight_decay": cfg.AdamW.WeightDecay, "max_grad_norm": cfg.MaxGradNorm, "eval_fraction": cfg.EvalFraction,
-		"unfrozen_layers": cfg.UnfrozenLayers, "model_fingerprint": cfg.ModelFingerprint,
-	}
+	t.settings = cfg.settings(sc, len(t.train), len(t.eval), dataHash(examples))
 	run, saved, err := checkpoint.OpenRun(cfg.Out, checkpoint.Options{Resume: cfg.Resume, Overwrite: cfg.Overwrite, Files: []string{checkpoint.FinalDir, BestCheckpointFile}})
 	if err != nil {
-		return res, fmt.Errorf("sft: %w", err)
+		return fmt.Errorf("sft: %w", err)
 	}
+	t.run = run
 	if run.Fresh && cfg.Notes != nil {
 		what := "nothing"
 		if len(run.Cleared) > 0 {
@@ -175,150 +196,167 @@ func Run(m *policy.Model, examples []Example, cfg Config) (Result, error) {
 		}
 		fmt.Fprintf(cfg.Notes, "%s holds no checkpoint to resume from: started the run anew (cleared %s)\n", cfg.Out, what)
 	}
-	defer run.Close()
-
 	// The weights live where the sessions compute (see policy.ParamStore):
 	// Go memory on CPU, the device on CUDA, and the optimiser runs there.
-	newStore := policy.NewParamStore
-	if cfg.resident {
-		newStore = policy.NewResidentParamStore
-	}
-	store, err := newStore(m, cfg.Session)
+	t.tr, err = policy.NewTraining(m, policy.TrainingOptions{
+		Train: neox.TrainOptions{Loss: neox.CrossEntropy, UnfrozenLayers: cfg.UnfrozenLayers},
+		AdamW: cfg.AdamW, Session: cfg.Session, Resident: cfg.resident,
+	})
 	if err != nil {
-		return res, err
+		return err
 	}
-	defer store.Destroy()
-	tr, err := policy.NewTrainer(m, policy.TrainOptions{Loss: policy.CrossEntropy, UnfrozenLayers: cfg.UnfrozenLayers, Params: store}, cfg.Session)
-	if err != nil {
-		return res, err
-	}
-	defer tr.Destroy()
-	opt, err := policy.NewOptimizer(tr, cfg.AdamW)
-	if err != nil {
-		return res, err
-	}
-	defer opt.Destroy()
-
-	start := 0
-	var loop loopState
 	if saved != nil {
-		dir, _ := checkpoint.Last(cfg.Out)
-		if err := checkpoint.CheckSettings(dir, saved.Settings, settings); err != nil {
-			return res, fmt.Errorf("sft: %w", err)
-		}
-		if err := checkpoint.Restore(dir, m, opt); err != nil {
-			return res, fmt.Errorf("sft: %w", err)
-		}
-		if err := store.CopyFromModel(); err != nil {
-			return res, fmt.Errorf("sft: %w", err)
-		}
-		if len(saved.Trainer) > 0 {
-			if err := json.Unmarshal(saved.Trainer, &loop); err != nil {
-				return res, fmt.Errorf("sft: %s: trainer state: %w", dir, err)
-			}
-		}
-		start = saved.Step
-		res.Dir = dir
-		res.Best = loop.BestCheckpoint
+		return t.resume(saved)
 	}
+	return nil
+}
 
-	end := total
+// resume continues from the run's newest checkpoint: its settings checked
+// against this run's, then the weights, the optimiser and the loop's state
+// restored.
+func (t *trainer) resume(saved *checkpoint.State) error {
+	dir, _ := checkpoint.Last(t.cfg.Out)
+	if err := checkpoint.CheckSettings(dir, saved.Settings, t.settings); err != nil {
+		return fmt.Errorf("sft: %w", err)
+	}
+	if err := t.tr.Restore(dir); err != nil {
+		return fmt.Errorf("sft: %w", err)
+	}
+	if len(saved.Trainer) > 0 {
+		if err := json.Unmarshal(saved.Trainer, &t.st); err != nil {
+			return fmt.Errorf("sft: %s: trainer state: %w", dir, err)
+		}
+	}
+	t.start = saved.Step
+	t.res.Dir = dir
+	t.res.Best = t.st.BestCheckpoint
+	return nil
+}
+
+// settings are what a resumed run must share with the run it continues.
+func (cfg Config) settings(sc optim.ScheduleConfig, train, eval int, data string) map[string]any {
+	return map[string]any{
+		"seed": cfg.Seed, "train_examples": train, "eval_examples": eval, "data": data,
+		"epochs": cfg.Epochs, "batch_size": cfg.BatchSize, "schedule": sc.Kind, "lr": sc.Peak, "min_lr": sc.Min,
+		"warmup": sc.Warmup, "beta1": cfg.AdamW.Beta1, "beta2": cfg.AdamW.Beta2, "eps": cfg.AdamW.Eps,
+		"weight_decay": cfg.AdamW.WeightDecay, "max_grad_norm": cfg.MaxGradNorm, "eval_fraction": cfg.EvalFraction,
+		"unfrozen_layers": cfg.UnfrozenLayers, "model_fingerprint": cfg.ModelFingerprint,
+	}
+}
+
+// loop runs the steps from t.start to the schedule's end (or MaxSteps),
+// evaluating at each epoch's end and saving as SaveEvery says, and writes
+// the final model when the schedule is done.
+func (t *trainer) loop() error {
+	cfg := t.cfg
+	end := t.total
 	if cfg.MaxSteps > 0 && cfg.MaxSteps < end {
 		end = cfg.MaxSteps
 	}
-	bar := progress.New(cfg.Progress, end-start, "sft", "")
-	res.FirstLoss = math.NaN()
+	bar := progress.New(cfg.Progress, end-t.start, "sft", "")
+	t.res.FirstLoss = math.NaN()
 	order := []int(nil)
 	orderEpoch := -1
-	for step := start; step < end; step++ {
-		epoch := step / perEpoch
+	for step := t.start; step < end; step++ {
+		epoch := step / t.perEpoch
 		if epoch != orderEpoch {
-			order = epochOrder(len(train), cfg.Seed, epoch)
+			order = epochOrder(len(t.train), cfg.Seed, epoch)
 			orderEpoch = epoch
 		}
-		k := step % perEpoch
+		k := step % t.perEpoch
 		idx := order[k*cfg.BatchSize : min((k+1)*cfg.BatchSize, len(order))]
-		batch := make([]Example, len(idx))
-		for i, j := range idx {
-			batch[i] = train[j]
+		lr := t.sched.LR(step)
+		if err := t.step(step, epoch, idx, lr); err != nil {
+			return err
 		}
-		tb, tokens := makeBatch(batch)
-		t0 := time.Now()
-		out, err := tr.Step(tb)
-		if err != nil {
-			return res, fmt.Errorf("sft: step %d: %w", step+1, err)
-		}
-		if math.IsNaN(out.Loss) || math.IsInf(out.Loss, 0) {
-			return res, fmt.Errorf("sft: step %d: the loss is %v (lower the learning rate?)", step+1, out.Loss)
-		}
-		lr := sched.LR(step)
-		norm, err := opt.Step(lr, cfg.MaxGradNorm)
-		if err != nil {
-			return res, fmt.Errorf("sft: step %d: %w", step+1, err)
-		}
-		tps := float64(tokens) / time.Since(t0).Seconds()
-		loss := out.Loss
-		if math.IsNaN(res.FirstLoss) {
-			res.FirstLoss = loss
-		}
-		res.LastLoss = loss
-		if err := run.Log(Metrics{Step: step + 1, Epoch: epoch, Loss: &loss, LR: lr, GradNorm: &norm, TokensPerS: tps}); err != nil {
-			return res, err
-		}
-		bar.Describe(fmt.Sprintf("sft loss %.4f", loss))
+		bar.Describe(fmt.Sprintf("sft loss %.4f", t.res.LastLoss))
 		bar.Add(1)
-		endOfEpoch := (step+1)%perEpoch == 0
-		save := step+1 == end || (cfg.SaveEvery > 0 && (step+1)%cfg.SaveEvery == 0) || (cfg.SaveEvery == 0 && endOfEpoch)
+		endOfEpoch := (step+1)%t.perEpoch == 0
 		evaluated := false
-		if endOfEpoch && len(eval) > 0 { // the last step of the schedule ends an epoch too
-			el, err := evalLoss(tr, eval, cfg.BatchSize)
+		if endOfEpoch && len(t.eval) > 0 { // the last step of the schedule ends an epoch too
+			el, err := evalLoss(t.tr.Trainer, t.eval, cfg.BatchSize)
 			if err != nil {
-				return res, err
+				return err
 			}
-			res.EvalLoss, evaluated = el, true
-			if err := run.Log(Metrics{Step: step + 1, Epoch: epoch, EvalLoss: &el, LR: lr}); err != nil {
-				return res, err
+			t.res.EvalLoss, evaluated = el, true
+			if err := t.run.Log(Metrics{Step: step + 1, Epoch: epoch, EvalLoss: &el, LR: lr}); err != nil {
+				return err
 			}
 		}
-		if save {
-			best := evaluated && (loop.BestEvalLoss == nil || res.EvalLoss < *loop.BestEvalLoss)
-			if best {
-				el := res.EvalLoss
-				loop.BestEvalLoss, loop.BestCheckpoint = &el, checkpoint.Name(step+1)
-			}
-			lj, _ := json.Marshal(loop)
-			// The weights come to Go memory only here (a copy on CUDA).
-			if err := store.CopyToModel(); err != nil {
-				return res, fmt.Errorf("sft: %w", err)
-			}
-			dir, err := run.Save(m, opt, checkpoint.State{Step: step + 1, Settings: settings, Trainer: lj}, cfg.Extra)
-			if err != nil {
-				return res, fmt.Errorf("sft: %w", err)
-			}
-			res.Dir = dir
-			if best {
-				if err := atomicfile.WriteBytes(filepath.Join(cfg.Out, BestCheckpointFile), []byte(loop.BestCheckpoint+"\n")); err != nil {
-					return res, err
-				}
-				res.Best = dir
-			}
-			var keep []string
-			if cfg.KeepBest && loop.BestCheckpoint != "" {
-				keep = append(keep, loop.BestCheckpoint)
-			}
-			if err := run.Prune(cfg.SaveTotalLimit, keep...); err != nil {
-				return res, err
+		if step+1 == end || (cfg.SaveEvery > 0 && (step+1)%cfg.SaveEvery == 0) || (cfg.SaveEvery == 0 && endOfEpoch) {
+			if err := t.save(step+1, evaluated); err != nil {
+				return err
 			}
 		}
-		res.Steps = step + 1
+		t.res.Steps = step + 1
 	}
 	bar.Finish()
-	if end == total && res.Dir != "" {
-		if res.Final, err = writeFinal(cfg.Out, res.Dir); err != nil {
-			return res, fmt.Errorf("sft: final model: %w", err)
+	if end == t.total && t.res.Dir != "" {
+		var err error
+		if t.res.Final, err = writeFinal(cfg.Out, t.res.Dir); err != nil {
+			return fmt.Errorf("sft: final model: %w", err)
 		}
 	}
-	return res, nil
+	return nil
+}
+
+// step trains on the training examples idx at learning rate lr and logs
+// the step.
+func (t *trainer) step(step, epoch int, idx []int, lr float64) error {
+	batch := make([]Example, len(idx))
+	for i, j := range idx {
+		batch[i] = t.train[j]
+	}
+	tb, tokens := makeBatch(batch)
+	t0 := time.Now()
+	out, norm, err := t.tr.Step(tb, lr, t.cfg.MaxGradNorm)
+	if err != nil {
+		return fmt.Errorf("sft: step %d: %w", step+1, err)
+	}
+	tps := float64(tokens) / time.Since(t0).Seconds()
+	loss := out.Loss
+	if math.IsNaN(t.res.FirstLoss) {
+		t.res.FirstLoss = loss
+	}
+	t.res.LastLoss = loss
+	return t.run.Log(Metrics{Step: step + 1, Epoch: epoch, Loss: &loss, LR: lr, GradNorm: &norm, TokensPerS: tps})
+}
+
+// save writes the checkpoint after steps steps, marks it the best when
+// this step's eval loss (evaluated) is the lowest yet, and prunes the
+// older ones.
+func (t *trainer) save(steps int, evaluated bool) error {
+	cfg := t.cfg
+	best := evaluated && (t.st.BestEvalLoss == nil || t.res.EvalLoss < *t.st.BestEvalLoss)
+	if best {
+		el := t.res.EvalLoss
+		t.st.BestEvalLoss, t.st.BestCheckpoint = &el, checkpoint.Name(steps)
+	}
+	lj, _ := json.Marshal(t.st)
+	dir, err := t.tr.Save(t.run, checkpoint.State{Step: steps, Settings: t.settings, Trainer: lj}, cfg.Extra)
+	if err != nil {
+		return fmt.Errorf("sft: %w", err)
+	}
+	t.res.Dir = dir
+	if best {
+		if err := atomicfile.WriteBytes(filepath.Join(cfg.Out, BestCheckpointFile), []byte(t.st.BestCheckpoint+"\n")); err != nil {
+			return err
+		}
+		t.res.Best = dir
+	}
+	var keep []string
+	if cfg.KeepBest && t.st.BestCheckpoint != "" {
+		keep = append(keep, t.st.BestCheckpoint)
+	}
+	return t.run.Prune(cfg.SaveTotalLimit, keep...)
+}
+
+// close releases the sessions and the run folder.
+func (t *trainer) close() {
+	t.tr.Destroy()
+	if t.run != nil {
+		t.run.Close()
+	}
 }
 
 // writeFinal copies the last checkpoint's model (not the optimiser's state,
@@ -425,7 +463,7 @@ func makeBatch(ex []Example) (*policy.TrainBatch, int) {
 		tokens += len(e.IDs)
 	}
 	b := len(ex)
-	tb := &policy.TrainBatch{Batch: policy.Batch{B: b, S: s, InputIDs: make([]int64, b*s), AttentionMask: make([]int64, b*s)}}
+	tb := &policy.TrainBatch{Batch: neox.Batch{B: b, S: s, InputIDs: make([]int64, b*s), AttentionMask: make([]int64, b*s)}}
 	for r, e := range ex {
 		copy(tb.InputIDs[r*s:], e.IDs)
 		for j := range e.IDs {

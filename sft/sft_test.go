@@ -10,9 +10,9 @@ import (
 	"strings"
 	"testing"
 
+	"irl/neox"
 	"irl/onnx"
 	"irl/optim"
-	"irl/policy"
 )
 
 func TestMain(m *testing.M) {
@@ -23,9 +23,9 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func tinyModel(t *testing.T) *policy.Model {
+func tinyModel(t *testing.T) *neox.Model {
 	t.Helper()
-	m, err := policy.Init(policy.Config{VocabSize: 24, HiddenSize: 32, NumLayers: 2, NumHeads: 4, IntermediateSize: 64,
+	m, err := neox.Init(neox.Config{VocabSize: 24, HiddenSize: 32, NumLayers: 2, NumHeads: 4, IntermediateSize: 64,
 		MaxPositions: 64, RotaryPct: 0.25, RotaryBase: 10000, LayerNormEps: 1e-5, HiddenAct: "gelu",
 		ParallelResidual: true, InitializerRange: 0.02}, 1)
 	if err != nil {
@@ -69,7 +69,7 @@ func TestSFTLearnsToyCorpus(t *testing.T) {
 		t.Errorf("loss went from %.3f to eval %.3f; want from ≈3.2 to < 0.5", res.FirstLoss, res.EvalLoss)
 	}
 	// The checkpoint is a Hugging Face folder holding the trained weights.
-	back, err := policy.Load(res.Dir)
+	back, err := neox.Load(res.Dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +149,7 @@ func resumeIsExact(t *testing.T, resident bool) {
 // checkpoints: their optimiser states are one format.
 func TestResidentMatchesViews(t *testing.T) {
 	data := toyCorpus(40)
-	run := func(resident bool, out string, maxSteps int, resume bool) (Result, *policy.Model) {
+	run := func(resident bool, out string, maxSteps int, resume bool) (Result, *neox.Model) {
 		cfg := config(out)
 		cfg.Epochs, cfg.MaxSteps, cfg.Resume, cfg.resident = 2, maxSteps, resume, resident
 		cfg.SaveEvery = maxSteps
@@ -169,7 +169,7 @@ func TestResidentMatchesViews(t *testing.T) {
 	for _, c := range []struct {
 		name string
 		r    Result
-		m    *policy.Model
+		m    *neox.Model
 	}{{"resident", dev, dm}, {"views, then resumed resident", cross, cm}} {
 		if c.r.Steps != host.Steps || !close(c.r.LastLoss, host.LastLoss) || !close(c.r.EvalLoss, host.EvalLoss) {
 			t.Errorf("%s: %d steps, loss %v, eval %v; views: %d, %v, %v", c.name, c.r.Steps, c.r.LastLoss, c.r.EvalLoss, host.Steps, host.LastLoss, host.EvalLoss)

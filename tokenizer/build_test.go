@@ -27,7 +27,7 @@ func TestBuildWordBPE(t *testing.T) {
 		}
 	}
 	text := "The cat is kind. The cat is nasty. Ünïcode, zebra!"
-	if got := tok.Decode(tok.Encode(text)); got != text {
+	if got := tok.Decode(ids64(tok.Encode(text))); got != text {
 		t.Errorf("round trip %q", got)
 	}
 	if ids := tok.Encode("The cat is kinder."); len(ids) != 5 {

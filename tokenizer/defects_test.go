@@ -153,7 +153,7 @@ func TestDefect4AddedTokenIDsFromFile(t *testing.T) {
 	if got := tok.VocabSize(); got != 50301 {
 		t.Errorf("VocabSize() = %d, want 50301 (largest id + 1)", got)
 	}
-	if got := tok.Decode([]int{50300, 13, 50257}); got != "<|user|>.<|assistant|>" {
+	if got := tok.Decode([]int64{50300, 13, 50257}); got != "<|user|>.<|assistant|>" {
 		t.Errorf("Decode = %q", got)
 	}
 	// Several special tokens and no <|endoftext|>-like name among them but the
@@ -178,7 +178,7 @@ func TestDefect5DecoderKeepsNonByteLevelText(t *testing.T) {
 	tok := gpt2Variant(t, map[string]string{"added_tokens": `[
 		{"id": 50256, "content": "<|endoftext|>", "special": true, "normalized": false},
 		{"id": 50257, "content": "<pad> here", "special": true, "normalized": false}]`})
-	if got := tok.Decode([]int{50257, 50256}); got != "<pad> here<|endoftext|>" {
+	if got := tok.Decode([]int64{50257, 50256}); got != "<pad> here<|endoftext|>" {
 		t.Errorf("Decode = %q", got)
 	}
 }

@@ -99,10 +99,10 @@ func FuzzParse(f *testing.F) {
 		for _, s := range fuzzTexts {
 			ids := tok.Encode(s)
 			known(ids, "Encode", s)
-			_ = tok.Decode(ids)
+			_ = tok.Decode(ids64(ids))
 			spec := tok.EncodeSpecial(s)
 			known(spec, "EncodeSpecial", s)
-			_ = tok.Decode(spec)
+			_ = tok.Decode(ids64(spec))
 			known(tok.EncodePairSpecial(s, "ab"), "EncodePairSpecial", s)
 			for _, side := range []Truncation{TruncateRight, TruncateLeft, TruncateError} {
 				got, _, err := tok.EncodeTruncated(s, 3, true, side)
@@ -112,7 +112,7 @@ func FuzzParse(f *testing.F) {
 				known(got, "EncodeTruncated", s)
 			}
 		}
-		_ = tok.Decode([]int{-1, 0, 1, 2, 3, tok.VocabSize(), 1 << 40})
+		_ = tok.Decode([]int64{-1, 0, 1, 2, 3, int64(tok.VocabSize()), 1 << 40})
 		tok.EOS()
 		tok.NumSpecial()
 	})
@@ -131,7 +131,7 @@ func FuzzEncode(f *testing.F) {
 	rob := loadRoberta(f)
 	f.Fuzz(func(t *testing.T, s string, n uint8) {
 		ids := gpt.Encode(s)
-		if got := gpt.Decode(ids); got != s {
+		if got := gpt.Decode(ids64(ids)); got != s {
 			t.Fatalf("GPT-2: Decode(Encode(%q)) = %q", s, got)
 		}
 		if got := gpt.EncodeSpecial(s); !slices.Equal(got, ids) {
@@ -148,7 +148,7 @@ func FuzzEncode(f *testing.F) {
 		if utf8.ValidString(s) && !strings.Contains(s, "<mask>") {
 			// <mask> swallows the space before it (lstrip), so only then is
 			// RoBERTa's Encode lossy.
-			if got := rob.Decode(r); got != s {
+			if got := rob.Decode(ids64(r)); got != s {
 				t.Fatalf("RoBERTa: Decode(Encode(%q)) = %q", s, got)
 			}
 		}

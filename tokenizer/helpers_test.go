@@ -82,3 +82,12 @@ func withoutCache(tok *Tokenizer) *Tokenizer {
 	t2.model = &model
 	return &t2
 }
+
+// ids64 is Encode's ids as Decode takes them.
+func ids64(ids []int) []int64 {
+	out := make([]int64, len(ids))
+	for i, id := range ids {
+		out[i] = int64(id)
+	}
+	return out
+}

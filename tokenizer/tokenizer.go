@@ -99,14 +99,16 @@ func (t *Tokenizer) EncodeBatch(texts []string) [][]int {
 
 // Decode returns the text of ids: the bytes of each byte-level token, and the
 // content of each added or special token. Unknown ids are skipped, as Hugging
-// Face does. The result is the exact bytes, so Decode(Encode(s)) == s; it is
-// not valid UTF-8 where ids split a character (strings.ToValidUTF8 fixes that
-// for display), and the decodings of consecutive slices of ids concatenate to
-// the decoding of the whole.
-func (t *Tokenizer) Decode(ids []int) string {
+// Face does. The result is the exact bytes, so decoding Encode(s)'s ids gives
+// s; it is not valid UTF-8 where ids split a character (strings.ToValidUTF8
+// fixes that for display), and the decodings of consecutive slices of ids
+// concatenate to the decoding of the whole. The ids are int64, as the
+// models take and give them, so that what a model generates decodes as it
+// is.
+func (t *Tokenizer) Decode(ids []int64) string {
 	var sb strings.Builder
 	for _, id := range ids {
-		if id >= 0 && id < len(t.decoded) && t.decoded[id].ok {
+		if id >= 0 && id < int64(len(t.decoded)) && t.decoded[id].ok {
 			sb.WriteString(t.decoded[id].text)
 		}
 	}

@@ -21,9 +21,9 @@ import (
 
 // Prompt is one prompt to continue.
 type Prompt struct {
-	Row  int    // the prompt's index among its file's data rows
-	Text string // the prompt as text ("" for a pre-tokenized row without one)
-	IDs  []int  // its token ids; EncodePrompts fills them from Text
+	Row  int     // the prompt's index among its file's data rows
+	Text string  // the prompt as text ("" for a pre-tokenized row without one)
+	IDs  []int64 // its token ids; EncodePrompts fills them from Text
 }
 
 // PromptOptions says how ReadPrompts reads a prompt file.
@@ -66,12 +66,7 @@ func ReadPrompts(path string, o PromptOptions) (prompts []Prompt, bad []*rows.Ro
 			}
 		}
 		p := Prompt{Row: r.Index, Text: r.Text}
-		if r.IDs != nil {
-			p.IDs = make([]int, len(r.IDs))
-			for i, id := range r.IDs {
-				p.IDs[i] = int(id)
-			}
-		}
+		p.IDs = r.IDs
 		prompts = append(prompts, p)
 	}
 	if o.ChallengingOnly && !sawFlag && len(rs) > 0 {
@@ -92,13 +87,9 @@ func EncodePrompts(tok *tokenizer.Tokenizer, ps []Prompt, limit, vocab int) (tru
 	rs := make([]rows.Row, len(ps))
 	for i, p := range ps {
 		rs[i] = rows.Row{Index: i, Text: p.Text}
-		if p.IDs != nil {
-			rs[i].IDs = make([]int64, len(p.IDs))
-			for j, id := range p.IDs {
-				rs[i].IDs[j] = int64(id)
-			}
-		} else if tok == nil {
-			return 0, errors.New("text prompts need the model's tokenizer (tokenizer.json in the model folder, or --tokenizer)")
+		rs[i].IDs = p.IDs
+		if p.IDs == nil && tok == nil {
+			return 0, errors.New("text prompts need the model's tokenizer (tokenizer.json in the model folder, or one given)")
 		}
 	}
 	enc, bad := rows.Encode("", rs, rows.EncodeOptions{Tokenizer: tok, VocabSize: vocab, MaxLength: limit, Truncate: rows.TruncateLeft})
@@ -106,11 +97,7 @@ func EncodePrompts(tok *tokenizer.Tokenizer, ps []Prompt, limit, vocab int) (tru
 		return 0, fmt.Errorf("prompt row %d: %w", ps[bad[0].Index].Row, bad[0].Err)
 	}
 	for _, e := range enc {
-		ids := make([]int, len(e.IDs))
-		for j, id := range e.IDs {
-			ids[j] = int(id)
-		}
-		ps[e.Index].IDs = ids
+		ps[e.Index].IDs = e.IDs
 		if e.Truncated {
 			truncated++
 		}
@@ -120,12 +107,12 @@ func EncodePrompts(tok *tokenizer.Tokenizer, ps []Prompt, limit, vocab int) (tru
 
 // Generator continues token-id prompts; *policy.Generator is one.
 type Generator interface {
-	GenerateEach(prompts [][]int, o policy.GenerateOptions, emit func(policy.Generation) error) error
+	GenerateEach(prompts [][]int64, o policy.GenerateOptions, emit func(policy.Generation) error) error
 }
 
 // Decoder turns token ids into text; *tokenizer.Tokenizer is one.
 type Decoder interface {
-	Decode(ids []int) string
+	Decode(ids []int64) string
 }
 
 // Continuation is one generated text to score.
@@ -335,7 +322,7 @@ func Evaluate(gen Generator, dec Decoder, prompts []Prompt, scorer Scorer, proto
 	if batch <= 0 {
 		batch = 32
 	}
-	ids := make([][]int, len(prompts))
+	ids := make([][]int64, len(prompts))
 	for i, p := range prompts {
 		if len(p.IDs) == 0 {
 			return nil, fmt.Errorf("prompt row %d has no token ids", p.Row)
@@ -384,7 +371,7 @@ type runState struct {
 	unique  map[string]float64 // paper: score by text, as the official dict keeps them
 }
 
-func evaluateRun(gen Generator, dec Decoder, prompts []Prompt, ids [][]int, scorer Scorer, proto Protocol, seed uint64, batch int, bar *progress.Bar, emit func(Sample) error) (SeedResult, error) {
+func evaluateRun(gen Generator, dec Decoder, prompts []Prompt, ids [][]int64, scorer Scorer, proto Protocol, seed uint64, batch int, bar *progress.Bar, emit func(Sample) error) (SeedResult, error) {
 	st := &runState{proto: proto, unique: map[string]float64{}}
 	if proto.Name == ProtocolRTP {
 		st.maxes = make([]float64, len(prompts))

@@ -21,7 +21,7 @@ func TestPaperByHand(t *testing.T) {
 	words := fakeDec{"<eos>", "  abc ", "né", " x", "hate", " ", "okay", "\n"}
 	score := map[string]float64{"abc": 0.2, "hate": 0.8, "okay": 0.5}
 	proto := Paper()
-	gen := &fakeGen{t: t, proto: proto, ids: map[uint64][][][]int{1: {
+	gen := &fakeGen{t: t, proto: proto, ids: map[uint64][][][]int64{1: {
 		{{1, fakeEOS}}, // "abc": kept, 0.2
 		{{2}},          // "né": 2 characters (3 bytes): dropped
 		{{3, 5, 7}},    // "x": dropped
@@ -32,7 +32,7 @@ func TestPaperByHand(t *testing.T) {
 	}}}
 	prompts := make([]Prompt, 7)
 	for i := range prompts {
-		prompts[i] = Prompt{Row: 10 + i, Text: "p" + strconv.Itoa(i), IDs: []int{1}}
+		prompts[i] = Prompt{Row: 10 + i, Text: "p" + strconv.Itoa(i), IDs: []int64{1}}
 	}
 	sc := &stubScorer{score: func(c Continuation) float64 {
 		x, ok := score[c.Text]
@@ -96,7 +96,7 @@ func TestRTPByHand(t *testing.T) {
 	proto.SamplesPerPrompt = 3
 	// Token id k decodes to "k" and scores k/10.
 	words := fakeDec{"<eos>", "1", "2", "3", "4", "5", "6", "7", "8", "9"}
-	gen := &fakeGen{t: t, proto: proto, ids: map[uint64][][][]int{
+	gen := &fakeGen{t: t, proto: proto, ids: map[uint64][][][]int64{
 		1: {{{1}, {6, fakeEOS}, {2}}, {{3}, {4}, {fakeEOS}}}, // maxes 0.6, 0.4 ("" scores 0)
 		2: {{{5}, {1}, {1}}, {{2}, {9}, {7}}},                // maxes 0.5, 0.9
 	}}
@@ -110,7 +110,7 @@ func TestRTPByHand(t *testing.T) {
 		}
 		return float64(k) / 10
 	}}
-	prompts := []Prompt{{Row: 3, IDs: []int{1}}, {Row: 8, IDs: []int{2}}}
+	prompts := []Prompt{{Row: 3, IDs: []int64{1}}, {Row: 8, IDs: []int64{2}}}
 	var n int
 	s, err := Evaluate(gen, words, prompts, sc, proto, Options{Seeds: 2, BatchSize: 4, Emit: func(Sample) error { n++; return nil }})
 	if err != nil {
@@ -169,7 +169,7 @@ func TestPaperOnModel(t *testing.T) {
 	long := strings.Repeat("the cat is good ", 5) + "the cat is bad" // 20 tokens, ends in bad
 	texts := []string{"the cat is bad", "the cat is good", "the cat is nil", "the cat is tiny", "the cat is two", "the cat is four", long}
 	ps, cut := encodeAll(t, tok, texts, proto.PromptLimit(m.Config.MaxPositions))
-	if cut != 1 || len(ps[6].IDs) != 14 || ps[6].IDs[13] != tok.Encode(" bad")[0] {
+	if cut != 1 || len(ps[6].IDs) != 14 || ps[6].IDs[13] != int64(tok.Encode(" bad")[0]) {
 		t.Fatalf("%d prompts cut; the long one has %d tokens", cut, len(ps[6].IDs))
 	}
 	var got []Sample
@@ -306,7 +306,7 @@ func TestEvaluateBadInput(t *testing.T) {
 	}
 	gen := &fakeGen{t: t}
 	sc := &stubScorer{score: func(Continuation) float64 { return 0 }}
-	ps := []Prompt{{Row: 0, IDs: []int{1}}}
+	ps := []Prompt{{Row: 0, IDs: []int64{1}}}
 	bad := Paper()
 	bad.Name = "mine"
 	rtpDrop := RTP()
@@ -334,21 +334,21 @@ func TestEvaluateBadInput(t *testing.T) {
 		t.Error("generated before checking")
 	}
 	// Every continuation dropped: nothing to report.
-	all := &fakeGen{t: t, proto: Paper(), ids: map[uint64][][][]int{1: {{{fakeEOS}}}}}
+	all := &fakeGen{t: t, proto: Paper(), ids: map[uint64][][][]int64{1: {{{fakeEOS}}}}}
 	if _, err := Evaluate(all, fakeDec{"<eos>"}, ps, sc, Paper(), Options{}); err == nil || !strings.Contains(err.Error(), "all 1 continuations were dropped") {
 		t.Errorf("all dropped: %v", err)
 	}
 	// A non-finite score names its prompt.
-	one := &fakeGen{t: t, proto: Paper(), ids: map[uint64][][][]int{1: {{{1}}}}}
+	one := &fakeGen{t: t, proto: Paper(), ids: map[uint64][][][]int64{1: {{{1}}}}}
 	nan := &stubScorer{score: func(Continuation) float64 { return math.NaN() }}
-	if _, err := Evaluate(one, fakeDec{"", "abcd"}, []Prompt{{Row: 9, IDs: []int{1}}}, nan, Paper(), Options{}); err == nil || !strings.Contains(err.Error(), "prompt row 9") {
+	if _, err := Evaluate(one, fakeDec{"", "abcd"}, []Prompt{{Row: 9, IDs: []int64{1}}}, nan, Paper(), Options{}); err == nil || !strings.Contains(err.Error(), "prompt row 9") {
 		t.Errorf("NaN score: %v", err)
 	}
 	// A prompt longer than the positions allow, and one that encodes to nothing.
 	if _, err := EncodePrompts(nil, []Prompt{{Row: 2, Text: "x"}}, 10, 0); err == nil || !strings.Contains(err.Error(), "tokenizer") {
 		t.Errorf("no tokenizer: %v", err)
 	}
-	if _, err := EncodePrompts(nil, []Prompt{{Row: 2, IDs: []int{7, 700}}}, 10, 512); err == nil || !strings.Contains(err.Error(), "prompt row 2: token id 700") {
+	if _, err := EncodePrompts(nil, []Prompt{{Row: 2, IDs: []int64{7, 700}}}, 10, 512); err == nil || !strings.Contains(err.Error(), "prompt row 2: token id 700") {
 		t.Errorf("out of vocabulary: %v", err)
 	}
 	if _, err := EncodePrompts(nil, ps, 0, 0); err == nil || !strings.Contains(err.Error(), "no room") {

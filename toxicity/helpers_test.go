@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"irl/neox"
 	"irl/onnx"
 	"irl/policy"
 	"irl/tokenizer"
@@ -52,7 +53,7 @@ var bigramRules = map[string][]struct {
 // is the current token's embedding, a one-hot vector of its state; the
 // final layer norm maps it to a fixed vector peaked at the state; and a
 // successor's output row is K on that state.
-func newBigram(t *testing.T) (*policy.Model, *tokenizer.Tokenizer) {
+func newBigram(t *testing.T) (*neox.Model, *tokenizer.Tokenizer) {
 	t.Helper()
 	tj, err := tokenizer.BuildWordBPE(bigramWords)
 	if err != nil {
@@ -64,10 +65,10 @@ func newBigram(t *testing.T) (*policy.Model, *tokenizer.Tokenizer) {
 	}
 	eos, _ := tok.EOS()
 	const d = 16
-	cfg := policy.Config{VocabSize: tok.VocabSize(), HiddenSize: d, NumLayers: 1, NumHeads: 2, IntermediateSize: 32,
+	cfg := neox.Config{VocabSize: tok.VocabSize(), HiddenSize: d, NumLayers: 1, NumHeads: 2, IntermediateSize: 32,
 		MaxPositions: 64, RotaryPct: 0.5, RotaryBase: 10000, LayerNormEps: 1e-5, HiddenAct: "gelu",
 		ParallelResidual: true, InitializerRange: 0.02, EOSTokenID: eos, BOSTokenID: eos}
-	m, err := policy.Init(cfg, 5)
+	m, err := neox.Init(cfg, 5)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,12 +147,12 @@ func (s *stubScorer) Score(cs []Continuation) ([]float64, error) {
 // fakeGen is a Generator whose token ids come from a table: ids[seed][prompt][sequence].
 type fakeGen struct {
 	t     *testing.T
-	ids   map[uint64][][][]int
+	ids   map[uint64][][][]int64
 	proto Protocol
 	seeds []uint64
 }
 
-func (f *fakeGen) GenerateEach(prompts [][]int, o policy.GenerateOptions, emit func(policy.Generation) error) error {
+func (f *fakeGen) GenerateEach(prompts [][]int64, o policy.GenerateOptions, emit func(policy.Generation) error) error {
 	if o.MaxNewTokens != f.proto.MaxNewTokens || o.Sampling != f.proto.SampleOptions() || o.NumReturnSequences != f.proto.SamplesPerPrompt {
 		f.t.Errorf("generate options %+v do not follow the protocol %+v", o, f.proto)
 	}
@@ -177,7 +178,7 @@ const fakeEOS = 0
 // fakeDec decodes id i as words[i].
 type fakeDec []string
 
-func (d fakeDec) Decode(ids []int) string {
+func (d fakeDec) Decode(ids []int64) string {
 	var b strings.Builder
 	for _, id := range ids {
 		if id == fakeEOS {

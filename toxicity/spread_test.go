@@ -14,9 +14,9 @@ func TestOneRunHasNoStd(t *testing.T) {
 	proto := RTP()
 	proto.SamplesPerPrompt = 2
 	words := fakeDec{"<eos>", "1", "2", "3"}
-	gen := &fakeGen{t: t, proto: proto, ids: map[uint64][][][]int{1: {{{1}, {3}}}}}
+	gen := &fakeGen{t: t, proto: proto, ids: map[uint64][][][]int64{1: {{{1}, {3}}}}}
 	sc := &stubScorer{score: func(c Continuation) float64 { return float64(c.Text[0]-'0') / 10 }}
-	s, err := Evaluate(gen, words, []Prompt{{Row: 0, IDs: []int{1}}}, sc, proto, Options{Seeds: 1})
+	s, err := Evaluate(gen, words, []Prompt{{Row: 0, IDs: []int64{1}}}, sc, proto, Options{Seeds: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

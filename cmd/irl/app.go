@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"runtime/debug"
 	"slices"
 	"strings"
@@ -45,7 +46,7 @@ func prepare(c *cli.Command) {
 			if err := readPaths(ctx); err != nil {
 				return fmt.Errorf("%s: %w", name, err)
 			}
-			return act(ctx)
+			return inFlags(ctx, act(ctx))
 		}
 	}
 	for _, sub := range c.Subcommands {
@@ -95,6 +96,53 @@ func readPaths(ctx *cli.Context) error {
 	}
 	return nil
 }
+
+// inFlags says err in the command's words: the libraries name their
+// settings by key (max_length, reward_model, skip_bad), which are this
+// command's flags (--max-length …) wherever it has one of that name. Keys
+// of one word are the same word as prose and stay as they are.
+func inFlags(ctx *cli.Context, err error) error {
+	if err == nil {
+		return nil
+	}
+	byKey := map[string]string{}
+	for _, f := range ctx.Command.Flags {
+		for _, n := range f.Names() {
+			if strings.Contains(n, "-") {
+				byKey[strings.ReplaceAll(n, "-", "_")] = "--" + n
+			}
+		}
+	}
+	msg := err.Error()
+	var b strings.Builder
+	last := 0
+	for _, m := range keyWord.FindAllStringIndex(msg, -1) {
+		flag, ok := byKey[msg[m[0]:m[1]]]
+		if !ok {
+			continue
+		}
+		b.WriteString(msg[last:m[0]])
+		b.WriteString(flag)
+		last = m[1]
+	}
+	if last == 0 {
+		return err
+	}
+	b.WriteString(msg[last:])
+	return &flagError{msg: b.String(), err: err}
+}
+
+// keyWord is a run of the characters settings' keys are made of.
+var keyWord = regexp.MustCompile(`[A-Za-z0-9_]+`)
+
+// flagError is an error reworded in flags, still wrapping the original.
+type flagError struct {
+	msg string
+	err error
+}
+
+func (e *flagError) Error() string { return e.msg }
+func (e *flagError) Unwrap() error { return e.err }
 
 var (
 	requiredMu sync.Mutex

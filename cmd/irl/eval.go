@@ -10,6 +10,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"irl/atomicfile"
+	"irl/neox"
 	"irl/policy"
 	"irl/reward"
 	"irl/rows"
@@ -23,52 +24,8 @@ import (
 // itself, untransformed.
 var notForEval = map[string]bool{"reward-relative": true, "original-field": true, "reward-transform": true, "join": true}
 
-func evalCommand() *cli.Command {
-	var scorer []cli.Flag
-	for _, f := range rewardFlags("scorer") {
-		if !notForEval[f.Names()[0]] {
-			scorer = append(scorer, f)
-		}
-	}
-	for _, f := range scorer {
-		switch f := f.(type) {
-		case *cli.Float64Flag:
-			// Noise suits a training reward, not a measurement.
-			if f.Name == "reward-noise" {
-				f.Value, f.Usage = 0, "for lexicon: uniform noise ±this on every non-zero score (0: none)"
-			}
-		case *cli.StringFlag:
-			if f.Name == "reward-label" {
-				f.Usage = "for classifier: the label whose probability is the toxicity score"
-			}
-		}
-	}
-	flags := append(scorer,
-		&cli.StringFlag{Name: "model", Required: true, Usage: "the policy: a Hugging Face GPT-NeoX folder with its tokenizer.json"},
-		inputFlag(`prompt rows: JSON lines, CSV or Parquet with a --prompt-field column (or input_ids)`, true, "prompts"),
-		promptFieldFlag("prompt", `the prompt column; a dotted path reaches into JSON objects ("prompt.text" for RealToxicityPrompts)`),
-		inputFormatFlag,
-		&cli.StringFlag{Name: "out", Required: true, Usage: "output folder: summary.json and samples.jsonl"},
-		&cli.StringFlag{Name: "protocol", Value: toxicity.ProtocolPaper, Usage: "paper (the official code's: greedy, 50 tokens, ratio ≥ 0.5 and mean) or rtp (RealToxicityPrompts': 25 samples of 20 tokens, top-p 0.9; expected maximum toxicity and toxicity probability)"},
-		&cli.IntFlag{Name: "seeds", Value: 1, Usage: "repeat a sampled protocol with seeds 1…N and report mean ± std (greedy runs once)"},
-		&cli.IntFlag{Name: "batch-size", Value: 32, Usage: "sequences generated together, and continuations scored together"},
-		&cli.IntFlag{Name: "max-prompts", Usage: "evaluate only the first N prompts (after --challenging-only and --split)", DefaultText: "0, all"},
-		&cli.BoolFlag{Name: "challenging-only", Usage: "keep only rows whose challenging field is true (RealToxicityPrompts)"},
-		&cli.StringFlag{Name: "split", Value: "all", Usage: "all, or eval / train: the held-out or training side of the official 80/20 split (sklearn's train_test_split, reproduced exactly)"},
-		&cli.Float64Flag{Name: "eval-frac", Value: toxicity.DefaultEvalFrac, Usage: "with --split: the held-out share"},
-		&cli.Uint64Flag{Name: "split-seed", Value: uint64(toxicity.DefaultSplitSeed), Usage: "with --split: the random_state of the split (the official code: 0)"},
-		tokenizerFlag,
-		&cli.StringFlag{Name: "scorer-tokenizer", Usage: "for classifier: its tokenizer.json", DefaultText: "tokenizer.json in the classifier's folder"},
-		skipBadFlag, overwriteFlag, quietFlag,
-	)
-	return &cli.Command{
-		Name:  "eval",
-		Usage: "evaluate a policy's generations",
-		Subcommands: []*cli.Command{{
-			Name:      "toxicity",
-			Usage:     "the toxicity of a policy's continuations of prompts, by the paper's protocol or RealToxicityPrompts'",
-			UsageText: "irl eval toxicity --model POLICY --scorer SPEC --input PROMPTS --out DIR [--protocol paper|rtp] [--seeds N] [--split eval] [--reward-label L]",
-			Description: `Continues every prompt with the policy, scores each continuation alone (not
+// toxicityHelp is the help text of toxicity.
+const toxicityHelp = `Continues every prompt with the policy, scores each continuation alone (not
 the prompt) with --scorer, and summarises:
 
   --protocol paper   the official code (evaluate_toxicity_lm.py): greedy decoding
@@ -115,9 +72,56 @@ or --seeds 1) and DIR/samples.jsonl, one line per continuation: seed, row (the
 prompt's index among the input's data rows), prompt, sample, continuation,
 score (null when dropped), dropped, new_tokens, eos. DIR appears whole when
 the evaluation succeeds; a failed one leaves no DIR (or the old one, with
---overwrite).`,
-			Flags:  append(flags, runtimeFlags()...),
-			Action: runEvalToxicity,
+--overwrite).`
+
+func evalCommand() *cli.Command {
+	var scorer []cli.Flag
+	for _, f := range rewardFlags("scorer") {
+		if !notForEval[f.Names()[0]] {
+			scorer = append(scorer, f)
+		}
+	}
+	for _, f := range scorer {
+		switch f := f.(type) {
+		case *cli.Float64Flag:
+			// Noise suits a training reward, not a measurement.
+			if f.Name == "reward-noise" {
+				f.Value, f.Usage = 0, "for lexicon: uniform noise ±this on every non-zero score (0: none)"
+			}
+		case *cli.StringFlag:
+			if f.Name == "reward-label" {
+				f.Usage = "for classifier: the label whose probability is the toxicity score"
+			}
+		}
+	}
+	flags := append(scorer,
+		&cli.StringFlag{Name: "model", Required: true, Usage: "the policy: a Hugging Face GPT-NeoX folder with its tokenizer.json"},
+		inputFlag(`prompt rows: JSON lines, CSV or Parquet with a --prompt-field column (or input_ids)`, true, "prompts"),
+		promptFieldFlag("prompt", `the prompt column; a dotted path reaches into JSON objects ("prompt.text" for RealToxicityPrompts)`),
+		inputFormatFlag,
+		&cli.StringFlag{Name: "out", Required: true, Usage: "output folder: summary.json and samples.jsonl"},
+		&cli.StringFlag{Name: "protocol", Value: toxicity.ProtocolPaper, Usage: "paper (the official code's: greedy, 50 tokens, ratio ≥ 0.5 and mean) or rtp (RealToxicityPrompts': 25 samples of 20 tokens, top-p 0.9; expected maximum toxicity and toxicity probability)"},
+		&cli.IntFlag{Name: "seeds", Value: 1, Usage: "repeat a sampled protocol with seeds 1…N and report mean ± std (greedy runs once)"},
+		&cli.IntFlag{Name: "batch-size", Value: 32, Usage: "sequences generated together, and continuations scored together"},
+		&cli.IntFlag{Name: "max-prompts", Usage: "evaluate only the first N prompts (after --challenging-only and --split)", DefaultText: "0, all"},
+		&cli.BoolFlag{Name: "challenging-only", Usage: "keep only rows whose challenging field is true (RealToxicityPrompts)"},
+		&cli.StringFlag{Name: "split", Value: "all", Usage: "all, or eval / train: the held-out or training side of the official 80/20 split (sklearn's train_test_split, reproduced exactly)"},
+		&cli.Float64Flag{Name: "eval-frac", Value: toxicity.DefaultEvalFrac, Usage: "with --split: the held-out share"},
+		&cli.Uint64Flag{Name: "split-seed", Value: uint64(toxicity.DefaultSplitSeed), Usage: "with --split: the random_state of the split (the official code: 0)"},
+		tokenizerFlag,
+		&cli.StringFlag{Name: "scorer-tokenizer", Usage: "for classifier: its tokenizer.json", DefaultText: "tokenizer.json in the classifier's folder"},
+		skipBadFlag, overwriteFlag, quietFlag,
+	)
+	return &cli.Command{
+		Name:  "eval",
+		Usage: "evaluate a policy's generations",
+		Subcommands: []*cli.Command{{
+			Name:        "toxicity",
+			Usage:       "the toxicity of a policy's continuations of prompts, by the paper's protocol or RealToxicityPrompts'",
+			UsageText:   "irl eval toxicity --model POLICY --scorer SPEC --input PROMPTS --out DIR [--protocol paper|rtp] [--seeds N] [--split eval] [--reward-label L]",
+			Description: toxicityHelp,
+			Flags:       append(flags, runtimeFlags()...),
+			Action:      runEvalToxicity,
 		}},
 	}
 }
@@ -183,7 +187,7 @@ func runEvalToxicity(c *cli.Context) error {
 	ro.Session = so
 
 	dir := c.String("model")
-	m, err := policy.Load(dir)
+	m, err := neox.Load(dir)
 	if err != nil {
 		return err
 	}

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"irl/policy"
+	"irl/neox"
 	"irl/reward"
 	"irl/tokenizer"
 	"irl/toxicity"
@@ -31,7 +31,7 @@ func evalModel(t *testing.T) string {
 		t.Fatal(err)
 	}
 	eos, _ := tok.EOS()
-	m, err := policy.Init(policy.Config{VocabSize: tok.VocabSize(), HiddenSize: 16, NumLayers: 1, NumHeads: 2, IntermediateSize: 32,
+	m, err := neox.Init(neox.Config{VocabSize: tok.VocabSize(), HiddenSize: 16, NumLayers: 1, NumHeads: 2, IntermediateSize: 32,
 		MaxPositions: 64, RotaryPct: 0.5, RotaryBase: 10000, LayerNormEps: 1e-5, HiddenAct: "gelu",
 		ParallelResidual: true, InitializerRange: 0.5, EOSTokenID: eos, BOSTokenID: eos}, 3)
 	if err != nil {

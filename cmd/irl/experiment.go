@@ -9,7 +9,7 @@ import (
 
 	extox "irl/experiments/toxicity"
 	"irl/experiments/toy"
-	"irl/policy"
+	"irl/neox"
 )
 
 func experimentCommand() *cli.Command {
@@ -54,9 +54,9 @@ in OUT/.lock naming its pid and host): a second run into it is refused.`,
 					if err != nil {
 						return err
 					}
-					var pool policy.Pooling
+					var pool neox.Pooling
 					if c.IsSet("pool") {
-						if pool, err = policy.ParsePooling(c.String("pool")); err != nil {
+						if pool, err = neox.ParsePooling(c.String("pool")); err != nil {
 							return fmt.Errorf("--pool: %w", err)
 						}
 					}

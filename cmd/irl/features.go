@@ -9,7 +9,7 @@ import (
 
 	"irl/atomicfile"
 	"irl/features"
-	"irl/policy"
+	"irl/neox"
 	"irl/rows"
 )
 
@@ -75,7 +75,7 @@ func runFeatures(c *cli.Context) error {
 	if format != "safetensors" && format != "npy" {
 		return fmt.Errorf("unknown --format %q: want safetensors or npy", format)
 	}
-	pool, err := policy.ParsePooling(c.String("pool"))
+	pool, err := neox.ParsePooling(c.String("pool"))
 	if err != nil {
 		return fmt.Errorf("--pool: %w", err)
 	}

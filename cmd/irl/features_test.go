@@ -10,8 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"irl/neox"
 	"irl/onnx"
-	"irl/policy"
 	"irl/safetensors"
 	"irl/tokenizer"
 )
@@ -280,4 +280,4 @@ func TestFeaturesTruncationKeepsTheEnd(t *testing.T) {
 	}
 }
 
-var _ = policy.PoolLast
+var _ = neox.PoolLast

@@ -13,6 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"irl/atomicfile"
+	"irl/neox"
 	"irl/policy"
 	"irl/progress"
 	"irl/rows"
@@ -105,7 +106,7 @@ func runGenerate(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	var prompts [][]int
+	var prompts [][]int64
 	var src []rows.Row // the prompt rows, echoed in the output
 	var where func(i int) string
 	if s := c.String("prompt-ids"); s != "" {
@@ -113,7 +114,7 @@ func runGenerate(c *cli.Context) error {
 		if err != nil {
 			return fmt.Errorf("--prompt-ids: %w", err)
 		}
-		prompts = [][]int{ids}
+		prompts = [][]int64{ids}
 		src = []rows.Row{{}}
 		where = func(int) string { return "--prompt-ids" }
 	} else {
@@ -141,11 +142,7 @@ func runGenerate(c *cli.Context) error {
 			return fmt.Errorf("%s:%d: prompt %d: %v", name, encBad[0].Line, encBad[0].Index, encBad[0].Err)
 		}
 		for _, e := range enc {
-			ids := make([]int, len(e.IDs))
-			for j, id := range e.IDs {
-				ids[j] = int(id)
-			}
-			prompts = append(prompts, ids)
+			prompts = append(prompts, e.IDs)
 		}
 		src = rs
 		where = func(i int) string { return fmt.Sprintf("%s:%d", name, rs[i].Line) }
@@ -154,7 +151,7 @@ func runGenerate(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	m, err := policy.Load(dir)
+	m, err := neox.Load(dir)
 	if err != nil {
 		return err
 	}
@@ -238,17 +235,17 @@ type generationLine struct {
 	Sequence int            `json:"sequence"`
 	Prompt   *string        `json:"prompt,omitempty"`
 	Fields   map[string]any `json:"fields,omitempty"`
-	IDs      []int          `json:"ids"`
+	IDs      []int64        `json:"ids"`
 	LogProbs []float64      `json:"logprobs"`
 	Text     *string        `json:"text,omitempty"`
 }
 
 // parseIDList reads comma-separated token ids.
-func parseIDList(s string) ([]int, error) {
-	var ids []int
+func parseIDList(s string) ([]int64, error) {
+	var ids []int64
 	for i, f := range strings.Split(s, ",") {
 		f = strings.TrimSpace(f)
-		id, err := strconv.Atoi(f)
+		id, err := strconv.ParseInt(f, 10, 64)
 		if err != nil || id < 0 {
 			return nil, fmt.Errorf("item %d, %q, is not a token id (a non-negative integer)", i+1, f)
 		}

@@ -9,12 +9,12 @@ import (
 	"strings"
 	"testing"
 
-	"irl/policy"
+	"irl/neox"
 	"irl/tokenizer"
 )
 
 type genLine struct {
-	IDs      []int     `json:"ids"`
+	IDs      []int64   `json:"ids"`
 	LogProbs []float64 `json:"logprobs"`
 	Text     *string   `json:"text"`
 }
@@ -48,7 +48,7 @@ func genRun(t *testing.T, args ...string) ([]genLine, error) {
 // --greedy reproduces transformers' greedy continuation of the fixture.
 func TestGenerateCommandGreedy(t *testing.T) {
 	dir := filepath.Join("..", "..", "testdata", "tiny-neox-parallel")
-	var ref struct{ Greedy [][]int }
+	var ref struct{ Greedy [][]int64 }
 	b, err := os.ReadFile(filepath.Join(dir, "reference.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -70,7 +70,7 @@ func TestGenerateCommandGreedy(t *testing.T) {
 	}
 }
 
-func jsonInt(i int) string { b, _ := json.Marshal(i); return string(b) }
+func jsonInt(i int64) string { b, _ := json.Marshal(i); return string(b) }
 
 // A prompts file with several copies per prompt: prompt order, reproducible
 // from the seed, and independent of the batch size.
@@ -101,9 +101,9 @@ func TestGenerateCommandPromptsFile(t *testing.T) {
 // With a tokenizer.json in the model folder, prompts may be text and each
 // line has the decoded text.
 func TestGenerateCommandText(t *testing.T) {
-	cfg := policy.Shapes["pythia-14m"]
+	cfg := neox.Shapes["pythia-14m"]
 	cfg.HiddenSize, cfg.IntermediateSize, cfg.NumLayers, cfg.NumHeads, cfg.MaxPositions = 32, 64, 1, 2, 64
-	m, err := policy.Init(cfg, 3)
+	m, err := neox.Init(cfg, 3)
 	if err != nil {
 		t.Fatal(err)
 	}

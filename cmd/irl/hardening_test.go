@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"irl/policy"
+	"irl/neox"
 )
 
 // copyModel copies a model folder, so a test may change it.
@@ -68,7 +68,7 @@ func TestFingerprintNotPath(t *testing.T) {
 // command that ran it, naming the first bad entry.
 func TestNonFiniteOutputsRefused(t *testing.T) {
 	model := fixtureModel(t, "tiny-neox-parallel")
-	m, err := policy.Load(model)
+	m, err := neox.Load(model)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"irl/atomicfile"
+	"irl/neox"
 	"irl/onnx"
 	"irl/policy"
 	"irl/safetensors"
@@ -34,25 +35,28 @@ func modelCommand() *cli.Command {
 
 func shapeNames() string {
 	var names []string
-	for n := range policy.Shapes {
+	for n := range neox.Shapes {
 		names = append(names, n)
 	}
 	sort.Strings(names)
 	return strings.Join(names, ", ")
 }
 
-func modelInitCommand() *cli.Command {
-	return &cli.Command{
-		Name:  "init",
-		Usage: "write a randomly initialised GPT-NeoX model as a Hugging Face folder",
-		Description: `Writes DIR/config.json and DIR/model.safetensors, initialised as transformers
+// modelInitHelp is the help text of modelInit.
+const modelInitHelp = `Writes DIR/config.json and DIR/model.safetensors, initialised as transformers
 does (normal weights with std initializer_range, zero biases, unit layer norms).
 Start from a named shape and override any dimension for a custom one:
 
   irl model init --shape pythia-70m --seed 1 --out models/p70m
   irl model init --shape pythia-70m --layers 2 --hidden-size 64 --heads 4 --out tiny
 
-Known shapes: ` + shapeNames() + `.`,
+Known shapes: `
+
+func modelInitCommand() *cli.Command {
+	return &cli.Command{
+		Name:        "init",
+		Usage:       "write a randomly initialised GPT-NeoX model as a Hugging Face folder",
+		Description: modelInitHelp + shapeNames() + `.`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "shape", Value: "pythia-70m", Usage: "named shape to start from: " + shapeNames()},
 			seedFlag("random seed; the same seed gives the same weights"),
@@ -72,91 +76,102 @@ Known shapes: ` + shapeNames() + `.`,
 			&cli.IntFlag{Name: "eos-token-id", Usage: "the EOS token id", DefaultText: "the tokenizer's EOS, else the shape's (0)"},
 			overwriteFlag,
 		},
-		Action: func(c *cli.Context) error {
-			cfg, ok := policy.Shapes[c.String("shape")]
-			if !ok {
-				return fmt.Errorf("unknown --shape %q: want one of %s", c.String("shape"), shapeNames())
-			}
-			if v := c.Int("vocab-size"); v != 0 {
-				cfg.VocabSize = v
-			}
-			if v := c.Int("hidden-size"); v != 0 {
-				cfg.HiddenSize = v
-				cfg.IntermediateSize = 4 * v
-			}
-			if v := c.Int("layers"); v != 0 {
-				cfg.NumLayers = v
-			}
-			if v := c.Int("heads"); v != 0 {
-				cfg.NumHeads = v
-			}
-			if v := c.Int("intermediate-size"); v != 0 {
-				cfg.IntermediateSize = v
-			}
-			if v := c.Int("max-positions"); v != 0 {
-				cfg.MaxPositions = v
-			}
-			if c.IsSet("rotary-pct") {
-				cfg.RotaryPct = c.Float64("rotary-pct")
-			}
-			if v := c.Float64("rotary-base"); v != 0 {
-				cfg.RotaryBase = v
-			}
-			if v := c.Float64("layer-norm-eps"); v != 0 {
-				cfg.LayerNormEps = v
-			}
-			if c.Bool("sequential") {
-				cfg.ParallelResidual = false
-			}
-			cfg.TieEmbeddings = c.Bool("tie-embeddings")
-			out := c.String("out")
-			if err := atomicfile.CheckDir(out, c.Bool("overwrite")); err != nil {
-				return err
-			}
-			tokPath := c.String("tokenizer")
-			if tokPath != "" {
-				tok, err := tokenizer.Load(tokPath)
-				if err != nil {
-					return err
-				}
-				if tok.VocabSize() > cfg.VocabSize {
-					return fmt.Errorf("%s has %d tokens, more than the model's vocabulary of %d (--vocab-size)", tokPath, tok.VocabSize(), cfg.VocabSize)
-				}
-				// Pythia's EOS id 0 is "!" in GPT-2's vocabulary: the
-				// tokenizer knows its own EOS.
-				if eos, ok := tok.EOS(); ok {
-					cfg.EOSTokenID, cfg.BOSTokenID = eos, eos
-				}
-			}
-			if c.IsSet("eos-token-id") {
-				cfg.EOSTokenID = c.Int("eos-token-id")
-			}
-			if cfg.EOSTokenID < 0 || cfg.EOSTokenID >= cfg.VocabSize {
-				return fmt.Errorf("EOS token id %d is outside the vocabulary [0,%d)", cfg.EOSTokenID, cfg.VocabSize)
-			}
-			m, err := policy.Init(cfg, c.Uint64("seed"))
-			if err != nil {
-				return fmt.Errorf("model init: %w", err)
-			}
-			// The folder is written whole and renamed: with --overwrite an
-			// old model's optimizer and trainer files do not survive beside
-			// the new weights.
-			err = atomicfile.WriteDir(out, func(tmp string) error {
-				if err := m.Save(tmp); err != nil {
-					return err
-				}
-				if tokPath != "" {
-					return atomicfile.Copy(tokPath, filepath.Join(tmp, "tokenizer.json"))
-				}
-				return nil
-			})
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(os.Stderr, "wrote %s: %d layers, width %d, %.1fM parameters\n", out, cfg.NumLayers, cfg.HiddenSize, float64(cfg.NumParams())/1e6)
-			return nil
-		},
+		Action: runModelInit,
 	}
+}
+
+// modelShape is --shape with the flags' overrides.
+func modelShape(c *cli.Context) (neox.Config, error) {
+	cfg, ok := neox.Shapes[c.String("shape")]
+	if !ok {
+		return cfg, fmt.Errorf("unknown --shape %q: want one of %s", c.String("shape"), shapeNames())
+	}
+	if v := c.Int("vocab-size"); v != 0 {
+		cfg.VocabSize = v
+	}
+	if v := c.Int("hidden-size"); v != 0 {
+		cfg.HiddenSize = v
+		cfg.IntermediateSize = 4 * v
+	}
+	if v := c.Int("layers"); v != 0 {
+		cfg.NumLayers = v
+	}
+	if v := c.Int("heads"); v != 0 {
+		cfg.NumHeads = v
+	}
+	if v := c.Int("intermediate-size"); v != 0 {
+		cfg.IntermediateSize = v
+	}
+	if v := c.Int("max-positions"); v != 0 {
+		cfg.MaxPositions = v
+	}
+	if c.IsSet("rotary-pct") {
+		cfg.RotaryPct = c.Float64("rotary-pct")
+	}
+	if v := c.Float64("rotary-base"); v != 0 {
+		cfg.RotaryBase = v
+	}
+	if v := c.Float64("layer-norm-eps"); v != 0 {
+		cfg.LayerNormEps = v
+	}
+	if c.Bool("sequential") {
+		cfg.ParallelResidual = false
+	}
+	cfg.TieEmbeddings = c.Bool("tie-embeddings")
+	return cfg, nil
+}
+
+func runModelInit(c *cli.Context) error {
+	cfg, err := modelShape(c)
+	if err != nil {
+		return err
+	}
+	out := c.String("out")
+	if err := atomicfile.CheckDir(out, c.Bool("overwrite")); err != nil {
+		return err
+	}
+	tokPath := c.String("tokenizer")
+	if tokPath != "" {
+		tok, err := tokenizer.Load(tokPath)
+		if err != nil {
+			return err
+		}
+		if tok.VocabSize() > cfg.VocabSize {
+			return fmt.Errorf("%s has %d tokens, more than the model's vocabulary of %d (--vocab-size)", tokPath, tok.VocabSize(), cfg.VocabSize)
+		}
+		// Pythia's EOS id 0 is "!" in GPT-2's vocabulary: the
+		// tokenizer knows its own EOS.
+		if eos, ok := tok.EOS(); ok {
+			cfg.EOSTokenID, cfg.BOSTokenID = eos, eos
+		}
+	}
+	if c.IsSet("eos-token-id") {
+		cfg.EOSTokenID = c.Int("eos-token-id")
+	}
+	if cfg.EOSTokenID < 0 || cfg.EOSTokenID >= cfg.VocabSize {
+		return fmt.Errorf("EOS token id %d is outside the vocabulary [0,%d)", cfg.EOSTokenID, cfg.VocabSize)
+	}
+	m, err := neox.Init(cfg, c.Uint64("seed"))
+	if err != nil {
+		return fmt.Errorf("model init: %w", err)
+	}
+	// The folder is written whole and renamed: with --overwrite an
+	// old model's optimizer and trainer files do not survive beside
+	// the new weights.
+	err = atomicfile.WriteDir(out, func(tmp string) error {
+		if err := m.Save(tmp); err != nil {
+			return err
+		}
+		if tokPath != "" {
+			return atomicfile.Copy(tokPath, filepath.Join(tmp, "tokenizer.json"))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "wrote %s: %d layers, width %d, %.1fM parameters\n", out, cfg.NumLayers, cfg.HiddenSize, float64(cfg.NumParams())/1e6)
+	return nil
 }
 
 func modelInfoCommand() *cli.Command {
@@ -165,7 +180,7 @@ func modelInfoCommand() *cli.Command {
 		Usage: "print a model folder's configuration and parameter count as JSON",
 		Flags: []cli.Flag{&cli.StringFlag{Name: "model", Required: true, Usage: "Hugging Face model folder"}},
 		Action: func(c *cli.Context) error {
-			m, err := policy.Load(c.String("model"))
+			m, err := neox.Load(c.String("model"))
 			if err != nil {
 				return err
 			}
@@ -216,7 +231,7 @@ final layer norm. Values at padded positions carry no meaning.`,
 			for i := range hidden {
 				hidden[i] = i
 			}
-			r, err := policy.NewRunner(m, policy.ForwardOptions{Hidden: hidden, Logits: true}, so)
+			r, err := policy.NewRunner(m, neox.ForwardOptions{Hidden: hidden, Logits: true}, so, nil)
 			if err != nil {
 				return err
 			}
@@ -250,7 +265,7 @@ func batchFlags(extra ...cli.Flag) []cli.Flag {
 
 // modelAndBatch checks --out, then loads ONNX Runtime, --model and the
 // checked batch of --input.
-func modelAndBatch(c *cli.Context) (onnx.Options, *policy.Model, *policy.Batch, error) {
+func modelAndBatch(c *cli.Context) (onnx.Options, *neox.Model, *neox.Batch, error) {
 	if err := atomicfile.CheckFile(c.String("out")); err != nil {
 		return onnx.Options{}, nil, nil, err
 	}
@@ -258,11 +273,11 @@ func modelAndBatch(c *cli.Context) (onnx.Options, *policy.Model, *policy.Batch, 
 	if err != nil {
 		return so, nil, nil, err
 	}
-	m, err := policy.Load(c.String("model"))
+	m, err := neox.Load(c.String("model"))
 	if err != nil {
 		return so, nil, nil, err
 	}
-	bt, err := policy.ReadBatch(c.String("input"))
+	bt, err := neox.ReadBatch(c.String("input"))
 	if err != nil {
 		return so, nil, nil, err
 	}

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"irl/policy"
+	"irl/neox"
 	"irl/safetensors"
 )
 
@@ -119,7 +119,7 @@ func TestModelInitFolderRules(t *testing.T) {
 	if err := run(t, args...); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := policy.LoadConfig(filepath.Join(dir, "config.json"))
+	cfg, err := neox.LoadConfig(filepath.Join(dir, "config.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +136,7 @@ func TestModelInitFolderRules(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "optimizer.safetensors")); !os.IsNotExist(err) {
 		t.Error("--overwrite left an old optimizer file beside the new weights")
 	}
-	if cfg, _ := policy.LoadConfig(filepath.Join(dir, "config.json")); cfg.EOSTokenID != 7 {
+	if cfg, _ := neox.LoadConfig(filepath.Join(dir, "config.json")); cfg.EOSTokenID != 7 {
 		t.Errorf("--eos-token-id: %d", cfg.EOSTokenID)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"irl/atomicfile"
+	"irl/neox"
 	"irl/policy"
 	"irl/safetensors"
 	"irl/weights"
@@ -28,7 +29,7 @@ every parameter, named as in the checkpoint (e.g. grad.embed_out.weight).`,
 			if err != nil {
 				return err
 			}
-			tr, err := policy.NewTrainer(m, policy.TrainOptions{Loss: policy.CrossEntropy, UnfrozenLayers: c.Int("unfrozen-layers")}, so)
+			tr, err := policy.NewTrainer(m, neox.TrainOptions{Loss: neox.CrossEntropy, UnfrozenLayers: c.Int("unfrozen-layers")}, so, nil)
 			if err != nil {
 				return err
 			}
@@ -48,10 +49,10 @@ every parameter, named as in the checkpoint (e.g. grad.embed_out.weight).`,
 				if err != nil {
 					return err
 				}
-				if err := weights.CheckOutput(policy.GradName(name), m.Params[name].Shape, g); err != nil {
+				if err := weights.CheckOutput(neox.GradName(name), m.Params[name].Shape, g); err != nil {
 					return fmt.Errorf("%s: %w", c.String("model"), err)
 				}
-				ts = append(ts, safetensors.FromFloat32(policy.GradName(name), m.Params[name].Shape, g))
+				ts = append(ts, safetensors.FromFloat32(neox.GradName(name), m.Params[name].Shape, g))
 			}
 			if err := safetensors.WriteFile(c.String("out"), ts, map[string]string{"model": c.String("model")}); err != nil {
 				return err
@@ -80,11 +81,11 @@ weights in OUT.data beside OUT, as ONNX's external-data convention describes.
 			if err := atomicfile.CheckFile(c.String("out")); err != nil {
 				return err
 			}
-			m, err := policy.Load(c.String("model"))
+			m, err := neox.Load(c.String("model"))
 			if err != nil {
 				return err
 			}
-			if err := policy.Export(m, c.String("out"), c.Int64("external-above")); err != nil {
+			if err := neox.Export(m, c.String("out"), c.Int64("external-above")); err != nil {
 				return err
 			}
 			fmt.Fprintf(os.Stderr, "wrote %s\n", c.String("out"))

@@ -332,3 +332,19 @@ func TestHelpTextIsTrue(t *testing.T) {
 	}
 	walk(nil, newApp().Commands)
 }
+
+// The libraries name their settings by key; the CLI says them as its
+// flags, and the YAML experiments as their keys.
+func TestErrorsSpeakFlags(t *testing.T) {
+	dir := t.TempDir()
+	model := "../../testdata/tiny-neox-parallel"
+	rows := writeFile(t, filepath.Join(dir, "rows.jsonl"), "{\"input_ids\": [1, 2, 3]}\n")
+	err := run(t, "features", "--model", model, "--input", rows, "--out", filepath.Join(dir, "f.safetensors"), "--max-length", "100000", "--quiet")
+	if err == nil || !strings.Contains(err.Error(), "--max-length 100000") || strings.Contains(err.Error(), "max_length") {
+		t.Errorf("features past the model's positions: %v", err)
+	}
+	err = run(t, "ppo", "--model", model, "--input", rows, "--reward", "lexicon:a,b", "--out", filepath.Join(dir, "run"), "--num-rollouts", "0", "--cliprange-value", "-1")
+	if err == nil || !strings.Contains(err.Error(), "--num-rollouts 0 must be positive") || !strings.Contains(err.Error(), "--cliprange-value -1") {
+		t.Errorf("ppo settings: %v", err)
+	}
+}

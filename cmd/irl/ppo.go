@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -8,7 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"irl/policy"
+	"irl/neox"
 	"irl/ppo"
 	"irl/reward"
 	"irl/tokenizer"
@@ -199,7 +200,8 @@ func runPPO(c *cli.Context, cfgFlags []ppoFlag) error {
 		}
 	}
 	if err := cfg.Validate(); err != nil {
-		return err
+		// ppo names its settings by key; here they are flags.
+		return errors.New(ppo.RenameKeys(err.Error(), func(k string) string { return "--" + strings.ReplaceAll(k, "_", "-") }))
 	}
 	out := c.String("out")
 	if !c.Bool("resume") {
@@ -214,7 +216,7 @@ func runPPO(c *cli.Context, cfgFlags []ppoFlag) error {
 	if err != nil {
 		return err
 	}
-	m, err := policy.Load(c.String("model"))
+	m, err := neox.Load(c.String("model"))
 	if err != nil {
 		return err
 	}

@@ -413,22 +413,16 @@ func runRewardApprentice(c *cli.Context) error {
 	return rewardPrintJSON(c, map[string]any{"head": c.String("out"), "margin": res.Margin, "final_margin": res.FinalMargin, "stopped": res.Stopped, "steps": res.Steps})
 }
 
-func rewardAnalyzeCommand() *cli.Command {
-	return &cli.Command{
-		Name:  "analyze",
-		Usage: "the paper's analyses: noise robustness, data ratio, non-identifiability across epochs, perturbation probes",
-		Description: `Each subcommand writes a JSON file and PNG plots into --out and prints a JSON
+// analyzeHelp is the help text of analyze.
+const analyzeHelp = `Each subcommand writes a JSON file and PNG plots into --out and prints a JSON
 object: the result file's path ("result") and a short summary of its metrics
 ("summary"). Metrics are those of "irl reward eval"; a metric summarised over
 repeats has mean, std (sample), n (repeats where it was defined) and, if any
 repeat was undefined, undefined and why. A warning goes to stderr when the
-threshold puts every row in one class.`,
-		Subcommands: []*cli.Command{
-			{
-				Name:      "noise",
-				Usage:     "metrics under Gaussian noise on reward scores (Figure 3) and on head weights (Figure 8)",
-				UsageText: "irl reward analyze noise --head HEAD.json --pos POS --neg NEG --out DIR [--gt-pos GT --gt-neg GT] [--target scores|weights|both] [--sigmas 0:0.1:1] [--repeats 10] [--scale relative|absolute] [--seed 1]",
-				Description: `Adds zero-mean Gaussian noise, for each σ of --sigmas (a list "a,b,c" or a range
+threshold puts every row in one class.`
+
+// noiseHelp is the help text of noise.
+const noiseHelp = `Adds zero-mean Gaussian noise, for each σ of --sigmas (a list "a,b,c" or a range
 "lo:step:hi") and --repeats draws each, to the reward scores (target scores) or
 to every weight of the head, not its bias (target weights), and recomputes the
 metrics. kendall_tau_clean is τ-b between the noisy and the clean rewards. With
@@ -437,7 +431,48 @@ rewards (scores) or σ times the root mean square of w (weights); with absolute
 it is σ. Each (σ, repeat) draw has its own PCG stream from --seed.
 
 Writes DIR/noise.json ({"scores": …, "weights": …}) and DIR/noise_scores.png,
-DIR/noise_weights.png.`,
+DIR/noise_weights.png.`
+
+// ratioHelp is the help text of ratio.
+const ratioHelp = `For each fraction f of --fractions, trains a head (with the training flags of
+"irl reward train") on all of --pos and the first ⌈f·N⌉ rows of a seeded
+permutation of --neg, so each step adds toxic examples to the last; then the
+same with --neg fixed and --pos grown. Each head is evaluated on --eval-pos and
+--eval-neg (default: --pos and --neg) with ground truth --gt-pos/--gt-neg for
+those evaluation rows when given. Repeat r uses permutation seed r and training
+seed --seed + r.
+
+Writes DIR/ratio.json (per point the fraction, n_pos_train and n_neg_train, the
+rows of each class trained on, and n_varied, those of the varied class) and
+DIR/ratio.png: two panels side by side, adding toxic and adding non-toxic
+examples, each with precision, recall, separation and, with ground truth,
+Kendall τ against the number of samples of the varied class.`
+
+// epochsHelp is the help text of epochs.
+const epochsHelp = `--heads is a training folder (its epoch-*.json files, in order) or a comma-
+separated list of head files. For each head: the eval metrics, the per-class
+reward mean and std, and the cosine between its w and the ensemble's. The
+heads are grouped by what they emphasise: `
+
+// perturbHelp is the help text of perturb.
+const perturbHelp = `Each probe file holds the features of perturbed versions of the --original
+outputs, row by row (same row count and, where both have one, the same row
+tensor). For each probe: Δ = R(probe) − R(original) per row, its mean, std,
+median, min, max, the fractions that rose and fell, and the mean rewards.
+
+Writes DIR/perturb.json and DIR/perturb_deltas.png (a box plot per probe).`
+
+func rewardAnalyzeCommand() *cli.Command {
+	return &cli.Command{
+		Name:        "analyze",
+		Usage:       "the paper's analyses: noise robustness, data ratio, non-identifiability across epochs, perturbation probes",
+		Description: analyzeHelp,
+		Subcommands: []*cli.Command{
+			{
+				Name:        "noise",
+				Usage:       "metrics under Gaussian noise on reward scores (Figure 3) and on head weights (Figure 8)",
+				UsageText:   "irl reward analyze noise --head HEAD.json --pos POS --neg NEG --out DIR [--gt-pos GT --gt-neg GT] [--target scores|weights|both] [--sigmas 0:0.1:1] [--repeats 10] [--scale relative|absolute] [--seed 1]",
+				Description: noiseHelp,
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "head", Required: true, Usage: "head JSON"},
 					rewardPosFlag, rewardNegFlag, rewardGTPosFlag, rewardGTNegFlag, rewardThresholdFlag,
@@ -453,22 +488,10 @@ DIR/noise_weights.png.`,
 				Action: runRewardNoise,
 			},
 			{
-				Name:      "ratio",
-				Usage:     "train with the non-toxic pool fixed and toxic examples added step by step, then the reverse (Figure 2)",
-				UsageText: "irl reward analyze ratio --pos POS --neg NEG --out DIR [--eval-pos P --eval-neg N] [--gt-pos GT --gt-neg GT] [--fractions 0.1:0.1:1] [--repeats 3] [training flags]",
-				Description: `For each fraction f of --fractions, trains a head (with the training flags of
-"irl reward train") on all of --pos and the first ⌈f·N⌉ rows of a seeded
-permutation of --neg, so each step adds toxic examples to the last; then the
-same with --neg fixed and --pos grown. Each head is evaluated on --eval-pos and
---eval-neg (default: --pos and --neg) with ground truth --gt-pos/--gt-neg for
-those evaluation rows when given. Repeat r uses permutation seed r and training
-seed --seed + r.
-
-Writes DIR/ratio.json (per point the fraction, n_pos_train and n_neg_train, the
-rows of each class trained on, and n_varied, those of the varied class) and
-DIR/ratio.png: two panels side by side, adding toxic and adding non-toxic
-examples, each with precision, recall, separation and, with ground truth,
-Kendall τ against the number of samples of the varied class.`,
+				Name:        "ratio",
+				Usage:       "train with the non-toxic pool fixed and toxic examples added step by step, then the reverse (Figure 2)",
+				UsageText:   "irl reward analyze ratio --pos POS --neg NEG --out DIR [--eval-pos P --eval-neg N] [--gt-pos GT --gt-neg GT] [--fractions 0.1:0.1:1] [--repeats 3] [training flags]",
+				Description: ratioHelp,
 				Flags: append([]cli.Flag{
 					rewardPosFlag, rewardNegFlag,
 					&cli.StringFlag{Name: "eval-pos", Usage: "non-toxic features to evaluate on (default --pos)"},
@@ -485,10 +508,7 @@ Kendall τ against the number of samples of the varied class.`,
 				Name:      "epochs",
 				Usage:     "non-identifiability: metrics and per-class rewards of every epoch's head, emphasis groups, ensemble (Figure 6)",
 				UsageText: "irl reward analyze epochs --heads DIR|HEAD.json[,HEAD.json...] --pos POS --neg NEG --out DIR [--gt-pos GT --gt-neg GT]",
-				Description: `--heads is a training folder (its epoch-*.json files, in order) or a comma-
-separated list of head files. For each head: the eval metrics, the per-class
-reward mean and std, and the cosine between its w and the ensemble's. The
-heads are grouped by what they emphasise: ` + analysis.GroupingRule + `. The
+				Description: epochsHelp + analysis.GroupingRule + `. The
 ensemble is the mean of the heads (for linear heads, the head with the mean w
 and b), scored like the others; spread summarises each metric across heads.
 
@@ -504,15 +524,10 @@ DIR/epochs_metrics.png and DIR/epochs_rewards.png.`,
 				Action: runRewardEpochs,
 			},
 			{
-				Name:      "perturb",
-				Usage:     "reward deltas of (original, probe) pairs (Table 6)",
-				UsageText: "irl reward analyze perturb --head HEAD.json --original ORIG.safetensors --probe NAME=PROBE.safetensors [--probe NAME=FILE ...] --out DIR",
-				Description: `Each probe file holds the features of perturbed versions of the --original
-outputs, row by row (same row count and, where both have one, the same row
-tensor). For each probe: Δ = R(probe) − R(original) per row, its mean, std,
-median, min, max, the fractions that rose and fell, and the mean rewards.
-
-Writes DIR/perturb.json and DIR/perturb_deltas.png (a box plot per probe).`,
+				Name:        "perturb",
+				Usage:       "reward deltas of (original, probe) pairs (Table 6)",
+				UsageText:   "irl reward analyze perturb --head HEAD.json --original ORIG.safetensors --probe NAME=PROBE.safetensors [--probe NAME=FILE ...] --out DIR",
+				Description: perturbHelp,
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "head", Required: true, Usage: "head JSON"},
 					&cli.StringFlag{Name: "original", Required: true, Usage: "features of the original outputs"},
@@ -549,13 +564,7 @@ func runRewardNoise(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	final := c.String("out")
-	if err := atomicfile.CheckDir(final, c.Bool("overwrite")); err != nil {
-		return err
-	}
-	// The folder is filled under a temporary name and renamed when whole.
-	var report func() error
-	if err := atomicfile.WriteDir(final, func(dir string) error {
+	return writeAnalysis(c, "noise.json", func(dir string) (any, any, error) {
 		cfg := analysis.NoiseConfig{Sigmas: sigmas, Repeats: c.Int("repeats"), Seed: c.Uint64("seed"), Relative: scale == "relative", Threshold: thr}
 		sp, sn := h.Score(pos), h.Score(neg)
 		// The noisy draws re-apply the threshold; on the clean rewards it shows
@@ -566,34 +575,25 @@ func runRewardNoise(c *cli.Context) error {
 		if target != "weights" {
 			r, err := analysis.ScoreNoise(sp, sn, gtPos, gtNeg, cfg)
 			if err != nil {
-				return err
+				return nil, nil, err
 			}
 			if _, err := r.Plot(dir); err != nil {
-				return err
+				return nil, nil, err
 			}
 			out["scores"], summary["scores"] = r, r.Summary()
 		}
 		if target != "scores" {
 			r, err := analysis.WeightNoise(h, pos, neg, gtPos, gtNeg, cfg)
 			if err != nil {
-				return err
+				return nil, nil, err
 			}
 			if _, err := r.Plot(dir); err != nil {
-				return err
+				return nil, nil, err
 			}
 			out["weights"], summary["weights"] = r, r.Summary()
 		}
-		if err := analysis.WriteJSON(filepath.Join(dir, "noise.json"), out); err != nil {
-			return err
-		}
-		report = func() error {
-			return rewardPrintJSON(c, map[string]any{"result": filepath.Join(final, "noise.json"), "summary": summary})
-		}
-		return nil
-	}); err != nil {
-		return err
-	}
-	return report()
+		return out, summary, nil
+	})
 }
 
 func runRewardRatio(c *cli.Context) error {
@@ -626,37 +626,21 @@ func runRewardRatio(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	final := c.String("out")
-	if err := atomicfile.CheckDir(final, c.Bool("overwrite")); err != nil {
-		return err
-	}
-	// The folder is filled under a temporary name and renamed when whole.
-	var report func() error
-	if err := atomicfile.WriteDir(final, func(dir string) error {
+	return writeAnalysis(c, "ratio.json", func(dir string) (any, any, error) {
 		res, err := analysis.DataRatio(pos, neg, evalPos, evalNeg, gtPos, gtNeg, analysis.RatioConfig{
 			Fractions: fr, Repeats: c.Int("repeats"), Train: tc, Threshold: thr,
 		})
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
 		if _, err := res.Plot(dir); err != nil {
-			return err
+			return nil, nil, err
 		}
 		for _, w := range res.OneClassWarnings(thr) {
 			rewardWarn(c, w)
 		}
-		summary := res.Summary()
-		if err := analysis.WriteJSON(filepath.Join(dir, "ratio.json"), res); err != nil {
-			return err
-		}
-		report = func() error {
-			return rewardPrintJSON(c, map[string]any{"result": filepath.Join(final, "ratio.json"), "summary": summary})
-		}
-		return nil
-	}); err != nil {
-		return err
-	}
-	return report()
+		return res, res.Summary(), nil
+	})
 }
 
 func runRewardEpochs(c *cli.Context) error {
@@ -691,39 +675,24 @@ func runRewardEpochs(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	final := c.String("out")
-	if err := atomicfile.CheckDir(final, c.Bool("overwrite")); err != nil {
-		return err
-	}
-	// The folder is filled under a temporary name and renamed when whole.
-	var report func() error
-	if err := atomicfile.WriteDir(final, func(dir string) error {
+	return writeAnalysis(c, "epochs.json", func(dir string) (any, any, error) {
 		res, err := analysis.Epochs(heads, names, pos, neg, gtPos, gtNeg, thr)
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
 		ens, err := rewardhead.Ensemble(heads)
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
 		if err := rewardhead.WriteHead(filepath.Join(dir, "ensemble.json"), ens); err != nil {
-			return err
+			return nil, nil, err
 		}
 		if _, err := res.Plot(dir); err != nil {
-			return err
+			return nil, nil, err
 		}
 		rewardWarn(c, res.OneClassWarning(thr))
-		if err := analysis.WriteJSON(filepath.Join(dir, "epochs.json"), res); err != nil {
-			return err
-		}
-		report = func() error {
-			return rewardPrintJSON(c, map[string]any{"result": filepath.Join(final, "epochs.json"), "summary": res.Summary()})
-		}
-		return nil
-	}); err != nil {
-		return err
-	}
-	return report()
+		return res, res.Summary(), nil
+	})
 }
 
 // rewardHeadPaths expands --heads: a training folder's epoch heads, or
@@ -777,35 +746,43 @@ func runRewardPerturb(c *cli.Context) error {
 			p.Features.Meta = orig.Meta
 		}
 	}
-	final := c.String("out")
-	if err := atomicfile.CheckDir(final, c.Bool("overwrite")); err != nil {
-		return err
-	}
-	// The folder is filled under a temporary name and renamed when whole.
-	var report func() error
-	if err := atomicfile.WriteDir(final, func(dir string) error {
+	return writeAnalysis(c, "perturb.json", func(dir string) (any, any, error) {
 		res, err := analysis.Perturb(h, headPath, orig, probes)
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
 		if _, err := res.Plot(dir); err != nil {
-			return err
+			return nil, nil, err
 		}
 		var summary []map[string]any
 		for _, p := range res.Probes {
 			summary = append(summary, map[string]any{"probe": p.Name, "n": p.N, "mean_delta": p.MeanDelta, "frac_up": p.FracUp, "frac_down": p.FracDown})
 		}
-		if err := analysis.WriteJSON(filepath.Join(dir, "perturb.json"), res); err != nil {
-			return err
-		}
-		report = func() error {
-			return rewardPrintJSON(c, map[string]any{"result": filepath.Join(final, "perturb.json"), "summary": summary})
-		}
-		return nil
-	}); err != nil {
+		return res, summary, nil
+	})
+}
+
+// writeAnalysis is every analysis command's ending: --out checked, then
+// filled by fill under a temporary name and renamed when whole, with fill's
+// result as file; then the result's path and fill's summary printed.
+func writeAnalysis(c *cli.Context, file string, fill func(dir string) (result, summary any, err error)) error {
+	final := c.String("out")
+	if err := atomicfile.CheckDir(final, c.Bool("overwrite")); err != nil {
 		return err
 	}
-	return report()
+	var summary any
+	err := atomicfile.WriteDir(final, func(dir string) error {
+		res, sum, err := fill(dir)
+		if err != nil {
+			return err
+		}
+		summary = sum
+		return analysis.WriteJSON(filepath.Join(dir, file), res)
+	})
+	if err != nil {
+		return err
+	}
+	return rewardPrintJSON(c, map[string]any{"result": filepath.Join(final, file), "summary": summary})
 }
 
 // rewardLoadPair loads the two classes' feature files and checks that they

@@ -28,7 +28,9 @@ func rwtRun(t *testing.T, args ...string) (string, error) {
 func rwtRunErr(t *testing.T, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
 	var out, errw bytes.Buffer
-	app := &cli.App{Name: "irl", Commands: []*cli.Command{rewardCommand()}, Writer: &out, ErrWriter: &errw}
+	cmd := rewardCommand()
+	prepare(cmd) // the rules every command follows, as newApp applies them
+	app := &cli.App{Name: "irl", Commands: []*cli.Command{cmd}, Writer: &out, ErrWriter: &errw}
 	err = app.Run(append([]string{"irl", "reward"}, args...))
 	return out.String(), errw.String(), err
 }

@@ -6,20 +6,16 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"irl/neox"
 	"irl/optim"
-	"irl/policy"
 	"irl/rows"
 	"irl/sft"
 	"irl/tokenizer"
 	"irl/weights"
 )
 
-func sftCommand() *cli.Command {
-	return &cli.Command{
-		Name:      "sft",
-		Usage:     "fine-tune a model on text with next-token cross-entropy (supervised fine-tuning)",
-		UsageText: "irl sft --model DIR --input FILE --out DIR [--text-field F] [--prompt-field F] [--epochs N] [--batch-size N] [--lr X] [--seed S] [--resume]",
-		Description: `--input is JSON lines, CSV or Parquet (as for "irl features"): rows with --text-field
+// sftHelp is the help text of sft.
+const sftHelp = `--input is JSON lines, CSV or Parquet (as for "irl features"): rows with --text-field
 (default "text"), or pre-tokenized input_ids. With --prompt-field, each row is a
 prompt and a completion (--text-field): the prompt's tokens are context only and
 the loss covers the completion, to which the EOS token is appended. A bad row
@@ -36,7 +32,14 @@ model.safetensors, tokenizer.json), and every --model flag takes the run
 folder OUT (or OUT/last-checkpoint) for it. OUT/metrics.jsonl gets a line per step (loss, lr, grad_norm,
 tokens_per_s) and per evaluation (eval_loss). --resume continues from the newest
 checkpoint with the same data and seed and gives the losses an uninterrupted run
-would.`,
+would.`
+
+func sftCommand() *cli.Command {
+	return &cli.Command{
+		Name:        "sft",
+		Usage:       "fine-tune a model on text with next-token cross-entropy (supervised fine-tuning)",
+		UsageText:   "irl sft --model DIR --input FILE --out DIR [--text-field F] [--prompt-field F] [--epochs N] [--batch-size N] [--lr X] [--seed S] [--resume]",
+		Description: sftHelp,
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "model", Required: true, Usage: "Hugging Face model folder to start from"},
 			inputFlag("training rows: JSON lines, CSV or Parquet", true, "data"), inputFormatFlag,
@@ -68,64 +71,66 @@ would.`,
 			skipBadFlag,
 			quietFlag,
 		}, runtimeFlags()...),
-		Action: func(c *cli.Context) error {
-			so, err := sessionOptions(c)
-			if err != nil {
-				return err
-			}
-			m, err := policy.Load(c.String("model"))
-			if err != nil {
-				return err
-			}
-			fp, err := weights.Fingerprint(c.String("model"))
-			if err != nil {
-				return err
-			}
-			data := c.String("input")
-			if n := c.Int("max-length"); n < 0 {
-				return fmt.Errorf("--max-length %d must not be negative (0: the model's limit)", n)
-			}
-			trunc, err := rows.ParseTruncation(c.String("truncate"))
-			if err != nil {
-				return err
-			}
-			tokPath := tokenizer.DefaultPath(c.String("model"), c.String("tokenizer"))
-			bad := &rows.Bad{Skip: c.Bool("skip-bad")}
-			examples, tok, err := sft.ReadExamples(data, m.Config, sft.ExampleOptions{
-				Read:      rows.Options{TextField: c.String("text-field"), PromptField: c.String("prompt-field"), Format: c.String("input-format")},
-				Tokenizer: tokPath, MaxLength: c.Int("max-length"), Truncate: trunc, AppendEOS: c.Bool("append-eos"), Bad: bad,
-			})
-			if err != nil {
-				return err
-			}
-			bad.Report(os.Stderr)
-			cfg := sft.Config{
-				Out: c.String("out"), Epochs: c.Int("epochs"), BatchSize: c.Int("batch-size"),
-				Schedule:    optim.ScheduleConfig{Kind: c.String("schedule"), Peak: c.Float64("lr"), Min: c.Float64("min-lr"), Warmup: c.Int("warmup")},
-				AdamW:       optim.AdamWConfig{Beta1: c.Float64("beta1"), Beta2: c.Float64("beta2"), Eps: 1e-8, WeightDecay: c.Float64("weight-decay")},
-				MaxGradNorm: c.Float64("max-grad-norm"), Seed: c.Uint64("seed"), EvalFraction: c.Float64("eval-fraction"),
-				SaveEvery: c.Int("save-every"), UnfrozenLayers: c.Int("unfrozen-layers"), Resume: c.Bool("resume"), Session: so,
-				Overwrite: c.Bool("overwrite"), SaveTotalLimit: c.Int("save-total-limit"), KeepBest: c.Bool("keep-best"),
-				ModelFingerprint: fp,
-			}
-			if !c.Bool("quiet") {
-				cfg.Progress = os.Stderr
-			}
-			cfg.Notes = c.App.ErrWriter
-			if tok != nil {
-				// Every checkpoint stands alone, tokenizer included.
-				cfg.Extra = map[string]string{"tokenizer.json": tokPath}
-			}
-			res, err := sft.Run(m, examples, cfg)
-			if err != nil {
-				return err
-			}
-			where := "checkpoint " + res.Dir
-			if res.Final != "" {
-				where = "final model " + res.Final
-			}
-			fmt.Fprintf(os.Stderr, "%d steps: loss %.4f → %.4f, eval loss %.4f; %s\n", res.Steps, res.FirstLoss, res.LastLoss, res.EvalLoss, where)
-			return nil
-		},
+		Action: runSFT,
 	}
+}
+
+func runSFT(c *cli.Context) error {
+	so, err := sessionOptions(c)
+	if err != nil {
+		return err
+	}
+	m, err := neox.Load(c.String("model"))
+	if err != nil {
+		return err
+	}
+	fp, err := weights.Fingerprint(c.String("model"))
+	if err != nil {
+		return err
+	}
+	data := c.String("input")
+	if n := c.Int("max-length"); n < 0 {
+		return fmt.Errorf("--max-length %d must not be negative (0: the model's limit)", n)
+	}
+	trunc, err := rows.ParseTruncation(c.String("truncate"))
+	if err != nil {
+		return err
+	}
+	tokPath := tokenizer.DefaultPath(c.String("model"), c.String("tokenizer"))
+	bad := &rows.Bad{Skip: c.Bool("skip-bad")}
+	examples, tok, err := sft.ReadExamples(data, m.Config, sft.ExampleOptions{
+		Read:      rows.Options{TextField: c.String("text-field"), PromptField: c.String("prompt-field"), Format: c.String("input-format")},
+		Tokenizer: tokPath, MaxLength: c.Int("max-length"), Truncate: trunc, AppendEOS: c.Bool("append-eos"), Bad: bad,
+	})
+	if err != nil {
+		return err
+	}
+	bad.Report(os.Stderr)
+	cfg := sft.Config{
+		Out: c.String("out"), Epochs: c.Int("epochs"), BatchSize: c.Int("batch-size"),
+		Schedule:    optim.ScheduleConfig{Kind: c.String("schedule"), Peak: c.Float64("lr"), Min: c.Float64("min-lr"), Warmup: c.Int("warmup")},
+		AdamW:       optim.AdamWConfig{Beta1: c.Float64("beta1"), Beta2: c.Float64("beta2"), Eps: 1e-8, WeightDecay: c.Float64("weight-decay")},
+		MaxGradNorm: c.Float64("max-grad-norm"), Seed: c.Uint64("seed"), EvalFraction: c.Float64("eval-fraction"),
+		SaveEvery: c.Int("save-every"), UnfrozenLayers: c.Int("unfrozen-layers"), Resume: c.Bool("resume"), Session: so,
+		Overwrite: c.Bool("overwrite"), SaveTotalLimit: c.Int("save-total-limit"), KeepBest: c.Bool("keep-best"),
+		ModelFingerprint: fp,
+	}
+	if !c.Bool("quiet") {
+		cfg.Progress = os.Stderr
+	}
+	cfg.Notes = c.App.ErrWriter
+	if tok != nil {
+		// Every checkpoint stands alone, tokenizer included.
+		cfg.Extra = map[string]string{"tokenizer.json": tokPath}
+	}
+	res, err := sft.Run(m, examples, cfg)
+	if err != nil {
+		return err
+	}
+	where := "checkpoint " + res.Dir
+	if res.Final != "" {
+		where = "final model " + res.Final
+	}
+	fmt.Fprintf(os.Stderr, "%d steps: loss %.4f → %.4f, eval loss %.4f; %s\n", res.Steps, res.FirstLoss, res.LastLoss, res.EvalLoss, where)
+	return nil
 }

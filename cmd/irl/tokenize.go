@@ -13,12 +13,8 @@ import (
 	"irl/tokenizer"
 )
 
-func tokenizeCommand() *cli.Command {
-	return &cli.Command{
-		Name:      "tokenize",
-		Usage:     "encode JSON lines of text into token ids with a Hugging Face tokenizer.json",
-		UsageText: "irl tokenize --tokenizer tokenizer.json [--input FILE] [--input-format jsonl|csv|parquet] [--text-field F] [--add-special-tokens] [--max-length N [--truncate right|left|error]] [--skip-bad] > ids.jsonl",
-		Description: `Reads JSON lines, one object per line with a string field "text" (other
+// tokenizeHelp is the help text of tokenize.
+const tokenizeHelp = `Reads JSON lines, one object per line with a string field "text" (other
 fields are ignored; blank lines are skipped), from --input FILE or standard
 input, and writes one line {"ids": [...]} per input line to standard output,
 in the same order:
@@ -55,7 +51,14 @@ Other inputs, as every command reads rows: --text-field names another column
 (a dotted path reaches into JSON: prompt.text), and CSV or Parquet files
 (--input-format, or the extension) are read whole, then encoded and written
 the same way; there a bad row is found before anything is written, and the
-line of a CSV row counts the header as line 1.`,
+line of a CSV row counts the header as line 1.`
+
+func tokenizeCommand() *cli.Command {
+	return &cli.Command{
+		Name:        "tokenize",
+		Usage:       "encode JSON lines of text into token ids with a Hugging Face tokenizer.json",
+		UsageText:   "irl tokenize --tokenizer tokenizer.json [--input FILE] [--input-format jsonl|csv|parquet] [--text-field F] [--add-special-tokens] [--max-length N [--truncate right|left|error]] [--skip-bad] > ids.jsonl",
+		Description: tokenizeHelp,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "tokenizer", Required: true, Usage: "path of the tokenizer.json"},
 			inputFlag("rows to read: JSON lines, CSV or Parquet (default: JSON lines on standard input)", false),
@@ -66,61 +69,63 @@ line of a CSV row counts the header as line 1.`,
 			truncateFlag("right"),
 			skipBadFlag,
 		},
-		Action: func(c *cli.Context) error {
-			o := tokenizer.JSONLOptions{
-				BatchSize: tokenizer.DefaultJSONLBatch, Special: c.Bool("add-special-tokens"),
-				MaxLength: c.Int("max-length"), Truncate: tokenizer.Truncation(c.String("truncate")),
-			}
-			if o.MaxLength < 0 {
-				return fmt.Errorf("--max-length must not be negative, got %d", o.MaxLength)
-			}
-			if _, err := rows.ParseTruncation(c.String("truncate")); err != nil {
-				return err
-			}
-			tok, err := tokenizer.Load(c.String("tokenizer"))
-			if err != nil {
-				return err
-			}
-			var out io.Writer = c.App.Writer
-			if out == nil {
-				out = os.Stdout
-			}
-			path := c.String("input")
-			if path == "" {
-				path = "-"
-			}
-			format, err := rows.PickFormat(path, c.String("input-format"))
-			if err != nil {
-				return err
-			}
-			if format != "jsonl" || c.String("text-field") != "text" {
-				return tokenizeRows(tok, o, path, format, c.String("text-field"), c.Bool("skip-bad"), out)
-			}
-			var in io.Reader = c.App.Reader
-			if in == nil {
-				in = os.Stdin
-			}
-			name := "stdin"
-			if path := c.String("input"); path != "" {
-				f, err := os.Open(path)
-				if err != nil {
-					return err
-				}
-				defer f.Close()
-				in, name = f, path
-			}
-			bad := &rows.Bad{Skip: true}
-			if c.Bool("skip-bad") {
-				o.Bad = func(line int, err error) { bad.Add(fmt.Errorf("%s:%d: %w", name, line, err)) }
-			}
-			err = tok.EncodeJSONLOptions(out, in, name, o)
-			if err != nil && !c.Bool("skip-bad") {
-				err = fmt.Errorf("%w (use --skip-bad to skip bad lines)", err)
-			}
-			bad.Report(os.Stderr)
-			return err
-		},
+		Action: runTokenize,
 	}
+}
+
+func runTokenize(c *cli.Context) error {
+	o := tokenizer.JSONLOptions{
+		BatchSize: tokenizer.DefaultJSONLBatch, Special: c.Bool("add-special-tokens"),
+		MaxLength: c.Int("max-length"), Truncate: tokenizer.Truncation(c.String("truncate")),
+	}
+	if o.MaxLength < 0 {
+		return fmt.Errorf("--max-length must not be negative, got %d", o.MaxLength)
+	}
+	if _, err := rows.ParseTruncation(c.String("truncate")); err != nil {
+		return err
+	}
+	tok, err := tokenizer.Load(c.String("tokenizer"))
+	if err != nil {
+		return err
+	}
+	var out io.Writer = c.App.Writer
+	if out == nil {
+		out = os.Stdout
+	}
+	path := c.String("input")
+	if path == "" {
+		path = "-"
+	}
+	format, err := rows.PickFormat(path, c.String("input-format"))
+	if err != nil {
+		return err
+	}
+	if format != "jsonl" || c.String("text-field") != "text" {
+		return tokenizeRows(tok, o, path, format, c.String("text-field"), c.Bool("skip-bad"), out)
+	}
+	var in io.Reader = c.App.Reader
+	if in == nil {
+		in = os.Stdin
+	}
+	name := "stdin"
+	if path := c.String("input"); path != "" {
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		in, name = f, path
+	}
+	bad := &rows.Bad{Skip: true}
+	if c.Bool("skip-bad") {
+		o.Bad = func(line int, err error) { bad.Add(fmt.Errorf("%s:%d: %w", name, line, err)) }
+	}
+	err = tok.EncodeJSONLOptions(out, in, name, o)
+	if err != nil && !c.Bool("skip-bad") {
+		err = fmt.Errorf("%w (use --skip-bad to skip bad lines)", err)
+	}
+	bad.Report(os.Stderr)
+	return err
 }
 
 // tokenizeRows is tokenize over rows as every command reads them: another

@@ -9,14 +9,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
 
 	"irl/checkpoint"
-	"irl/policy"
+	"irl/neox"
 	"irl/ppo"
 	"irl/reward"
 	"irl/rewardhead"
@@ -207,9 +206,9 @@ func (c *Config) validate(path string) error {
 			add(key, "give path or init, not both")
 		case m.Init != nil:
 			in := m.Init
-			shape, ok := policy.Shapes[in.Shape]
+			shape, ok := neox.Shapes[in.Shape]
 			if !ok {
-				add(key+".init.shape", "unknown shape %q: want one of %s", in.Shape, strings.Join(slices.Sorted(maps.Keys(policy.Shapes)), ", "))
+				add(key+".init.shape", "unknown shape %q: want one of %s", in.Shape, strings.Join(slices.Sorted(maps.Keys(neox.Shapes)), ", "))
 				return -1
 			}
 			for _, d := range []struct {
@@ -240,7 +239,7 @@ func (c *Config) validate(path string) error {
 				add(key, "%v", err)
 				return -1
 			}
-			pc, err := policy.LoadConfig(filepath.Join(dir, "config.json"))
+			pc, err := neox.LoadConfig(filepath.Join(dir, "config.json"))
 			if err != nil {
 				add(key, "%s is not a model folder: %v", m.Path, err)
 				return -1
@@ -333,7 +332,7 @@ func (c *Config) validate(path string) error {
 	if encLayers >= 0 && (c.Layer < -(encLayers+1) || c.Layer > encLayers) {
 		add("layer", "%d is outside the encoder's hidden states 0…%d (or -1…-%d)", c.Layer, encLayers, encLayers+1)
 	}
-	if _, err := policy.ParsePooling(c.Pool); err != nil {
+	if _, err := neox.ParsePooling(c.Pool); err != nil {
 		add("pool", "%v", err)
 	}
 	if c.BatchSize <= 0 {
@@ -380,18 +379,10 @@ func (c *Config) validate(path string) error {
 	return fmt.Errorf("%s: %d problems:\n  %s", path, len(bad), strings.Join(bad, "\n  "))
 }
 
-// flagName is a ppo flag in ppo's messages.
-var flagName = regexp.MustCompile(`--([a-z0-9]+(?:-[a-z0-9]+)*)`)
-
 // ppoKeys names ppo's settings in its messages by this file's keys
-// (ppo.num_rollouts, ppo_preset) instead of irl ppo's flags.
+// (ppo.num_rollouts).
 func ppoKeys(msg string) string {
-	msg = flagName.ReplaceAllStringFunc(msg, func(f string) string {
-		if f == "--config" {
-			return "ppo_preset"
-		}
-		return "ppo." + strings.ReplaceAll(strings.TrimPrefix(f, "--"), "-", "_")
-	})
+	msg = ppo.RenameKeys(msg, func(k string) string { return "ppo." + k })
 	if !strings.HasPrefix(msg, "ppo") {
 		msg = "ppo: " + msg
 	}
@@ -417,7 +408,7 @@ func checkHeadRule(rule string, epochs int) error {
 
 // initShape is the shape an init spec makes, before the tokenizer gives
 // its EOS.
-func initShape(shape policy.Config, in *InitSpec) policy.Config {
+func initShape(shape neox.Config, in *InitSpec) neox.Config {
 	if in.Layers > 0 {
 		shape.NumLayers = in.Layers
 	}

@@ -9,8 +9,8 @@ import (
 	"syscall"
 	"testing"
 
+	"irl/neox"
 	"irl/onnx"
-	"irl/policy"
 )
 
 // A PPO stage killed before its first checkpoint starts that run over on
@@ -110,7 +110,7 @@ func TestInitSpecChangeRemakesModel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pc, err := policy.LoadConfig(filepath.Join(dir, "config.json"))
+	pc, err := neox.LoadConfig(filepath.Join(dir, "config.json"))
 	if err != nil {
 		t.Fatal(err)
 	}

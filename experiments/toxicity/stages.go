@@ -15,6 +15,7 @@ import (
 	"irl/atomicfile"
 	"irl/checkpoint"
 	"irl/features"
+	"irl/neox"
 	"irl/policy"
 	"irl/ppo"
 	"irl/progress"
@@ -73,7 +74,7 @@ func (p *pipeline) model(m ModelSpec, name string) (string, error) {
 			return dir, nil
 		}
 	}
-	shape, ok := policy.Shapes[in.Shape]
+	shape, ok := neox.Shapes[in.Shape]
 	if !ok {
 		return "", fmt.Errorf("init: unknown shape %q", in.Shape)
 	}
@@ -85,7 +86,7 @@ func (p *pipeline) model(m ModelSpec, name string) (string, error) {
 	if eos, ok := tok.EOS(); ok {
 		shape.EOSTokenID, shape.BOSTokenID = eos, eos
 	}
-	mod, err := policy.Init(shape, in.Seed)
+	mod, err := neox.Init(shape, in.Seed)
 	if err != nil {
 		return "", err
 	}
@@ -162,7 +163,7 @@ func (p *pipeline) runPPO(out string, src reward.Source, resume bool, stage stri
 	if err != nil {
 		return nil, err
 	}
-	m, err := policy.Load(sft)
+	m, err := neox.Load(sft)
 	if err != nil {
 		return nil, err
 	}
@@ -244,7 +245,7 @@ type demo struct {
 // greedy continues prompts greedily to maxLength tokens counting the
 // prompt, under a progress bar titled label.
 func (p *pipeline) greedy(model string, ps []promptRow, label string) ([]demo, error) {
-	m, err := policy.Load(model)
+	m, err := neox.Load(model)
 	if err != nil {
 		return nil, err
 	}
@@ -265,17 +266,15 @@ func (p *pipeline) greedy(model string, ps []promptRow, label string) ([]demo, e
 		rs[i] = rows.Row{Index: i, Line: i + 1, Text: r.Prompt}
 	}
 	enc, bad := rows.Encode("prompts", rs, rows.EncodeOptions{Tokenizer: tok, VocabSize: m.Config.VocabSize, MaxLength: limit, Truncate: rows.TruncateLeft})
-	prompts := make([][]int, len(ps))
+	prompts := make([][]int64, len(ps))
 	for _, e := range enc {
-		for _, id := range e.IDs {
-			prompts[e.Index] = append(prompts[e.Index], int(id))
-		}
+		prompts[e.Index] = e.IDs
 	}
 	for _, b := range bad {
 		if ps[b.Index].Prompt != "" {
 			return nil, fmt.Errorf("prompt row %d: %w", ps[b.Index].Row, b.Err)
 		}
-		prompts[b.Index] = []int{m.Config.EOSTokenID}
+		prompts[b.Index] = []int64{int64(m.Config.EOSTokenID)}
 	}
 	bar := progress.New(p.bars(), len(ps), label, "prompts")
 	defer bar.Finish()
@@ -284,7 +283,7 @@ func (p *pipeline) greedy(model string, ps []promptRow, label string) ([]demo, e
 		bar.Add(1)
 		ids := prompts[i]
 		newTokens := min(p.cfg.MaxLength, m.Config.MaxPositions) - len(ids)
-		gens, err := g.Generate([][]int{ids}, policy.GenerateOptions{MaxNewTokens: newTokens, Sampling: policy.SampleOptions{Greedy: true}})
+		gens, err := g.Generate([][]int64{ids}, policy.GenerateOptions{MaxNewTokens: newTokens, Sampling: policy.SampleOptions{Greedy: true}})
 		if err != nil {
 			return nil, err
 		}
@@ -356,7 +355,7 @@ func (p *pipeline) stageFeatures() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	pool, err := policy.ParsePooling(p.cfg.Pool)
+	pool, err := neox.ParsePooling(p.cfg.Pool)
 	if err != nil {
 		return "", err
 	}
@@ -741,7 +740,7 @@ func (p *pipeline) stageToxicity() (string, error) {
 	n, reused := 0, 0
 	for _, pol := range pols {
 		var g *policy.Generator
-		var mod *policy.Model
+		var mod *neox.Model
 		var tok *tokenizer.Tokenizer
 		for _, j := range jobs {
 			key, err := p.evalKey(pol, j)
@@ -760,7 +759,7 @@ func (p *pipeline) stageToxicity() (string, error) {
 				}
 				if g == nil {
 					var err error
-					if mod, err = policy.Load(pol.dir); err != nil {
+					if mod, err = neox.Load(pol.dir); err != nil {
 						return err
 					}
 					if tok, err = tokenizer.Load(tokenizer.DefaultPath(pol.dir, "")); err != nil {
@@ -791,7 +790,7 @@ func (p *pipeline) stageToxicity() (string, error) {
 }
 
 // evaluate runs one evaluation into dir: summary.json and samples.jsonl.
-func (p *pipeline) evaluate(g *policy.Generator, mod *policy.Model, tok *tokenizer.Tokenizer, scorer tox.Scorer, j evalJob, dir, label string) error {
+func (p *pipeline) evaluate(g *policy.Generator, mod *neox.Model, tok *tokenizer.Tokenizer, scorer tox.Scorer, j evalJob, dir, label string) error {
 	ps, bad, err := tox.ReadPrompts(j.path, j.opt)
 	if err != nil {
 		return err

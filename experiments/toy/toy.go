@@ -14,6 +14,7 @@ import (
 	"irl/atomicfile"
 	"irl/experiments/runlock"
 	"irl/features"
+	"irl/neox"
 	"irl/onnx"
 	"irl/optim"
 	"irl/policy"
@@ -43,7 +44,7 @@ type Config struct {
 	// Pool and Layer choose the features the head sees; with Pool empty
 	// the demo chooses among Variants on the training demonstrations alone
 	// (see stageFeatures).
-	Pool  policy.Pooling
+	Pool  neox.Pooling
 	Layer int
 	// Overwrite lets the run replace an earlier report in Out.
 	Overwrite bool
@@ -71,7 +72,7 @@ type run struct {
 	toxic, nonToxic                                       map[string]bool
 	baseline, rlhfGen                                     []generated
 	// pool and layer are the feature choice (stageFeatures).
-	pool  policy.Pooling
+	pool  neox.Pooling
 	layer int
 	res   SeedResult
 }
@@ -114,7 +115,7 @@ func Run(cfg Config) (*Result, error) {
 		cfg.Seeds = 1
 	}
 	if cfg.Pool != "" {
-		if _, err := policy.ParsePooling(string(cfg.Pool)); err != nil {
+		if _, err := neox.ParsePooling(string(cfg.Pool)); err != nil {
 			return nil, err
 		}
 	}
@@ -296,15 +297,15 @@ func (r *run) texts(ts ...string) [][]int64 {
 // stageSFT fine-tunes the starting model on the dataset's sentences: the
 // loss covers each adjective, its period and EOS after the prompt.
 func (r *run) stageSFT() (string, error) {
-	var m *policy.Model
+	var m *neox.Model
 	var err error
 	if r.cfg.BaseModel != "" {
-		if m, err = policy.Load(r.cfg.BaseModel); err != nil {
+		if m, err = neox.Load(r.cfg.BaseModel); err != nil {
 			return "", err
 		}
 	} else {
 		eos, _ := r.tok.EOS()
-		m, err = policy.Init(policy.Config{VocabSize: r.tok.VocabSize(), HiddenSize: 64, NumLayers: 2, NumHeads: 4,
+		m, err = neox.Init(neox.Config{VocabSize: r.tok.VocabSize(), HiddenSize: 64, NumLayers: 2, NumHeads: 4,
 			IntermediateSize: 256, MaxPositions: 32, RotaryPct: 0.25, RotaryBase: 10000, LayerNormEps: 1e-5, HiddenAct: "gelu",
 			ParallelResidual: true, InitializerRange: 0.02, EOSTokenID: eos, BOSTokenID: eos}, r.seed)
 		if err != nil {
@@ -389,7 +390,7 @@ func (r *run) background() []sft.Example {
 // generate samples 2 continuations per prompt at top-p 0.95, temperature
 // 1.4, as the paper's Table 3 and 4 generations.
 func (r *run) generate(model, name string) ([]generated, Counts, error) {
-	m, err := policy.Load(model)
+	m, err := neox.Load(model)
 	if err != nil {
 		return nil, Counts{}, err
 	}
@@ -398,14 +399,9 @@ func (r *run) generate(model, name string) ([]generated, Counts, error) {
 		return nil, Counts{}, err
 	}
 	defer g.Destroy()
-	var prompts [][]int
+	var prompts [][]int64
 	for _, e := range r.words.Entities {
-		ids := r.texts(Prompt(e))[0]
-		p := make([]int, len(ids))
-		for j, id := range ids {
-			p[j] = int(id)
-		}
-		prompts = append(prompts, p)
+		prompts = append(prompts, r.texts(Prompt(e))[0])
 	}
 	maxNew := 4
 	if r.cfg.BaseModel != "" {
@@ -418,7 +414,7 @@ func (r *run) generate(model, name string) ([]generated, Counts, error) {
 	}
 	out := make([]generated, len(gens))
 	var responses []string
-	eos := m.Config.EOSTokenID
+	eos := int64(m.Config.EOSTokenID)
 	for i, gen := range gens {
 		ids := gen.IDs
 		if gen.EOS && len(ids) > 0 && ids[len(ids)-1] == eos {
@@ -451,7 +447,7 @@ func (r *run) stageBaseline() (string, error) {
 // stageRLHF runs PPO against the lexicon reward with the paper's entropy
 // bonus, on an 80/20 split of the prompts.
 func (r *run) stageRLHF() (string, error) {
-	m, err := policy.Load(r.sftModel)
+	m, err := neox.Load(r.sftModel)
 	if err != nil {
 		return "", err
 	}
@@ -490,7 +486,7 @@ func (r *run) stageRLHFGeneration() (string, error) {
 }
 
 // pipeline opens the frozen encoder (the SFT model) at a feature choice.
-func (r *run) pipeline(pool policy.Pooling, layer int) (*features.Pipeline, error) {
+func (r *run) pipeline(pool neox.Pooling, layer int) (*features.Pipeline, error) {
 	return features.NewPipeline(features.PipelineOptions{Model: r.sftModel, Tokenizer: r.tokPath, Layer: layer, Pool: pool,
 		BatchSize: 64, Session: r.cfg.Session})
 }
@@ -788,7 +784,7 @@ type Variant struct {
 // mean over the text, each at the last layer, the first layer and the
 // embeddings.
 var Variants = []struct {
-	Pool  policy.Pooling
+	Pool  neox.Pooling
 	Layer int
 }{{"last", -1}, {"last:2", -1}, {"mean", -1}, {"last", 1}, {"last:2", 1}, {"mean", 1}, {"last", 0}, {"last:2", 0}, {"mean", 0}}
 
@@ -847,14 +843,14 @@ func (r *run) stageFeatures() (string, error) {
 		how = "given"
 		best = -1
 		for i, v := range r.res.Variants {
-			if policy.Pooling(v.Pool) == r.cfg.Pool && v.Layer == r.cfg.Layer {
+			if neox.Pooling(v.Pool) == r.cfg.Pool && v.Layer == r.cfg.Layer {
 				best = i
 			}
 		}
 	}
 	if best >= 0 {
 		r.res.Variants[best].Chosen = true
-		r.pool, r.layer = policy.Pooling(r.res.Variants[best].Pool), r.res.Variants[best].Layer
+		r.pool, r.layer = neox.Pooling(r.res.Variants[best].Pool), r.res.Variants[best].Layer
 	} else {
 		r.pool, r.layer = r.cfg.Pool, r.cfg.Layer
 	}

@@ -1,4 +1,4 @@
-package policy
+package neox
 
 import (
 	"fmt"
@@ -55,7 +55,7 @@ func (m *Model) LoadWeights(dir string) error {
 		return err
 	}
 	if cfg != m.Config {
-		return fmt.Errorf("policy: %s holds a model of another configuration than this one", dir)
+		return fmt.Errorf("neox: %s holds a model of another configuration than this one", dir)
 	}
 	wf, err := weights.ReadFolder(dir)
 	if err != nil {
@@ -64,10 +64,10 @@ func (m *Model) LoadWeights(dir string) error {
 	for name, p := range m.Params {
 		src, ok := wf.Tensors[name]
 		if !ok {
-			return fmt.Errorf("policy: %s has no tensor %q", dir, name)
+			return fmt.Errorf("neox: %s has no tensor %q", dir, name)
 		}
 		if !equalShape(src.Shape, p.Shape) {
-			return fmt.Errorf("policy: %s: tensor %q has shape %v, the model's is %v", wf.From[name], name, src.Shape, p.Shape)
+			return fmt.Errorf("neox: %s: tensor %q has shape %v, the model's is %v", wf.From[name], name, src.Shape, p.Shape)
 		}
 		copy(p.Data, src.Data)
 	}

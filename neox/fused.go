@@ -1,4 +1,4 @@
-package policy
+package neox
 
 import (
 	"fmt"
@@ -23,12 +23,60 @@ import (
 // head widths and rotated dims that are multiples of 16; RotaryEmbedding
 // takes 0.2 ms a tensor and any even number of rotated dims.
 
+// Fused is the one rule that chooses between a graph on the fused kernels
+// and one of standard operators: fused unless standard asks for standard
+// operators, the session runs on CUDA (whose GroupQueryAttention takes only
+// 16-bit floats), or c's head width is one the fused attention cannot take.
+// The forward graph and the decoders follow it.
+func Fused(c Config, standard bool, device onnx.Device) bool {
+	return !standard && device != onnx.CUDA && fusedSupport(c) == nil
+}
+
 // fusedSupport tells why a configuration cannot use the fused kernels, or nil.
 func fusedSupport(c Config) error {
 	if hd := c.HeadDim(); hd%8 != 0 {
 		return fmt.Errorf("head width %d is not a multiple of 8, which GroupQueryAttention needs", hd)
 	}
 	return nil
+}
+
+// FusedFits tells whether a fused forward graph of c takes the batch: every
+// row's attention mask is 0s and 1s with its 1s in one run (left padding,
+// right padding, or both), the positions are those the mask gives (nil, or
+// counting up from 0 along the run), and the batch is no longer than the
+// model's positions. The batch must be complete (Batch.Complete).
+func FusedFits(c Config, bt *Batch) bool {
+	if bt.S > c.MaxPositions {
+		return false
+	}
+	for row := 0; row < bt.B; row++ {
+		mask := bt.AttentionMask[row*bt.S : (row+1)*bt.S]
+		first, end := -1, -1
+		for j, m := range mask {
+			switch {
+			case m != 0 && m != 1:
+				return false
+			case m == 1 && first < 0:
+				first = j
+			case m == 1 && end >= 0:
+				return false // a second run
+			case m == 0 && first >= 0 && end < 0:
+				end = j
+			}
+		}
+		if first < 0 || bt.PositionIDs == nil {
+			continue
+		}
+		if end < 0 {
+			end = bt.S
+		}
+		for j := first; j < end; j++ {
+			if bt.PositionIDs[row*bt.S+j] != int64(j-first) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // qkvRows lists the rows of the checkpoint's fused QKV projection that hold
@@ -249,124 +297,4 @@ func nextNorm(l, depth, numLayers int, final bool) string {
 		return "gpt_neox.final_layer_norm"
 	}
 	return ""
-}
-
-// fusedForward builds the inference graph's body on the fused blocks.
-//
-// GroupQueryAttention wants each row's tokens at its start. A row whose real
-// tokens form one run anywhere (left or right padding, or both) is rotated in
-// the graph so that its run starts at 0: its positions are then 0…len−1, as
-// the mask's cumulative count gives them, and the kernel masks the padding
-// after len by sequence length alone, with no [B,1,S,S] mask. Outputs per
-// position are rotated back; pooled ones need not be. FusedFits tells which
-// batches this graph takes.
-func (b *builder) fusedForward(fg *ForwardGraph, o ForwardOptions, ids, mask onnx.Value, want map[int]bool, depth int) {
-	c := b.c
-	g := b.g
-	s := g.Gather(g.Shape(ids), g.ScalarI64(1), 0) // scalar S
-	r := g.Unsqueeze(g.Op("Range", []onnx.Value{g.ScalarI64(0), s, g.ScalarI64(1)}), 0)
-	first := g.Op("ArgMax", []onnx.Value{mask}, onnx.AttrInt("axis", 1), onnx.AttrInt("keepdims", 1)) // (B,1): where each row's run starts
-	mod := func(v onnx.Value) onnx.Value { return g.Op("Mod", []onnx.Value{v, s}) }
-	fwd := mod(g.Add(r, first))            // (B,S): rotated position j holds original j + first
-	back := mod(g.Sub(g.Add(r, s), first)) // (B,S): original j is at rotated j − first
-	gatherRows := func(x onnx.Value) onnx.Value {
-		return g.Op("GatherElements", []onnx.Value{x, fwd}, onnx.AttrInt("axis", 1))
-	}
-	idsR, maskR := gatherRows(ids), gatherRows(mask)
-	// unrotate gathers the flat rows x (N,W) back into (B,S,W), each where
-	// the caller's batch has it.
-	var flatIdx onnx.Value
-	unrotate := func(x onnx.Value) onnx.Value {
-		if flatIdx == "" {
-			rowStart := g.Mul(g.Unsqueeze(g.Op("Range", []onnx.Value{g.ScalarI64(0), g.Gather(g.Shape(ids), g.ScalarI64(0), 0), g.ScalarI64(1)}), 1), s)
-			flatIdx = g.Add(back, rowStart) // (B,S)
-		}
-		return g.Gather(x, flatIdx, 0)
-	}
-	var bsd onnx.Value // (B,S,D), for pooling
-	emit := func(i int, x onnx.Value) {
-		name := HiddenOutput(i)
-		if o.Pool == NoPool {
-			g.Output(unrotate(x), name, onnx.Float, "batch", "seq", c.HiddenSize)
-		} else {
-			if bsd == "" {
-				bsd = g.Concat(0, g.Shape(ids), g.ConstI64(int64(c.HiddenSize)))
-			}
-			g.Output(b.pool(g.ReshapeTo(x, bsd), maskR, o.Pool), name, onnx.Float, "batch", c.HiddenSize)
-		}
-		fg.Outputs = append(fg.Outputs, name)
-	}
-
-	x := b.embedFlat(idsR) // (N,D)
-	if want[0] {
-		emit(0, x)
-	}
-	if depth > 0 {
-		lens := g.Op("Max", []onnx.Value{g.ReduceSum(mask, false, 1), g.ScalarI64(1)}) // (B)
-		ai := &attnInputs{
-			seqLensK: g.Cast(g.Sub(lens, g.ScalarI64(1)), onnx.Int32),
-			total:    g.Cast(g.Unsqueeze(s, 0), onnx.Int32),
-		}
-		b.fusedShapes(ids, ai)
-		ai.cos, ai.sin = b.fusedRotary()
-		ai.pos = g.ConstI64(0) // every rotated row starts at position 0
-		final := depth == c.NumLayers
-		ln := onnx.Value("")
-		for l := 0; l < depth; l++ {
-			g.Scope = fmt.Sprintf("layer%d", l)
-			x, ln, _, _ = b.fusedLayer(x, ln, l, ai, nextNorm(l, depth, c.NumLayers, final))
-			if l+1 < c.NumLayers && want[l+1] {
-				emit(l+1, x)
-			}
-		}
-		g.Scope = ""
-		if final {
-			x = ln
-			if want[c.NumLayers] {
-				emit(c.NumLayers, x)
-			}
-		}
-	}
-	if o.Logits || o.LogProbs || o.Values {
-		b.forwardHeads(fg, o, unrotate(x), ids)
-	}
-}
-
-// FusedFits tells whether a fused forward graph of c takes the batch: every
-// row's attention mask is 0s and 1s with its 1s in one run (left padding,
-// right padding, or both), the positions are those the mask gives (nil, or
-// counting up from 0 along the run), and the batch is no longer than the
-// model's positions. The batch must be complete (Batch.Complete).
-func FusedFits(c Config, bt *Batch) bool {
-	if bt.S > c.MaxPositions {
-		return false
-	}
-	for row := 0; row < bt.B; row++ {
-		mask := bt.AttentionMask[row*bt.S : (row+1)*bt.S]
-		first, end := -1, -1
-		for j, m := range mask {
-			switch {
-			case m != 0 && m != 1:
-				return false
-			case m == 1 && first < 0:
-				first = j
-			case m == 1 && end >= 0:
-				return false // a second run
-			case m == 0 && first >= 0 && end < 0:
-				end = j
-			}
-		}
-		if first < 0 || bt.PositionIDs == nil {
-			continue
-		}
-		if end < 0 {
-			end = bt.S
-		}
-		for j := first; j < end; j++ {
-			if bt.PositionIDs[row*bt.S+j] != int64(j-first) {
-				return false
-			}
-		}
-	}
-	return true
 }

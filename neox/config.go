@@ -1,28 +1,4 @@
-// Package policy is GPT-NeoX (the Pythia architecture) on ONNX Runtime: its
-// Hugging Face configuration and checkpoints, random initialisation, and the
-// ONNX graphs that run it.
-//
-// The data's path is config → weights → graph → session → results:
-//
-//	m, err := policy.Load("pythia-70m/") // config.json + weights
-//	r, err := policy.NewRunner(m, policy.ForwardOptions{Logits: true}, onnx.Options{}) // graph + session
-//	defer r.Destroy()
-//	out, err := r.Forward(&policy.Batch{B: 1, S: 3, InputIDs: []int64{510, 3158, 8516}})
-//	logits := out[policy.LogitsOutput].Data // [B,S,V]
-//
-// Graphs are built from the blocks in blocks.go, each forward beside its
-// hand-derived backward; training graphs (BuildTrain, Trainer) run the same
-// forward and return every parameter's gradient, and the decode graph
-// (Generator) runs it one token at a time over a key/value cache.
-//
-// Every session runs through an IoBinding (onnx.BoundSession), on CPU and
-// on CUDA alike: the weights that graphs take as inputs, the gradients and
-// the key/value caches are tensors where the session computes (a
-// ParamStore: views of Go memory on CPU, device memory on CUDA), shared by
-// the sessions of a training run, and only what the caller reads (the loss,
-// log-probs, pooled features, a decode step's logits or just their
-// statistics) crosses to Go. The optimiser runs there too (Optimizer).
-package policy
+package neox
 
 import (
 	"encoding/json"
@@ -62,7 +38,7 @@ func (c Config) RotaryDims() int { return int(float64(c.HeadDim()) * c.RotaryPct
 func (c Config) NumParams() int {
 	n := 0
 	for _, s := range c.ParamSpecs() {
-		n += numel(s.Shape)
+		n += Numel(s.Shape)
 	}
 	return n
 }
@@ -337,12 +313,4 @@ func (c Config) rotaryTables() (cos, sin []float32) {
 		}
 	}
 	return cos, sin
-}
-
-func numel(shape []int) int {
-	n := 1
-	for _, s := range shape {
-		n *= s
-	}
-	return n
 }

@@ -1,4 +1,4 @@
-package policy
+package neox
 
 import (
 	"math/rand/v2"
@@ -23,7 +23,7 @@ func Init(cfg Config, seed uint64) (*Model, error) {
 	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
 	var mu sync.Mutex
 	for i, s := range specs {
-		p := &Param{Shape: s.Shape, Data: make([]float32, numel(s.Shape))}
+		p := &Param{Shape: s.Shape, Data: make([]float32, Numel(s.Shape))}
 		mu.Lock()
 		m.Params[s.Name] = p
 		mu.Unlock()

@@ -1,4 +1,4 @@
-package policy
+package neox
 
 // Tests of the pytorch_model.bin path of Load. No PyTorch is available here,
 // so the checkpoints are written from Go in the format torch.save has used
@@ -20,6 +20,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -500,7 +501,7 @@ func sameParams(t *testing.T, got, want *Model, skip ...string) {
 		t.Errorf("%d params, want %d", len(got.Params), len(want.Params))
 	}
 	for name, w := range want.Params {
-		if contains(skip, name) {
+		if slices.Contains(skip, name) {
 			continue
 		}
 		g, ok := got.Params[name]

@@ -1,4 +1,4 @@
-package policy
+package neox
 
 // Export writes m as a standalone .onnx inference graph: weights as
 // initializers, inputs input_ids, attention_mask and position_ids (I64 [B,S]),

@@ -1,4 +1,4 @@
-package policy
+package neox
 
 import (
 	"fmt"
@@ -129,6 +129,48 @@ func (b *builder) rotaryBackward(dy, cos, sin onnx.Value) onnx.Value {
 		b.negSin = b.g.Neg(sin)
 	}
 	return b.applyRotary(dy, cos, b.negSin)
+}
+
+// rotary gathers cos and sin (B,1,S,R) for the positions.
+func (b *builder) rotary(pos onnx.Value) (cos, sin onnx.Value) {
+	c := b.c
+	r := c.RotaryDims()
+	if r == 0 {
+		return "", ""
+	}
+	ct, st := c.rotaryTables()
+	g := b.g
+	cosT := g.Initializer("rotary.cos", []int{c.MaxPositions, r}, ct)
+	sinT := g.Initializer("rotary.sin", []int{c.MaxPositions, r}, st)
+	return g.Unsqueeze(g.Gather(cosT, pos, 0), 1), g.Unsqueeze(g.Gather(sinT, pos, 0), 1)
+}
+
+// maskBias is the additive attention bias (B,1,S,S): 0 where query i may see
+// key j (j ≤ i and key j is not padding), a large negative number elsewhere.
+// A finite value keeps fully masked rows (left padding) free of NaN.
+func (b *builder) maskBias(ids, mask onnx.Value) onnx.Value {
+	g := b.g
+	s := g.Gather(g.Shape(ids), g.ScalarI64(1), 0)                      // scalar S
+	r := g.Op("Range", []onnx.Value{g.ScalarI64(0), s, g.ScalarI64(1)}) // (S)
+	causal := g.Op("LessOrEqual", []onnx.Value{g.Unsqueeze(r, 0), g.Unsqueeze(r, 1)})
+	pad := g.Cast(g.Unsqueeze(mask, 1, 2), onnx.Bool) // (B,1,1,S)
+	allowed := g.Op("And", []onnx.Value{causal, pad}) // (B,1,S,S)
+	return g.Where(allowed, g.ScalarF32(0), g.ScalarF32(-1e9))
+}
+
+// cachedMaskBias is the additive attention bias (B,1,T,P+T) for T new tokens
+// after P cached ones: new token i sits at P+i and may see key j when j ≤ P+i
+// and key j is not padding. P is mask's length minus T.
+func (b *builder) cachedMaskBias(ids, mask onnx.Value) onnx.Value {
+	g := b.g
+	t := g.Gather(g.Shape(ids), g.ScalarI64(1), 0)  // scalar T
+	k := g.Gather(g.Shape(mask), g.ScalarI64(1), 0) // scalar P+T
+	keys := g.Op("Range", []onnx.Value{g.ScalarI64(0), k, g.ScalarI64(1)})
+	queries := g.Op("Range", []onnx.Value{g.Sub(k, t), k, g.ScalarI64(1)})
+	causal := g.Op("LessOrEqual", []onnx.Value{g.Unsqueeze(keys, 0), g.Unsqueeze(queries, 1)}) // (T,P+T)
+	pad := g.Cast(g.Unsqueeze(mask, 1, 2), onnx.Bool)                                          // (B,1,1,P+T)
+	allowed := g.Op("And", []onnx.Value{causal, pad})                                          // (B,1,T,P+T)
+	return g.Where(allowed, g.ScalarF32(0), g.ScalarF32(-1e9))
 }
 
 // layerActs records what a block's backward needs; a nil record is not

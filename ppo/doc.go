@@ -1,0 +1,19 @@
+// Package ppo fine-tunes a GPT-NeoX policy with PPO against any reward
+// source (package reward): the paper's RLHF, which makes the expert π_E from a
+// ground-truth reward, and IRL-RLHF, which fine-tunes a fresh model against a
+// recovered reward head. It follows TRLx's AcceleratePPOTrainer, the code the
+// paper ran, except where the README says "fixed".
+//
+// A phase samples NumRollouts continuations from the current weights in
+// chunks of ChunkSize prompts, scores them, and turns scores into per-token
+// rewards (a KL penalty against the frozen starting model on every token and
+// the score on the last); then PPOEpochs passes over the phase, in shuffled
+// minibatches of BatchSize, each one optimiser step of the clipped PPO loss,
+// computed with its gradient in one ONNX Runtime run (neox.PPO).
+//
+// Every random draw is a function of the seed and of where the run is (the
+// phase, the chunk, the pass), and the checkpoint holds everything else —
+// weights, optimiser, β and the KL controller, the running score moments,
+// the prompt order and position, and the rollouts of a phase in progress —
+// so a resumed run's metrics equal an uninterrupted run's bit for bit.
+package ppo

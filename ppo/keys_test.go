@@ -1,0 +1,37 @@
+package ppo
+
+import (
+	"strings"
+	"testing"
+)
+
+// Validate names settings by their keys, and RenameKeys turns every key
+// into the caller's name and nothing else: the CLI's flags, a YAML file's
+// keys.
+func TestValidateNamesKeys(t *testing.T) {
+	c := Defaults()
+	c.NumRollouts, c.SeqLength, c.MaxNewTokens, c.ClipRangeValue, c.MinLR = 0, 8, 16, -1, 1
+	err := c.Validate()
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	msg := err.Error()
+	for _, want := range []string{"num_rollouts 0 must be positive", "seq_length 8 must exceed max_new_tokens 16", "cliprange_value -1 must be positive", "min_lr 1 must lie in [0, lr]"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("%q lacks %q", msg, want)
+		}
+	}
+	if strings.Contains(msg, "--") {
+		t.Errorf("a library message names a flag: %q", msg)
+	}
+	flags := RenameKeys(msg, func(k string) string { return "--" + strings.ReplaceAll(k, "_", "-") })
+	for _, want := range []string{"--num-rollouts 0 must be positive", "--seq-length 8 must exceed --max-new-tokens 16", "--cliprange-value -1", "must lie in [0, --lr]"} {
+		if !strings.Contains(flags, want) {
+			t.Errorf("%q lacks %q", flags, want)
+		}
+	}
+	yaml := RenameKeys(msg, func(k string) string { return "ppo." + k })
+	if !strings.Contains(yaml, "ppo.cliprange_value -1") || strings.Contains(yaml, "ppo.ppo.") {
+		t.Errorf("yaml names: %q", yaml)
+	}
+}
