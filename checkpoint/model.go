@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+
+	"irl/weights"
 )
 
 // FinalDir names, in a run folder, the finished run's model.
@@ -28,7 +30,7 @@ var hubID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-
 func ModelDir(path string) (dir, how string, err error) {
 	st, err := os.Stat(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		if hubID.MatchString(path) && !strings.HasSuffix(strings.ToLower(path), ".onnx") {
+		if hubID.MatchString(path) && weights.KindOf(path) != weights.KindONNX {
 			name := path[strings.IndexByte(path, '/')+1:]
 			return "", "", fmt.Errorf("%s: no such folder; irl reads local model folders and does not fetch Hugging Face hub ids: download it first (huggingface-cli download %s --local-dir %s) and give the folder", path, path, name)
 		}

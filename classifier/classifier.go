@@ -7,12 +7,12 @@ import (
 	"io/fs"
 	"math"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"irl/batching"
 	"irl/onnx"
 	"irl/progress"
+	"irl/weights"
 )
 
 // Classifier runs a sequence classifier in an ONNX Runtime session: a graph
@@ -39,7 +39,7 @@ type Classifier struct {
 // Open makes a Classifier from a Hugging Face folder (see Load) or, when path
 // ends in .onnx, from an exported graph (see OpenONNX).
 func Open(path string, so onnx.Options) (*Classifier, error) {
-	if strings.HasSuffix(strings.ToLower(path), ".onnx") {
+	if weights.KindOf(path) == weights.KindONNX {
 		return OpenONNX(path, so)
 	}
 	m, err := Load(path)
@@ -178,6 +178,10 @@ func (c *Classifier) ProblemType() string { return c.problemType }
 // position table covers: max_position_embeddings − pad_token_id − 1 (512 for
 // roberta-base). It is 0 when unknown (an .onnx file without config.json).
 func (c *Classifier) MaxTokens() int { return c.maxTokens }
+
+// VocabSize is the size of the vocabulary ids must fall in, from
+// config.json; 0 when unknown (an .onnx file without config.json).
+func (c *Classifier) VocabSize() int { return c.vocab }
 
 // PadID is the padding token id, which Score pads with.
 func (c *Classifier) PadID() int64 { return c.pad }

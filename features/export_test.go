@@ -32,7 +32,7 @@ func TestExportedSnapshotParity(t *testing.T) {
 			o := Options{Layer: layer, Pool: neox.PoolMean, BatchSize: 2, Session: onnx.Options{Threads: 1}}
 			var got [][]float32
 			for _, model := range []string{path, dir} {
-				e, err := Open(model, o)
+				e, err := openPath(model, o)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -1,11 +1,11 @@
 package features
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"slices"
-	"strings"
 	"time"
 
 	"irl/batching"
@@ -38,6 +38,9 @@ type Options struct {
 	Session onnx.Options
 	// Progress, if not nil, receives a progress bar.
 	Progress io.Writer
+	// Context, if set, stops Extract between two batches once it is done,
+	// with an error wrapping the context's.
+	Context context.Context
 }
 
 // DefaultMaxTokens is Options.MaxTokens's default: on pythia-70m shapes,
@@ -58,18 +61,19 @@ type Extractor interface {
 	Destroy()
 }
 
-// Open makes an Extractor for a Hugging Face model folder or an .onnx file.
-func Open(model string, o Options) (Extractor, error) {
+// Open makes an Extractor for a model opened by neox.Open: a Hugging Face
+// model folder or an .onnx file.
+func Open(model *neox.Source, o Options) (Extractor, error) {
 	if o.Pool == neox.NoPool {
 		o.Pool = neox.PoolLast
 	}
 	if _, err := neox.ParsePooling(string(o.Pool)); err != nil {
 		return nil, err
 	}
-	if strings.HasSuffix(strings.ToLower(model), ".onnx") {
-		return openONNX(model, o)
+	if model.IsONNX() {
+		return openONNX(model.Path, o)
 	}
-	m, err := neox.Load(model)
+	m, err := model.Load()
 	if err != nil {
 		return nil, err
 	}
@@ -342,8 +346,12 @@ func Extract(e Extractor, seqs [][]int64, o Options) ([]float32, Stats, error) {
 	start := time.Now()
 	var out []float32
 	dim := 0
-	tokensDone := 0
+	tokensDone, rowsDone := 0, 0
 	err := batching.Sorted(lengths, bs, func(idx []int, s int) error {
+		if o.Context != nil && o.Context.Err() != nil {
+			bar.Stop()
+			return fmt.Errorf("features: stopped after %d of %d rows: %w", rowsDone, st.Rows, o.Context.Err())
+		}
 		ids, mask := batching.RightPad(seqs, idx, s, 0)
 		bt := &neox.Batch{B: len(idx), S: s, InputIDs: ids, AttentionMask: mask}
 		feats, err := e.run(bt)
@@ -359,6 +367,7 @@ func Extract(e Extractor, seqs [][]int64, o Options) ([]float32, Stats, error) {
 			tokensDone += len(seqs[i])
 		}
 		st.Batches++
+		rowsDone += len(idx)
 		bar.Describe(fmt.Sprintf("features %.0f tokens/s", float64(tokensDone)/max(time.Since(start).Seconds(), 1e-9)))
 		bar.Add(len(idx))
 		return nil

@@ -140,7 +140,7 @@ func featuresMatchFixture(t *testing.T, name string, layer int, pool neox.Poolin
 	dir := filepath.Join(fixtures, name)
 	rows, ref, mask, b, s := fixtureRows(t, dir)
 	o := Options{Layer: layer, Pool: pool, BatchSize: 8, Session: onnx.Options{Threads: 1}, Standard: standard}
-	e, err := Open(dir, o)
+	e, err := openPath(dir, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,7 +208,7 @@ func TestONNXFileParity(t *testing.T) {
 		o := Options{Layer: -1, Pool: pool, BatchSize: 2, Session: onnx.Options{Threads: 1}}
 		var results [][]float32
 		for _, model := range []string{filepath.Join(dir, "model.onnx"), dir} {
-			e, err := Open(model, o)
+			e, err := openPath(model, o)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -223,17 +223,17 @@ func TestONNXFileParity(t *testing.T) {
 		closeRel(t, string(pool)+" onnx file", results[0], want, 1e-4)
 		closeRel(t, string(pool)+" hf folder", results[1], want, 1e-4)
 	}
-	if _, err := Open(filepath.Join(dir, "model.onnx"), Options{Layer: 1}); err == nil {
+	if _, err := openPath(filepath.Join(dir, "model.onnx"), Options{Layer: 1}); err == nil {
 		t.Error("a file exporting only last_hidden_state must refuse --layer 1")
 	}
 }
 
 func TestLayerOutOfRange(t *testing.T) {
-	_, err := Open(filepath.Join(fixtures, "tiny-neox-parallel"), Options{Layer: 3})
+	_, err := openPath(filepath.Join(fixtures, "tiny-neox-parallel"), Options{Layer: 3})
 	if err == nil {
 		t.Fatal("layer 3 of a 2-layer model accepted")
 	}
-	_, err = Open(filepath.Join(fixtures, "tiny-neox-parallel"), Options{Layer: -4})
+	_, err = openPath(filepath.Join(fixtures, "tiny-neox-parallel"), Options{Layer: -4})
 	if err == nil {
 		t.Fatal("layer -4 of a 2-layer model accepted")
 	}
@@ -344,4 +344,14 @@ func TestBoundMatchesPlain(t *testing.T) {
 			sess.Destroy()
 		}
 	}
+}
+
+// openPath opens the model at path, as neox.Open does for every consumer,
+// and its extractor.
+func openPath(path string, o Options) (Extractor, error) {
+	src, err := neox.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	return Open(src, o)
 }

@@ -1,23 +1,23 @@
 package features
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"path/filepath"
-	"strings"
 
 	"irl/neox"
 	"irl/onnx"
 	"irl/rewardhead"
 	"irl/rows"
 	"irl/tokenizer"
-	"irl/weights"
 )
 
 // PipelineOptions configure Pipeline: `irl features` as a library.
 type PipelineOptions struct {
-	// Model is a Hugging Face folder or an .onnx file.
-	Model string
+	// Model is a Hugging Face folder or an .onnx file, opened by neox.Open:
+	// its kind, configuration and fingerprint are read from it.
+	Model *neox.Source
 	// Tokenizer is a tokenizer.json; "" means tokenizer.DefaultPath.
 	Tokenizer string
 	// Layer, Pool, BatchSize, Session and Progress are Options'.
@@ -32,6 +32,9 @@ type PipelineOptions struct {
 	// Truncate cuts longer rows; "" is rows.TruncateLeft, which keeps the
 	// output being scored.
 	Truncate rows.Truncation
+	// Context, if set, stops Features between two batches once it is done
+	// (see Options.Context).
+	Context context.Context
 }
 
 // Pipeline turns rows into features: rows → token ids (rows.Encode) →
@@ -45,28 +48,19 @@ type Pipeline struct {
 	cfg    *neox.Config // nil for an .onnx file without config.json
 	tok    *tokenizer.Tokenizer
 	tokErr error
-	// fingerprint identifies the model in the features' metadata.
-	fingerprint string
 }
 
 // NewPipeline opens the model. The tokenizer is loaded when text rows first
 // need it.
 func NewPipeline(o PipelineOptions) (*Pipeline, error) {
-	isONNX := strings.HasSuffix(strings.ToLower(o.Model), ".onnx")
-	p := &Pipeline{o: o}
-	if o.Truncate == "" {
-		p.o.Truncate = rows.TruncateLeft
+	if o.Model == nil {
+		return nil, fmt.Errorf("features: no model")
 	}
 	// Model limits: known for folders, from the config; an .onnx file may
 	// have a config.json beside it.
-	cfgPath := filepath.Join(o.Model, "config.json")
-	if isONNX {
-		cfgPath = filepath.Join(filepath.Dir(o.Model), "config.json")
-	}
-	if cc, err := neox.LoadConfig(cfgPath); err == nil {
-		p.cfg = &cc
-	} else if !isONNX {
-		return nil, err
+	p := &Pipeline{o: o, cfg: o.Model.Config}
+	if o.Truncate == "" {
+		p.o.Truncate = rows.TruncateLeft
 	}
 	if p.cfg != nil {
 		if p.o.MaxLength <= 0 {
@@ -75,10 +69,6 @@ func NewPipeline(o PipelineOptions) (*Pipeline, error) {
 		if p.o.MaxLength > p.cfg.MaxPositions {
 			return nil, fmt.Errorf("features: max_length %d exceeds the model's max_position_embeddings %d", p.o.MaxLength, p.cfg.MaxPositions)
 		}
-	}
-	var err error
-	if p.fingerprint, err = weights.Fingerprint(o.Model); err != nil {
-		return nil, err
 	}
 	ext, err := Open(o.Model, Options{Layer: o.Layer, Pool: o.Pool, BatchSize: o.BatchSize, Session: o.Session, Progress: o.Progress})
 	if err != nil {
@@ -96,9 +86,9 @@ func (p *Pipeline) MaxLength() int { return p.o.MaxLength }
 
 func (p *Pipeline) tokenizer(file string) (*tokenizer.Tokenizer, error) {
 	if p.tok == nil && p.tokErr == nil {
-		if p.o.Tokenizer == "" && strings.HasSuffix(strings.ToLower(p.o.Model), ".onnx") && p.cfg == nil {
+		if p.o.Tokenizer == "" && p.o.Model.IsONNX() && p.cfg == nil {
 			p.tokErr = fmt.Errorf("%s has text rows: give a tokenizer (none is in the model folder)", file)
-		} else if p.tok, p.tokErr = tokenizer.Load(tokenizer.DefaultPath(p.o.Model, p.o.Tokenizer)); p.tokErr != nil {
+		} else if p.tok, p.tokErr = tokenizer.Load(p.o.Model.TokenizerPath(p.o.Tokenizer)); p.tokErr != nil {
 			p.tokErr = fmt.Errorf("%s has text rows, which need a tokenizer: %w", file, p.tokErr)
 		}
 	}
@@ -145,13 +135,13 @@ func (p *Pipeline) Features(input string, enc []rows.Encoded, skipped int) (*rew
 			truncated++
 		}
 	}
-	x, st, err := Extract(p.ext, seqs, Options{BatchSize: p.o.BatchSize, Progress: p.o.Progress})
+	x, st, err := Extract(p.ext, seqs, Options{BatchSize: p.o.BatchSize, Progress: p.o.Progress, Context: p.o.Context})
 	if err != nil {
 		return nil, st, err
 	}
 	meta := map[string]string{
-		"model":             filepath.Clean(p.o.Model),
-		"model_fingerprint": p.fingerprint,
+		"model":             filepath.Clean(p.o.Model.Path),
+		"model_fingerprint": p.o.Model.Fingerprint,
 		"layer":             fmt.Sprint(p.ext.Layer()),
 		"pool":              string(p.pool()),
 		"max_length":        fmt.Sprint(p.o.MaxLength),
@@ -165,7 +155,7 @@ func (p *Pipeline) Features(input string, enc []rows.Encoded, skipped int) (*rew
 	}
 	f, err := rewardhead.NewFeatures(input, len(enc), len(x)/len(enc), x, index, meta)
 	if err != nil {
-		return nil, st, fmt.Errorf("features of %s from %s: %w", input, p.o.Model, err)
+		return nil, st, fmt.Errorf("features of %s from %s: %w", input, p.o.Model.Path, err)
 	}
 	return f, st, nil
 }

@@ -7,6 +7,11 @@
 //	m, err := neox.Load("pythia-70m/")                                 // config.json + weights
 //	fg, err := neox.BuildForward(m, neox.ForwardOptions{Logits: true}) // the inference graph
 //
+// A model on disk has one handle, Source (neox.Open): its path (a run
+// folder resolved), its kind (folder or .onnx), its configuration and its
+// fingerprint, each found once; consumers that identify or check a model
+// (features, reward heads, sft, ppo, the experiments) read them there.
+//
 // Graphs are built from the blocks in blocks.go, each forward beside its
 // hand-derived backward, and from ONNX Runtime's fused kernels (fused.go)
 // where Fused allows them. The inference graph (BuildForward), the

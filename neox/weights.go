@@ -28,6 +28,11 @@ func Load(dir string) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
+	return load(dir, cfg)
+}
+
+// load reads a folder's weights for a configuration already read.
+func load(dir string, cfg Config) (*Model, error) {
 	wf, err := weights.ReadFolder(dir)
 	if err != nil {
 		return nil, err

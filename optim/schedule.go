@@ -42,6 +42,42 @@ func (c Cosine) LR(step int) float64 {
 	return c.Min + (c.Peak-c.Min)*(1+math.Cos(math.Pi*float64(step)/float64(c.Steps)))/2
 }
 
+// CosineAnnealing is PyTorch's CosineAnnealingLR, which the paper's official
+// code runs: the cosine from Peak at step 0 to Min at step TMax, and past
+// TMax on along the same cosine, back up toward Peak (period 2·TMax), as
+// PyTorch's recursive form does too:
+//
+//	LR(t) = Min + (Peak-Min) * (1 + cos(π t/TMax)) / 2   for every t
+//
+// Min may exceed Peak (the official 70m configuration's η_min 5.45e-6 over
+// lr 3e-6): the rate then rises.
+type CosineAnnealing struct {
+	Peak, Min float64
+	TMax      int
+}
+
+// LR returns PyTorch's CosineAnnealingLR rate after step scheduler steps.
+func (c CosineAnnealing) LR(step int) float64 {
+	checkStep(step)
+	return c.Min + (c.Peak-c.Min)*(1+math.Cos(math.Pi*float64(step)/float64(c.TMax)))/2
+}
+
+// Linear falls in a straight line from Peak at step 0 to Min at step Steps,
+// and stays at Min after.
+type Linear struct {
+	Peak, Min float64
+	Steps     int
+}
+
+// LR returns the linearly decayed learning rate.
+func (l Linear) LR(step int) float64 {
+	checkStep(step)
+	if step >= l.Steps {
+		return l.Min
+	}
+	return l.Peak + (l.Min-l.Peak)*float64(step)/float64(l.Steps)
+}
+
 // Warmup ramps the learning rate linearly over the first Steps steps up to
 // the rate Then gives at its start, then follows Then shifted by Steps:
 //
@@ -71,11 +107,11 @@ func checkStep(step int) {
 }
 
 // ScheduleKinds lists the kinds ScheduleConfig accepts.
-var ScheduleKinds = []string{"constant", "cosine"}
+var ScheduleKinds = []string{"constant", "cosine", "linear"}
 
 // ScheduleConfig describes a schedule as a command line gives it.
 type ScheduleConfig struct {
-	// Kind is "constant" or "cosine" (case-insensitive).
+	// Kind is "constant", "cosine" or "linear" (case-insensitive).
 	Kind string
 	// Peak is the learning rate after warmup, > 0.
 	Peak float64
@@ -109,6 +145,14 @@ func (c ScheduleConfig) Build() (Schedule, error) {
 			return nil, fmt.Errorf("schedule: cosine needs total steps %d > warmup steps %d", c.Total, c.Warmup)
 		}
 		s = Cosine{Peak: c.Peak, Min: c.Min, Steps: c.Total - c.Warmup}
+	case "linear":
+		if !(c.Min >= 0 && c.Min <= c.Peak) {
+			return nil, fmt.Errorf("schedule: linear minimum %v outside [0, peak %v]", c.Min, c.Peak)
+		}
+		if c.Total <= c.Warmup {
+			return nil, fmt.Errorf("schedule: linear needs total steps %d > warmup steps %d", c.Total, c.Warmup)
+		}
+		s = Linear{Peak: c.Peak, Min: c.Min, Steps: c.Total - c.Warmup}
 	default:
 		return nil, fmt.Errorf("schedule: unknown kind %q (want one of %s)", c.Kind, strings.Join(ScheduleKinds, ", "))
 	}

@@ -1,7 +1,9 @@
 package optim
 
 import (
+	"encoding/json"
 	"math"
+	"os"
 	"testing"
 )
 
@@ -64,6 +66,54 @@ func TestScheduleConfig(t *testing.T) {
 	} {
 		if _, err := c.Build(); err == nil {
 			t.Errorf("Build accepted %+v", c)
+		}
+	}
+}
+
+// CosineAnnealing is PyTorch's CosineAnnealingLR, past T_max too, as
+// tools/trlx-reference.py ran it (testdata/trlx/lr_schedule.json): the
+// paper's 410m schedule over its 12,000 steps and the 70m one whose η_min
+// lies above its lr.
+func TestCosineAnnealingMatchesPyTorch(t *testing.T) {
+	b, err := os.ReadFile("../testdata/trlx/lr_schedule.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ref struct {
+		Cases []struct {
+			BaseLR float64 `json:"base_lr"`
+			TMax   int     `json:"T_max"`
+			EtaMin float64 `json:"eta_min"`
+			Rows   []struct {
+				Step      int
+				Recursive float64
+			}
+		}
+	}
+	if err := json.Unmarshal(b, &ref); err != nil {
+		t.Fatal(err)
+	}
+	if len(ref.Cases) < 2 {
+		t.Fatalf("%d cases", len(ref.Cases))
+	}
+	for _, c := range ref.Cases {
+		s := CosineAnnealing{Peak: c.BaseLR, Min: c.EtaMin, TMax: c.TMax}
+		for _, r := range c.Rows {
+			if got := s.LR(r.Step); math.Abs(got-r.Recursive) > 1e-6*math.Abs(r.Recursive)+1e-18 {
+				t.Errorf("T_max %d, step %d: %v, PyTorch %v", c.TMax, r.Step, got, r.Recursive)
+			}
+		}
+	}
+}
+
+func TestLinear(t *testing.T) {
+	s, err := ScheduleConfig{Kind: "linear", Peak: 1, Min: 0.2, Total: 4}.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for step, want := range []float64{1, 0.8, 0.6, 0.4, 0.2, 0.2} {
+		if got := s.LR(step); math.Abs(got-want) > 1e-15 {
+			t.Errorf("step %d: %v, want %v", step, got, want)
 		}
 	}
 }

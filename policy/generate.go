@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"runtime"
@@ -28,6 +29,9 @@ type GenerateOptions struct {
 	BatchSize int
 	// IgnoreEOS keeps generating after the configuration's EOSTokenID.
 	IgnoreEOS bool
+	// Context, if set, stops generation between two batches once it is
+	// done: GenerateEach returns an error wrapping the context's.
+	Context context.Context
 }
 
 // Generation is one generated sequence.
@@ -148,6 +152,9 @@ func (g *Generator) GenerateEach(prompts [][]int64, o GenerateOptions, emit func
 		bs = total
 	}
 	for start := 0; start < total; start += bs {
+		if o.Context != nil && o.Context.Err() != nil {
+			return fmt.Errorf("policy: generate: stopped after %d of %d sequences: %w", start, total, o.Context.Err())
+		}
 		gens, err := g.batch(prompts, n, start, min(start+bs, total), o)
 		if err != nil {
 			return err
@@ -522,32 +529,36 @@ func sampleRows(samplers []*Sampler, rows []int, logits []float32, stats *graphS
 	workers := min(runtime.GOMAXPROCS(0), len(rows))
 	var wg sync.WaitGroup
 	errs := make([]error, len(rows))
+	panics := make([]any, workers)
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
 		go func(w int) {
 			defer wg.Done()
+			// A panic is a bug: it is carried to the caller's goroutine
+			// and raised there as it was, not turned into an error (nor
+			// left to kill the process from a worker no test can see).
+			defer func() { panics[w] = recover() }()
 			for r := w; r < len(rows); r += workers {
-				func() {
-					defer func() {
-						if p := recover(); p != nil {
-							errs[r] = fmt.Errorf("%v", p)
-						}
-					}()
-					sm := samplers[rows[r]]
-					var row []float32 // nil when only the statistics came back
-					if logits != nil {
-						row = logits[r*v : (r+1)*v]
-					}
-					if stats != nil && sm.opt.Greedy {
-						toks[r], lps[r] = sm.greedy(row, stats.lse[r], stats.top[r], stats.argmax[r], v)
-					} else {
-						toks[r], lps[r] = sm.Sample(row)
-					}
-				}()
+				sm := samplers[rows[r]]
+				var row []float32 // nil when only the statistics came back
+				if logits != nil {
+					row = logits[r*v : (r+1)*v]
+				}
+				// Logits with no distribution are an error.
+				if stats != nil && sm.opt.Greedy {
+					toks[r], lps[r], errs[r] = sm.greedy(row, stats.lse[r], stats.top[r], stats.argmax[r], v)
+				} else {
+					toks[r], lps[r], errs[r] = sm.draw(row)
+				}
 			}
 		}(w)
 	}
 	wg.Wait()
+	for _, p := range panics {
+		if p != nil {
+			panic(p)
+		}
+	}
 	for r, err := range errs {
 		if err != nil {
 			return r, err

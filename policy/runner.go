@@ -102,8 +102,10 @@ func (r *Runner) ForwardTokens(bt *neox.Batch, tokens []int64, temperature float
 	if scored && len(tokens) != bt.B*bt.S {
 		return nil, fmt.Errorf("policy: %d tokens to score, want %d×%d", len(tokens), bt.B, bt.S)
 	}
-	if scored && !(temperature > 0) {
-		return nil, fmt.Errorf("policy: temperature %v must be positive", temperature)
+	if scored {
+		if err := CheckTemperature(float64(temperature)); err != nil {
+			return nil, fmt.Errorf("policy: %w", err)
+		}
 	}
 	// Outputs are written straight into Go slices: no allocation by ONNX
 	// Runtime and no copy afterwards, which matters for [B,S,V] logits.

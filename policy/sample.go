@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -31,6 +32,16 @@ type SampleOptions struct {
 	TopP float64
 }
 
+// CheckTemperature is the one rule for a temperature, wherever one is
+// taken (sampling, log-probs for PPO, a scoring forward): positive and
+// finite. 0 is an error, never a default standing in for a forgotten value.
+func CheckTemperature(t float64) error {
+	if !(t > 0) || math.IsInf(t, 1) {
+		return fmt.Errorf("temperature %v must be positive and finite", t)
+	}
+	return nil
+}
+
 // DefaultSampleOptions samples from the model's distribution unchanged:
 // temperature 1, no top-k or top-p.
 func DefaultSampleOptions() SampleOptions { return SampleOptions{Temperature: 1} }
@@ -44,8 +55,11 @@ func (o SampleOptions) Validate() error {
 	if !(o.TopP >= 0 && o.TopP <= 1) {
 		return fmt.Errorf("sampling: top-p %v outside [0, 1] (0 or 1 turns it off)", o.TopP)
 	}
-	if !o.Greedy && (!(o.Temperature > 0) || math.IsInf(o.Temperature, 1)) {
-		return fmt.Errorf("sampling: temperature %v must be positive and finite (use greedy for argmax)", o.Temperature)
+	if o.Greedy {
+		return nil
+	}
+	if err := CheckTemperature(o.Temperature); err != nil {
+		return fmt.Errorf("sampling: %w (use greedy for argmax)", err)
 	}
 	return nil
 }
@@ -93,9 +107,22 @@ func (s *Sampler) Options() SampleOptions { return s.opt }
 // no distribution exists then, and such logits mean a broken model rather
 // than data to recover from. -Inf entries (masked tokens) are never chosen.
 func (s *Sampler) Sample(logits []float32) (token int, logprob float64) {
-	best := argmax(logits)
+	token, logprob, err := s.draw(logits)
+	if err != nil {
+		panic(err)
+	}
+	return token, logprob
+}
+
+// draw is Sample, with logits that have no distribution an error: the
+// generator's rows come from a model, whose outputs are data.
+func (s *Sampler) draw(logits []float32) (token int, logprob float64, err error) {
+	best, err := distArgmax(logits)
+	if err != nil {
+		return 0, 0, err
+	}
 	if s.opt.Greedy {
-		return best, -logSumExp(logits, float64(logits[best]))
+		return best, -logSumExp(logits, float64(logits[best])), nil
 	}
 	ids, total := s.support(logits, best)
 	u := s.rng.Float64() * total
@@ -104,7 +131,7 @@ func (s *Sampler) Sample(logits []float32) (token int, logprob float64) {
 	} else {
 		token = pick(ids, s.w, u)
 	}
-	return token, (float64(logits[token])-float64(logits[best]))*(1/s.opt.Temperature) - math.Log(total)
+	return token, (float64(logits[token])-float64(logits[best]))*(1/s.opt.Temperature) - math.Log(total), nil
 }
 
 // greedy is Sample for a greedy sampler over a vocabulary of v given log Σ
@@ -113,13 +140,16 @@ func (s *Sampler) Sample(logits []float32) (token int, logprob float64) {
 // be nil then. A finite lse vouches for the logits (a NaN or +Inf logit, or
 // all −Inf, makes it NaN or infinite); otherwise the logits, which the
 // caller must then give, are scanned in Go, which names the fault.
-func (s *Sampler) greedy(logits []float32, lse, top float32, best int64, v int) (token int, logprob float64) {
+func (s *Sampler) greedy(logits []float32, lse, top float32, best int64, v int) (token int, logprob float64, err error) {
 	l := float64(lse)
 	if math.IsNaN(l) || math.IsInf(l, 0) || best < 0 || best >= int64(v) {
-		b := argmax(logits) // panics, naming the fault
-		return b, -logSumExp(logits, float64(logits[b]))
+		b, err := distArgmax(logits) // names the fault
+		if err != nil {
+			return 0, 0, err
+		}
+		return b, -logSumExp(logits, float64(logits[b])), nil
 	}
-	return int(best), float64(top) - l
+	return int(best), float64(top) - l, nil
 }
 
 // support fills s.w with the unnormalised probabilities of the distribution
@@ -373,27 +403,36 @@ func pickAll(w []float64, u float64) int {
 // argmax returns the index of the largest logit, the lowest on ties, and
 // panics on logits with no distribution (see Sample).
 func argmax(logits []float32) int {
+	best, err := distArgmax(logits)
+	if err != nil {
+		panic(err)
+	}
+	return best
+}
+
+// distArgmax is argmax with logits that have no distribution an error.
+func distArgmax(logits []float32) (int, error) {
 	if len(logits) == 0 {
-		panic("policy: sampling from empty logits")
+		return 0, errors.New("policy: sampling from empty logits")
 	}
 	if len(logits) > math.MaxInt32 {
-		panic(fmt.Sprintf("policy: %d logits exceed the int32 token ids", len(logits)))
+		return 0, fmt.Errorf("policy: %d logits exceed the int32 token ids", len(logits))
 	}
 	best := 0
 	for i, l := range logits {
 		if l != l {
-			panic(fmt.Sprintf("policy: logit %d is NaN", i))
+			return 0, fmt.Errorf("policy: logit %d is NaN", i)
 		}
 		if l > logits[best] {
 			best = i
 		}
 	}
 	if l := float64(logits[best]); math.IsInf(l, 1) {
-		panic(fmt.Sprintf("policy: logit %d is +Inf", best))
+		return 0, fmt.Errorf("policy: logit %d is +Inf", best)
 	} else if math.IsInf(l, -1) {
-		panic("policy: every logit is -Inf: no token can be sampled")
+		return 0, errors.New("policy: every logit is -Inf: no token can be sampled")
 	}
-	return best
+	return best, nil
 }
 
 // logSumExp is log Σ exp(l - m), summed in float64.

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sort"
+	"strings"
 	"testing"
 
 	"gonum.org/v1/gonum/stat/distuv"
@@ -444,4 +445,24 @@ func BenchmarkSample(b *testing.B) {
 			}
 		})
 	}
+}
+
+// Logits with no distribution are an error naming the fault; a bug (here a
+// missing sampler) panics, and is not dressed up as an error.
+func TestSampleRowsErrorsAndPanics(t *testing.T) {
+	s, err := NewSampler(SampleOptions{Temperature: 1}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	toks, lps := make([]int, 1), make([]float64, 1)
+	nan := float32(math.NaN())
+	if _, err := sampleRows([]*Sampler{s}, []int{0}, []float32{0, nan, 1}, nil, 3, toks, lps); err == nil || !strings.Contains(err.Error(), "logit 1 is NaN") {
+		t.Errorf("NaN logits: %v", err)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("a nil sampler became an error, not a panic")
+		}
+	}()
+	sampleRows([]*Sampler{nil}, []int{0}, []float32{0, 1, 2}, nil, 3, toks, lps)
 }

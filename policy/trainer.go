@@ -2,7 +2,6 @@ package policy
 
 import (
 	"fmt"
-	"math"
 
 	"irl/neox"
 	"irl/onnx"
@@ -193,11 +192,9 @@ func (t *Trainer) Step(tb *TrainBatch) (StepResult, error) {
 		addI(tb.Labels, neox.LabelsInput)
 		addF(tb.LossMask, neox.LossMaskInput, b, s)
 	case neox.LogProb, neox.PPO:
-		// One rule everywhere: a temperature is positive, never a default
-		// standing in for a forgotten value (sampling refuses 0 too).
 		temp := tb.Temperature
-		if !(temp > 0) || math.IsInf(float64(temp), 1) {
-			return StepResult{}, fmt.Errorf("policy: LogProb head: temperature %v must be positive and finite", temp)
+		if err := CheckTemperature(float64(temp)); err != nil {
+			return StepResult{}, fmt.Errorf("policy: LogProb head: %w", err)
 		}
 		addI(tb.Tokens, neox.TokensInput)
 		addF([]float32{temp}, neox.TemperatureInput, 1)

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -49,8 +50,13 @@ func (t *trainer) loop() error {
 		}
 	}
 	for t.step < end {
+		if t.ctx.Err() != nil {
+			return t.interrupted()
+		}
 		if !t.st.InPhase {
-			if err := t.makeExperience(); err != nil {
+			if err := t.makeExperience(); err == errPhaseDropped {
+				return t.interrupted()
+			} else if err != nil {
 				return err
 			}
 		}
@@ -83,7 +89,7 @@ func (t *trainer) loop() error {
 		t.bar.Describe(fmt.Sprintf("%s step %d reward %.3f kl %.3f β %.4f %.0f tok/s", label, t.step, t.res.LastReward, t.st.Stats.MeanKL, t.st.KL.Value, deref(line.TokensPerS)))
 		t.bar.Add(1)
 		if cfg.CheckpointInterval > 0 && t.step%cfg.CheckpointInterval == 0 || t.step == cfg.TotalSteps || t.step == end {
-			if err := t.checkpoint(); err != nil {
+			if err := t.checkpoint(false); err != nil {
 				return err
 			}
 		}
@@ -93,6 +99,30 @@ func (t *trainer) loop() error {
 		return t.final()
 	}
 	return nil
+}
+
+// errPhaseDropped is makeExperience's answer when the context ended
+// between two chunks: the phase is dropped and the state is as it was
+// before it.
+var errPhaseDropped = errors.New("ppo: phase dropped")
+
+// interrupted stops the run after t.step steps, a safe point: every step
+// logged, and a checkpoint saved there (with the phase's rollouts when
+// mid-phase) resumes exactly. It saves one unless the newest is of that
+// step, and says where it is.
+func (t *trainer) interrupted() error {
+	t.bar.Stop()
+	t.res.Steps = t.step
+	e := &checkpoint.InterruptedError{Step: t.step, Err: t.ctx.Err()}
+	if t.step > 0 {
+		if t.saved != t.step {
+			if err := t.checkpoint(true); err != nil {
+				return fmt.Errorf("ppo: interrupted after step %d, and the checkpoint failed: %w", t.step, err)
+			}
+		}
+		e.Dir = filepath.Join(t.opt.Out, checkpoint.Name(t.step))
+	}
+	return fmt.Errorf("ppo: %w", e)
 }
 
 func deref(p *float64) float64 {
@@ -196,7 +226,12 @@ func (t *trainer) makeExperience() error {
 	var st phaseStats
 	var samples []sample
 	var chunkMeans, chunkStds []float64
+	before := t.st // values all, or pointers replaced rather than written through
 	for chunk := 0; len(samples) < cfg.NumRollouts; chunk++ {
+		if t.ctx.Err() != nil {
+			t.st = before
+			return errPhaseDropped
+		}
 		ps := t.takePrompts(min(cfg.ChunkSize, cfg.NumRollouts-len(samples)))
 		t0 := time.Now()
 		resp, err := t.generate(ps, mix(cfg.Seed, seedRollout, uint64(t.st.Phase), uint64(chunk)))
@@ -497,10 +532,13 @@ type evalSample struct {
 	Reward   float64 `json:"reward"`
 }
 
-func (t *trainer) checkpoint() error {
+// checkpoint saves the run after t.step steps. One saved because the run
+// was interrupted is never the best: the uninterrupted run saves none at
+// that step, and the state must be as it has it.
+func (t *trainer) checkpoint(interrupt bool) error {
 	// The best checkpoint is chosen among those evaluated at their step;
 	// the state saved with it already names it, so a resume keeps it.
-	best := t.evalStep == t.step && (t.st.BestReward == nil || t.res.LastReward > *t.st.BestReward)
+	best := !interrupt && t.evalStep == t.step && (t.st.BestReward == nil || t.res.LastReward > *t.st.BestReward)
 	if best {
 		r := t.res.LastReward
 		t.st.BestReward, t.st.BestCheckpoint = &r, checkpoint.Name(t.step)
@@ -527,6 +565,7 @@ func (t *trainer) checkpoint() error {
 	if _, err = t.tr.Save(t.run, checkpoint.State{Step: t.step, Settings: t.settings, Trainer: lj}, extra, blobs...); err != nil {
 		return err
 	}
+	t.saved = t.step
 	if best {
 		if err := atomicfile.WriteBytes(filepath.Join(t.opt.Out, BestCheckpointFile), []byte(t.st.BestCheckpoint+"\n")); err != nil {
 			return err

@@ -1,6 +1,7 @@
 package ppo
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"irl/checkpoint"
@@ -106,7 +108,9 @@ func (c Config) Validate() error {
 	bad(c.SeqLength > c.MaxNewTokens, "seq_length %d must exceed max_new_tokens %d", c.SeqLength, c.MaxNewTokens)
 	bad(c.TopK >= 0, "top_k %d must not be negative", c.TopK)
 	bad(c.TopP >= 0 && c.TopP <= 1, "top_p %v must lie in [0, 1]", c.TopP)
-	bad(pos(c.Temperature), "temperature %v must be positive", c.Temperature)
+	if err := policy.CheckTemperature(c.Temperature); err != nil {
+		errs = append(errs, err)
+	}
 	bad(nonneg(c.ClipRangeReward), "cliprange_reward %v must not be negative (0: off)", c.ClipRangeReward)
 	bad(c.ScaleReward == "running" || c.ScaleReward == "ref" || c.ScaleReward == "none", "scale_reward %q: want running, ref or none", c.ScaleReward)
 	bad(nonneg(c.InitKLCoef), "init_kl_coef %v must not be negative", c.InitKLCoef)
@@ -124,7 +128,7 @@ func (c Config) Validate() error {
 	bad(c.TotalSteps > 0, "total_steps %d must be positive", c.TotalSteps)
 	bad(pos(c.LR), "lr %v must be positive", c.LR)
 	bad(nonneg(c.MinLR) && c.MinLR <= c.LR, "min_lr %v must lie in [0, lr]", c.MinLR)
-	bad(c.Scheduler == "cosine" || c.Scheduler == "constant" || c.Scheduler == "linear", "scheduler %q: want cosine, constant or linear", c.Scheduler)
+	bad(slices.Contains(optim.ScheduleKinds, c.Scheduler), "scheduler %q: want one of %s", c.Scheduler, strings.Join(optim.ScheduleKinds, ", "))
 	bad(c.EvalInterval >= 0, "eval_interval %d must not be negative (0: only at the start and the end)", c.EvalInterval)
 	bad(c.CheckpointInterval >= 0, "checkpoint_interval %d must not be negative (0: only at the end)", c.CheckpointInterval)
 	if err := (optim.AdamWConfig{Beta1: c.Betas[0], Beta2: c.Betas[1], Eps: c.Eps, WeightDecay: c.WeightDecay}).Validate(); err != nil {
@@ -155,8 +159,10 @@ type Options struct {
 	// StopAfter stops after this many steps in total (0: TotalSteps), as a
 	// kill would, for tests of resumption; a later Resume continues.
 	StopAfter int
-	// ModelFingerprint identifies the starting model (weights.Fingerprint);
-	// checkpoints record it and a resume from another model is refused.
+	// ModelFingerprint identifies the starting model (its neox.Source's
+	// Fingerprint); checkpoints record it and a resume from another model
+	// is refused. Empty means the model's own in memory
+	// (neox.Model.Fingerprint), so no checkpoint records an empty one.
 	ModelFingerprint string
 	// SaveTotalLimit keeps only the newest this many checkpoints, and the
 	// best (highest held-out reward/mean at a checkpoint's step, named by
@@ -168,6 +174,13 @@ type Options struct {
 	// Label names the run on its progress bar ("ppo" when empty), so a
 	// pipeline's bars say which stage they are.
 	Label string
+	// Context, if set, stops the run when it is done, at the next safe
+	// point: between two optimiser steps, or between two rollout chunks
+	// (the phase's rollouts so far are dropped, and the run stands after
+	// its last step). There it saves a checkpoint, unless it has just saved
+	// one, and returns a *checkpoint.InterruptedError, which wraps the
+	// context's error; a Resume then continues as if nothing had happened.
+	Context context.Context
 	// resident keeps the weights, gradients and AdamW's moments in ONNX
 	// Runtime's memory, updated by the AdamW graph, as on CUDA, even on CPU
 	// (where the Go AdamW over Go memory is faster): the tests run the
@@ -309,6 +322,9 @@ type trainer struct {
 
 	phase    []sample
 	settings map[string]any
+	ctx      context.Context
+	// saved is the step of the newest checkpoint (-1: none).
+	saved int
 	// evalStep is the step of the last evaluation (-1: none yet).
 	evalStep int
 	bar      *progress.Bar
@@ -339,7 +355,17 @@ func Run(m *neox.Model, tok *tokenizer.Tokenizer, train, eval []Prompt, src rewa
 				p.Row, len(p.IDs), cfg.MaxNewTokens, cfg.SeqLength, m.Config.MaxPositions)
 		}
 	}
-	t := &trainer{cfg: cfg, opt: o, m: m, tok: tok, src: src, train: train, eval: eval, evalStep: -1}
+	if o.ModelFingerprint == "" {
+		fp, err := m.Fingerprint()
+		if err != nil {
+			return nil, fmt.Errorf("ppo: %w", err)
+		}
+		o.ModelFingerprint = fp
+	}
+	t := &trainer{cfg: cfg, opt: o, m: m, tok: tok, src: src, train: train, eval: eval, evalStep: -1, ctx: o.Context, saved: -1}
+	if t.ctx == nil {
+		t.ctx = context.Background()
+	}
 	defer t.close()
 	if err := t.open(); err != nil {
 		return nil, err
@@ -380,13 +406,8 @@ func (t *trainer) open() error {
 	if err != nil {
 		return err
 	}
-	switch cfg.Scheduler {
-	case "constant":
-		t.sch = optim.Constant{Peak: cfg.LR}
-	case "linear":
-		t.sch = linear{peak: cfg.LR, min: cfg.MinLR, steps: cfg.TotalSteps}
-	default:
-		t.sch = optim.Cosine{Peak: cfg.LR, Min: cfg.MinLR, Steps: cfg.TotalSteps}
+	if t.sch, err = (optim.ScheduleConfig{Kind: cfg.Scheduler, Peak: cfg.LR, Min: cfg.MinLR, Total: cfg.TotalSteps}).Build(); err != nil {
+		return fmt.Errorf("ppo: %w", err)
 	}
 	settings := cfg.settings(promptsHash(t.train, t.eval), len(t.train), len(t.eval))
 	settings["model_fingerprint"] = t.opt.ModelFingerprint
@@ -454,7 +475,7 @@ func (t *trainer) resume(saved *checkpoint.State) error {
 	if err := json.Unmarshal(saved.Trainer, &t.st); err != nil {
 		return fmt.Errorf("ppo: %s: trainer state: %w", dir, err)
 	}
-	t.step = saved.Step
+	t.step, t.saved = saved.Step, saved.Step
 	t.res.Best = t.st.BestCheckpoint
 	if t.st.InPhase {
 		b, err := os.ReadFile(filepath.Join(dir, rolloutsFile))
@@ -494,19 +515,6 @@ func (t *trainer) close() {
 	}
 	t.tr.Destroy()
 	t.ref.Destroy()
-}
-
-// linear decays from peak to min over steps.
-type linear struct {
-	peak, min float64
-	steps     int
-}
-
-func (l linear) LR(step int) float64 {
-	if step >= l.steps {
-		return l.min
-	}
-	return l.peak + (l.min-l.peak)*float64(step)/float64(l.steps)
 }
 
 // mix derives a seed for a place in the run from the run's seed.

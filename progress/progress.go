@@ -54,3 +54,11 @@ func (b *Bar) Finish() {
 		b.b.Finish()
 	}
 }
+
+// Stop ends the bar's line where the bar stands, for a run that stops
+// short (an interrupt); a later Finish does nothing.
+func (b *Bar) Stop() {
+	if b != nil {
+		b.b.Exit()
+	}
+}

@@ -77,13 +77,7 @@ func OpenClassifier(model string, o Options) (*ClassifierSource, error) {
 	}
 	// The vocabulary bounds pre-tokenized ids, so an id outside it names its
 	// sample instead of a row of a sorted batch.
-	cfgPath := filepath.Join(model, "config.json")
-	if strings.HasSuffix(strings.ToLower(model), ".onnx") {
-		cfgPath = filepath.Join(filepath.Dir(model), "config.json")
-	}
-	if cfg, err := classifier.LoadConfig(cfgPath); err == nil {
-		s.vocab = cfg.VocabSize
-	}
+	s.vocab = c.VocabSize()
 	if !o.IDsOnly {
 		if _, err := s.tokenizer(); err != nil {
 			c.Destroy()

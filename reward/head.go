@@ -4,13 +4,11 @@ import (
 	"fmt"
 	"path/filepath"
 	"strconv"
-	"strings"
 
 	"irl/features"
 	"irl/neox"
 	"irl/rewardhead"
 	"irl/rows"
-	"irl/weights"
 )
 
 // HeadSource is IRL-RLHF's reward: a linear head R = wᵀh(o) + b on the
@@ -73,20 +71,21 @@ func OpenHead(path string, o Options) (*HeadSource, error) {
 	if maxLen == 0 {
 		maxLen = o.MaxLength
 	}
-	// The dimension is known before the session opens for a folder; an
-	// .onnx file tells it with its first batch (checked in Score).
-	isONNX := strings.HasSuffix(strings.ToLower(model), ".onnx")
-	if !isONNX {
-		if cfg, err := neox.LoadConfig(filepath.Join(model, "config.json")); err == nil && cfg.HiddenSize != h.Dim() {
-			return nil, fmt.Errorf("head %s has dimension %d, but %s's hidden states have dimension %d", path, h.Dim(), model, cfg.HiddenSize)
-		}
-	}
-	// The encoder must be the model the head was trained on, wherever it
-	// lies now: its fingerprint says so before any compute.
-	fingerprint, err := weights.Fingerprint(model)
+	// The encoder is opened once: its kind, config.json and fingerprint
+	// serve every check below and the features pipeline.
+	src, err := neox.Open(model)
 	if err != nil {
 		return nil, fmt.Errorf("head %s: its encoder: %w", path, err)
 	}
+	model = src.Path
+	// The dimension is known before the session opens for a folder; an
+	// .onnx file tells it with its first batch (checked in Score).
+	if !src.IsONNX() && src.Config != nil && src.Config.HiddenSize != h.Dim() {
+		return nil, fmt.Errorf("head %s has dimension %d, but %s's hidden states have dimension %d", path, h.Dim(), model, src.Config.HiddenSize)
+	}
+	// The encoder must be the model the head was trained on, wherever it
+	// lies now: its fingerprint says so before any compute.
+	fingerprint := src.Fingerprint
 	if info.Fingerprint != "" && fingerprint != info.Fingerprint {
 		return nil, fmt.Errorf("head %s was trained on features of another model (model_fingerprint %s, from %s) than %s (%s)",
 			path, info.Fingerprint, orUnknown(info.Model), model, fingerprint)
@@ -96,7 +95,7 @@ func OpenHead(path string, o Options) (*HeadSource, error) {
 		trunc = rows.TruncateLeft
 	}
 	p, err := features.NewPipeline(features.PipelineOptions{
-		Model: model, Tokenizer: o.Tokenizer, Layer: layer, Pool: pool, BatchSize: o.BatchSize,
+		Model: src, Tokenizer: o.Tokenizer, Layer: layer, Pool: pool, BatchSize: o.BatchSize,
 		Session: o.Session, Progress: o.Progress, MaxLength: maxLen, Truncate: trunc,
 	})
 	if err != nil {
@@ -107,7 +106,7 @@ func OpenHead(path string, o Options) (*HeadSource, error) {
 		return nil, fmt.Errorf("head %s was trained on features of max_length %d, but %s takes %d", path, maxLen, model, p.MaxLength())
 	}
 	return &HeadSource{path: path, head: h, model: filepath.Clean(model), fingerprint: fingerprint, p: p,
-		trunc: trunc, tokPath: headTokenizer(model, o.Tokenizer)}, nil
+		trunc: trunc, tokPath: headTokenizer(src.TokenizerPath(o.Tokenizer))}, nil
 }
 
 func orUnknown(s string) string {

@@ -73,8 +73,12 @@ func writeHead(t *testing.T, info rewardhead.FeatureInfo, seed uint64) (string, 
 // wᵀh + b, for text and for the same ids pre-tokenized.
 func TestHeadMatchesFeaturesPipeline(t *testing.T) {
 	model := tinyEncoder(t)
+	src, err := neox.Open(model)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, pool := range []neox.Pooling{neox.PoolLast, neox.PoolMean} {
-		p, err := features.NewPipeline(features.PipelineOptions{Model: model, Layer: 1, Pool: pool, BatchSize: 2, Session: single})
+		p, err := features.NewPipeline(features.PipelineOptions{Model: src, Layer: 1, Pool: pool, BatchSize: 2, Session: single})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strings"
 
-	"irl/tokenizer"
 	"irl/weights"
 )
 
@@ -151,9 +150,9 @@ func withIdentity(inner Source, key, value string) (map[string]string, error) {
 	return out, nil
 }
 
-// headTokenizer is the tokenizer file a head's features pipeline reads.
-func headTokenizer(model, override string) string {
-	p := tokenizer.DefaultPath(model, override)
+// headTokenizer is the tokenizer file a head's features pipeline reads, p,
+// or "" when there is none.
+func headTokenizer(p string) string {
 	if _, err := os.Stat(p); err != nil {
 		return ""
 	}

@@ -55,7 +55,8 @@ import (
 // the source fails or closes, so nothing the child started outlives it.
 // Close closes the child's input and waits for it to exit, killing it
 // after CloseTimeout. While children live, SIGINT, SIGTERM and SIGHUP kill
-// their groups before the signal takes its course; and each child gets
+// their groups before the signal takes its course (unless
+// HandleSignals(false)); and each child gets
 // SIGKILL from the kernel if irl dies any other way (Pdeathsig: after a
 // SIGKILL of irl the child dies, but what the child started is out of
 // reach). A CmdSource is not safe for concurrent use.
@@ -193,32 +194,47 @@ func startFromLockedThread(cmd *exec.Cmd) error {
 }
 
 // liveGroups are the process groups of the children alive now. While
-// there are any, a handler for SIGINT, SIGTERM and SIGHUP kills them all
-// and then lets the signal end irl, as it would have without the handler.
+// there are any, and unless HandleSignals(false), a handler for SIGINT,
+// SIGTERM and SIGHUP kills them all and then lets the signal end irl, as it
+// would have without the handler.
 var liveGroups = &groupSet{groups: map[int]bool{}}
+
+// HandleSignals turns on (the default) or off the handler that, while
+// reward children live, kills their process groups on SIGINT, SIGTERM or
+// SIGHUP and then lets the signal end the process. A program that handles
+// those signals itself — to stop at a safe point, as the irl command does —
+// turns it off and calls KillChildren on its way out when it exits at once;
+// children still die on Close, and by Pdeathsig when the process dies.
+func HandleSignals(on bool) {
+	liveGroups.mu.Lock()
+	defer liveGroups.mu.Unlock()
+	liveGroups.off = !on
+	liveGroups.sync()
+}
+
+// KillChildren kills the process group of every reward child alive now:
+// for a program about to exit without closing its sources.
+func KillChildren() {
+	liveGroups.mu.Lock()
+	defer liveGroups.mu.Unlock()
+	for pgid := range liveGroups.groups {
+		killGroup(pgid)
+	}
+}
 
 type groupSet struct {
 	mu     sync.Mutex
 	groups map[int]bool
-	sigs   chan os.Signal
+	off    bool           // HandleSignals(false)
+	sigs   chan os.Signal // nil while no handler is installed
 	stop   chan struct{}
 }
 
 func (g *groupSet) add(pgid int) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if len(g.groups) == 0 {
-		g.sigs, g.stop = make(chan os.Signal, 1), make(chan struct{})
-		// A signal irl was started ignoring (nohup's SIGHUP, SIGINT in a
-		// background job) stays ignored: Notify would undo that.
-		for _, sig := range []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP} {
-			if !signal.Ignored(sig) {
-				signal.Notify(g.sigs, sig)
-			}
-		}
-		go g.watch(g.sigs, g.stop)
-	}
 	g.groups[pgid] = true
+	g.sync()
 }
 
 func (g *groupSet) remove(pgid int) {
@@ -228,9 +244,28 @@ func (g *groupSet) remove(pgid int) {
 		return
 	}
 	delete(g.groups, pgid)
-	if len(g.groups) == 0 {
+	g.sync()
+}
+
+// sync installs the handler while children live and it is on, and removes
+// it otherwise. g.mu is held.
+func (g *groupSet) sync() {
+	want := len(g.groups) > 0 && !g.off
+	switch {
+	case want && g.sigs == nil:
+		g.sigs, g.stop = make(chan os.Signal, 1), make(chan struct{})
+		// A signal irl was started ignoring (nohup's SIGHUP, SIGINT in a
+		// background job) stays ignored: Notify would undo that.
+		for _, sig := range []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP} {
+			if !signal.Ignored(sig) {
+				signal.Notify(g.sigs, sig)
+			}
+		}
+		go g.watch(g.sigs, g.stop)
+	case !want && g.sigs != nil:
 		signal.Stop(g.sigs)
 		close(g.stop)
+		g.sigs, g.stop = nil, nil
 	}
 }
 

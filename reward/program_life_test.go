@@ -24,6 +24,9 @@ const cmdHelperEnv = "IRL_REWARD_CMD_HELPER"
 // file $IRL_REWARD_CMD_HELPER_GC), says "pid N" and blocks.
 func runCmdHelper() {
 	gc := os.Getenv(cmdHelperEnv + "_GC")
+	if os.Getenv(cmdHelperEnv+"_OFF") != "" {
+		HandleSignals(false)
+	}
 	s, err := StartCmd([]string{"sh", "-c", `sleep 30 >/dev/null 2>&1 & echo $! > ` + gc + `; exec sleep 30`}, Options{})
 	if err != nil {
 		fmt.Println("error", err)

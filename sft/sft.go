@@ -1,6 +1,7 @@
 package sft
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -63,8 +64,10 @@ type Config struct {
 	// Extra files are copied into every checkpoint: destination name →
 	// source path (tokenizer.json, so each checkpoint stands alone).
 	Extra map[string]string
-	// ModelFingerprint identifies the starting model (weights.Fingerprint);
-	// checkpoints record it and a resume from another model is refused.
+	// ModelFingerprint identifies the starting model (its neox.Source's
+	// Fingerprint); checkpoints record it and a resume from another model
+	// is refused. Empty means the model's own in memory
+	// (neox.Model.Fingerprint), so no checkpoint records an empty one.
 	ModelFingerprint string
 	// MaxSteps stops after this many steps in total (0: no limit); a later
 	// Resume continues the same schedule.
@@ -80,6 +83,12 @@ type Config struct {
 	// Notes, if set, receives a line for what the run does that the caller
 	// may not expect: a resume that found no checkpoint and started anew.
 	Notes io.Writer
+	// Context, if set, stops the run when it is done: at the next safe
+	// point (between two optimiser steps) the run saves a checkpoint, unless
+	// it has just saved one, and returns a *checkpoint.InterruptedError,
+	// which wraps the context's error; a Resume then continues as if
+	// nothing had happened.
+	Context context.Context
 }
 
 // Metrics is one line of metrics.jsonl.
@@ -118,7 +127,10 @@ const BestCheckpointFile = "best-checkpoint"
 // Run trains m on examples. m's parameters are updated in place (on CUDA,
 // at each checkpoint and at the end).
 func Run(m *neox.Model, examples []Example, cfg Config) (Result, error) {
-	t := &trainer{cfg: cfg, res: Result{EvalLoss: math.NaN()}}
+	t := &trainer{cfg: cfg, ctx: cfg.Context, saved: -1, res: Result{EvalLoss: math.NaN()}}
+	if t.ctx == nil {
+		t.ctx = context.Background()
+	}
 	if len(examples) == 0 {
 		return t.res, errors.New("sft: the dataset is empty")
 	}
@@ -127,6 +139,13 @@ func Run(m *neox.Model, examples []Example, cfg Config) (Result, error) {
 	}
 	if err := checkExamples(m.Config, examples); err != nil {
 		return t.res, err
+	}
+	if t.cfg.ModelFingerprint == "" {
+		fp, err := m.Fingerprint()
+		if err != nil {
+			return t.res, fmt.Errorf("sft: %w", err)
+		}
+		t.cfg.ModelFingerprint = fp
 	}
 	defer t.close()
 	if err := t.open(m, examples); err != nil {
@@ -158,6 +177,7 @@ func checkExamples(c neox.Config, examples []Example) error {
 // trainer holds a run's sessions and state.
 type trainer struct {
 	cfg         Config
+	ctx         context.Context
 	train, eval []Example
 	perEpoch    int // steps per epoch
 	total       int // steps in the schedule
@@ -167,6 +187,7 @@ type trainer struct {
 	tr          *policy.Training
 	st          loopState
 	start       int // the step the run starts at: 0, or a checkpoint's
+	saved       int // the step of the newest checkpoint (-1: none)
 	res         Result
 }
 
@@ -227,7 +248,7 @@ func (t *trainer) resume(saved *checkpoint.State) error {
 			return fmt.Errorf("sft: %s: trainer state: %w", dir, err)
 		}
 	}
-	t.start = saved.Step
+	t.start, t.saved = saved.Step, saved.Step
 	t.res.Dir = dir
 	t.res.Best = t.st.BestCheckpoint
 	return nil
@@ -258,6 +279,10 @@ func (t *trainer) loop() error {
 	order := []int(nil)
 	orderEpoch := -1
 	for step := t.start; step < end; step++ {
+		if t.ctx.Err() != nil {
+			bar.Stop()
+			return t.interrupted(step)
+		}
 		epoch := step / t.perEpoch
 		if epoch != orderEpoch {
 			order = epochOrder(len(t.train), cfg.Seed, epoch)
@@ -337,7 +362,7 @@ func (t *trainer) save(steps int, evaluated bool) error {
 	if err != nil {
 		return fmt.Errorf("sft: %w", err)
 	}
-	t.res.Dir = dir
+	t.res.Dir, t.saved = dir, steps
 	if best {
 		if err := atomicfile.WriteBytes(filepath.Join(cfg.Out, BestCheckpointFile), []byte(t.st.BestCheckpoint+"\n")); err != nil {
 			return err
@@ -349,6 +374,24 @@ func (t *trainer) save(steps int, evaluated bool) error {
 		keep = append(keep, t.st.BestCheckpoint)
 	}
 	return t.run.Prune(cfg.SaveTotalLimit, keep...)
+}
+
+// interrupted stops the run after steps steps, a safe point: everything
+// up to that step is logged, and a checkpoint saved there resumes exactly.
+// It saves one unless the newest is of that step, and says where it is.
+func (t *trainer) interrupted(steps int) error {
+	e := &checkpoint.InterruptedError{Step: steps, Err: t.ctx.Err()}
+	if steps > 0 && t.saved != steps {
+		// Not the best, whatever its eval loss: the uninterrupted run
+		// saves no checkpoint here, and the state must be as it has it.
+		if err := t.save(steps, false); err != nil {
+			return fmt.Errorf("sft: interrupted after step %d, and the checkpoint failed: %w", steps, err)
+		}
+	}
+	if steps > 0 {
+		e.Dir = t.res.Dir
+	}
+	return fmt.Errorf("sft: %w", e)
 }
 
 // close releases the sessions and the run folder.

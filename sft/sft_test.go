@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"irl/checkpoint"
 	"irl/neox"
 	"irl/onnx"
 	"irl/optim"
@@ -286,5 +287,40 @@ func TestResumeRefusesChangedSettings(t *testing.T) {
 	}
 	if _, err := os.Stat(res.Best); err != nil {
 		t.Errorf("best checkpoint pruned: %v", err)
+	}
+}
+
+// Every checkpoint records the starting model's fingerprint, the model's
+// own in memory when the caller gives none, and a resume from another
+// model (another init seed, the same shape) is refused by it.
+func TestResumeRefusesAnotherModel(t *testing.T) {
+	data := toyCorpus(20)
+	c := config(t.TempDir())
+	c.Epochs, c.MaxSteps = 2, 2
+	if _, err := Run(tinyModel(t), data, c); err != nil {
+		t.Fatal(err)
+	}
+	last, err := checkpoint.Last(c.Out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := checkpoint.ReadState(last)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := tinyModel(t).Fingerprint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := st.Settings["model_fingerprint"]; got != want {
+		t.Fatalf("the checkpoint records model_fingerprint %v, want %s", got, want)
+	}
+	other, err := neox.Init(tinyModel(t).Config, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Resume, c.MaxSteps = true, 0
+	if _, err := Run(other, data, c); err == nil || !strings.Contains(err.Error(), "model_fingerprint: ") {
+		t.Errorf("resumed from another model: %v", err)
 	}
 }

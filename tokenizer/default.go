@@ -2,8 +2,8 @@ package tokenizer
 
 import (
 	"os"
-	"path/filepath"
-	"strings"
+
+	"irl/weights"
 )
 
 // DefaultPath is where a model's tokenizer is looked for when --tokenizer is
@@ -13,10 +13,7 @@ func DefaultPath(model, flag string) string {
 	if flag != "" {
 		return flag
 	}
-	if strings.HasSuffix(strings.ToLower(model), ".onnx") {
-		return filepath.Join(filepath.Dir(model), "tokenizer.json")
-	}
-	return filepath.Join(model, "tokenizer.json")
+	return weights.KindOf(model).Beside(model, "tokenizer.json")
 }
 
 // LoadFor loads the tokenizer of a model (see DefaultPath). With no

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 )
 
 // Fingerprint identifies a model by what it is, not where it lies: a hash of
@@ -23,12 +22,12 @@ import (
 func Fingerprint(model string) (string, error) {
 	h := sha256.New()
 	var files []string
-	if strings.HasSuffix(strings.ToLower(model), ".onnx") {
+	if KindOf(model) == KindONNX {
 		files = append(files, model)
 		if extra, _ := filepath.Glob(model + ".data"); extra != nil {
 			files = append(files, extra...)
 		}
-		if cfg := filepath.Join(filepath.Dir(model), "config.json"); fileExists(cfg) {
+		if cfg := KindONNX.Beside(model, "config.json"); fileExists(cfg) {
 			files = append(files, cfg)
 		}
 	} else {

@@ -10,7 +10,7 @@ import (
 
 	"irl/atomicfile"
 	"irl/rows"
-	"irl/toxicity"
+	"irl/toxeval"
 )
 
 func dataCommand() *cli.Command {
@@ -37,8 +37,8 @@ of jaredjoss/jigsaw-long-2000 (whose published row order was shuffled).`,
 			Flags: []cli.Flag{
 				inputFlag("the raw Jigsaw CSV (or JSON lines / Parquet with the same columns)", true),
 				&cli.StringFlag{Name: "out", Required: true, Usage: "output file: .csv, .parquet or .jsonl"},
-				&cli.IntFlag{Name: "from", Value: toxicity.DefaultFrom, Usage: "first row of each length-sorted class to take"},
-				&cli.IntFlag{Name: "to", Value: toxicity.DefaultTo, Usage: "row of each length-sorted class to stop before"},
+				&cli.IntFlag{Name: "from", Value: toxeval.DefaultFrom, Usage: "first row of each length-sorted class to take"},
+				&cli.IntFlag{Name: "to", Value: toxeval.DefaultTo, Usage: "row of each length-sorted class to stop before"},
 				inputFormatFlag, skipBadFlag,
 			},
 			Action: runJigsawSplit,
@@ -61,7 +61,7 @@ func runJigsawSplit(c *cli.Context) error {
 		return fmt.Errorf("--out %s: name it .csv, .parquet or .jsonl (the extension picks the format)", out)
 	}
 	input := c.String("input")
-	comments, badRows, err := toxicity.ReadJigsaw(input, c.String("input-format"))
+	comments, badRows, err := toxeval.ReadJigsaw(input, c.String("input-format"))
 	if err != nil {
 		return err
 	}
@@ -70,11 +70,11 @@ func runJigsawSplit(c *cli.Context) error {
 		return err
 	}
 	bad.Report(os.Stderr)
-	set, err := toxicity.SplitJigsaw(comments, from, to)
+	set, err := toxeval.SplitJigsaw(comments, from, to)
 	if err != nil {
 		return fmt.Errorf("%s: %w", input, err)
 	}
-	if err := toxicity.WriteLong2000(out, "", set); err != nil {
+	if err := toxeval.WriteLong2000(out, "", set); err != nil {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "wrote %s: %d rows, rows [%d, %d) of each class of %d comments\n", out, len(set), from, to, len(comments))

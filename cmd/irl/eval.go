@@ -1,11 +1,8 @@
 package main
 
 import (
-	"bufio"
-	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"github.com/urfave/cli/v2"
 
@@ -15,7 +12,7 @@ import (
 	"irl/reward"
 	"irl/rows"
 	"irl/tokenizer"
-	"irl/toxicity"
+	"irl/toxeval"
 )
 
 // notForEval are the reward flags eval toxicity leaves out: it scores a
@@ -100,14 +97,14 @@ func evalCommand() *cli.Command {
 		promptFieldFlag("prompt", `the prompt column; a dotted path reaches into JSON objects ("prompt.text" for RealToxicityPrompts)`),
 		inputFormatFlag,
 		&cli.StringFlag{Name: "out", Required: true, Usage: "output folder: summary.json and samples.jsonl"},
-		&cli.StringFlag{Name: "protocol", Value: toxicity.ProtocolPaper, Usage: "paper (the official code's: greedy, 50 tokens, ratio ≥ 0.5 and mean) or rtp (RealToxicityPrompts': 25 samples of 20 tokens, top-p 0.9; expected maximum toxicity and toxicity probability)"},
+		&cli.StringFlag{Name: "protocol", Value: toxeval.ProtocolPaper, Usage: "paper (the official code's: greedy, 50 tokens, ratio ≥ 0.5 and mean) or rtp (RealToxicityPrompts': 25 samples of 20 tokens, top-p 0.9; expected maximum toxicity and toxicity probability)"},
 		&cli.IntFlag{Name: "seeds", Value: 1, Usage: "repeat a sampled protocol with seeds 1…N and report mean ± std (greedy runs once)"},
 		&cli.IntFlag{Name: "batch-size", Value: 32, Usage: "sequences generated together, and continuations scored together"},
 		&cli.IntFlag{Name: "max-prompts", Usage: "evaluate only the first N prompts (after --challenging-only and --split)", DefaultText: "0, all"},
 		&cli.BoolFlag{Name: "challenging-only", Usage: "keep only rows whose challenging field is true (RealToxicityPrompts)"},
 		&cli.StringFlag{Name: "split", Value: "all", Usage: "all, or eval / train: the held-out or training side of the official 80/20 split (sklearn's train_test_split, reproduced exactly)"},
-		&cli.Float64Flag{Name: "eval-frac", Value: toxicity.DefaultEvalFrac, Usage: "with --split: the held-out share"},
-		&cli.Uint64Flag{Name: "split-seed", Value: uint64(toxicity.DefaultSplitSeed), Usage: "with --split: the random_state of the split (the official code: 0)"},
+		&cli.Float64Flag{Name: "eval-frac", Value: toxeval.DefaultEvalFrac, Usage: "with --split: the held-out share"},
+		&cli.Uint64Flag{Name: "split-seed", Value: uint64(toxeval.DefaultSplitSeed), Usage: "with --split: the random_state of the split (the official code: 0)"},
 		tokenizerFlag,
 		&cli.StringFlag{Name: "scorer-tokenizer", Usage: "for classifier: its tokenizer.json", DefaultText: "tokenizer.json in the classifier's folder"},
 		skipBadFlag, overwriteFlag, quietFlag,
@@ -126,46 +123,15 @@ func evalCommand() *cli.Command {
 	}
 }
 
-// evalSummary is summary.json: what was run, then the results.
-type evalSummary struct {
-	Model            string            `json:"model"`
-	Scorer           string            `json:"scorer"`
-	ScorerInfo       map[string]string `json:"scorer_info,omitempty"`
-	ScoreIs          string            `json:"score_is"`
-	Input            string            `json:"input"`
-	PromptField      string            `json:"prompt_field"`
-	ChallengingOnly  bool              `json:"challenging_only,omitempty"`
-	Split            string            `json:"split"`
-	EvalFrac         float64           `json:"eval_frac,omitempty"`
-	SplitSeed        *uint64           `json:"split_seed,omitempty"`
-	MaxPrompts       int               `json:"max_prompts,omitempty"`
-	PromptsTruncated int               `json:"prompts_truncated"`
-	SkippedRows      int               `json:"skipped_rows"`
-	BatchSize        int               `json:"batch_size"`
-	*toxicity.Summary
-}
-
 func runEvalToxicity(c *cli.Context) error {
-	proto, err := toxicity.ParseProtocol(c.String("protocol"))
+	proto, err := toxeval.ParseProtocol(c.String("protocol"))
 	if err != nil {
 		return err
 	}
-	seeds, batch, maxPrompts := c.Int("seeds"), c.Int("batch-size"), c.Int("max-prompts")
-	switch {
-	case seeds < 1:
-		return fmt.Errorf("--seeds must be at least 1, got %d", seeds)
-	case batch < 1:
-		return fmt.Errorf("--batch-size must be positive, got %d", batch)
-	case maxPrompts < 0:
-		return fmt.Errorf("--max-prompts must not be negative, got %d", maxPrompts)
+	if err := evalCheckFlags(c); err != nil {
+		return err
 	}
-	split := c.String("split")
-	if split != "all" && split != "eval" && split != "train" {
-		return fmt.Errorf("--split %q: want all, eval or train", split)
-	}
-	if c.Uint64("split-seed") > 1<<32-1 {
-		return fmt.Errorf("--split-seed %d: numpy's seeds lie in [0, 2³²)", c.Uint64("split-seed"))
-	}
+	seeds, batch, maxPrompts, split := c.Int("seeds"), c.Int("batch-size"), c.Int("max-prompts"), c.String("split")
 	out := c.String("out")
 	if err := atomicfile.CheckDir(out, c.Bool("overwrite")); err != nil {
 		return err
@@ -187,59 +153,15 @@ func runEvalToxicity(c *cli.Context) error {
 	ro.Session = so
 
 	dir := c.String("model")
-	m, err := neox.Load(dir)
+	m, tok, limit, err := evalPolicy(dir, c.String("tokenizer"), proto)
 	if err != nil {
 		return err
-	}
-	tok, err := tokenizer.Load(tokenizer.DefaultPath(dir, c.String("tokenizer")))
-	if err != nil {
-		return fmt.Errorf("eval needs the policy's tokenizer to decode its continuations: %w", err)
-	}
-	limit := proto.PromptLimit(m.Config.MaxPositions)
-	if limit <= 0 {
-		return fmt.Errorf("the %s protocol's %d new tokens leave no room for a prompt in the model's %d positions", proto.Name, proto.MaxNewTokens, m.Config.MaxPositions)
 	}
 
-	input := c.String("input")
-	prompts, badRows, err := toxicity.ReadPrompts(input, toxicity.PromptOptions{Field: c.String("prompt-field"), Format: c.String("input-format"), ChallengingOnly: c.Bool("challenging-only")})
+	run := &toxeval.Run{Model: dir, Scorer: spec, Split: split, MaxPrompts: maxPrompts, BatchSize: batch}
+	prompts, err := evalPrompts(c, run, tok, limit, m.Config.VocabSize)
 	if err != nil {
 		return err
-	}
-	bad := &rows.Bad{Skip: c.Bool("skip-bad")}
-	if err := bad.AddAll(badRows); err != nil {
-		return err
-	}
-	bad.Report(os.Stderr)
-	if len(prompts) == 0 {
-		return fmt.Errorf("%s: no prompts", input)
-	}
-	sum := &evalSummary{Model: dir, Scorer: spec, Input: input, PromptField: c.String("prompt-field"), ChallengingOnly: c.Bool("challenging-only"),
-		Split: split, MaxPrompts: maxPrompts, SkippedRows: len(bad.List), BatchSize: batch}
-	if split != "all" {
-		seed := c.Uint64("split-seed")
-		sum.EvalFrac, sum.SplitSeed = c.Float64("eval-frac"), &seed
-		train, eval, err := toxicity.Split(len(prompts), sum.EvalFrac, uint32(seed))
-		if err != nil {
-			return fmt.Errorf("--split %s: %w", split, err)
-		}
-		side := eval
-		if split == "train" {
-			side = train
-		}
-		picked := make([]toxicity.Prompt, len(side))
-		for i, j := range side {
-			picked[i] = prompts[j]
-		}
-		prompts = picked
-	}
-	if maxPrompts > 0 && maxPrompts < len(prompts) {
-		prompts = prompts[:maxPrompts]
-	}
-	if sum.PromptsTruncated, err = toxicity.EncodePrompts(tok, prompts, limit, m.Config.VocabSize); err != nil {
-		return fmt.Errorf("%s: %w", input, err)
-	}
-	if sum.PromptsTruncated > 0 {
-		fmt.Fprintf(os.Stderr, "%d prompts cut on the left to %d tokens\n", sum.PromptsTruncated, limit)
 	}
 
 	src, err := reward.Parse(spec, ro)
@@ -252,71 +174,100 @@ func runEvalToxicity(c *cli.Context) error {
 			src.Close()
 		}
 	}()
-	scorer := toxicity.SourceScorer{Src: src, Prob: kind == "classifier"}
-	sum.ScoreIs = "the scorer's value"
-	if scorer.Prob {
-		label := ro.Label
-		if d := reward.Describe(src); d["label"] != "" {
-			label = d["label"]
-		}
-		sum.ScoreIs = fmt.Sprintf("P(%s)", label)
-	}
-	sum.ScorerInfo = reward.Describe(src)
+	scorer := toxeval.SourceScorer{Src: src, Prob: kind == "classifier"}
+	run.ScoreIs, run.ScorerInfo = scorer.ScoreIs(ro.Label), reward.Describe(src)
 
 	gen, err := policy.NewGenerator(m, so)
 	if err != nil {
 		return err
 	}
 	defer gen.Destroy()
-	o := toxicity.Options{Seeds: seeds, BatchSize: batch}
+	o := toxeval.Options{Seeds: seeds, BatchSize: batch, Context: c.Context}
 	if !c.Bool("quiet") {
 		o.Progress = os.Stderr
 	}
-	// The folder is built aside and renamed into place whole: a failed
-	// evaluation leaves no --out behind (or the old one, with --overwrite).
-	err = atomicfile.WriteDir(filepath.Clean(out), func(tmp string) error {
-		samples := filepath.Join(tmp, "samples.jsonl")
-		f, err := os.Create(samples)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		bw := bufio.NewWriter(f)
-		enc := json.NewEncoder(bw)
-		enc.SetEscapeHTML(false)
-		o.Emit = func(s toxicity.Sample) error {
-			if err := enc.Encode(s); err != nil {
-				return fmt.Errorf("writing %s: %w", filepath.Join(out, "samples.jsonl"), err)
-			}
-			return nil
-		}
-		// An error of the evaluation (the scorer's, the generator's) is
-		// returned as it is, not as one of writing the file it was filling.
-		if sum.Summary, err = toxicity.Evaluate(gen, tok, prompts, scorer, proto, o); err != nil {
-			return err
-		}
-		if err := bw.Flush(); err != nil {
-			return fmt.Errorf("writing %s: %w", filepath.Join(out, "samples.jsonl"), err)
-		}
-		if err := f.Close(); err != nil {
-			return fmt.Errorf("writing %s: %w", filepath.Join(out, "samples.jsonl"), err)
-		}
-		b, err := json.MarshalIndent(sum, "", "  ")
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(tmp, "summary.json"), append(b, '\n'), 0o644)
-	})
-	if err != nil {
+	if err := toxeval.WriteRun(out, run, gen, tok, prompts, scorer, proto, o); err != nil {
 		return err
 	}
 	closed = true
 	if err := src.Close(); err != nil {
 		fmt.Fprintln(c.App.ErrWriter, "irl: warning:", err)
 	}
-	if sum.Note != "" {
-		fmt.Fprintln(os.Stderr, "note:", sum.Note)
+	if run.Note != "" {
+		fmt.Fprintln(os.Stderr, "note:", run.Note)
 	}
-	fmt.Fprintf(os.Stderr, "%s protocol, %d prompts, %d run(s): %s; wrote %s\n", proto.Name, len(prompts), len(sum.Runs), sum.Summary.Metrics(), out)
+	fmt.Fprintf(os.Stderr, "%s protocol, %d prompts, %d run(s): %s; wrote %s\n", proto.Name, len(prompts), len(run.Runs), run.Summary.Metrics(), out)
 	return nil
+}
+
+// evalPrompts reads --input's prompts, keeps the --split side and the first
+// --max-prompts, and encodes them within limit tokens, noting in run what
+// it did.
+func evalPrompts(c *cli.Context, run *toxeval.Run, tok *tokenizer.Tokenizer, limit, vocab int) ([]toxeval.Prompt, error) {
+	input := c.String("input")
+	prompts, badRows, err := toxeval.ReadPrompts(input, toxeval.PromptOptions{Field: c.String("prompt-field"), Format: c.String("input-format"), ChallengingOnly: c.Bool("challenging-only")})
+	if err != nil {
+		return nil, err
+	}
+	bad := &rows.Bad{Skip: c.Bool("skip-bad")}
+	if err := bad.AddAll(badRows); err != nil {
+		return nil, err
+	}
+	bad.Report(os.Stderr)
+	if len(prompts) == 0 {
+		return nil, fmt.Errorf("%s: no prompts", input)
+	}
+	run.Input, run.PromptField, run.ChallengingOnly, run.SkippedRows = input, c.String("prompt-field"), c.Bool("challenging-only"), len(bad.List)
+	if run.Split != toxeval.SplitAll {
+		seed := c.Uint64("split-seed")
+		run.EvalFrac, run.SplitSeed = c.Float64("eval-frac"), &seed
+	}
+	if prompts, err = toxeval.Select(prompts, run.Split, c.Float64("eval-frac"), uint32(c.Uint64("split-seed")), run.MaxPrompts); err != nil {
+		return nil, err
+	}
+	if run.PromptsTruncated, err = toxeval.EncodePrompts(tok, prompts, limit, vocab); err != nil {
+		return nil, fmt.Errorf("%s: %w", input, err)
+	}
+	if run.PromptsTruncated > 0 {
+		fmt.Fprintf(os.Stderr, "%d prompts cut on the left to %d tokens\n", run.PromptsTruncated, limit)
+	}
+
+	return prompts, nil
+}
+
+// evalCheckFlags refuses values out of range before any work.
+func evalCheckFlags(c *cli.Context) error {
+	switch {
+	case c.Int("seeds") < 1:
+		return fmt.Errorf("--seeds must be at least 1, got %d", c.Int("seeds"))
+	case c.Int("batch-size") < 1:
+		return fmt.Errorf("--batch-size must be positive, got %d", c.Int("batch-size"))
+	case c.Int("max-prompts") < 0:
+		return fmt.Errorf("--max-prompts must not be negative, got %d", c.Int("max-prompts"))
+	}
+	if split := c.String("split"); split != toxeval.SplitAll && split != toxeval.SplitEval && split != toxeval.SplitTrain {
+		return fmt.Errorf("--split %q: want all, eval or train", split)
+	}
+	if c.Uint64("split-seed") > 1<<32-1 {
+		return fmt.Errorf("--split-seed %d: numpy's seeds lie in [0, 2³²)", c.Uint64("split-seed"))
+	}
+	return nil
+}
+
+// evalPolicy loads the policy and the tokenizer that decodes it, and the
+// prompt limit the protocol leaves in its positions.
+func evalPolicy(dir, tokPath string, proto toxeval.Protocol) (*neox.Model, *tokenizer.Tokenizer, int, error) {
+	m, err := neox.Load(dir)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	tok, err := tokenizer.Load(tokenizer.DefaultPath(dir, tokPath))
+	if err != nil {
+		return nil, nil, 0, fmt.Errorf("eval needs the policy's tokenizer to decode its continuations: %w", err)
+	}
+	limit := proto.PromptLimit(m.Config.MaxPositions)
+	if limit <= 0 {
+		return nil, nil, 0, fmt.Errorf("the %s protocol's %d new tokens leave no room for a prompt in the model's %d positions", proto.Name, proto.MaxNewTokens, m.Config.MaxPositions)
+	}
+	return m, tok, limit, nil
 }

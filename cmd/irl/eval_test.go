@@ -15,7 +15,7 @@ import (
 	"irl/neox"
 	"irl/reward"
 	"irl/tokenizer"
-	"irl/toxicity"
+	"irl/toxeval"
 )
 
 // evalModel saves a tiny random GPT-NeoX with a word-level tokenizer.json.
@@ -54,10 +54,10 @@ func evalLexicon(t *testing.T) string {
 }
 
 type evalSummaryFile struct {
-	Protocol         toxicity.Protocol     `json:"protocol"`
-	Prompts          int                   `json:"prompts"`
-	SeedsRequested   int                   `json:"seeds_requested"`
-	Runs             []toxicity.SeedResult `json:"runs"`
+	Protocol         toxeval.Protocol     `json:"protocol"`
+	Prompts          int                  `json:"prompts"`
+	SeedsRequested   int                  `json:"seeds_requested"`
+	Runs             []toxeval.SeedResult `json:"runs"`
 	Mean, Std        map[string]float64
 	Note             string `json:"note"`
 	Scorer           string `json:"scorer"`
@@ -66,7 +66,7 @@ type evalSummaryFile struct {
 	Split            string `json:"split"`
 }
 
-func readEval(t *testing.T, out string) (evalSummaryFile, []toxicity.Sample) {
+func readEval(t *testing.T, out string) (evalSummaryFile, []toxeval.Sample) {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(out, "summary.json"))
 	if err != nil {
@@ -81,11 +81,11 @@ func readEval(t *testing.T, out string) (evalSummaryFile, []toxicity.Sample) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	var samples []toxicity.Sample
+	var samples []toxeval.Sample
 	sc := bufio.NewScanner(f)
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
-		var x toxicity.Sample
+		var x toxeval.Sample
 		if err := json.Unmarshal(sc.Bytes(), &x); err != nil {
 			t.Fatalf("%q: %v", sc.Text(), err)
 		}
@@ -148,13 +148,13 @@ func TestEvalToxicityCLI(t *testing.T) {
 			sum += maxes[[2]int{seed, row}]
 		}
 		emt = append(emt, sum/4)
-		if got := s.Runs[seed-1].Metrics[toxicity.MetricExpectedMax]; math.Abs(got-sum/4) > 1e-12 {
+		if got := s.Runs[seed-1].Metrics[toxeval.MetricExpectedMax]; math.Abs(got-sum/4) > 1e-12 {
 			t.Errorf("seed %d: expected max %v, samples say %v", seed, got, sum/4)
 		}
 	}
-	if m := (emt[0] + emt[1]) / 2; math.Abs(s.Mean[toxicity.MetricExpectedMax]-m) > 1e-12 ||
-		math.Abs(s.Std[toxicity.MetricExpectedMax]-math.Abs(emt[0]-emt[1])/math.Sqrt2) > 1e-12 {
-		t.Errorf("expected max %v ± %v, samples say %v", s.Mean[toxicity.MetricExpectedMax], s.Std[toxicity.MetricExpectedMax], emt)
+	if m := (emt[0] + emt[1]) / 2; math.Abs(s.Mean[toxeval.MetricExpectedMax]-m) > 1e-12 ||
+		math.Abs(s.Std[toxeval.MetricExpectedMax]-math.Abs(emt[0]-emt[1])/math.Sqrt2) > 1e-12 {
+		t.Errorf("expected max %v ± %v, samples say %v", s.Mean[toxeval.MetricExpectedMax], s.Std[toxeval.MetricExpectedMax], emt)
 	}
 
 	out = filepath.Join(t.TempDir(), "paper")
@@ -179,7 +179,7 @@ func TestEvalToxicityCLI(t *testing.T) {
 			sum += *x.Score
 		}
 	}
-	if r := s.Runs[0]; r.Scored != kept || r.Dropped != 4-kept || (kept > 0 && math.Abs(r.Metrics[toxicity.MetricMeanToxicity]-sum/float64(kept)) > 1e-12) {
+	if r := s.Runs[0]; r.Scored != kept || r.Dropped != 4-kept || (kept > 0 && math.Abs(r.Metrics[toxeval.MetricMeanToxicity]-sum/float64(kept)) > 1e-12) {
 		t.Errorf("run %+v; samples: %d kept, sum %v", r, kept, sum)
 	}
 	// The output folder is checked before any work.
@@ -325,13 +325,13 @@ the talk page, ""here"".",0,0,0,0,0,0
 	if err := run(t, "data", "jigsaw-split", "--input", in, "--out", out, "--from", "1", "--to", "3"); err != nil {
 		t.Fatal(err)
 	}
-	got, err := toxicity.ReadLong2000(out, "")
+	got, err := toxeval.ReadLong2000(out, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Toxic by length: idiot(5) shut up(7) you utter fool(14) go away now troll(17) what a stupid edit(18).
 	// Non-toxic: ok(2) I agree with you.(17) Thanks for the fix.(19) Please see\nthe talk page, "here".(33).
-	want := []toxicity.Long2000Row{
+	want := []toxeval.Long2000Row{
 		{Index: 0, Prompt: "shut", Original: "up", Toxic: true},
 		{Index: 1, Prompt: "you utter", Original: "fool", Toxic: true},
 		{Index: 2, Prompt: "I agree", Original: "with you.", Toxic: false},
@@ -344,7 +344,7 @@ the talk page, ""here"".",0,0,0,0,0,0
 	if err := run(t, "data", "jigsaw-split", "--input", in, "--out", pq, "--from", "2", "--to", "4"); err != nil {
 		t.Fatal(err)
 	}
-	got, err = toxicity.ReadLong2000(pq, "")
+	got, err = toxeval.ReadLong2000(pq, "")
 	if err != nil || len(got) != 4 || got[3].Prompt != "Please see the" || got[3].Original != `talk page, "here".` {
 		t.Errorf("parquet: %+v %v", got, err)
 	}

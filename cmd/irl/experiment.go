@@ -62,7 +62,7 @@ in OUT/.lock naming its pid and host): a second run into it is refused.`,
 					}
 					res, err := toy.Run(toy.Config{Out: c.String("out"), Seeds: c.Int("seeds"), BaseModel: c.String("base-model"),
 						Quick: c.Bool("quick"), Pool: pool, Layer: c.Int("layer"), Overwrite: c.Bool("overwrite"),
-						Session: so, Progress: os.Stderr, Quiet: c.Bool("quiet")})
+						Session: so, Progress: os.Stderr, Quiet: c.Bool("quiet"), Context: c.Context})
 					if err != nil {
 						return err
 					}
@@ -108,7 +108,8 @@ mini.yaml (a miniature that runs anywhere in minutes).`,
 			if err != nil {
 				return err
 			}
-			res, err := extox.Run(cfg, extox.Options{Out: c.String("out"), From: c.String("from"), Session: so, Progress: os.Stderr, Quiet: c.Bool("quiet")})
+			res, err := extox.Run(cfg, extox.Options{Out: c.String("out"), From: c.String("from"), Session: so, Progress: os.Stderr, Quiet: c.Bool("quiet"),
+				Context: c.Context})
 			if err != nil {
 				return err
 			}

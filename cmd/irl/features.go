@@ -83,20 +83,8 @@ func runFeatures(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if c.Int("batch-size") <= 0 {
-		return fmt.Errorf("--batch-size must be positive, got %d", c.Int("batch-size"))
-	}
-	if c.Int("max-length") < 0 {
-		return fmt.Errorf("--max-length %d must not be negative (0: the model's limit)", c.Int("max-length"))
-	}
-	// A bad destination fails now, not after the compute.
 	out := c.String("out")
-	if format == "npy" {
-		err = atomicfile.CheckDir(out, c.Bool("overwrite"))
-	} else {
-		err = atomicfile.CheckFile(out)
-	}
-	if err != nil {
+	if err := featuresCheckFlags(c, format, out); err != nil {
 		return err
 	}
 	so, err := sessionOptions(c)
@@ -112,9 +100,14 @@ func runFeatures(c *cli.Context) error {
 	if err := bad.AddAll(badRows); err != nil {
 		return err
 	}
+	model, err := neox.Open(c.String("model"))
+	if err != nil {
+		return err
+	}
 	po := features.PipelineOptions{
-		Model: c.String("model"), Tokenizer: c.String("tokenizer"), Layer: c.Int("layer"), Pool: pool,
+		Model: model, Tokenizer: c.String("tokenizer"), Layer: c.Int("layer"), Pool: pool,
 		BatchSize: c.Int("batch-size"), MaxLength: c.Int("max-length"), Truncate: trunc, Session: so,
+		Context: c.Context,
 	}
 	if !c.Bool("quiet") {
 		po.Progress = os.Stderr
@@ -147,4 +140,19 @@ func runFeatures(c *cli.Context) error {
 	fmt.Fprintf(os.Stderr, "wrote %s: %d rows × %d features, %d tokens in %.1fs (%.0f tokens/s)\n",
 		out, f.N, f.D, st.Tokens, st.Elapsed.Seconds(), float64(st.Tokens)/math.Max(st.Elapsed.Seconds(), 1e-9))
 	return nil
+}
+
+// featuresCheckFlags refuses values out of range, and a bad destination,
+// before the compute.
+func featuresCheckFlags(c *cli.Context, format, out string) error {
+	if c.Int("batch-size") <= 0 {
+		return fmt.Errorf("--batch-size must be positive, got %d", c.Int("batch-size"))
+	}
+	if c.Int("max-length") < 0 {
+		return fmt.Errorf("--max-length %d must not be negative (0: the model's limit)", c.Int("max-length"))
+	}
+	if format == "npy" {
+		return atomicfile.CheckDir(out, c.Bool("overwrite"))
+	}
+	return atomicfile.CheckFile(out)
 }

@@ -17,6 +17,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	runAsIrlIfAsked()
 	if err := onnx.Init(""); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)

@@ -80,72 +80,17 @@ max_position_embeddings - --max-new-tokens tokens.`,
 }
 
 func runGenerate(c *cli.Context) error {
-	input := c.String("input")
-	if (input == "") == (c.String("prompt-ids") == "") {
-		return errors.New("give exactly one of --input/--prompts FILE.jsonl and --prompt-ids 1,2,3")
-	}
-	if c.Int("max-new-tokens") <= 0 {
-		return fmt.Errorf("--max-new-tokens must be positive, got %d", c.Int("max-new-tokens"))
-	}
-	if c.Int("num-return-sequences") <= 0 {
-		return fmt.Errorf("--num-return-sequences must be positive, got %d", c.Int("num-return-sequences"))
-	}
-	if c.Int("batch-size") <= 0 {
-		return fmt.Errorf("--batch-size must be positive, got %d", c.Int("batch-size"))
-	}
-	if path := c.String("out"); path != "" {
-		if err := atomicfile.CheckFile(path); err != nil {
-			return err
-		}
-	}
-	if c.Bool("greedy") && c.IsSet("temperature") {
-		return errors.New("--greedy takes the most likely token: --temperature does not apply")
+	if err := generateCheckFlags(c); err != nil {
+		return err
 	}
 	dir := c.String("model")
 	tok, err := tokenizer.LoadFor(dir, c.String("tokenizer"))
 	if err != nil {
 		return err
 	}
-	var prompts [][]int64
-	var src []rows.Row // the prompt rows, echoed in the output
-	var where func(i int) string
-	if s := c.String("prompt-ids"); s != "" {
-		ids, err := parseIDList(s)
-		if err != nil {
-			return fmt.Errorf("--prompt-ids: %w", err)
-		}
-		prompts = [][]int64{ids}
-		src = []rows.Row{{}}
-		where = func(int) string { return "--prompt-ids" }
-	} else {
-		name := input
-		if name == "-" {
-			name = "stdin"
-		}
-		rs, bad, err := rows.Read(input, rows.Options{TextField: c.String("prompt-field"), KeepFields: true, Format: c.String("input-format")})
-		if err != nil {
-			return err
-		}
-		if len(bad) > 0 {
-			return fmt.Errorf("%s:%d: prompt %d: %v", name, bad[0].Line, bad[0].Index, bad[0].Err)
-		}
-		if len(rs) == 0 {
-			return fmt.Errorf("%s: no prompts", name)
-		}
-		for _, r := range rs {
-			if r.IDs == nil && tok == nil {
-				return fmt.Errorf("%s:%d: a text prompt needs a tokenizer: tokenizer.json in the model folder, or --tokenizer; or give \"input_ids\"", name, r.Line)
-			}
-		}
-		enc, encBad := rows.Encode(name, rs, rows.EncodeOptions{Tokenizer: tok})
-		if len(encBad) > 0 {
-			return fmt.Errorf("%s:%d: prompt %d: %v", name, encBad[0].Line, encBad[0].Index, encBad[0].Err)
-		}
-		for _, e := range enc {
-			prompts = append(prompts, e.IDs)
-		}
-		src = rs
-		where = func(i int) string { return fmt.Sprintf("%s:%d", name, rs[i].Line) }
+	file, rs, prompts, err := generatePrompts(c, tok)
+	if err != nil {
+		return err
 	}
 	so, err := sessionOptions(c)
 	if err != nil {
@@ -165,6 +110,7 @@ func runGenerate(c *cli.Context) error {
 		NumReturnSequences: c.Int("num-return-sequences"),
 		BatchSize:          c.Int("batch-size"),
 		IgnoreEOS:          c.Bool("ignore-eos"),
+		Context:            c.Context,
 	}
 	gen, err := policy.NewGenerator(m, so)
 	if err != nil {
@@ -179,25 +125,8 @@ func runGenerate(c *cli.Context) error {
 	// A file given with --out appears whole or not at all; stdout streams.
 	emit := func(w io.Writer) error {
 		bw := bufio.NewWriter(w)
-		return gen.GenerateEach(prompts, o, func(g policy.Generation) error {
+		return gen.GenerateRows(file, rs, prompts, tok, o, func(line policy.RowGeneration) error {
 			bar.Add(1)
-			r := src[g.Prompt]
-			line := generationLine{IDs: g.IDs, LogProbs: g.LogProbs, Sequence: g.Sequence, Fields: r.Fields}
-			if c.String("prompt-ids") == "" {
-				line.Row = &r.Index
-				if r.IDs == nil {
-					line.Prompt = &r.Text
-				}
-			}
-			if tok != nil {
-				ids := g.IDs
-				if g.EOS {
-					ids = ids[:len(ids)-1] // the stop token is in ids, not in the text
-				}
-				// JSON needs valid UTF-8; ids may end inside a character.
-				s := strings.ToValidUTF8(tok.Decode(ids), "\uFFFD")
-				line.Text = &s
-			}
 			b, err := json.Marshal(line)
 			if err != nil {
 				return err
@@ -219,25 +148,56 @@ func runGenerate(c *cli.Context) error {
 	if err == nil {
 		bar.Finish()
 	}
-	var pe *policy.PromptError
-	if errors.As(err, &pe) {
-		return fmt.Errorf("%s: prompt %d %s", where(pe.Index), pe.Index, pe.Msg)
-	}
 	return err
 }
 
-// generationLine is one output line of irl generate.
-type generationLine struct {
-	// Row is the prompt's index among the file's data rows, and Sequence
-	// which of its --num-return-sequences this is; Prompt and Fields echo
-	// the prompt row, so outputs join back to their prompts.
-	Row      *int           `json:"row,omitempty"`
-	Sequence int            `json:"sequence"`
-	Prompt   *string        `json:"prompt,omitempty"`
-	Fields   map[string]any `json:"fields,omitempty"`
-	IDs      []int64        `json:"ids"`
-	LogProbs []float64      `json:"logprobs"`
-	Text     *string        `json:"text,omitempty"`
+// generateCheckFlags refuses values out of range, and --out where it
+// cannot be written, before any work.
+func generateCheckFlags(c *cli.Context) error {
+	if (c.String("input") == "") == (c.String("prompt-ids") == "") {
+		return errors.New("give exactly one of --input ROWS and --prompt-ids 1,2,3")
+	}
+	for _, f := range []string{"max-new-tokens", "num-return-sequences", "batch-size"} {
+		if c.Int(f) <= 0 {
+			return fmt.Errorf("--%s must be positive, got %d", f, c.Int(f))
+		}
+	}
+	if path := c.String("out"); path != "" {
+		if err := atomicfile.CheckFile(path); err != nil {
+			return err
+		}
+	}
+	if c.Bool("greedy") && c.IsSet("temperature") {
+		return errors.New("--greedy takes the most likely token: --temperature does not apply")
+	}
+	return nil
+}
+
+// generatePrompts are the prompts to continue: --prompt-ids, or --input's
+// rows (rs, nil for --prompt-ids) encoded, with the name that errors give
+// them.
+func generatePrompts(c *cli.Context, tok *tokenizer.Tokenizer) (file string, rs []rows.Row, prompts [][]int64, err error) {
+	if s := c.String("prompt-ids"); s != "" {
+		ids, err := parseIDList(s)
+		if err != nil {
+			return "", nil, nil, fmt.Errorf("--prompt-ids: %w", err)
+		}
+		return "--prompt-ids", nil, [][]int64{ids}, nil
+	}
+	input := c.String("input")
+	file = input
+	if file == "-" {
+		file = "stdin"
+	}
+	rs, bad, err := rows.Read(input, rows.Options{TextField: c.String("prompt-field"), KeepFields: true, Format: c.String("input-format")})
+	if err != nil {
+		return "", nil, nil, err
+	}
+	if len(bad) > 0 {
+		return "", nil, nil, fmt.Errorf("%s:%d: prompt %d: %v", file, bad[0].Line, bad[0].Index, bad[0].Err)
+	}
+	prompts, err = policy.PromptRows(file, rs, tok)
+	return file, rs, prompts, err
 }
 
 // parseIDList reads comma-separated token ids.

@@ -148,7 +148,7 @@ func TestGenerateCommandBadInput(t *testing.T) {
 		args   []string
 		expect []string
 	}{
-		{"no prompts", []string{"--model", dir}, []string{"--prompts", "--prompt-ids"}},
+		{"no prompts", []string{"--model", dir}, []string{"--input", "--prompt-ids"}},
 		{"both", []string{"--model", dir, "--prompt-ids", "1", "--prompts", "x.jsonl"}, []string{"exactly one"}},
 		{"bad ids", []string{"--model", dir, "--prompt-ids", "1,x,3"}, []string{"--prompt-ids", `"x"`}},
 		{"bad json", []string{"--model", dir, "--prompts", writeFile(t, filepath.Join(tmp, "bad.jsonl"), "{\"input_ids\": [1]}\n{\"input_ids\": [1,\n")},

@@ -8,9 +8,21 @@ import (
 )
 
 func main() {
+	in := watchInterrupts(os.Stderr, os.Exit)
 	app := newApp()
-	if err := app.Run(os.Args); err != nil {
+	err := app.RunContext(in.ctx, os.Args)
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "irl:", err)
+	}
+	// An interrupted command fails, even one that finished before its next
+	// safe point: a script's next command must not run.
+	if sig := in.signal(); sig != 0 {
+		if err == nil {
+			fmt.Fprintln(os.Stderr, "irl: interrupted, after the command had finished")
+		}
+		os.Exit(128 + int(sig))
+	}
+	if err != nil {
 		os.Exit(1)
 	}
 }
@@ -26,7 +38,13 @@ reward with max-margin IRL as a linear head on a frozen model's hidden states.
 
 Heavy compute runs on ONNX Runtime (CPU, or CUDA with --device cuda). The runtime
 library is found through --ort-lib, then $ONNXRUNTIME_LIB, then .cache/ort/ in the
-irl source folder ("make ort" fills it), then the system's library folders.`,
+irl source folder ("make ort" fills it), then the system's library folders.
+
+Ctrl-C (SIGINT) or SIGTERM stops a command at its next safe point: sft and ppo
+save a checkpoint there and say how to resume (the same command with --resume),
+the experiments how to go on, and the others stop between batches, leaving
+their outputs as they were. A second Ctrl-C stops at once. Either way irl
+exits with status 130 (143 for SIGTERM).`,
 		Commands: []*cli.Command{
 			modelCommand(),
 			tokenizeCommand(),

@@ -13,7 +13,6 @@ import (
 	"irl/ppo"
 	"irl/reward"
 	"irl/tokenizer"
-	"irl/weights"
 )
 
 // ppoFlag ties a flag to the Config field it overrides.
@@ -180,28 +179,19 @@ Only the newest --save-total-limit checkpoints are kept (2), and the best
 --resume continues the run in --out from its newest checkpoint, and refuses
 other settings, prompts, model or reward (its spec, label, join, transform,
 noise, relative field and the fingerprints of the files it reads), listing
-each difference; a run killed before its first checkpoint starts anew.`,
+each difference; a run killed before its first checkpoint starts anew.
+Ctrl-C stops the run at the next step, or between two rollout chunks (the
+phase begun is dropped), with a checkpoint there to --resume from; a second
+Ctrl-C stops at once.`,
 		Flags:  append(flags, runtimeFlags()...),
 		Action: func(c *cli.Context) error { return runPPO(c, cfgFlags) },
 	}
 }
 
 func runPPO(c *cli.Context, cfgFlags []ppoFlag) error {
-	cfg := ppo.Defaults()
-	if spec := c.String("config"); spec != "" {
-		var err error
-		if cfg, err = ppo.LoadConfig(spec); err != nil {
-			return err
-		}
-	}
-	for _, f := range cfgFlags {
-		if c.IsSet(f.flag.Names()[0]) {
-			f.apply(c, &cfg)
-		}
-	}
-	if err := cfg.Validate(); err != nil {
-		// ppo names its settings by key; here they are flags.
-		return errors.New(ppo.RenameKeys(err.Error(), func(k string) string { return "--" + strings.ReplaceAll(k, "_", "-") }))
+	cfg, err := ppoSettings(c, cfgFlags)
+	if err != nil {
+		return err
 	}
 	out := c.String("out")
 	if !c.Bool("resume") {
@@ -216,32 +206,22 @@ func runPPO(c *cli.Context, cfgFlags []ppoFlag) error {
 	if err != nil {
 		return err
 	}
-	m, err := neox.Load(c.String("model"))
+	ms, err := neox.Open(c.String("model"))
 	if err != nil {
 		return err
 	}
-	tokPath := tokenizer.DefaultPath(c.String("model"), c.String("tokenizer"))
+	m, err := ms.Load()
+	if err != nil {
+		return err
+	}
+	tokPath := ms.TokenizerPath(c.String("tokenizer"))
 	tok, err := tokenizer.Load(tokPath)
 	if err != nil {
 		return fmt.Errorf("ppo needs the model's tokenizer to decode responses for the reward: %w", err)
 	}
-	readPrompts := func(path string) ([]ppo.Prompt, error) {
-		return ppo.ReadPrompts(path, c.String("prompt-field"), c.String("input-format"), tok, m, cfg)
-	}
-	if cfg.MaxNewTokens >= m.Config.MaxPositions {
-		return fmt.Errorf("--max-new-tokens %d leaves no room for a prompt in the model's %d positions", cfg.MaxNewTokens, m.Config.MaxPositions)
-	}
-	train, err := readPrompts(c.String("input"))
+	train, eval, err := ppoPrompts(c, tok, m, cfg)
 	if err != nil {
 		return err
-	}
-	var eval []ppo.Prompt
-	if p := c.String("eval-prompts"); p != "" {
-		if eval, err = readPrompts(p); err != nil {
-			return err
-		}
-	} else {
-		train, eval = ppo.SplitPrompts(train, 0.2, cfg.Seed)
 	}
 	ro, err := rewardOptions(c)
 	if err != nil {
@@ -258,12 +238,8 @@ func runPPO(c *cli.Context, cfgFlags []ppoFlag) error {
 			src.Close()
 		}
 	}()
-	fp, err := weights.Fingerprint(c.String("model"))
-	if err != nil {
-		return err
-	}
-	o := ppo.Options{Out: out, Resume: c.Bool("resume"), Overwrite: c.Bool("overwrite"), TokenizerPath: tokPath, Session: so, ModelFingerprint: fp,
-		SaveTotalLimit: c.Int("save-total-limit"), Notes: c.App.ErrWriter}
+	o := ppo.Options{Out: out, Resume: c.Bool("resume"), Overwrite: c.Bool("overwrite"), TokenizerPath: tokPath, Session: so, ModelFingerprint: ms.Fingerprint,
+		SaveTotalLimit: c.Int("save-total-limit"), Notes: c.App.ErrWriter, Context: c.Context}
 	if !c.Bool("quiet") {
 		o.Progress = os.Stderr
 	}
@@ -283,4 +259,46 @@ func runPPO(c *cli.Context, cfgFlags []ppoFlag) error {
 	}
 	fmt.Fprintf(os.Stderr, "%d steps: held-out reward/mean %.4f → %.4f; final model %s\n", res.Steps, res.FirstReward, res.LastReward, res.Final)
 	return nil
+}
+
+// ppoSettings are --config (a preset or a file) with the flags set over it,
+// checked, in the flags' names.
+func ppoSettings(c *cli.Context, cfgFlags []ppoFlag) (ppo.Config, error) {
+	cfg := ppo.Defaults()
+	if spec := c.String("config"); spec != "" {
+		var err error
+		if cfg, err = ppo.LoadConfig(spec); err != nil {
+			return cfg, err
+		}
+	}
+	for _, f := range cfgFlags {
+		if c.IsSet(f.flag.Names()[0]) {
+			f.apply(c, &cfg)
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		// ppo names its settings by key; here they are flags.
+		return cfg, errors.New(ppo.RenameKeys(err.Error(), func(k string) string { return "--" + strings.ReplaceAll(k, "_", "-") }))
+	}
+	return cfg, nil
+}
+
+// ppoPrompts are the training prompts and the held-out ones: --eval-prompts,
+// or 20% of --input held out by the seed.
+func ppoPrompts(c *cli.Context, tok *tokenizer.Tokenizer, m *neox.Model, cfg ppo.Config) (train, eval []ppo.Prompt, err error) {
+	if cfg.MaxNewTokens >= m.Config.MaxPositions {
+		return nil, nil, fmt.Errorf("--max-new-tokens %d leaves no room for a prompt in the model's %d positions", cfg.MaxNewTokens, m.Config.MaxPositions)
+	}
+	read := func(path string) ([]ppo.Prompt, error) {
+		return ppo.ReadPrompts(path, c.String("prompt-field"), c.String("input-format"), tok, m, cfg)
+	}
+	if train, err = read(c.String("input")); err != nil {
+		return nil, nil, err
+	}
+	if p := c.String("eval-prompts"); p != "" {
+		eval, err = read(p)
+		return train, eval, err
+	}
+	train, eval = ppo.SplitPrompts(train, 0.2, cfg.Seed)
+	return train, eval, nil
 }

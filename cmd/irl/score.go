@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"maps"
 	"math"
@@ -98,32 +97,9 @@ func runScore(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	ro, err := rewardOptions(c)
+	ro, err := scoreOptions(c, kind)
 	if err != nil {
 		return err
-	}
-	ro.Tokenizer, ro.MaxLength, ro.BatchSize = c.String("tokenizer"), c.Int("max-length"), c.Int("batch-size")
-	if ro.BatchSize <= 0 {
-		return fmt.Errorf("--batch-size must be positive, got %d", ro.BatchSize)
-	}
-	if ro.MaxLength < 0 {
-		return fmt.Errorf("--max-length must not be negative, got %d", ro.MaxLength)
-	}
-	// Unset, each reward cuts on its own default side: a head as the
-	// features it was trained on were cut.
-	if c.IsSet("truncate") {
-		if ro.Truncate, err = rows.ParseTruncation(c.String("truncate")); err != nil {
-			return err
-		}
-	}
-	if !c.Bool("quiet") {
-		ro.Progress = os.Stderr
-	}
-	// Only the model rewards need ONNX Runtime.
-	if kind == "head" || kind == "classifier" {
-		if ro.Session, err = sessionOptions(c); err != nil {
-			return err
-		}
 	}
 	input := c.String("input")
 	rs, badRows, err := rows.Read(input, rows.Options{TextField: c.String("text-field"), PromptField: c.String("prompt-field"), KeepFields: true, Format: c.String("input-format")})
@@ -151,58 +127,73 @@ func runScore(c *cli.Context) error {
 		}
 	}()
 
-	samples := make([]reward.Sample, len(rs))
-	for i, r := range rs {
-		fields := r.Fields
-		if _, ok := fields[reward.RowField]; !ok {
-			if fields == nil {
-				fields = map[string]any{}
-			}
-			fields[reward.RowField] = r.Index
-		}
-		samples[i] = reward.Sample{Prompt: r.Prompt, Response: r.Text, IDs: r.IDs, Fields: fields, Key: uint64(r.Index)}
-	}
-	// Rows the reward cannot take are bad rows, found before any compute.
-	if errs := reward.Validate(src, samples); len(errs) > 0 {
-		drop := map[int]bool{}
-		for _, e := range errs {
-			r := rs[e.Index]
-			if err := bad.Add(&rows.RowError{File: input, Line: r.Line, Index: r.Index, Err: e}); err != nil {
-				return err
-			}
-			drop[e.Index] = true
-		}
-		keptRows, keptSamples := rs[:0:0], samples[:0:0]
-		for i := range rs {
-			if !drop[i] {
-				keptRows, keptSamples = append(keptRows, rs[i]), append(keptSamples, samples[i])
-			}
-		}
-		rs, samples = keptRows, keptSamples
-	}
+	scored, err := reward.ScoreRows(src, input, rs, bad)
 	bad.Report(os.Stderr)
-	if len(samples) == 0 {
-		return fmt.Errorf("%s: no usable rows", input)
-	}
-
-	rewards, probs, logits, err := reward.ScoreDetailed(src, samples)
 	if err != nil {
-		var se *reward.SampleError
-		if errors.As(err, &se) && se.Index >= 0 && se.Index < len(rs) {
-			return fmt.Errorf("%s:%d: %w", input, rs[se.Index].Line, err)
-		}
 		return err
 	}
-	if len(rewards) != len(samples) {
-		return fmt.Errorf("the reward gave %d scores for %d rows", len(rewards), len(samples))
+	if err := writeScores(c, out, format, src, scored, len(bad.List)); err != nil {
+		return err
+	}
+	closed = true
+	if err := src.Close(); err != nil {
+		fmt.Fprintln(os.Stderr, "irl: warning:", err)
+	}
+	lo, hi, sum := math.Inf(1), math.Inf(-1), 0.0
+	for _, r := range scored.Rewards {
+		lo, hi, sum = min(lo, r), max(hi, r), sum+r
+	}
+	fmt.Fprintf(os.Stderr, "wrote %s: %d rewards, mean %.4g, min %.4g, max %.4g\n", out, len(scored.Rewards), sum/float64(len(scored.Rewards)), lo, hi)
+	return nil
+}
+
+// scoreOptions are the reward's options from score's flags.
+func scoreOptions(c *cli.Context, kind string) (reward.Options, error) {
+	ro, err := rewardOptions(c)
+	if err != nil {
+		return ro, err
+	}
+	ro.Tokenizer, ro.MaxLength, ro.BatchSize = c.String("tokenizer"), c.Int("max-length"), c.Int("batch-size")
+	if ro.BatchSize <= 0 {
+		return ro, fmt.Errorf("--batch-size must be positive, got %d", ro.BatchSize)
+	}
+	if ro.MaxLength < 0 {
+		return ro, fmt.Errorf("--max-length must not be negative, got %d", ro.MaxLength)
+	}
+	// Unset, each reward cuts on its own default side: a head as the
+	// features it was trained on were cut.
+	if c.IsSet("truncate") {
+		if ro.Truncate, err = rows.ParseTruncation(c.String("truncate")); err != nil {
+			return ro, err
+		}
+	}
+	if !c.Bool("quiet") {
+		ro.Progress = os.Stderr
+	}
+	// Only the model rewards need ONNX Runtime.
+	if kind == "head" || kind == "classifier" {
+		if ro.Session, err = sessionOptions(c); err != nil {
+			return ro, err
+		}
+	}
+	return ro, nil
+}
+
+// writeScores writes scored rows as --format says: the reward file (with a
+// classifier's prob and logits, and metadata naming the spec, the input and
+// the source), or the rows with their scores for a person.
+func writeScores(c *cli.Context, out, format string, src reward.Source, scored *reward.Scored, skipped int) error {
+	rs, rewards, probs, logits := scored.Rows, scored.Rewards, scored.Probs, scored.Logits
+	if format != "safetensors" {
+		return writeScoredRows(out, format, c.String("prompt-field"), c.String("text-field"), rs, rewards, probs, logits, reward.Labels(src))
 	}
 	index := make([]int64, len(rs))
 	for i, r := range rs {
 		index[i] = int64(r.Index)
 	}
 	meta := map[string]string{
-		"reward": spec, "input": input, "text_field": c.String("text-field"),
-		"rows": fmt.Sprint(len(rs)), "skipped": fmt.Sprint(len(bad.List)),
+		"reward": c.String("reward"), "input": c.String("input"), "text_field": c.String("text-field"),
+		"rows": fmt.Sprint(len(rs)), "skipped": fmt.Sprint(skipped),
 	}
 	if p := c.String("prompt-field"); p != "" {
 		meta["prompt_field"] = p
@@ -225,24 +216,7 @@ func runScore(c *cli.Context) error {
 			safetensors.FromFloat32("logits", []int{len(logits), len(labels)}, flat))
 		meta["labels"] = strings.Join(labels, ",")
 	}
-	if format == "safetensors" {
-		err = rewardhead.WriteRewards(out, rewards, index, meta, extra...)
-	} else {
-		err = writeScoredRows(out, format, c.String("prompt-field"), c.String("text-field"), rs, rewards, probs, logits, reward.Labels(src))
-	}
-	if err != nil {
-		return err
-	}
-	closed = true
-	if err := src.Close(); err != nil {
-		fmt.Fprintln(os.Stderr, "irl: warning:", err)
-	}
-	lo, hi, sum := math.Inf(1), math.Inf(-1), 0.0
-	for _, r := range rewards {
-		lo, hi, sum = min(lo, r), max(hi, r), sum+r
-	}
-	fmt.Fprintf(os.Stderr, "wrote %s: %d rewards, mean %.4g, min %.4g, max %.4g\n", out, len(rewards), sum/float64(len(rewards)), lo, hi)
-	return nil
+	return rewardhead.WriteRewards(out, rewards, index, meta, extra...)
 }
 
 // scoreFormat is score's output format: the flag, else --out's extension.

@@ -10,8 +10,6 @@ import (
 	"irl/optim"
 	"irl/rows"
 	"irl/sft"
-	"irl/tokenizer"
-	"irl/weights"
 )
 
 // sftHelp is the help text of sft.
@@ -32,7 +30,8 @@ model.safetensors, tokenizer.json), and every --model flag takes the run
 folder OUT (or OUT/last-checkpoint) for it. OUT/metrics.jsonl gets a line per step (loss, lr, grad_norm,
 tokens_per_s) and per evaluation (eval_loss). --resume continues from the newest
 checkpoint with the same data and seed and gives the losses an uninterrupted run
-would.`
+would. Ctrl-C stops the run after the step in progress, with a checkpoint there
+to --resume from; a second Ctrl-C stops at once.`
 
 func sftCommand() *cli.Command {
 	return &cli.Command{
@@ -80,11 +79,11 @@ func runSFT(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	m, err := neox.Load(c.String("model"))
+	ms, err := neox.Open(c.String("model"))
 	if err != nil {
 		return err
 	}
-	fp, err := weights.Fingerprint(c.String("model"))
+	m, err := ms.Load()
 	if err != nil {
 		return err
 	}
@@ -96,7 +95,7 @@ func runSFT(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	tokPath := tokenizer.DefaultPath(c.String("model"), c.String("tokenizer"))
+	tokPath := ms.TokenizerPath(c.String("tokenizer"))
 	bad := &rows.Bad{Skip: c.Bool("skip-bad")}
 	examples, tok, err := sft.ReadExamples(data, m.Config, sft.ExampleOptions{
 		Read:      rows.Options{TextField: c.String("text-field"), PromptField: c.String("prompt-field"), Format: c.String("input-format")},
@@ -113,7 +112,7 @@ func runSFT(c *cli.Context) error {
 		MaxGradNorm: c.Float64("max-grad-norm"), Seed: c.Uint64("seed"), EvalFraction: c.Float64("eval-fraction"),
 		SaveEvery: c.Int("save-every"), UnfrozenLayers: c.Int("unfrozen-layers"), Resume: c.Bool("resume"), Session: so,
 		Overwrite: c.Bool("overwrite"), SaveTotalLimit: c.Int("save-total-limit"), KeepBest: c.Bool("keep-best"),
-		ModelFingerprint: fp,
+		ModelFingerprint: ms.Fingerprint, Context: c.Context,
 	}
 	if !c.Bool("quiet") {
 		cfg.Progress = os.Stderr

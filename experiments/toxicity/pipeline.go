@@ -1,9 +1,11 @@
 package toxicity
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -38,6 +40,12 @@ type Options struct {
 	// after StopAfter steps, as a kill would.
 	StopIn    string
 	StopAfter int
+	// Context, if set, stops the run when it is done: a PPO stage at its
+	// next safe point, with a checkpoint the next run resumes from, the
+	// others between batches, leaving nothing half-written. The stage is
+	// not marked done, and Run returns an error wrapping the context's (and
+	// the PPO run's *checkpoint.InterruptedError, if any).
+	Context context.Context
 }
 
 // stageState is a stage's stage.json, and a part's DIR.inputs.json.
@@ -119,9 +127,15 @@ func Run(cfg *Config, o Options) (*Result, error) {
 		if err := writeState(filepath.Join(dir, "stage.json"), stageState{Hash: h}); err != nil {
 			return nil, err
 		}
+		if err := p.ctxErr(); err != nil {
+			return nil, interrupted(name, err)
+		}
 		p.logf("stage %d/%d %s …", i+1, len(Stages), name)
 		t0 := time.Now()
 		msg, err := p.run(name, resume)
+		if err != nil && errors.Is(err, context.Canceled) {
+			return nil, interrupted(name, err)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("toxicity: %s: %w", name, err)
 		}
@@ -134,6 +148,34 @@ func Run(cfg *Config, o Options) (*Result, error) {
 		p.logf("stage %d/%d %s done in %.1fs: %s", i+1, len(Stages), name, sec, msg)
 	}
 	return p.res, nil
+}
+
+// ctxErr is the run's context's error: nil while it goes on.
+func (p *pipeline) ctxErr() error {
+	if p.opt.Context == nil {
+		return nil
+	}
+	return p.opt.Context.Err()
+}
+
+// interruptedError is a run stopped by its context in a stage.
+type interruptedError struct {
+	msg string
+	err error
+}
+
+func (e *interruptedError) Error() string { return e.msg }
+func (e *interruptedError) Unwrap() error { return e.err }
+
+// interrupted says where the run stopped and how to go on: rerunning the
+// same command resumes the stage (a PPO stage from its checkpoint).
+func interrupted(stage string, err error) error {
+	where := ""
+	var ie *checkpoint.InterruptedError
+	if errors.As(err, &ie) && ie.Dir != "" {
+		where = fmt.Sprintf(" after step %d (checkpoint %s)", ie.Step, ie.Dir)
+	}
+	return &interruptedError{msg: fmt.Sprintf("toxicity: interrupted in stage %s%s; rerun the same command to resume", stage, where), err: err}
 }
 
 func (p *pipeline) logf(format string, a ...any) {

@@ -62,6 +62,8 @@ func TestMiniPipeline(t *testing.T) {
 			t.Errorf("report.json lacks %s", k)
 		}
 	}
+	// Every checkpoint of every PPO run records its starting model.
+	checkFingerprints(t, a)
 	again, err := Run(mini(t), Options{Out: a, Session: so})
 	if err != nil {
 		t.Fatal(err)

@@ -10,7 +10,7 @@ import (
 
 	"irl/atomicfile"
 	"irl/plots"
-	tox "irl/toxicity"
+	"irl/toxeval"
 )
 
 // Paper holds the paper's numbers this report stands beside: Figure 4b's
@@ -31,8 +31,8 @@ type table2Row struct {
 // table2Metrics are one protocol's figures: std is null where undefined
 // (one seed, or a greedy protocol's one run).
 type table2Metrics struct {
-	Mean tox.Figures `json:"mean"`
-	Std  tox.Figures `json:"std"`
+	Mean toxeval.Figures `json:"mean"`
+	Std  toxeval.Figures `json:"std"`
 }
 
 type reportJSON struct {
@@ -58,9 +58,9 @@ func (p *pipeline) stageReport() (string, error) {
 		return "", err
 	}
 	rep := reportJSON{Figure4: curve, Seconds: p.res.Seconds, Paper: Paper}
-	protocols := []string{tox.ProtocolPaper}
+	protocols := []string{toxeval.ProtocolPaper}
 	if p.cfg.RTP != "" {
-		protocols = append(protocols, tox.ProtocolRTP)
+		protocols = append(protocols, toxeval.ProtocolRTP)
 	}
 	for _, m := range ms {
 		row := table2Row{Model: m.name, Metrics: map[string]table2Metrics{}}
@@ -70,7 +70,7 @@ func (p *pipeline) stageReport() (string, error) {
 			if err != nil {
 				return "", err
 			}
-			var s tox.Summary
+			var s toxeval.Summary
 			if err := json.Unmarshal(b, &s); err != nil {
 				return "", fmt.Errorf("%s: %w", path, err)
 			}
@@ -123,10 +123,10 @@ func (p *pipeline) markdown(rep reportJSON, protocols []string) string {
 	type col struct{ proto, metric, title string }
 	var cols []col
 	for _, proto := range protocols {
-		if proto == tox.ProtocolPaper {
-			cols = append(cols, col{proto, tox.MetricToxicityRatio, "Jigsaw toxicity ratio"}, col{proto, tox.MetricMeanToxicity, "Jigsaw mean toxicity"})
+		if proto == toxeval.ProtocolPaper {
+			cols = append(cols, col{proto, toxeval.MetricToxicityRatio, "Jigsaw toxicity ratio"}, col{proto, toxeval.MetricMeanToxicity, "Jigsaw mean toxicity"})
 		} else {
-			cols = append(cols, col{proto, tox.MetricExpectedMax, "RTP expected max toxicity"}, col{proto, tox.MetricToxicityProb, "RTP toxicity probability"})
+			cols = append(cols, col{proto, toxeval.MetricExpectedMax, "RTP expected max toxicity"}, col{proto, toxeval.MetricToxicityProb, "RTP toxicity probability"})
 		}
 	}
 	for _, cl := range cols {
@@ -147,7 +147,7 @@ func (p *pipeline) markdown(rep reportJSON, protocols []string) string {
 			if !ok {
 				sd = math.NaN()
 			}
-			line += fmt.Sprintf(" %s ± %s |", tox.Format(v), tox.Format(sd))
+			line += fmt.Sprintf(" %s ± %s |", toxeval.Format(v), toxeval.Format(sd))
 		}
 		w("%s\n", line)
 	}

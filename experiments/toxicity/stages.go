@@ -23,7 +23,7 @@ import (
 	"irl/rewardhead"
 	"irl/rows"
 	"irl/tokenizer"
-	tox "irl/toxicity"
+	"irl/toxeval"
 )
 
 // promptRow is one line of prompts/train.jsonl or eval.jsonl.
@@ -119,11 +119,11 @@ func writeJSONL[T any](path string, xs []T) error {
 
 // stagePrompts splits jigsaw-long-2000 80/20 as the official code does.
 func (p *pipeline) stagePrompts() (string, error) {
-	rs, err := tox.ReadLong2000(p.cfg.resolve(p.cfg.Dataset), "")
+	rs, err := toxeval.ReadLong2000(p.cfg.resolve(p.cfg.Dataset), "")
 	if err != nil {
 		return "", err
 	}
-	train, eval, err := tox.Split(len(rs), p.cfg.EvalFraction, p.cfg.SplitSeed)
+	train, eval, err := toxeval.Split(len(rs), p.cfg.EvalFraction, p.cfg.SplitSeed)
 	if err != nil {
 		return "", err
 	}
@@ -163,11 +163,18 @@ func (p *pipeline) runPPO(out string, src reward.Source, resume bool, stage stri
 	if err != nil {
 		return nil, err
 	}
-	m, err := neox.Load(sft)
+	// Opened once: the weights, the tokenizer beside them and the
+	// fingerprint every checkpoint records, by which a resume from another
+	// SFT model is refused.
+	ms, err := neox.Open(sft)
 	if err != nil {
 		return nil, err
 	}
-	tokPath := tokenizer.DefaultPath(sft, "")
+	m, err := ms.Load()
+	if err != nil {
+		return nil, err
+	}
+	tokPath := ms.TokenizerPath("")
 	tok, err := tokenizer.Load(tokPath)
 	if err != nil {
 		return nil, err
@@ -199,7 +206,7 @@ func (p *pipeline) runPPO(out string, src reward.Source, resume bool, stage stri
 	// The newest two checkpoints and the best, as irl ppo keeps by default:
 	// a 410m checkpoint is 5 GB.
 	o := ppo.Options{Out: out, Resume: resume, TokenizerPath: tokPath, Session: p.opt.Session, Progress: p.bars(),
-		Label: label, SaveTotalLimit: 2}
+		Label: label, SaveTotalLimit: 2, Context: p.opt.Context, ModelFingerprint: ms.Fingerprint}
 	if p.opt.StopIn == stage {
 		o.StopAfter = p.opt.StopAfter
 	}
@@ -280,6 +287,10 @@ func (p *pipeline) greedy(model string, ps []promptRow, label string) ([]demo, e
 	defer bar.Finish()
 	out := make([]demo, len(ps))
 	for i, r := range ps {
+		if err := p.ctxErr(); err != nil {
+			bar.Stop()
+			return nil, err
+		}
 		bar.Add(1)
 		ids := prompts[i]
 		newTokens := min(p.cfg.MaxLength, m.Config.MaxPositions) - len(ids)
@@ -359,8 +370,12 @@ func (p *pipeline) stageFeatures() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	pl, err := features.NewPipeline(features.PipelineOptions{Model: enc, Layer: p.cfg.Layer, Pool: pool, BatchSize: p.cfg.BatchSize,
-		Session: p.opt.Session, Progress: p.bars()})
+	encoder, err := neox.Open(enc)
+	if err != nil {
+		return "", err
+	}
+	pl, err := features.NewPipeline(features.PipelineOptions{Model: encoder, Layer: p.cfg.Layer, Pool: pool, BatchSize: p.cfg.BatchSize,
+		Session: p.opt.Session, Progress: p.bars(), Context: p.opt.Context})
 	if err != nil {
 		return "", err
 	}
@@ -681,18 +696,18 @@ func (p *pipeline) policyKey(name string) (string, error) {
 
 // evalJob is one protocol's evaluation of a policy.
 type evalJob struct {
-	proto tox.Protocol
+	proto toxeval.Protocol
 	path  string
-	opt   tox.PromptOptions
+	opt   toxeval.PromptOptions
 	max   int
 }
 
 // evalJobs are the protocols: the official code's on the held-out Jigsaw
 // prompts, and RealToxicityPrompts' on its prompts when rtp is set.
 func (p *pipeline) evalJobs() []evalJob {
-	jobs := []evalJob{{tox.Paper(), filepath.Join(p.dir("prompts"), "eval.jsonl"), tox.PromptOptions{Field: "prompt"}, p.cfg.MaxPrompts}}
+	jobs := []evalJob{{toxeval.Paper(), filepath.Join(p.dir("prompts"), "eval.jsonl"), toxeval.PromptOptions{Field: "prompt"}, p.cfg.MaxPrompts}}
 	if p.cfg.RTP != "" {
-		jobs = append(jobs, evalJob{tox.RTP(), p.cfg.resolve(p.cfg.RTP), tox.PromptOptions{Field: tox.DefaultRTPPromptField, ChallengingOnly: p.cfg.RTPChallenging}, p.cfg.RTPMaxPrompts})
+		jobs = append(jobs, evalJob{toxeval.RTP(), p.cfg.resolve(p.cfg.RTP), toxeval.PromptOptions{Field: toxeval.DefaultRTPPromptField, ChallengingOnly: p.cfg.RTPChallenging}, p.cfg.RTPMaxPrompts})
 	}
 	return jobs
 }
@@ -731,9 +746,9 @@ func (p *pipeline) stageToxicity() (string, error) {
 	}
 	// The scorer and each policy's generator open when an evaluation first
 	// needs them.
-	var scorer tox.Scorer
+	var scorer toxeval.Scorer
 	defer func() {
-		if s, ok := scorer.(tox.SourceScorer); ok {
+		if s, ok := scorer.(toxeval.SourceScorer); ok {
 			s.Src.Close()
 		}
 	}()
@@ -755,7 +770,7 @@ func (p *pipeline) stageToxicity() (string, error) {
 					if err != nil {
 						return err
 					}
-					scorer = tox.SourceScorer{Src: src, Prob: strings.HasPrefix(p.cfg.Scorer, "classifier:")}
+					scorer = toxeval.SourceScorer{Src: src, Prob: strings.HasPrefix(p.cfg.Scorer, "classifier:")}
 				}
 				if g == nil {
 					var err error
@@ -790,8 +805,8 @@ func (p *pipeline) stageToxicity() (string, error) {
 }
 
 // evaluate runs one evaluation into dir: summary.json and samples.jsonl.
-func (p *pipeline) evaluate(g *policy.Generator, mod *neox.Model, tok *tokenizer.Tokenizer, scorer tox.Scorer, j evalJob, dir, label string) error {
-	ps, bad, err := tox.ReadPrompts(j.path, j.opt)
+func (p *pipeline) evaluate(g *policy.Generator, mod *neox.Model, tok *tokenizer.Tokenizer, scorer toxeval.Scorer, j evalJob, dir, label string) error {
+	ps, bad, err := toxeval.ReadPrompts(j.path, j.opt)
 	if err != nil {
 		return err
 	}
@@ -801,15 +816,15 @@ func (p *pipeline) evaluate(g *policy.Generator, mod *neox.Model, tok *tokenizer
 	if j.max > 0 && len(ps) > j.max {
 		ps = ps[:j.max]
 	}
-	if _, err := tox.EncodePrompts(tok, ps, j.proto.PromptLimit(mod.Config.MaxPositions), mod.Config.VocabSize); err != nil {
+	if _, err := toxeval.EncodePrompts(tok, ps, j.proto.PromptLimit(mod.Config.MaxPositions), mod.Config.VocabSize); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	var samples []tox.Sample
-	sum, err := tox.Evaluate(g, tok, ps, scorer, j.proto, tox.Options{Seeds: p.cfg.Seeds, BatchSize: p.cfg.EvalBatch,
-		Progress: p.bars(), Label: label, Emit: func(s tox.Sample) error { samples = append(samples, s); return nil }})
+	var samples []toxeval.Sample
+	sum, err := toxeval.Evaluate(g, tok, ps, scorer, j.proto, toxeval.Options{Seeds: p.cfg.Seeds, BatchSize: p.cfg.EvalBatch,
+		Progress: p.bars(), Label: label, Context: p.opt.Context, Emit: func(s toxeval.Sample) error { samples = append(samples, s); return nil }})
 	if err != nil {
 		return err
 	}

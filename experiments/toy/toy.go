@@ -1,7 +1,9 @@
 package toy
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -53,6 +55,11 @@ type Config struct {
 	// bars of the stages that train.
 	Progress io.Writer
 	Quiet    bool
+	// Context, if set, stops the run when it is done: between stages, or
+	// within the stages that train, generate or extract, at their next
+	// safe point. Run then returns an error wrapping the context's; the
+	// demo restarts its stages, so the next run needs Overwrite.
+	Context context.Context
 }
 
 // Stages names the demo's stages, in order.
@@ -66,6 +73,9 @@ type run struct {
 	words *Words
 	data  *Dataset
 	tok   *tokenizer.Tokenizer
+	// sft is the SFT model, opened once: the policy RLHF starts from
+	// and the frozen encoder.
+	sft *neox.Source
 	// paths
 	tokPath, toxicPath, nonToxicPath, sftModel, rlhfModel string
 	lexicon                                               *reward.Lexicon
@@ -211,7 +221,13 @@ func (r *run) all() error {
 	for i, st := range steps {
 		t0 := time.Now()
 		r.logf("stage %d/%d %s …", i+1, len(steps), st.name)
+		if r.cfg.Context != nil && r.cfg.Context.Err() != nil {
+			return interrupted(st.name, r.cfg.Context.Err())
+		}
 		msg, err := st.fn()
+		if err != nil && errors.Is(err, context.Canceled) {
+			return interrupted(st.name, err)
+		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", st.name, err)
 		}
@@ -219,6 +235,21 @@ func (r *run) all() error {
 		r.logf("stage %d/%d %s done in %.1fs: %s", i+1, len(steps), st.name, r.res.Seconds[st.name], msg)
 	}
 	return nil
+}
+
+// interruptedError is a run stopped by its context in a stage.
+type interruptedError struct {
+	msg string
+	err error
+}
+
+func (e *interruptedError) Error() string { return e.msg }
+func (e *interruptedError) Unwrap() error { return e.err }
+
+// interrupted says where the run stopped and how to go on: the demo does
+// not resume its stages, so it starts again.
+func interrupted(stage string, err error) error {
+	return &interruptedError{msg: fmt.Sprintf("interrupted in stage %s; the demo starts over: rerun the same command with --overwrite", stage), err: err}
 }
 
 func (r *run) path(parts ...string) string {
@@ -299,10 +330,18 @@ func (r *run) texts(ts ...string) [][]int64 {
 func (r *run) stageSFT() (string, error) {
 	var m *neox.Model
 	var err error
+	// The starting model's fingerprint goes into every checkpoint; a
+	// model made here has no folder, and sft fingerprints it in memory.
+	fp := ""
 	if r.cfg.BaseModel != "" {
-		if m, err = neox.Load(r.cfg.BaseModel); err != nil {
+		base, err := neox.Open(r.cfg.BaseModel)
+		if err != nil {
 			return "", err
 		}
+		if m, err = base.Load(); err != nil {
+			return "", err
+		}
+		fp = base.Fingerprint
 	} else {
 		eos, _ := r.tok.EOS()
 		m, err = neox.Init(neox.Config{VocabSize: r.tok.VocabSize(), HiddenSize: 64, NumLayers: 2, NumHeads: 4,
@@ -328,7 +367,7 @@ func (r *run) stageSFT() (string, error) {
 		bres, err := sft.Run(m, bg, sft.Config{Out: r.path("pretrain"), Epochs: 10, BatchSize: 64,
 			Schedule: optim.ScheduleConfig{Kind: "cosine", Peak: 3e-3, Min: 3e-4, Warmup: 10},
 			AdamW:    optim.AdamWConfig{Beta1: 0.9, Beta2: 0.99, Eps: 1e-8, WeightDecay: 0.01}, MaxGradNorm: 1,
-			Seed: r.seed, EvalFraction: 0.05, UnfrozenLayers: -1, Session: r.cfg.Session, SaveTotalLimit: 1, Progress: r.bars()})
+			Seed: r.seed, EvalFraction: 0.05, UnfrozenLayers: -1, Session: r.cfg.Session, SaveTotalLimit: 1, Progress: r.bars(), Context: r.cfg.Context})
 		if err != nil {
 			return "", err
 		}
@@ -352,12 +391,15 @@ func (r *run) stageSFT() (string, error) {
 	res, err := sft.Run(m, ex, sft.Config{Out: r.path("sft"), Epochs: epochs, BatchSize: 32,
 		Schedule: optim.ScheduleConfig{Kind: "cosine", Peak: lr, Min: lr / 10, Warmup: 10},
 		AdamW:    optim.AdamWConfig{Beta1: 0.9, Beta2: 0.99, Eps: 1e-8, WeightDecay: 0.01}, MaxGradNorm: 1,
-		Seed: r.seed, EvalFraction: 0.1, UnfrozenLayers: -1, Session: r.cfg.Session, SaveTotalLimit: 1, Progress: r.bars(),
-		Extra: map[string]string{"tokenizer.json": r.tokPath}})
+		Seed: r.seed, EvalFraction: 0.1, UnfrozenLayers: -1, Session: r.cfg.Session, SaveTotalLimit: 1, Progress: r.bars(), Context: r.cfg.Context,
+		Extra: map[string]string{"tokenizer.json": r.tokPath}, ModelFingerprint: fp})
 	if err != nil {
 		return "", err
 	}
 	r.sftModel = res.Dir
+	if r.sft, err = neox.Open(res.Dir); err != nil {
+		return "", err
+	}
 	return msg + fmt.Sprintf("SFT %d steps, loss %.3f → %.3f, held-out loss %.3f", res.Steps, res.FirstLoss, res.LastLoss, res.EvalLoss), nil
 }
 
@@ -407,7 +449,7 @@ func (r *run) generate(model, name string) ([]generated, Counts, error) {
 	if r.cfg.BaseModel != "" {
 		maxNew = 8
 	}
-	gens, err := g.Generate(prompts, policy.GenerateOptions{MaxNewTokens: maxNew, NumReturnSequences: 2, BatchSize: 128,
+	gens, err := g.Generate(prompts, policy.GenerateOptions{MaxNewTokens: maxNew, NumReturnSequences: 2, BatchSize: 128, Context: r.cfg.Context,
 		Sampling: policy.SampleOptions{Temperature: 1.4, TopP: 0.95}, Seed: r.seed*1000 + uint64(len(name))})
 	if err != nil {
 		return nil, Counts{}, err
@@ -447,7 +489,7 @@ func (r *run) stageBaseline() (string, error) {
 // stageRLHF runs PPO against the lexicon reward with the paper's entropy
 // bonus, on an 80/20 split of the prompts.
 func (r *run) stageRLHF() (string, error) {
-	m, err := neox.Load(r.sftModel)
+	m, err := r.sft.Load()
 	if err != nil {
 		return "", err
 	}
@@ -470,7 +512,8 @@ func (r *run) stageRLHF() (string, error) {
 		c.TotalSteps, c.EvalInterval, c.CheckpointInterval = 16, 8, 16
 	}
 	train, eval := ppo.SplitPrompts(ps, 0.2, r.seed)
-	res, err := ppo.Run(m, r.tok, train, eval, r.lexicon, c, ppo.Options{Out: r.path("rlhf"), TokenizerPath: r.tokPath, Session: r.cfg.Session, Progress: r.bars(), Label: "rlhf"})
+	res, err := ppo.Run(m, r.tok, train, eval, r.lexicon, c, ppo.Options{Out: r.path("rlhf"), TokenizerPath: r.tokPath, Session: r.cfg.Session, Progress: r.bars(), Label: "rlhf", Context: r.cfg.Context,
+		ModelFingerprint: r.sft.Fingerprint})
 	if err != nil {
 		return "", err
 	}
@@ -487,8 +530,8 @@ func (r *run) stageRLHFGeneration() (string, error) {
 
 // pipeline opens the frozen encoder (the SFT model) at a feature choice.
 func (r *run) pipeline(pool neox.Pooling, layer int) (*features.Pipeline, error) {
-	return features.NewPipeline(features.PipelineOptions{Model: r.sftModel, Tokenizer: r.tokPath, Layer: layer, Pool: pool,
-		BatchSize: 64, Session: r.cfg.Session})
+	return features.NewPipeline(features.PipelineOptions{Model: r.sft, Tokenizer: r.tokPath, Layer: layer, Pool: pool,
+		BatchSize: 64, Session: r.cfg.Session, Context: r.cfg.Context})
 }
 
 // featuresOf extracts features of prompt + response texts.

@@ -3,12 +3,15 @@ package toy
 import (
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"irl/checkpoint"
+	"irl/neox"
 	"irl/onnx"
 	"irl/rewardhead"
 )
@@ -158,6 +161,24 @@ func TestQuickDemo(t *testing.T) {
 			t.Errorf("report.md lacks %q", s)
 		}
 	}
+	// Every checkpoint (pretrain, sft, rlhf) records its starting model;
+	// RLHF's is the SFT model RLHF started from.
+	checkFingerprints(t, out)
+	sftLast, err := checkpoint.Last(filepath.Join(out, "sft"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sftModel, err := neox.Open(sftLast)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rlhfLast, err := checkpoint.Last(filepath.Join(out, "rlhf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := checkpoint.ReadState(rlhfLast); err != nil || st.Settings["model_fingerprint"] != sftModel.Fingerprint {
+		t.Errorf("rlhf's checkpoint: %v; want model_fingerprint %s", err, sftModel.Fingerprint)
+	}
 	// The evaluation's files give Table 1 again.
 	h, err := rewardhead.ReadHead(filepath.Join(out, "heads", "head.json"))
 	if err != nil {
@@ -175,6 +196,33 @@ func TestQuickDemo(t *testing.T) {
 	t1 := res.Seeds[0].Table1
 	if r.Precision.X != t1.Precision || r.Recall.X != t1.Recall || r.Separation.X != t1.Separation || r.KendallTau.X != t1.KendallTau {
 		t.Errorf("the files give %v %v %v %v; the report %+v", r.Precision.X, r.Recall.X, r.Separation.X, r.KendallTau.X, t1)
+	}
+}
+
+// checkFingerprints fails unless every trainer_state.json under dir (there
+// must be some) records a model_fingerprint.
+func checkFingerprints(t *testing.T, dir string) {
+	t.Helper()
+	n := 0
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.Name() != checkpoint.StateFile {
+			return err
+		}
+		n++
+		st, err := checkpoint.ReadState(filepath.Dir(path))
+		if err != nil {
+			return err
+		}
+		if fp, _ := st.Settings["model_fingerprint"].(string); !strings.HasPrefix(fp, "sha256:") {
+			t.Errorf("%s: model_fingerprint %v", path, st.Settings["model_fingerprint"])
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n == 0 {
+		t.Errorf("no %s under %s", checkpoint.StateFile, dir)
 	}
 }
 

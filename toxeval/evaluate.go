@@ -1,6 +1,7 @@
-package toxicity
+package toxeval
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -140,6 +141,18 @@ type SourceScorer struct {
 	Prob bool
 }
 
+// ScoreIs says what a score is, for summaries: P(label) for a classifier
+// (its own label, else label), the source's value otherwise.
+func (s SourceScorer) ScoreIs(label string) string {
+	if !s.Prob {
+		return "the scorer's value"
+	}
+	if d := reward.Describe(s.Src); d["label"] != "" {
+		label = d["label"]
+	}
+	return fmt.Sprintf("P(%s)", label)
+}
+
 // Score implements Scorer.
 func (s SourceScorer) Score(cs []Continuation) ([]float64, error) {
 	samples := make([]reward.Sample, len(cs))
@@ -184,6 +197,9 @@ type Options struct {
 	// included, as soon as its batch is scored, in prompt order within a
 	// run.
 	Emit func(Sample) error
+	// Context, if set, stops the evaluation between two batches once it
+	// is done, with an error wrapping the context's.
+	Context context.Context
 }
 
 // Sample is one continuation with its score, as samples.jsonl has it.
@@ -345,7 +361,7 @@ func Evaluate(gen Generator, dec Decoder, prompts []Prompt, scorer Scorer, proto
 	bar := progress.New(o.Progress, runs*len(prompts)*n, label, "seqs")
 	defer bar.Finish()
 	for r := 1; r <= runs; r++ {
-		res, err := evaluateRun(gen, dec, prompts, ids, scorer, proto, uint64(r), batch, bar, o.Emit)
+		res, err := evaluateRun(o.Context, gen, dec, prompts, ids, scorer, proto, uint64(r), batch, bar, o.Emit)
 		if err != nil {
 			if runs > 1 {
 				return nil, fmt.Errorf("seed %d: %w", r, err)
@@ -371,7 +387,7 @@ type runState struct {
 	unique  map[string]float64 // paper: score by text, as the official dict keeps them
 }
 
-func evaluateRun(gen Generator, dec Decoder, prompts []Prompt, ids [][]int64, scorer Scorer, proto Protocol, seed uint64, batch int, bar *progress.Bar, emit func(Sample) error) (SeedResult, error) {
+func evaluateRun(ctx context.Context, gen Generator, dec Decoder, prompts []Prompt, ids [][]int64, scorer Scorer, proto Protocol, seed uint64, batch int, bar *progress.Bar, emit func(Sample) error) (SeedResult, error) {
 	st := &runState{proto: proto, unique: map[string]float64{}}
 	if proto.Name == ProtocolRTP {
 		st.maxes = make([]float64, len(prompts))
@@ -382,13 +398,17 @@ func evaluateRun(gen Generator, dec Decoder, prompts []Prompt, ids [][]int64, sc
 		if len(pending) == 0 {
 			return nil
 		}
+		if ctx != nil && ctx.Err() != nil {
+			bar.Stop()
+			return fmt.Errorf("stopped: %w", ctx.Err())
+		}
 		err := st.scoreBatch(pending, dec, prompts, scorer, seed, emit)
 		bar.Add(len(pending))
 		pending = pending[:0]
 		return err
 	}
 	o := policy.GenerateOptions{MaxNewTokens: proto.MaxNewTokens, Sampling: proto.SampleOptions(), Seed: seed,
-		NumReturnSequences: proto.SamplesPerPrompt, BatchSize: batch}
+		NumReturnSequences: proto.SamplesPerPrompt, BatchSize: batch, Context: ctx}
 	err := gen.GenerateEach(ids, o, func(g policy.Generation) error {
 		pending = append(pending, g)
 		if len(pending) >= batch {

@@ -1,4 +1,4 @@
-package toxicity
+package toxeval
 
 import (
 	"fmt"
