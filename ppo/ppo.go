@@ -351,7 +351,7 @@ func Run(m *neox.Model, tok *tokenizer.Tokenizer, train, eval []Prompt, src rewa
 			return nil, fmt.Errorf("ppo: prompt row %d has no tokens", p.Row)
 		}
 		if len(p.IDs) > limit || len(p.IDs)+cfg.MaxNewTokens > m.Config.MaxPositions {
-			return nil, fmt.Errorf("ppo: prompt row %d has %d tokens; with %d new tokens that passes --seq-length %d or the model's %d positions (cut prompts with TrimPrompt)",
+			return nil, fmt.Errorf("ppo: prompt row %d has %d tokens; with %d new tokens that passes seq_length %d or the model's %d positions (cut prompts with TrimPrompt)",
 				p.Row, len(p.IDs), cfg.MaxNewTokens, cfg.SeqLength, m.Config.MaxPositions)
 		}
 	}
