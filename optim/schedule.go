@@ -107,11 +107,12 @@ func checkStep(step int) {
 }
 
 // ScheduleKinds lists the kinds ScheduleConfig accepts.
-var ScheduleKinds = []string{"constant", "cosine", "linear"}
+var ScheduleKinds = []string{"constant", "cosine", "linear", "cosine_annealing"}
 
 // ScheduleConfig describes a schedule as a command line gives it.
 type ScheduleConfig struct {
-	// Kind is "constant", "cosine" or "linear" (case-insensitive).
+	// Kind is "constant", "cosine", "linear" or "cosine_annealing"
+	// (PyTorch's CosineAnnealingLR over TMax; case-insensitive).
 	Kind string
 	// Peak is the learning rate after warmup, > 0.
 	Peak float64
@@ -122,6 +123,9 @@ type ScheduleConfig struct {
 	// Total is the number of training steps, warmup included; the cosine
 	// decays over the Total-Warmup steps after warmup. Ignored by constant.
 	Total int
+	// TMax is cosine_annealing's half period (PyTorch's T_max), which need
+	// not be Total: past it the rate rises again. Its Min may exceed Peak.
+	TMax int
 }
 
 // Build returns the schedule c describes, or an error naming the field that
@@ -153,6 +157,14 @@ func (c ScheduleConfig) Build() (Schedule, error) {
 			return nil, fmt.Errorf("schedule: linear needs total steps %d > warmup steps %d", c.Total, c.Warmup)
 		}
 		s = Linear{Peak: c.Peak, Min: c.Min, Steps: c.Total - c.Warmup}
+	case "cosine_annealing":
+		if !(c.Min >= 0) || math.IsInf(c.Min, 1) {
+			return nil, fmt.Errorf("schedule: cosine_annealing minimum %v must be finite and not negative", c.Min)
+		}
+		if c.TMax <= 0 {
+			return nil, fmt.Errorf("schedule: cosine_annealing needs T_max > 0, got %d", c.TMax)
+		}
+		s = CosineAnnealing{Peak: c.Peak, Min: c.Min, TMax: c.TMax}
 	default:
 		return nil, fmt.Errorf("schedule: unknown kind %q (want one of %s)", c.Kind, strings.Join(ScheduleKinds, ", "))
 	}

@@ -10,6 +10,10 @@
 // the score on the last); then PPOEpochs passes over the phase, in shuffled
 // minibatches of BatchSize, each one optimiser step of the clipped PPO loss,
 // computed with its gradient in one ONNX Runtime run (neox.PPO).
+// Config.TRLxCompat instead follows one TRLx version's loop exactly: the
+// fork the paper ran (unshuffled minibatches, each taking PPOEpochs steps)
+// or CarperAI main; see PhasePlan, ScaleScoresTRLx and ControllerKL, and
+// trlx_test.go for the comparisons with TRLx's own outputs.
 //
 // Every random draw is a function of the seed and of where the run is (the
 // phase, the chunk, the pass), and the checkpoint holds everything else —

@@ -35,3 +35,22 @@ func TestValidateNamesKeys(t *testing.T) {
 		t.Errorf("yaml names: %q", yaml)
 	}
 }
+
+// cosine_annealing takes the official code's schedules: 410m's T_max 10000
+// over 12,000 steps, and 70m's eta_min above lr; other schedules still
+// refuse a min_lr above lr, and cosine_annealing needs its T_max.
+func TestCosineAnnealingSetting(t *testing.T) {
+	c := Defaults()
+	c.Scheduler, c.LR, c.MinLR, c.TMax = "cosine_annealing", 3e-6, 5.45e-6, 10000
+	if err := c.Validate(); err != nil {
+		t.Errorf("70m's official schedule: %v", err)
+	}
+	c.TMax = 0
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "t_max") {
+		t.Errorf("no T_max: %v", err)
+	}
+	c.Scheduler, c.TMax = "cosine", 10000
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "min_lr") {
+		t.Errorf("cosine with min_lr above lr: %v", err)
+	}
+}

@@ -23,13 +23,15 @@ import (
 	"irl/reward"
 )
 
-// minibatches is how many minibatches one pass over a phase takes.
-func (t *trainer) minibatches() int {
-	return (t.cfg.NumRollouts + t.cfg.BatchSize - 1) / t.cfg.BatchSize
+// plan is the current phase's steps (see PhasePlan); the shuffles are
+// drawn from the seed, the phase and the pass, so a resumed run draws the
+// same.
+func (t *trainer) plan() []PhaseStep {
+	phase := uint64(t.st.Phase)
+	return PhasePlan(t.cfg.compat(), len(t.phase), t.cfg.BatchSize, t.cfg.PPOEpochs, func(pass int) []int {
+		return rand.New(rand.NewPCG(mix(t.cfg.Seed, seedShuffle, phase, uint64(pass)), 1)).Perm(len(t.phase))
+	})
 }
-
-// stepsPerPhase is how many optimiser steps one phase trains.
-func (t *trainer) stepsPerPhase() int { return t.cfg.PPOEpochs * t.minibatches() }
 
 func (t *trainer) loop() error {
 	cfg := t.cfg
@@ -61,20 +63,23 @@ func (t *trainer) loop() error {
 			}
 		}
 		k := t.step - t.st.PhaseStart
-		pass, mb := k/t.minibatches(), k%t.minibatches()
-		order := rand.New(rand.NewPCG(mix(cfg.Seed, seedShuffle, uint64(t.st.Phase), uint64(pass)), 1)).Perm(len(t.phase))
-		idx := order[mb*cfg.BatchSize : min((mb+1)*cfg.BatchSize, len(order))]
-		line, err := t.trainStep(idx, k == 0)
+		plan := t.plan()
+		line, err := t.trainStep(plan[k].Samples, k == 0)
 		if err != nil {
 			return err
 		}
 		t.step++
-		if k+1 == t.stepsPerPhase() {
-			// β moves as TRLx moves it: once per batch of the phase, by the
-			// phase's mean KL, with n = batch size.
-			for i := 0; i < t.minibatches(); i++ {
-				t.st.KL.Update(t.st.Stats.MeanKL, cfg.BatchSize)
-			}
+		// β moves by the phase's KL with n = batch size, when and as
+		// often as the compat mode says (see PhasePlan); TRLx's learn()
+		// returns at total_steps before it would move β.
+		moves := plan[k].KLUpdate
+		if cfg.compat() != CompatNone && t.step == cfg.TotalSteps {
+			moves = 0
+		}
+		for i := 0; i < moves; i++ {
+			t.st.KL.Update(t.st.Stats.MeanKL, cfg.BatchSize)
+		}
+		if k+1 == len(plan) {
 			t.st.InPhase = false
 			t.phase = nil
 		}
@@ -218,9 +223,11 @@ func (t *trainer) promptText(p Prompt) string {
 }
 
 // makeExperience samples a phase: NumRollouts continuations in chunks of
-// ChunkSize prompts, scored, scaled and clipped as TRLx does (divided by the
-// running or the first chunk's std, then clipped), with the rollout's and
-// the reference's log-probs and the values, and the per-token rewards.
+// ChunkSize prompts, scored, scaled and clipped (in TRLx's order under a
+// compat mode, ScaleScoresTRLx; else ScaleScoresOwn), with the rollout's
+// and the reference's log-probs and the values, and the per-token rewards.
+// The score goes on the last real response token (TokenRewards), in every
+// mode: TRLx's slice can put it up to two positions past it.
 func (t *trainer) makeExperience() error {
 	cfg := t.cfg
 	var st phaseStats
@@ -245,28 +252,18 @@ func (t *trainer) makeExperience() error {
 		}
 		st.TimeGenerate += t1.Sub(t0).Seconds()
 		st.TimeScore += time.Since(t1).Seconds()
-		if t.st.RefStd == nil {
-			_, s := stats(scores)
-			t.st.RefStd = &s
+		scale := ScaleScoresOwn
+		if cfg.compat() != CompatNone {
+			scale = ScaleScoresTRLx
 		}
-		m, s := t.st.Moments.Update(scores)
+		m, s := scale(scores, cfg.ClipRangeReward, cfg.ScaleReward, &t.st.Moments, &t.st.RefStd)
 		chunkMeans, chunkStds = append(chunkMeans, m), append(chunkStds, s)
 		for i := range scores {
-			// A spread of 0 (every score equal so far) leaves the scores
-			// as they are rather than dividing by it.
-			switch {
-			case cfg.ScaleReward == "running" && t.st.Moments.Std > 0:
-				scores[i] /= t.st.Moments.Std
-			case cfg.ScaleReward == "ref" && *t.st.RefStd > 0:
-				scores[i] /= *t.st.RefStd
-			}
-			if cfg.ClipRangeReward > 0 {
-				scores[i] = math.Max(-cfg.ClipRangeReward, math.Min(cfg.ClipRangeReward, scores[i]))
-			}
 			samples = append(samples, sample{Prompt: ps[i].IDs, Response: resp[i], Score: scores[i], Row: ps[i].Row})
 		}
 	}
-	if err := t.rolloutForward(samples, &st); err != nil {
+	seqKL, err := t.rolloutForward(samples, &st)
+	if err != nil {
 		return err
 	}
 	var klSum, kl1Sum float64
@@ -278,6 +275,15 @@ func (t *trainer) makeExperience() error {
 		kl1Sum += kl1
 	}
 	st.MeanKL = klSum / float64(len(samples))
+	if cfg.compat() != CompatNone {
+		// TRLx's: each chunk's mean of the whole sequences' k3 KL, the
+		// chunks averaged as their square roots.
+		var chunks []float64
+		for lo := 0; lo < len(seqKL); lo += cfg.ChunkSize {
+			chunks = append(chunks, mean(seqKL[lo:min(lo+cfg.ChunkSize, len(seqKL))]))
+		}
+		st.MeanKL = ControllerKL(chunks)
+	}
 	st.MeanKL1 = kl1Sum / float64(len(samples))
 	st.ScoresMean, st.ScoresStd = mean(chunkMeans), mean(chunkStds)
 	st.RunningStd = t.st.Moments.Std
@@ -364,10 +370,20 @@ func nextTokens(bt *neox.Batch) []int64 {
 // rolloutForward fills each sample's rollout log-probs and values (current
 // weights) and reference log-probs, chunk by chunk. Response token k of a
 // sample with a p-token prompt is scored at position p+k−1.
-func (t *trainer) rolloutForward(samples []sample, st *phaseStats) error {
+//
+// It also returns each sample's k3 KL over the whole sequence as TRLx's
+// make_experience sums it (with its tokenizer's pad = EOS, as TRLx sets it
+// for causal models): every position whose conditioning token is real and
+// not EOS — the prompt's, the response's up to the one predicting its EOS
+// — and, for a response without EOS shorter than its chunk's longest, the
+// one predicting the padding after it (an EOS here, as there; at a row's
+// last position nextTokens gives token 0, which is Pythia's EOS).
+func (t *trainer) rolloutForward(samples []sample, st *phaseStats) ([]float64, error) {
 	s := width(samples)
 	pad := int64(t.m.Config.EOSTokenID)
 	temp := float32(t.cfg.Temperature)
+	eos := pad
+	seqKL := make([]float64, len(samples))
 	for lo := 0; lo < len(samples); lo += t.cfg.ChunkSize {
 		var idx []int
 		for i := lo; i < min(lo+t.cfg.ChunkSize, len(samples)); i++ {
@@ -378,19 +394,32 @@ func (t *trainer) rolloutForward(samples []sample, st *phaseStats) error {
 		t0 := time.Now()
 		po, err := t.tr.Runner.ForwardTokens(bt, tok, temp)
 		if err != nil {
-			return fmt.Errorf("ppo: rollout log-probs: %w", err)
+			return nil, fmt.Errorf("ppo: rollout log-probs: %w", err)
 		}
 		t1 := time.Now()
 		bt = layout(samples, idx, s, pad)
 		ro, err := t.ref.ForwardTokens(bt, tok, temp)
 		if err != nil {
-			return fmt.Errorf("ppo: reference log-probs: %w", err)
+			return nil, fmt.Errorf("ppo: reference log-probs: %w", err)
 		}
 		st.TimeForward += t1.Sub(t0).Seconds()
 		st.TimeReference += time.Since(t1).Seconds()
+		longest := 0
+		for _, i := range idx {
+			longest = max(longest, len(samples[i].Response))
+		}
 		for r, i := range idx {
 			sm := &samples[i]
 			p, n := len(sm.Prompt), len(sm.Response)
+			m := n
+			if n > 0 && sm.Response[n-1] == eos {
+				m--
+			}
+			for j := 0; j < TRLxKLPositions(p, m, longest) && j < s; j++ {
+				at := r*s + j
+				x := float64(po[neox.LogProbsOutput].Data[at]) - float64(ro[neox.LogProbsOutput].Data[at])
+				seqKL[i] += math.Exp(x) - 1 - x
+			}
 			sm.LogProb, sm.RefLogProb, sm.Value = make([]float64, n), make([]float64, n), make([]float64, n)
 			for k := 0; k < n; k++ {
 				at := r*s + p + k - 1
@@ -400,7 +429,7 @@ func (t *trainer) rolloutForward(samples []sample, st *phaseStats) error {
 			}
 		}
 	}
-	return nil
+	return seqKL, nil
 }
 
 // trainStep takes one optimiser step on the phase's samples idx.

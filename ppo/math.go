@@ -238,3 +238,181 @@ func Loss(logp, oldLogp, values, oldValues, adv, returns, entropy []float64, mas
 	l.Total = l.Policy + c.VFCoef*l.Value - c.EntCoef*l.Entropy
 	return l
 }
+
+// The TRLx compatibility modes (Config.TRLxCompat).
+const (
+	// CompatNone is this package's own loop: minibatches reshuffled every
+	// pass, β moved once per minibatch of the phase at the phase's end,
+	// scores divided and then clipped, and the controller fed the mean over
+	// samples of the response tokens' k3 KL.
+	CompatNone = "none"
+	// CompatFork is EleutherAI/trlx 126c8f0, the fork the paper's runs
+	// pinned: minibatches in rollout order, unshuffled, each taking
+	// ppo_epochs consecutive updates, β moved after each minibatch's.
+	CompatFork = "eleuther-126c8f0"
+	// CompatCarper is CarperAI/trlx main (3340c2f): ppo_epochs passes,
+	// each a fresh shuffle of the phase, β moved after each pass.
+	CompatCarper = "carper"
+)
+
+// CompatModes lists the values trlx_compat takes ("" is none).
+var CompatModes = []string{CompatNone, CompatFork, CompatCarper}
+
+// ScaleScoresTRLx scales a chunk's raw scores in place in the order of
+// TRLx's make_experience (both versions): clip to ±clip (0: off); on the
+// first chunk set refStd to the clipped scores' std (n−1); merge the
+// clipped scores into the running moments; divide by the running std
+// (scale "running", after this chunk's update) or by refStd ("ref"). The
+// mean is never subtracted. It returns the chunk's mean and std (n−1) as
+// RunningMoments.Update gives them, which TRLx logs as rollout_scores/*.
+//
+// Two guards TRLx lacks: a one-score first chunk gives refStd 1 (TRLx:
+// NaN), and a spread of 0 leaves the scores undivided (TRLx: ±Inf).
+func ScaleScoresTRLx(scores []float64, clip float64, scale string, m *RunningMoments, refStd **float64) (mean, std float64) {
+	if clip > 0 {
+		for i, x := range scores {
+			scores[i] = math.Max(-clip, math.Min(clip, x))
+		}
+	}
+	if *refStd == nil {
+		_, s := stats(scores)
+		*refStd = &s
+	}
+	mean, std = m.Update(scores)
+	for i := range scores {
+		switch {
+		case scale == "running" && m.Std > 0:
+			scores[i] /= m.Std
+		case scale == "ref" && **refStd > 0:
+			scores[i] /= **refStd
+		}
+	}
+	return mean, std
+}
+
+// ScaleScoresOwn is this package's order (trlx_compat none): merge the raw
+// scores into the running moments, divide, then clip. It is kept as an
+// option because it is the more useful clip: applied after the division it
+// bounds the scaled score, the quantity PPO sees, at ±clip in units of the
+// scores' spread, whatever the reward's scale, so one outlier cannot dwarf
+// the KL penalty; TRLx's order clips in the reward's raw units, so
+// cliprange_reward 10 never binds for a reward of order 1 (a probability,
+// a head's output). (TRLx's order has one merit: the moments take clipped
+// scores, so a raw outlier past ±clip cannot inflate the running std.)
+func ScaleScoresOwn(scores []float64, clip float64, scale string, m *RunningMoments, refStd **float64) (mean, std float64) {
+	if *refStd == nil {
+		_, s := stats(scores)
+		*refStd = &s
+	}
+	mean, std = m.Update(scores)
+	for i := range scores {
+		// A spread of 0 (every score equal so far) leaves the scores as
+		// they are rather than dividing by it.
+		switch {
+		case scale == "running" && m.Std > 0:
+			scores[i] /= m.Std
+		case scale == "ref" && **refStd > 0:
+			scores[i] /= **refStd
+		}
+		if clip > 0 {
+			scores[i] = math.Max(-clip, math.Min(clip, scores[i]))
+		}
+	}
+	return mean, std
+}
+
+// KL3 is Σ (e^{x} − 1 − x) over the log-ratios x = log π − log π_ref.
+func KL3(logp, refLogp []float64) float64 {
+	var s float64
+	for i := range logp {
+		x := logp[i] - refLogp[i]
+		s += math.Exp(x) - 1 - x
+	}
+	return s
+}
+
+// ControllerKL is the KL TRLx's learn loop hands the adaptive controller:
+// each chunk's mean_kl (the mean over its samples of their sequence k3 KL)
+// is logged as policy/sqrt_kl = √mean_kl, the chunks' stats are averaged,
+// and self.mean_kl = (mean of the chunks' √mean_kl)².
+func ControllerKL(chunkMeanKL []float64) float64 {
+	var s float64
+	for _, k := range chunkMeanKL {
+		s += math.Sqrt(k)
+	}
+	s /= float64(len(chunkMeanKL))
+	return s * s
+}
+
+// PhaseStep is one optimiser step of a phase: the samples it trains on,
+// and how many times β moves after it (each by the phase's KL with n =
+// batch_size).
+type PhaseStep struct {
+	Samples  []int
+	KLUpdate int
+}
+
+// PhasePlan is the order of a phase's optimiser steps under a compat mode,
+// as TRLx's learn() runs them (see testdata/trlx/learn_loop.json):
+//
+//   - eleuther-126c8f0: minibatch b (rollouts b·B…, in rollout order) takes
+//     ppo_epochs consecutive steps, then β moves once;
+//   - carper: ppo_epochs passes, each a fresh permutation cut into
+//     minibatches, β moving once after each pass;
+//   - none: carper's passes, with β moving once per minibatch of the phase,
+//     all at the phase's end.
+//
+// perm gives pass p's permutation of n samples (carper and none).
+func PhasePlan(mode string, n, batch, epochs int, perm func(pass int) []int) []PhaseStep {
+	mbs := (n + batch - 1) / batch
+	cut := func(order []int, mb int) []int {
+		return append([]int(nil), order[mb*batch:min((mb+1)*batch, n)]...)
+	}
+	var plan []PhaseStep
+	if mode == CompatFork {
+		ident := make([]int, n)
+		for i := range ident {
+			ident[i] = i
+		}
+		for mb := 0; mb < mbs; mb++ {
+			for e := 0; e < epochs; e++ {
+				s := PhaseStep{Samples: cut(ident, mb)}
+				if e == epochs-1 {
+					s.KLUpdate = 1
+				}
+				plan = append(plan, s)
+			}
+		}
+		return plan
+	}
+	for p := 0; p < epochs; p++ {
+		order := perm(p)
+		for mb := 0; mb < mbs; mb++ {
+			s := PhaseStep{Samples: cut(order, mb)}
+			if mb == mbs-1 {
+				if mode == CompatCarper {
+					s.KLUpdate = 1
+				} else if p == epochs-1 {
+					s.KLUpdate = mbs
+				}
+			}
+			plan = append(plan, s)
+		}
+	}
+	return plan
+}
+
+// TRLxKLPositions is how many positions of a sample, from its first real
+// prompt token, TRLx's make_experience sums into the sequence KL: those
+// whose conditioning token is real (attention mask 1) — the p prompt tokens
+// and the c response tokens the mask counts — less the sequence's last
+// column, which attention_mask[:, :-1] drops: a response as long as its
+// chunk's longest (longest tokens) loses its last position. With the
+// tokenizer's pad = EOS, as TRLx sets it for causal models, the mask drops
+// the EOS, so c counts the response's tokens before it.
+func TRLxKLPositions(p, c, longest int) int {
+	if c == longest {
+		return p + c - 1
+	}
+	return p + c
+}

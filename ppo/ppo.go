@@ -69,15 +69,35 @@ type Config struct {
 	Eps         float64    `json:"eps"`
 	WeightDecay float64    `json:"weight_decay"`
 	Scheduler   string     `json:"scheduler"`
+	// TMax is cosine_annealing's T_max (PyTorch's CosineAnnealingLR, the
+	// official code's schedule): min_lr at step TMax, rising again after.
+	TMax int `json:"t_max,omitempty"`
 	// UnfrozenLayers trains the top N layers (and the heads); -1 all.
 	UnfrozenLayers int `json:"unfrozen_layers"`
 	// Evaluation and checkpoints, in optimiser steps.
 	EvalInterval       int    `json:"eval_interval"`
 	CheckpointInterval int    `json:"checkpoint_interval"`
 	Seed               uint64 `json:"seed"`
+	// TRLxCompat follows one TRLx version's loop exactly (CompatFork,
+	// CompatCarper; see PhasePlan, ScaleScoresTRLx and ControllerKL);
+	// "" or "none" is this package's own. Omitted when empty, so the
+	// settings of runs from before it match a run without it.
+	TRLxCompat string `json:"trlx_compat,omitempty"`
 }
 
-// Defaults is the paper's 70M preset (Appendix D and the official code).
+// compat is the run's compat mode, "" read as CompatNone.
+func (c Config) compat() string {
+	if c.TRLxCompat == "" {
+		return CompatNone
+	}
+	return c.TRLxCompat
+}
+
+// Defaults are irl ppo's settings without a preset: the paper's 70M values
+// (Appendix D) run by this package's own loop (trlx_compat none), with
+// gradients clipped at norm 1 and a cosine schedule from lr to min_lr.
+// The pythia-70m preset (presets/pythia-70m.yaml) is the official code's
+// run exactly: the fork's loop, no clipping, its CosineAnnealingLR.
 func Defaults() Config {
 	return Config{
 		NumRollouts: 32, ChunkSize: 4, MaxNewTokens: 128, SeqLength: 1024, TopK: 30, TopP: 1, Temperature: 1,
@@ -127,8 +147,12 @@ func (c Config) Validate() error {
 	bad(c.BatchSize > 0, "batch_size %d must be positive", c.BatchSize)
 	bad(c.TotalSteps > 0, "total_steps %d must be positive", c.TotalSteps)
 	bad(pos(c.LR), "lr %v must be positive", c.LR)
-	bad(nonneg(c.MinLR) && c.MinLR <= c.LR, "min_lr %v must lie in [0, lr]", c.MinLR)
+	// PyTorch's CosineAnnealingLR takes an eta_min above lr (the official
+	// 70m configuration has one); the other schedules fall to min_lr.
+	bad(nonneg(c.MinLR) && (c.MinLR <= c.LR || c.Scheduler == "cosine_annealing"), "min_lr %v must lie in [0, lr]", c.MinLR)
+	bad(c.Scheduler != "cosine_annealing" || c.TMax > 0, "t_max %d must be positive with scheduler cosine_annealing", c.TMax)
 	bad(slices.Contains(optim.ScheduleKinds, c.Scheduler), "scheduler %q: want one of %s", c.Scheduler, strings.Join(optim.ScheduleKinds, ", "))
+	bad(c.TRLxCompat == "" || slices.Contains(CompatModes, c.TRLxCompat), "trlx_compat %q: want %s", c.TRLxCompat, strings.Join(CompatModes, ", "))
 	bad(c.EvalInterval >= 0, "eval_interval %d must not be negative (0: only at the start and the end)", c.EvalInterval)
 	bad(c.CheckpointInterval >= 0, "checkpoint_interval %d must not be negative (0: only at the end)", c.CheckpointInterval)
 	if err := (optim.AdamWConfig{Beta1: c.Betas[0], Beta2: c.Betas[1], Eps: c.Eps, WeightDecay: c.WeightDecay}).Validate(); err != nil {
@@ -142,6 +166,9 @@ func (c Config) settings(promptsHash string, nTrain, nEval int) map[string]any {
 	b, _ := json.Marshal(c)
 	var m map[string]any
 	json.Unmarshal(b, &m)
+	if c.TRLxCompat == CompatNone {
+		delete(m, "trlx_compat") // "none" is "", which older runs recorded by omission
+	}
 	m["prompts"], m["train_prompts"], m["eval_prompts"] = promptsHash, nTrain, nEval
 	return m
 }
@@ -406,7 +433,7 @@ func (t *trainer) open() error {
 	if err != nil {
 		return err
 	}
-	if t.sch, err = (optim.ScheduleConfig{Kind: cfg.Scheduler, Peak: cfg.LR, Min: cfg.MinLR, Total: cfg.TotalSteps}).Build(); err != nil {
+	if t.sch, err = (optim.ScheduleConfig{Kind: cfg.Scheduler, Peak: cfg.LR, Min: cfg.MinLR, Total: cfg.TotalSteps, TMax: cfg.TMax}).Build(); err != nil {
 		return fmt.Errorf("ppo: %w", err)
 	}
 	settings := cfg.settings(promptsHash(t.train, t.eval), len(t.train), len(t.eval))

@@ -96,8 +96,9 @@ func (o Options) timeout() time.Duration {
 //	                                 command is split on white space, with no quoting
 //
 // then wraps it in Relative when o.Relative is set and in Transformed when
-// o.Transform is "official-rf2" (in that order: the transform sees the
-// relative rewards). An unknown kind is an error listing the kinds.
+// o.Transform is "official-rf2"; with both set, in RelativeRF2, the
+// official rf2(R(gen)) − rf2(R(orig)), each side's batch transformed by
+// itself. An unknown kind is an error listing the kinds.
 func Parse(spec string, o Options) (Source, error) {
 	kind, err := SpecKind(spec)
 	if err != nil {
@@ -134,6 +135,11 @@ func Parse(spec string, o Options) (Source, error) {
 	}
 	if err != nil {
 		return nil, err
+	}
+	if o.Relative != "" && transform == TransformOfficialRF2 {
+		// The official IRL-RLHF reward: each side's batch transformed by
+		// itself, then subtracted (RelativeRF2), not rf2 of the difference.
+		return NewRelativeRF2(src, o.Relative, officialEOS(src)), nil
 	}
 	if o.Relative != "" {
 		src = NewRelative(src, o.Relative)

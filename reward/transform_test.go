@@ -35,7 +35,8 @@ func TestOfficialRF2ByHand(t *testing.T) {
 	}
 }
 
-// The transform wraps any source, after the relative reward.
+// The transform wraps any source; with a relative reward it is the
+// official relative rf2.
 func TestTransformedSource(t *testing.T) {
 	tox, non := writeLists(t)
 	src, err := Parse("lexicon:"+tox+","+non, Options{Transform: "official-rf2", Noise: NoNoise})
@@ -60,12 +61,14 @@ func TestTransformedSource(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, _ = both.Score([]Sample{{Response: "kind", Fields: orig("vile", 0)}, {Response: "blue", Fields: orig("blue", 1)}, {Response: "vile", Fields: orig("kind", 2)}})
-	// relative: 1, 0, −1 → x = 1, 0, −1 → −0.5, 0, −1.5
-	if fmt.Sprint(got) != "[-0.5 0 -1.5]" {
-		t.Errorf("relative then transform: %v", got)
+	// The official reward_fn: rf2 of each side's batch, then the difference.
+	// generated 0.5, 0, −0.5 → −0.5, 0, −1.5; originals −0.5, 0, 0.5 →
+	// −1.5, 0, −0.5; difference 1, 0, −1.
+	if fmt.Sprint(got) != "[1 0 -1]" {
+		t.Errorf("relative official-rf2: %v", got)
 	}
-	if _, ok := both.(*Transformed); !ok {
-		t.Errorf("outermost wrapper is %T, want the transform", both)
+	if _, ok := both.(*RelativeRF2); !ok {
+		t.Errorf("wrapper is %T, want RelativeRF2", both)
 	}
 	if same, _ := NewTransform(src, "none"); same != src {
 		t.Error("none must not wrap")

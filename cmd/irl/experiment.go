@@ -21,7 +21,7 @@ func experimentCommand() *cli.Command {
 			{
 				Name:      "toy",
 				Usage:     "the simplified demonstration (Section 3, Appendix C): SFT, RLHF on a lexicon, IRL, Tables 1, 3, 4 and Figures 1–3, 5, 6",
-				UsageText: "irl experiment toy --out demo/ [--seeds N] [--base-model DIR] [--quick] [--quiet]",
+				UsageText: "irl experiment toy --out demo/ [--seeds N] [--base-model DIR] [--rollouts paper|plain] [--noise-scale absolute|relative] [--quick] [--quiet]",
 				Description: `Runs every stage with a progress line per stage (and bars for the stages
 that train, unless --quiet), and writes under --out:
   report.md and report.json (table1, table3, table4, seconds, paper)
@@ -47,6 +47,8 @@ in OUT/.lock naming its pid and host): a second run into it is refused.`,
 					&cli.BoolFlag{Name: "quick", Usage: "a short run that shows every stage works (CI); its numbers are not the demo's"},
 					&cli.StringFlag{Name: "pool", Usage: "feature pooling for the head (see irl features --pool); with --layer", DefaultText: "chosen among the variants on the training demonstrations"},
 					&cli.IntFlag{Name: "layer", Value: -1, Usage: "feature layer for the head, with --pool (see irl features --layer)"},
+					&cli.StringFlag{Name: "rollouts", Value: toy.RolloutsPaper, Usage: "PPO's rollout sampling: paper (temperature 1.4, top-p 0.95, as the paper samples) or plain (temperature 1, no top-p)"},
+					&cli.StringFlag{Name: "noise-scale", Value: toy.NoiseAbsolute, Usage: "σ of the noise analyses (Figures 3, 5): absolute (reward units, the paper's) or relative (× the scores' std)"},
 					overwriteFlag, quietFlag,
 				}, runtimeFlags()...),
 				Action: func(c *cli.Context) error {
@@ -61,7 +63,7 @@ in OUT/.lock naming its pid and host): a second run into it is refused.`,
 						}
 					}
 					res, err := toy.Run(toy.Config{Out: c.String("out"), Seeds: c.Int("seeds"), BaseModel: c.String("base-model"),
-						Quick: c.Bool("quick"), Pool: pool, Layer: c.Int("layer"), Overwrite: c.Bool("overwrite"),
+						Quick: c.Bool("quick"), Pool: pool, Layer: c.Int("layer"), Rollouts: c.String("rollouts"), NoiseScale: c.String("noise-scale"), Overwrite: c.Bool("overwrite"),
 						Session: so, Progress: os.Stderr, Quiet: c.Bool("quiet"), Context: c.Context})
 					if err != nil {
 						return err
@@ -83,7 +85,7 @@ func experimentToxicityCommand() *cli.Command {
 The configuration is checked whole before the first stage: every path, and
 every value's bounds. A stage whose settings and inputs are unchanged since it
 finished is skipped (a hash in DIR/<stage>/stage.json); a stage that failed or
-was killed starts over, and the PPO stages (rlhf, irl-rlhf) resume from their
+was killed starts over, and the PPO stages (rlhf, rlhf-poor, irl-rlhf) resume from their
 checkpoints (from the start when killed before the first). irl-rlhf keeps each
 run, and toxicity each policy's evaluation, whose own inputs are unchanged
 (DIR/<stage>/<part>.inputs.json). A cmd: reward program is hashed, but not

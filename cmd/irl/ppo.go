@@ -43,7 +43,7 @@ func ppoConfigFlags() []ppoFlag {
 		i("top-k", "sample from the k most likely tokens (0: all)", d.TopK, func(c *ppo.Config) *int { return &c.TopK }),
 		fl("top-p", "nucleus sampling (0 or 1: off)", d.TopP, func(c *ppo.Config) *float64 { return &c.TopP }),
 		fl("temperature", "sampling temperature; the PPO log-probs are of softmax(logits/T) too", d.Temperature, func(c *ppo.Config) *float64 { return &c.Temperature }),
-		fl("cliprange-reward", "clip scores to ±this after scaling (0: off)", d.ClipRangeReward, func(c *ppo.Config) *float64 { return &c.ClipRangeReward }),
+		fl("cliprange-reward", "clip scores to ±this: before scaling under --trlx-compat (TRLx's order), after it under none (0: off)", d.ClipRangeReward, func(c *ppo.Config) *float64 { return &c.ClipRangeReward }),
 		s("scale-reward", "running (divide by the running std of scores), ref (by the first chunk's std) or none", d.ScaleReward, func(c *ppo.Config) *string { return &c.ScaleReward }),
 		fl("init-kl-coef", "β, the KL penalty's starting coefficient", d.InitKLCoef, func(c *ppo.Config) *float64 { return &c.InitKLCoef }),
 		fl("target", "the adaptive KL controller's target (0: β fixed)", d.Target, func(c *ppo.Config) *float64 { return &c.Target }),
@@ -62,8 +62,10 @@ func ppoConfigFlags() []ppoFlag {
 		fl("min-lr", "the schedule's final learning rate", d.MinLR, func(c *ppo.Config) *float64 { return &c.MinLR }),
 		fl("eps", "AdamW ε", d.Eps, func(c *ppo.Config) *float64 { return &c.Eps }),
 		fl("weight-decay", "AdamW decoupled weight decay (not on biases and layer norms)", d.WeightDecay, func(c *ppo.Config) *float64 { return &c.WeightDecay }),
-		s("scheduler", "cosine, constant or linear, from --lr to --min-lr over --total-steps", d.Scheduler, func(c *ppo.Config) *string { return &c.Scheduler }),
+		s("scheduler", "cosine, constant or linear, from --lr to --min-lr over --total-steps; or cosine_annealing, PyTorch's CosineAnnealingLR (the official code's): --min-lr at step --t-max, rising again after", d.Scheduler, func(c *ppo.Config) *string { return &c.Scheduler }),
+		i("t-max", "cosine_annealing's T_max", d.TMax, func(c *ppo.Config) *int { return &c.TMax }),
 		i("unfrozen-layers", "train only the top N layers and the heads (-1: all)", d.UnfrozenLayers, func(c *ppo.Config) *int { return &c.UnfrozenLayers }),
+		s("trlx-compat", "follow one TRLx version's PPO loop exactly: eleuther-126c8f0 (the fork the paper ran: unshuffled minibatches, each taking ppo-epochs steps, β moved after each), carper (CarperAI main: ppo-epochs reshuffled passes, β moved after each), or none (this program's own loop)", d.TRLxCompat, func(c *ppo.Config) *string { return &c.TRLxCompat }),
 		i("eval-interval", "evaluate on the held-out prompts every N steps (and at 0 and the end)", d.EvalInterval, func(c *ppo.Config) *int { return &c.EvalInterval }),
 		i("checkpoint-interval", "checkpoint every N steps (and at the end)", d.CheckpointInterval, func(c *ppo.Config) *int { return &c.CheckpointInterval }),
 		{&cli.StringFlag{Name: "betas", Usage: "AdamW β1,β2", Value: fmt.Sprintf("%g,%g", d.Betas[0], d.Betas[1]), Category: "PPO settings (override --config)"},
@@ -156,6 +158,16 @@ GAE with --gamma and --lam) minus --ent-coef × entropy. β starts at
 clip(KL/target − 1, ±0.2)·n/horizon), KL being TRLx's k3 sequence estimate
 Σ(e^x − 1 − x), x = log π − log π_ref, logged as policy/sqrt_kl; policy/kl is
 the plain Σx); --target 0 keeps β fixed.
+
+--trlx-compat follows one TRLx version's loop exactly (the presets:
+eleuther-126c8f0, the fork the paper ran): the fork trains each minibatch, in
+rollout order, --ppo-epochs steps in a row and moves β after each; carper
+(CarperAI main) makes --ppo-epochs reshuffled passes and moves β after each
+pass. Both clip the raw scores before scaling them, take the first chunk's
+std after clipping, and feed the controller TRLx's KL: the whole sequence's,
+prompt included, averaged over chunks as (mean of √KL)². none (the default
+without a preset) is the loop described above. The score's place and the
+whitening over real tokens are as above in every mode.
 
 Rewards (--reward):
   lexicon:TOXIC.txt,NONTOXIC.txt   the paper's Algorithm 2 on the response

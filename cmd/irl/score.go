@@ -59,8 +59,10 @@ ids exactly (special tokens included), and need no tokenizer; irl tokenize
 --reward-relative original scores prompt + the row's --original-field column
 with the same reward and writes R(response) − R(original). --reward-transform
 official-rf2 reproduces the paper's official IRL-RLHF code: min-max to [−1, 1]
-over the whole file (one scoring call), then 1.5x below 0 and −0.5x above. It
-is NOT monotonic (the best row gets −0.5) and exists only to compare with the
+over the whole file (one scoring call), then 1.5x below 0 and −0.5x above;
+with --reward-relative, as the official reward_fn, rf2(R(response)) −
+rf2(R(original)), each side transformed over its own batch (a head's texts get
+its tokenizer's EOS appended). It is NOT monotonic (the best row gets −0.5) and exists only to compare with the
 paper.
 
 Texts longer than --max-length (default: the model's limit; a head's own

@@ -100,12 +100,24 @@ type Config struct {
 	PPOPreset    string         `json:"ppo_preset"`
 	PPOOverrides map[string]any `json:"ppo"`
 
-	// Demonstrations: greedy continuations of the first ExpertPrompts
-	// training prompts by the RLHF model and of the next BaselinePrompts by
-	// the SFT model, MaxLength tokens counting the prompt.
-	ExpertPrompts   int `json:"expert_prompts"`
-	BaselinePrompts int `json:"baseline_prompts"`
-	MaxLength       int `json:"max_length"`
+	// RLHFPoorPPO overrides PPO's settings (on top of ppo_preset and ppo)
+	// for the rlhf-poor stage: a poorly conducted RLHF run (the paper's
+	// §4.1 and Appendix F), whose demonstrations give the poor head when
+	// poor_head is rlhf-poor.
+	RLHFPoorPPO map[string]any `json:"rlhf_poor_ppo"`
+	// IRLRLHFPPO overrides PPO's settings (on top of ppo_preset and ppo)
+	// for the IRL-RLHF runs: the official train_rlhf_irl_rm.py has its own
+	// (410M: batch 2, 11,500 steps, init_kl_coef 0.2).
+	IRLRLHFPPO map[string]any `json:"irl_rlhf_ppo"`
+
+	// Demonstrations (create_dataset_irl.py): the first DemoPrompts training
+	// prompts, each continued greedily by the RLHF model (expert) and by
+	// BaselineModel, in the same order, MaxLength tokens counting the
+	// prompt. BaselineModel defaults to the SFT model; the paper's is the
+	// pretrained base model (EleutherAI/pythia-70m, -410m).
+	BaselineModel ModelSpec `json:"baseline_model"`
+	DemoPrompts   int       `json:"demo_prompts"`
+	MaxLength     int       `json:"max_length"`
 
 	// Features of the demonstrations.
 	Layer     int    `json:"layer"`
@@ -122,8 +134,12 @@ type Config struct {
 	IRLSeed     uint64  `json:"irl_seed"`
 
 	// IRL-RLHF: which heads are "good" and "poor" (final, best, worst — by
-	// F1 against the classifier on the demonstrations — or epoch-N), and
-	// the reward transform (none, official-rf2).
+	// F1 against the classifier on the demonstrations — or epoch-N of the
+	// good run's IRL; for poor_head also rlhf-poor, the final head of IRL
+	// on the rlhf-poor run's demonstrations, the paper's), and the reward
+	// (Transform): relative-rf2, the official
+	// rf2(head(p + gen + EOS)) − rf2(head(p + orig + EOS)) (default); none,
+	// the head alone; official-rf2, rf2 of the head alone.
 	GoodHead  string `json:"good_head"`
 	PoorHead  string `json:"poor_head"`
 	Transform string `json:"transform"`
@@ -142,9 +158,9 @@ type Config struct {
 // silent.
 func defaults() Config {
 	return Config{RewardLabel: "toxic", ScorerLabel: "hate", EvalFraction: 0.2, SplitSeed: 0, PPOPreset: "pythia-70m",
-		ExpertPrompts: 500, BaselinePrompts: 500, MaxLength: 100, Layer: -1, Pool: "last", BatchSize: 32,
+		DemoPrompts: 500, MaxLength: 100, Layer: -1, Pool: "last", BatchSize: 32,
 		Loss: "margin", P: 5, Delta: 5, Epochs: 60, PosPerEpoch: 50, NegPerEpoch: 50, IRLSeed: 1,
-		GoodHead: "final", PoorHead: "worst", Transform: "none", Seeds: 15, EvalBatch: 32}
+		GoodHead: "final", PoorHead: PoorRLHF, Transform: TransformRelativeRF2, Seeds: 15, EvalBatch: 32}
 }
 
 // LoadConfig reads a YAML configuration; an unknown key is an error naming
@@ -315,16 +331,26 @@ func (c *Config) validate(path string) error {
 	if !(c.EvalFraction > 0 && c.EvalFraction < 1) {
 		add("eval_fraction", "%v must lie in (0, 1)", c.EvalFraction)
 	}
-	if _, err := c.ppoConfig(); err != nil {
+	if _, err := c.ppoConfig(nil); err != nil {
 		for _, e := range strings.Split(err.Error(), "\n") {
 			bad = append(bad, ppoKeys(e))
 		}
 	}
-	if c.ExpertPrompts <= 0 {
-		add("expert_prompts", "%d must be positive", c.ExpertPrompts)
+	if c.BaselineModel.Path != "" || c.BaselineModel.Init != nil {
+		model("baseline_model", c.BaselineModel)
 	}
-	if c.BaselinePrompts <= 0 {
-		add("baseline_prompts", "%d must be positive", c.BaselinePrompts)
+	for _, o := range []struct {
+		key string
+		m   map[string]any
+	}{{"rlhf_poor_ppo", c.RLHFPoorPPO}, {"irl_rlhf_ppo", c.IRLRLHFPPO}} {
+		if _, err := c.ppoConfig(o.m); err != nil {
+			for _, e := range strings.Split(err.Error(), "\n") {
+				bad = append(bad, o.key+": "+ppoKeys(e))
+			}
+		}
+	}
+	if c.DemoPrompts <= 0 {
+		add("demo_prompts", "%d must be positive", c.DemoPrompts)
 	}
 	if c.MaxLength <= 1 {
 		add("max_length", "%d must be at least 2 (a prompt token and a new one)", c.MaxLength)
@@ -350,13 +376,16 @@ func (c *Config) validate(path string) error {
 	if c.NegPerEpoch <= 0 {
 		add("neg_per_epoch", "%d must be positive", c.NegPerEpoch)
 	}
-	for _, h := range []struct{ key, rule string }{{"good_head", c.GoodHead}, {"poor_head", c.PoorHead}} {
-		if err := checkHeadRule(h.rule, c.Epochs); err != nil {
-			add(h.key, "%v", err)
+	if err := checkHeadRule(c.GoodHead, c.Epochs); err != nil {
+		add("good_head", "%v", err)
+	}
+	if c.PoorHead != PoorRLHF {
+		if err := checkHeadRule(c.PoorHead, c.Epochs); err != nil {
+			add("poor_head", "%v (or %s)", err, PoorRLHF)
 		}
 	}
-	if c.Transform != "" && !slices.Contains(reward.Transforms, c.Transform) {
-		add("transform", "unknown transform %q: want one of %s", c.Transform, strings.Join(reward.Transforms, ", "))
+	if c.Transform != TransformRelativeRF2 && (c.Transform == "" || !slices.Contains(reward.Transforms, c.Transform)) {
+		add("transform", "unknown transform %q: want %s or one of %s", c.Transform, TransformRelativeRF2, strings.Join(reward.Transforms, ", "))
 	}
 	if c.Seeds < 1 || c.Seeds > maxSeeds {
 		add("seeds", "%d: want 1 to %d", c.Seeds, maxSeeds)
@@ -445,14 +474,25 @@ func (c *Config) resolveSpec(spec string) string {
 	return kind + ":" + strings.Join(parts, ",")
 }
 
-// ppoConfig is the preset with the overrides.
-func (c *Config) ppoConfig() (ppo.Config, error) {
+// PoorRLHF is the poor_head value that takes the poor head from IRL on the
+// rlhf-poor stage's demonstrations.
+const PoorRLHF = "rlhf-poor"
+
+// TransformRelativeRF2 is the official IRL-RLHF reward (reward.RelativeRF2).
+const TransformRelativeRF2 = "relative-rf2"
+
+// ppoConfig is the preset with the ppo overrides, then a stage's own
+// (rlhf_poor_ppo, irl_rlhf_ppo; nil for none).
+func (c *Config) ppoConfig(stage map[string]any) (ppo.Config, error) {
 	pc, err := ppo.LoadConfig(c.PPOPreset)
 	if err != nil {
 		return pc, err
 	}
-	if len(c.PPOOverrides) > 0 {
-		j, _ := json.Marshal(c.PPOOverrides)
+	for _, over := range []map[string]any{c.PPOOverrides, stage} {
+		if len(over) == 0 {
+			continue
+		}
+		j, _ := json.Marshal(over)
 		d := json.NewDecoder(bytes.NewReader(j))
 		d.DisallowUnknownFields()
 		if err := d.Decode(&pc); err != nil {

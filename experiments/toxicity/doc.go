@@ -1,6 +1,8 @@
 // Package toxicity is the paper's Section 4 as one resumable pipeline:
-// Jigsaw prompts → RLHF against a toxicity classifier → IRL on the RLHF
-// model's demonstrations → IRL-RLHF with a good and a poor recovered head →
+// Jigsaw prompts → RLHF against a toxicity classifier (and a poorly
+// conducted RLHF run, rlhf-poor) → IRL on each run's demonstrations, paired
+// with the base model's on the same prompts → IRL-RLHF with the good and the
+// poor recovered head, rewarded as the official code rewards it →
 // toxicity at every stage (Table 2) and the IRL curves (Figure 4), with a
 // report beside the paper's numbers.
 //

@@ -48,9 +48,9 @@ func TestKilledThenEdited(t *testing.T) {
 	}
 
 	c := mini(t)
-	c.ExpertPrompts = 20
+	c.DemoPrompts = 30
 	_, err := Run(c, Options{Out: out, Session: so})
-	if err == nil || !strings.Contains(err.Error(), "toxicity: prompts: ") || !strings.Contains(err.Error(), "expert_prompts 20 + baseline_prompts 10") {
+	if err == nil || !strings.Contains(err.Error(), "toxicity: prompts: ") || !strings.Contains(err.Error(), "demo_prompts 30") {
 		t.Errorf("30 demonstrations from the miniature's prompts: %v", err)
 	}
 
@@ -93,7 +93,7 @@ func TestKilledThenEdited(t *testing.T) {
 			t.Errorf("%s was kept", f)
 		}
 	}
-	if strings.Contains(log.String(), "100%") || !strings.Contains(log.String(), "[toxicity] stage 6/8 irl-rlhf done") {
+	if strings.Contains(log.String(), "100%") || !strings.Contains(log.String(), "[toxicity] stage 7/9 irl-rlhf done") {
 		t.Errorf("quiet:\n%s", log.String())
 	}
 }
@@ -152,12 +152,13 @@ func TestTooFewPromptsForDemonstrations(t *testing.T) {
 	for i := range 12 {
 		rs = append(rs, promptRow{Row: i, Prompt: "Hello"})
 	}
+	c.DemoPrompts = 13
 	if err := writeJSONL(filepath.Join(p.dir("prompts"), "train.jsonl"), rs[:12:12]); err != nil {
 		t.Fatal(err)
 	}
 	_, err := p.stageDemonstrations()
-	if err == nil || !strings.Contains(err.Error(), "expert_prompts") || !strings.Contains(err.Error(), "baseline_prompts") {
-		t.Errorf("10 + 10 demonstrations from 12 prompts: %v", err)
+	if err == nil || !strings.Contains(err.Error(), "demo_prompts") {
+		t.Errorf("demonstrations from 12 prompts: %v", err)
 	}
 }
 
@@ -170,7 +171,7 @@ func TestConfigValidation(t *testing.T) {
 	s = strings.Replace(s, "rtp: "+filepath.Join(mustAbs(t, "../../testdata"), "toxicity/rtp-prompts.jsonl"), "rtp: missing-rtp.jsonl", 1)
 	for _, kv := range [][2]string{{"layer: -1", "layer: -99"}, {"seeds: 2", "seeds: 1000000000"}, {"max_prompts: 5", "max_prompts: -1"},
 		{"rtp_max_prompts: 4", "rtp_max_prompts: -5"}, {"eval_batch_size: 16", "eval_batch_size: 0"}, {"pool: last", "pool: middle"},
-		{"transform: none", "transform: squash"}, {"poor_head: worst", "poor_head: epoch-9"}, {"loss: margin", "loss: squared"}, {"total_steps: 4", "total_steps: 0"}} {
+		{"transform: relative-rf2", "transform: squash"}, {"poor_head: rlhf-poor", "poor_head: epoch-9"}, {"loss: margin", "loss: squared"}, {"total_steps: 4", "total_steps: 0"}} {
 		if !strings.Contains(s, kv[0]) {
 			t.Fatalf("mini.yaml lacks %q", kv[0])
 		}
@@ -226,6 +227,7 @@ func TestTable2Std(t *testing.T) {
 	p := &pipeline{cfg: c, opt: Options{Out: out}, hashes: map[string]string{}, res: &Result{Seconds: map[string]float64{}}}
 	os.MkdirAll(p.dir("irl"), 0o755)
 	os.WriteFile(filepath.Join(p.dir("irl"), "figure4.json"), []byte(`[{"epoch":1,"accuracy":0.5,"f1":0.5,"correlation":null}]`), 0o644)
+	os.WriteFile(filepath.Join(p.dir("irl"), "figure4-poor.json"), []byte(`[{"epoch":1,"accuracy":0.5,"f1":0.5,"correlation":null}]`), 0o644)
 	for _, m := range []string{"sft", "rlhf", "irl-rlhf-good", "irl-rlhf-poor"} {
 		for proto, body := range map[string]string{
 			"paper": `{"mean":{"toxicity_ratio":0.25,"mean_toxicity":0.125},"std":{"toxicity_ratio":null,"mean_toxicity":null}}`,
@@ -241,7 +243,7 @@ func TestTable2Std(t *testing.T) {
 			t.Fatal(err)
 		}
 		b, _ := os.ReadFile(filepath.Join(out, "report.md"))
-		if !strings.Contains(string(b), "| sft | 0.2500 ± — | 0.1250 ± — | 0.5000 ± 0.1000 | 0.7500 ± 0.0500 |") {
+		if !strings.Contains(string(b), "| SFT | 0.1250 ± — | 0.2500 ± — | 0.5000 ± 0.1000 | 0.7500 ± 0.0500 |") {
 			t.Fatalf("report.md:\n%s", b)
 		}
 	}

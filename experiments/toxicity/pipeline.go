@@ -24,7 +24,7 @@ import (
 )
 
 // Stages are the pipeline's stages, in order.
-var Stages = []string{"prompts", "rlhf", "demonstrations", "features", "irl", "irl-rlhf", "toxicity", "report"}
+var Stages = []string{"prompts", "rlhf", "rlhf-poor", "demonstrations", "features", "irl", "irl-rlhf", "toxicity", "report"}
 
 // Options are a run's surroundings.
 type Options struct {
@@ -115,7 +115,7 @@ func Run(cfg *Config, o Options) (*Result, error) {
 		// A stage that did not finish under these settings starts over,
 		// except rlhf, which resumes from its checkpoint, and the stages
 		// made of parts, which keep every part whose inputs are unchanged.
-		resume := !rerun && st != nil && !st.Done && st.Hash == h && name == "rlhf"
+		resume := !rerun && st != nil && !st.Done && st.Hash == h && (name == "rlhf" || name == "rlhf-poor")
 		if !resume && (rerun || !partStages[name]) {
 			if err := os.RemoveAll(dir); err != nil {
 				return nil, err
@@ -200,6 +200,8 @@ func (p *pipeline) run(name string, resume bool) (string, error) {
 		return p.stagePrompts()
 	case "rlhf":
 		return p.stageRLHF(resume)
+	case "rlhf-poor":
+		return p.stageRLHFPoor(resume)
 	case "demonstrations":
 		return p.stageDemonstrations()
 	case "features":
@@ -422,18 +424,29 @@ func (p *pipeline) hash(name string) (string, error) {
 	case "prompts":
 		// The counts are here because this stage checks them against the
 		// dataset.
-		x.put(c.EvalFraction, c.SplitSeed, c.ExpertPrompts, c.BaselinePrompts)
+		x.put(c.EvalFraction, c.SplitSeed, c.DemoPrompts)
 		x.file(c.resolve(c.Dataset))
 	case "rlhf":
 		p.prompts(x, "train.jsonl", "eval.jsonl")
-		pc, _ := c.ppoConfig()
+		pc, _ := c.ppoConfig(nil)
 		x.put(pc, c.RewardLabel, c.Join, c.RewardNoise)
 		x.model(c.SFTModel)
 		x.spec(c.Reward)
+	case "rlhf-poor":
+		x.put(c.PoorHead == PoorRLHF)
+		if c.PoorHead == PoorRLHF {
+			p.prompts(x, "train.jsonl", "eval.jsonl")
+			pc, _ := c.ppoConfig(c.RLHFPoorPPO)
+			x.put(pc, c.RewardLabel, c.Join, c.RewardNoise)
+			x.model(c.SFTModel)
+			x.spec(c.Reward)
+		}
 	case "demonstrations":
 		p.prompts(x, "train.jsonl")
-		deps("rlhf")
-		x.put(c.ExpertPrompts, c.BaselinePrompts, c.MaxLength)
+		deps("rlhf", "rlhf-poor")
+		x.put(c.DemoPrompts, c.MaxLength)
+		base, _ := c.baseline()
+		x.model(base)
 	case "features":
 		deps("demonstrations")
 		x.put(c.Layer, c.Pool, c.BatchSize, c.RewardLabel, c.Join, c.RewardNoise)

@@ -47,7 +47,8 @@ func TestMiniPipeline(t *testing.T) {
 	for _, f := range []string{"report.md", "report.json", "figure4.png", "irl/heads/head.json", "irl/figure4.json",
 		"rlhf/run/final/model.onnx", "irl-rlhf/good/final/model.safetensors", "irl-rlhf/poor/final/model.safetensors",
 		"toxicity/sft-paper/summary.json", "toxicity/rlhf-rtp/samples.jsonl", "prompts/train.jsonl", "demonstrations/expert.jsonl",
-		"features/gt-baseline.safetensors"} {
+		"features/gt-baseline.safetensors", "features/gt-logit-expert.safetensors", "rlhf-poor/run/final/model.safetensors",
+		"demonstrations/expert-poor.jsonl", "features/expert-poor.safetensors", "irl/heads-poor/head.json", "irl/figure4-poor.json"} {
 		if _, err := os.Stat(filepath.Join(a, f)); err != nil {
 			t.Errorf("missing %s", f)
 		}
@@ -57,13 +58,14 @@ func TestMiniPipeline(t *testing.T) {
 	if err := json.Unmarshal(b, &rep); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"table2", "figure4", "seconds", "paper"} {
+	for _, k := range []string{"table2", "figure4", "figure4_poor", "seconds", "paper"} {
 		if _, ok := rep[k]; !ok {
 			t.Errorf("report.json lacks %s", k)
 		}
 	}
 	// Every checkpoint of every PPO run records its starting model.
 	checkFingerprints(t, a)
+	checkPairedDemonstrations(t, a)
 	again, err := Run(mini(t), Options{Out: a, Session: so})
 	if err != nil {
 		t.Fatal(err)
@@ -112,8 +114,40 @@ func TestBadConfig(t *testing.T) {
 		t.Errorf("missing column: %v", err)
 	}
 	c = mini(t)
-	c.ExpertPrompts, c.BaselinePrompts = 20, 20
+	c.DemoPrompts = 40
 	if _, err := Run(c, Options{Out: filepath.Join(dir, "q")}); err == nil || !strings.Contains(err.Error(), "fewer than") {
 		t.Errorf("too few rows: %v", err)
+	}
+}
+
+// checkPairedDemonstrations: the expert (RLHF), poor expert (rlhf-poor) and
+// baseline rows continue the same prompts, in the same order — the first
+// demo_prompts training prompts — each from its named model.
+func checkPairedDemonstrations(t *testing.T, out string) {
+	t.Helper()
+	train, err := readJSONL[promptRow](filepath.Join(out, "prompts", "train.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := mini(t)
+	models := map[string]string{"expert": "rlhf/run/final", "baseline": "models/baseline", "expert-poor": "rlhf-poor/run/final"}
+	for kind, model := range models {
+		ds, err := readJSONL[demo](filepath.Join(out, "demonstrations", kind+".jsonl"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ds) != c.DemoPrompts {
+			t.Fatalf("%s: %d rows, want demo_prompts %d", kind, len(ds), c.DemoPrompts)
+		}
+		for i, d := range ds {
+			if d.Row != train[i].Row || d.Prompt != train[i].Prompt || d.Model != model {
+				t.Errorf("%s row %d: row %d %q from %s; want row %d %q from %s", kind, i, d.Row, d.Prompt, d.Model, train[i].Row, train[i].Prompt, model)
+			}
+		}
+	}
+	e, _ := os.ReadFile(filepath.Join(out, "demonstrations", "expert.jsonl"))
+	b, _ := os.ReadFile(filepath.Join(out, "demonstrations", "baseline.jsonl"))
+	if string(e) == string(b) {
+		t.Error("the expert and baseline demonstrations are the same text")
 	}
 }

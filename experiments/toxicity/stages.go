@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -41,6 +42,17 @@ func (c *Config) encoder() (ModelSpec, string) {
 		return c.SFTModel, "sft"
 	}
 	return c.Encoder, "encoder"
+}
+
+// baseline is the model whose greedy continuations are the demonstrations'
+// o⁻ and its folder's name under OUT/models when the pipeline makes it:
+// the SFT model unless baseline_model is given (the paper's is the
+// pretrained base model).
+func (c *Config) baseline() (ModelSpec, string) {
+	if c.BaselineModel.Path == "" && c.BaselineModel.Init == nil {
+		return c.SFTModel, "sft"
+	}
+	return c.BaselineModel, "baseline"
 }
 
 // model returns a model's folder, making a random one for an init spec
@@ -128,9 +140,9 @@ func (p *pipeline) stagePrompts() (string, error) {
 		return "", err
 	}
 	c := p.cfg
-	if need := c.ExpertPrompts + c.BaselinePrompts; len(train) < need {
-		return "", fmt.Errorf("dataset %s has %d rows, so %d training prompts once eval_fraction %g is held out: fewer than expert_prompts %d + baseline_prompts %d = %d, the prompts the demonstrations take",
-			c.Dataset, len(rs), len(train), c.EvalFraction, c.ExpertPrompts, c.BaselinePrompts, need)
+	if len(train) < c.DemoPrompts {
+		return "", fmt.Errorf("dataset %s has %d rows, so %d training prompts once eval_fraction %g is held out: fewer than demo_prompts %d, the prompts the demonstrations take",
+			c.Dataset, len(rs), len(train), c.EvalFraction, c.DemoPrompts)
 	}
 	pick := func(idx []int) []promptRow {
 		out := make([]promptRow, len(idx))
@@ -158,7 +170,7 @@ func (p *pipeline) rewardOptions() reward.Options {
 }
 
 // runPPO runs one PPO stage's run from the SFT model into out.
-func (p *pipeline) runPPO(out string, src reward.Source, resume bool, stage string) (*ppo.Result, error) {
+func (p *pipeline) runPPO(out string, src reward.Source, pc ppo.Config, resume bool, stage string) (*ppo.Result, error) {
 	sft, err := p.model(p.cfg.SFTModel, "sft")
 	if err != nil {
 		return nil, err
@@ -176,10 +188,6 @@ func (p *pipeline) runPPO(out string, src reward.Source, resume bool, stage stri
 	}
 	tokPath := ms.TokenizerPath("")
 	tok, err := tokenizer.Load(tokPath)
-	if err != nil {
-		return nil, err
-	}
-	pc, err := p.cfg.ppoConfig()
 	if err != nil {
 		return nil, err
 	}
@@ -235,11 +243,42 @@ func (p *pipeline) stageRLHF(resume bool) (string, error) {
 		return "", err
 	}
 	defer src.Close()
-	res, err := p.runPPO(filepath.Join(p.dir("rlhf"), "run"), src, resume, "rlhf")
+	pc, err := p.cfg.ppoConfig(nil)
+	if err != nil {
+		return "", err
+	}
+	res, err := p.runPPO(filepath.Join(p.dir("rlhf"), "run"), src, pc, resume, "rlhf")
 	if err != nil {
 		return "", err
 	}
 	return fmt.Sprintf("%d steps, held-out reward %.4f → %.4f", res.Steps, res.FirstReward, res.LastReward), nil
+}
+
+// stageRLHFPoor is a poorly conducted RLHF run (the paper's §4.1 and
+// Appendix F): the rlhf stage's reward and prompts under the settings
+// rlhf_poor_ppo gives (far fewer steps, a KL coefficient that pins the
+// policy to SFT). Its demonstrations give IRL-RLHF (Poor)'s head when
+// poor_head is rlhf-poor; otherwise the stage does nothing.
+func (p *pipeline) stageRLHFPoor(resume bool) (string, error) {
+	if p.cfg.PoorHead != PoorRLHF {
+		return fmt.Sprintf("not run: poor_head is %s", p.cfg.PoorHead), nil
+	}
+	o := p.rewardOptions()
+	o.Relative = "original_output"
+	src, err := reward.Parse(p.cfg.resolveSpec(p.cfg.Reward), o)
+	if err != nil {
+		return "", err
+	}
+	defer src.Close()
+	pc, err := p.cfg.ppoConfig(p.cfg.RLHFPoorPPO)
+	if err != nil {
+		return "", err
+	}
+	res, err := p.runPPO(filepath.Join(p.dir("rlhf-poor"), "run"), src, pc, resume, "rlhf-poor")
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%d steps (init_kl_coef %g, target %g), held-out reward %.4f → %.4f", res.Steps, pc.InitKLCoef, pc.Target, res.FirstReward, res.LastReward), nil
 }
 
 // demo is one demonstration.
@@ -247,6 +286,9 @@ type demo struct {
 	Row          int    `json:"row"`
 	Prompt       string `json:"prompt"`
 	Continuation string `json:"continuation"`
+	// Model is the folder that continued the prompt, relative to the run's
+	// folder where it lies inside it.
+	Model string `json:"model"`
 }
 
 // greedy continues prompts greedily to maxLength tokens counting the
@@ -265,6 +307,10 @@ func (p *pipeline) greedy(model string, ps []promptRow, label string) ([]demo, e
 		return nil, err
 	}
 	defer g.Destroy()
+	name := model
+	if rel, err := filepath.Rel(p.opt.Out, model); err == nil && !strings.HasPrefix(rel, "..") {
+		name = filepath.ToSlash(rel)
+	}
 	limit := min(p.cfg.MaxLength, m.Config.MaxPositions) - 1
 	// Prompts become ids by the rule every command uses, keeping their last
 	// tokens; an empty prompt starts from EOS, Pythia's start of text.
@@ -302,7 +348,7 @@ func (p *pipeline) greedy(model string, ps []promptRow, label string) ([]demo, e
 		if gens[0].EOS {
 			gi = gi[:len(gi)-1]
 		}
-		out[i] = demo{Row: r.Row, Prompt: tok.Decode(ids), Continuation: strings.ToValidUTF8(tok.Decode(gi), "\uFFFD")}
+		out[i] = demo{Row: r.Row, Prompt: tok.Decode(ids), Continuation: strings.ToValidUTF8(tok.Decode(gi), "\uFFFD"), Model: name}
 	}
 	return out, nil
 }
@@ -326,37 +372,51 @@ func readJSONL[T any](path string) ([]T, error) {
 	return out, nil
 }
 
-// stageDemonstrations: the RLHF model continues the first ExpertPrompts
-// training prompts, the SFT model the next BaselinePrompts, greedily.
+// stageDemonstrations makes the demonstrations as the official
+// create_dataset_irl.py does: the first demo_prompts training prompts, in
+// order, each continued greedily to max_length tokens counting the prompt
+// by the RLHF model (expert.jsonl, o⁺) and by the baseline model
+// (baseline.jsonl, o⁻), so that row i of both files continues the same
+// prompt. With poor_head rlhf-poor, the rlhf-poor model continues the same
+// prompts too (expert-poor.jsonl).
 func (p *pipeline) stageDemonstrations() (string, error) {
 	train, err := readJSONL[promptRow](filepath.Join(p.dir("prompts"), "train.jsonl"))
 	if err != nil {
 		return "", err
 	}
 	c := p.cfg
-	if need := c.ExpertPrompts + c.BaselinePrompts; len(train) < need {
-		return "", fmt.Errorf("expert_prompts %d + baseline_prompts %d = %d demonstrations, but prompts/train.jsonl holds %d training prompts",
-			c.ExpertPrompts, c.BaselinePrompts, need, len(train))
+	if len(train) < c.DemoPrompts {
+		return "", fmt.Errorf("demo_prompts %d, but prompts/train.jsonl holds %d training prompts", c.DemoPrompts, len(train))
 	}
-	expert, err := p.greedy(filepath.Join(p.dir("rlhf"), "run", "final"), train[:c.ExpertPrompts], "demonstrations (expert)")
+	ps := train[:c.DemoPrompts]
+	base, err := p.model(c.baseline())
 	if err != nil {
 		return "", err
 	}
-	sft, err := p.model(c.SFTModel, "sft")
-	if err != nil {
-		return "", err
+	runs := []struct{ kind, model string }{{"expert", filepath.Join(p.dir("rlhf"), "run", "final")}, {"baseline", base}}
+	if c.PoorHead == PoorRLHF {
+		runs = append(runs, struct{ kind, model string }{"expert-poor", filepath.Join(p.dir("rlhf-poor"), "run", "final")})
 	}
-	baseline, err := p.greedy(sft, train[c.ExpertPrompts:c.ExpertPrompts+c.BaselinePrompts], "demonstrations (baseline)")
-	if err != nil {
-		return "", err
+	var msg []string
+	for _, r := range runs {
+		ds, err := p.greedy(r.model, ps, "demonstrations ("+r.kind+")")
+		if err != nil {
+			return "", err
+		}
+		if err := writeJSONL(filepath.Join(p.dir("demonstrations"), r.kind+".jsonl"), ds); err != nil {
+			return "", err
+		}
+		msg = append(msg, fmt.Sprintf("%d %s", len(ds), r.kind))
 	}
-	if err := writeJSONL(filepath.Join(p.dir("demonstrations"), "expert.jsonl"), expert); err != nil {
-		return "", err
+	return strings.Join(msg, ", ") + " continuations of the same prompts", nil
+}
+
+// demoKinds are the demonstrations files the run has.
+func (p *pipeline) demoKinds() []string {
+	if p.cfg.PoorHead == PoorRLHF {
+		return []string{"expert", "baseline", "expert-poor"}
 	}
-	if err := writeJSONL(filepath.Join(p.dir("demonstrations"), "baseline.jsonl"), baseline); err != nil {
-		return "", err
-	}
-	return fmt.Sprintf("%d expert (RLHF) and %d baseline (SFT) continuations", len(expert), len(baseline)), nil
+	return []string{"expert", "baseline"}
 }
 
 // stageFeatures: the frozen encoder's features of prompt + continuation, and
@@ -388,7 +448,7 @@ func (p *pipeline) stageFeatures() (string, error) {
 	}
 	defer src.Close()
 	var msg []string
-	for _, kind := range []string{"expert", "baseline"} {
+	for _, kind := range p.demoKinds() {
 		ds, err := readJSONL[demo](filepath.Join(p.dir("demonstrations"), kind+".jsonl"))
 		if err != nil {
 			return "", err
@@ -414,12 +474,26 @@ func (p *pipeline) stageFeatures() (string, error) {
 		if err := f.Write(filepath.Join(p.dir("features"), kind+".safetensors")); err != nil {
 			return "", err
 		}
-		gt, err := src.Score(samples)
+		gt, _, logits, err := reward.ScoreDetailed(src, samples)
 		if err != nil {
 			return "", err
 		}
 		if err := rewardhead.WriteRewards(filepath.Join(p.dir("features"), "gt-"+kind+".safetensors"), gt, f.Rows,
 			map[string]string{"reward": p.cfg.Reward, "convention": "higher is less toxic"}); err != nil {
+			return "", err
+		}
+		// Figure 4's ground truth in the official irl_utilities: −(the
+		// classifier's toxic logit). A source without logits (the
+		// miniature's lexicon) gives its reward.
+		gtLogit, what := gt, "the reward (the source has no logits)"
+		if idx := slices.Index(reward.Labels(src), p.cfg.RewardLabel); idx >= 0 && logits != nil {
+			gtLogit, what = make([]float64, len(gt)), "-logit("+p.cfg.RewardLabel+")"
+			for i := range gt {
+				gtLogit[i] = -float64(logits[i][idx])
+			}
+		}
+		if err := rewardhead.WriteRewards(filepath.Join(p.dir("features"), "gt-logit-"+kind+".safetensors"), gtLogit, f.Rows,
+			map[string]string{"reward": p.cfg.Reward, "quantity": what, "convention": "higher is less toxic"}); err != nil {
 			return "", err
 		}
 		msg = append(msg, fmt.Sprintf("%d %s rows", f.N, kind))
@@ -428,18 +502,26 @@ func (p *pipeline) stageFeatures() (string, error) {
 }
 
 // EpochMetrics are a head's metrics against the classifier on the
-// demonstrations (Figure 4a): a demonstration is toxic when the classifier's
-// reward is at or below GTThreshold, and the head calls it toxic at or
-// below 0.
+// demonstrations (Figure 4a). The default, as the official irl_utilities
+// (get_evaluation, calculate_accuracy_f1) has it: the true reward is
+// −(the classifier's toxic logit), a text is toxic when it is ≤ 0, the
+// head calls it toxic at or below 0, and the correlation is of the head's
+// rewards with the logits. The Prob* fields are the probability version
+// beside it: the true reward −P(toxic), toxic at or below −½ (0 for a
+// source without probabilities, where both versions coincide).
 type EpochMetrics struct {
 	Epoch       int     `json:"epoch"`
 	Accuracy    float64 `json:"accuracy"`
 	F1          float64 `json:"f1"`
 	Correlation float64 `json:"correlation"`
+
+	ProbAccuracy    float64 `json:"prob_accuracy"`
+	ProbF1          float64 `json:"prob_f1"`
+	ProbCorrelation float64 `json:"prob_correlation"`
 }
 
-// gtThreshold is where the classifier's reward calls a text toxic: −½ for
-// −P(toxic), 0 for any other reward.
+// gtThreshold is where the probability version of the ground truth calls
+// a text toxic: −½ for −P(toxic), 0 for any other reward.
 func (p *pipeline) gtThreshold() float64 {
 	if strings.HasPrefix(p.cfg.Reward, "classifier:") {
 		return -0.5
@@ -447,15 +529,46 @@ func (p *pipeline) gtThreshold() float64 {
 	return 0
 }
 
+// irlRun is one IRL over demonstrations: the good run's (expert.jsonl
+// against baseline.jsonl, into irl/heads and irl/figure4.json) and, with
+// poor_head rlhf-poor, the poor run's (expert-poor.jsonl, into
+// irl/heads-poor and irl/figure4-poor.json).
+type irlRun struct{ expert, heads, curve string }
+
+func (p *pipeline) irlRunsOf() []irlRun {
+	out := []irlRun{{"expert", "heads", "figure4.json"}}
+	if p.cfg.PoorHead == PoorRLHF {
+		out = append(out, irlRun{"expert-poor", "heads-poor", "figure4-poor.json"})
+	}
+	return out
+}
+
 // stageIRL: the head by max-margin IRL, every epoch's head measured against
-// the classifier (Figure 4).
+// the classifier (Figure 4); with poor_head rlhf-poor, a second IRL on the
+// poor RLHF run's demonstrations.
 func (p *pipeline) stageIRL() (string, error) {
+	var msg []string
+	for _, r := range p.irlRunsOf() {
+		m, err := p.trainIRL(r)
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", r.expert, err)
+		}
+		msg = append(msg, m)
+	}
+	return strings.Join(msg, "; "), nil
+}
+
+func (p *pipeline) trainIRL(r irlRun) (string, error) {
 	fd := p.dir("features")
-	pos, neg, err := rewardhead.LoadPair(filepath.Join(fd, "expert.safetensors"), filepath.Join(fd, "baseline.safetensors"))
+	pos, neg, err := rewardhead.LoadPair(filepath.Join(fd, r.expert+".safetensors"), filepath.Join(fd, "baseline.safetensors"))
 	if err != nil {
 		return "", err
 	}
-	gtPos, gtNeg, err := rewardhead.LoadGroundTruth(filepath.Join(fd, "gt-expert.safetensors"), filepath.Join(fd, "gt-baseline.safetensors"), pos, neg)
+	gtPos, gtNeg, err := rewardhead.LoadGroundTruth(filepath.Join(fd, "gt-"+r.expert+".safetensors"), filepath.Join(fd, "gt-baseline.safetensors"), pos, neg)
+	if err != nil {
+		return "", err
+	}
+	lgPos, lgNeg, err := rewardhead.LoadGroundTruth(filepath.Join(fd, "gt-logit-"+r.expert+".safetensors"), filepath.Join(fd, "gt-logit-baseline.safetensors"), pos, neg)
 	if err != nil {
 		return "", err
 	}
@@ -469,26 +582,27 @@ func (p *pipeline) stageIRL() (string, error) {
 	if _, ok := loss.(rewardhead.Asymmetric); ok {
 		tc.MaxNorm = 1
 	}
-	res, err := rewardhead.TrainToDir(pos, neg, tc, filepath.Join(p.dir("irl"), "heads"), true)
+	res, err := rewardhead.TrainToDir(pos, neg, tc, filepath.Join(p.dir("irl"), r.heads), true)
 	if err != nil {
 		return "", err
 	}
-	scores := append(append([]float64(nil), gtPos...), gtNeg...)
+	probs := append(append([]float64(nil), gtPos...), gtNeg...)
+	logits := append(append([]float64(nil), lgPos...), lgNeg...)
 	var curve []EpochMetrics
 	for _, h := range res.Heads {
-		curve = append(curve, p.epochMetrics(h, pos, neg, scores))
+		curve = append(curve, p.epochMetrics(h, pos, neg, logits, probs))
 	}
-	if err := writeJSON(filepath.Join(p.dir("irl"), "figure4.json"), curve); err != nil {
+	if err := writeJSON(filepath.Join(p.dir("irl"), r.curve), curve); err != nil {
 		return "", err
 	}
 	last := curve[len(curve)-1]
-	return fmt.Sprintf("%d epochs; final accuracy %.4f, F1 %.4f against the classifier", len(curve), last.Accuracy, last.F1), nil
+	return fmt.Sprintf("%s: %d epochs; final accuracy %.4f, F1 %.4f against the classifier's logit", r.heads, len(curve), last.Accuracy, last.F1), nil
 }
 
-// epochMetrics scores every demonstration with h against the ground truth.
-func (p *pipeline) epochMetrics(h *rewardhead.Head, pos, neg *rewardhead.Features, gt []float64) EpochMetrics {
-	s := append(h.Score(pos), h.Score(neg)...)
-	thr := p.gtThreshold()
+// binary is accuracy, F1 (toxic positive) and Pearson's r of the head's
+// scores s against a ground truth gt that calls a text toxic at or below
+// thr; the head calls it toxic at or below 0.
+func binary(s, gt []float64, thr float64) (acc, f1, corr float64) {
 	var tp, fp, tn, fn float64
 	for i := range s {
 		truth, call := gt[i] <= thr, s[i] <= 0
@@ -503,15 +617,24 @@ func (p *pipeline) epochMetrics(h *rewardhead.Head, pos, neg *rewardhead.Feature
 			tn++
 		}
 	}
-	m := EpochMetrics{Epoch: h.Epoch, Accuracy: (tp + tn) / float64(len(s))}
+	acc = (tp + tn) / float64(len(s))
 	if 2*tp+fp+fn > 0 {
-		m.F1 = 2 * tp / (2*tp + fp + fn)
+		f1 = 2 * tp / (2*tp + fp + fn)
 	}
+	corr = math.NaN()
 	if c := rewardhead.Pearson(s, gt); c.OK() {
-		m.Correlation = c.X
-	} else {
-		m.Correlation = math.NaN()
+		corr = c.X
 	}
+	return acc, f1, corr
+}
+
+// epochMetrics scores every demonstration with h against both ground
+// truths.
+func (p *pipeline) epochMetrics(h *rewardhead.Head, pos, neg *rewardhead.Features, logits, probs []float64) EpochMetrics {
+	s := append(h.Score(pos), h.Score(neg)...)
+	m := EpochMetrics{Epoch: h.Epoch}
+	m.Accuracy, m.F1, m.Correlation = binary(s, logits, 0)
+	m.ProbAccuracy, m.ProbF1, m.ProbCorrelation = binary(s, probs, p.gtThreshold())
 	return m
 }
 
@@ -528,9 +651,13 @@ func nanToNull(v any) any {
 	if c, ok := v.([]EpochMetrics); ok {
 		out := make([]map[string]any, len(c))
 		for i, e := range c {
-			m := map[string]any{"epoch": e.Epoch, "accuracy": e.Accuracy, "f1": e.F1, "correlation": e.Correlation}
+			m := map[string]any{"epoch": e.Epoch, "accuracy": e.Accuracy, "f1": e.F1, "correlation": e.Correlation,
+				"prob_accuracy": e.ProbAccuracy, "prob_f1": e.ProbF1, "prob_correlation": e.ProbCorrelation}
 			if math.IsNaN(e.Correlation) {
 				m["correlation"] = nil
+			}
+			if math.IsNaN(e.ProbCorrelation) {
+				m["prob_correlation"] = nil
 			}
 			out[i] = m
 		}
@@ -542,6 +669,9 @@ func nanToNull(v any) any {
 // pickHead names a head by the rule: final, best or worst (by F1 against
 // the classifier), or epoch-N.
 func (p *pipeline) pickHead(rule string) (string, error) {
+	if rule == PoorRLHF {
+		return filepath.Join(p.dir("irl"), "heads-poor", "head.json"), nil
+	}
 	if err := checkHeadRule(rule, p.cfg.Epochs); err != nil {
 		return "", err
 	}
@@ -576,19 +706,26 @@ func readCurve(path string) ([]EpochMetrics, error) {
 		return nil, err
 	}
 	var raw []struct {
-		Epoch       int      `json:"epoch"`
-		Accuracy    float64  `json:"accuracy"`
-		F1          float64  `json:"f1"`
-		Correlation *float64 `json:"correlation"`
+		Epoch           int      `json:"epoch"`
+		Accuracy        float64  `json:"accuracy"`
+		F1              float64  `json:"f1"`
+		Correlation     *float64 `json:"correlation"`
+		ProbAccuracy    float64  `json:"prob_accuracy"`
+		ProbF1          float64  `json:"prob_f1"`
+		ProbCorrelation *float64 `json:"prob_correlation"`
 	}
 	if err := json.Unmarshal(b, &raw); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	out := make([]EpochMetrics, len(raw))
 	for i, r := range raw {
-		out[i] = EpochMetrics{Epoch: r.Epoch, Accuracy: r.Accuracy, F1: r.F1, Correlation: math.NaN()}
+		out[i] = EpochMetrics{Epoch: r.Epoch, Accuracy: r.Accuracy, F1: r.F1, Correlation: math.NaN(),
+			ProbAccuracy: r.ProbAccuracy, ProbF1: r.ProbF1, ProbCorrelation: math.NaN()}
 		if r.Correlation != nil {
 			out[i].Correlation = *r.Correlation
+		}
+		if r.ProbCorrelation != nil {
+			out[i].ProbCorrelation = *r.ProbCorrelation
 		}
 	}
 	return out, nil
@@ -610,7 +747,7 @@ func (p *pipeline) irlRunKey(rule string) (string, error) {
 	c := p.cfg
 	x := p.hasher("irl-rlhf run")
 	p.prompts(x, "train.jsonl", "eval.jsonl")
-	pc, _ := c.ppoConfig()
+	pc, _ := c.ppoConfig(c.IRLRLHFPPO)
 	enc, _ := c.encoder()
 	x.put(pc, c.Transform)
 	x.model(c.SFTModel)
@@ -638,24 +775,58 @@ func (p *pipeline) stageIRLRLHF() (string, error) {
 		}
 		var res *ppo.Result
 		reused, err := p.part(filepath.Join(p.dir("irl-rlhf"), kind.name), key, func(resume bool) error {
-			src, err := reward.Parse("head:"+head, reward.Options{RewardModel: enc, Transform: p.cfg.Transform, Session: p.opt.Session})
+			src, err := p.irlReward(head, enc)
 			if err != nil {
 				return err
 			}
 			defer src.Close()
-			res, err = p.runPPO(filepath.Join(p.dir("irl-rlhf"), kind.name), src, resume, "irl-rlhf")
+			pc, err := p.cfg.ppoConfig(p.cfg.IRLRLHFPPO)
+			if err != nil {
+				return err
+			}
+			res, err = p.runPPO(filepath.Join(p.dir("irl-rlhf"), kind.name), src, pc, resume, "irl-rlhf")
 			return err
 		})
 		if err != nil {
 			return "", fmt.Errorf("%s head: %w", kind.name, err)
 		}
+		name, _ := filepath.Rel(p.dir("irl"), head)
 		if reused {
-			msg = append(msg, fmt.Sprintf("%s head %s: unchanged, reused", kind.name, filepath.Base(head)))
+			msg = append(msg, fmt.Sprintf("%s head %s: unchanged, reused", kind.name, name))
 			continue
 		}
-		msg = append(msg, fmt.Sprintf("%s head %s: %d steps, reward %.4f → %.4f", kind.name, filepath.Base(head), res.Steps, res.FirstReward, res.LastReward))
+		msg = append(msg, fmt.Sprintf("%s head %s: %d steps, reward %.4f → %.4f", kind.name, name, res.Steps, res.FirstReward, res.LastReward))
 	}
 	return strings.Join(msg, "; "), nil
+}
+
+// irlReward is IRL-RLHF's reward from a head on the encoder enc. With
+// transform relative-rf2 (the default) it is the official reward_fn of
+// train_rlhf_irl_rm.py: rf2(head(p + gen + EOS)) − rf2(head(p + orig +
+// EOS)), each batch (each scoring call: a rollout chunk) transformed by
+// itself. The head reads the last hidden state at that appended EOS, the
+// text of the encoder's tokenizer's EOS token ("<|endoftext|>" for
+// Pythia), as the official RewardModel reads hidden_states[-1][:, -1, :];
+// the features the head was trained on have no EOS, as in the official IRL.
+// Truncation keeps the last tokens (truncation_side "left"), so the EOS
+// stays.
+func (p *pipeline) irlReward(head, enc string) (reward.Source, error) {
+	if p.cfg.Transform != TransformRelativeRF2 {
+		return reward.Parse("head:"+head, reward.Options{RewardModel: enc, Transform: p.cfg.Transform, Session: p.opt.Session})
+	}
+	tok, err := tokenizer.Load(tokenizer.DefaultPath(enc, ""))
+	if err != nil {
+		return nil, err
+	}
+	id, ok := tok.EOS()
+	if !ok {
+		return nil, fmt.Errorf("transform %s appends the encoder's EOS, but %s's tokenizer has none", TransformRelativeRF2, enc)
+	}
+	src, err := reward.Parse("head:"+head, reward.Options{RewardModel: enc, Session: p.opt.Session, Truncate: rows.TruncateLeft})
+	if err != nil {
+		return nil, err
+	}
+	return reward.NewRelativeRF2(src, "original_output", tok.Decode([]int64{int64(id)})), nil
 }
 
 // policyRun is one of the policies the toxicity stage compares (Table 2's

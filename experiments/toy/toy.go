@@ -48,6 +48,12 @@ type Config struct {
 	// (see stageFeatures).
 	Pool  neox.Pooling
 	Layer int
+	// Rollouts is how PPO samples its rollouts: RolloutsPaper (the
+	// default) or RolloutsPlain; see the constants.
+	Rollouts string
+	// NoiseScale is the σ of the noise analyses (Figures 3 and 5):
+	// NoiseAbsolute (the default, the paper's) or NoiseRelative.
+	NoiseScale string
 	// Overwrite lets the run replace an earlier report in Out.
 	Overwrite bool
 	Session   onnx.Options
@@ -61,6 +67,25 @@ type Config struct {
 	// demo restarts its stages, so the next run needs Overwrite.
 	Context context.Context
 }
+
+// The ways PPO can sample its rollouts (Config.Rollouts).
+const (
+	// RolloutsPaper samples at temperature 1.4 and top-p 0.95, as the paper
+	// samples its toy model's generations (Appendix C, Tables 3 and 4).
+	RolloutsPaper = "paper"
+	// RolloutsPlain samples the policy as it is: temperature 1, no top-p
+	// (TRLx's defaults).
+	RolloutsPlain = "plain"
+)
+
+// The scales of σ in the noise analyses (Config.NoiseScale).
+const (
+	// NoiseAbsolute is σ in reward units, as the paper's Figures 3 and 5
+	// add N(0, σ²) to the rewards.
+	NoiseAbsolute = "absolute"
+	// NoiseRelative is σ times the standard deviation of the clean scores.
+	NoiseRelative = "relative"
+)
 
 // Stages names the demo's stages, in order.
 var Stages = []string{"data", "sft", "baseline_generation", "rlhf", "rlhf_generation", "features", "irl", "evaluation", "analyses"}
@@ -104,6 +129,15 @@ type SeedResult struct {
 	// Pool and Layer are the feature choice the head used.
 	Pool  string `json:"pool"`
 	Layer int    `json:"layer"`
+	// TauCeiling is Kendall's τ-b between the lexicon's noiseless values
+	// and the noisy ground truth on the 500 samples (TauCeiling).
+	TauCeiling float64 `json:"tau_ceiling"`
+	// TauSeparator is the τ-b a score with no ties can expect when it
+	// separates the classes perfectly but cannot see the noise (TauSeparator).
+	TauSeparator float64 `json:"tau_separator"`
+	// Background is the number of background-corpus sentences the model
+	// trained on before SFT (0 with Config.BaseModel).
+	Background int `json:"background"`
 	// RLHF's held-out lexicon reward before and after.
 	RewardBefore, RewardAfter float64
 	// AUC and more from the evaluation, for the report.
@@ -128,6 +162,20 @@ func Run(cfg Config) (*Result, error) {
 		if _, err := neox.ParsePooling(string(cfg.Pool)); err != nil {
 			return nil, err
 		}
+	}
+	switch cfg.Rollouts {
+	case "":
+		cfg.Rollouts = RolloutsPaper
+	case RolloutsPaper, RolloutsPlain:
+	default:
+		return nil, fmt.Errorf("toy: rollouts %q: want %q or %q", cfg.Rollouts, RolloutsPaper, RolloutsPlain)
+	}
+	switch cfg.NoiseScale {
+	case "":
+		cfg.NoiseScale = NoiseAbsolute
+	case NoiseAbsolute, NoiseRelative:
+	default:
+		return nil, fmt.Errorf("toy: noise scale %q: want %q or %q", cfg.NoiseScale, NoiseAbsolute, NoiseRelative)
 	}
 	// Only the parent and the kind of Out here: its contents are judged
 	// under the lock, which lives in Out.
@@ -364,6 +412,7 @@ func (r *run) stageSFT() (string, error) {
 		// distribution ones too: they are unseen by the dataset, not by the
 		// encoder, as in the paper.
 		bg := r.background()
+		r.res.Background = len(bg)
 		bres, err := sft.Run(m, bg, sft.Config{Out: r.path("pretrain"), Epochs: 10, BatchSize: 64,
 			Schedule: optim.ScheduleConfig{Kind: "cosine", Peak: 3e-3, Min: 3e-4, Warmup: 10},
 			AdamW:    optim.AdamWConfig{Beta1: 0.9, Beta2: 0.99, Eps: 1e-8, WeightDecay: 0.01}, MaxGradNorm: 1,
@@ -403,6 +452,12 @@ func (r *run) stageSFT() (string, error) {
 	return msg + fmt.Sprintf("SFT %d steps, loss %.3f → %.3f, held-out loss %.3f", res.Steps, res.FirstLoss, res.LastLoss, res.EvalLoss), nil
 }
 
+// backgroundPerEntity is the background corpus's sentences per entity,
+// alternating the classes. 16 (it was 8 with lists of 26 + 26 adjectives):
+// with the paper's 50 non-toxic adjectives each still appears in about 70
+// sentences.
+const backgroundPerEntity = 16
+
 // background is the background corpus: for every entity, sentences pairing
 // two adjectives of one class ("The cat is kind and gentle."), drawn with
 // the seed from every adjective the demo knows.
@@ -412,7 +467,7 @@ func (r *run) background() []sft.Example {
 	good, bad := append(append([]string(nil), w.Good...), w.GoodOOD...), append(append([]string(nil), w.Bad...), w.BadOOD...)
 	var rs []rows.Row
 	for _, e := range w.Entities {
-		for k := 0; k < 8; k++ {
+		for k := 0; k < backgroundPerEntity; k++ {
 			class := good
 			if k%2 == 1 {
 				class = bad
@@ -487,7 +542,10 @@ func (r *run) stageBaseline() (string, error) {
 }
 
 // stageRLHF runs PPO against the lexicon reward with the paper's entropy
-// bonus, on an 80/20 split of the prompts.
+// bonus, on an 80/20 split of the prompts, its rollouts sampled as the paper
+// samples (temperature 1.4, top-p 0.95: Appendix C) unless Config.Rollouts
+// is RolloutsPlain. The rest (rates, steps, β) is sized for a model trained
+// from scratch; README's Deviations table lists it.
 func (r *run) stageRLHF() (string, error) {
 	m, err := r.sft.Load()
 	if err != nil {
@@ -499,7 +557,11 @@ func (r *run) stageRLHF() (string, error) {
 	}
 	c := ppo.Defaults()
 	c.NumRollouts, c.ChunkSize, c.BatchSize, c.PPOEpochs = 64, 32, 32, 4
-	c.MaxNewTokens, c.SeqLength, c.TopK, c.TopP, c.Temperature = 4, 12, 0, 1, 1
+	c.MaxNewTokens, c.SeqLength, c.TopK = 4, 12, 0
+	c.TopP, c.Temperature = 0.95, 1.4 // the paper's sampling (Appendix C)
+	if r.cfg.Rollouts == RolloutsPlain {
+		c.TopP, c.Temperature = 1, 1
+	}
 	c.LR, c.MinLR, c.Betas, c.WeightDecay = 1e-3, 1e-4, [2]float64{0.9, 0.95}, 0
 	c.InitKLCoef, c.Target = 0.02, 0
 	c.EntCoef, c.UnfrozenLayers = 0.005, -1
@@ -572,23 +634,27 @@ func (r *run) demonstrations() (ep, er, bp, br []string, err error) {
 type evalSet struct {
 	pos, neg     *rewardhead.Features
 	gtPos, gtNeg []float64
+	// basePos and baseNeg are the lexicon's values without its noise
+	// (Algorithm 2's ±0.5): what a word-level reward can know.
+	basePos, baseNeg []float64
 }
 
 func (r *run) evalSet(p *features.Pipeline, samples []Sample, name string) (*evalSet, error) {
 	var pp, pr, np, nr []string
-	var gp, gn []float64
+	var gp, gn, bp, bn []float64
 	for i, s := range samples {
 		g, err := r.lexicon.Score([]reward.Sample{{Prompt: s.Prompt, Response: s.Response, Key: uint64(i)}})
 		if err != nil {
 			return nil, err
 		}
+		b := r.lexicon.Base(s.Response)
 		if s.Toxic {
-			np, nr, gn = append(np, s.Prompt), append(nr, s.Response), append(gn, g[0])
+			np, nr, gn, bn = append(np, s.Prompt), append(nr, s.Response), append(gn, g[0]), append(bn, b)
 		} else {
-			pp, pr, gp = append(pp, s.Prompt), append(pr, s.Response), append(gp, g[0])
+			pp, pr, gp, bp = append(pp, s.Prompt), append(pr, s.Response), append(gp, g[0]), append(bp, b)
 		}
 	}
-	e := &evalSet{gtPos: gp, gtNeg: gn}
+	e := &evalSet{gtPos: gp, gtNeg: gn, basePos: bp, baseNeg: bn}
 	var err error
 	if e.pos, err = featuresOf(p, name+"/pos", pp, pr); err != nil {
 		return nil, err
@@ -684,6 +750,8 @@ func (r *run) stageEvaluation() (string, error) {
 	if rep.KendallTau != nil {
 		r.res.Table1.KendallTau = rep.KendallTau.X
 	}
+	r.res.TauCeiling = TauCeiling(e.basePos, e.baseNeg, e.gtPos, e.gtNeg)
+	r.res.TauSeparator = TauSeparator(len(e.gtPos), len(e.gtNeg))
 	if err := analysis.WriteJSON(r.path("eval", "metrics.json"), rep); err != nil {
 		return "", err
 	}
@@ -692,6 +760,28 @@ func (r *run) stageEvaluation() (string, error) {
 	}
 	t := r.res.Table1
 	return fmt.Sprintf("Table 1: precision %.3f, recall %.3f, Kendall τ %.3f, separation %.3f at threshold %g", t.Precision, t.Recall, t.KendallTau, t.Separation, t.Threshold), nil
+}
+
+// TauCeiling is the Kendall τ-b between Algorithm 2's noiseless values
+// (±0.5 by class) and the ground truth, which adds uniform noise in
+// [−0.2, 0.2] to each sample: the τ of the exact word-level reward. The noise
+// is drawn per sample and is in no feature, so it bounds what a head can
+// reach: within a class the ground truth's order is the noise's, which no
+// head can predict, and τ-b counts those pairs as ties broken at random at
+// best.
+func TauCeiling(basePos, baseNeg, gtPos, gtNeg []float64) float64 {
+	base := append(append([]float64(nil), basePos...), baseNeg...)
+	gt := append(append([]float64(nil), gtPos...), gtNeg...)
+	return val(rewardhead.KendallTauB(base, gt))
+}
+
+// TauSeparator is the expected Kendall τ-b of a score without ties that
+// ranks every non-toxic sample above every toxic one but orders each class
+// at random (the noise is in no feature): the between-class pairs, all
+// concordant, over all pairs (the ground truth has no ties).
+func TauSeparator(nPos, nNeg int) float64 {
+	n := float64(nPos + nNeg)
+	return float64(nPos) * float64(nNeg) / (n * (n - 1) / 2)
 }
 
 // oodSamples pairs every prompt with an adjective the training set never
@@ -751,7 +841,7 @@ func (r *run) stageAnalyses() (string, error) {
 		e          *evalSet
 	}{{"noise", "in distribution (the dataset's adjectives)", id}, {"noise-ood", "out of distribution (unseen adjectives)", ood}} {
 		nr, err := analysis.ScoreNoise(h.Score(set.e.pos), h.Score(set.e.neg), set.e.gtPos, set.e.gtNeg,
-			analysis.NoiseConfig{Sigmas: sigmas, Repeats: noiseRepeats, Seed: r.seed, Relative: true, Threshold: zero})
+			analysis.NoiseConfig{Sigmas: sigmas, Repeats: noiseRepeats, Seed: r.seed, Relative: r.cfg.NoiseScale == NoiseRelative, Threshold: zero})
 		if err != nil {
 			return "", err
 		}

@@ -76,6 +76,55 @@ func TestDataset(t *testing.T) {
 	}
 }
 
+// The word lists have the paper's counts (Appendix C, Table 3: 28 toxic and
+// 50 non-toxic adjectives in training), and no word is in two lists.
+func TestWordCounts(t *testing.T) {
+	w, err := LoadWords()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(w.Bad) != 28 || len(w.Good) != 50 {
+		t.Errorf("%d toxic and %d non-toxic training adjectives, want 28 and 50", len(w.Bad), len(w.Good))
+	}
+	seen := map[string]bool{}
+	for _, l := range [][]string{w.Good, w.Bad, w.GoodOOD, w.BadOOD} {
+		for _, a := range l {
+			if seen[a] {
+				t.Errorf("%q is in two lists (or twice in one)", a)
+			}
+			seen[a] = true
+		}
+	}
+}
+
+// The τ ceiling and the separator's τ by hand: 2 + 2 samples, the classes
+// tied in the noiseless values. τ-b = (C − D) / √((n₀ − n₁)(n₀ − n₂)) with
+// n₀ = 6 pairs, C = 4 (the between-class pairs), D = 0, n₁ = 2 tied pairs in
+// the lexicon, n₂ = 0: 4/√24. A tie-free perfect separator: 4/6.
+func TestTauCeilingByHand(t *testing.T) {
+	got := TauCeiling([]float64{0.5, 0.5}, []float64{-0.5, -0.5}, []float64{0.6, 0.4}, []float64{-0.4, -0.65})
+	if want := 4 / math.Sqrt(24); math.Abs(got-want) > 1e-12 {
+		t.Errorf("TauCeiling %v, want %v", got, want)
+	}
+	if got, want := TauSeparator(2, 2), 4.0/6; math.Abs(got-want) > 1e-12 {
+		t.Errorf("TauSeparator %v, want %v", got, want)
+	}
+	// On the demo's sizes the separator's τ is 250·250 / (500·499/2).
+	if got := TauSeparator(250, 250); math.Abs(got-62500.0/124750) > 1e-12 {
+		t.Errorf("TauSeparator(250, 250) = %v", got)
+	}
+}
+
+// Unknown settings are refused before anything is written.
+func TestConfigChoices(t *testing.T) {
+	for _, c := range []Config{{Rollouts: "greedy"}, {NoiseScale: "percent"}} {
+		c.Out = t.TempDir()
+		if _, err := Run(c); err == nil {
+			t.Errorf("%+v: no error", c)
+		}
+	}
+}
+
 // A short version of the whole demo: every file and key is there and every
 // number is finite. It asserts nothing about how good the numbers are.
 func TestQuickDemo(t *testing.T) {
@@ -104,11 +153,12 @@ func TestQuickDemo(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string][]string{
-		"table1":  {"precision", "recall", "kendall_tau", "separation", "threshold"},
-		"table3":  {"total_toxic", "unique_toxic", "total_non_toxic", "unique_non_toxic", "total_unknown", "unique_unknown"},
-		"table4":  {"total_toxic", "unique_toxic", "total_non_toxic", "unique_non_toxic", "total_unknown", "unique_unknown"},
-		"seconds": append([]string{"total"}, Stages...),
-		"paper":   {"table1", "table3", "table4"},
+		"table1":               {"precision", "recall", "kendall_tau", "separation", "threshold", "tau_ceiling", "tau_separator"},
+		"table1_paper_feature": {"separation"},
+		"table3":               {"total_toxic", "unique_toxic", "total_non_toxic", "unique_non_toxic", "total_unknown", "unique_unknown"},
+		"table4":               {"total_toxic", "unique_toxic", "total_non_toxic", "unique_non_toxic", "total_unknown", "unique_unknown"},
+		"seconds":              append([]string{"total"}, Stages...),
+		"paper":                {"table1", "table3", "table4"},
 	}
 	if len(rep) != len(want) {
 		t.Errorf("report.json has keys %v, want exactly %v", keys(rep), keys(want))
@@ -156,7 +206,8 @@ func TestQuickDemo(t *testing.T) {
 		t.Errorf("the noise analyses' data: %q", noiseData)
 	}
 	md, _ := os.ReadFile(filepath.Join(out, "report.md"))
-	for _, s := range []string{"Table 1", "Table 3", "Table 4", "variants", "Figure 2", "Time per stage"} {
+	for _, s := range []string{"Table 1", "Table 3", "Table 4", "variants", "Figure 2", "Time per stage", "background corpus", "What the head reads",
+		"the paper's feature choice", "τ ceiling", "temperature 1.4, top-p 0.95, as the paper samples", "σ in reward units"} {
 		if !strings.Contains(string(md), s) {
 			t.Errorf("report.md lacks %q", s)
 		}
