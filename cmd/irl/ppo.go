@@ -118,29 +118,8 @@ func rewardOptions(c *cli.Context) (reward.Options, error) {
 	return o, nil
 }
 
-func ppoCommand() *cli.Command {
-	cfgFlags := ppoConfigFlags()
-	flags := []cli.Flag{
-		&cli.StringFlag{Name: "model", Required: true, Usage: "the starting model (an SFT Hugging Face folder); also the frozen reference"},
-		inputFlag("prompt rows: JSON lines, CSV or Parquet; other columns are kept as metadata", true, "prompts"),
-		&cli.StringFlag{Name: "out", Required: true, Usage: "run folder"},
-		&cli.StringFlag{Name: "config", Usage: "settings: a preset (" + strings.Join(ppo.Presets(), ", ") + ") or a YAML/TOML file; flags override it"},
-		&cli.StringFlag{Name: "eval-prompts", Usage: "held-out prompt rows (default: 20% of --input, chosen with --seed)"},
-		promptFieldFlag("prompt", "the prompt column"), inputFormatFlag,
-		tokenizerFlag,
-		&cli.BoolFlag{Name: "resume", Usage: "continue from the newest checkpoint in --out, with the same settings, prompts and reward (with no checkpoint yet: start the run anew there)"},
-		&cli.IntFlag{Name: "save-total-limit", Value: 2, Usage: "keep only the newest N checkpoints, and the best (highest held-out reward/mean; --out/best-checkpoint names it) (0: keep all)"},
-		overwriteFlag, quietFlag,
-	}
-	flags = append(flags, rewardFlags("reward")...)
-	for _, f := range cfgFlags {
-		flags = append(flags, f.flag)
-	}
-	return &cli.Command{
-		Name:      "ppo",
-		Usage:     "RLHF: fine-tune a model with PPO against a reward (RLHF from a ground truth, IRL-RLHF from a recovered head)",
-		UsageText: "irl ppo --model SFT_DIR --input PROMPTS --reward SPEC --out DIR [--config FILE] [settings] [--seed S] [--resume]",
-		Description: `Follows TRLx's PPO (the code the paper ran) with three fixes: the score sits
+// ppoHelp is the help text of irl ppo.
+const ppoHelp = `Follows TRLx's PPO (the code the paper ran) with three fixes: the score sits
 on the last real response token (EOS when there is one), advantages are
 whitened over real response tokens only, and every random draw is seeded so a
 resumed run continues exactly.
@@ -194,9 +173,33 @@ noise, relative field and the fingerprints of the files it reads), listing
 each difference; a run killed before its first checkpoint starts anew.
 Ctrl-C stops the run at the next step, or between two rollout chunks (the
 phase begun is dropped), with a checkpoint there to --resume from; a second
-Ctrl-C stops at once.`,
-		Flags:  append(flags, runtimeFlags()...),
-		Action: func(c *cli.Context) error { return runPPO(c, cfgFlags) },
+Ctrl-C stops at once.`
+
+func ppoCommand() *cli.Command {
+	cfgFlags := ppoConfigFlags()
+	flags := []cli.Flag{
+		&cli.StringFlag{Name: "model", Required: true, Usage: "the starting model (an SFT Hugging Face folder); also the frozen reference"},
+		inputFlag("prompt rows: JSON lines, CSV or Parquet; other columns are kept as metadata", true, "prompts"),
+		&cli.StringFlag{Name: "out", Required: true, Usage: "run folder"},
+		&cli.StringFlag{Name: "config", Usage: "settings: a preset (" + strings.Join(ppo.Presets(), ", ") + ") or a YAML/TOML file; flags override it"},
+		&cli.StringFlag{Name: "eval-prompts", Usage: "held-out prompt rows (default: 20% of --input, chosen with --seed)"},
+		promptFieldFlag("prompt", "the prompt column"), inputFormatFlag,
+		tokenizerFlag,
+		&cli.BoolFlag{Name: "resume", Usage: "continue from the newest checkpoint in --out, with the same settings, prompts and reward (with no checkpoint yet: start the run anew there)"},
+		&cli.IntFlag{Name: "save-total-limit", Value: 2, Usage: "keep only the newest N checkpoints, and the best (highest held-out reward/mean; --out/best-checkpoint names it) (0: keep all)"},
+		overwriteFlag, quietFlag,
+	}
+	flags = append(flags, rewardFlags("reward")...)
+	for _, f := range cfgFlags {
+		flags = append(flags, f.flag)
+	}
+	return &cli.Command{
+		Name:        "ppo",
+		Usage:       "RLHF: fine-tune a model with PPO against a reward (RLHF from a ground truth, IRL-RLHF from a recovered head)",
+		UsageText:   "irl ppo --model SFT_DIR --input PROMPTS --reward SPEC --out DIR [--config FILE] [settings] [--seed S] [--resume]",
+		Description: ppoHelp,
+		Flags:       append(flags, runtimeFlags()...),
+		Action:      func(c *cli.Context) error { return runPPO(c, cfgFlags) },
 	}
 }
 

@@ -1,0 +1,736 @@
+package audit
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"irl/atomicfile"
+	"irl/experiments/runlock"
+	"irl/features"
+	"irl/neox"
+	"irl/onnx"
+	"irl/policy"
+	"irl/progress"
+	"irl/rewardhead"
+	"irl/rows"
+	"irl/tokenizer"
+)
+
+// Config configures an audit.
+type Config struct {
+	// Model is the tuned model and Base the model it was tuned from
+	// (Hugging Face folders or run folders); or Pos and Neg, row files of
+	// the tuned and the base model's outputs, with PromptField and
+	// TextField columns. Prompts is the prompt rows (PromptField) with
+	// Model and Base.
+	Model, Base, Prompts string
+	Pos, Neg             string
+	// PromptField and TextField name the columns ("prompt", "text").
+	PromptField, TextField string
+	// Encoder is the frozen model whose hidden states are the features:
+	// Base by default; required with Pos and Neg.
+	Encoder string
+	// ProbeWords is a file of words, one a line, scored instead of the
+	// tokenizer's whole words; Templates a file of templates, one a line,
+	// each with {} for the word, instead of DefaultTemplates.
+	ProbeWords, Templates string
+	// Seed splits the prompts and seeds sampling and training.
+	Seed uint64
+	// HeldOut is the share of prompts held out (0: 0.3).
+	HeldOut float64
+	// Sample samples the continuations (temperature 1) instead of greedy
+	// decoding; MaxNewTokens bounds them (0: 32, or fewer where the
+	// models' positions after the longest prompt are fewer).
+	Sample       bool
+	MaxNewTokens int
+	// Epochs of IRL training (0: rewardhead.DefaultTrainConfig's).
+	Epochs int
+	// Top is how many words each list holds (0: 30).
+	Top int
+	// Out is the report's folder; Overwrite lets the audit replace what
+	// an earlier run left there.
+	Out       string
+	Overwrite bool
+	Session   onnx.Options
+	Progress  io.Writer
+	Quiet     bool
+	Context   context.Context
+}
+
+// DefaultTemplates are the neutral sentences a word is scored in.
+var DefaultTemplates = []string{"The {} is", "It was {}.", "It is {}.", "This is {}."}
+
+// Variants are the feature choices compared, the same nine as
+// experiments/toy's: the last token, the one before it and the mean, each at
+// the last layer, the first layer and the embeddings.
+var Variants = []struct {
+	Pool  neox.Pooling
+	Layer int
+}{{"last", -1}, {"last:2", -1}, {"mean", -1}, {"last", 1}, {"last:2", 1}, {"mean", 1}, {"last", 0}, {"last:2", 0}, {"mean", 0}}
+
+// minPerSide is the fewest texts (or prompts) an audit takes: two to
+// train on and two held out.
+const minPerSide = 4
+
+// pair is one prompt's demonstrations: what the tuned model (pos) and the
+// base model (neg) wrote after it.
+type demo struct {
+	Prompt string `json:"prompt"`
+	Text   string `json:"text"`
+	// Source is "tuned" or "base".
+	Source string `json:"source"`
+	// Group is the prompt's index: texts of one group are paired.
+	Group int  `json:"group"`
+	Train bool `json:"train"`
+}
+
+type auditor struct {
+	cfg     Config
+	encoder *neox.Source
+	tokPath string
+	words   []string
+	temps   []string
+	demos   []demo
+	rep     *Report
+	sc      *scored
+}
+
+func (a *auditor) logf(format string, args ...any) {
+	if a.cfg.Progress != nil {
+		fmt.Fprintf(a.cfg.Progress, "[audit] %s\n", fmt.Sprintf(format, args...))
+	}
+}
+
+func (a *auditor) bars() io.Writer {
+	if a.cfg.Quiet {
+		return nil
+	}
+	return a.cfg.Progress
+}
+
+func (a *auditor) path(parts ...string) string {
+	return filepath.Join(append([]string{a.cfg.Out}, parts...)...)
+}
+
+// Run runs the audit and writes OUT/report.json and OUT/report.md. Bad
+// input is refused before anything is written.
+func Run(cfg Config) (*Report, error) {
+	if cfg.PromptField == "" {
+		cfg.PromptField = "prompt"
+	}
+	if cfg.TextField == "" {
+		cfg.TextField = "text"
+	}
+	if cfg.HeldOut == 0 {
+		cfg.HeldOut = 0.3
+	}
+	if cfg.Top == 0 {
+		cfg.Top = 30
+	}
+	if cfg.Context == nil {
+		cfg.Context = context.Background()
+	}
+	if !(cfg.HeldOut > 0 && cfg.HeldOut < 1) {
+		return nil, fmt.Errorf("audit: held-out share %v, want in (0, 1)", cfg.HeldOut)
+	}
+	if cfg.MaxNewTokens < 0 || cfg.Epochs < 0 || cfg.Top < 0 {
+		return nil, errors.New("audit: max new tokens, epochs and top must be positive")
+	}
+	models := cfg.Model != "" || cfg.Base != "" || cfg.Prompts != ""
+	outputs := cfg.Pos != "" || cfg.Neg != ""
+	switch {
+	case models && outputs:
+		return nil, errors.New("audit: give either --model, --base and --prompts, or --pos and --neg, not both")
+	case models && (cfg.Model == "" || cfg.Base == "" || cfg.Prompts == ""):
+		return nil, errors.New("audit: --model, --base and --prompts go together: give all three")
+	case outputs && (cfg.Pos == "" || cfg.Neg == ""):
+		return nil, errors.New("audit: --pos and --neg go together: give both")
+	case !models && !outputs:
+		return nil, errors.New("audit: give --model, --base and --prompts, or --pos and --neg")
+	case outputs && cfg.Encoder == "":
+		return nil, errors.New("audit: with --pos and --neg, give --encoder (the frozen model whose hidden states are the features)")
+	}
+	if cfg.Encoder == "" {
+		cfg.Encoder = cfg.Base
+	}
+	a := &auditor{cfg: cfg, rep: &Report{Seed: cfg.Seed, Model: cfg.Model, Base: cfg.Base, Prompts: cfg.Prompts, Pos: cfg.Pos, Neg: cfg.Neg,
+		NotDone: []string{"HTML report", "ground-truth direction (--gt)"}}}
+	// Everything is read and checked before the folder is touched.
+	var err error
+	if a.encoder, err = neox.Open(cfg.Encoder); err != nil {
+		return nil, fmt.Errorf("audit: encoder: %w", err)
+	}
+	a.rep.Encoder = a.encoder.Path
+	a.tokPath = a.encoder.TokenizerPath("")
+	enc, err := tokenizer.Load(a.tokPath)
+	if err != nil {
+		return nil, fmt.Errorf("audit: the encoder's tokenizer: %w", err)
+	}
+	if a.temps, err = loadTemplates(cfg.Templates); err != nil {
+		return nil, err
+	}
+	if a.words, err = loadWords(cfg.ProbeWords, enc); err != nil {
+		return nil, err
+	}
+	var gen func() error
+	if models {
+		gen, err = a.prepareModels()
+	} else {
+		err = a.readOutputs()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
+	if err := atomicfile.CheckDir(cfg.Out, cfg.Overwrite); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
+		return nil, err
+	}
+	lock, err := runlock.Acquire(cfg.Out)
+	if err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
+	defer lock.Release()
+	if err := clearOut(cfg.Out, cfg.Overwrite); err != nil {
+		return nil, err
+	}
+	stages := []struct {
+		name string
+		fn   func() (string, error)
+	}{
+		{"demonstrations", func() (string, error) {
+			if gen != nil {
+				if err := gen(); err != nil {
+					return "", err
+				}
+			}
+			return a.writeDemos()
+		}},
+		{"features", a.stageFeatures},
+		{"irl", a.stageIRL},
+		{"reliability", a.stageReliability},
+		{"reasons", a.stageReasons},
+	}
+	a.rep.Seconds = map[string]float64{}
+	for i, st := range stages {
+		if err := cfg.Context.Err(); err != nil {
+			return nil, fmt.Errorf("audit: interrupted before %s: %w", st.name, err)
+		}
+		t0 := time.Now()
+		a.logf("stage %d/%d %s …", i+1, len(stages), st.name)
+		msg, err := st.fn()
+		if err != nil {
+			return nil, fmt.Errorf("audit: %s: %w", st.name, err)
+		}
+		a.rep.Seconds[st.name] = time.Since(t0).Seconds()
+		a.logf("stage %d/%d %s done in %.1fs: %s", i+1, len(stages), st.name, a.rep.Seconds[st.name], msg)
+	}
+	if err := a.rep.write(cfg.Out); err != nil {
+		return nil, err
+	}
+	return a.rep, nil
+}
+
+// clearOut empties out for overwrite, keeping the lock.
+func clearOut(out string, overwrite bool) error {
+	if !overwrite {
+		return nil
+	}
+	ents, err := os.ReadDir(out)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if e.Name() == runlock.Name {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(out, e.Name())); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// loadTemplates reads a templates file, or gives DefaultTemplates.
+func loadTemplates(path string) ([]string, error) {
+	if path == "" {
+		return DefaultTemplates, nil
+	}
+	lines, err := readLines(path)
+	if err != nil {
+		return nil, fmt.Errorf("audit: --templates: %w", err)
+	}
+	for i, l := range lines {
+		if strings.Count(l, "{}") != 1 {
+			return nil, fmt.Errorf("audit: --templates %s: template %d, %q, needs exactly one {} for the word", path, i+1, l)
+		}
+	}
+	if len(lines) == 0 {
+		return nil, fmt.Errorf("audit: --templates %s holds no templates", path)
+	}
+	return lines, nil
+}
+
+// readLines reads the non-empty lines of a file, without # comments.
+func readLines(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		l := strings.TrimSpace(sc.Text())
+		if l == "" || strings.HasPrefix(l, "#") {
+			continue
+		}
+		out = append(out, l)
+	}
+	return out, sc.Err()
+}
+
+// loadWords reads --probe-words, or lists the tokenizer's whole words:
+// the entries that decode to an optional space and two or more letters,
+// and that the tokenizer encodes after a space as that one entry.
+func loadWords(path string, tok *tokenizer.Tokenizer) ([]string, error) {
+	if path != "" {
+		ws, err := readLines(path)
+		if err != nil {
+			return nil, fmt.Errorf("audit: --probe-words: %w", err)
+		}
+		if len(ws) < 2 {
+			return nil, fmt.Errorf("audit: --probe-words %s: %d words; give at least 2, one a line", path, len(ws))
+		}
+		return ws, nil
+	}
+	ws := VocabularyWords(tok)
+	if len(ws) < 2 {
+		return nil, fmt.Errorf("audit: the tokenizer has %d whole words; give --probe-words", len(ws))
+	}
+	return ws, nil
+}
+
+// VocabularyWords is every whole word of the tokenizer's vocabulary, in id
+// order: an entry that decodes to a space (or nothing) and then two or more
+// letters, and that " word" encodes to alone.
+func VocabularyWords(tok *tokenizer.Tokenizer) []string {
+	seen := map[string]bool{}
+	var out []string
+	for id := 0; id < tok.VocabSize(); id++ {
+		s := tok.Decode([]int64{int64(id)})
+		w := strings.TrimPrefix(s, " ")
+		if len(w) < 2 || seen[w] || !isWord(w) {
+			continue
+		}
+		if ids := tok.Encode(" " + w); len(ids) != 1 {
+			continue
+		}
+		seen[w] = true
+		out = append(out, w)
+	}
+	return out
+}
+
+// isWord: letters, with single hyphens or apostrophes inside
+// ("nasty-minded", "don't").
+func isWord(w string) bool {
+	prev := '-'
+	for i, r := range w {
+		letter := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z'
+		inner := (r == '-' || r == '\'') && i > 0 && i < len(w)-1 && prev != '-' && prev != '\''
+		if !letter && !inner {
+			return false
+		}
+		prev = r
+	}
+	return true
+}
+
+// split assigns groups to training or held out: a share held of n, at
+// least one on each side, drawn with the seed.
+func split(n int, held float64, seed uint64) []bool {
+	train := make([]bool, n)
+	perm := rand.New(rand.NewPCG(seed, 0xa0d17)).Perm(n)
+	k := int(float64(n)*held + 0.5)
+	k = max(1, min(n-1, k))
+	for i, p := range perm {
+		train[p] = i >= k
+	}
+	return train
+}
+
+// prepareModels checks the models, their tokenizers and the prompts, and
+// returns the generation to run once the folder is taken.
+func (a *auditor) prepareModels() (func() error, error) {
+	c := a.cfg
+	tuned, err := neox.Open(c.Model)
+	if err != nil {
+		return nil, fmt.Errorf("--model: %w", err)
+	}
+	base, err := neox.Open(c.Base)
+	if err != nil {
+		return nil, fmt.Errorf("--base: %w", err)
+	}
+	if tuned.IsONNX() || base.IsONNX() {
+		return nil, errors.New("--model and --base must be model folders (generation builds its own graphs), not .onnx files")
+	}
+	tt, err := tokenizer.Load(tuned.TokenizerPath(""))
+	if err != nil {
+		return nil, fmt.Errorf("--model's tokenizer: %w", err)
+	}
+	bt, err := tokenizer.Load(base.TokenizerPath(""))
+	if err != nil {
+		return nil, fmt.Errorf("--base's tokenizer: %w", err)
+	}
+	if why := sameTokenizer(tt, bt); why != "" {
+		return nil, fmt.Errorf("--model %s and --base %s have different tokenizers (%s): the two must continue the same prompts token for token", tuned.Path, base.Path, why)
+	}
+	rs, bad, err := rows.Read(c.Prompts, rows.Options{TextField: c.PromptField})
+	if err != nil {
+		return nil, fmt.Errorf("--prompts: %w", err)
+	}
+	if len(bad) > 0 {
+		return nil, fmt.Errorf("--prompts %s:%d: %v", c.Prompts, bad[0].Line, bad[0].Err)
+	}
+	if len(rs) == 0 {
+		return nil, fmt.Errorf("--prompts %s holds no rows (a %q column is read)", c.Prompts, c.PromptField)
+	}
+	if len(rs) < minPerSide {
+		return nil, fmt.Errorf("--prompts %s holds %d rows; an audit needs at least %d (some to train on, some held out)", c.Prompts, len(rs), minPerSide)
+	}
+	for _, r := range rs {
+		if r.IDs != nil {
+			return nil, fmt.Errorf("--prompts %s:%d: give prompts as text, not input_ids (the report shows them)", c.Prompts, r.Line)
+		}
+	}
+	ids, err := policy.PromptRows(c.Prompts, rs, tt)
+	if err != nil {
+		return nil, err
+	}
+	longest := 0
+	for _, p := range ids {
+		longest = max(longest, len(p))
+	}
+	room := min(tuned.Config.MaxPositions, base.Config.MaxPositions) - longest
+	if c.MaxNewTokens == 0 {
+		c.MaxNewTokens = min(32, room)
+	}
+	if c.MaxNewTokens < 1 || c.MaxNewTokens > room {
+		return nil, fmt.Errorf("--prompts %s: the longest prompt has %d tokens, which leaves %d of the models' %d positions for new tokens; want --max-new-tokens from 1 to that",
+			c.Prompts, longest, room, min(tuned.Config.MaxPositions, base.Config.MaxPositions))
+	}
+	train := split(len(rs), c.HeldOut, c.Seed)
+	return func() error {
+		for _, side := range []struct {
+			src  *neox.Source
+			name string
+		}{{tuned, "tuned"}, {base, "base"}} {
+			m, err := side.src.Load()
+			if err != nil {
+				return err
+			}
+			g, err := policy.NewGenerator(m, c.Session)
+			if err != nil {
+				return err
+			}
+			o := policy.GenerateOptions{MaxNewTokens: c.MaxNewTokens, Seed: c.Seed, BatchSize: 64, Context: c.Context,
+				Sampling: policy.SampleOptions{Greedy: !c.Sample, Temperature: 1, TopP: 1}}
+			bar := progress.New(a.bars(), len(ids), "demonstrations ("+side.name+")", "seqs")
+			err = g.GenerateRows(c.Prompts, rs, ids, tt, o, func(line policy.RowGeneration) error {
+				bar.Add(1)
+				i := *line.Row
+				a.demos = append(a.demos, demo{Prompt: rs[i].Text, Text: *line.Text, Source: side.name, Group: i, Train: train[i]})
+				return nil
+			})
+			g.Destroy()
+			if err != nil {
+				return fmt.Errorf("generating with %s: %w", side.src.Path, err)
+			}
+			bar.Finish()
+		}
+		return nil
+	}, nil
+}
+
+// sameTokenizer says how two tokenizers differ, or "".
+func sameTokenizer(a, b *tokenizer.Tokenizer) string {
+	if a.VocabSize() != b.VocabSize() {
+		return fmt.Sprintf("vocabularies of %d and %d entries", a.VocabSize(), b.VocabSize())
+	}
+	for id := 0; id < a.VocabSize(); id++ {
+		x, y := a.Decode([]int64{int64(id)}), b.Decode([]int64{int64(id)})
+		if x != y {
+			return fmt.Sprintf("id %d is %q in one and %q in the other", id, x, y)
+		}
+	}
+	return ""
+}
+
+// readOutputs reads --pos and --neg; texts with the same prompt form a
+// group, split together.
+func (a *auditor) readOutputs() error {
+	c := a.cfg
+	groups := map[string]int{}
+	var all []demo
+	for _, side := range []struct{ path, name, flag string }{{c.Pos, "tuned", "--pos"}, {c.Neg, "base", "--neg"}} {
+		rs, bad, err := rows.Read(side.path, rows.Options{TextField: c.TextField, PromptField: c.PromptField})
+		if err != nil {
+			return fmt.Errorf("%s: %w", side.flag, err)
+		}
+		if len(bad) > 0 {
+			return fmt.Errorf("%s %s:%d: %v", side.flag, side.path, bad[0].Line, bad[0].Err)
+		}
+		if len(rs) < minPerSide {
+			return fmt.Errorf("%s %s holds %d texts; an audit needs at least %d on each side (some to train on, some held out)", side.flag, side.path, len(rs), minPerSide)
+		}
+		for _, r := range rs {
+			if r.IDs != nil {
+				return fmt.Errorf("%s %s:%d: give texts, not input_ids", side.flag, side.path, r.Line)
+			}
+			g, ok := groups[r.Prompt]
+			if !ok {
+				g = len(groups)
+				groups[r.Prompt] = g
+			}
+			all = append(all, demo{Prompt: r.Prompt, Text: r.Text, Source: side.name, Group: g})
+		}
+	}
+	train := split(len(groups), c.HeldOut, c.Seed)
+	for i := range all {
+		all[i].Train = train[all[i].Group]
+	}
+	a.demos = all
+	for _, t := range []bool{true, false} {
+		var p, n int
+		for _, d := range all {
+			if d.Train == t && d.Source == "tuned" {
+				p++
+			} else if d.Train == t {
+				n++
+			}
+		}
+		if p == 0 || n == 0 {
+			part := map[bool]string{true: "training", false: "held-out"}[t]
+			return fmt.Errorf("the %s part has %d --pos and %d --neg texts: with so few prompts shared, give more rows", part, p, n)
+		}
+	}
+	return nil
+}
+
+func (a *auditor) writeDemos() (string, error) {
+	if err := os.MkdirAll(a.path("demonstrations"), 0o755); err != nil {
+		return "", err
+	}
+	var b []byte
+	same, pairs := 0, 0
+	byGroup := map[int][]demo{}
+	for _, d := range a.demos {
+		j, _ := json.Marshal(d)
+		b = append(append(b, j...), '\n')
+		byGroup[d.Group] = append(byGroup[d.Group], d)
+	}
+	for _, ds := range byGroup {
+		for _, p := range ds {
+			for _, n := range ds {
+				if p.Source == "tuned" && n.Source == "base" {
+					pairs++
+					if p.Text == n.Text {
+						same++
+					}
+				}
+			}
+		}
+	}
+	if err := atomicfile.WriteBytes(a.path("demonstrations", "demonstrations.jsonl"), b); err != nil {
+		return "", err
+	}
+	a.rep.Demonstrations = DemoSummary{Texts: len(a.demos), Prompts: len(byGroup), Pairs: pairs, Identical: same, Sampled: a.cfg.Sample}
+	for _, d := range a.demos {
+		if d.Train {
+			a.rep.Demonstrations.Train++
+		} else {
+			a.rep.Demonstrations.HeldOut++
+		}
+	}
+	return fmt.Sprintf("%d texts after %d prompts (%d train, %d held out); %d of %d pairs identical", len(a.demos), len(byGroup),
+		a.rep.Demonstrations.Train, a.rep.Demonstrations.HeldOut, same, pairs), nil
+}
+
+// part selects demonstrations.
+func (a *auditor) part(train bool, source string) []demo {
+	var out []demo
+	for _, d := range a.demos {
+		if d.Train == train && d.Source == source {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+func (a *auditor) pipeline(pool neox.Pooling, layer int) (*features.Pipeline, error) {
+	return features.NewPipeline(features.PipelineOptions{Model: a.encoder, Tokenizer: a.tokPath, Layer: layer, Pool: pool,
+		BatchSize: 64, Session: a.cfg.Session, Context: a.cfg.Context, Progress: a.bars()})
+}
+
+// featuresOf extracts the features of demonstrations (prompt + text).
+func featuresOf(p *features.Pipeline, name string, ds []demo) (*rewardhead.Features, error) {
+	rs := make([]rows.Row, len(ds))
+	for i, d := range ds {
+		rs[i] = rows.Row{Index: i, Line: i + 1, Prompt: d.Prompt, Text: d.Text}
+	}
+	return rowFeatures(p, name, rs)
+}
+
+func rowFeatures(p *features.Pipeline, name string, rs []rows.Row) (*rewardhead.Features, error) {
+	enc, err := p.Encode(name, rs, &rows.Bad{})
+	if err != nil {
+		return nil, err
+	}
+	f, _, err := p.Features(name, enc, 0)
+	return f, err
+}
+
+func (a *auditor) trainConfig(seed uint64) rewardhead.TrainConfig {
+	tc := rewardhead.DefaultTrainConfig()
+	tc.Seed = seed
+	if a.cfg.Epochs > 0 {
+		tc.Epochs = a.cfg.Epochs
+	}
+	return tc
+}
+
+// VariantResult is one feature choice's training pair accuracy.
+type VariantResult struct {
+	Pool  string `json:"pool"`
+	Layer int    `json:"layer"`
+	// TrainPairAccuracy is the share of the training demonstrations'
+	// monitor pairs (last epoch) the head orders right.
+	TrainPairAccuracy float64 `json:"train_pair_accuracy"`
+	Chosen            bool    `json:"chosen"`
+}
+
+// ChooseVariant is the rule that picks a feature choice: the highest
+// training pair accuracy, the earliest (in Variants' order) on ties. It sets
+// Chosen and returns the index.
+func ChooseVariant(vs []VariantResult) int {
+	best := -1
+	for i, v := range vs {
+		if best < 0 || v.TrainPairAccuracy > vs[best].TrainPairAccuracy {
+			best = i
+		}
+	}
+	if best >= 0 {
+		vs[best].Chosen = true
+	}
+	return best
+}
+
+func (a *auditor) stageFeatures() (string, error) {
+	pos, neg := a.part(true, "tuned"), a.part(true, "base")
+	var vs []VariantResult
+	for _, v := range Variants {
+		acc, err := func() (float64, error) {
+			p, err := a.pipeline(v.Pool, v.Layer)
+			if err != nil {
+				return 0, err
+			}
+			defer p.Destroy()
+			fp, err := featuresOf(p, "train/tuned", pos)
+			if err != nil {
+				return 0, err
+			}
+			fn, err := featuresOf(p, "train/base", neg)
+			if err != nil {
+				return 0, err
+			}
+			res, err := rewardhead.Train(fp, fn, a.trainConfig(a.cfg.Seed))
+			if err != nil {
+				return 0, err
+			}
+			return res.Stats[len(res.Stats)-1].PairAccuracy, nil
+		}()
+		if err != nil {
+			return "", fmt.Errorf("pool %s at layer %d: %w", v.Pool, v.Layer, err)
+		}
+		vs = append(vs, VariantResult{Pool: string(v.Pool), Layer: v.Layer, TrainPairAccuracy: acc})
+	}
+	best := ChooseVariant(vs)
+	a.rep.Features = FeatureChoice{Pool: vs[best].Pool, Layer: vs[best].Layer, Rule: "highest training monitor pair accuracy among the variants", Variants: vs}
+	return fmt.Sprintf("%d feature choices; pool %s at layer %d (training pair accuracy %.3f)", len(vs), vs[best].Pool, vs[best].Layer, vs[best].TrainPairAccuracy), nil
+}
+
+// scored holds the chosen features' held-out data.
+type scored struct {
+	heads  []*rewardhead.Head
+	chosen *rewardhead.Head
+	hPos   *rewardhead.Features // held-out tuned texts
+	hNeg   *rewardhead.Features
+	dPos   []demo
+	dNeg   []demo
+	trPos  *rewardhead.Features
+	trNeg  *rewardhead.Features
+	trDPos []demo
+	trDNeg []demo
+	words  *rewardhead.Features // len(words) × len(templates) rows, word-major
+}
+
+func (a *auditor) stageIRL() (string, error) {
+	p, err := a.pipeline(neox.Pooling(a.rep.Features.Pool), a.rep.Features.Layer)
+	if err != nil {
+		return "", err
+	}
+	defer p.Destroy()
+	s := &scored{}
+	a.sc = s
+	s.trDPos, s.trDNeg = a.part(true, "tuned"), a.part(true, "base")
+	s.dPos, s.dNeg = a.part(false, "tuned"), a.part(false, "base")
+	for _, x := range []struct {
+		f    **rewardhead.Features
+		ds   []demo
+		name string
+	}{{&s.trPos, s.trDPos, "train-tuned"}, {&s.trNeg, s.trDNeg, "train-base"}, {&s.hPos, s.dPos, "heldout-tuned"}, {&s.hNeg, s.dNeg, "heldout-base"}} {
+		if *x.f, err = featuresOf(p, x.name, x.ds); err != nil {
+			return "", err
+		}
+	}
+	if err := os.MkdirAll(a.path("features"), 0o755); err != nil {
+		return "", err
+	}
+	for _, x := range []struct {
+		f    *rewardhead.Features
+		name string
+	}{{s.trPos, "train-tuned"}, {s.trNeg, "train-base"}, {s.hPos, "heldout-tuned"}, {s.hNeg, "heldout-base"}} {
+		if err := x.f.Write(a.path("features", x.name+".safetensors")); err != nil {
+			return "", err
+		}
+	}
+	res, err := rewardhead.TrainToDir(s.trPos, s.trNeg, a.trainConfig(a.cfg.Seed), a.path("heads"), true)
+	if err != nil {
+		return "", err
+	}
+	s.heads, s.chosen = res.Heads, res.Best
+	a.rep.Head = res.HeadPath
+	// The words' features, while the pipeline is open.
+	var rs []rows.Row
+	for _, w := range a.words {
+		for _, t := range a.temps {
+			rs = append(rs, rows.Row{Index: len(rs), Line: len(rs) + 1, Text: strings.Replace(t, "{}", w, 1)})
+		}
+	}
+	if s.words, err = rowFeatures(p, "words", rs); err != nil {
+		return "", err
+	}
+	last := res.Stats[len(res.Stats)-1]
+	return fmt.Sprintf("%d + %d training texts, %d epochs, monitor pair accuracy %.3f; %s", s.trPos.N, s.trNeg.N, len(res.Heads), last.PairAccuracy, res.Rule), nil
+}
