@@ -62,7 +62,7 @@ var pathFlags = []string{"out", "plots", "input", "prompts", "eval-prompts", "co
 
 // modelFlags name a model, which may also be given as a training run's
 // folder or its last-checkpoint file (checkpoint.ModelDir).
-var modelFlags = []string{"model", "base-model", "reward-model"}
+var modelFlags = []string{"model", "base-model", "reward-model", "base", "encoder"}
 
 // readPaths cleans the path flags and resolves the model flags of a
 // command, saying on stderr which model a run folder stood for.
