@@ -33,6 +33,7 @@ test: ort $(STATICCHECK)
 # downloads the Go modules first, about two minutes more).
 demo: demo-note build
 	bin/irl experiment toy --out demo --overwrite
+	bin/irl audit --model demo/rlhf --base demo/sft --prompts demo/data/prompts.jsonl --out demo/audit --overwrite --quiet
 
 demo-note:
 	@echo "make demo: building bin/irl first (on a fresh machine this downloads Go modules and ONNX Runtime: about two minutes, quiet)"

@@ -319,6 +319,16 @@ func (r *run) stageData() (string, error) {
 	if err := atomicfile.WriteBytes(r.path("data", "dataset.jsonl"), b); err != nil {
 		return "", err
 	}
+	// The prompts, one a line, for `irl audit --prompts` (make demo ends
+	// with an audit of the demo's own RLHF model).
+	b = b[:0]
+	for _, e := range w.Entities {
+		j, _ := json.Marshal(map[string]string{"prompt": Prompt(e)})
+		b = append(append(b, j...), '\n')
+	}
+	if err := atomicfile.WriteBytes(r.path("data", "prompts.jsonl"), b); err != nil {
+		return "", err
+	}
 	var err error
 	if r.toxicPath, r.nonToxicPath, err = w.WriteLexicon(r.path("data")); err != nil {
 		return "", err

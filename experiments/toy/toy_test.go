@@ -175,7 +175,7 @@ func TestQuickDemo(t *testing.T) {
 			}
 		}
 	}
-	for _, f := range []string{"report.md", "data/dataset.jsonl", "data/tokenizer.json", "generations/baseline.jsonl", "generations/rlhf.jsonl",
+	for _, f := range []string{"report.md", "data/dataset.jsonl", "data/prompts.jsonl", "data/tokenizer.json", "generations/baseline.jsonl", "generations/rlhf.jsonl",
 		"heads/head.json", "heads/epoch-001.json", "eval/pos.safetensors", "eval/neg.safetensors", "eval/gt-pos.safetensors",
 		"eval/gt-neg.safetensors", "rlhf/final/model.onnx", "analyses/ratio/ratio.json", "analyses/noise/noise.json",
 		"analyses/noise-ood/noise.json", "analyses/epochs/epochs.json", "plots/confusion.png"} {
