@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"irl/weights"
@@ -45,7 +46,7 @@ func Load(dir string) (*Model, error) {
 			}
 			return nil, fmt.Errorf("%s: missing tensor %q (shape %v) needed by %s%s", files, s.Name, s.Shape, cfgPath, hint)
 		}
-		if !equalShape(t.Shape, s.Shape) {
+		if !slices.Equal(t.Shape, s.Shape) {
 			return nil, fmt.Errorf("%s: tensor %q has shape %v, %s implies %v", wf.From[s.Name], s.Name, t.Shape, cfgPath, s.Shape)
 		}
 		m.Params[s.Name] = t
@@ -85,7 +86,7 @@ func (m *Model) Validate() error {
 		if !ok || t == nil {
 			return fmt.Errorf("classifier: missing tensor %q (shape %v)", s.Name, s.Shape)
 		}
-		if !equalShape(t.Shape, s.Shape) || len(t.Data) != int(numel64(s.Shape)) {
+		if !slices.Equal(t.Shape, s.Shape) || len(t.Data) != int(numel64(s.Shape)) {
 			return fmt.Errorf("classifier: tensor %q has shape %v and %d values, want %v", s.Name, t.Shape, len(t.Data), s.Shape)
 		}
 	}
@@ -114,16 +115,4 @@ func unflatten(i int, shape []int) []int {
 		}
 	}
 	return idx
-}
-
-func equalShape(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

@@ -509,7 +509,7 @@ func sameParams(t *testing.T, got, want *Model, skip ...string) {
 			t.Errorf("%s missing", name)
 			continue
 		}
-		if !equalShape(g.Shape, w.Shape) || len(g.Data) != len(w.Data) {
+		if !slices.Equal(g.Shape, w.Shape) || len(g.Data) != len(w.Data) {
 			t.Errorf("%s: shape %v (%d values), want %v (%d)", name, g.Shape, len(g.Data), w.Shape, len(w.Data))
 			continue
 		}
@@ -681,7 +681,7 @@ func TestPickleHalf(t *testing.T) {
 	sameParams(t, got, ref, half, bf)
 	check := func(name string, exact func(float32) float32, relTol, absTol float64) {
 		w, g := ref.Params[name], got.Params[name]
-		if g == nil || !equalShape(g.Shape, w.Shape) {
+		if g == nil || !slices.Equal(g.Shape, w.Shape) {
 			t.Fatalf("%s: %+v", name, g)
 		}
 		for i, v := range w.Data {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 
 	"irl/atomicfile"
@@ -66,7 +67,7 @@ func (m *Model) LoadWeights(dir string) error {
 		if !ok {
 			return fmt.Errorf("neox: %s has no tensor %q", dir, name)
 		}
-		if !equalShape(src.Shape, p.Shape) {
+		if !slices.Equal(src.Shape, p.Shape) {
 			return fmt.Errorf("neox: %s: tensor %q has shape %v, the model's is %v", wf.From[name], name, src.Shape, p.Shape)
 		}
 		copy(p.Data, src.Data)

@@ -3,6 +3,7 @@ package neox
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"irl/weights"
@@ -45,7 +46,7 @@ func load(dir string, cfg Config) (*Model, error) {
 		if !ok {
 			return nil, fmt.Errorf("%s: missing tensor %q (shape %v) needed by %s", where, s.Name, s.Shape, filepath.Join(dir, "config.json"))
 		}
-		if !equalShape(p.Shape, s.Shape) {
+		if !slices.Equal(p.Shape, s.Shape) {
 			return nil, fmt.Errorf("%s: tensor %q has shape %v, config.json implies %v", from[s.Name], s.Name, p.Shape, s.Shape)
 		}
 		// A NaN or infinite weight would make every output NaN without an
@@ -57,16 +58,4 @@ func load(dir string, cfg Config) (*Model, error) {
 		m.Params[s.Name] = p
 	}
 	return m, nil
-}
-
-func equalShape(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

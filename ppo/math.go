@@ -269,25 +269,8 @@ var CompatModes = []string{CompatNone, CompatFork, CompatCarper}
 // Two guards TRLx lacks: a one-score first chunk gives refStd 1 (TRLx:
 // NaN), and a spread of 0 leaves the scores undivided (TRLx: ±Inf).
 func ScaleScoresTRLx(scores []float64, clip float64, scale string, m *RunningMoments, refStd **float64) (mean, std float64) {
-	if clip > 0 {
-		for i, x := range scores {
-			scores[i] = math.Max(-clip, math.Min(clip, x))
-		}
-	}
-	if *refStd == nil {
-		_, s := stats(scores)
-		*refStd = &s
-	}
-	mean, std = m.Update(scores)
-	for i := range scores {
-		switch {
-		case scale == "running" && m.Std > 0:
-			scores[i] /= m.Std
-		case scale == "ref" && **refStd > 0:
-			scores[i] /= **refStd
-		}
-	}
-	return mean, std
+	clipScores(scores, clip)
+	return divideScores(scores, scale, m, refStd)
 }
 
 // ScaleScoresOwn is this package's order (trlx_compat none): merge the raw
@@ -300,22 +283,36 @@ func ScaleScoresTRLx(scores []float64, clip float64, scale string, m *RunningMom
 // a head's output). (TRLx's order has one merit: the moments take clipped
 // scores, so a raw outlier past ±clip cannot inflate the running std.)
 func ScaleScoresOwn(scores []float64, clip float64, scale string, m *RunningMoments, refStd **float64) (mean, std float64) {
+	mean, std = divideScores(scores, scale, m, refStd)
+	clipScores(scores, clip)
+	return mean, std
+}
+
+// clipScores bounds scores to ±clip in place (0: off).
+func clipScores(scores []float64, clip float64) {
+	if clip > 0 {
+		for i, x := range scores {
+			scores[i] = math.Max(-clip, math.Min(clip, x))
+		}
+	}
+}
+
+// divideScores is the middle both orders share: refStd from the first
+// chunk, the running moments updated, the scores divided by the running
+// std or refStd. A spread of 0 (every score equal so far) leaves the
+// scores as they are rather than dividing by it.
+func divideScores(scores []float64, scale string, m *RunningMoments, refStd **float64) (mean, std float64) {
 	if *refStd == nil {
 		_, s := stats(scores)
 		*refStd = &s
 	}
 	mean, std = m.Update(scores)
 	for i := range scores {
-		// A spread of 0 (every score equal so far) leaves the scores as
-		// they are rather than dividing by it.
 		switch {
 		case scale == "running" && m.Std > 0:
 			scores[i] /= m.Std
 		case scale == "ref" && **refStd > 0:
 			scores[i] /= **refStd
-		}
-		if clip > 0 {
-			scores[i] = math.Max(-clip, math.Min(clip, scores[i]))
 		}
 	}
 	return mean, std

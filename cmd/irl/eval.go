@@ -164,16 +164,11 @@ func runEvalToxicity(c *cli.Context) error {
 		return err
 	}
 
-	src, err := reward.Parse(spec, ro)
+	src, closeSrc, err := openReward(c, spec, ro)
 	if err != nil {
 		return err
 	}
-	closed := false
-	defer func() {
-		if !closed {
-			src.Close()
-		}
-	}()
+	defer closeSrc(false)
 	scorer := toxeval.SourceScorer{Src: src, Prob: kind == "classifier"}
 	run.ScoreIs, run.ScorerInfo = scorer.ScoreIs(ro.Label), reward.Describe(src)
 
@@ -189,10 +184,7 @@ func runEvalToxicity(c *cli.Context) error {
 	if err := toxeval.WriteRun(out, run, gen, tok, prompts, scorer, proto, o); err != nil {
 		return err
 	}
-	closed = true
-	if err := src.Close(); err != nil {
-		fmt.Fprintln(c.App.ErrWriter, "irl: warning:", err)
-	}
+	closeSrc(true)
 	if run.Note != "" {
 		fmt.Fprintln(os.Stderr, "note:", run.Note)
 	}

@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"strings"
+	"sync"
 
 	"github.com/urfave/cli/v2"
 
@@ -91,6 +92,25 @@ func rewardFlags(prefix string) []cli.Flag {
 		&cli.Float64Flag{Name: "reward-noise", Value: 0.2, Usage: "for lexicon: uniform noise ±this on every non-zero reward (Algorithm 2)"},
 		&cli.DurationFlag{Name: "reward-timeout", Value: reward.DefaultTimeout, Usage: "for cmd: the longest the program may take over one answer before the run stops naming the row (0: no limit)"},
 	}
+}
+
+// openReward opens the reward spec names, with its closer: the first call
+// closes it, later ones do nothing, so a command defers close(false) for its
+// error paths and calls close(true) where its results are in. There, a
+// reward program that fails on the end of its input is worth a warning, not
+// worth failing results that stand.
+func openReward(c *cli.Context, spec string, o reward.Options) (src reward.Source, close func(warn bool), err error) {
+	if src, err = reward.Parse(spec, o); err != nil {
+		return nil, nil, err
+	}
+	var once sync.Once
+	return src, func(warn bool) {
+		once.Do(func() {
+			if err := src.Close(); err != nil && warn {
+				fmt.Fprintln(c.App.ErrWriter, "irl: warning:", err)
+			}
+		})
+	}, nil
 }
 
 // rewardOptions reads rewardFlags.
@@ -243,16 +263,11 @@ func runPPO(c *cli.Context, cfgFlags []ppoFlag) error {
 		return err
 	}
 	ro.Seed, ro.Session = cfg.Seed, so
-	src, err := reward.Parse(c.String("reward"), ro)
+	src, closeSrc, err := openReward(c, c.String("reward"), ro)
 	if err != nil {
 		return err
 	}
-	closed := false
-	defer func() {
-		if !closed {
-			src.Close()
-		}
-	}()
+	defer closeSrc(false)
 	o := ppo.Options{Out: out, Resume: c.Bool("resume"), Overwrite: c.Bool("overwrite"), TokenizerPath: tokPath, Session: so, ModelFingerprint: ms.Fingerprint,
 		SaveTotalLimit: c.Int("save-total-limit"), Notes: c.App.ErrWriter, Context: c.Context}
 	if !c.Bool("quiet") {
@@ -262,12 +277,7 @@ func runPPO(c *cli.Context, cfgFlags []ppoFlag) error {
 	if err != nil {
 		return err
 	}
-	// The run's results stand; a reward program that then fails on the
-	// end of its input is worth knowing about, not worth failing them.
-	closed = true
-	if err := src.Close(); err != nil {
-		fmt.Fprintln(c.App.ErrWriter, "irl: warning:", err)
-	}
+	closeSrc(true)
 	if math.IsNaN(res.LastReward) {
 		fmt.Fprintf(os.Stderr, "%s had already run its %d steps; final model %s\n", out, res.Steps, res.Final)
 		return nil

@@ -118,16 +118,11 @@ func runScore(c *cli.Context) error {
 	for _, r := range rs {
 		ro.IDsOnly = ro.IDsOnly && r.IDs != nil
 	}
-	src, err := reward.Parse(spec, ro)
+	src, closeSrc, err := openReward(c, spec, ro)
 	if err != nil {
 		return err
 	}
-	closed := false
-	defer func() {
-		if !closed {
-			src.Close()
-		}
-	}()
+	defer closeSrc(false)
 
 	scored, err := reward.ScoreRows(src, input, rs, bad)
 	bad.Report(os.Stderr)
@@ -137,10 +132,7 @@ func runScore(c *cli.Context) error {
 	if err := writeScores(c, out, format, src, scored, len(bad.List)); err != nil {
 		return err
 	}
-	closed = true
-	if err := src.Close(); err != nil {
-		fmt.Fprintln(os.Stderr, "irl: warning:", err)
-	}
+	closeSrc(true)
 	lo, hi, sum := math.Inf(1), math.Inf(-1), 0.0
 	for _, r := range scored.Rewards {
 		lo, hi, sum = min(lo, r), max(hi, r), sum+r

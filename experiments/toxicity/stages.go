@@ -236,18 +236,7 @@ func hasCheckpoint(out string) bool {
 // stageRLHF makes the expert π_E: PPO from the SFT model against the
 // classifier, relative to each prompt's original continuation.
 func (p *pipeline) stageRLHF(resume bool) (string, error) {
-	o := p.rewardOptions()
-	o.Relative = "original_output"
-	src, err := reward.Parse(p.cfg.resolveSpec(p.cfg.Reward), o)
-	if err != nil {
-		return "", err
-	}
-	defer src.Close()
-	pc, err := p.cfg.ppoConfig(nil)
-	if err != nil {
-		return "", err
-	}
-	res, err := p.runPPO(filepath.Join(p.dir("rlhf"), "run"), src, pc, resume, "rlhf")
+	res, _, err := p.rlhfRun("rlhf", nil, resume)
 	if err != nil {
 		return "", err
 	}
@@ -263,22 +252,30 @@ func (p *pipeline) stageRLHFPoor(resume bool) (string, error) {
 	if p.cfg.PoorHead != PoorRLHF {
 		return fmt.Sprintf("not run: poor_head is %s", p.cfg.PoorHead), nil
 	}
-	o := p.rewardOptions()
-	o.Relative = "original_output"
-	src, err := reward.Parse(p.cfg.resolveSpec(p.cfg.Reward), o)
-	if err != nil {
-		return "", err
-	}
-	defer src.Close()
-	pc, err := p.cfg.ppoConfig(p.cfg.RLHFPoorPPO)
-	if err != nil {
-		return "", err
-	}
-	res, err := p.runPPO(filepath.Join(p.dir("rlhf-poor"), "run"), src, pc, resume, "rlhf-poor")
+	res, pc, err := p.rlhfRun("rlhf-poor", p.cfg.RLHFPoorPPO, resume)
 	if err != nil {
 		return "", err
 	}
 	return fmt.Sprintf("%d steps (init_kl_coef %g, target %g), held-out reward %.4f → %.4f", res.Steps, pc.InitKLCoef, pc.Target, res.FirstReward, res.LastReward), nil
+}
+
+// rlhfRun is an RLHF stage's PPO run into STAGE/run: the ground-truth
+// reward relative to each prompt's original continuation, under the PPO
+// settings with the stage's overrides.
+func (p *pipeline) rlhfRun(stage string, overrides map[string]any, resume bool) (*ppo.Result, ppo.Config, error) {
+	o := p.rewardOptions()
+	o.Relative = "original_output"
+	src, err := reward.Parse(p.cfg.resolveSpec(p.cfg.Reward), o)
+	if err != nil {
+		return nil, ppo.Config{}, err
+	}
+	defer src.Close()
+	pc, err := p.cfg.ppoConfig(overrides)
+	if err != nil {
+		return nil, pc, err
+	}
+	res, err := p.runPPO(filepath.Join(p.dir(stage), "run"), src, pc, resume, stage)
+	return res, pc, err
 }
 
 // demo is one demonstration.
