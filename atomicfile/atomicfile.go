@@ -211,8 +211,29 @@ func CheckDir(dir string, overwrite bool) error {
 		return err
 	}
 	for _, e := range ents {
-		if !IsTemp(e.Name()) {
+		if !IsTemp(e.Name()) && e.Name() != LockName {
 			return fmt.Errorf("%s: %w (it holds %s); use --overwrite to replace it, or another folder", dir, ErrNotEmpty, e.Name())
+		}
+	}
+	return nil
+}
+
+// ClearDir empties dir for a new run, keeping its lock file (LockName),
+// which the run holding the folder has open. A missing dir is empty.
+func ClearDir(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if e.Name() == LockName {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return err
 		}
 	}
 	return nil

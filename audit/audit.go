@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"irl/atomicfile"
-	"irl/experiments/runlock"
+
 	"irl/features"
 	"irl/neox"
 	"irl/onnx"
@@ -196,13 +196,15 @@ func Run(cfg Config) (*Report, error) {
 	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
 		return nil, err
 	}
-	lock, err := runlock.Acquire(cfg.Out)
+	lock, err := atomicfile.LockDir(cfg.Out)
 	if err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
 	}
 	defer lock.Release()
-	if err := clearOut(cfg.Out, cfg.Overwrite); err != nil {
-		return nil, err
+	if cfg.Overwrite {
+		if err := atomicfile.ClearDir(cfg.Out); err != nil {
+			return nil, err
+		}
 	}
 	stages := []struct {
 		name string
@@ -239,26 +241,6 @@ func Run(cfg Config) (*Report, error) {
 		return nil, err
 	}
 	return a.rep, nil
-}
-
-// clearOut empties out for overwrite, keeping the lock.
-func clearOut(out string, overwrite bool) error {
-	if !overwrite {
-		return nil
-	}
-	ents, err := os.ReadDir(out)
-	if err != nil {
-		return err
-	}
-	for _, e := range ents {
-		if e.Name() == runlock.Name {
-			continue
-		}
-		if err := os.RemoveAll(filepath.Join(out, e.Name())); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // loadTemplates reads a templates file, or gives DefaultTemplates.

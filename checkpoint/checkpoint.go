@@ -118,7 +118,7 @@ func OpenRun(dir string, o Options) (*Run, *State, error) {
 			return nil, nil, err
 		}
 		if o.Overwrite {
-			if err := clear(dir); err != nil {
+			if err := atomicfile.ClearDir(dir); err != nil {
 				return nil, nil, err
 			}
 		}
@@ -232,23 +232,6 @@ func clearUnstarted(dir string, files []string) ([]string, error) {
 		}
 	}
 	return names, nil
-}
-
-// clear empties a folder.
-func clear(dir string) error {
-	ents, err := os.ReadDir(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	for _, e := range ents {
-		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // Close closes the metrics log.

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"irl/experiments/runlock"
+	"irl/atomicfile"
 )
 
 // Both experiments take --quiet; each refuses an --out another run holds,
@@ -15,7 +15,7 @@ import (
 func TestExperimentQuietAndLock(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "out")
-	l, err := runlock.Acquire(out)
+	l, err := atomicfile.LockDir(out)
 	if err != nil {
 		t.Fatal(err)
 	}

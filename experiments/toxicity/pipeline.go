@@ -19,7 +19,7 @@ import (
 
 	"irl/atomicfile"
 	"irl/checkpoint"
-	"irl/experiments/runlock"
+
 	"irl/onnx"
 )
 
@@ -88,7 +88,7 @@ func Run(cfg *Config, o Options) (*Result, error) {
 	if err := cfg.validate("toxicity: the configuration"); err != nil {
 		return nil, err
 	}
-	lock, err := runlock.Acquire(o.Out)
+	lock, err := atomicfile.LockDir(o.Out)
 	if err != nil {
 		return nil, fmt.Errorf("toxicity: %w", err)
 	}

@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"irl/atomicfile"
-	"irl/experiments/runlock"
 )
 
 // A second run into a folder another run holds is refused, naming the
@@ -17,7 +16,7 @@ import (
 // make the folder "not empty".
 func TestOutIsLocked(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "demo")
-	l, err := runlock.Acquire(out)
+	l, err := atomicfile.LockDir(out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,18 +25,18 @@ func TestOutIsLocked(t *testing.T) {
 		t.Errorf("a run into a held folder: %v", err)
 	}
 	l.Release()
-	if err := clearOut(out, false); err != nil {
+	if err := atomicfile.CheckDir(out, false); err != nil {
 		t.Errorf("a folder with only the lock file: %v", err)
 	}
 	os.WriteFile(filepath.Join(out, "report.md"), nil, 0o644)
-	if err := clearOut(out, false); !errors.Is(err, atomicfile.ErrNotEmpty) || !strings.Contains(err.Error(), "report.md") {
+	if err := atomicfile.CheckDir(out, false); !errors.Is(err, atomicfile.ErrNotEmpty) || !strings.Contains(err.Error(), "report.md") {
 		t.Errorf("a folder with a report: %v", err)
 	}
-	if err := clearOut(out, true); err != nil {
+	if err := atomicfile.ClearDir(out); err != nil {
 		t.Fatal(err)
 	}
 	ents, _ := os.ReadDir(out)
-	if len(ents) != 1 || ents[0].Name() != runlock.Name {
+	if len(ents) != 1 || ents[0].Name() != atomicfile.LockName {
 		t.Errorf("after overwrite the folder holds %v", ents)
 	}
 }

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"irl/atomicfile"
-	"irl/experiments/runlock"
+
 	"irl/features"
 	"irl/neox"
 	"irl/onnx"
@@ -182,13 +182,18 @@ func Run(cfg Config) (*Result, error) {
 	if err := atomicfile.CheckDir(cfg.Out, true); err != nil {
 		return nil, err
 	}
-	lock, err := runlock.Acquire(cfg.Out)
+	lock, err := atomicfile.LockDir(cfg.Out)
 	if err != nil {
 		return nil, fmt.Errorf("toy: %w", err)
 	}
 	defer lock.Release()
-	if err := clearOut(cfg.Out, cfg.Overwrite); err != nil {
+	if err := atomicfile.CheckDir(cfg.Out, cfg.Overwrite); err != nil {
 		return nil, err
+	}
+	if cfg.Overwrite {
+		if err := atomicfile.ClearDir(cfg.Out); err != nil {
+			return nil, err
+		}
 	}
 	words, err := LoadWords()
 	if err != nil {
@@ -212,31 +217,6 @@ func Run(cfg Config) (*Result, error) {
 		return nil, err
 	}
 	return res, nil
-}
-
-// clearOut empties out for a new run with overwrite, and otherwise refuses
-// one that holds anything but the lock and temporary files, as
-// atomicfile.CheckDir does.
-func clearOut(out string, overwrite bool) error {
-	ents, err := os.ReadDir(out)
-	if err != nil {
-		return err
-	}
-	for _, e := range ents {
-		if e.Name() == runlock.Name {
-			continue
-		}
-		if !overwrite {
-			if atomicfile.IsTemp(e.Name()) {
-				continue
-			}
-			return fmt.Errorf("%s: %w (it holds %s); use --overwrite to replace it, or another folder", out, atomicfile.ErrNotEmpty, e.Name())
-		}
-		if err := os.RemoveAll(filepath.Join(out, e.Name())); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // bars is where the progress bars go: nil when quiet.

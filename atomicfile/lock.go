@@ -1,4 +1,4 @@
-package runlock
+package atomicfile
 
 import (
 	"errors"
@@ -11,18 +11,24 @@ import (
 	"time"
 )
 
-// Name is the lock file's name inside the folder.
-const Name = ".lock"
+// LockName is the lock file's name inside a locked folder. CheckDir and
+// ClearDir leave it alone.
+const LockName = ".lock"
 
-// Lock is a held lock.
-type Lock struct{ f *os.File }
+// DirLock is a held folder lock.
+type DirLock struct{ f *os.File }
 
-// Acquire makes dir if need be and locks it, or says which run holds it.
-func Acquire(dir string) (*Lock, error) {
+// LockDir keeps two runs out of one output folder: it makes dir if need
+// be and takes an exclusive flock(2) on DIR/.lock, writing its pid, host
+// and start time there so that a second run can say who holds the folder,
+// or says which run holds it. The kernel drops the lock when its holder
+// exits, however it exits, so a lock left by a killed run holds nothing:
+// the next run takes it without any staleness test.
+func LockDir(dir string) (*DirLock, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	path := filepath.Join(dir, Name)
+	path := filepath.Join(dir, LockName)
 	// The file is opened in place, never replaced: a lock lives on the
 	// inode, and a file renamed over it would let a second run in.
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
@@ -52,12 +58,12 @@ func Acquire(dir string) (*Lock, error) {
 		f.Close()
 		return nil, fmt.Errorf("cannot write %s: %w", path, err)
 	}
-	return &Lock{f: f}, nil
+	return &DirLock{f: f}, nil
 }
 
 // Release lets the folder go. The file stays: removing it would race with
 // a run that has just opened it.
-func (l *Lock) Release() error {
+func (l *DirLock) Release() error {
 	if l == nil || l.f == nil {
 		return nil
 	}
