@@ -152,6 +152,17 @@ func (b *builder) attention(xq, xkv onnx.Value, p string, qShape, bias onnx.Valu
 	k := heads(b.dense(xkv, p+"self.key"), b.tokens, 0, 2, 3, 1)              // (B,H,hd,S)
 	v := heads(b.dense(xkv, p+"self.value"), b.tokens, 0, 2, 1, 3)            // (B,H,S,hd)
 	probs := g.Softmax(g.Add(g.MatMul(q, k), bias), -1)                       // (B,H,Sq,S)
-	ctx := g.Transpose(g.MatMul(probs, v), 0, 2, 1, 3)                        // (B,Sq,H,hd)
+	var ctx onnx.Value                                                        // (B,H,Sq,hd)
+	if qShape == b.tokens {
+		ctx = g.MatMul(probs, v)
+	} else {
+		// One query a row (the last layer's first token): MatMul's
+		// one-row kernel sums over the keys in vector lanes grouped by S,
+		// so the context would depend on the padding; a running sum over
+		// the keys does not.
+		terms := g.Mul(g.Transpose(probs, 0, 1, 3, 2), v) // (B,H,S,hd)
+		ctx = g.Slice(g.Op("CumSum", []onnx.Value{terms, g.ScalarI64(2)}), []int64{-1}, []int64{math.MaxInt64}, []int64{2})
+	}
+	ctx = g.Transpose(ctx, 0, 2, 1, 3) // (B,Sq,H,hd)
 	return b.dense(g.Reshape(ctx, -1, int64(c.HiddenSize)), p+"output.dense")
 }

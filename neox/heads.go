@@ -161,11 +161,23 @@ func (b *builder) ppoHead(logits, hidden, shape onnx.Value) (dlogits, dhidden on
 // tenth of the time of ReduceLogSumExp, whose CPU kernel is not vectorised.
 func logitStats(g *onnx.Graph, logits onnx.Value) {
 	top := g.ReduceMax(logits, true, 1)
-	lse := g.Add(g.Log(g.ReduceSum(g.Exp(g.Sub(logits, top)), true, 1)), top)
+	sum := g.ReduceSum(g.Exp(g.Sub(logits, top)), true, 1) // (B,1)
+	lse := g.Add(rowLog(g, sum), top)
 	g.Output(g.Squeeze(lse, 1), LogSumExpOutput, onnx.Float, "batch")
 	argmax := g.Op("ArgMax", []onnx.Value{logits}, onnx.AttrInt("axis", 1), onnx.AttrInt("keepdims", 0))
 	g.Output(argmax, ArgMaxOutput, onnx.Int64, "batch")
 	g.Output(g.Squeeze(top, 1), MaxLogitOutput, onnx.Float, "batch")
+}
+
+// rowLog is log x of a column x (N,1), the same in every batch. ONNX
+// Runtime's Log runs in vector lanes on whole groups of entries and in
+// scalar code on the rest, and the two round differently: a row's log-prob
+// would depend on how many rows share its batch (a sharded generation
+// would differ from the unsharded one). Spread over 16 columns, every
+// entry takes the vector path.
+func rowLog(g *onnx.Graph, x onnx.Value) onnx.Value {
+	wide := g.Op("Expand", []onnx.Value{x, g.ConstI64(1, 16)})
+	return g.Slice(g.Log(wide), []int64{0}, []int64{1}, []int64{1})
 }
 
 func zeroF32Attr() onnx.Attr { return onnx.AttrTensorF32("value", []float32{0}) }

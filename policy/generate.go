@@ -25,6 +25,10 @@ type GenerateOptions struct {
 	Seed uint64
 	// NumReturnSequences is how many sequences each prompt gets (0 means 1).
 	NumReturnSequences int
+	// PromptIndex, if set, is each prompt's index in the whole list it was
+	// taken from: its sequences draw from the streams of that index, so a
+	// shard of a list samples each prompt as the whole list would.
+	PromptIndex []int
 	// BatchSize is how many sequences are decoded together (0: all).
 	BatchSize int
 	// IgnoreEOS keeps generating after the configuration's EOSTokenID.
@@ -174,6 +178,9 @@ func (g *Generator) check(prompts [][]int64, o GenerateOptions) error {
 	if o.MaxNewTokens <= 0 {
 		return fmt.Errorf("policy: generate: max new tokens must be positive, got %d", o.MaxNewTokens)
 	}
+	if o.PromptIndex != nil && len(o.PromptIndex) != len(prompts) {
+		return fmt.Errorf("policy: generate: %d prompt indices for %d prompts", len(o.PromptIndex), len(prompts))
+	}
 	if o.NumReturnSequences < 0 {
 		return fmt.Errorf("policy: generate: number of return sequences must be positive, got %d", o.NumReturnSequences)
 	}
@@ -311,7 +318,11 @@ func (g *Generator) batch(prompts [][]int64, n, from, to int, o GenerateOptions)
 		k := from + i
 		gens[i] = Generation{Prompt: k / n, Sequence: k % n,
 			IDs: make([]int64, 0, o.MaxNewTokens), LogProbs: make([]float64, 0, o.MaxNewTokens)}
-		sm, err := NewSampler(o.Sampling, sequenceSeed(o.Seed, k))
+		stream := k
+		if o.PromptIndex != nil {
+			stream = o.PromptIndex[k/n]*n + k%n
+		}
+		sm, err := NewSampler(o.Sampling, sequenceSeed(o.Seed, stream))
 		if err != nil {
 			return nil, err
 		}

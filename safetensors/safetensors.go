@@ -180,7 +180,13 @@ type File struct {
 	Path     string
 	Metadata map[string]string
 	tensors  map[string]*Tensor
+	order    []string // tensor names in the order of their data
 }
+
+// DataOrder lists the tensor names in the order their data lies in the
+// file: WriteFile's order, so that a rewrite of the same tensors gives the
+// same bytes.
+func (f *File) DataOrder() []string { return append([]string(nil), f.order...) }
 
 // Names lists the tensor names in sorted order.
 func (f *File) Names() []string {
@@ -373,6 +379,7 @@ func Parse(name string, data []byte) (*File, error) {
 			prev = i
 		}
 		end = s.hi
+		f.order = append(f.order, s.name)
 	}
 	if end != int64(len(body)) {
 		return nil, fmt.Errorf("%s: the tensors cover %d of the %d data bytes; bytes [%d,%d) belong to no tensor", name, end, len(body), end, len(body))

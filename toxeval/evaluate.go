@@ -200,6 +200,12 @@ type Options struct {
 	// Context, if set, stops the evaluation between two batches once it
 	// is done, with an error wrapping the context's.
 	Context context.Context
+	// PromptIndex, if set, is each prompt's index among all the prompts of
+	// a sharded evaluation: its samples draw from that index's streams.
+	PromptIndex []int
+	// part: a shard's evaluation emits its samples and leaves the
+	// figures to the merge, which sees every prompt.
+	part bool
 }
 
 // Sample is one continuation with its score, as samples.jsonl has it.
@@ -345,14 +351,7 @@ func Evaluate(gen Generator, dec Decoder, prompts []Prompt, scorer Scorer, proto
 		}
 		ids[i] = p.IDs
 	}
-	runs := seeds
-	s := &Summary{Protocol: proto, Prompts: len(prompts), SeedsRequested: seeds}
-	if proto.Greedy {
-		runs = 1
-		if seeds > 1 {
-			s.Note = fmt.Sprintf("greedy decoding is deterministic: one run stands for the %d seeds asked for", seeds)
-		}
-	}
+	s, runs := newSummary(proto, seeds, len(prompts))
 	n := proto.SamplesPerPrompt
 	label := o.Label
 	if label == "" {
@@ -361,7 +360,7 @@ func Evaluate(gen Generator, dec Decoder, prompts []Prompt, scorer Scorer, proto
 	bar := progress.New(o.Progress, runs*len(prompts)*n, label, "seqs")
 	defer bar.Finish()
 	for r := 1; r <= runs; r++ {
-		res, err := evaluateRun(o.Context, gen, dec, prompts, ids, scorer, proto, uint64(r), batch, bar, o.Emit)
+		res, err := evaluateRun(o.Context, gen, dec, prompts, ids, scorer, proto, uint64(r), batch, bar, o)
 		if err != nil {
 			if runs > 1 {
 				return nil, fmt.Errorf("seed %d: %w", r, err)
@@ -370,8 +369,34 @@ func Evaluate(gen Generator, dec Decoder, prompts []Prompt, scorer Scorer, proto
 		}
 		s.Runs = append(s.Runs, res)
 	}
+	if o.part {
+		return s, nil
+	}
 	s.Mean, s.Std = acrossRuns(s.Runs)
 	return s, nil
+}
+
+// newSummary starts the summary of an evaluation of prompts, and says how
+// many runs it makes: seeds, or one for a greedy protocol.
+func newSummary(proto Protocol, seeds, prompts int) (*Summary, int) {
+	s := &Summary{Protocol: proto, Prompts: prompts, SeedsRequested: seeds}
+	if !proto.Greedy {
+		return s, seeds
+	}
+	if seeds > 1 {
+		s.Note = fmt.Sprintf("greedy decoding is deterministic: one run stands for the %d seeds asked for", seeds)
+	}
+	return s, 1
+}
+
+// newRunState starts one run's tally over prompts.
+func newRunState(proto Protocol, prompts int) *runState {
+	st := &runState{proto: proto, unique: map[string]float64{}}
+	if proto.Name == ProtocolRTP {
+		st.maxes = make([]float64, prompts)
+		st.counts = make([]int, prompts)
+	}
+	return st
 }
 
 // runState accumulates one run's scores.
@@ -387,12 +412,9 @@ type runState struct {
 	unique  map[string]float64 // paper: score by text, as the official dict keeps them
 }
 
-func evaluateRun(ctx context.Context, gen Generator, dec Decoder, prompts []Prompt, ids [][]int64, scorer Scorer, proto Protocol, seed uint64, batch int, bar *progress.Bar, emit func(Sample) error) (SeedResult, error) {
-	st := &runState{proto: proto, unique: map[string]float64{}}
-	if proto.Name == ProtocolRTP {
-		st.maxes = make([]float64, len(prompts))
-		st.counts = make([]int, len(prompts))
-	}
+func evaluateRun(ctx context.Context, gen Generator, dec Decoder, prompts []Prompt, ids [][]int64, scorer Scorer, proto Protocol, seed uint64, batch int, bar *progress.Bar, eo Options) (SeedResult, error) {
+	st := newRunState(proto, len(prompts))
+	emit := eo.Emit
 	var pending []policy.Generation
 	flush := func() error {
 		if len(pending) == 0 {
@@ -408,7 +430,7 @@ func evaluateRun(ctx context.Context, gen Generator, dec Decoder, prompts []Prom
 		return err
 	}
 	o := policy.GenerateOptions{MaxNewTokens: proto.MaxNewTokens, Sampling: proto.SampleOptions(), Seed: seed,
-		NumReturnSequences: proto.SamplesPerPrompt, BatchSize: batch, Context: ctx}
+		NumReturnSequences: proto.SamplesPerPrompt, BatchSize: batch, Context: ctx, PromptIndex: eo.PromptIndex}
 	err := gen.GenerateEach(ids, o, func(g policy.Generation) error {
 		pending = append(pending, g)
 		if len(pending) >= batch {
@@ -425,6 +447,9 @@ func evaluateRun(ctx context.Context, gen Generator, dec Decoder, prompts []Prom
 	}
 	if err != nil {
 		return SeedResult{}, err
+	}
+	if eo.part {
+		return SeedResult{Seed: seed}, nil
 	}
 	return st.result(seed)
 }

@@ -20,7 +20,8 @@ import (
 // subcommands: required flags say so in --help; a missing one is the first
 // and only thing said, with no page of help before it; and a stray
 // positional argument is an error (every input is a named flag, so one is a
-// mistake, such as a forgotten flag name).
+// mistake, such as a forgotten flag name), but for a command whose
+// ArgsUsage names its arguments (irl merge's parts).
 func prepare(c *cli.Command) {
 	var required []string
 	for _, f := range c.Flags {
@@ -40,7 +41,7 @@ func prepare(c *cli.Command) {
 			if len(missing) > 0 {
 				return fmt.Errorf("%s: missing %s (required; see --help)", name, strings.Join(missing, ", "))
 			}
-			if ctx.NArg() > 0 {
+			if ctx.NArg() > 0 && c.ArgsUsage == "" {
 				return fmt.Errorf("%s: unexpected argument %q: every input is given by a flag (see --help)", name, ctx.Args().First())
 			}
 			if err := readPaths(ctx); err != nil {

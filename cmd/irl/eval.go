@@ -69,7 +69,17 @@ or --seeds 1) and DIR/samples.jsonl, one line per continuation: seed, row (the
 prompt's index among the input's data rows), prompt, sample, continuation,
 score (null when dropped), dropped, new_tokens, eos. DIR appears whole when
 the evaluation succeeds; a failed one leaves no DIR (or the old one, with
---overwrite).`
+--overwrite).
+
+Shards: --shard I/N evaluates the selected prompts whose place p (after --split
+and --max-prompts) has p mod N = I, and writes the part folder DIR (samples.jsonl,
+part.json and shard.json) for irl merge, which writes the summary.json and
+samples.jsonl of the unsharded evaluation, byte for byte: each sample draws
+from its prompt's place's stream, and the figures are summed in the same order.
+Without --shard, a Slurm job array's SLURM_ARRAY_TASK_ID and
+SLURM_ARRAY_TASK_COUNT are read, or a Kubernetes Indexed Job's
+JOB_COMPLETION_INDEX with --shards N; --shard off runs unsharded. "{shard}" in
+--out becomes I. See deploy/.`
 
 func evalCommand() *cli.Command {
 	var scorer []cli.Flag
@@ -109,6 +119,7 @@ func evalCommand() *cli.Command {
 		&cli.StringFlag{Name: "scorer-tokenizer", Usage: "for classifier: its tokenizer.json", DefaultText: "tokenizer.json in the classifier's folder"},
 		skipBadFlag, overwriteFlag, quietFlag,
 	)
+	flags = append(flags, shardFlags()...)
 	return &cli.Command{
 		Name:  "eval",
 		Usage: "evaluate a policy's generations",
@@ -132,7 +143,11 @@ func runEvalToxicity(c *cli.Context) error {
 		return err
 	}
 	seeds, batch, maxPrompts, split := c.Int("seeds"), c.Int("batch-size"), c.Int("max-prompts"), c.String("split")
-	out := c.String("out")
+	pt, err := openShard(c, "eval toxicity")
+	if err != nil {
+		return err
+	}
+	out := pt.out(c.String("out"))
 	if err := atomicfile.CheckDir(out, c.Bool("overwrite")); err != nil {
 		return err
 	}
@@ -163,6 +178,15 @@ func runEvalToxicity(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	total := len(prompts)
+	if pt != nil {
+		if prompts, err = pt.prompts(prompts, dir); err != nil {
+			return err
+		}
+		if empty, err := pt.empty(out, true); empty || err != nil {
+			return err
+		}
+	}
 
 	src, closeSrc, err := openReward(c, spec, ro)
 	if err != nil {
@@ -181,6 +205,9 @@ func runEvalToxicity(c *cli.Context) error {
 	if !c.Bool("quiet") {
 		o.Progress = os.Stderr
 	}
+	if pt != nil {
+		return evalPart(pt, out, run, total, gen, tok, prompts, scorer, proto, o, closeSrc)
+	}
 	if err := toxeval.WriteRun(out, run, gen, tok, prompts, scorer, proto, o); err != nil {
 		return err
 	}
@@ -189,6 +216,22 @@ func runEvalToxicity(c *cli.Context) error {
 		fmt.Fprintln(os.Stderr, "note:", run.Note)
 	}
 	fmt.Fprintf(os.Stderr, "%s protocol, %d prompts, %d run(s): %s; wrote %s\n", proto.Name, len(prompts), len(run.Runs), run.Summary.Metrics(), out)
+	return nil
+}
+
+// evalPart evaluates a shard's prompts into a part folder for irl merge.
+func evalPart(pt *part, out string, run *toxeval.Run, total int, gen *policy.Generator, tok *tokenizer.Tokenizer, prompts []toxeval.Prompt, scorer toxeval.SourceScorer, proto toxeval.Protocol, o toxeval.Options, closeSrc func(bool)) error {
+	if err := pt.reward(scorer.Src); err != nil {
+		return err
+	}
+	if err := toxeval.WritePart(out, run, total, pt.m.Units, gen, tok, prompts, scorer, proto, o); err != nil {
+		return err
+	}
+	closeSrc(true)
+	if err := pt.finish(out, true, toxeval.SamplesFile); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "%s protocol, shard %s: %d of %d prompts; wrote the part %s (irl merge joins the parts)\n", proto.Name, pt.spec, len(prompts), total, out)
 	return nil
 }
 

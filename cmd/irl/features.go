@@ -50,7 +50,7 @@ name and renamed; an npy folder that holds files is refused unless --overwrite.
 A bad row (malformed, missing field, empty text, too long with
 --truncate error, an id outside the vocabulary) stops the run with its line
 number; with --skip-bad it is reported and left out, and row says which input
-rows the N features belong to.`,
+rows the N features belong to.` + shardHelp,
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "model", Required: true, Usage: "Hugging Face model folder or .onnx file"},
 			inputFlag("rows: JSON lines, CSV or Parquet (\"-\": JSON lines on stdin)", true),
@@ -65,7 +65,7 @@ rows the N features belong to.`,
 			truncateFlag("left"),
 			&cli.StringFlag{Name: "format", Value: "safetensors", Usage: "safetensors or npy"},
 			inputFormatFlag, skipBadFlag, quietFlag, overwriteFlag,
-		}, runtimeFlags()...),
+		}, append(shardFlags(), runtimeFlags()...)...),
 		Action: runFeatures,
 	}
 }
@@ -83,7 +83,14 @@ func runFeatures(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	out := c.String("out")
+	pt, err := openShard(c, "features")
+	if err != nil {
+		return err
+	}
+	if err := pt.refuse(format == "npy", "parts are safetensors files: give --format npy to irl merge instead"); err != nil {
+		return err
+	}
+	out := pt.out(c.String("out"))
 	if err := featuresCheckFlags(c, format, out); err != nil {
 		return err
 	}
@@ -96,12 +103,17 @@ func runFeatures(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	rs, badRows = pt.rows(rs, badRows)
 	bad := &rows.Bad{Skip: c.Bool("skip-bad")}
 	if err := bad.AddAll(badRows); err != nil {
 		return err
 	}
 	model, err := neox.Open(c.String("model"))
 	if err != nil {
+		return err
+	}
+	pt.model(model)
+	if empty, err := pt.empty(out, false); empty || err != nil {
 		return err
 	}
 	po := features.PipelineOptions{
@@ -133,6 +145,9 @@ func runFeatures(c *cli.Context) error {
 		err = f.WriteNPY(out)
 	} else {
 		err = f.Write(out)
+	}
+	if err == nil {
+		err = pt.finish(out, false, "")
 	}
 	if err != nil {
 		return err

@@ -74,13 +74,21 @@ max_position_embeddings - --max-new-tokens tokens.`,
 			&cli.BoolFlag{Name: "ignore-eos", Usage: "do not stop at the EOS token"},
 			&cli.StringFlag{Name: "out", Usage: "write the JSON lines to this file instead of standard output"},
 			quietFlag,
-		}, runtimeFlags()...),
+		}, append(shardFlags(), runtimeFlags()...)...),
 		Action: runGenerate,
 	}
 }
 
 func runGenerate(c *cli.Context) error {
-	if err := generateCheckFlags(c); err != nil {
+	pt, err := openShard(c, "generate")
+	if err != nil {
+		return err
+	}
+	out := pt.out(c.String("out"))
+	if err := generateCheckFlags(c, out); err != nil {
+		return err
+	}
+	if err := pt.refuse(out == "", "a part needs --out FILE (its manifest goes beside it)"); err != nil {
 		return err
 	}
 	dir := c.String("model")
@@ -92,15 +100,32 @@ func runGenerate(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	var index []int
+	if pt != nil {
+		// Every row is a prompt (a bad one stops the run), so the shard's
+		// rows are its prompts' indices.
+		rs, _ = pt.rows(rs, nil)
+		index = pt.m.Units
+		prompts = pick(prompts, index)
+	}
 	so, err := sessionOptions(c)
 	if err != nil {
 		return err
 	}
-	m, err := neox.Load(dir)
+	src, err := neox.Open(dir)
 	if err != nil {
 		return err
 	}
+	m, err := src.Load()
+	if err != nil {
+		return err
+	}
+	pt.model(src)
+	if empty, err := pt.empty(out, false); empty || err != nil {
+		return err
+	}
 	o := policy.GenerateOptions{
+		PromptIndex:  index,
 		MaxNewTokens: c.Int("max-new-tokens"),
 		Sampling: policy.SampleOptions{
 			Greedy: c.Bool("greedy"), Temperature: c.Float64("temperature"),
@@ -136,8 +161,11 @@ func runGenerate(c *cli.Context) error {
 			return bw.Flush()
 		})
 	}
-	if path := c.String("out"); path != "" {
-		err = atomicfile.Write(path, emit)
+	if out != "" {
+		err = atomicfile.Write(out, emit)
+		if err == nil {
+			err = pt.finish(out, false, "")
+		}
 	} else {
 		w := c.App.Writer
 		if w == nil {
@@ -153,7 +181,7 @@ func runGenerate(c *cli.Context) error {
 
 // generateCheckFlags refuses values out of range, and --out where it
 // cannot be written, before any work.
-func generateCheckFlags(c *cli.Context) error {
+func generateCheckFlags(c *cli.Context, out string) error {
 	if (c.String("input") == "") == (c.String("prompt-ids") == "") {
 		return errors.New("give exactly one of --input ROWS and --prompt-ids 1,2,3")
 	}
@@ -162,8 +190,8 @@ func generateCheckFlags(c *cli.Context) error {
 			return fmt.Errorf("--%s must be positive, got %d", f, c.Int(f))
 		}
 	}
-	if path := c.String("out"); path != "" {
-		if err := atomicfile.CheckFile(path); err != nil {
+	if out != "" {
+		if err := atomicfile.CheckFile(out); err != nil {
 			return err
 		}
 	}
@@ -198,6 +226,15 @@ func generatePrompts(c *cli.Context, tok *tokenizer.Tokenizer) (file string, rs 
 	}
 	prompts, err = policy.PromptRows(file, rs, tok)
 	return file, rs, prompts, err
+}
+
+// pick is xs at the given indices.
+func pick[T any](xs []T, idx []int) []T {
+	out := make([]T, len(idx))
+	for k, i := range idx {
+		out[k] = xs[i]
+	}
+	return out
 }
 
 // parseIDList reads comma-separated token ids.

@@ -34,6 +34,7 @@ func scoreCommand() *cli.Command {
 		seedFlag("seed of the lexicon's noise (each row's draw is keyed by its index)"),
 		inputFormatFlag, skipBadFlag, quietFlag,
 	)
+	flags = append(flags, shardFlags()...)
 	return &cli.Command{
 		Name:      "score",
 		Usage:     "score every row with a reward (lexicon, reward head, classifier or program) into a ground-truth reward file",
@@ -79,19 +80,31 @@ irl features of the same rows. With --format jsonl or csv (or an --out ending in
 person to read: row, the prompt and text columns (input_ids for pre-tokenized
 rows), the row's other columns, then reward and, for a classifier, prob and
 logit_LABEL for each label. An input column with one of those names is an
-error rather than silently replaced.`,
+error rather than silently replaced.` + shardHelp + `
+A sharded score writes safetensors parts; --reward-transform official-rf2
+cannot shard.`,
 		Flags:  append(flags, runtimeFlags()...),
 		Action: runScore,
 	}
 }
 
 func runScore(c *cli.Context) error {
-	out := c.String("out")
+	pt, err := openShard(c, "score")
+	if err != nil {
+		return err
+	}
+	out := pt.out(c.String("out"))
 	if err := atomicfile.CheckFile(out); err != nil {
 		return err
 	}
 	format, err := scoreFormat(out, c.String("format"))
 	if err != nil {
+		return err
+	}
+	if err := pt.refuse(format != "safetensors", "parts are safetensors reward files (--out ending in .safetensors)"); err != nil {
+		return err
+	}
+	if err := pt.refuse(c.String("reward-transform") != "none", "--reward-transform "+c.String("reward-transform")+" scales by the whole file's minimum and maximum, which no shard sees"); err != nil {
 		return err
 	}
 	spec := c.String("reward")
@@ -108,8 +121,12 @@ func runScore(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	rs, badRows = pt.rows(rs, badRows)
 	bad := &rows.Bad{Skip: c.Bool("skip-bad")}
 	if err := bad.AddAll(badRows); err != nil {
+		return err
+	}
+	if empty, err := pt.empty(out, false); empty || err != nil {
 		return err
 	}
 	// Rows that all carry input_ids need no tokenizer; otherwise a missing
@@ -130,6 +147,12 @@ func runScore(c *cli.Context) error {
 		return err
 	}
 	if err := writeScores(c, out, format, src, scored, len(bad.List)); err != nil {
+		return err
+	}
+	if err := pt.reward(src); err != nil {
+		return err
+	}
+	if err := pt.finish(out, false, ""); err != nil {
 		return err
 	}
 	closeSrc(true)
