@@ -56,6 +56,11 @@ type Config struct {
 	Epochs int
 	// Top is how many words each list holds (0: 30).
 	Top int
+	// GT is a file of ground-truth scores for the demonstrations' texts:
+	// rows with TextField, GTField (0: "reward", what irl score writes)
+	// and, optionally, PromptField. With it the report compares the head
+	// with a probe of those scores (Report.Direction).
+	GT, GTField string
 	// Out is the report's folder; Overwrite lets the audit replace what
 	// an earlier run left there.
 	Out       string
@@ -64,6 +69,9 @@ type Config struct {
 	Progress  io.Writer
 	Quiet     bool
 	Context   context.Context
+	// StopAfter, for tests, ends the run after the named stage as a kill
+	// there would: the next run with the same inputs resumes after it.
+	StopAfter string
 }
 
 // DefaultTemplates are the neutral sentences a word is scored in.
@@ -102,6 +110,13 @@ type auditor struct {
 	demos   []demo
 	rep     *Report
 	sc      *scored
+	// gt is Config.GT read, gtScores each demonstration's score by prompt
+	// and text.
+	gt       *gtTable
+	gtScores map[[2]string]float64
+	// fingerprints are the tuned and base models', which the stage log's
+	// key covers.
+	fingerprints []string
 }
 
 func (a *auditor) logf(format string, args ...any) {
@@ -121,8 +136,9 @@ func (a *auditor) path(parts ...string) string {
 	return filepath.Join(append([]string{a.cfg.Out}, parts...)...)
 }
 
-// Run runs the audit and writes OUT/report.json and OUT/report.md. Bad
-// input is refused before anything is written.
+// Run runs the audit and writes OUT/report.json, OUT/report.md and
+// OUT/report.html. Bad input is refused before anything is written (a
+// --gt file missing generated texts can only be found out once they are).
 func Run(cfg Config) (*Report, error) {
 	if cfg.PromptField == "" {
 		cfg.PromptField = "prompt"
@@ -135,6 +151,9 @@ func Run(cfg Config) (*Report, error) {
 	}
 	if cfg.Top == 0 {
 		cfg.Top = 30
+	}
+	if cfg.GTField == "" {
+		cfg.GTField = "reward"
 	}
 	if cfg.Context == nil {
 		cfg.Context = context.Background()
@@ -163,7 +182,7 @@ func Run(cfg Config) (*Report, error) {
 		cfg.Encoder = cfg.Base
 	}
 	a := &auditor{cfg: cfg, rep: &Report{Seed: cfg.Seed, Model: cfg.Model, Base: cfg.Base, Prompts: cfg.Prompts, Pos: cfg.Pos, Neg: cfg.Neg,
-		NotDone: []string{"HTML report", "ground-truth direction (--gt)"}}}
+		NotDone: []string{}}}
 	// Everything is read and checked before the folder is touched.
 	var err error
 	if a.encoder, err = neox.Open(cfg.Encoder); err != nil {
@@ -181,17 +200,34 @@ func Run(cfg Config) (*Report, error) {
 	if a.words, err = loadWords(cfg.ProbeWords, enc); err != nil {
 		return nil, err
 	}
+	if cfg.GT != "" {
+		if a.gt, err = readGT(cfg.GT, cfg.GTField, cfg.TextField, cfg.PromptField); err != nil {
+			return nil, fmt.Errorf("audit: %w", err)
+		}
+	}
 	var gen func() error
 	if models {
 		gen, err = a.prepareModels()
-	} else {
-		err = a.readOutputs()
+	} else if err = a.readOutputs(); err == nil && a.gt != nil {
+		err = a.matchGT()
 	}
 	if err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
 	}
-	if err := atomicfile.CheckDir(cfg.Out, cfg.Overwrite); err != nil {
-		return nil, err
+	key, err := a.key(a.fingerprints...)
+	if err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
+	// An audit of the same inputs that stopped part way resumes after its
+	// last finished stage; anything else in the folder needs --overwrite.
+	var done []string
+	if !cfg.Overwrite {
+		done = a.resumable(key)
+	}
+	if done == nil {
+		if err := atomicfile.CheckDir(cfg.Out, cfg.Overwrite); err != nil {
+			return nil, err
+		}
 	}
 	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
 		return nil, err
@@ -201,7 +237,7 @@ func Run(cfg Config) (*Report, error) {
 		return nil, fmt.Errorf("audit: %w", err)
 	}
 	defer lock.Release()
-	if cfg.Overwrite {
+	if done == nil && cfg.Overwrite {
 		if err := atomicfile.ClearDir(cfg.Out); err != nil {
 			return nil, err
 		}
@@ -216,26 +252,57 @@ func Run(cfg Config) (*Report, error) {
 					return "", err
 				}
 			}
-			return a.writeDemos()
+			msg, err := a.writeDemos()
+			// The generated texts' scores are checked here, before the
+			// long stages, with the texts on disk to score.
+			if err == nil && gen != nil && a.gt != nil {
+				err = a.matchGT()
+			}
+			return msg, err
 		}},
 		{"features", a.stageFeatures},
 		{"irl", a.stageIRL},
 		{"reliability", a.stageReliability},
 		{"reasons", a.stageReasons},
 	}
-	a.rep.Seconds = map[string]float64{}
+	if a.gt != nil {
+		stages = append(stages, struct {
+			name string
+			fn   func() (string, error)
+		}{"direction", a.stageDirection})
+	}
+	if a.rep.Seconds == nil {
+		a.rep.Seconds = map[string]float64{}
+	}
 	for i, st := range stages {
+		if doneAlready(done, st.name) {
+			if err := a.reload(st.name); err != nil {
+				return nil, fmt.Errorf("audit: resuming after %s: %w (rerun with --overwrite to start over)", st.name, err)
+			}
+			a.logf("stage %d/%d %s: done by an earlier run of this audit, kept", i+1, len(stages), st.name)
+			continue
+		}
 		if err := cfg.Context.Err(); err != nil {
-			return nil, fmt.Errorf("audit: interrupted before %s: %w", st.name, err)
+			return nil, fmt.Errorf("audit: interrupted before %s (rerun the same command to resume): %w", st.name, err)
 		}
 		t0 := time.Now()
 		a.logf("stage %d/%d %s …", i+1, len(stages), st.name)
 		msg, err := st.fn()
+		if err != nil && errors.Is(err, context.Canceled) {
+			return nil, fmt.Errorf("audit: interrupted in stage %s (rerun the same command to resume after %s): %w", st.name, strings.Join(append([]string{"the start"}, done...)[len(done):], ""), err)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("audit: %s: %w", st.name, err)
 		}
 		a.rep.Seconds[st.name] = time.Since(t0).Seconds()
+		done = append(done, st.name)
+		if err := a.finished(key, done); err != nil {
+			return nil, err
+		}
 		a.logf("stage %d/%d %s done in %.1fs: %s", i+1, len(stages), st.name, a.rep.Seconds[st.name], msg)
+		if st.name == cfg.StopAfter {
+			return nil, fmt.Errorf("audit: %w %s", errStopped, st.name)
+		}
 	}
 	if err := a.rep.write(cfg.Out); err != nil {
 		return nil, err
@@ -364,6 +431,7 @@ func (a *auditor) prepareModels() (func() error, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--base: %w", err)
 	}
+	a.fingerprints = []string{tuned.Fingerprint, base.Fingerprint}
 	if tuned.IsONNX() || base.IsONNX() {
 		return nil, errors.New("--model and --base must be model folders (generation builds its own graphs), not .onnx files")
 	}
@@ -711,6 +779,9 @@ func (a *auditor) stageIRL() (string, error) {
 		}
 	}
 	if s.words, err = rowFeatures(p, "words", rs); err != nil {
+		return "", err
+	}
+	if err := s.words.Write(a.path("features", "words.safetensors")); err != nil {
 		return "", err
 	}
 	last := res.Stats[len(res.Stats)-1]

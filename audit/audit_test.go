@@ -2,6 +2,7 @@ package audit
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"irl/features"
 	"irl/neox"
 	"irl/onnx"
+	"irl/reward"
 	"irl/rewardhead"
 	"irl/rows"
 	"irl/tokenizer"
@@ -217,10 +219,129 @@ func TestToyAudit(t *testing.T) {
 	if md, err := os.ReadFile(filepath.Join(out, "report.md")); err != nil || !strings.Contains(string(md), "most penalised") {
 		t.Errorf("report.md: %v", err)
 	}
+	// report.html is there; without a ground truth, report.json has no
+	// "direction".
+	if _, err := os.Stat(filepath.Join(out, "report.html")); err != nil {
+		t.Error(err)
+	}
+	if _, ok := j["direction"]; ok || rep.Direction != nil {
+		t.Error(`report.json has "direction" without --gt`)
+	}
 	// A second run into the folder is refused without Overwrite.
 	if _, err := Run(Config{Model: world.rl, Base: world.sft, Prompts: world.prompts, Out: out, Session: session}); err == nil || !strings.Contains(err.Error(), "overwrite") {
 		t.Errorf("a second run into a full folder: %v, want a refusal naming --overwrite", err)
 	}
+	toyDirection(t, out)
+}
+
+// toyDirection scores the demonstrations of the audit in out with the toy's
+// own ground truth, the lexicon reward its RLHF model was trained on
+// (Algorithm 2 without noise: +0.5 a non-toxic adjective, −0.5 a toxic
+// one), and audits again with it as --gt.
+func toyDirection(t *testing.T, out string) {
+	dir := t.TempDir()
+	w, err := toy.LoadWords()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp, np, err := w.WriteLexicon(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lex, err := reward.LoadLexicon(tp, np, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(out, "demonstrations", "demonstrations.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// partial.jsonl lacks every row of the text of the last
+	// demonstration, first met at line missing.
+	var gt, partial strings.Builder
+	seen := map[string]bool{}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	var ds []demo
+	for _, l := range lines {
+		var d demo
+		if err := json.Unmarshal([]byte(l), &d); err != nil {
+			t.Fatal(err)
+		}
+		ds = append(ds, d)
+	}
+	left, missing := ds[len(ds)-1].Text, 0
+	for i, d := range ds {
+		row, _ := json.Marshal(map[string]any{"prompt": d.Prompt, "text": d.Text, "reward": lex.Base(d.Text)})
+		if k := d.Prompt + "\x00" + d.Text; !seen[k] {
+			seen[k] = true
+			gt.Write(append(row, '\n'))
+		}
+		if d.Text != left {
+			partial.Write(append(row, '\n'))
+		} else if missing == 0 {
+			missing = i + 1
+		}
+	}
+	gtPath := filepath.Join(dir, "gt.jsonl")
+	partialPath := filepath.Join(dir, "partial.jsonl")
+	for p, s := range map[string]string{gtPath: gt.String(), partialPath: partial.String()} {
+		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var log strings.Builder
+	rep, err := Run(Config{Model: world.rl, Base: world.sft, Prompts: world.prompts, Out: filepath.Join(dir, "audit"), Session: session, Progress: &log, Quiet: true, Seed: 1, GT: gtPath})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	d := rep.Direction
+	if d == nil {
+		t.Fatal("no direction with --gt")
+	}
+	t.Logf("direction: cosine %.3f (chance ±%.3f, %d dims), probe held-out pair accuracy %.3f, probe Pearson %v, head Pearson %v; classes %d / %d",
+		d.Cosine, d.Chance, d.Dimensions, d.ProbePairAccuracy, deref(d.ProbePearson), deref(d.HeadPearson), d.TrainHigh, d.TrainLow)
+	// Measured at seed 1: cosine 0.908, where two random directions of
+	// the 64 dimensions give ±0.125, so 0.7 is far from chance with room
+	// for another toy run; the probe's held-out pair accuracy 0.893 (below
+	// the head's 0.920: the lexicon ties the many pairs where both texts
+	// are non-toxic, and the probe learned nothing to order them) and its
+	// Pearson correlation with the lexicon 0.946.
+	if d.Cosine < 0.7 {
+		t.Errorf("cosine %.3f between the head and the ground-truth probe, want ≥ 0.7", d.Cosine)
+	}
+	if d.ProbePairAccuracy < 0.8 {
+		t.Errorf("the probe's held-out pair accuracy %.3f, want ≥ 0.8", d.ProbePairAccuracy)
+	}
+	if d.ProbePearson == nil || *d.ProbePearson < 0.8 {
+		t.Errorf("the probe's correlation with the ground truth %v, want ≥ 0.8", deref(d.ProbePearson))
+	}
+	var j map[string]any
+	if b, err = os.ReadFile(filepath.Join(dir, "audit", "report.json")); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &j); err != nil {
+		t.Fatal(err)
+	}
+	dj, _ := j["direction"].(map[string]any)
+	for _, k := range []string{"cosine", "probe_pair_accuracy", "probe_pearson"} {
+		if _, ok := dj[k].(float64); !ok {
+			t.Errorf("report.json direction.%s missing", k)
+		}
+	}
+	// A ground truth lacking a text: the error names the file and the
+	// demonstration's line, and comes before the long stages.
+	_, err = Run(Config{Model: world.rl, Base: world.sft, Prompts: world.prompts, Out: filepath.Join(dir, "partial"), Session: session, Seed: 1, GT: partialPath})
+	want := fmt.Sprintf("line %d of demonstrations/demonstrations.jsonl", missing)
+	if err == nil || !strings.Contains(err.Error(), partialPath) || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "demonstrations:") {
+		t.Errorf("--gt without the text %q: %v, want an error in the demonstrations stage naming %s and %q", left, err, partialPath, want)
+	}
+}
+
+func deref(x *float64) any {
+	if x == nil {
+		return "undefined"
+	}
+	return *x
 }
 
 // Bad input is refused with a clear error, before the output folder is
@@ -342,4 +463,63 @@ func TestIsWord(t *testing.T) {
 			t.Errorf("isWord(%q) = %v, want %v", w, got, want)
 		}
 	}
+}
+
+// TestAuditResumes: an audit stopped after a stage, run again with the same
+// inputs, keeps the finished stages and writes the report an uninterrupted
+// audit writes; other inputs in the folder need --overwrite.
+func TestAuditResumes(t *testing.T) {
+	toyWorld(t)
+	cfg := Config{Model: world.rl, Base: world.sft, Prompts: world.prompts, Session: session, Quiet: true, Seed: 2, Epochs: 40}
+	whole := cfg
+	whole.Out = filepath.Join(t.TempDir(), "audit")
+	if _, err := Run(whole); err != nil {
+		t.Fatal(err)
+	}
+	for _, stop := range []string{"demonstrations", "irl"} {
+		part := cfg
+		part.Out = filepath.Join(t.TempDir(), "audit")
+		part.StopAfter = stop
+		if _, err := Run(part); !errors.Is(err, errStopped) {
+			t.Fatalf("stop after %s: %v", stop, err)
+		}
+		var log strings.Builder
+		part.StopAfter, part.Progress = "", &log
+		if _, err := Run(part); err != nil {
+			t.Fatalf("resume after %s: %v\n%s", stop, err, log.String())
+		}
+		if !strings.Contains(log.String(), stop+": done by an earlier run of this audit, kept") {
+			t.Errorf("resume after %s did not keep the stage:\n%s", stop, log.String())
+		}
+		if strings.Contains(log.String(), "stage 1/5 demonstrations …") {
+			t.Errorf("resume after %s generated the demonstrations again:\n%s", stop, log.String())
+		}
+		want, got := reportWithoutTimes(t, whole.Out), reportWithoutTimes(t, part.Out)
+		if got != want {
+			t.Errorf("resumed after %s: report.json differs from the uninterrupted audit's", stop)
+		}
+		// Another seed is another audit: the folder is not resumed.
+		other := part
+		other.Seed = 3
+		if _, err := Run(other); err == nil || !strings.Contains(err.Error(), "overwrite") {
+			t.Errorf("another audit into the folder: %v", err)
+		}
+	}
+}
+
+// reportWithoutTimes is report.json without its stage timings.
+func reportWithoutTimes(t *testing.T, dir string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "report.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	delete(m, "seconds")
+	delete(m, "head") // the folder's path
+	out, _ := json.Marshal(m)
+	return strings.ReplaceAll(string(out), filepath.Dir(dir), "")
 }

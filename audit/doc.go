@@ -24,7 +24,12 @@
 //     token (Attribute). The word lists rank only words whose features lie
 //     within the demonstrations' range: elsewhere a linear head's score is
 //     extrapolation along directions the data never checked.
+//   - direction, with Config.GT: a logistic probe of ground-truth scores
+//     of the texts on the same features of the training texts; its cosine
+//     with the head's weights, and its own held-out pair accuracy and
+//     correlation with the ground truth (Direction).
 //
-// The report is OUT/report.json and OUT/report.md. The HTML report and the
-// ground-truth direction are not built yet.
+// The report is OUT/report.json, OUT/report.md and OUT/report.html, one
+// self-contained page (html.go, report.html.tmpl): inline SVG charts and
+// every example's tokens coloured by the head's reading.
 package audit

@@ -18,23 +18,25 @@ import (
 
 // Report is report.json.
 type Report struct {
-	Model          string             `json:"model,omitempty"`
-	Base           string             `json:"base,omitempty"`
-	Prompts        string             `json:"prompts,omitempty"`
-	Pos            string             `json:"pos,omitempty"`
-	Neg            string             `json:"neg,omitempty"`
-	Encoder        string             `json:"encoder"`
-	Seed           uint64             `json:"seed"`
-	Demonstrations DemoSummary        `json:"demonstrations"`
-	Features       FeatureChoice      `json:"features"`
-	Head           string             `json:"head"`
-	HeldOut        HeldOut            `json:"heldout"`
-	Agreement      Agreement          `json:"agreement"`
-	Shuffle        Shuffle            `json:"shuffle_control"`
-	Words          Words              `json:"words"`
-	Examples       Examples           `json:"examples"`
-	Seconds        map[string]float64 `json:"seconds"`
-	NotDone        []string           `json:"not_done"`
+	Model          string        `json:"model,omitempty"`
+	Base           string        `json:"base,omitempty"`
+	Prompts        string        `json:"prompts,omitempty"`
+	Pos            string        `json:"pos,omitempty"`
+	Neg            string        `json:"neg,omitempty"`
+	Encoder        string        `json:"encoder"`
+	Seed           uint64        `json:"seed"`
+	Demonstrations DemoSummary   `json:"demonstrations"`
+	Features       FeatureChoice `json:"features"`
+	Head           string        `json:"head"`
+	HeldOut        HeldOut       `json:"heldout"`
+	Agreement      Agreement     `json:"agreement"`
+	Shuffle        Shuffle       `json:"shuffle_control"`
+	Words          Words         `json:"words"`
+	Examples       Examples      `json:"examples"`
+	// Direction is there only with a ground truth (Config.GT).
+	Direction *Direction         `json:"direction,omitempty"`
+	Seconds   map[string]float64 `json:"seconds"`
+	NotDone   []string           `json:"not_done"`
 }
 
 // DemoSummary counts the demonstrations.
@@ -157,6 +159,9 @@ type Examples struct {
 }
 
 const examples = 10
+
+// stageNames are the stages in order, for the reports' timings.
+var stageNames = []string{"demonstrations", "features", "irl", "reliability", "reasons", "direction"}
 
 func (a *auditor) stageReasons() (string, error) {
 	s := a.sc
@@ -295,6 +300,13 @@ func (r *Report) write(dir string) error {
 	if err := atomicfile.WriteBytes(filepath.Join(dir, "report.md"), []byte(r.Markdown())); err != nil {
 		return err
 	}
+	page, err := r.HTML()
+	if err != nil {
+		return err
+	}
+	if err := atomicfile.WriteBytes(filepath.Join(dir, "report.html"), page); err != nil {
+		return err
+	}
 	return atomicfile.WriteBytes(filepath.Join(dir, "report.json"), append(j, '\n'))
 }
 
@@ -371,7 +383,25 @@ func (r *Report) Markdown() string {
 			w("- %s, score %.3f: %s\n", at.Source, at.Score, strings.Join(parts, " · "))
 		}
 	}
-	w("\nNot yet in this report: %s.\n", strings.Join(r.NotDone, ", "))
+	if d := r.Direction; d != nil {
+		w("\n## Against the ground truth\n\nA logistic probe of the scores in `%s` (column `%s`) on the same features of the training texts (%d above the mean score %.3f, %d at or below it):\n\n", d.GT, d.Field, d.TrainHigh, d.Split, d.TrainLow)
+		w("| measure | value |\n|---|---|\n| cosine between the head's weights and the probe's (%d dimensions; random directions ±%.3f) | %.3f |\n", d.Dimensions, d.Chance, d.Cosine)
+		w("| the probe's held-out pair accuracy | %.3f |\n", d.ProbePairAccuracy)
+		for _, c := range []struct {
+			who string
+			x   *float64
+		}{{"the probe's", d.ProbePearson}, {"the head's", d.HeadPearson}} {
+			if c.x != nil {
+				w("| %s Pearson correlation with the ground truth, held-out texts | %.3f |\n", c.who, *c.x)
+			}
+		}
+		if d.Note != "" {
+			w("\n%s\n", d.Note)
+		}
+	}
+	if len(r.NotDone) > 0 {
+		w("\nNot yet in this report: %s.\n", strings.Join(r.NotDone, ", "))
+	}
 	return b.String()
 }
 

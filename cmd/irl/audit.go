@@ -14,7 +14,8 @@ func auditCommand() *cli.Command {
 		Name:  "audit",
 		Usage: "from a tuned model (or its outputs) to the reward it was trained on, with its reasons and its reliability",
 		UsageText: `irl audit --model TUNED --base BASE --prompts ROWS --out DIR [--encoder DIR] [--sample]
-irl audit --pos ROWS --neg ROWS --encoder DIR --out DIR`,
+irl audit --pos ROWS --neg ROWS --encoder DIR --out DIR
+irl audit ... --gt SCORED_ROWS [--gt-field reward]`,
 		Description: `Recovers the reward a tuned model was trained on, and says why and how far to
 trust it. Stages:
   demonstrations  both models continue the same prompts (--prompts rows, a
@@ -34,10 +35,27 @@ trust it. Stages:
                   listed (among the words within the demonstrations' range);
                   the held-out texts ranked highest and lowest, read token by
                   token, and the pairs most wrong.
-Writes DIR/report.json and DIR/report.md, with DIR/demonstrations/,
-DIR/features/, DIR/heads/, DIR/shuffle/ and DIR/words.jsonl. Bad input (models
-with different tokenizers, no prompts, too few texts) is refused before
-anything is written. The HTML report is not built yet.`,
+  direction       with --gt, ground-truth scores of the texts (rows with a
+                  --text-field column, a --gt-field column and, optionally, a
+                  --prompt-field column; irl score --format jsonl on
+                  DIR/demonstrations/demonstrations.jsonl writes them): a
+                  logistic probe of them on the same features of the training
+                  texts, its cosine with the head's weights, its held-out pair
+                  accuracy, and the probe's and the head's Pearson correlations
+                  with the scores.
+Writes DIR/report.json, DIR/report.md and DIR/report.html (one file, no
+network: the charts inline SVG, each token of the examples coloured by its
+reading), with DIR/demonstrations/, DIR/features/, DIR/heads/, DIR/shuffle/,
+DIR/words.jsonl and, with --gt, DIR/direction/probe.json. Bad input (models
+with different tokenizers, no prompts, too few texts, an unreadable --gt) is
+refused before anything is written; a --gt file lacking a generated text is
+refused once the texts are generated, before the long stages.
+
+The audit runs in stages (demonstrations, features, irl, reliability, reasons,
+direction) and records each finished one in DIR/stages.json with a hash of its
+inputs (settings, the models' fingerprints, the input files' bytes). Stopped
+part way (Ctrl-C, a kill), the same command resumes after the last finished
+stage; a folder holding another audit needs --overwrite, which starts over.`,
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "model", Usage: "the tuned model (Hugging Face folder or run folder)"},
 			&cli.StringFlag{Name: "base", Usage: "the model it was tuned from (same tokenizer)"},
@@ -46,9 +64,11 @@ anything is written. The HTML report is not built yet.`,
 			&cli.StringFlag{Name: "neg", Usage: "with --pos: the base model's outputs"},
 			&cli.StringFlag{Name: "encoder", Usage: "frozen model whose hidden states are the features", DefaultText: "--base"},
 			&cli.StringFlag{Name: "probe-words", Usage: "file of words to score, one a line", DefaultText: "the tokenizer's whole words"},
+			&cli.StringFlag{Name: "gt", Usage: "ground-truth scores of the demonstrations' texts (rows): compare the head with a probe of them"},
+			&cli.StringFlag{Name: "gt-field", Value: "reward", Usage: "with --gt: name of the score column (irl score writes reward)"},
 			&cli.StringFlag{Name: "templates", Usage: "file of templates, one a line, {} for the word", DefaultText: `"The {} is", "It was {}.", "It is {}.", "This is {}."`},
 			promptFieldFlag("prompt", "name of the prompt column"),
-			textFieldFlag("text", "name of the text column of --pos and --neg"),
+			textFieldFlag("text", "name of the text column of --pos, --neg and --gt"),
 			&cli.BoolFlag{Name: "sample", Usage: "sample the continuations (temperature 1) instead of greedy decoding"},
 			&cli.IntFlag{Name: "max-new-tokens", Usage: "most tokens per continuation", DefaultText: "32, or what the models' positions leave after the longest prompt"},
 			&cli.Float64Flag{Name: "heldout", Value: 0.3, Usage: "share of the prompts held out"},
@@ -72,13 +92,17 @@ func runAudit(c *cli.Context) error {
 	rep, err := audit.Run(audit.Config{Model: c.String("model"), Base: c.String("base"), Prompts: c.String("prompts"),
 		Pos: c.String("pos"), Neg: c.String("neg"), PromptField: c.String("prompt-field"), TextField: c.String("text-field"),
 		Encoder: c.String("encoder"), ProbeWords: c.String("probe-words"), Templates: c.String("templates"),
-		Seed: c.Uint64("seed"), HeldOut: c.Float64("heldout"), Sample: c.Bool("sample"), MaxNewTokens: c.Int("max-new-tokens"),
+		GT: c.String("gt"), GTField: c.String("gt-field"), Seed: c.Uint64("seed"), HeldOut: c.Float64("heldout"), Sample: c.Bool("sample"), MaxNewTokens: c.Int("max-new-tokens"),
 		Epochs: c.Int("epochs"), Out: c.String("out"), Overwrite: c.Bool("overwrite"), Session: so, Progress: os.Stderr,
 		Quiet: c.Bool("quiet"), Context: c.Context})
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "report: %s/report.md (held-out pair accuracy %.3f [%.3f, %.3f]; shuffle control %.3f)\n", c.String("out"),
-		rep.HeldOut.PairAccuracy, rep.HeldOut.PairAccuracyLow, rep.HeldOut.PairAccuracyHigh, rep.Shuffle.PairAccuracy)
+	fmt.Fprintf(os.Stderr, "report: %s/report.html and report.md (held-out pair accuracy %.3f [%.3f, %.3f]; shuffle control %.3f",
+		c.String("out"), rep.HeldOut.PairAccuracy, rep.HeldOut.PairAccuracyLow, rep.HeldOut.PairAccuracyHigh, rep.Shuffle.PairAccuracy)
+	if d := rep.Direction; d != nil {
+		fmt.Fprintf(os.Stderr, "; cosine with the ground-truth probe %.3f", d.Cosine)
+	}
+	fmt.Fprintln(os.Stderr, ")")
 	return nil
 }
