@@ -2,12 +2,15 @@
 // source (package reward): the paper's RLHF, which makes the expert π_E from a
 // ground-truth reward, and IRL-RLHF, which fine-tunes a fresh model against a
 // recovered reward head. It follows TRLx's AcceleratePPOTrainer, the code the
-// paper ran, except where the README says "fixed".
+// paper ran, except where the README says "fixed"; where the fix is a
+// choice (Config.ScorePosition, Config.AdvantageWhitening), TRLx's
+// behaviour is the default under a compat mode and the fix under none.
 //
 // A phase samples NumRollouts continuations from the current weights in
 // chunks of ChunkSize prompts, scores them, and turns scores into per-token
 // rewards (a KL penalty against the frozen starting model on every token and
-// the score on the last); then PPOEpochs passes over the phase, in shuffled
+// the score on the last, or at the end of TRLx's slice); then PPOEpochs
+// passes over the phase, in shuffled
 // minibatches of BatchSize, each one optimiser step of the clipped PPO loss,
 // computed with its gradient in one ONNX Runtime run (neox.PPO).
 // Config.TRLxCompat instead follows one TRLx version's loop exactly: the

@@ -72,7 +72,7 @@ func FuzzTrainerState(f *testing.F) {
 		if st.InPhase && json.Unmarshal(rolloutsJSON, &phase) != nil {
 			return
 		}
-		if st.check(cfg, phase, nTrain, saved.Step, vocab, maxLen) != nil {
+		if st.check(cfg, phase, nTrain, saved.Step, vocab, maxLen, 0) != nil {
 			return
 		}
 		tr := &trainer{cfg: cfg, train: make([]Prompt, nTrain), st: st, phase: phase}
@@ -85,7 +85,7 @@ func FuzzTrainerState(f *testing.F) {
 			idx[i] = i
 			GAE(phase[i].Reward, phase[i].Value, cfg.Gamma, cfg.Lam)
 		}
-		layout(phase, idx, width(phase), 0)
+		layout(phase, idx, width(phase, spansOf(cfg, phase, 0)), 0)
 	})
 }
 
@@ -102,7 +102,7 @@ func TestCheckState(t *testing.T) {
 		}
 		return r
 	}
-	if err := good.check(cfg, rolls(), 5, 12, 50, 64); err != nil {
+	if err := good.check(cfg, rolls(), 5, 12, 50, 64, 0); err != nil {
 		t.Fatalf("a good state: %v", err)
 	}
 	for _, tc := range []struct {
@@ -134,7 +134,7 @@ func TestCheckState(t *testing.T) {
 		if tc.phase != nil {
 			p = tc.phase(p)
 		}
-		if err := s.check(cfg, p, 5, 12, 50, 64); err == nil || !strings.Contains(err.Error(), tc.want) {
+		if err := s.check(cfg, p, 5, 12, 50, 64, 0); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: got %v, want an error with %q", tc.name, err, tc.want)
 		}
 	}

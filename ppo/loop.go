@@ -225,9 +225,10 @@ func (t *trainer) promptText(p Prompt) string {
 // makeExperience samples a phase: NumRollouts continuations in chunks of
 // ChunkSize prompts, scored, scaled and clipped (in TRLx's order under a
 // compat mode, ScaleScoresTRLx; else ScaleScoresOwn), with the rollout's
-// and the reference's log-probs and the values, and the per-token rewards.
-// The score goes on the last real response token (TokenRewards), in every
-// mode: TRLx's slice can put it up to two positions past it.
+// and the reference's log-probs and the values, and the per-token rewards:
+// over TRLx's slice with the score at its end under score_position trlx
+// (TokenRewardsTRLx), else over the response with the score on its last
+// token (TokenRewards).
 func (t *trainer) makeExperience() error {
 	cfg := t.cfg
 	var st phaseStats
@@ -267,10 +268,17 @@ func (t *trainer) makeExperience() error {
 		return err
 	}
 	var klSum, kl1Sum float64
+	eos := int64(t.m.Config.EOSTokenID)
 	for i := range samples {
 		s := &samples[i]
 		var kl, kl1 float64
-		s.Reward, kl, kl1 = TokenRewards(s.LogProb, s.RefLogProb, s.Score, t.st.KL.Value)
+		// The KL estimates are over the real response tokens in either
+		// placement: policy/kl and, under none, the controller read them.
+		n := len(s.Response)
+		s.Reward, kl, kl1 = TokenRewards(s.LogProb[:n], s.RefLogProb[:n], s.Score, t.st.KL.Value)
+		if cfg.scorePosition() == ScoreTRLx {
+			s.Reward = TokenRewardsTRLx(s.LogProb, s.RefLogProb, TRLxCounted(s.Response, eos), s.Score, t.st.KL.Value)
+		}
 		klSum += kl
 		kl1Sum += kl1
 	}
@@ -329,12 +337,42 @@ func mean(x []float64) float64 {
 // width, prompt then response then padding. A row's numbers then depend on
 // nothing else in its batch, so the log-probs a minibatch computes before
 // its first update equal the rollout's bit for bit: the ratio starts at 1.
-func width(samples []sample) int {
+// Each sample's row holds its spans[i] response positions (see spans),
+// position k read at p+k−1.
+func width(samples []sample, spans []int) int {
 	w := 0
-	for _, s := range samples {
-		w = max(w, len(s.Prompt)+len(s.Response))
+	for i, s := range samples {
+		w = max(w, len(s.Prompt)+max(len(s.Response), spans[i]-1))
 	}
 	return w
+}
+
+// spans gives how many response positions of each sample PPO uses: its
+// tokens, or under score_position trlx TRLx's slice (TRLxSpan, from the
+// longest response of the sample's chunk, ChunkSize samples in order as
+// makeExperience drew them), which can reach past them. A function of the
+// responses and the settings, so a resumed phase gets the same.
+func (t *trainer) spans(samples []sample) []int {
+	return spansOf(t.cfg, samples, int64(t.m.Config.EOSTokenID))
+}
+
+// spansOf is spans for the settings cfg and the model's EOS, the pad.
+func spansOf(cfg Config, samples []sample, eos int64) []int {
+	out := make([]int, len(samples))
+	for lo := 0; lo < len(samples); lo += cfg.ChunkSize {
+		hi := min(lo+cfg.ChunkSize, len(samples))
+		longest := 0
+		for _, s := range samples[lo:hi] {
+			longest = max(longest, len(s.Response))
+		}
+		for i := lo; i < hi; i++ {
+			out[i] = len(samples[i].Response)
+			if cfg.scorePosition() == ScoreTRLx {
+				out[i] = TRLxSpan(TRLxCounted(samples[i].Response, eos), longest)
+			}
+		}
+	}
+	return out
 }
 
 // layout builds a batch of samples: ids, mask, and each position's next
@@ -368,8 +406,12 @@ func nextTokens(bt *neox.Batch) []int64 {
 }
 
 // rolloutForward fills each sample's rollout log-probs and values (current
-// weights) and reference log-probs, chunk by chunk. Response token k of a
-// sample with a p-token prompt is scored at position p+k−1.
+// weights) and reference log-probs, chunk by chunk, over its spans (see
+// spans): response position k of a sample with a p-token prompt is scored
+// at position p+k−1; past the response, that is the position whose input
+// is the EOS or padding, as TRLx's slice reads it. (TRLx's own forward
+// masks the EOS as padding, position id 1; ours attends to it as a real
+// token, which only the values past the response's last token see.)
 //
 // It also returns each sample's k3 KL over the whole sequence as TRLx's
 // make_experience sums it (with its tokenizer's pad = EOS, as TRLx sets it
@@ -379,7 +421,8 @@ func nextTokens(bt *neox.Batch) []int64 {
 // one predicting the padding after it (an EOS here, as there; at a row's
 // last position nextTokens gives token 0, which is Pythia's EOS).
 func (t *trainer) rolloutForward(samples []sample, st *phaseStats) ([]float64, error) {
-	s := width(samples)
+	spans := t.spans(samples)
+	s := width(samples, spans)
 	pad := int64(t.m.Config.EOSTokenID)
 	temp := float32(t.cfg.Temperature)
 	eos := pad
@@ -420,8 +463,9 @@ func (t *trainer) rolloutForward(samples []sample, st *phaseStats) ([]float64, e
 				x := float64(po[neox.LogProbsOutput].Data[at]) - float64(ro[neox.LogProbsOutput].Data[at])
 				seqKL[i] += math.Exp(x) - 1 - x
 			}
-			sm.LogProb, sm.RefLogProb, sm.Value = make([]float64, n), make([]float64, n), make([]float64, n)
-			for k := 0; k < n; k++ {
+			l := spans[i]
+			sm.LogProb, sm.RefLogProb, sm.Value = make([]float64, l), make([]float64, l), make([]float64, l)
+			for k := 0; k < l; k++ {
 				at := r*s + p + k - 1
 				sm.LogProb[k] = float64(po[neox.LogProbsOutput].Data[at])
 				sm.Value[k] = float64(po[neox.ValuesOutput].Data[at])
@@ -435,40 +479,66 @@ func (t *trainer) rolloutForward(samples []sample, st *phaseStats) ([]float64, e
 // trainStep takes one optimiser step on the phase's samples idx.
 func (t *trainer) trainStep(idx []int, first bool) (Metrics, error) {
 	cfg := t.cfg
-	s := width(t.phase)
-	bt := layout(t.phase, idx, s, int64(t.m.Config.EOSTokenID))
+	s := width(t.phase, t.spans(t.phase))
+	eos := int64(t.m.Config.EOSTokenID)
+	bt := layout(t.phase, idx, s, eos)
 	n := bt.B * s
 	tb := &policy.TrainBatch{Batch: *bt, Tokens: nextTokens(bt), Temperature: float32(cfg.Temperature),
 		LossMask: make([]float32, n), OldLogProbs: make([]float32, n), OldValues: make([]float32, n),
 		Advantages: make([]float32, n), Returns: make([]float32, n),
 		PPOCoefs: [4]float32{float32(cfg.ClipRange), float32(cfg.ClipRangeValue), float32(cfg.VFCoef), float32(cfg.EntCoef)}}
-	// Advantages per sample over its own response tokens, whitened over the
-	// minibatch's real tokens only.
-	var advAll, retAll []float64
-	var where []int
-	for r, i := range idx {
-		sm := &t.phase[i]
-		adv, ret := GAE(sm.Reward, sm.Value, cfg.Gamma, cfg.Lam)
-		p := len(sm.Prompt)
-		for k := range adv {
-			at := r*s + p + k - 1
-			where = append(where, at)
-			advAll, retAll = append(advAll, adv[k]), append(retAll, ret[k])
-			tb.LossMask[at] = 1
-			tb.OldLogProbs[at] = float32(sm.LogProb[k])
-			tb.OldValues[at] = float32(sm.Value[k])
+	// Advantages by GAE over each sample's rewards (its response tokens,
+	// or TRLx's slice), whitened over the padded minibatch as TRLx does
+	// (advantage_whitening trlx) or over the real response tokens only;
+	// the loss is over the tokens TRLx's mask keeps (not the EOS) or over
+	// every real response token.
+	var adv, ret [][]float64
+	if cfg.whitening() == WhitenTRLx {
+		var rewards, values [][]float64
+		for _, i := range idx {
+			rewards, values = append(rewards, t.phase[i].Reward), append(values, t.phase[i].Value)
+		}
+		adv, ret = AdvantagesTRLx(rewards, values, cfg.Gamma, cfg.Lam, true)
+	} else {
+		var realAdv []float64
+		for _, i := range idx {
+			sm := &t.phase[i]
+			a, r := GAE(sm.Reward, sm.Value, cfg.Gamma, cfg.Lam)
+			adv, ret = append(adv, a), append(ret, r)
+			realAdv = append(realAdv, a[:len(sm.Response)]...)
+		}
+		mask := make([]bool, len(realAdv))
+		for i := range mask {
+			mask[i] = true
+		}
+		Whiten(realAdv, mask)
+		for r, i := range idx {
+			n := len(t.phase[i].Response)
+			copy(adv[r][:n], realAdv[:n])
+			realAdv = realAdv[n:]
 		}
 	}
-	mask := make([]bool, len(advAll))
-	for i := range mask {
-		mask[i] = true
-	}
-	Whiten(advAll, mask)
+	var where []int // the positions the loss counts
 	var retSum float64
-	for j, at := range where {
-		tb.Advantages[at] = float32(advAll[j])
-		tb.Returns[at] = float32(retAll[j])
-		retSum += retAll[j]
+	for r, i := range idx {
+		sm := &t.phase[i]
+		trained := len(sm.Response)
+		if cfg.whitening() == WhitenTRLx {
+			trained = TRLxCounted(sm.Response, eos)
+		}
+		p := len(sm.Prompt)
+		for k := range sm.Value {
+			at := r*s + p + k - 1
+			tb.OldLogProbs[at] = float32(sm.LogProb[k])
+			tb.OldValues[at] = float32(sm.Value[k])
+			tb.Advantages[at] = float32(adv[r][k])
+			tb.Returns[at] = float32(ret[r][k])
+			if k < trained {
+				tb.LossMask[at] = 1
+				where = append(where, at)
+				retSum += ret[r][k]
+			}
+		}
 	}
 	t0 := time.Now()
 	lr := t.sch.LR(t.step)
@@ -482,7 +552,7 @@ func (t *trainer) trainStep(idx []int, first bool) (Metrics, error) {
 		valSum += float64(res.Outputs[neox.ValuesOutput][at])
 	}
 	ps := res.Outputs[neox.PPOStatsOutput]
-	cnt := float64(len(where))
+	cnt := max(float64(len(where)), 1) // TRLx's mask can be empty: every response a lone EOS
 	ph := t.st.Stats
 	line := Metrics{Step: t.step + 1,
 		ScoresMean: f(ph.ScoresMean), ScoresStd: f(ph.ScoresStd), ScoresRunningStd: f(ph.RunningStd),

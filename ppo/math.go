@@ -75,9 +75,9 @@ func (k *KLController) Update(kl float64, n int) {
 
 // TokenRewards are a sample's per-token rewards over its response tokens:
 // −β·(log π − log π_ref) at each, plus the score on the last real response
-// token — the EOS when the sample has one. TRLx's slice could put the score
-// one or two positions past the EOS (trlx#433, trl#1893); here the caller
-// passes only the real response tokens, so it cannot. It also returns two
+// token — the EOS when the sample has one (score_position last_token;
+// TokenRewardsTRLx is TRLx's placement, which can put the score one or two
+// positions past the EOS: trlx#433, trl#1893). It also returns two
 // estimates of the sample's KL from the reference: kl3 = Σₜ (e^{x} − 1 − x)
 // with x = log π − log π_ref, what TRLx's controller reads (and logs as
 // policy/sqrt_kl), and kl1 = Σₜ x, the plain estimate of KL(π‖π_ref) from
@@ -96,6 +96,130 @@ func TokenRewards(logp, refLogp []float64, score, beta float64) (rewards []float
 	}
 	rewards[len(rewards)-1] += score
 	return rewards, kl3, kl1
+}
+
+// The score_position values (Config.ScorePosition): where a sample's score
+// sits among its per-token rewards.
+const (
+	// ScoreTRLx is TRLx's make_experience (both versions): the rewards, the
+	// log-probs and the values cover the slice [start:ends] of TRLxSpan, the
+	// KL penalty masked where the conditioning token is padding, and the
+	// score added to the slice's last entry (TokenRewardsTRLx).
+	ScoreTRLx = "trlx"
+	// ScoreLastToken puts the score on the last real response token, the
+	// EOS when there is one (TokenRewards): the score then reaches the EOS
+	// undiscounted, and no value the head outputs past the response (at the
+	// EOS's input position or at padding) enters the advantages.
+	ScoreLastToken = "last_token"
+)
+
+// ScorePositions lists the values score_position takes ("": trlx under a
+// trlx_compat mode, last_token under none).
+var ScorePositions = []string{ScoreTRLx, ScoreLastToken}
+
+// The advantage_whitening values (Config.AdvantageWhitening): over which
+// tokens the advantages are whitened and the loss is taken.
+const (
+	// WhitenTRLx is TRLx's loss: GAE along each row of the minibatch
+	// right-padded with zeros to its widest (AdvantagesTRLx), advantages
+	// whitened over that whole padded tensor, padding included, and the
+	// loss over the tokens TRLx's attention mask keeps (TRLxCounted): with
+	// pad = EOS, not the EOS.
+	WhitenTRLx = "trlx"
+	// WhitenRealTokens whitens over the minibatch's real response tokens
+	// and trains on every one of them, the EOS included: padding is not
+	// data, and its zeros would pull the mean toward 0 and shrink the
+	// spread by an amount that depends on how unequal the lengths are.
+	WhitenRealTokens = "real_tokens"
+)
+
+// AdvantageWhitenings lists the values advantage_whitening takes ("": trlx
+// under a trlx_compat mode, real_tokens under none).
+var AdvantageWhitenings = []string{WhitenTRLx, WhitenRealTokens}
+
+// TRLxCounted is how many of a response's tokens TRLx's attention mask
+// (all_tokens != pad_token_id) counts: those that are not pad. With the
+// tokenizer's pad = EOS, as TRLx sets it for causal models, that leaves out
+// the EOS, so a response that stopped on it counts one token fewer.
+func TRLxCounted(resp []int64, pad int64) int {
+	c := 0
+	for _, id := range resp {
+		if id != pad {
+			c++
+		}
+	}
+	return c
+}
+
+// TRLxSpan is how many response positions TRLx's make_experience keeps of
+// a sample (both versions): its log-probs, values and rewards are sliced
+// [start:ends] with start = prompt width − 1 and
+//
+//	ends = start + attention_mask[:, start:].sum(1) + 1
+//
+// cut at the log-probs' width, prompt width + the chunk's longest response
+// − 1. The sum counts the last prompt token and the counted response tokens
+// (TRLxCounted), so the slice runs counted + 2 positions: up to two past
+// the last counted token (on padding when pad ≠ EOS; with pad = EOS one
+// past the EOS, at the position whose input is the EOS).
+func TRLxSpan(counted, longest int) int {
+	return min(counted+2, longest)
+}
+
+// TokenRewardsTRLx are a sample's per-token rewards over TRLx's slice
+// (TRLxSpan entries: entry k is the log-prob of response position k, past
+// the response that of padding): −β·(log π − log π_ref)·m_k, m_k the
+// attention mask of the token entry k is conditioned on — the last prompt
+// token for k = 0, response token k−1 after, so m_k = 1 for k ≤ counted —
+// with the score added to the slice's last entry, as make_experience does
+// (kl_penalty = kl_coef · −log_ratio[start:ends]; rewards[-1] += score).
+func TokenRewardsTRLx(logp, refLogp []float64, counted int, score, beta float64) []float64 {
+	if len(logp) != len(refLogp) || len(logp) == 0 {
+		panic(fmt.Sprintf("ppo: TokenRewardsTRLx of %d and %d log-probs", len(logp), len(refLogp)))
+	}
+	rewards := make([]float64, len(logp))
+	for k := range logp {
+		if k <= counted {
+			rewards[k] = -beta * (logp[k] - refLogp[k])
+		}
+	}
+	rewards[len(rewards)-1] += score
+	return rewards
+}
+
+// AdvantagesTRLx is TRLx's get_advantages_and_returns on a collated
+// minibatch: each sample's rewards and values right-padded with zeros to
+// the widest (ppo_collate_fn), GAE along every padded row, and, with
+// whiten, the advantages whitened over the whole padded tensor, padding
+// included. Returns are the unwhitened advantages plus the values. Rows
+// come back at the padded width. At a row's own entries GAE through the
+// padding equals GAE over the row alone (zero rewards and values add
+// nothing); the whitening is where the padding counts.
+func AdvantagesTRLx(rewards, values [][]float64, gamma, lam float64, whiten bool) (adv, ret [][]float64) {
+	w := 0
+	for _, r := range rewards {
+		w = max(w, len(r))
+	}
+	flat := make([]float64, 0, len(rewards)*w)
+	for i := range rewards {
+		r, v := make([]float64, w), make([]float64, w)
+		copy(r, rewards[i])
+		copy(v, values[i])
+		a, rt := GAE(r, v, gamma, lam)
+		flat = append(flat, a...)
+		ret = append(ret, rt)
+	}
+	if whiten {
+		all := make([]bool, len(flat))
+		for i := range all {
+			all[i] = true
+		}
+		Whiten(flat, all)
+	}
+	for i := range rewards {
+		adv = append(adv, flat[i*w:(i+1)*w:(i+1)*w])
+	}
+	return adv, ret
 }
 
 // GAE returns a sample's advantages and returns over its response tokens:
@@ -122,9 +246,10 @@ func GAE(rewards, values []float64, gamma, lam float64) (adv, ret []float64) {
 }
 
 // Whiten shifts and scales xs in place to mean 0 and unit variance over the
-// entries whose mask is set, as TRLx's whiten does (variance with n−1) —
-// except that TRLx counts padded positions too; here only real response
-// tokens count. Masked-out entries are left as they are.
+// entries whose mask is set, as TRLx's whiten does (variance with n−1).
+// TRLx counts padded positions too: a mask over the whole padded tensor
+// (AdvantagesTRLx) gives its numbers; the loop's real_tokens whitening
+// masks the padding out. Masked-out entries are left as they are.
 func Whiten(xs []float64, mask []bool) {
 	var n, mean float64
 	for i, x := range xs {

@@ -83,6 +83,16 @@ type Config struct {
 	// "" or "none" is this package's own. Omitted when empty, so the
 	// settings of runs from before it match a run without it.
 	TRLxCompat string `json:"trlx_compat,omitempty"`
+	// ScorePosition is where the score sits among a sample's per-token
+	// rewards: ScoreTRLx (TRLx's slice, up to two positions past the last
+	// real response token) or ScoreLastToken (on it). Empty: the compat
+	// mode's, trlx under eleuther-126c8f0 and carper, last_token under none.
+	ScorePosition string `json:"score_position,omitempty"`
+	// AdvantageWhitening is over which tokens the advantages are whitened
+	// and the loss taken: WhitenTRLx (the padded minibatch; the loss
+	// without the EOS) or WhitenRealTokens (the real response tokens, the
+	// EOS included). Empty: the compat mode's, as ScorePosition.
+	AdvantageWhitening string `json:"advantage_whitening,omitempty"`
 }
 
 // compat is the run's compat mode, "" read as CompatNone.
@@ -91,6 +101,29 @@ func (c Config) compat() string {
 		return CompatNone
 	}
 	return c.TRLxCompat
+}
+
+// scorePosition is the run's score_position: the one set, else TRLx's
+// under a compat mode (what the paper ran) and our fix under none.
+func (c Config) scorePosition() string {
+	switch {
+	case c.ScorePosition != "":
+		return c.ScorePosition
+	case c.compat() != CompatNone:
+		return ScoreTRLx
+	}
+	return ScoreLastToken
+}
+
+// whitening is the run's advantage_whitening, defaulted as scorePosition.
+func (c Config) whitening() string {
+	switch {
+	case c.AdvantageWhitening != "":
+		return c.AdvantageWhitening
+	case c.compat() != CompatNone:
+		return WhitenTRLx
+	}
+	return WhitenRealTokens
 }
 
 // Defaults are irl ppo's settings without a preset: the paper's 70M values
@@ -153,6 +186,8 @@ func (c Config) Validate() error {
 	bad(c.Scheduler != "cosine_annealing" || c.TMax > 0, "t_max %d must be positive with scheduler cosine_annealing", c.TMax)
 	bad(slices.Contains(optim.ScheduleKinds, c.Scheduler), "scheduler %q: want one of %s", c.Scheduler, strings.Join(optim.ScheduleKinds, ", "))
 	bad(c.TRLxCompat == "" || slices.Contains(CompatModes, c.TRLxCompat), "trlx_compat %q: want %s", c.TRLxCompat, strings.Join(CompatModes, ", "))
+	bad(c.ScorePosition == "" || slices.Contains(ScorePositions, c.ScorePosition), "score_position %q: want %s (empty: trlx under a trlx_compat mode, last_token under none)", c.ScorePosition, strings.Join(ScorePositions, " or "))
+	bad(c.AdvantageWhitening == "" || slices.Contains(AdvantageWhitenings, c.AdvantageWhitening), "advantage_whitening %q: want %s (empty: trlx under a trlx_compat mode, real_tokens under none)", c.AdvantageWhitening, strings.Join(AdvantageWhitenings, " or "))
 	bad(c.EvalInterval >= 0, "eval_interval %d must not be negative (0: only at the start and the end)", c.EvalInterval)
 	bad(c.CheckpointInterval >= 0, "checkpoint_interval %d must not be negative (0: only at the end)", c.CheckpointInterval)
 	if err := (optim.AdamWConfig{Beta1: c.Betas[0], Beta2: c.Betas[1], Eps: c.Eps, WeightDecay: c.WeightDecay}).Validate(); err != nil {
@@ -168,6 +203,19 @@ func (c Config) settings(promptsHash string, nTrain, nEval int) map[string]any {
 	json.Unmarshal(b, &m)
 	if c.TRLxCompat == CompatNone {
 		delete(m, "trlx_compat") // "none" is "", which older runs recorded by omission
+	}
+	// The effective placement and whitening, recorded only where they are
+	// TRLx's: every run from before the keys placed the score on the last
+	// token and whitened over real tokens in every mode, so it resumes
+	// under none, and one under a compat mode (whose default is now TRLx's)
+	// is refused, naming the key, rather than continued on other rewards.
+	delete(m, "score_position")
+	delete(m, "advantage_whitening")
+	if c.scorePosition() == ScoreTRLx {
+		m["score_position"] = ScoreTRLx
+	}
+	if c.whitening() == WhitenTRLx {
+		m["advantage_whitening"] = WhitenTRLx
 	}
 	m["prompts"], m["train_prompts"], m["eval_prompts"] = promptsHash, nTrain, nEval
 	return m
@@ -516,7 +564,7 @@ func (t *trainer) resume(saved *checkpoint.State) error {
 	// A state that decodes may still not fit this run (an edited or
 	// damaged file): a prompt position past the prompts would never
 	// end the loop that takes prompts.
-	if err := t.st.check(cfg, t.phase, len(t.train), t.step, m.Config.VocabSize, m.Config.MaxPositions); err != nil {
+	if err := t.st.check(cfg, t.phase, len(t.train), t.step, m.Config.VocabSize, m.Config.MaxPositions, int64(m.Config.EOSTokenID)); err != nil {
 		return fmt.Errorf("ppo: %s: trainer state: %w", dir, err)
 	}
 	return nil

@@ -13,8 +13,9 @@ import (
 // index past the prompts (takePrompts would never finish) or a rollout whose
 // per-token lists disagree (GAE panics). nTrain is the number of training
 // prompts, step the checkpoint's step, vocab and maxLen the model's
-// vocabulary and positions.
-func (s *loopState) check(cfg Config, phase []sample, nTrain, step, vocab, maxLen int) error {
+// vocabulary and positions, eos its EOS token (the pad, which TRLx's slice
+// counts by; see spansOf).
+func (s *loopState) check(cfg Config, phase []sample, nTrain, step, vocab, maxLen int, eos int64) error {
 	steps := cfg.PPOEpochs * ((cfg.NumRollouts + cfg.BatchSize - 1) / cfg.BatchSize)
 	switch {
 	case s.Phase < 0 || s.PromptEpoch < 0:
@@ -54,16 +55,20 @@ func (s *loopState) check(cfg Config, phase []sample, nTrain, step, vocab, maxLe
 	if len(phase) != cfg.NumRollouts {
 		return fmt.Errorf("%d rollouts in the phase, want %d (num_rollouts)", len(phase), cfg.NumRollouts)
 	}
+	// How many response positions each rollout must hold: its tokens, or
+	// TRLx's slice, which can reach past them (score_position trlx). A list
+	// of another length would be read outside the sample's row.
+	spans := spansOf(cfg, phase, eos)
 	for i, sm := range phase {
-		n := len(sm.Response)
+		n, l := len(sm.Response), spans[i]
 		switch {
 		case len(sm.Prompt) == 0 || n == 0:
 			return fmt.Errorf("rollout %d: %d prompt and %d response tokens, want at least one of each", i, len(sm.Prompt), n)
-		case len(sm.Prompt)+n > maxLen:
-			return fmt.Errorf("rollout %d: %d tokens, more than the model's %d positions", i, len(sm.Prompt)+n, maxLen)
-		case len(sm.LogProb) != n || len(sm.RefLogProb) != n || len(sm.Value) != n || len(sm.Reward) != n:
-			return fmt.Errorf("rollout %d: %d response tokens with %d log-probs, %d reference log-probs, %d values and %d rewards; want as many of each",
-				i, n, len(sm.LogProb), len(sm.RefLogProb), len(sm.Value), len(sm.Reward))
+		case len(sm.Prompt)+max(n, l-1) > maxLen:
+			return fmt.Errorf("rollout %d: %d tokens, more than the model's %d positions", i, len(sm.Prompt)+max(n, l-1), maxLen)
+		case len(sm.LogProb) != l || len(sm.RefLogProb) != l || len(sm.Value) != l || len(sm.Reward) != l:
+			return fmt.Errorf("rollout %d: %d response tokens with %d log-probs, %d reference log-probs, %d values and %d rewards; want %d of each (score_position %s)",
+				i, n, len(sm.LogProb), len(sm.RefLogProb), len(sm.Value), len(sm.Reward), l, cfg.scorePosition())
 		case !finite(sm.Score) || !finite(sm.LogProb...) || !finite(sm.RefLogProb...) || !finite(sm.Value...) || !finite(sm.Reward...):
 			return fmt.Errorf("rollout %d: a score, log-prob, value or reward is not finite", i)
 		}

@@ -93,9 +93,11 @@ func checkNear(t *testing.T, what string, got, want float64) {
 // (pads 0), so at a sample's real tokens it equals GAE over the sample
 // alone, which is what ours computes; the pads get advantage 0. Whitening:
 // TRLx whitens the whole padded tensor, pads included; Whiten over the same
-// 18 entries gives TRLx's numbers. The loop (every mode) whitens over real
-// tokens only: the pads' zeros would pull the mean toward 0 and shrink the
-// spread by an amount that depends on how unequal the lengths are.
+// 18 entries gives TRLx's numbers, and so does AdvantagesTRLx on the padded
+// rows (advantage_whitening trlx, the compat modes' default). real_tokens
+// whitens over real tokens only: the pads' zeros would pull the mean toward
+// 0 and shrink the spread by an amount that depends on how unequal the
+// lengths are.
 func TestTRLxGAE(t *testing.T) {
 	fx := trlxFixture(t, "gae.json")
 	for ci, c := range jl(fx["cases"]) {
@@ -124,9 +126,12 @@ func TestTRLxGAE(t *testing.T) {
 				Whiten(all, mask)
 			}
 			w := len(values[0])
+			adv, ret := AdvantagesTRLx(rewards, values, gamma, lam, white)
 			for i := range wantAdv {
 				for k := range wantAdv[i] {
 					checkNear(t, "case "+itoa(ci)+" "+v+" advantages", all[i*w+k], wantAdv[i][k])
+					checkNear(t, "case "+itoa(ci)+" "+v+" AdvantagesTRLx advantages", adv[i][k], wantAdv[i][k])
+					checkNear(t, "case "+itoa(ci)+" "+v+" AdvantagesTRLx returns", ret[i][k], wantRet[i][k])
 				}
 			}
 		}
@@ -255,11 +260,12 @@ func TestTRLxLoss(t *testing.T) {
 // ScaleScoresTRLx (clip, ref_std from the first chunk's clipped scores,
 // running moments, division) against TRLx's, the per-sample sequence KL
 // and its chunk mean, the controller's KL (ControllerKL), and the per-token
-// KL penalty of TokenRewards. The one difference: TRLx adds the score at
-// the end of its slice [start:ends], up to two positions past the last real
-// response token (past the EOS, on padding); TokenRewards adds it on the
-// last real response token (the EOS), so the score is compared at that
-// place and the slice's extra entries are not.
+// KL penalty of TokenRewards (score_position last_token). The one
+// difference: TRLx adds the score at the end of its slice [start:ends], up
+// to two positions past the last real response token (past the EOS, on
+// padding); TokenRewards adds it on the last real response token (the EOS),
+// so the score is compared at that place and the slice's extra entries are
+// not. TestTRLxScorePosition compares TRLx's placement itself.
 func TestTRLxMakeExperience(t *testing.T) {
 	fx := trlxFixture(t, "make_experience.json")
 	pad, eos := int(jf(fx["pad_token_id"])), int(jf(fx["eos_token_id"]))
@@ -523,8 +529,10 @@ func TestTRLxPaperBeta(t *testing.T) {
 // row and Whiten over every entry give TRLx's advantages and returns, and
 // Loss on the captured tensors its loss, statistics and gradients. This is
 // TRLx's layout (its slice reaches past the EOS, its whitening counts the
-// pads); the loop's own differs as TestTRLxGAE and TestTRLxMakeExperience
-// say. The training graph's loss is compared with Loss in the policy tests.
+// pads), which the compat modes' defaults follow (TestTRLxAdvantageWhitening
+// builds it from the rollout); the fixes differ as TestTRLxGAE and
+// TestTRLxMakeExperience say. The training graph's loss is compared with
+// Loss in the policy tests.
 func TestTRLxPPOStep(t *testing.T) {
 	fx := trlxFixture(t, "ppo_step.json")
 	for _, c := range jl(fx["cases"]) {
@@ -577,4 +585,172 @@ func TestTRLxPPOStep(t *testing.T) {
 			}
 		}
 	}
+}
+
+// score_position trlx against make_experience (every case but main's dense
+// scores, both versions, both chunks): TRLxCounted and TRLxSpan give each
+// element's slice length (ends − start, the pad-counted tokens + 2 cut at
+// the chunk's width), and TokenRewardsTRLx over the full-sequence log-probs
+// sliced there, with the scaled score, gives every element's rewards,
+// entries past the response and the score at the slice's end included; the
+// element's log-probs and values are those slices.
+func TestTRLxScorePosition(t *testing.T) {
+	fx := trlxFixture(t, "make_experience.json")
+	pad := int64(jf(fx["pad_token_id"]))
+	for _, c := range jl(fx["cases"]) {
+		name := jm(c, "name").(string)
+		if name == "main-only dense (per-token) scores" {
+			continue
+		}
+		method := jm(c, "method").(map[string]any)
+		scale, _ := method["scale_reward"].(string)
+		if scale == "" {
+			scale = "none"
+		}
+		beta := jf(jm(c, "kl_coef"))
+		for _, v := range trlxVersions {
+			rm := NewRunningMoments()
+			var refStd *float64
+			for ci, ch := range jl(jm(c, "out", v, "chunks")) {
+				tag := name + " " + v + " chunk " + itoa(ci)
+				scores := jfs(jm(ch, "reward_fn_output"))
+				ScaleScoresTRLx(scores, jf(method["cliprange_reward"]), scale, &rm, &refStd)
+				els, outs := jl(jm(ch, "elements")), jl(jm(ch, "sample_outputs"))
+				lp, ref, val := jfss(jm(ch, "logprobs_full")), jfss(jm(ch, "ref_logprobs_full")), jfss(jm(ch, "values_model_output"))
+				start, ends := int(jf(jm(ch, "start"))), jfs(jm(ch, "ends"))
+				longest := len(jl(outs[0])) // the chunk's width: its longest response
+				for i := range els {
+					resp := toIDs(jfs(outs[i]))
+					counted := TRLxCounted(resp, pad)
+					l := TRLxSpan(counted, longest)
+					wantR := jfs(jm(els[i], "rewards"))
+					if l != len(wantR) || l != min(int(ends[i]), len(lp[i]))-start {
+						t.Fatalf("%s sample %d: span %d, TRLx's slice %d (ends %v, start %d)", tag, i, l, len(wantR), ends[i], start)
+					}
+					got := TokenRewardsTRLx(lp[i][start:start+l], ref[i][start:start+l], counted, scores[i], beta)
+					for k := range wantR {
+						what := tag + " sample " + itoa(i) + " entry " + itoa(k)
+						checkNear(t, what+" reward", got[k], wantR[k])
+						checkNear(t, what+" log-prob", lp[i][start+k], jfs(jm(els[i], "logprobs"))[k])
+						checkNear(t, what+" value", val[i][start+k], jfs(jm(els[i], "values"))[k])
+					}
+				}
+			}
+		}
+	}
+}
+
+func toIDs(xs []float64) []int64 {
+	ids := make([]int64, len(xs))
+	for i, x := range xs {
+		ids[i] = int64(x)
+	}
+	return ids
+}
+
+// advantage_whitening trlx against ppo_step (make_experience's 'running'
+// case, both chunks' five elements as one batch, both versions): the
+// elements rebuilt from the rollout (TRLxSpan, TokenRewardsTRLx over the
+// full-sequence log-probs, the values sliced there) equal the batch TRLx
+// collated; AdvantagesTRLx on them gives its advantages and returns;
+// TRLxCounted gives its loss mask (pad-counted response tokens); and Loss
+// on those gives its loss, statistics and gradients.
+func TestTRLxAdvantageWhitening(t *testing.T) {
+	me, fx := trlxFixture(t, "make_experience.json"), trlxFixture(t, "ppo_step.json")
+	pad := int64(jf(me["pad_token_id"]))
+	for _, c := range jl(fx["cases"]) {
+		from := jm(c, "from_make_experience_case").(string)
+		var mc any
+		for _, x := range jl(me["cases"]) {
+			if jm(x, "name") == from {
+				mc = x
+			}
+		}
+		if mc == nil {
+			t.Fatalf("no make_experience case %q", from)
+		}
+		method := jm(mc, "method").(map[string]any)
+		scale, _ := method["scale_reward"].(string)
+		if scale == "" {
+			scale = "none"
+		}
+		for _, v := range trlxVersions {
+			rm := NewRunningMoments()
+			var refStd *float64
+			var rewards, values [][]float64
+			var trained []int
+			for _, ch := range jl(jm(mc, "out", v, "chunks")) {
+				scores := jfs(jm(ch, "reward_fn_output"))
+				ScaleScoresTRLx(scores, jf(method["cliprange_reward"]), scale, &rm, &refStd)
+				outs := jl(jm(ch, "sample_outputs"))
+				lp, ref, val := jfss(jm(ch, "logprobs_full")), jfss(jm(ch, "ref_logprobs_full")), jfss(jm(ch, "values_model_output"))
+				start := int(jf(jm(ch, "start")))
+				for i := range outs {
+					resp := toIDs(jfs(outs[i]))
+					counted := TRLxCounted(resp, pad)
+					l := TRLxSpan(counted, len(resp))
+					rewards = append(rewards, TokenRewardsTRLx(lp[i][start:start+l], ref[i][start:start+l], counted, scores[i], jf(jm(mc, "kl_coef"))))
+					values = append(values, val[i][start:start+l])
+					trained = append(trained, counted)
+				}
+			}
+			out := jm(c, "out", v)
+			cp := func(k string) [][]float64 { return jfss(jm(out, "captured", k)) }
+			wantR, wantV, wantMask := cp("old_rewards"), cp("old_values"), cp("mask")
+			if len(wantR) != len(rewards) {
+				t.Fatalf("%s: %d elements, TRLx's batch %d", v, len(rewards), len(wantR))
+			}
+			adv, ret := AdvantagesTRLx(rewards, values, 1, 0.95, true)
+			wantAdv, wantRet := cp("advantages"), cp("returns")
+			var fa, fr, fv []float64
+			var mask []bool
+			for i := range wantR {
+				if len(adv[i]) != len(wantR[i]) {
+					t.Fatalf("%s: padded width %d, TRLx's %d", v, len(adv[i]), len(wantR[i]))
+				}
+				for k := range wantR[i] {
+					what := v + " element " + itoa(i) + " entry " + itoa(k)
+					r, val := 0.0, 0.0
+					if k < len(rewards[i]) {
+						r, val = rewards[i][k], values[i][k]
+					}
+					checkNear(t, what+" reward", r, wantR[i][k])
+					checkNear(t, what+" value", val, wantV[i][k])
+					checkNear(t, what+" advantage", adv[i][k], wantAdv[i][k])
+					checkNear(t, what+" return", ret[i][k], wantRet[i][k])
+					if m := k < trained[i]; m != (wantMask[i][k] != 0) {
+						t.Errorf("%s: in the loss %v, TRLx %v", what, m, wantMask[i][k] != 0)
+					}
+					mask = append(mask, k < trained[i])
+				}
+				fa, fr, fv = append(fa, adv[i]...), append(fr, ret[i]...), append(fv, padTo(values[i], len(adv[i]))...)
+			}
+			flat := func(x [][]float64) []float64 {
+				var o []float64
+				for _, r := range x {
+					o = append(o, r...)
+				}
+				return o
+			}
+			l := Loss(flat(cp("new_logprobs")), flat(cp("old_logprobs")), flat(cp("new_values")), fv, fa, fr,
+				make([]float64, len(fa)), mask, LossConfig{ClipRange: 0.2, ClipRangeValue: 0.2, VFCoef: 1})
+			st := func(k string) float64 { return jf(jm(out, "stats", k)) }
+			checkNear(t, v+" loss", l.Total, jf(jm(out, "loss")))
+			checkNear(t, v+" policy_loss", l.Policy, st("losses/policy_loss"))
+			checkNear(t, v+" value_loss", l.Value, st("losses/value_loss"))
+			checkNear(t, v+" policy/clipfrac", l.PolicyClipFrac, st("policy/clipfrac"))
+			checkNear(t, v+" values/clipfrac", l.ValueClipFrac, st("values/clipfrac"))
+			gl, gv := flat(cp("grad_logprobs")), flat(cp("grad_values"))
+			for i := range gl {
+				checkNear(t, v+" d/dlogprob", l.DLogProb[i], gl[i])
+				checkNear(t, v+" d/dvalue", l.DValue[i], gv[i])
+			}
+		}
+	}
+}
+
+func padTo(x []float64, n int) []float64 {
+	out := make([]float64, n)
+	copy(out, x)
+	return out
 }

@@ -67,6 +67,8 @@ func ppoConfigFlags() []ppoFlag {
 		i("t-max", "cosine_annealing's T_max", d.TMax, func(c *ppo.Config) *int { return &c.TMax }),
 		i("unfrozen-layers", "train only the top N layers and the heads (-1: all)", d.UnfrozenLayers, func(c *ppo.Config) *int { return &c.UnfrozenLayers }),
 		s("trlx-compat", "follow one TRLx version's PPO loop exactly: eleuther-126c8f0 (the fork the paper ran: unshuffled minibatches, each taking ppo-epochs steps, β moved after each), carper (CarperAI main: ppo-epochs reshuffled passes, β moved after each), or none (this program's own loop)", d.TRLxCompat, func(c *ppo.Config) *string { return &c.TRLxCompat }),
+		s("score-position", "where the score sits among the per-token rewards: trlx (TRLx's slice, up to two positions past the last real response token) or last_token (on it); default trlx under --trlx-compat eleuther-126c8f0 or carper, last_token under none", d.ScorePosition, func(c *ppo.Config) *string { return &c.ScorePosition }),
+		s("advantage-whitening", "trlx (whiten the advantages over the padded minibatch, padding included, and leave the EOS out of the loss, as TRLx) or real_tokens (whiten over and train on the real response tokens, EOS included); default trlx under --trlx-compat eleuther-126c8f0 or carper, real_tokens under none", d.AdvantageWhitening, func(c *ppo.Config) *string { return &c.AdvantageWhitening }),
 		i("eval-interval", "evaluate on the held-out prompts every N steps (and at 0 and the end)", d.EvalInterval, func(c *ppo.Config) *int { return &c.EvalInterval }),
 		i("checkpoint-interval", "checkpoint every N steps (and at the end)", d.CheckpointInterval, func(c *ppo.Config) *int { return &c.CheckpointInterval }),
 		{&cli.StringFlag{Name: "betas", Usage: "AdamW β1,β2", Value: fmt.Sprintf("%g,%g", d.Betas[0], d.Betas[1]), Category: "PPO settings (override --config)"},
@@ -139,10 +141,12 @@ func rewardOptions(c *cli.Context) (reward.Options, error) {
 }
 
 // ppoHelp is the help text of irl ppo.
-const ppoHelp = `Follows TRLx's PPO (the code the paper ran) with three fixes: the score sits
-on the last real response token (EOS when there is one), advantages are
-whitened over real response tokens only, and every random draw is seeded so a
-resumed run continues exactly.
+const ppoHelp = `Follows TRLx's PPO (the code the paper ran), with every random draw seeded so
+a resumed run continues exactly, and two fixes that --trlx-compat none takes by
+default and the compat modes (the presets) take only when asked: the score sits
+on the last real response token, EOS when there is one (--score-position
+last_token), and advantages are whitened over, and the loss taken on, the real
+response tokens only (--advantage-whitening real_tokens).
 
 Each phase samples --num-rollouts responses from the current weights, in chunks
 of --chunk-size prompts (left-padded, prompts cut on the left to --seq-length −
@@ -165,8 +169,11 @@ rollout order, --ppo-epochs steps in a row and moves β after each; carper
 pass. Both clip the raw scores before scaling them, take the first chunk's
 std after clipping, and feed the controller TRLx's KL: the whole sequence's,
 prompt included, averaged over chunks as (mean of √KL)². none (the default
-without a preset) is the loop described above. The score's place and the
-whitening over real tokens are as above in every mode.
+without a preset) is the loop described above. Under either compat mode the
+score sits at the end of TRLx's reward slice, up to two positions past the last
+real response token (one past the EOS), and the advantages are whitened over
+the padded minibatch with the EOS left out of the loss, as TRLx does, unless
+--score-position last_token or --advantage-whitening real_tokens asks for the fix.
 
 Rewards (--reward):
   lexicon:TOXIC.txt,NONTOXIC.txt   the paper's Algorithm 2 on the response
