@@ -17,11 +17,12 @@ import (
 // Shapes in comments: B batch, S sequence, N = B·S, D width, F MLP width,
 // H heads, hd head width, R rotary dims, V vocabulary. A backward works on
 // flat (N,·) activations and returns the gradient of its input, adding the
-// gradients of its parameters to the builder (addGrad).
+// gradients of its parameters to the builder (addGrad) unless the builder
+// is frozen (the layers below the trained ones, when the embeddings train).
 
 // lnActs is what layer norm's backward needs.
 type lnActs struct {
-	x, mean, rstd, out onnx.Value // (B,S,D), (B,S,1), (B,S,1), (B,S,D)
+	x, mean, rstd, out onnx.Value // (N,D), (N,1), (N,1), (N,D) in a training graph (flatActs)
 }
 
 // layerNorm normalises x over its last axis with prefix.weight and
@@ -46,8 +47,10 @@ func (b *builder) layerNormBackward(a *lnActs, dout onnx.Value, prefix string) o
 	g := b.g
 	rstd := b.flat(a.rstd)
 	xhat := g.Mul(g.Sub(b.flat(a.x), b.flat(a.mean)), rstd) // (N,D)
-	b.addGrad(prefix+".weight", g.ReduceSum(g.Mul(dout, xhat), false, 0))
-	b.addGrad(prefix+".bias", g.ReduceSum(dout, false, 0))
+	if !b.frozen {
+		b.addGrad(prefix+".weight", g.ReduceSum(g.Mul(dout, xhat), false, 0)) // (D)
+		b.addGrad(prefix+".bias", g.ReduceSum(dout, false, 0))                // (D)
+	}
 	dxhat := g.Mul(dout, b.weight(prefix+".weight"))
 	m1 := g.ReduceMean(dxhat, true, -1)
 	m2 := g.ReduceMean(g.Mul(dxhat, xhat), true, -1)
@@ -58,7 +61,8 @@ func (b *builder) layerNormBackward(a *lnActs, dout onnx.Value, prefix string) o
 // none. A Gemm reads W transposed in place, so no transposed copy of the
 // weights is ever made (1.6 GB saved for pythia-410m) and ONNX Runtime
 // prepacks W once. Interleaved runs measured it as fast as a MatMul on a
-// pre-transposed copy. x is (N,in) or (B,S,in).
+// pre-transposed copy. x is (N,in) or (B,S,in); with flatActs it is
+// (N,in) and the Gemm is the only node.
 func (b *builder) dense(x onnx.Value, weight, bias string) onnx.Value {
 	g := b.g
 	shape := b.shape(weight)
@@ -67,17 +71,23 @@ func (b *builder) dense(x onnx.Value, weight, bias string) onnx.Value {
 	if bias != "" {
 		bv = b.weight(bias)
 	}
+	if b.flatActs {
+		return g.Gemm(x, b.weight(weight), bv, false, true)
+	}
 	lead := g.Slice(g.Shape(x), []int64{0}, []int64{-1}, []int64{0}) // all but the last dim
 	y := g.Gemm(g.Reshape(x, -1, int64(in)), b.weight(weight), bv, false, true)
 	return g.ReshapeTo(y, g.Concat(0, lead, g.ConstI64(int64(out))))
 }
 
 // denseBackward, for y = x·Wᵀ + b over flat x (N,in) and dy (N,out):
-// dW = dyᵀ·x, db = Σ dy, dx = dy·W; needDx false skips dx.
+// dW = dyᵀ·x, db = Σ dy, dx = dy·W; needDx false skips dx, b.frozen skips
+// dW and db.
 func (b *builder) denseBackward(x, dy onnx.Value, prefix string, needDx bool) onnx.Value {
 	g := b.g
-	b.addGrad(prefix+".weight", g.Gemm(dy, x, "", true, false))
-	b.addGrad(prefix+".bias", g.ReduceSum(dy, false, 0))
+	if !b.frozen {
+		b.addGrad(prefix+".weight", g.Gemm(dy, x, "", true, false)) // (out,in)
+		b.addGrad(prefix+".bias", g.ReduceSum(dy, false, 0))        // (out)
+	}
 	if !needDx {
 		return ""
 	}
@@ -97,51 +107,76 @@ func (b *builder) geluBackward(u, dy onnx.Value) onnx.Value {
 
 // applyRotary rotates the first R dims of x (B,H,S,hd) as transformers'
 // apply_rotary_pos_emb with rotate_half: x·cos + rotate_half(x)·sin, where
-// rotate_half([x1, x2]) = [−x2, x1] over the two halves of the R dims.
+// rotate_half([x1, x2]) = [−x2, x1] over the two halves of the R dims. With
+// rotary's tables over all hd dims (cos 1 and sin 0 past R, the first half
+// of sin negated), that is x·cos + x[swap]·sin, swap exchanging the halves:
+// four nodes, with no split of x into halves and rotated and passed dims
+// and no concatenation back. The products and the sum are those of the
+// split form, so the result is the same bit for bit.
 func (b *builder) applyRotary(x, cos, sin onnx.Value) onnx.Value {
-	r, hd := b.c.RotaryDims(), b.c.HeadDim()
-	if r == 0 {
+	if b.c.RotaryDims() == 0 {
 		return x
 	}
 	g := b.g
-	xr, xp := x, onnx.Value("")
-	if r < hd {
-		parts := g.Split(x, 3, int64(r), int64(hd-r))
-		xr, xp = parts[0], parts[1]
-	}
-	halves := g.Split(xr, 3, int64(r/2), int64(r/2))
-	rot := g.Concat(3, g.Neg(halves[1]), halves[0])
-	y := g.Add(g.Mul(xr, cos), g.Mul(rot, sin))
-	if xp != "" {
-		y = g.Concat(3, y, xp)
-	}
-	return y
+	return g.Add(g.Mul(x, cos), g.Mul(g.Gather(x, b.rotarySwap(), 3), sin))
 }
 
-// rotaryBackward applies the rotation's transpose: rotate_halfᵀ = −rotate_half
-// and sin's two halves are equal, so dx = dy·cos + rotate_half(dy)·(−sin), the
-// forward rotation by the negated angle.
+// rotaryBackward applies the rotation's transpose, the rotation by the
+// negated angle: swap is its own inverse and sin's two halves are equal
+// up to the sign rotary gave the first, so dx = dy·cos − dy[swap]·sin.
 func (b *builder) rotaryBackward(dy, cos, sin onnx.Value) onnx.Value {
 	if b.c.RotaryDims() == 0 {
 		return dy
 	}
-	if b.negSin == "" {
-		b.negSin = b.g.Neg(sin)
-	}
-	return b.applyRotary(dy, cos, b.negSin)
+	g := b.g
+	return g.Sub(g.Mul(dy, cos), g.Mul(g.Gather(dy, b.rotarySwap(), 3), sin))
 }
 
-// rotary gathers cos and sin (B,1,S,R) for the positions.
+// rotarySwap is the index (hd) that exchanges the two halves of the R
+// rotated dims and keeps the others in place.
+func (b *builder) rotarySwap() onnx.Value {
+	r, hd := b.c.RotaryDims(), b.c.HeadDim()
+	swap := make([]int64, hd)
+	for i := range swap {
+		switch {
+		case i < r/2:
+			swap[i] = int64(i + r/2)
+		case i < r:
+			swap[i] = int64(i - r/2)
+		default:
+			swap[i] = int64(i)
+		}
+	}
+	return b.g.ConstI64(swap...)
+}
+
+// rotary gathers cos and sin (B,1,S,hd) for the positions, over all hd dims
+// for applyRotary: past R, cos is 1 and sin 0, which pass those dims through
+// unchanged; sin's first half is negated, rotate_half's sign.
 func (b *builder) rotary(pos onnx.Value) (cos, sin onnx.Value) {
 	c := b.c
-	r := c.RotaryDims()
+	r, hd := c.RotaryDims(), c.HeadDim()
 	if r == 0 {
 		return "", ""
 	}
-	ct, st := c.rotaryTables()
+	ct, st := c.rotaryTables() // [MaxPositions, R]
+	cf := make([]float32, c.MaxPositions*hd)
+	sf := make([]float32, c.MaxPositions*hd)
+	for p := 0; p < c.MaxPositions; p++ {
+		for i := 0; i < hd; i++ {
+			switch {
+			case i < r/2:
+				cf[p*hd+i], sf[p*hd+i] = ct[p*r+i], -st[p*r+i]
+			case i < r:
+				cf[p*hd+i], sf[p*hd+i] = ct[p*r+i], st[p*r+i]
+			default:
+				cf[p*hd+i] = 1
+			}
+		}
+	}
 	g := b.g
-	cosT := g.Initializer("rotary.cos", []int{c.MaxPositions, r}, ct)
-	sinT := g.Initializer("rotary.sin", []int{c.MaxPositions, r}, st)
+	cosT := g.Initializer("rotary.cos", []int{c.MaxPositions, hd}, cf)
+	sinT := g.Initializer("rotary.sin", []int{c.MaxPositions, hd}, sf)
 	return g.Unsqueeze(g.Gather(cosT, pos, 0), 1), g.Unsqueeze(g.Gather(sinT, pos, 0), 1)
 }
 
@@ -178,21 +213,27 @@ func (b *builder) cachedMaskBias(ids, mask onnx.Value) onnx.Value {
 type layerActs struct {
 	ln1, ln2   *lnActs
 	q, k, v, p onnx.Value // rotated scaled queries, rotated keys, values (B,H,S,hd); softmax (B,H,S,S)
-	ctx        onnx.Value // attention output before its projection (B,S,D)
-	u, gelu    onnx.Value // MLP pre-activation and activation (B,S,F)
+	ctx        onnx.Value // attention output before its projection (N,D)
+	u, gelu    onnx.Value // MLP pre-activation and activation (N,F)
 }
 
-// attention is self-attention of h (B,S,D): fused QKV, partial rotary,
-// softmax attention under bias, output projection. With pastK and pastV
-// (B,H,P,hd) set, the queries also attend to those keys, which come before
-// the new ones; k and v are then past and new together (B,H,P+S,hd).
+// attention is self-attention of h (B,S,D), or (N,D) with flatActs: fused
+// QKV, partial rotary, softmax attention under bias, output projection, its
+// output shaped as h. With pastK and pastV (B,H,P,hd) set, the queries also
+// attend to those keys, which come before the new ones; k and v are then
+// past and new together (B,H,P+S,hd).
 func (b *builder) attention(h onnx.Value, p string, bias, cos, sin, pastK, pastV onnx.Value, acts *layerActs) (out, presentK, presentV onnx.Value) {
 	c := b.c
 	g := b.g
 	hd := c.HeadDim()
-	qkv := b.dense(h, p+"attention.query_key_value.weight", p+"attention.query_key_value.bias") // (B,S,3D)
+	qkv := b.dense(h, p+"attention.query_key_value.weight", p+"attention.query_key_value.bias") // (B,S,3D) or (N,3D)
 	// Checkpoints lay out the 3D outputs head by head, each head as q|k|v.
-	qkv = g.Transpose(g.Reshape(qkv, 0, 0, int64(c.NumHeads), int64(3*hd)), 0, 2, 1, 3) // (B,H,S,3hd)
+	if b.flatActs {
+		qkv = g.ReshapeTo(qkv, b.headShape(3*hd)) // (B,S,H,3hd)
+	} else {
+		qkv = g.Reshape(qkv, 0, 0, int64(c.NumHeads), int64(3*hd))
+	}
+	qkv = g.Transpose(qkv, 0, 2, 1, 3) // (B,H,S,3hd)
 	parts := g.Split(qkv, 3, int64(hd), int64(hd), int64(hd))
 	q := b.applyRotary(parts[0], cos, sin)
 	k := b.applyRotary(parts[1], cos, sin)
@@ -212,7 +253,11 @@ func (b *builder) attention(h onnx.Value, p string, bias, cos, sin, pastK, pastV
 	q = g.Mul(q, g.ScalarF32(float32(1/math.Sqrt(float64(hd)))))
 	probs := g.Softmax(g.Add(g.MatMul(q, g.Transpose(k, 0, 1, 3, 2)), bias), -1) // (B,H,S,P+S)
 	ctx := g.MatMul(probs, v)                                                    // (B,H,S,hd)
-	ctx = g.Reshape(g.Transpose(ctx, 0, 2, 1, 3), 0, 0, int64(c.HiddenSize))
+	if b.flatActs {
+		ctx = g.Reshape(g.Transpose(ctx, 0, 2, 1, 3), -1, int64(c.HiddenSize)) // (N,D)
+	} else {
+		ctx = g.Reshape(g.Transpose(ctx, 0, 2, 1, 3), 0, 0, int64(c.HiddenSize)) // (B,S,D)
+	}
 	if acts != nil {
 		acts.q, acts.k, acts.v, acts.p, acts.ctx = q, k, v, probs, ctx
 	}
@@ -222,16 +267,15 @@ func (b *builder) attention(h onnx.Value, p string, bias, cos, sin, pastK, pastV
 // attentionBackward returns d(h), the gradient of attention's input (N,D),
 // given d(out) (N,D). The forward computed, per head, probs = softmax(q·kᵀ +
 // bias) with q already scaled by 1/√hd, ctx = probs·v, out = ctx·Woᵀ + bo.
-func (b *builder) attentionBackward(a *layerActs, dout onnx.Value, p string, shape, cos, sin onnx.Value) onnx.Value {
+func (b *builder) attentionBackward(a *layerActs, dout onnx.Value, p string, cos, sin onnx.Value) onnx.Value {
 	c := b.c
 	g := b.g
 	hd := c.HeadDim()
 	dctx := b.denseBackward(b.flat(a.ctx), dout, p+"attention.dense", true) // (N,D)
-	bsh := g.Concat(0, shape, g.ConstI64(int64(c.NumHeads), int64(hd)))
-	dctx4 := g.Transpose(g.ReshapeTo(dctx, bsh), 0, 2, 1, 3)           // (B,H,S,hd)
-	dp := g.MatMul(dctx4, g.Transpose(a.v, 0, 1, 3, 2))                // d(probs) (B,H,S,S)
-	dv := g.MatMul(g.Transpose(a.p, 0, 1, 3, 2), dctx4)                // (B,H,S,hd)
-	ds := g.Mul(a.p, g.Sub(dp, g.ReduceSum(g.Mul(dp, a.p), true, -1))) // softmax backward: d(scores)
+	dctx4 := g.Transpose(g.ReshapeTo(dctx, b.headShape(hd)), 0, 2, 1, 3)    // (B,H,S,hd)
+	dp := g.MatMul(dctx4, g.Transpose(a.v, 0, 1, 3, 2))                     // d(probs) (B,H,S,S)
+	dv := g.MatMul(g.Transpose(a.p, 0, 1, 3, 2), dctx4)                     // (B,H,S,hd)
+	ds := g.Mul(a.p, g.Sub(dp, g.ReduceSum(g.Mul(dp, a.p), true, -1)))      // softmax backward: d(scores)
 	scale := g.ScalarF32(float32(1 / math.Sqrt(float64(hd))))
 	dq := g.Mul(b.rotaryBackward(g.MatMul(ds, a.k), cos, sin), scale)            // q was scaled after rotation
 	dk := b.rotaryBackward(g.MatMul(g.Transpose(ds, 0, 1, 3, 2), a.q), cos, sin) // a.q is already scaled
@@ -286,7 +330,7 @@ func (b *builder) layer(x onnx.Value, l int, bias, cos, sin, pastK, pastV onnx.V
 
 // layerBackward returns d(x), the gradient of the layer's input (N,D), given
 // d(y) (N,D); needDx false skips it for the lowest trained layer.
-func (b *builder) layerBackward(a *layerActs, dy onnx.Value, l int, shape, cos, sin onnx.Value, needDx bool) onnx.Value {
+func (b *builder) layerBackward(a *layerActs, dy onnx.Value, l int, cos, sin onnx.Value, needDx bool) onnx.Value {
 	g := b.g
 	p := layerPrefix(l)
 	dmlpIn := b.layerNormBackward(a.ln2, b.mlpBackward(a, dy, p), p+"post_attention_layernorm")
@@ -297,7 +341,7 @@ func (b *builder) layerBackward(a *layerActs, dy onnx.Value, l int, shape, cos, 
 	if !b.c.ParallelResidual {
 		dattn = dres
 	}
-	dx1 := b.layerNormBackward(a.ln1, b.attentionBackward(a, dattn, p, shape, cos, sin), p+"input_layernorm")
+	dx1 := b.layerNormBackward(a.ln1, b.attentionBackward(a, dattn, p, cos, sin), p+"input_layernorm")
 	if !needDx {
 		return ""
 	}

@@ -18,10 +18,26 @@ type builder struct {
 	// first use, or graph inputs that a training graph declares up front.
 	weights map[string]onnx.Value
 	// grads maps parameter names to their gradients (training graphs).
-	grads  map[string]onnx.Value
+	grads map[string]onnx.Value
+	// frozen makes the backward blocks compute only the gradient of their
+	// input, building no node for their parameters' gradients: the
+	// backward through frozen layers down to trainable embeddings
+	// (TrainOptions.TrainEmbeddings). The graph keeps every node it is
+	// given (onnx.Graph prunes nothing), so the skipped gradients must
+	// never be built rather than be built and left unused.
+	frozen bool
 	shapes map[string][]int
-	// negSin is −sin, made once for the rotary backward.
-	negSin onnx.Value
+	// flatActs tells that activations are flat (N,·) from the embedding on,
+	// as a training graph keeps them: dense is then one Gemm, flat adds no
+	// node, and attention views its projections per head with headShape.
+	flatActs bool
+	// bs is [B,S], the batch's shape, which headShape needs with flatActs.
+	bs onnx.Value
+	// headShapes caches headShape's [B,S,H,w] by w: one Concat per graph
+	// and width rather than one per layer.
+	headShapes map[int]onnx.Value
+	// onesV is a column of V ones (V,1), made once for rowSum.
+	onesV onnx.Value
 	// inputs tells that the weights are graph inputs (declareParams), not
 	// initializers.
 	inputs bool
@@ -79,17 +95,39 @@ func (b *builder) declareParams(m *Model) []ParamSpec {
 }
 
 // addGrad accumulates a parameter's gradient: a parameter can receive
-// several (tied embeddings: the input lookup and the output head).
+// several (tied embeddings: the input lookup and the output head). The
+// backward blocks call it only when !b.frozen.
 func (b *builder) addGrad(name string, d onnx.Value) {
+	if b.frozen {
+		panic("neox: a gradient of " + name + " built in a frozen layer's backward")
+	}
 	if old, ok := b.grads[name]; ok {
 		d = b.g.Add(old, d)
 	}
 	b.grads[name] = d
 }
 
-// flat views a recorded activation (B,S,W) as (N,W), as the backward works.
+// flat views an activation (B,S,W) as (N,W), as the backward and the heads
+// work; with flatActs it is (N,W) already, and no node is added.
 func (b *builder) flat(v onnx.Value) onnx.Value {
+	if b.flatActs {
+		return v
+	}
 	return b.g.Op("Flatten", []onnx.Value{v}, onnx.AttrInt("axis", 2))
+}
+
+// headShape is [B,S,H,w], to view a flat (N,H·w) activation per head, built
+// once per graph and width (flatActs graphs only).
+func (b *builder) headShape(w int) onnx.Value {
+	if v, ok := b.headShapes[w]; ok {
+		return v
+	}
+	if b.headShapes == nil {
+		b.headShapes = map[int]onnx.Value{}
+	}
+	v := b.g.Concat(0, b.bs, b.g.ConstI64(int64(b.c.NumHeads), int64(w)))
+	b.headShapes[w] = v
+	return v
 }
 
 // shape is a parameter's shape, from the configuration.

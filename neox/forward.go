@@ -242,9 +242,9 @@ func (b *builder) forwardHeads(fg *ForwardGraph, o ForwardOptions, x, ids onnx.V
 			fg.Outputs = append(fg.Outputs, name)
 		}
 		if o.LogProbs {
-			_, _, lp, ent := b.tokenLogProbs(b.logits(hidden))
-			emitBS(lp, LogProbsOutput)
-			emitBS(ent, EntropyOutput)
+			t := b.tokenLogProbs(hidden)
+			emitBS(t.lp, LogProbsOutput)
+			emitBS(t.ent, EntropyOutput)
 		}
 		if o.Values {
 			emitBS(b.value(hidden), ValuesOutput)

@@ -39,8 +39,16 @@ type TrainOptions struct {
 	// UnfrozenLayers is how many top layers get gradients, with the final
 	// layer norm and the output head (and the value head). Negative, or at
 	// least NumLayers, trains everything, embeddings included. No backward is
-	// built below the lowest unfrozen layer.
+	// built below the lowest unfrozen layer, unless TrainEmbeddings.
 	UnfrozenLayers int
+	// TrainEmbeddings also trains the input embeddings
+	// (gpt_neox.embed_in.weight) when UnfrozenLayers leaves layers frozen,
+	// as TRLx's fork at 126c8f0 does (its freeze_bottom_causal_layers
+	// freezes the lower blocks only). The backward then goes on through
+	// the frozen layers down to the embedding, computing each one's d(x)
+	// and none of its parameters' gradients. With every layer unfrozen the
+	// embeddings train anyway.
+	TrainEmbeddings bool
 }
 
 // TrainGraph is a built training graph.
@@ -70,17 +78,28 @@ func TrainParamSpecs(c Config, loss LossKind) []ParamSpec {
 
 // BuildTrain builds a training graph for configuration c.
 func BuildTrain(c Config, o TrainOptions) (*TrainGraph, error) {
+	return buildTrain(c, o, (*builder).lossHead)
+}
+
+// buildTrain builds a training graph with the loss head that head builds,
+// so that a test can build one on other heads and compare.
+func buildTrain(c Config, o TrainOptions, head headFunc) (*TrainGraph, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
 	g := onnx.NewGraph("gpt_neox_train")
 	b := newBuilder(g, c, nil)
+	// Activations stay flat (N,·) throughout: no reshapes around each dense
+	// layer in the forward, no flattening again in the backward.
+	b.flatActs = true
 	L := c.NumLayers
 	lowest := 0
 	if o.UnfrozenLayers >= 0 && o.UnfrozenLayers < L {
 		lowest = L - o.UnfrozenLayers
 	}
-	trainEmb := lowest == 0
+	// The embeddings' gradient needs d(x) at the bottom of the stack: the
+	// backward runs through every layer then, those below lowest frozen.
+	trainEmb := lowest == 0 || o.TrainEmbeddings
 
 	tgraph := &TrainGraph{Graph: g, Loss: o.Loss}
 	ids := g.Input(InputIDs, onnx.Int64, "batch", "seq")
@@ -122,10 +141,11 @@ func BuildTrain(c Config, o TrainOptions) (*TrainGraph, error) {
 
 	// Forward: the inference graph's own blocks, recording what the backward
 	// needs; its weights are the parameter inputs declared above.
-	x := g.Gather(b.weight("gpt_neox.embed_in.weight"), ids, 0) // (B,S,D)
+	shape := g.Shape(ids) // [B,S]
+	b.bs = shape
+	x := b.embedFlat(ids) // (N,D)
 	bias := b.maskBias(ids, mask)
 	cos, sin := b.rotary(pos)
-	shape := g.Shape(ids) // [B,S]
 	acts := make([]*layerActs, L)
 	for l := 0; l < L; l++ {
 		g.Scope = fmt.Sprintf("layer%d", l)
@@ -134,46 +154,47 @@ func BuildTrain(c Config, o TrainOptions) (*TrainGraph, error) {
 	}
 	g.Scope = "head"
 	var fln *lnActs
-	hidden := b.flat(b.layerNorm(x, "gpt_neox.final_layer_norm", &fln)) // (N,D)
+	hidden := b.layerNorm(x, "gpt_neox.final_layer_norm", &fln) // (N,D)
+	h := head(b, o.Loss, hidden, shape)
+	tgraph.Outputs = append(tgraph.Outputs, h.outputs...)
+
+	// Backward. dlogits = dz ⊙ rowScale (N,V) is never formed: the row
+	// factor goes on the (N,D) side, dW = dzᵀ·(rowScale ⊙ hidden) and
+	// d(hidden) = rowScale ⊙ (dz·W).
 	outW := b.outName()
-	logits := b.logits(hidden) // (N,V)
-
-	var dlogits, dhidden onnx.Value
-	switch o.Loss {
-	case CrossEntropy:
-		loss, dl := b.crossEntropy(logits)
-		g.Output(loss, LossOutput, onnx.Float, 1)
-		tgraph.Outputs = append(tgraph.Outputs, LossOutput)
-		dlogits = dl
-	case LogProb:
-		var outs []string
-		dlogits, dhidden, outs = b.logProbHead(logits, hidden, shape)
-		tgraph.Outputs = append(tgraph.Outputs, outs...)
-	case PPO:
-		var outs []string
-		dlogits, dhidden, outs = b.ppoHead(logits, hidden, shape)
-		tgraph.Outputs = append(tgraph.Outputs, outs...)
+	hs := hidden
+	if h.rowScale != "" {
+		hs = g.Mul(hidden, h.rowScale)
 	}
-
-	// Backward.
-	b.addGrad(outW, g.Gemm(dlogits, hidden, "", true, false)) // (V,D)
-	dh := g.MatMul(dlogits, b.weight(outW))                   // (N,D)
-	if dhidden != "" {
-		dh = g.Add(dh, dhidden)
+	b.addGrad(outW, g.Gemm(h.dz, hs, "", true, false)) // (V,D)
+	dh := g.MatMul(h.dz, b.weight(outW))               // (N,D)
+	if h.rowScale != "" {
+		dh = g.Mul(dh, h.rowScale)
+	}
+	if h.dhidden != "" {
+		dh = g.Add(dh, h.dhidden)
 	}
 	dx := b.layerNormBackward(fln, dh, "gpt_neox.final_layer_norm")
-	for l := L - 1; l >= lowest; l-- {
-		g.Scope = fmt.Sprintf("layer%d_back", l)
-		dx = b.layerBackward(acts[l], dx, l, shape, cos, sin, l > lowest || trainEmb)
+	bottom := lowest
+	if trainEmb {
+		bottom = 0
 	}
+	for l := L - 1; l >= bottom; l-- {
+		g.Scope = fmt.Sprintf("layer%d_back", l)
+		b.frozen = l < lowest
+		dx = b.layerBackward(acts[l], dx, l, cos, sin, l > lowest || trainEmb)
+	}
+	b.frozen = false
 	g.Scope = ""
 	if trainEmb {
 		// dE[v] = Σ over positions with id v of dx: a scatter-add into zeros.
-		zeros := g.Op("ConstantOfShape", []onnx.Value{g.Shape(b.weight("gpt_neox.embed_in.weight"))}, zeroF32Attr())
+		zeros := g.Op("ConstantOfShape", []onnx.Value{g.ConstI64(Dims64(b.shape("gpt_neox.embed_in.weight"))...)}, zeroF32Attr()) // (V,D)
 		idx := g.Reshape(ids, -1, 1)
 		b.addGrad("gpt_neox.embed_in.weight", g.Op("ScatterND", []onnx.Value{zeros, idx, dx}, onnx.AttrString("reduction", "add")))
 	}
 
+	// Every gradient has its parameter's shape already (a Gemm's (out,in), a
+	// ReduceSum's (out), the scatter's (V,D)), so none is reshaped.
 	for _, s := range tgraph.Params {
 		d, ok := b.grads[s.Name]
 		if !ok {
@@ -183,7 +204,7 @@ func BuildTrain(c Config, o TrainOptions) (*TrainGraph, error) {
 		for i, v := range s.Shape {
 			dims[i] = v
 		}
-		g.Output(g.Reshape(d, Dims64(s.Shape)...), GradName(s.Name), onnx.Float, dims...)
+		g.Output(d, GradName(s.Name), onnx.Float, dims...)
 		tgraph.Trainable = append(tgraph.Trainable, s.Name)
 		tgraph.Outputs = append(tgraph.Outputs, GradName(s.Name))
 	}

@@ -168,13 +168,13 @@ typedef irl_status *(*create_cuda_fn)(irl_cuda_options **);
 typedef irl_status *(*update_cuda_fn)(irl_cuda_options *, const char *const *, const char *const *, size_t);
 typedef irl_status *(*append_cuda_fn)(irl_session_options *, const irl_cuda_options *);
 
-irl_status *irl_session_options_append_cuda(irl_session_options *so, const char *device_id, const char *use_tf32) {
+irl_status *irl_session_options_append_cuda(irl_session_options *so, const char *device_id, const char *use_tf32, const char *cuda_graph) {
 	irl_cuda_options *co = NULL;
 	irl_status *st = FN(create_cuda_fn, IRL_CreateCUDAProviderOptions)(&co);
 	if (st) return st;
-	const char *keys[] = {"device_id", "use_tf32"};
-	const char *vals[] = {device_id, use_tf32};
-	st = FN(update_cuda_fn, IRL_UpdateCUDAProviderOptions)(co, keys, vals, 2);
+	const char *keys[] = {"device_id", "use_tf32", "enable_cuda_graph"};
+	const char *vals[] = {device_id, use_tf32, cuda_graph};
+	st = FN(update_cuda_fn, IRL_UpdateCUDAProviderOptions)(co, keys, vals, 3);
 	if (!st) st = FN(append_cuda_fn, IRL_SessionOptionsAppendExecutionProvider_CUDA_V2)(so, co);
 	FN(release_fn, IRL_ReleaseCUDAProviderOptions)(co);
 	return st;

@@ -44,7 +44,7 @@ void irl_status_release(irl_status *st);
 
 // Session options and sessions.
 irl_status *irl_session_options_create(int intra_threads, int inter_threads, irl_session_options **out);
-irl_status *irl_session_options_append_cuda(irl_session_options *so, const char *device_id, const char *use_tf32);
+irl_status *irl_session_options_append_cuda(irl_session_options *so, const char *device_id, const char *use_tf32, const char *cuda_graph);
 void irl_session_options_release(irl_session_options *so);
 // Profiling (a JSON file per session, named from prefix, written when the
 // session is released) and the path the optimised graph is written to.

@@ -93,7 +93,9 @@ func NewBoundSession(model []byte, path string, o Options) (*BoundSession, error
 		defer C.free(unsafe.Pointer(id))
 		tf32 := C.CString(o.cudaTF32())
 		defer C.free(unsafe.Pointer(tf32))
-		if err := statusError(C.irl_session_options_append_cuda(so, id, tf32)); err != nil {
+		graph := C.CString(o.cudaGraph())
+		defer C.free(unsafe.Pointer(graph))
+		if err := statusError(C.irl_session_options_append_cuda(so, id, tf32, graph)); err != nil {
 			return nil, fmt.Errorf("onnx: device cuda: the CUDA execution provider (device %d) could not be loaded by %s "+
 				"(it needs libonnxruntime_providers_cuda.so beside it, with CUDA and cuDNN on the library path): %w", o.CUDADevice, Library(), err)
 		}

@@ -178,6 +178,15 @@ type Options struct {
 	// default, as in PyTorch, so that float32 means float32 on either
 	// device.
 	TF32 bool
+	// CUDAGraph sets the CUDA provider's enable_cuda_graph: the session's
+	// first run(s) are captured as a CUDA graph and later runs replay it,
+	// without launching each kernel from the host. ONNX Runtime allows it
+	// only for graphs whose every node runs on CUDA and whose shapes never
+	// change (neox.BuildStep), run through a binding whose inputs and
+	// outputs stay bound to the same device buffers (BoundSession,
+	// DeviceTensor): a replay reads and writes the addresses captured.
+	// Untested here (no GPU); ignored on CPU.
+	CUDAGraph bool
 	// Profile, if set, turns on ONNX Runtime's profiler: every node's run
 	// time goes to a JSON file whose name starts with Profile, written when
 	// the session is destroyed (see onnxbench.ProfileByOpType).
@@ -264,7 +273,7 @@ func appendCUDA(so *ort.SessionOptions, o Options) error {
 		return fmt.Errorf("onnx: device cuda: this ONNX Runtime (%s) has no CUDA provider: %w", Library(), err)
 	}
 	defer co.Destroy()
-	if err := co.Update(map[string]string{"device_id": fmt.Sprint(device), "use_tf32": o.cudaTF32()}); err != nil {
+	if err := co.Update(map[string]string{"device_id": fmt.Sprint(device), "use_tf32": o.cudaTF32(), "enable_cuda_graph": o.cudaGraph()}); err != nil {
 		return fmt.Errorf("onnx: device cuda: setting CUDA device %d: %w", device, err)
 	}
 	if err := so.AppendExecutionProviderCUDA(co); err != nil {
@@ -277,6 +286,14 @@ func appendCUDA(so *ort.SessionOptions, o Options) error {
 // cudaTF32 is the CUDA provider's use_tf32 value for o.
 func (o Options) cudaTF32() string {
 	if o.TF32 {
+		return "1"
+	}
+	return "0"
+}
+
+// cudaGraph is the CUDA provider's enable_cuda_graph value for o.
+func (o Options) cudaGraph() string {
+	if o.CUDAGraph {
 		return "1"
 	}
 	return "0"

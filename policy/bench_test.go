@@ -127,6 +127,53 @@ func BenchmarkTrainStep(b *testing.B) {
 	b.ReportMetric(float64(peakRSSKiB())/1024, "peak-RSS-MiB")
 }
 
+// BenchmarkTrainStepHeads measures BenchmarkTrainStep's step with the
+// LogProb and PPO heads in place of cross-entropy (sampling temperature 0.7,
+// every position in the loss), whose softmax over (N,V) is the heads' share.
+//
+//	go test -run '^$' -bench TrainStepHeads -benchtime 3x ./policy/
+func BenchmarkTrainStepHeads(b *testing.B) {
+	const bs, seq = 8, 128
+	for _, loss := range []struct {
+		name string
+		kind neox.LossKind
+	}{{"logprob", neox.LogProb}, {"ppo", neox.PPO}} {
+		b.Run(loss.name, func(b *testing.B) {
+			m, bt, peak := benchSetup(b, bs, seq)
+			n := bs * seq
+			r := rand.New(rand.NewPCG(3, 4))
+			tb := &TrainBatch{Batch: *bt, Tokens: make([]int64, n), Temperature: 0.7, LossMask: make([]float32, n),
+				OldLogProbs: make([]float32, n), OldValues: make([]float32, n), Advantages: make([]float32, n),
+				Returns: make([]float32, n), PPOCoefs: [4]float32{0.2, 0.2, 0.5, 0.01},
+				DLogProbs: make([]float32, n), DEntropy: make([]float32, n), DValues: make([]float32, n)}
+			for i := range tb.Tokens {
+				tb.Tokens[i] = r.Int64N(int64(m.Config.VocabSize))
+				tb.LossMask[i] = 1
+				tb.OldLogProbs[i] = float32(-11 + r.NormFloat64())
+				tb.Advantages[i] = float32(r.NormFloat64())
+				tb.Returns[i] = float32(r.NormFloat64())
+				tb.DLogProbs[i], tb.DEntropy[i], tb.DValues[i] = float32(r.NormFloat64()), 0.01, float32(r.NormFloat64())
+			}
+			tr, err := NewTrainer(m, neox.TrainOptions{Loss: loss.kind, UnfrozenLayers: -1}, onnx.Options{}, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer tr.Destroy()
+			if _, err := tr.Step(tb); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			start := time.Now()
+			for i := 0; i < b.N; i++ {
+				if _, err := tr.Step(tb); err != nil {
+					b.Fatal(err)
+				}
+			}
+			reportThroughput(b, n, 3*forwardFLOPs(m.Config, bs, seq, true), time.Since(start), peak)
+		})
+	}
+}
+
 // peakRSSKiB is the process's peak resident set (VmHWM), or 0 if unknown.
 func peakRSSKiB() int {
 	data, err := os.ReadFile("/proc/self/status")

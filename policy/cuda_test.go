@@ -349,3 +349,36 @@ func BenchmarkDeviceTrainStep70m(b *testing.B) {
 	b.StopTimer()
 	b.ReportMetric(float64(bs*seq*b.N)/time.Since(start).Seconds(), "tokens/s")
 }
+
+// BenchmarkDeviceStepGenerate70m: BenchmarkDeviceGenerate70m's generation
+// through the static-shape step graph (StepGenerator, capacity 64), with
+// ONNX Runtime's CUDA graph capture and replay on CUDA unless
+// IRL_BENCH_CUDA_GRAPH=0.
+func BenchmarkDeviceStepGenerate70m(b *testing.B) {
+	so := benchDevice(b)
+	so.CUDAGraph = so.Device == onnx.CUDA && os.Getenv("IRL_BENCH_CUDA_GRAPH") != "0"
+	const bs, plen, newTokens = 32, 32, 32
+	m, bt := bench70m(b, bs, plen)
+	prompts := make([][]int64, bs)
+	for i := range prompts {
+		prompts[i] = bt.InputIDs[i*plen : (i+1)*plen]
+	}
+	g, err := NewStepGenerator(m, bs, plen+newTokens, so)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer g.Destroy()
+	o := GenerateOptions{MaxNewTokens: newTokens, Sampling: SampleOptions{Greedy: true}, IgnoreEOS: true}
+	if _, err := g.Generate(prompts, o); err != nil { // warm up (and, with CUDA graphs, capture)
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; i < b.N; i++ {
+		if _, err := g.Generate(prompts, o); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(bs*newTokens*b.N)/time.Since(start).Seconds(), "new-tokens/s")
+}
