@@ -441,6 +441,9 @@ func (t *trainer) rolloutForward(samples []sample, st *phaseStats) ([]float64, e
 		}
 		t1 := time.Now()
 		bt = layout(samples, idx, s, pad)
+		if err := t.bindEmbeddings(); err != nil {
+			return nil, fmt.Errorf("ppo: reference embeddings: %w", err)
+		}
 		ro, err := t.ref.ForwardTokens(bt, tok, temp)
 		if err != nil {
 			return nil, fmt.Errorf("ppo: reference log-probs: %w", err)

@@ -93,6 +93,17 @@ type Config struct {
 	// without the EOS) or WhitenRealTokens (the real response tokens, the
 	// EOS included). Empty: the compat mode's, as ScorePosition.
 	AdvantageWhitening string `json:"advantage_whitening,omitempty"`
+	// TrainEmbeddings trains the input embeddings (embed_in) with the
+	// unfrozen_layers top layers, and makes the reference read them live:
+	// the starting model's weights but the policy's current embed_in, as
+	// TRLx's fork (freeze_bottom_causal_layers freezes the lower blocks
+	// only; its hydra reference runs a frozen copy of the top layers and the
+	// head on the policy's shared bottom). It applies when 0 <
+	// unfrozen_layers < the model's layers: with every layer trained the
+	// embeddings train anyway and the reference is a frozen copy, as in
+	// TRLx, which also builds no hydra for 0 (the heads alone). Unset: true under eleuther-126c8f0 (what the paper ran), false
+	// under carper (CarperAI main freezes them) and none.
+	TrainEmbeddings *bool `json:"train_embeddings,omitempty"`
 }
 
 // compat is the run's compat mode, "" read as CompatNone.
@@ -124,6 +135,21 @@ func (c Config) whitening() string {
 		return WhitenTRLx
 	}
 	return WhitenRealTokens
+}
+
+// trainEmbeddings is the run's train_embeddings: the one set, else true
+// under the fork only.
+func (c Config) trainEmbeddings() bool {
+	if c.TrainEmbeddings != nil {
+		return *c.TrainEmbeddings
+	}
+	return c.compat() == CompatFork
+}
+
+// liveEmbeddings tells whether a run on a model of numLayers layers trains
+// embed_in below frozen layers, with a reference that reads it live.
+func (c Config) liveEmbeddings(numLayers int) bool {
+	return c.trainEmbeddings() && c.UnfrozenLayers > 0 && c.UnfrozenLayers < numLayers
 }
 
 // Defaults are irl ppo's settings without a preset: the paper's 70M values
@@ -216,6 +242,15 @@ func (c Config) settings(promptsHash string, nTrain, nEval int) map[string]any {
 	}
 	if c.whitening() == WhitenTRLx {
 		m["advantage_whitening"] = WhitenTRLx
+	}
+	// Trained embeddings, likewise, recorded only where they train: runs
+	// from before the key froze them in every mode, so they resume where
+	// the setting is off (or moot: every layer trained), and a fork run
+	// from then is refused, naming the key. trainer.open drops it where the
+	// model has no more layers than unfrozen_layers.
+	delete(m, "train_embeddings")
+	if c.trainEmbeddings() && c.UnfrozenLayers > 0 {
+		m["train_embeddings"] = true
 	}
 	m["prompts"], m["train_prompts"], m["eval_prompts"] = promptsHash, nTrain, nEval
 	return m
@@ -385,6 +420,12 @@ type trainer struct {
 	eval  []Prompt
 
 	ref *policy.Runner // the frozen starting model's log-probs
+	// refStore, with trained embeddings (Config.liveEmbeddings), holds the
+	// reference's weights: a copy of the starting model's, but for embed_in,
+	// which bindEmbeddings points at the policy's own tensor before every
+	// reference forward. Nil otherwise (the reference's weights are then
+	// its session's initializers).
+	refStore *policy.ParamStore
 	// tr holds the policy's training sessions on one store, where the
 	// weights live: the trainer, the optimiser, the runner of log-probs and
 	// values and the generator of rollouts, each reading the weights the
@@ -467,11 +508,16 @@ func (t *trainer) open() error {
 	// scoring runners use the standard graph, the training graph's own
 	// arithmetic: so the ratio before a phase's first update is exactly 1
 	// and the first phase's KL exactly 0, as PPO's math assumes.
-	if t.ref, err = policy.NewRunner(m, neox.ForwardOptions{LogProbs: true, Standard: true}, t.opt.Session, nil); err != nil {
+	live := cfg.liveEmbeddings(m.Config.NumLayers)
+	if live {
+		if err := t.openLiveReference(); err != nil {
+			return err
+		}
+	} else if t.ref, err = policy.NewRunner(m, neox.ForwardOptions{LogProbs: true, Standard: true}, t.opt.Session, nil); err != nil {
 		return err
 	}
 	t.tr, err = policy.NewTraining(m, policy.TrainingOptions{
-		Train:     neox.TrainOptions{Loss: neox.PPO, UnfrozenLayers: cfg.UnfrozenLayers},
+		Train:     neox.TrainOptions{Loss: neox.PPO, UnfrozenLayers: cfg.UnfrozenLayers, TrainEmbeddings: live},
 		AdamW:     optim.AdamWConfig{Beta1: cfg.Betas[0], Beta2: cfg.Betas[1], Eps: cfg.Eps, WeightDecay: cfg.WeightDecay},
 		Session:   t.opt.Session,
 		Resident:  t.opt.resident,
@@ -485,6 +531,9 @@ func (t *trainer) open() error {
 		return fmt.Errorf("ppo: %w", err)
 	}
 	settings := cfg.settings(promptsHash(t.train, t.eval), len(t.train), len(t.eval))
+	if !live {
+		delete(settings, "train_embeddings") // moot where unfrozen_layers covers every layer
+	}
 	settings["model_fingerprint"] = t.opt.ModelFingerprint
 	// The reward is part of the run: steps on one reward and then on
 	// another are no run at all.
@@ -590,6 +639,57 @@ func (t *trainer) close() {
 	}
 	t.tr.Destroy()
 	t.ref.Destroy()
+	t.refStore.Destroy()
+}
+
+// embedIn is the input embeddings' parameter.
+const embedIn = "gpt_neox.embed_in.weight"
+
+// openLiveReference opens the reference of a run that trains embed_in
+// below frozen layers: TRLx's hydra, a frozen copy of the top layers and
+// the head on the policy's own bottom. The frozen lower layers are the
+// starting model's in both, so the reference is the starting model with
+// the policy's current embed_in, exactly; its weights are graph inputs,
+// from a store over a copy of the starting model (the policy trains m in
+// place), with embed_in bound to the policy's tensor (bindEmbeddings).
+func (t *trainer) openLiveReference() error {
+	m := t.m
+	if m.Config.TieEmbeddings {
+		// The hydra's head would be a frozen copy of the tied matrix while
+		// its input lookup is live: one weight, two values, which this
+		// graph cannot take.
+		return errors.New("ppo: train_embeddings with tied input and output embeddings is not supported (set train_embeddings false)")
+	}
+	start := &neox.Model{Config: m.Config, Params: make(map[string]*neox.Param, len(m.Params))}
+	for name, p := range m.Params {
+		start.Params[name] = &neox.Param{Shape: slices.Clone(p.Shape), Data: slices.Clone(p.Data)}
+	}
+	newStore := policy.NewParamStore
+	if t.opt.resident {
+		newStore = policy.NewResidentParamStore
+	}
+	var err error
+	if t.refStore, err = newStore(start, t.opt.Session); err != nil {
+		return err
+	}
+	t.ref, err = policy.NewRunner(start, neox.ForwardOptions{LogProbs: true, Standard: true, ParamInputs: true}, t.opt.Session, t.refStore)
+	return err
+}
+
+// bindEmbeddings points the live reference's embed_in at the tensor that
+// holds the policy's now, before a reference forward: the same memory the
+// policy's runner reads, so the two see the same embeddings bit for bit
+// and nothing is copied. It is looked up each time, since an optimiser
+// may move a parameter to another tensor (ParamStore.Replace).
+func (t *trainer) bindEmbeddings() error {
+	if t.refStore == nil {
+		return nil
+	}
+	e, err := t.tr.Store.Tensor(embedIn)
+	if err != nil {
+		return err
+	}
+	return t.refStore.Replace(embedIn, e)
 }
 
 // mix derives a seed for a place in the run from the run's seed.

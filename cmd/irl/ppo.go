@@ -69,6 +69,8 @@ func ppoConfigFlags() []ppoFlag {
 		s("trlx-compat", "follow one TRLx version's PPO loop exactly: eleuther-126c8f0 (the fork the paper ran: unshuffled minibatches, each taking ppo-epochs steps, β moved after each), carper (CarperAI main: ppo-epochs reshuffled passes, β moved after each), or none (this program's own loop)", d.TRLxCompat, func(c *ppo.Config) *string { return &c.TRLxCompat }),
 		s("score-position", "where the score sits among the per-token rewards: trlx (TRLx's slice, up to two positions past the last real response token) or last_token (on it); default trlx under --trlx-compat eleuther-126c8f0 or carper, last_token under none", d.ScorePosition, func(c *ppo.Config) *string { return &c.ScorePosition }),
 		s("advantage-whitening", "trlx (whiten the advantages over the padded minibatch, padding included, and leave the EOS out of the loss, as TRLx) or real_tokens (whiten over and train on the real response tokens, EOS included); default trlx under --trlx-compat eleuther-126c8f0 or carper, real_tokens under none", d.AdvantageWhitening, func(c *ppo.Config) *string { return &c.AdvantageWhitening }),
+		{&cli.BoolFlag{Name: "train-embeddings", Usage: "with --unfrozen-layers below the model's layers, train the input embeddings too, the reference reading them live (the starting model with the policy's current embed_in), as TRLx's fork; default true under --trlx-compat eleuther-126c8f0, false under carper and none (embeddings frozen, the reference the starting model)", Category: "PPO settings (override --config)"},
+			func(c *cli.Context, cfg *ppo.Config) { v := c.Bool("train-embeddings"); cfg.TrainEmbeddings = &v }},
 		i("eval-interval", "evaluate on the held-out prompts every N steps (and at 0 and the end)", d.EvalInterval, func(c *ppo.Config) *int { return &c.EvalInterval }),
 		i("checkpoint-interval", "checkpoint every N steps (and at the end)", d.CheckpointInterval, func(c *ppo.Config) *int { return &c.CheckpointInterval }),
 		{&cli.StringFlag{Name: "betas", Usage: "AdamW β1,β2", Value: fmt.Sprintf("%g,%g", d.Betas[0], d.Betas[1]), Category: "PPO settings (override --config)"},
@@ -174,6 +176,10 @@ score sits at the end of TRLx's reward slice, up to two positions past the last
 real response token (one past the EOS), and the advantages are whitened over
 the padded minibatch with the EOS left out of the loss, as TRLx does, unless
 --score-position last_token or --advantage-whitening real_tokens asks for the fix.
+Under eleuther-126c8f0, with --unfrozen-layers below the model's layers, the
+input embeddings train too and the KL reference reads them live (the fork's
+hydra: the starting model with the policy's current embed_in), unless
+--train-embeddings=false freezes them, as carper and none do by default.
 
 Rewards (--reward):
   lexicon:TOXIC.txt,NONTOXIC.txt   the paper's Algorithm 2 on the response
