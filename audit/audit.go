@@ -617,11 +617,34 @@ func (a *auditor) writeDemos() (string, error) {
 		a.rep.Demonstrations.Train, a.rep.Demonstrations.HeldOut, same, pairs), nil
 }
 
-// part selects demonstrations.
+// part selects demonstrations: one side of the training or held-out
+// prompts, leaving out prompts where both models wrote the same text. Such
+// a pair says nothing about what was rewarded: no head can order it (it
+// would count as a tie), and max-margin IRL has no margin to make on it.
 func (a *auditor) part(train bool, source string) []demo {
+	texts := map[int]map[string]bool{} // group → source → text seen
+	same := map[int]bool{}
+	for _, d := range a.demos {
+		if texts[d.Group] == nil {
+			texts[d.Group] = map[string]bool{}
+		}
+		texts[d.Group][d.Source+"\x00"+d.Text] = true
+	}
+	for g, ts := range texts {
+		for k := range ts {
+			src, text, _ := strings.Cut(k, "\x00")
+			other := "base"
+			if src == "base" {
+				other = "tuned"
+			}
+			if len(ts) == 2 && ts[other+"\x00"+text] {
+				same[g] = true
+			}
+		}
+	}
 	var out []demo
 	for _, d := range a.demos {
-		if d.Train == train && d.Source == source {
+		if d.Train == train && d.Source == source && !same[d.Group] {
 			out = append(out, d)
 		}
 	}
