@@ -613,7 +613,7 @@ func (a *auditor) writeDemos() (string, error) {
 			a.rep.Demonstrations.HeldOut++
 		}
 	}
-	return fmt.Sprintf("%d texts after %d prompts (%d train, %d held out); %d of %d pairs identical", len(a.demos), len(byGroup),
+	return fmt.Sprintf("%d texts after %d prompts (%d train, %d held out); %d of %d pairs identical (left out: no head can order them)", len(a.demos), len(byGroup),
 		a.rep.Demonstrations.Train, a.rep.Demonstrations.HeldOut, same, pairs), nil
 }
 

@@ -329,7 +329,7 @@ func (r *Report) Markdown() string {
 		}
 	}
 	w("; features from `%s`; seed %d.\n\n", r.Encoder, r.Seed)
-	w("%d texts after %d prompts (%s), %d for training and %d held out; %d of %d pairs identical.\n\n", d.Texts, d.Prompts, how, d.Train, d.HeldOut, d.Identical, d.Pairs)
+	w("%d texts after %d prompts (%s), %d for training and %d held out; %d of %d pairs identical, left out of training and of the held-out figures (no head can order two equal texts).\n\n", d.Texts, d.Prompts, how, d.Train, d.HeldOut, d.Identical, d.Pairs)
 	w("## What the model was rewarded for: words\n\n")
 	w("Each of %d words (%s) scored by the recovered head in the templates %s, averaged. ", r.Words.Scored, r.Words.Source, "`"+strings.Join(r.Words.Templates, "`, `")+"`")
 	w("%d of them lie within the range of the demonstrations' features, where the head's score rests on data (%s); the lists rank those. Every word's score is in words.jsonl.\n\n", r.Words.InRange, r.Words.RangeRule)

@@ -308,12 +308,13 @@ func (g *Generator) sample(samplers []*Sampler, rows []int, out DecodeOutputs, o
 	return r, err
 }
 
-// batch generates sequences [from, to) of the n copies of each prompt.
-func (g *Generator) batch(prompts [][]int64, n, from, to int, o GenerateOptions) ([]Generation, error) {
-	b := to - from
-	gens := make([]Generation, b)
-	samplers := make([]*Sampler, b)
-	s := 0 // the longest prompt
+// startBatch makes sequences [from, to) of the n copies of each prompt
+// and their samplers, each drawing from its sequence's stream (its
+// prompt's place in the whole list when PromptIndex says it), and returns
+// the longest prompt's length.
+func startBatch(prompts [][]int64, n, from, to int, o GenerateOptions) (gens []Generation, samplers []*Sampler, longest int, err error) {
+	gens = make([]Generation, to-from)
+	samplers = make([]*Sampler, to-from)
 	for i := range gens {
 		k := from + i
 		gens[i] = Generation{Prompt: k / n, Sequence: k % n,
@@ -322,12 +323,19 @@ func (g *Generator) batch(prompts [][]int64, n, from, to int, o GenerateOptions)
 		if o.PromptIndex != nil {
 			stream = o.PromptIndex[k/n]*n + k%n
 		}
-		sm, err := NewSampler(o.Sampling, sequenceSeed(o.Seed, stream))
-		if err != nil {
-			return nil, err
+		if samplers[i], err = NewSampler(o.Sampling, sequenceSeed(o.Seed, stream)); err != nil {
+			return nil, nil, 0, err
 		}
-		samplers[i] = sm
-		s = max(s, len(prompts[k/n]))
+		longest = max(longest, len(prompts[k/n]))
+	}
+	return gens, samplers, longest, nil
+}
+
+// batch generates sequences [from, to) of the n copies of each prompt.
+func (g *Generator) batch(prompts [][]int64, n, from, to int, o GenerateOptions) ([]Generation, error) {
+	gens, samplers, s, err := startBatch(prompts, n, from, to, o)
+	if err != nil {
+		return nil, err
 	}
 	if g.cdec != nil {
 		return g.batchCached(prompts, gens, samplers, s, o)

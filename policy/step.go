@@ -260,23 +260,9 @@ func (g *StepGenerator) batch(prompts [][]int64, n, from, to int, o GenerateOpti
 	c := g.cfg
 	v, B, C := c.VocabSize, g.d.Batch(), g.d.Capacity()
 	b := to - from
-	gens := make([]Generation, b)
-	samplers := make([]*Sampler, b)
-	s := 0 // the longest prompt
-	for i := range gens {
-		k := from + i
-		gens[i] = Generation{Prompt: k / n, Sequence: k % n,
-			IDs: make([]int64, 0, o.MaxNewTokens), LogProbs: make([]float64, 0, o.MaxNewTokens)}
-		stream := k
-		if o.PromptIndex != nil {
-			stream = o.PromptIndex[k/n]*n + k%n
-		}
-		sm, err := NewSampler(o.Sampling, sequenceSeed(o.Seed, stream))
-		if err != nil {
-			return nil, err
-		}
-		samplers[i] = sm
-		s = max(s, len(prompts[k/n]))
+	gens, samplers, s, err := startBatch(prompts, n, from, to, o)
+	if err != nil {
+		return nil, err
 	}
 	if need := s + o.MaxNewTokens - 1; need > C {
 		return nil, fmt.Errorf("policy: generate: a prompt of %d tokens and %d new ones need %d cache slots, the step graph has %d",

@@ -4,13 +4,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"maps"
 	"os"
 	"os/exec"
 	"slices"
 	"strings"
 
+	"irl/atomicfile"
 	"irl/weights"
 )
 
@@ -31,20 +31,6 @@ func Identity(src Source) (map[string]string, error) {
 		return id.Identity()
 	}
 	return nil, nil
-}
-
-// fileSHA256 is the hex SHA-256 of a file's bytes.
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("%s: %w", path, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // wordsSHA256 fingerprints a word list as the lexicon holds it (sorted,
@@ -70,7 +56,7 @@ func (l *Lexicon) Identity() (map[string]string, error) {
 // Identity is the head file's SHA-256, its encoder's fingerprint and
 // tokenizer, and how texts are cut.
 func (s *HeadSource) Identity() (map[string]string, error) {
-	head, err := fileSHA256(s.path)
+	head, err := atomicfile.SHA256(s.path)
 	if err != nil {
 		return nil, fmt.Errorf("head %s: %w", s.path, err)
 	}
@@ -79,7 +65,7 @@ func (s *HeadSource) Identity() (map[string]string, error) {
 		"max_length": fmt.Sprint(s.p.MaxLength()), "truncate": string(s.trunc),
 	}
 	if s.tokPath != "" {
-		if id["tokenizer_sha256"], err = fileSHA256(s.tokPath); err != nil {
+		if id["tokenizer_sha256"], err = atomicfile.SHA256(s.tokPath); err != nil {
 			return nil, fmt.Errorf("head %s: its encoder's tokenizer: %w", s.path, err)
 		}
 	}
@@ -98,7 +84,7 @@ func (s *ClassifierSource) Identity() (map[string]string, error) {
 		"max_length": fmt.Sprint(s.maxLen), "truncate": string(s.trunc),
 	}
 	if s.tok != nil {
-		if id["tokenizer_sha256"], err = fileSHA256(s.tokPath); err != nil {
+		if id["tokenizer_sha256"], err = atomicfile.SHA256(s.tokPath); err != nil {
 			return nil, fmt.Errorf("classifier %s: its tokenizer: %w", s.model, err)
 		}
 	}
@@ -114,12 +100,12 @@ func (s *CmdSource) Identity() (map[string]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cmd reward: %w", err)
 	}
-	if id["program_sha256"], err = fileSHA256(prog); err != nil {
+	if id["program_sha256"], err = atomicfile.SHA256(prog); err != nil {
 		return nil, fmt.Errorf("cmd reward: %w", err)
 	}
 	for i, a := range s.argv[1:] {
 		if st, err := os.Stat(a); err == nil && st.Mode().IsRegular() {
-			if id[fmt.Sprintf("arg%d_sha256", i+1)], err = fileSHA256(a); err != nil {
+			if id[fmt.Sprintf("arg%d_sha256", i+1)], err = atomicfile.SHA256(a); err != nil {
 				return nil, fmt.Errorf("cmd reward: %w", err)
 			}
 		}

@@ -97,7 +97,7 @@ func (m *Manifest) Write(manifestPath, part string, folder bool, dataFile string
 			m.Part, m.DataFile = ".", dataFile
 			data = filepath.Join(part, dataFile)
 		}
-		sum, err := FileSHA256(data)
+		sum, err := atomicfile.SHA256(data)
 		if err != nil {
 			return err
 		}
@@ -234,7 +234,7 @@ func Check(ms []*Manifest) ([]*Manifest, error) {
 			}
 			continue
 		}
-		sum, err := FileSHA256(m.DataPath())
+		sum, err := atomicfile.SHA256(m.DataPath())
 		if err != nil {
 			return nil, fmt.Errorf("shard %d/%d: %w", m.Shard, m.Shards, err)
 		}

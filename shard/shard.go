@@ -1,11 +1,7 @@
 package shard
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io"
-	"os"
 	"strconv"
 	"strings"
 )
@@ -158,18 +154,4 @@ func (s *Spec) Out(path string) string {
 		return path
 	}
 	return strings.ReplaceAll(path, "{shard}", strconv.Itoa(s.Index))
-}
-
-// FileSHA256 is the hex SHA-256 of a file's bytes.
-func FileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("hashing %s: %w", path, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -76,31 +76,9 @@ func Select(ps []Prompt, split string, evalFrac float64, seed uint32, max int) (
 // evaluation leaves no out (or the one that was there).
 func WriteRun(out string, run *Run, gen Generator, dec Decoder, prompts []Prompt, scorer Scorer, proto Protocol, o Options) error {
 	return atomicfile.WriteDir(out, func(tmp string) error {
-		final := filepath.Join(out, "samples.jsonl")
-		f, err := os.Create(filepath.Join(tmp, "samples.jsonl"))
-		if err != nil {
+		var err error
+		if run.Summary, err = evaluateInto(tmp, out, gen, dec, prompts, scorer, proto, o); err != nil {
 			return err
-		}
-		defer f.Close()
-		bw := bufio.NewWriter(f)
-		enc := json.NewEncoder(bw)
-		enc.SetEscapeHTML(false)
-		o.Emit = func(s Sample) error {
-			if err := enc.Encode(s); err != nil {
-				return fmt.Errorf("writing %s: %w", final, err)
-			}
-			return nil
-		}
-		// An error of the evaluation (the scorer's, the generator's) is
-		// returned as it is, not as one of writing the file it was filling.
-		if run.Summary, err = Evaluate(gen, dec, prompts, scorer, proto, o); err != nil {
-			return err
-		}
-		if err := bw.Flush(); err != nil {
-			return fmt.Errorf("writing %s: %w", final, err)
-		}
-		if err := f.Close(); err != nil {
-			return fmt.Errorf("writing %s: %w", final, err)
 		}
 		b, err := json.MarshalIndent(run, "", "  ")
 		if err != nil {
@@ -108,4 +86,37 @@ func WriteRun(out string, run *Run, gen Generator, dec Decoder, prompts []Prompt
 		}
 		return os.WriteFile(filepath.Join(tmp, "summary.json"), append(b, '\n'), 0o644)
 	})
+}
+
+// evaluateInto runs Evaluate, writing every continuation to
+// tmp/samples.jsonl as it is scored (out is the folder tmp becomes, for
+// the errors). An error of the evaluation (the scorer's, the generator's)
+// is returned as it is, not as one of writing the file it was filling.
+func evaluateInto(tmp, out string, gen Generator, dec Decoder, prompts []Prompt, scorer Scorer, proto Protocol, o Options) (*Summary, error) {
+	final := filepath.Join(out, SamplesFile)
+	f, err := os.Create(filepath.Join(tmp, SamplesFile))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	bw := bufio.NewWriter(f)
+	enc := json.NewEncoder(bw)
+	enc.SetEscapeHTML(false)
+	o.Emit = func(s Sample) error {
+		if err := enc.Encode(s); err != nil {
+			return fmt.Errorf("writing %s: %w", final, err)
+		}
+		return nil
+	}
+	s, err := Evaluate(gen, dec, prompts, scorer, proto, o)
+	if err != nil {
+		return nil, err
+	}
+	if err := bw.Flush(); err != nil {
+		return nil, fmt.Errorf("writing %s: %w", final, err)
+	}
+	if err := f.Close(); err != nil {
+		return nil, fmt.Errorf("writing %s: %w", final, err)
+	}
+	return s, nil
 }

@@ -1,7 +1,6 @@
 package toxeval
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -30,22 +29,7 @@ func WritePart(out string, run *Run, total int, index []int, gen Generator, dec 
 	}
 	o.PromptIndex, o.part = index, true
 	return atomicfile.WriteDir(out, func(tmp string) error {
-		f, err := os.Create(filepath.Join(tmp, SamplesFile))
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		bw := bufio.NewWriter(f)
-		enc := json.NewEncoder(bw)
-		enc.SetEscapeHTML(false)
-		o.Emit = func(s Sample) error { return enc.Encode(s) }
-		if _, err := Evaluate(gen, dec, prompts, scorer, proto, o); err != nil {
-			return err
-		}
-		if err := bw.Flush(); err != nil {
-			return fmt.Errorf("writing %s: %w", filepath.Join(out, SamplesFile), err)
-		}
-		if err := f.Close(); err != nil {
+		if _, err := evaluateInto(tmp, out, gen, dec, prompts, scorer, proto, o); err != nil {
 			return err
 		}
 		s, _ := newSummary(proto, max(o.Seeds, 1), total)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"irl/atomicfile"
 	"irl/neox"
 	"irl/reward"
 	"irl/rows"
@@ -58,7 +59,7 @@ func openShard(c *cli.Context, command string) (*part, error) {
 	if input == "" || input == "-" {
 		return nil, fmt.Errorf("shard %s (from %s) needs --input FILE: every shard reads the same file", spec, spec.From)
 	}
-	sum, err := shard.FileSHA256(input)
+	sum, err := atomicfile.SHA256(input)
 	if err != nil {
 		return nil, err
 	}
