@@ -93,7 +93,7 @@ func BuildDecode(m *Model, o DecodeOptions) (*DecodeGraph, error) {
 	x = b.layerNorm(x, "gpt_neox.final_layer_norm", nil)
 	logits := g.Rename(b.dense(x, b.outName(), ""), LogitsOutput)
 	g.Output(logits, LogitsOutput, onnx.Float, "batch", c.VocabSize)
-	logitStats(g, logits)
+	b.logitStats(logits)
 	for l := range present {
 		g.Output(present[l][0], PresentKey(l), onnx.Float, "batch", h, "capacity", hd)
 		g.Output(present[l][1], PresentValue(l), onnx.Float, "batch", h, "capacity", hd)
@@ -181,7 +181,7 @@ func BuildCachedDecode(m *Model, o DecodeOptions) (*CachedDecodeGraph, error) {
 	// log-sum-exp that also reads it.
 	logits := g.Rename(g.Gemm(xl, b.weight(b.outName()), "", false, true), LogitsOutput)
 	g.Output(logits, LogitsOutput, onnx.Float, "batch", c.VocabSize)
-	logitStats(g, logits)
+	b.logitStats(logits)
 	for l := range present {
 		g.Output(present[l][0], PresentKey(l), onnx.Float, "batch", h, "capacity", hd)
 		g.Output(present[l][1], PresentValue(l), onnx.Float, "batch", h, "capacity", hd)

@@ -267,9 +267,10 @@ func (b *builder) ppoLoss(lp, ent, val onnx.Value) (cl, ce, cv onnx.Value) {
 // logitStats adds the outputs logsumexp, argmax and max_logit of logits
 // [B,V]. log Σ exp(l) = m + log Σ exp(l − m) with m the row's maximum: a
 // tenth of the time of ReduceLogSumExp, whose CPU kernel is not vectorised.
-func logitStats(g *onnx.Graph, logits onnx.Value) {
+func (b *builder) logitStats(logits onnx.Value) {
+	g := b.g
 	top := g.ReduceMax(logits, true, 1)
-	sum := g.ReduceSum(g.Exp(g.Sub(logits, top)), true, 1) // (B,1)
+	sum := b.rowSum(g.Exp(g.Sub(logits, top))) // (B,1), the same in any batch
 	lse := g.Add(rowLog(g, sum), top)
 	g.Output(g.Squeeze(lse, 1), LogSumExpOutput, onnx.Float, "batch")
 	argmax := g.Op("ArgMax", []onnx.Value{logits}, onnx.AttrInt("axis", 1), onnx.AttrInt("keepdims", 0))

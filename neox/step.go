@@ -132,7 +132,7 @@ func BuildStep(m *Model, o StepOptions) (*StepGraph, error) {
 	// Named as the output it is, so that no Identity copies it.
 	logits = g.Rename(logits, LogitsOutput)
 	g.Output(logits, LogitsOutput, onnx.Float, B, c.VocabSize)
-	stepStats(g, logits, B)
+	stepStats(g, logits, B, c.VocabSize)
 	for l := range present {
 		g.Output(present[l][0], PresentKey(l), dt, B, h, C, hd)
 		g.Output(present[l][1], PresentValue(l), dt, B, h, C, hd)
@@ -304,13 +304,17 @@ func (s *stepBuilder) layer(x onnx.Value, l int, pastK, pastV onnx.Value) (y, k,
 // stepStats declares the logits' statistics (B), computed in float32 as the
 // other decode graphs' are (the same nodes, so the same values): log Σ exp,
 // the first index of the largest logit, and the largest logit.
-func stepStats(g *onnx.Graph, logits onnx.Value, b int) {
+func stepStats(g *onnx.Graph, logits onnx.Value, b, vocab int) {
 	top := g.ReduceMax(logits, true, 1)
-	sum := g.ReduceSum(g.Exp(g.Sub(logits, top)), true, 1) // (B,1)
-	// Log over 16 columns, each entry in the vector lanes, so that a row's
-	// value does not depend on B (see rowLog).
-	wide := g.Op("Expand", []onnx.Value{sum, g.ConstI64(1, 16)})
-	lse := g.Add(g.Slice(g.Log(wide), []int64{0}, []int64{1}, []int64{1}), top)
+	ones := make([]float32, vocab)
+	for i := range ones {
+		ones[i] = 1
+	}
+	// The sum as a product with ones and the log over 16 columns, as
+	// rowSum and rowLog make them, so that a row's value does not depend
+	// on B.
+	sum := g.MatMul(g.Exp(g.Sub(logits, top)), g.ConstF32([]int{vocab, 1}, ones)) // (B,1)
+	lse := g.Add(rowLog(g, sum), top)
 	g.Output(g.Squeeze(lse, 1), LogSumExpOutput, onnx.Float, b)
 	argmax := g.Op("ArgMax", []onnx.Value{logits}, onnx.AttrInt("axis", 1), onnx.AttrInt("keepdims", 0))
 	g.Output(argmax, ArgMaxOutput, onnx.Int64, b)

@@ -14,13 +14,14 @@ import (
 	"irl/neox"
 )
 
-// shardModel saves a random GPT-NeoX wide enough (64) that ONNX Runtime's
-// vectorised reductions group their terms by the padded length, so a
-// pooling or attention that depends on padding shows here.
+// shardModel saves a random GPT-NeoX wide enough (64), and with a
+// vocabulary that is no multiple of the vector width (97), that ONNX
+// Runtime's kernels which group their terms by the batch, its padding or a
+// row's place in memory show here.
 func shardModel(t *testing.T) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "m")
-	m, err := neox.Init(neox.Config{VocabSize: 96, HiddenSize: 64, NumLayers: 2, NumHeads: 4, IntermediateSize: 128,
+	m, err := neox.Init(neox.Config{VocabSize: 97, HiddenSize: 64, NumLayers: 2, NumHeads: 4, IntermediateSize: 128,
 		MaxPositions: 128, RotaryPct: 0.25, RotaryBase: 10000, LayerNormEps: 1e-5, HiddenAct: "gelu",
 		ParallelResidual: true, InitializerRange: 0.2, EOSTokenID: 0, BOSTokenID: 0}, 5)
 	if err != nil {
