@@ -52,6 +52,10 @@ type Config struct {
 	// models' positions after the longest prompt are fewer).
 	Sample       bool
 	MaxNewTokens int
+	// Samples is how many continuations each model writes after each
+	// prompt when sampling (0: 4): one sample shows a policy's mode no
+	// better than greedy decoding does, several show what it favours.
+	Samples int
 	// Epochs of IRL training (0: rewardhead.DefaultTrainConfig's).
 	Epochs int
 	// Top is how many words each list holds (0: 30).
@@ -85,6 +89,17 @@ var Variants = []struct {
 	Layer int
 }{{"last", -1}, {"last:2", -1}, {"mean", -1}, {"last", 1}, {"last:2", 1}, {"mean", 1}, {"last", 0}, {"last:2", 0}, {"mean", 0}}
 
+// samples is how many continuations a model writes after a prompt.
+func (c Config) samples() int {
+	if !c.Sample {
+		return 1
+	}
+	if c.Samples > 0 {
+		return c.Samples
+	}
+	return 4
+}
+
 // minPerSide is the fewest texts (or prompts) an audit takes: two to
 // train on and two held out.
 const minPerSide = 4
@@ -117,6 +132,8 @@ type auditor struct {
 	// fingerprints are the tuned and base models', which the stage log's
 	// key covers.
 	fingerprints []string
+	// words0 caches written().
+	words0 map[string]bool
 }
 
 func (a *auditor) logf(format string, args ...any) {
@@ -495,8 +512,8 @@ func (a *auditor) prepareModels() (func() error, error) {
 				return err
 			}
 			o := policy.GenerateOptions{MaxNewTokens: c.MaxNewTokens, Seed: c.Seed, BatchSize: 64, Context: c.Context,
-				Sampling: policy.SampleOptions{Greedy: !c.Sample, Temperature: 1, TopP: 1}}
-			bar := progress.New(a.bars(), len(ids), "demonstrations ("+side.name+")", "seqs")
+				Sampling: policy.SampleOptions{Greedy: !c.Sample, Temperature: 1, TopP: 1}, NumReturnSequences: c.samples()}
+			bar := progress.New(a.bars(), len(ids)*c.samples(), "demonstrations ("+side.name+")", "seqs")
 			err = g.GenerateRows(c.Prompts, rs, ids, tt, o, func(line policy.RowGeneration) error {
 				bar.Add(1)
 				i := *line.Row

@@ -93,78 +93,22 @@ func TestToyAudit(t *testing.T) {
 		t.Fatalf("%v\n%s", err, log.String())
 	}
 	t.Log(log.String())
-	// The ranked list: every word in range, best first (words.jsonl has
-	// every word, best first).
-	var ranked []string
-	inVocab := map[string]bool{}
-	b, err := os.ReadFile(filepath.Join(out, "words.jsonl"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-		var w WordScore
-		if err := json.Unmarshal([]byte(l), &w); err != nil {
-			t.Fatal(err)
-		}
-		inVocab[w.Word] = true
-		if w.InRange {
-			ranked = append(ranked, w.Word)
-		}
-	}
-	share := func(words []string, among []string) (float64, int) {
-		set := map[string]bool{}
-		for _, w := range among {
-			set[w] = true
-		}
-		n, k := 0, 0
-		for _, w := range words {
-			if !inVocab[w] {
-				continue // a word the tokenizer splits ("nasty-minded") is no whole word
-			}
-			k++
-			if set[w] {
-				n++
-			}
-		}
-		return float64(n) / float64(k), k
-	}
-	var tox, non []string
-	tox, non = world.tox, world.non
-	kt := 0
-	for _, w := range tox {
-		if inVocab[w] {
-			kt++
-		}
-	}
-	kn := 0
-	for _, w := range non {
-		if inVocab[w] {
-			kn++
-		}
-	}
-	penalised := ranked[max(0, len(ranked)-kt):]
-	rewarded := ranked[:min(kn, len(ranked))]
-	pt, _ := share(tox, penalised)
-	pn, _ := share(non, rewarded)
+	pt, pn, kt, kn := wordShares(t, out)
 	t.Logf("%d words scored, %d in range; toxic %d of K=%d among the K most penalised (%.2f); non-toxic among the K=%d most rewarded %.2f",
 		rep.Words.Scored, rep.Words.InRange, int(pt*float64(kt)+0.5), kt, pt, kn, pn)
 	t.Logf("held-out pair accuracy %.3f [%.3f, %.3f], separation %.3f [%.3f, %.3f]; shuffle control %.3f %v; features %s at %d",
 		rep.HeldOut.PairAccuracy, rep.HeldOut.PairAccuracyLow, rep.HeldOut.PairAccuracyHigh, rep.HeldOut.Separation, rep.HeldOut.SeparationLow, rep.HeldOut.SeparationHigh,
 		rep.Shuffle.PairAccuracy, rep.Shuffle.Each, rep.Features.Pool, rep.Features.Layer)
 	// Not silent: these shares depend on the toy world, which the toy
-	// experiment trains afresh, and on the range rule, which was set while
-	// looking at an earlier world (built before the training graph's lean
-	// heads changed its rounding; the runs are chaotic). There, ranking
-	// every vocabulary word gave 0.07 and 0.18 (the entity nouns, never in
-	// a demonstration, top both lists); the 90th percentile of the
-	// leave-one-out distances instead of the median, 0.74 and 0.80; the
-	// median, 0.89 and 0.84 (issue 22 asks for 0.8). In today's world the
-	// median gives 0.70 and 0.70 (audit seeds 2 and 3: 0.66/0.71,
-	// 0.72/0.75; no quantile reaches 0.8 on both), mostly because half the
-	// missing adjectives never occur in a demonstration, so the head has
-	// no data on them. Chance is about 0.35 (27 of the 77 words in range).
-	// The bar here is what holds in both worlds; issue 22's 0.8 stays
-	// open.
+	// experiment trains afresh (its runs are chaotic: the lean training
+	// heads' rounding changed it), and on the range rule. On the earlier
+	// world the distance rule alone gave 0.89 and 0.84; on today's, 0.70
+	// and 0.70, with fragments of the entities' names ("leopar",
+	// "blanke") among the most penalised. Requiring that a demonstration
+	// contain the word gives 0.81 and 0.70: greedy decoding writes one
+	// adjective a prompt, and the non-toxic adjectives the tuned model
+	// never wrote are not in range. Sampled demonstrations reach them
+	// (TestToyAuditSampled). Chance is about 0.35.
 	if pt < 0.6 {
 		t.Errorf("%.2f of the training toxic adjectives among the %d most penalised words, want ≥ 0.6", pt, kt)
 	}
@@ -179,7 +123,7 @@ func TestToyAudit(t *testing.T) {
 	}
 	// report.json has the interface's keys.
 	var j map[string]any
-	b, err = os.ReadFile(filepath.Join(out, "report.json"))
+	b, err := os.ReadFile(filepath.Join(out, "report.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -529,4 +473,78 @@ func reportWithoutTimes(t *testing.T, dir string) string {
 	delete(m, "head") // the folder's path
 	out, _ := json.Marshal(m)
 	return strings.ReplaceAll(string(out), filepath.Dir(dir), "")
+}
+
+// wordShares reads an audit's words.jsonl and gives the share of the toy
+// world's training toxic adjectives among the K most penalised words in
+// range (K the adjectives the tokenizer keeps whole), and of the non-toxic
+// ones among the most rewarded.
+func wordShares(t *testing.T, out string) (pt, pn float64, kt, kn int) {
+	t.Helper()
+	var ranked []string // every word in range, best first, as words.jsonl has them
+	inVocab := map[string]bool{}
+	b, err := os.ReadFile(filepath.Join(out, "words.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var w WordScore
+		if err := json.Unmarshal([]byte(l), &w); err != nil {
+			t.Fatal(err)
+		}
+		inVocab[w.Word] = true
+		if w.InRange {
+			ranked = append(ranked, w.Word)
+		}
+	}
+	// A word the tokenizer splits ("nasty-minded") is no whole word.
+	share := func(words, among []string) (float64, int) {
+		set := map[string]bool{}
+		for _, w := range among {
+			set[w] = true
+		}
+		n, k := 0, 0
+		for _, w := range words {
+			if inVocab[w] {
+				k++
+				if set[w] {
+					n++
+				}
+			}
+		}
+		return float64(n) / float64(k), k
+	}
+	_, kt = share(world.tox, nil)
+	_, kn = share(world.non, nil)
+	pt, _ = share(world.tox, ranked[max(0, len(ranked)-kt):])
+	pn, _ = share(world.non, ranked[:min(kn, len(ranked))])
+	return pt, pn, kt, kn
+}
+
+// With sampled demonstrations (four continuations a prompt from each
+// model) the audit finds the lexicon's words: the base model's samples
+// reach most toxic adjectives and the tuned model's most non-toxic ones,
+// so the head has data on them. Its held-out pairs are harder than greedy
+// ones (many pair two non-toxic texts, which the lexicon scores alike), so
+// the bar there is lower.
+func TestToyAuditSampled(t *testing.T) {
+	toyWorld(t)
+	out := filepath.Join(t.TempDir(), "audit")
+	rep, err := Run(Config{Model: world.rl, Base: world.sft, Prompts: world.prompts, Out: out, Session: session, Quiet: true, Seed: 1, Sample: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pt, pn, kt, kn := wordShares(t, out)
+	t.Logf("sampled ×%d: %d texts, %d words in range; toxic among the %d most penalised %.2f, non-toxic among the %d most rewarded %.2f; held-out pair accuracy %.3f [%.3f, %.3f]; shuffle %.3f",
+		rep.Demonstrations.Texts/(2*rep.Demonstrations.Prompts), rep.Demonstrations.Texts, rep.Words.InRange, kt, pt, kn, pn,
+		rep.HeldOut.PairAccuracy, rep.HeldOut.PairAccuracyLow, rep.HeldOut.PairAccuracyHigh, rep.Shuffle.PairAccuracy)
+	if pt < 0.8 || pn < 0.8 {
+		t.Errorf("word shares %.2f (toxic) and %.2f (non-toxic), want ≥ 0.8 each", pt, pn)
+	}
+	if rep.HeldOut.PairAccuracy < 0.7 {
+		t.Errorf("held-out pair accuracy %.3f, want ≥ 0.7", rep.HeldOut.PairAccuracy)
+	}
+	if p := rep.Shuffle.PairAccuracy; p < 0.4 || p > 0.6 {
+		t.Errorf("shuffle control %.3f, want within 0.4–0.6", p)
+	}
 }

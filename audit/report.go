@@ -111,7 +111,7 @@ type WordScore struct {
 }
 
 // rangeRule says which words the lists rank.
-const rangeRule = "a word is in range when, in every template, its features' Mahalanobis distance² from the training demonstrations' (covariance + 1% of the mean variance on the diagonal) is at most the median of the distinct training texts' leave-one-out distances²; the lists rank the words in range"
+const rangeRule = "a word is in range when a demonstration contains it as a whole word (for the vocabulary's words; --probe-words need not) and, in every template, its features' Mahalanobis distance² from the training demonstrations' (covariance + 1% of the mean variance on the diagonal) is at most the median of the distinct training texts' leave-one-out distances²; the lists rank the words in range"
 
 // ridge regularises the covariance of the distances; rangeQuantile of the
 // distinct training texts' leave-one-out distances² is the range.
@@ -163,6 +163,25 @@ const examples = 10
 // stageNames are the stages in order, for the reports' timings.
 var stageNames = []string{"demonstrations", "features", "irl", "reliability", "reasons", "direction"}
 
+// written is the set of whole words the demonstrations' texts contain. A
+// vocabulary word no model wrote has a score no demonstration checks: in
+// the toy world these were pieces of the entities' names that the
+// tokenizer keeps as tokens ("leopar", "blanke"), which topped the lists.
+// Words the user lists (--probe-words) are scored whether written or not.
+func (a *auditor) written() map[string]bool {
+	if a.words0 == nil {
+		a.words0 = map[string]bool{}
+		for _, d := range a.demos {
+			for _, w := range strings.FieldsFunc(d.Text, func(r rune) bool {
+				return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r == '-' || r == '\'')
+			}) {
+				a.words0[w] = true
+			}
+		}
+	}
+	return a.words0
+}
+
 func (a *auditor) stageReasons() (string, error) {
 	s := a.sc
 	h := s.chosen
@@ -183,7 +202,7 @@ func (a *auditor) stageReasons() (string, error) {
 			sum += ws[i*nt+k]
 			far = math.Max(far, d[i*nt+k])
 		}
-		all[i] = WordScore{Word: w, Score: sum / float64(nt), Distance: far, InRange: far <= limit}
+		all[i] = WordScore{Word: w, Score: sum / float64(nt), Distance: far, InRange: far <= limit && (a.cfg.ProbeWords != "" || a.written()[w])}
 	}
 	sort.SliceStable(all, func(i, j int) bool { return all[i].Score > all[j].Score })
 	src := "the tokenizer's whole words"
@@ -332,7 +351,7 @@ func (r *Report) Markdown() string {
 	w("%d texts after %d prompts (%s), %d for training and %d held out; %d of %d pairs identical, left out of training and of the held-out figures (no head can order two equal texts).\n\n", d.Texts, d.Prompts, how, d.Train, d.HeldOut, d.Identical, d.Pairs)
 	w("## What the model was rewarded for: words\n\n")
 	w("Each of %d words (%s) scored by the recovered head in the templates %s, averaged. ", r.Words.Scored, r.Words.Source, "`"+strings.Join(r.Words.Templates, "`, `")+"`")
-	w("%d of them lie within the range of the demonstrations' features, where the head's score rests on data (%s); the lists rank those. Every word's score is in words.jsonl.\n\n", r.Words.InRange, r.Words.RangeRule)
+	w("%d of them occur in a demonstration and lie within the range of the demonstrations' features, where the head's score rests on data (%s); the lists rank those. Every word's score is in words.jsonl.\n\n", r.Words.InRange, r.Words.RangeRule)
 	w("| # | most rewarded | score | most penalised | score |\n|---|---|---|---|---|\n")
 	for i := range r.Words.Rewarded {
 		w("| %d | %s | %.3f | %s | %.3f |\n", i+1, r.Words.Rewarded[i].Word, r.Words.Rewarded[i].Score, r.Words.Penalised[i].Word, r.Words.Penalised[i].Score)

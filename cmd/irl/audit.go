@@ -70,6 +70,7 @@ stage; a folder holding another audit needs --overwrite, which starts over.`,
 			promptFieldFlag("prompt", "name of the prompt column"),
 			textFieldFlag("text", "name of the text column of --pos, --neg and --gt"),
 			&cli.BoolFlag{Name: "sample", Usage: "sample the continuations (temperature 1) instead of greedy decoding"},
+			&cli.IntFlag{Name: "samples", Usage: "with --sample: continuations per prompt from each model", DefaultText: "4"},
 			&cli.IntFlag{Name: "max-new-tokens", Usage: "most tokens per continuation", DefaultText: "32, or what the models' positions leave after the longest prompt"},
 			&cli.Float64Flag{Name: "heldout", Value: 0.3, Usage: "share of the prompts held out"},
 			&cli.IntFlag{Name: "epochs", Value: 60, Usage: "IRL epochs"},
@@ -92,7 +93,7 @@ func runAudit(c *cli.Context) error {
 	rep, err := audit.Run(audit.Config{Model: c.String("model"), Base: c.String("base"), Prompts: c.String("prompts"),
 		Pos: c.String("pos"), Neg: c.String("neg"), PromptField: c.String("prompt-field"), TextField: c.String("text-field"),
 		Encoder: c.String("encoder"), ProbeWords: c.String("probe-words"), Templates: c.String("templates"),
-		GT: c.String("gt"), GTField: c.String("gt-field"), Seed: c.Uint64("seed"), HeldOut: c.Float64("heldout"), Sample: c.Bool("sample"), MaxNewTokens: c.Int("max-new-tokens"),
+		GT: c.String("gt"), GTField: c.String("gt-field"), Seed: c.Uint64("seed"), HeldOut: c.Float64("heldout"), Sample: c.Bool("sample"), Samples: c.Int("samples"), MaxNewTokens: c.Int("max-new-tokens"),
 		Epochs: c.Int("epochs"), Out: c.String("out"), Overwrite: c.Bool("overwrite"), Session: so, Progress: os.Stderr,
 		Quiet: c.Bool("quiet"), Context: c.Context})
 	if err != nil {
