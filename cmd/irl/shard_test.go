@@ -330,3 +330,38 @@ func TestMergeFeaturesNPY(t *testing.T) {
 		sameBytes(t, f, filepath.Join(got, f), filepath.Join(want, f))
 	}
 }
+
+// TestShardsSkipBadRows: with --skip-bad, each shard skips its own bad
+// rows, and the merge sums the counts into the unsharded file's metadata.
+func TestShardsSkipBadRows(t *testing.T) {
+	dir := t.TempDir()
+	model := shardModel(t)
+	rowsIn := idRows(t, filepath.Join(dir, "rows.jsonl"), 14, 20, 96, -1, -1, 8)
+	b, err := os.ReadFile(rowsIn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	lines[4] = `{"input_ids": [1, 2,`          // malformed: row 4, shard 1 of 3
+	lines[9] = `{"input_ids": [1, 100000, 3]}` // an id outside the vocabulary: row 9, shard 0
+	bad := writeFile(t, filepath.Join(dir, "bad.jsonl"), strings.Join(lines, "\n")+"\n")
+	args := []string{"features", "--model", model, "--input", bad, "--skip-bad"}
+	want := filepath.Join(dir, "want.safetensors")
+	if err := run(t, append(args, "--out", want, "--threads", "1", "--quiet")...); err != nil {
+		t.Fatal(err)
+	}
+	runShards(t, 3, args, filepath.Join(dir, "parts", "p{shard}.safetensors"))
+	got := filepath.Join(dir, "got.safetensors")
+	if err := run(t, "merge", "--out", got, "--quiet", filepath.Join(dir, "parts")); err != nil {
+		t.Fatal(err)
+	}
+	sameBytes(t, "skip-bad, 3 shards", got, want)
+	// Without --skip-bad, only the shards holding a bad row fail.
+	plain := []string{"features", "--model", model, "--input", bad, "--threads", "1", "--quiet"}
+	if err := run(t, append(plain, "--out", filepath.Join(dir, "s2.safetensors"), "--shard", "2/3")...); err != nil {
+		t.Errorf("shard 2/3 holds no bad row: %v", err)
+	}
+	if err := run(t, append(plain, "--out", filepath.Join(dir, "s1.safetensors"), "--shard", "1/3")...); err == nil || !strings.Contains(err.Error(), "bad.jsonl:5") {
+		t.Errorf("shard 1/3 holds the malformed line 5: %v", err)
+	}
+}
