@@ -68,13 +68,18 @@ func (b *builder) softmaxParts(z onnx.Value) (zc, e, s, logS onnx.Value) {
 // pythia-70m training step for the two sums of the LogProb head.
 func (b *builder) rowSum(x onnx.Value) onnx.Value {
 	if b.onesV == "" {
-		ones := make([]float32, b.c.VocabSize)
-		for i := range ones {
-			ones[i] = 1
-		}
-		b.onesV = b.g.ConstF32([]int{b.c.VocabSize, 1}, ones)
+		b.onesV = onesColumn(b.g, b.c.VocabSize)
 	}
 	return b.g.MatMul(x, b.onesV)
+}
+
+// onesColumn is a constant (n,1) of ones, rowSum's right-hand side.
+func onesColumn(g *onnx.Graph, n int) onnx.Value {
+	ones := make([]float32, n)
+	for i := range ones {
+		ones[i] = 1
+	}
+	return g.ConstF32([]int{n, 1}, ones)
 }
 
 // crossEntropy is the CE head on z = hidden·Wᵀ: with zc, e, s as in
@@ -267,15 +272,19 @@ func (b *builder) ppoLoss(lp, ent, val onnx.Value) (cl, ce, cv onnx.Value) {
 // logitStats adds the outputs logsumexp, argmax and max_logit of logits
 // [B,V]. log Σ exp(l) = m + log Σ exp(l − m) with m the row's maximum: a
 // tenth of the time of ReduceLogSumExp, whose CPU kernel is not vectorised.
-func (b *builder) logitStats(logits onnx.Value) {
-	g := b.g
+func (b *builder) logitStats(logits onnx.Value) { logitStats(b.g, logits, b.rowSum, "batch") }
+
+// logitStats is the statistics of logits (B,V), their sum taken by rowSum
+// (one that is the same in any batch) and the outputs' batch dimension b
+// (a name, or a size in a static-shape graph).
+func logitStats(g *onnx.Graph, logits onnx.Value, rowSum func(onnx.Value) onnx.Value, b any) {
 	top := g.ReduceMax(logits, true, 1)
-	sum := b.rowSum(g.Exp(g.Sub(logits, top))) // (B,1), the same in any batch
+	sum := rowSum(g.Exp(g.Sub(logits, top))) // (B,1)
 	lse := g.Add(rowLog(g, sum), top)
-	g.Output(g.Squeeze(lse, 1), LogSumExpOutput, onnx.Float, "batch")
+	g.Output(g.Squeeze(lse, 1), LogSumExpOutput, onnx.Float, b)
 	argmax := g.Op("ArgMax", []onnx.Value{logits}, onnx.AttrInt("axis", 1), onnx.AttrInt("keepdims", 0))
-	g.Output(argmax, ArgMaxOutput, onnx.Int64, "batch")
-	g.Output(g.Squeeze(top, 1), MaxLogitOutput, onnx.Float, "batch")
+	g.Output(argmax, ArgMaxOutput, onnx.Int64, b)
+	g.Output(g.Squeeze(top, 1), MaxLogitOutput, onnx.Float, b)
 }
 
 // rowLog is log x of a column x (N,1), the same in every batch. ONNX

@@ -132,7 +132,10 @@ func BuildStep(m *Model, o StepOptions) (*StepGraph, error) {
 	// Named as the output it is, so that no Identity copies it.
 	logits = g.Rename(logits, LogitsOutput)
 	g.Output(logits, LogitsOutput, onnx.Float, B, c.VocabSize)
-	stepStats(g, logits, B, c.VocabSize)
+	// The same nodes as the other decode graphs' statistics, so the same
+	// values.
+	ones := onesColumn(g, c.VocabSize)
+	logitStats(g, logits, func(x onnx.Value) onnx.Value { return g.MatMul(x, ones) }, B)
 	for l := range present {
 		g.Output(present[l][0], PresentKey(l), dt, B, h, C, hd)
 		g.Output(present[l][1], PresentValue(l), dt, B, h, C, hd)
@@ -299,24 +302,4 @@ func (s *stepBuilder) layer(x onnx.Value, l int, pastK, pastV onnx.Value) (y, k,
 	}
 	h := g.Add(x, attn)
 	return g.Add(h, mlp(s.layerNorm(h, p+"post_attention_layernorm"))), k, v
-}
-
-// stepStats declares the logits' statistics (B), computed in float32 as the
-// other decode graphs' are (the same nodes, so the same values): log Σ exp,
-// the first index of the largest logit, and the largest logit.
-func stepStats(g *onnx.Graph, logits onnx.Value, b, vocab int) {
-	top := g.ReduceMax(logits, true, 1)
-	ones := make([]float32, vocab)
-	for i := range ones {
-		ones[i] = 1
-	}
-	// The sum as a product with ones and the log over 16 columns, as
-	// rowSum and rowLog make them, so that a row's value does not depend
-	// on B.
-	sum := g.MatMul(g.Exp(g.Sub(logits, top)), g.ConstF32([]int{vocab, 1}, ones)) // (B,1)
-	lse := g.Add(rowLog(g, sum), top)
-	g.Output(g.Squeeze(lse, 1), LogSumExpOutput, onnx.Float, b)
-	argmax := g.Op("ArgMax", []onnx.Value{logits}, onnx.AttrInt("axis", 1), onnx.AttrInt("keepdims", 0))
-	g.Output(argmax, ArgMaxOutput, onnx.Int64, b)
-	g.Output(g.Squeeze(top, 1), MaxLogitOutput, onnx.Float, b)
 }
