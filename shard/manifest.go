@@ -36,9 +36,10 @@ type Manifest struct {
 	// Settings are the flags that shape the output, by name.
 	Settings map[string]string `json:"settings"`
 	// Units given to this shard: their indices among the divided rows, and
-	// the input data row of each (the same for every command but eval
-	// toxicity, which divides its selected prompts).
-	Units []int `json:"units"`
+	// the input data row of each. They are the same for every command but
+	// eval toxicity, which divides its selected prompts, so the file holds
+	// units only where they differ from rows.
+	Units []int `json:"units,omitempty"`
 	Rows  []int `json:"rows"`
 	// Part is the data file or folder, relative to the manifest's folder
 	// ("" when the shard was given no rows), and PartSHA256 the hash of
@@ -103,7 +104,11 @@ func (m *Manifest) Write(manifestPath, part string, folder bool, dataFile string
 		}
 		m.PartSHA256 = sum
 	}
-	b, err := json.MarshalIndent(m, "", "  ")
+	file := *m
+	if slices.Equal(file.Units, file.Rows) {
+		file.Units = nil
+	}
+	b, err := json.MarshalIndent(&file, "", "  ")
 	if err != nil {
 		return err
 	}
@@ -119,6 +124,9 @@ func ReadManifest(path string) (*Manifest, error) {
 	m := &Manifest{}
 	if err := json.Unmarshal(b, m); err != nil {
 		return nil, fmt.Errorf("%s: not a shard manifest: %w", path, err)
+	}
+	if m.Units == nil {
+		m.Units = m.Rows
 	}
 	if m.Command == "" || m.Shards < 1 || m.Shard < 0 || m.Shard >= m.Shards || len(m.Rows) != len(m.Units) {
 		return nil, fmt.Errorf("%s: not a shard manifest (command, shard I of N, and rows beside units are required)", path)

@@ -117,13 +117,8 @@ func runScore(c *cli.Context) error {
 		return err
 	}
 	input := c.String("input")
-	rs, badRows, err := rows.Read(input, rows.Options{TextField: c.String("text-field"), PromptField: c.String("prompt-field"), KeepFields: true, Format: c.String("input-format")})
+	rs, bad, err := readRows(c, pt, rows.Options{TextField: c.String("text-field"), PromptField: c.String("prompt-field"), KeepFields: true})
 	if err != nil {
-		return err
-	}
-	rs, badRows = pt.rows(rs, badRows)
-	bad := &rows.Bad{Skip: c.Bool("skip-bad")}
-	if err := bad.AddAll(badRows); err != nil {
 		return err
 	}
 	if empty, err := pt.empty(out, false); empty || err != nil {

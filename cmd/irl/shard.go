@@ -159,6 +159,23 @@ func (p *part) prompts(ps []toxeval.Prompt, model string) ([]toxeval.Prompt, err
 	return pick(ps, p.m.Units), nil
 }
 
+// readRows reads --input's rows with o (and --input-format), keeps the
+// shard's, and takes its bad rows as --skip-bad says: stopping at the
+// first, or keeping them to report.
+func readRows(c *cli.Context, pt *part, o rows.Options) ([]rows.Row, *rows.Bad, error) {
+	o.Format = c.String("input-format")
+	rs, badRows, err := rows.Read(c.String("input"), o)
+	if err != nil {
+		return nil, nil, err
+	}
+	rs, badRows = pt.rows(rs, badRows)
+	bad := &rows.Bad{Skip: c.Bool("skip-bad")}
+	if err := bad.AddAll(badRows); err != nil {
+		return nil, nil, err
+	}
+	return rs, bad, nil
+}
+
 // empty reports a shard given no rows (more shards than rows): it writes
 // its manifest alone, so the merge knows it ran.
 func (p *part) empty(out string, folder bool) (bool, error) {
