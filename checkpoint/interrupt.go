@@ -21,3 +21,17 @@ func (e *InterruptedError) Error() string {
 }
 
 func (e *InterruptedError) Unwrap() error { return e.Err }
+
+// StageInterrupted is a pipeline stopped by its context in a stage: it says
+// msg (where it stopped and how to go on) rather than the wrapped error's
+// text, and wraps err, so that errors.Is(err, context.Canceled) and
+// errors.As for an *InterruptedError see through it.
+func StageInterrupted(msg string, err error) error { return &stageInterrupted{msg, err} }
+
+type stageInterrupted struct {
+	msg string
+	err error
+}
+
+func (e *stageInterrupted) Error() string { return e.msg }
+func (e *stageInterrupted) Unwrap() error { return e.err }

@@ -158,15 +158,6 @@ func (p *pipeline) ctxErr() error {
 	return p.opt.Context.Err()
 }
 
-// interruptedError is a run stopped by its context in a stage.
-type interruptedError struct {
-	msg string
-	err error
-}
-
-func (e *interruptedError) Error() string { return e.msg }
-func (e *interruptedError) Unwrap() error { return e.err }
-
 // interrupted says where the run stopped and how to go on: rerunning the
 // same command resumes the stage (a PPO stage from its checkpoint).
 func interrupted(stage string, err error) error {
@@ -175,7 +166,7 @@ func interrupted(stage string, err error) error {
 	if errors.As(err, &ie) && ie.Dir != "" {
 		where = fmt.Sprintf(" after step %d (checkpoint %s)", ie.Step, ie.Dir)
 	}
-	return &interruptedError{msg: fmt.Sprintf("toxicity: interrupted in stage %s%s; rerun the same command to resume", stage, where), err: err}
+	return checkpoint.StageInterrupted(fmt.Sprintf("toxicity: interrupted in stage %s%s; rerun the same command to resume", stage, where), err)
 }
 
 func (p *pipeline) logf(format string, a ...any) {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"irl/atomicfile"
+	"irl/checkpoint"
 
 	"irl/features"
 	"irl/neox"
@@ -265,19 +266,10 @@ func (r *run) all() error {
 	return nil
 }
 
-// interruptedError is a run stopped by its context in a stage.
-type interruptedError struct {
-	msg string
-	err error
-}
-
-func (e *interruptedError) Error() string { return e.msg }
-func (e *interruptedError) Unwrap() error { return e.err }
-
 // interrupted says where the run stopped and how to go on: the demo does
 // not resume its stages, so it starts again.
 func interrupted(stage string, err error) error {
-	return &interruptedError{msg: fmt.Sprintf("interrupted in stage %s; the demo starts over: rerun the same command with --overwrite", stage), err: err}
+	return checkpoint.StageInterrupted(fmt.Sprintf("interrupted in stage %s; the demo starts over: rerun the same command with --overwrite", stage), err)
 }
 
 func (r *run) path(parts ...string) string {
