@@ -639,26 +639,7 @@ func (a *auditor) writeDemos() (string, error) {
 // a pair says nothing about what was rewarded: no head can order it (it
 // would count as a tie), and max-margin IRL has no margin to make on it.
 func (a *auditor) part(train bool, source string) []demo {
-	texts := map[int]map[string]bool{} // group → source → text seen
-	same := map[int]bool{}
-	for _, d := range a.demos {
-		if texts[d.Group] == nil {
-			texts[d.Group] = map[string]bool{}
-		}
-		texts[d.Group][d.Source+"\x00"+d.Text] = true
-	}
-	for g, ts := range texts {
-		for k := range ts {
-			src, text, _ := strings.Cut(k, "\x00")
-			other := "base"
-			if src == "base" {
-				other = "tuned"
-			}
-			if len(ts) == 2 && ts[other+"\x00"+text] {
-				same[g] = true
-			}
-		}
-	}
+	same := sameText(a.demos)
 	var out []demo
 	for _, d := range a.demos {
 		if d.Train == train && d.Source == source && !same[d.Group] {
@@ -666,6 +647,25 @@ func (a *auditor) part(train bool, source string) []demo {
 		}
 	}
 	return out
+}
+
+// sameText is the prompts whose one tuned text and one base text are the
+// same.
+func sameText(ds []demo) map[int]bool {
+	texts := map[int]map[string]string{} // prompt → source → text
+	count := map[int]int{}
+	for _, d := range ds {
+		if texts[d.Group] == nil {
+			texts[d.Group] = map[string]string{}
+		}
+		texts[d.Group][d.Source] = d.Text
+		count[d.Group]++
+	}
+	same := map[int]bool{}
+	for g, t := range texts {
+		same[g] = count[g] == 2 && len(t) == 2 && t["tuned"] == t["base"]
+	}
+	return same
 }
 
 func (a *auditor) pipeline(pool neox.Pooling, layer int) (*features.Pipeline, error) {
