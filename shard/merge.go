@@ -18,16 +18,16 @@ import (
 // parts' data order, and the metadata of the parts, which must agree but
 // for the additive keys (counts), summed.
 func MergeTensors(parts []*Manifest, additive ...string) ([]safetensors.Tensor, map[string]string, error) {
-	type src struct {
+	// entry is one row: its input index, and where it lies (which part
+	// file, which of its rows).
+	type entry struct {
+		row         int64
 		part, local int
 	}
 	var files []*safetensors.File
 	var owners []*Manifest
 	var counts []int
-	var all []struct {
-		row int64
-		src
-	}
+	var all []entry
 	for _, m := range parts {
 		if m.Part == "" {
 			continue
@@ -52,22 +52,14 @@ func MergeTensors(parts []*Manifest, additive ...string) ([]safetensors.Tensor, 
 			if !given[int(r)] {
 				return nil, nil, fmt.Errorf("%s: row %d is not one of shard %d/%d's rows", m.PartPath(), r, m.Shard, m.Shards)
 			}
-			all = append(all, struct {
-				row int64
-				src
-			}{r, src{len(files), i}})
+			all = append(all, entry{r, len(files), i})
 		}
 		files, owners, counts = append(files, f), append(owners, m), append(counts, len(rows))
 	}
 	if len(files) == 0 {
 		return nil, nil, fmt.Errorf("every part is empty: no rows to merge")
 	}
-	slices.SortFunc(all, func(a, b struct {
-		row int64
-		src
-	}) int {
-		return cmp.Compare(a.row, b.row)
-	})
+	slices.SortFunc(all, func(a, b entry) int { return cmp.Compare(a.row, b.row) })
 	for i := 1; i < len(all); i++ {
 		if all[i].row == all[i-1].row {
 			return nil, nil, fmt.Errorf("row %d is in both %s and %s", all[i].row, owners[all[i-1].part].PartPath(), owners[all[i].part].PartPath())
