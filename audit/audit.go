@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -47,14 +48,20 @@ type Config struct {
 	Seed uint64
 	// HeldOut is the share of prompts held out (0: 0.3).
 	HeldOut float64
-	// Sample samples the continuations (temperature 1) instead of greedy
-	// decoding; MaxNewTokens bounds them (0: 32, or fewer where the
-	// models' positions after the longest prompt are fewer).
-	Sample       bool
+	// Greedy decodes one continuation a prompt from each model, the
+	// models' modes, instead of sampling Samples of them (temperature 1);
+	// MaxNewTokens bounds them (0: 32, or fewer where the models'
+	// positions after the longest prompt are fewer).
+	//
+	// Sampling is the default: greedy decoding shows each model's one
+	// most likely text, so the word lists see only the words the modes
+	// use (in the toy world, 36 of the 50 non-toxic adjectives), and a
+	// real model's greedy text often loops. Samples show what a policy
+	// favours, which is what its reward shaped.
+	Greedy       bool
 	MaxNewTokens int
 	// Samples is how many continuations each model writes after each
-	// prompt when sampling (0: 4): one sample shows a policy's mode no
-	// better than greedy decoding does, several show what it favours.
+	// prompt when sampling (0: 4).
 	Samples int
 	// Epochs of IRL training (0: rewardhead.DefaultTrainConfig's).
 	Epochs int
@@ -91,7 +98,7 @@ var Variants = []struct {
 
 // samples is how many continuations a model writes after a prompt.
 func (c Config) samples() int {
-	if !c.Sample {
+	if c.Greedy {
 		return 1
 	}
 	if c.Samples > 0 {
@@ -512,7 +519,7 @@ func (a *auditor) prepareModels() (func() error, error) {
 				return err
 			}
 			o := policy.GenerateOptions{MaxNewTokens: c.MaxNewTokens, Seed: c.Seed, BatchSize: 64, Context: c.Context,
-				Sampling: policy.SampleOptions{Greedy: !c.Sample, Temperature: 1, TopP: 1}, NumReturnSequences: c.samples()}
+				Sampling: policy.SampleOptions{Greedy: c.Greedy, Temperature: 1, TopP: 1}, NumReturnSequences: c.samples()}
 			bar := progress.New(a.bars(), len(ids)*c.samples(), "demonstrations ("+side.name+")", "seqs")
 			err = g.GenerateRows(c.Prompts, rs, ids, tt, o, func(line policy.RowGeneration) error {
 				bar.Add(1)
@@ -622,7 +629,14 @@ func (a *auditor) writeDemos() (string, error) {
 	if err := atomicfile.WriteBytes(a.path("demonstrations", "demonstrations.jsonl"), b); err != nil {
 		return "", err
 	}
-	a.rep.Demonstrations = DemoSummary{Texts: len(a.demos), Prompts: len(byGroup), Pairs: pairs, Identical: same, Sampled: a.cfg.Sample}
+	left := 0
+	for _, s := range sameText(a.demos) {
+		if s {
+			left++
+		}
+	}
+	a.rep.Demonstrations = DemoSummary{Texts: len(a.demos), Prompts: len(byGroup), Pairs: pairs, Identical: same, LeftOut: left,
+		Sampled: a.cfg.Model != "" && !a.cfg.Greedy}
 	for _, d := range a.demos {
 		if d.Train {
 			a.rep.Demonstrations.Train++
@@ -630,14 +644,15 @@ func (a *auditor) writeDemos() (string, error) {
 			a.rep.Demonstrations.HeldOut++
 		}
 	}
-	return fmt.Sprintf("%d texts after %d prompts (%d train, %d held out); %d of %d pairs identical (left out: no head can order them)", len(a.demos), len(byGroup),
-		a.rep.Demonstrations.Train, a.rep.Demonstrations.HeldOut, same, pairs), nil
+	return fmt.Sprintf("%d texts after %d prompts (%d train, %d held out); %d of %d pairs of texts identical; %d prompts where the two models wrote the same left out (no head can order them)",
+		len(a.demos), len(byGroup), a.rep.Demonstrations.Train, a.rep.Demonstrations.HeldOut, same, pairs, left), nil
 }
 
 // part selects demonstrations: one side of the training or held-out
-// prompts, leaving out prompts where both models wrote the same text. Such
-// a pair says nothing about what was rewarded: no head can order it (it
-// would count as a tie), and max-margin IRL has no margin to make on it.
+// prompts, leaving out prompts where both models wrote the same texts. Such
+// a prompt says nothing about what was rewarded: no head can order its two
+// sides (it would count as a tie), and max-margin IRL has no margin to make
+// on it.
 func (a *auditor) part(train bool, source string) []demo {
 	same := sameText(a.demos)
 	var out []demo
@@ -649,21 +664,22 @@ func (a *auditor) part(train bool, source string) []demo {
 	return out
 }
 
-// sameText is the prompts whose one tuned text and one base text are the
-// same.
+// sameText is the prompts whose tuned texts and base texts are the same
+// (as multisets: with samples, the same texts as often on each side).
 func sameText(ds []demo) map[int]bool {
-	texts := map[int]map[string]string{} // prompt → source → text
-	count := map[int]int{}
+	texts := map[int]map[string][]string{} // prompt → source → texts
 	for _, d := range ds {
 		if texts[d.Group] == nil {
-			texts[d.Group] = map[string]string{}
+			texts[d.Group] = map[string][]string{}
 		}
-		texts[d.Group][d.Source] = d.Text
-		count[d.Group]++
+		texts[d.Group][d.Source] = append(texts[d.Group][d.Source], d.Text)
 	}
 	same := map[int]bool{}
 	for g, t := range texts {
-		same[g] = count[g] == 2 && len(t) == 2 && t["tuned"] == t["base"]
+		p, n := t["tuned"], t["base"]
+		slices.Sort(p)
+		slices.Sort(n)
+		same[g] = len(p) > 0 && slices.Equal(p, n)
 	}
 	return same
 }

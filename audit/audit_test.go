@@ -80,10 +80,12 @@ func toyWorld(t *testing.T) {
 	}
 }
 
-// The audit of the toy's RLHF model against its SFT model finds the
+// The audit of the toy's RLHF model against its SFT model, with its
+// defaults (four sampled continuations a prompt from each model), finds the
 // lexicon: the training toxic adjectives among the most penalised words,
-// the non-toxic ones among the most rewarded; it orders held-out pairs, and
-// its label-shuffle control falls to chance.
+// the non-toxic ones among the most rewarded; it ranks the tuned model's
+// texts above the base model's on held-out prompts, and its label-shuffle
+// control falls to chance.
 func TestToyAudit(t *testing.T) {
 	toyWorld(t)
 	out := filepath.Join(t.TempDir(), "audit")
@@ -93,34 +95,13 @@ func TestToyAudit(t *testing.T) {
 		t.Fatalf("%v\n%s", err, log.String())
 	}
 	t.Log(log.String())
-	pt, pn, kt, kn := wordShares(t, out)
-	t.Logf("%d words scored, %d in range; toxic %d of K=%d among the K most penalised (%.2f); non-toxic among the K=%d most rewarded %.2f",
-		rep.Words.Scored, rep.Words.InRange, int(pt*float64(kt)+0.5), kt, pt, kn, pn)
-	t.Logf("held-out pair accuracy %.3f [%.3f, %.3f], separation %.3f [%.3f, %.3f]; shuffle control %.3f %v; features %s at %d",
-		rep.HeldOut.PairAccuracy, rep.HeldOut.PairAccuracyLow, rep.HeldOut.PairAccuracyHigh, rep.HeldOut.Separation, rep.HeldOut.SeparationLow, rep.HeldOut.SeparationHigh,
-		rep.Shuffle.PairAccuracy, rep.Shuffle.Each, rep.Features.Pool, rep.Features.Layer)
-	// Not silent: these shares depend on the toy world, which the toy
-	// experiment trains afresh (its runs are chaotic: the lean training
-	// heads' rounding changed it), and on the range rule. On the earlier
-	// world the distance rule alone gave 0.89 and 0.84; on today's, 0.70
-	// and 0.70, with fragments of the entities' names ("leopar",
-	// "blanke") among the most penalised. Requiring that a demonstration
-	// contain the word gives 0.81 and 0.70: greedy decoding writes one
-	// adjective a prompt, and the non-toxic adjectives the tuned model
-	// never wrote are not in range. Sampled demonstrations reach them
-	// (TestToyAuditSampled). Chance is about 0.35.
-	if pt < 0.6 {
-		t.Errorf("%.2f of the training toxic adjectives among the %d most penalised words, want ≥ 0.6", pt, kt)
-	}
-	if pn < 0.6 {
-		t.Errorf("%.2f of the training non-toxic adjectives among the %d most rewarded words, want ≥ 0.6", pn, kn)
-	}
-	if rep.HeldOut.PairAccuracy < 0.9 {
-		t.Errorf("held-out pair accuracy %.3f, want ≥ 0.9", rep.HeldOut.PairAccuracy)
-	}
-	if p := rep.Shuffle.PairAccuracy; p < 0.4 || p > 0.6 {
-		t.Errorf("shuffle control %.3f, want within 0.4–0.6", p)
-	}
+	t.Logf("separation %.3f [%.3f, %.3f]; shuffles %v; features %s at %d",
+		rep.HeldOut.Separation, rep.HeldOut.SeparationLow, rep.HeldOut.SeparationHigh, rep.Shuffle.Each, rep.Features.Pool, rep.Features.Layer)
+	// The bars. Measured on today's toy world (make demo's) at
+	// seeds 0–5: toxic 0.85–0.93 (0.89 at seed 1), non-toxic 0.94–0.96,
+	// held-out pair accuracy 0.933–0.973, shuffle 0.46–0.55. Chance for
+	// the word shares is about 0.35.
+	toyBars(t, "models", rep, out, 0.8)
 	// report.json has the interface's keys.
 	var j map[string]any
 	b, err := os.ReadFile(filepath.Join(out, "report.json"))
@@ -183,6 +164,46 @@ func TestToyAudit(t *testing.T) {
 		t.Errorf("a second run into a full folder: %v, want a refusal naming --overwrite", err)
 	}
 	toyDirection(t, out)
+	toyOutputs(t, out)
+}
+
+// toyOutputs audits the same texts as a black box: the demonstrations of
+// the audit in out written as two files of outputs, --pos and --neg, with
+// the SFT model as --encoder. The bars are the models' audit's.
+func toyOutputs(t *testing.T, out string) {
+	b, err := os.ReadFile(filepath.Join(out, "demonstrations", "demonstrations.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pos, neg strings.Builder
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var d demo
+		if err := json.Unmarshal([]byte(l), &d); err != nil {
+			t.Fatal(err)
+		}
+		row, _ := json.Marshal(map[string]string{"prompt": d.Prompt, "text": d.Text})
+		if d.Source == "tuned" {
+			pos.Write(append(row, '\n'))
+		} else {
+			neg.Write(append(row, '\n'))
+		}
+	}
+	dir := t.TempDir()
+	pp, np := filepath.Join(dir, "tuned.jsonl"), filepath.Join(dir, "base.jsonl")
+	for p, s := range map[string]string{pp: pos.String(), np: neg.String()} {
+		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	o := filepath.Join(dir, "audit")
+	rep, err := Run(Config{Pos: pp, Neg: np, Encoder: world.sft, Out: o, Session: session, Quiet: true, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	toyBars(t, "outputs", rep, o, 0.8)
+	if rep.Demonstrations.Sampled || rep.Model != "" || rep.Pos != pp {
+		t.Errorf("outputs: report names model %q, pos %q, sampled %v", rep.Model, rep.Pos, rep.Demonstrations.Sampled)
+	}
 }
 
 // toyDirection scores the demonstrations of the audit in out with the toy's
@@ -249,14 +270,59 @@ func toyDirection(t *testing.T, out string) {
 	if d == nil {
 		t.Fatal("no direction with --gt")
 	}
-	t.Logf("direction: cosine %.3f (chance ±%.3f, %d dims), probe held-out pair accuracy %.3f, probe Pearson %v, head Pearson %v; classes %d / %d",
-		d.Cosine, d.Chance, d.Dimensions, d.ProbePairAccuracy, deref(d.ProbePearson), deref(d.HeadPearson), d.TrainHigh, d.TrainLow)
-	// Measured at seed 1: cosine 0.908, where two random directions of
+	t.Logf("direction: cosine %.3f (chance ±%.3f, %d dims), probe held-out pair accuracy %.3f, probe Pearson %v, head Pearson %v; classes %d / %d; the lexicon's own pair accuracy %.3f, text pairs %.3f",
+		d.Cosine, d.Chance, d.Dimensions, d.ProbePairAccuracy, deref(d.ProbePearson), deref(d.HeadPearson), d.TrainHigh, d.TrainLow, d.GTPairAccuracy, d.GTTextPairAccuracy)
+	// The ground truth's own held-out figures, counted here from the
+	// demonstrations and the lexicon: per held-out prompt, the mean
+	// score of each side's texts, and every pair of a tuned and a base
+	// text.
+	side := map[int]map[string][]float64{}
+	for _, x := range ds {
+		if !x.Train {
+			if side[x.Group] == nil {
+				side[x.Group] = map[string][]float64{}
+			}
+			side[x.Group][x.Source] = append(side[x.Group][x.Source], lex.Base(x.Text))
+		}
+	}
+	order := func(p, q float64) float64 {
+		switch {
+		case p > q:
+			return 1
+		case p == q:
+			return 0.5
+		}
+		return 0
+	}
+	var promptSum, pairSum float64
+	var prompts, pairs int
+	for _, s := range side {
+		avg := func(xs []float64) float64 {
+			var m float64
+			for _, x := range xs {
+				m += x / float64(len(xs))
+			}
+			return m
+		}
+		promptSum += order(avg(s["tuned"]), avg(s["base"]))
+		prompts++
+		for _, p := range s["tuned"] {
+			for _, q := range s["base"] {
+				pairSum += order(p, q)
+				pairs++
+			}
+		}
+	}
+	if want := promptSum / float64(prompts); math.Abs(d.GTPairAccuracy-want) > 1e-9 {
+		t.Errorf("the ground truth's own pair accuracy %.4f, counted here %.4f", d.GTPairAccuracy, want)
+	}
+	if want := pairSum / float64(pairs); math.Abs(d.GTTextPairAccuracy-want) > 1e-9 {
+		t.Errorf("the ground truth's own text pair accuracy %.4f, counted here %.4f", d.GTTextPairAccuracy, want)
+	}
+	// Measured at seed 1: cosine 0.915, where two random directions of
 	// the 64 dimensions give ±0.125, so 0.7 is far from chance with room
-	// for another toy run; the probe's held-out pair accuracy 0.893 (below
-	// the head's 0.920: the lexicon ties the many pairs where both texts
-	// are non-toxic, and the probe learned nothing to order them) and its
-	// Pearson correlation with the lexicon 0.946.
+	// for another toy run; the probe's held-out pair accuracy 0.920, and
+	// its Pearson correlation with the lexicon 0.914 (the head's 0.845).
 	if d.Cosine < 0.7 {
 		t.Errorf("cosine %.3f between the head and the ground-truth probe, want ≥ 0.7", d.Cosine)
 	}
@@ -521,30 +587,50 @@ func wordShares(t *testing.T, out string) (pt, pn float64, kt, kn int) {
 	return pt, pn, kt, kn
 }
 
-// With sampled demonstrations (four continuations a prompt from each
-// model) the audit finds the lexicon's words: the base model's samples
-// reach most toxic adjectives and the tuned model's most non-toxic ones,
-// so the head has data on them. Its held-out pairs are harder than greedy
-// ones (many pair two non-toxic texts, which the lexicon scores alike), so
-// the bar there is lower.
-func TestToyAuditSampled(t *testing.T) {
+// With greedy demonstrations (one continuation a prompt from each model,
+// the models' modes) the held-out pairs are ordered as well, but the word
+// lists see only the words the modes use: the tuned model's greedy texts
+// use 17 non-toxic adjectives, the base model's 36 of the 50, and a word no
+// demonstration contains is not ranked. So the non-toxic share is capped
+// near 0.72 (measured 0.70, toxic 0.81, held out 0.929 at seed 1); that is
+// why sampling is the default.
+func TestToyAuditGreedy(t *testing.T) {
 	toyWorld(t)
 	out := filepath.Join(t.TempDir(), "audit")
-	rep, err := Run(Config{Model: world.rl, Base: world.sft, Prompts: world.prompts, Out: out, Session: session, Quiet: true, Seed: 1, Sample: true})
+	rep, err := Run(Config{Model: world.rl, Base: world.sft, Prompts: world.prompts, Out: out, Session: session, Quiet: true, Seed: 1, Greedy: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	pt, pn, kt, kn := wordShares(t, out)
-	t.Logf("sampled ×%d: %d texts, %d words in range; toxic among the %d most penalised %.2f, non-toxic among the %d most rewarded %.2f; held-out pair accuracy %.3f [%.3f, %.3f]; shuffle %.3f",
-		rep.Demonstrations.Texts/(2*rep.Demonstrations.Prompts), rep.Demonstrations.Texts, rep.Words.InRange, kt, pt, kn, pn,
-		rep.HeldOut.PairAccuracy, rep.HeldOut.PairAccuracyLow, rep.HeldOut.PairAccuracyHigh, rep.Shuffle.PairAccuracy)
-	if pt < 0.8 || pn < 0.8 {
-		t.Errorf("word shares %.2f (toxic) and %.2f (non-toxic), want ≥ 0.8 each", pt, pn)
+	if rep.Demonstrations.Texts != 2*rep.Demonstrations.Prompts || rep.Demonstrations.Sampled {
+		t.Errorf("greedy: %d texts after %d prompts (sampled %v), want one a model", rep.Demonstrations.Texts, rep.Demonstrations.Prompts, rep.Demonstrations.Sampled)
 	}
-	if rep.HeldOut.PairAccuracy < 0.7 {
-		t.Errorf("held-out pair accuracy %.3f, want ≥ 0.7", rep.HeldOut.PairAccuracy)
+	// With one text a side, the two pair accuracies are one figure.
+	if rep.HeldOut.PairAccuracy != rep.HeldOut.TextPairAccuracy || rep.HeldOut.Pairs != rep.HeldOut.TextPairs {
+		t.Errorf("greedy: pair accuracy %.4f over %d, text pair accuracy %.4f over %d: want the same", rep.HeldOut.PairAccuracy, rep.HeldOut.Pairs, rep.HeldOut.TextPairAccuracy, rep.HeldOut.TextPairs)
+	}
+	toyBars(t, "greedy", rep, out, 0.6)
+}
+
+// toyBars checks an audit of the toy world in out: at least words of the
+// K training toxic adjectives among its K most penalised words and of the
+// non-toxic ones among its most rewarded, held-out pair accuracy ≥ 0.9,
+// and a shuffle control within 0.4–0.6.
+func toyBars(t *testing.T, what string, rep *Report, out string, words float64) {
+	t.Helper()
+	pt, pn, kt, kn := wordShares(t, out)
+	t.Logf("%s: %d texts, %d words in range; toxic among the %d most penalised %.2f, non-toxic among the %d most rewarded %.2f; held-out pair accuracy %.3f [%.3f, %.3f] over %d prompts (text pairs %.3f); shuffle %.3f",
+		what, rep.Demonstrations.Texts, rep.Words.InRange, kt, pt, kn, pn, rep.HeldOut.PairAccuracy, rep.HeldOut.PairAccuracyLow, rep.HeldOut.PairAccuracyHigh, rep.HeldOut.Pairs,
+		rep.HeldOut.TextPairAccuracy, rep.Shuffle.PairAccuracy)
+	if pt < words {
+		t.Errorf("%s: %.2f of the training toxic adjectives among the %d most penalised words, want ≥ %g", what, pt, kt, words)
+	}
+	if pn < words {
+		t.Errorf("%s: %.2f of the training non-toxic adjectives among the %d most rewarded words, want ≥ %g", what, pn, kn, words)
+	}
+	if rep.HeldOut.PairAccuracy < 0.9 {
+		t.Errorf("%s: held-out pair accuracy %.3f, want ≥ 0.9", what, rep.HeldOut.PairAccuracy)
 	}
 	if p := rep.Shuffle.PairAccuracy; p < 0.4 || p > 0.6 {
-		t.Errorf("shuffle control %.3f, want within 0.4–0.6", p)
+		t.Errorf("%s: shuffle control %.3f, want within 0.4–0.6", what, p)
 	}
 }

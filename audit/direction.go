@@ -27,6 +27,13 @@ type Direction struct {
 	// ProbePairAccuracy is the probe's held-out pair accuracy (tuned
 	// above base), the measure heldout.pair_accuracy gives the head.
 	ProbePairAccuracy float64 `json:"probe_pair_accuracy"`
+	// GTPairAccuracy and GTTextPairAccuracy are the ground truth's own
+	// held-out figures, heldout.pair_accuracy's and
+	// heldout.text_pair_accuracy's: what the reward the audit looks for
+	// scores on the same pairs, ties (two texts it scores alike) counting
+	// half. A head cannot be asked to beat them by much.
+	GTPairAccuracy     float64 `json:"gt_pair_accuracy"`
+	GTTextPairAccuracy float64 `json:"gt_text_pair_accuracy"`
 	// ProbePearson and HeadPearson correlate the probe's and the head's
 	// scores of the held-out texts with their ground-truth scores; absent
 	// when undefined (Note says why).
@@ -194,6 +201,9 @@ func (a *auditor) stageDirection() (string, error) {
 	pp, pn := p.Score(s.hPos), p.Score(s.hNeg)
 	dir.ProbePairAccuracy, _ = pairAccuracy(units(s.dPos, s.dNeg, pp, pn))
 	held := a.gtOf(s.dPos, s.dNeg)
+	gu := units(s.dPos, s.dNeg, held[:len(s.dPos)], held[len(s.dPos):])
+	dir.GTPairAccuracy, _ = pairAccuracy(gu)
+	dir.GTTextPairAccuracy, _ = textPairAccuracy(gu)
 	for _, c := range []struct {
 		dst    **float64
 		scores []float64
@@ -207,8 +217,8 @@ func (a *auditor) stageDirection() (string, error) {
 		}
 	}
 	a.rep.Direction = &dir
-	return fmt.Sprintf("cosine %.3f between the head and a ground-truth probe (chance ±%.3f); the probe's held-out pair accuracy %.3f",
-		dir.Cosine, dir.Chance, dir.ProbePairAccuracy), nil
+	return fmt.Sprintf("cosine %.3f between the head and a ground-truth probe (chance ±%.3f); held-out pair accuracy of the probe %.3f, of the ground truth itself %.3f",
+		dir.Cosine, dir.Chance, dir.ProbePairAccuracy, dir.GTPairAccuracy), nil
 }
 
 // stack makes features of rows.

@@ -5,14 +5,17 @@
 // The stages, in order:
 //
 //   - demonstrations: the tuned model and its base continue the same prompts
-//     (greedy unless Config.Sample), paired by prompt; or, with Config.Pos
+//     (Config.Samples sampled continuations each, or one greedy with
+//     Config.Greedy), paired by prompt; or, with Config.Pos
 //     and Config.Neg, two files of outputs. The prompts are split into a
 //     training and a held-out part by Config.Seed.
 //   - features: each of Variants (layer × pooling) trains a head on the
 //     training pairs; the one whose head orders its own monitor pairs best
 //     is kept (ChooseVariant): a rule that sees no held-out text.
 //   - irl: max-margin IRL (rewardhead.TrainToDir), every epoch's head kept.
-//   - reliability: held-out pair accuracy and separation (AUC) with
+//   - reliability: held-out pair accuracy (the share of held-out prompts
+//     where the tuned model's texts score above the base model's on
+//     average, pairAccuracy) and separation (AUC) with
 //     bootstrap 95% intervals; agreement (Kendall τ-b of the scores of
 //     held-out texts) between the chosen head and every epoch's, and heads
 //     trained with other seeds; a label-shuffle control that should fall

@@ -13,8 +13,12 @@ import (
 // bootstraps is how many resamples the 95% intervals take.
 const bootstraps = 1000
 
-// shuffles is how many label shuffles the control averages.
-const shuffles = 10
+// shuffles is how many label shuffles the control averages. A shuffled
+// head's direction is random, but where it leans along the features' main
+// axis the prompt means amplify that lean, so one shuffle's pair accuracy
+// spreads widely (0.32–0.83 in the toy world); 30 bring their mean's
+// spread to about ±0.03.
+const shuffles = 30
 
 // unit is one held-out prompt's scores: its tuned and base texts'.
 type unit struct{ pos, neg []float64 }
@@ -43,10 +47,43 @@ func units(dPos, dNeg []demo, sPos, sNeg []float64) []unit {
 	return us
 }
 
-// pairAccuracy is the share of within-prompt pairs (tuned, base) the
-// scores order right, ties counting half; with no within-prompt pair, that
-// of all pairs (the AUC). n is the pairs counted.
+// pairAccuracy is the share of held-out prompts where the head's mean
+// score of the tuned model's texts is above its mean score of the base
+// model's, ties counting half; with no prompt holding both, that of all
+// pairs of texts (the AUC). n is the prompts counted.
+//
+// It compares the two policies, not single texts: max-margin IRL asks of a
+// reward that the tuned model's expected reward exceed the base model's
+// (Abbeel & Ng's feature expectations), prompt by prompt here. With one
+// continuation a side (greedy) it is the share of text pairs ordered
+// right. Two sampled texts of one prompt often do the same thing (both
+// models write a kind word), and no reward, the true one included, orders
+// them: textPairAccuracy, which counts each such pair, is reported beside
+// it.
 func pairAccuracy(us []unit) (acc float64, n int) {
+	var sum float64
+	for _, u := range us {
+		if len(u.pos) == 0 || len(u.neg) == 0 {
+			continue
+		}
+		n++
+		p, q := mean(u.pos), mean(u.neg)
+		if p > q {
+			sum++
+		} else if p == q {
+			sum += 0.5
+		}
+	}
+	if n == 0 {
+		return separation(us), 0
+	}
+	return sum / float64(n), n
+}
+
+// textPairAccuracy is the share of within-prompt pairs of texts (tuned,
+// base) the scores order right, ties counting half; NaN with none. n is the
+// pairs counted.
+func textPairAccuracy(us []unit) (acc float64, n int) {
 	var sum float64
 	for _, u := range us {
 		for _, p := range u.pos {
@@ -61,9 +98,17 @@ func pairAccuracy(us []unit) (acc float64, n int) {
 		}
 	}
 	if n == 0 {
-		return separation(us), 0
+		return math.NaN(), 0
 	}
 	return sum / float64(n), n
+}
+
+func mean(xs []float64) float64 {
+	var s float64
+	for _, x := range xs {
+		s += x
+	}
+	return s / float64(len(xs))
 }
 
 // separation is the AUC of all tuned against all base scores.
@@ -123,7 +168,8 @@ func (a *auditor) stageReliability() (string, error) {
 	us := a.heldOut(s.chosen)
 	acc, n := pairAccuracy(us)
 	sep := separation(us)
-	h := HeldOut{PairAccuracy: acc, Separation: sep, Pairs: n, Prompts: len(us), Tuned: s.hPos.N, Base: s.hNeg.N}
+	tacc, tn := textPairAccuracy(us)
+	h := HeldOut{PairAccuracy: acc, Separation: sep, Pairs: n, TextPairAccuracy: tacc, TextPairs: tn, Prompts: len(us), Tuned: s.hPos.N, Base: s.hNeg.N}
 	h.PairAccuracyLow, h.PairAccuracyHigh = interval(us, a.cfg.Seed, func(u []unit) float64 { x, _ := pairAccuracy(u); return x })
 	h.SeparationLow, h.SeparationHigh = interval(us, a.cfg.Seed+1, separation)
 	if n == 0 {

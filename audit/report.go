@@ -41,12 +41,17 @@ type Report struct {
 
 // DemoSummary counts the demonstrations.
 type DemoSummary struct {
-	Texts     int  `json:"texts"`
-	Prompts   int  `json:"prompts"`
-	Train     int  `json:"train_texts"`
-	HeldOut   int  `json:"heldout_texts"`
+	Texts   int `json:"texts"`
+	Prompts int `json:"prompts"`
+	Train   int `json:"train_texts"`
+	HeldOut int `json:"heldout_texts"`
+	// Pairs is the pairs of a tuned and a base text of one prompt,
+	// Identical those of two equal texts, and LeftOut the prompts where
+	// the two models wrote the same texts, left out of training and of the
+	// held-out figures.
 	Pairs     int  `json:"pairs"`
 	Identical int  `json:"identical_pairs"`
+	LeftOut   int  `json:"identical_prompts"`
 	Sampled   bool `json:"sampled"`
 }
 
@@ -60,6 +65,13 @@ type FeatureChoice struct {
 
 // HeldOut is the chosen head on the held-out prompts, with bootstrap 95%
 // intervals (prompts resampled).
+//
+// PairAccuracy compares the two models prompt by prompt (pairAccuracy):
+// over Pairs prompts, the share where the tuned model's texts score above
+// the base model's on average. TextPairAccuracy is the share of the
+// TextPairs within-prompt pairs of texts ordered right: the same with one
+// continuation a side, lower with samples, where two texts of one prompt
+// often do the same thing.
 type HeldOut struct {
 	PairAccuracy     float64 `json:"pair_accuracy"`
 	PairAccuracyLow  float64 `json:"pair_accuracy_low"`
@@ -68,6 +80,8 @@ type HeldOut struct {
 	SeparationLow    float64 `json:"separation_low"`
 	SeparationHigh   float64 `json:"separation_high"`
 	Pairs            int     `json:"pairs"`
+	TextPairAccuracy float64 `json:"text_pair_accuracy"`
+	TextPairs        int     `json:"text_pairs"`
 	Prompts          int     `json:"prompts"`
 	Tuned            int     `json:"tuned_texts"`
 	Base             int     `json:"base_texts"`
@@ -111,7 +125,7 @@ type WordScore struct {
 }
 
 // rangeRule says which words the lists rank.
-const rangeRule = "a word is in range when a demonstration contains it as a whole word (for the vocabulary's words; --probe-words need not) and, in every template, its features' Mahalanobis distance² from the training demonstrations' (covariance + 1% of the mean variance on the diagonal) is at most the median of the distinct training texts' leave-one-out distances²; the lists rank the words in range"
+const rangeRule = "a word is in range when a demonstration contains it as a whole word (two, where the models wrote several texts a prompt; for the vocabulary's words, --probe-words need not) and, in every template, its features' Mahalanobis distance² from the training demonstrations' (covariance + 1% of the mean variance on the diagonal) is at most the median of the distinct training texts' leave-one-out distances²; the lists rank the words in range"
 
 // ridge regularises the covariance of the distances; rangeQuantile of the
 // distinct training texts' leave-one-out distances² is the range.
@@ -167,14 +181,37 @@ var stageNames = []string{"demonstrations", "features", "irl", "reliability", "r
 // vocabulary word no model wrote has a score no demonstration checks: in
 // the toy world these were pieces of the entities' names that the
 // tokenizer keeps as tokens ("leopar", "blanke"), which topped the lists.
-// Words the user lists (--probe-words) are scored whether written or not.
+// Where a model wrote several texts after a prompt (samples), a word must
+// be in two texts: one sampled text can hold a slip of sampling, a token
+// the model rarely writes (in the toy world "gla", "wr", "cl", each in one
+// of 2,000 texts). A greedy text is each model's mode, so there once is
+// enough. Words the user lists (--probe-words) are scored whether written
+// or not.
 func (a *auditor) written() map[string]bool {
 	if a.words0 == nil {
-		a.words0 = map[string]bool{}
+		texts := map[string]int{}
+		perSide := map[[2]any]int{} // (prompt, source) → texts
 		for _, d := range a.demos {
+			perSide[[2]any{d.Group, d.Source}]++
+			seen := map[string]bool{}
 			for _, w := range strings.FieldsFunc(d.Text, func(r rune) bool {
 				return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r == '-' || r == '\'')
 			}) {
+				if !seen[w] {
+					seen[w] = true
+					texts[w]++
+				}
+			}
+		}
+		least := 1
+		for _, n := range perSide {
+			if n > 1 {
+				least = 2
+			}
+		}
+		a.words0 = map[string]bool{}
+		for w, n := range texts {
+			if n >= least {
 				a.words0[w] = true
 			}
 		}
@@ -241,14 +278,21 @@ func (a *auditor) stageReasons() (string, error) {
 	if err := atomicfile.WriteBytes(filepath.Join(a.cfg.Out, "words.jsonl"), b); err != nil {
 		return "", err
 	}
-	// Examples.
+	// Examples: each text once (a model's samples repeat themselves).
 	sp, sn := h.Score(s.hPos), h.Score(s.hNeg)
 	var ex []Example
+	listed := map[[3]string]bool{}
+	add := func(d demo, score float64) {
+		if k := [3]string{d.Prompt, d.Text, d.Source}; !listed[k] {
+			listed[k] = true
+			ex = append(ex, Example{Prompt: d.Prompt, Text: d.Text, Source: d.Source, Score: score})
+		}
+	}
 	for i, d := range s.dPos {
-		ex = append(ex, Example{Prompt: d.Prompt, Text: d.Text, Source: d.Source, Score: sp[i]})
+		add(d, sp[i])
 	}
 	for i, d := range s.dNeg {
-		ex = append(ex, Example{Prompt: d.Prompt, Text: d.Text, Source: d.Source, Score: sn[i]})
+		add(d, sn[i])
 	}
 	sort.SliceStable(ex, func(i, j int) bool { return ex[i].Score > ex[j].Score })
 	k := min(examples, len(ex))
@@ -257,9 +301,11 @@ func (a *auditor) stageReasons() (string, error) {
 		a.rep.Examples.Lowest = append(a.rep.Examples.Lowest, ex[i])
 	}
 	var wrong []WrongPair
+	seenPair := map[[3]string]bool{}
 	for i, p := range s.dPos {
 		for j, n := range s.dNeg {
-			if p.Group == n.Group && sp[i] <= sn[j] && p.Text != n.Text {
+			if k := [3]string{p.Prompt, p.Text, n.Text}; p.Group == n.Group && sp[i] <= sn[j] && p.Text != n.Text && !seenPair[k] {
+				seenPair[k] = true
 				wrong = append(wrong, WrongPair{Prompt: p.Prompt, Tuned: p.Text, Base: n.Text, TunedScore: sp[i], BaseScore: sn[j]})
 			}
 		}
@@ -303,7 +349,7 @@ func finite(x float64) float64 {
 
 func (r *Report) write(dir string) error {
 	h := &r.HeldOut
-	for _, p := range []*float64{&h.PairAccuracy, &h.PairAccuracyLow, &h.PairAccuracyHigh, &h.Separation, &h.SeparationLow, &h.SeparationHigh,
+	for _, p := range []*float64{&h.PairAccuracy, &h.PairAccuracyLow, &h.PairAccuracyHigh, &h.Separation, &h.SeparationLow, &h.SeparationHigh, &h.TextPairAccuracy,
 		&r.Shuffle.PairAccuracy, &r.Shuffle.Separation, &r.Agreement.MinTauLastHalf} {
 		*p = finite(*p)
 	}
@@ -348,7 +394,11 @@ func (r *Report) Markdown() string {
 		}
 	}
 	w("; features from `%s`; seed %d.\n\n", r.Encoder, r.Seed)
-	w("%d texts after %d prompts (%s), %d for training and %d held out; %d of %d pairs identical, left out of training and of the held-out figures (no head can order two equal texts).\n\n", d.Texts, d.Prompts, how, d.Train, d.HeldOut, d.Identical, d.Pairs)
+	left := "no prompt where the two models wrote the same texts"
+	if d.LeftOut > 0 {
+		left = fmt.Sprintf("%d prompts where the two models wrote the same texts left out of training and of the held-out figures (no head can order them)", d.LeftOut)
+	}
+	w("%d texts after %d prompts (%s), %d for training and %d held out; %d of %d pairs of a tuned and a base text identical; %s.\n\n", d.Texts, d.Prompts, how, d.Train, d.HeldOut, d.Identical, d.Pairs, left)
 	w("## What the model was rewarded for: words\n\n")
 	w("Each of %d words (%s) scored by the recovered head in the templates %s, averaged. ", r.Words.Scored, r.Words.Source, "`"+strings.Join(r.Words.Templates, "`, `")+"`")
 	w("%d of them occur in a demonstration and lie within the range of the demonstrations' features, where the head's score rests on data (%s); the lists rank those. Every word's score is in words.jsonl.\n\n", r.Words.InRange, r.Words.RangeRule)
@@ -359,7 +409,8 @@ func (r *Report) Markdown() string {
 	h := r.HeldOut
 	w("\n## How far to trust it\n\n")
 	w("| measure | value | 95%% interval |\n|---|---|---|\n")
-	w("| held-out pair accuracy (%d pairs) | %.3f | %.3f – %.3f |\n", h.Pairs, h.PairAccuracy, h.PairAccuracyLow, h.PairAccuracyHigh)
+	w("| held-out pair accuracy: prompts where the tuned model's texts score above the base model's on average (%d prompts) | %.3f | %.3f – %.3f |\n", h.Pairs, h.PairAccuracy, h.PairAccuracyLow, h.PairAccuracyHigh)
+	w("| held-out text pairs ordered right (%d pairs of a tuned and a base text of one prompt) | %.3f | |\n", h.TextPairs, h.TextPairAccuracy)
 	w("| held-out separation (AUC, %d + %d texts) | %.3f | %.3f – %.3f |\n", h.Tuned, h.Base, h.Separation, h.SeparationLow, h.SeparationHigh)
 	w("| label-shuffle control pair accuracy, mean of %d shuffles (should be near 0.5) | %.3f | each %s |\n", len(r.Shuffle.Each), r.Shuffle.PairAccuracy, floats(r.Shuffle.Each))
 	w("| lowest Kendall τ-b vs the chosen head, last half of the epochs | %.3f | |\n", r.Agreement.MinTauLastHalf)
@@ -406,6 +457,8 @@ func (r *Report) Markdown() string {
 		w("\n## Against the ground truth\n\nA logistic probe of the scores in `%s` (column `%s`) on the same features of the training texts (%d above the mean score %.3f, %d at or below it):\n\n", d.GT, d.Field, d.TrainHigh, d.Split, d.TrainLow)
 		w("| measure | value |\n|---|---|\n| cosine between the head's weights and the probe's (%d dimensions; random directions ±%.3f) | %.3f |\n", d.Dimensions, d.Chance, d.Cosine)
 		w("| the probe's held-out pair accuracy | %.3f |\n", d.ProbePairAccuracy)
+		w("| the ground truth's own held-out pair accuracy (ties half) | %.3f |\n", d.GTPairAccuracy)
+		w("| the ground truth's own held-out text pairs ordered right (ties half) | %.3f |\n", d.GTTextPairAccuracy)
 		for _, c := range []struct {
 			who string
 			x   *float64

@@ -45,11 +45,11 @@ func (a *auditor) key(fingerprints ...string) (string, error) {
 		ProbeWords, Templates, GT, GTField                              string
 		Seed                                                            uint64
 		HeldOut                                                         float64
-		Sample                                                          bool
+		Greedy                                                          bool
 		MaxNewTokens, Epochs, Top, Samples                              int
 		Device                                                          string
 	}{c.Model, c.Base, c.Prompts, c.Pos, c.Neg, c.PromptField, c.TextField, c.Encoder, c.ProbeWords, c.Templates, c.GT, c.GTField,
-		c.Seed, c.HeldOut, c.Sample, c.MaxNewTokens, c.Epochs, c.Top, c.samples(), string(c.Session.Device)})
+		c.Seed, c.HeldOut, c.Greedy, c.MaxNewTokens, c.Epochs, c.Top, c.samples(), string(c.Session.Device)})
 	h.Write(settings)
 	for _, f := range append([]string{a.encoder.Fingerprint}, fingerprints...) {
 		fmt.Fprintf(h, "\x00%s", f)

@@ -13,20 +13,26 @@ func auditCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "audit",
 		Usage: "from a tuned model (or its outputs) to the reward it was trained on, with its reasons and its reliability",
-		UsageText: `irl audit --model TUNED --base BASE --prompts ROWS --out DIR [--encoder DIR] [--sample]
+		UsageText: `irl audit --model TUNED --base BASE --prompts ROWS --out DIR [--encoder DIR] [--samples 4 | --sample=false]
 irl audit --pos ROWS --neg ROWS --encoder DIR --out DIR
 irl audit ... --gt SCORED_ROWS [--gt-field reward]`,
 		Description: `Recovers the reward a tuned model was trained on, and says why and how far to
 trust it. Stages:
   demonstrations  both models continue the same prompts (--prompts rows, a
-                  --prompt-field column; greedy, or --sample), paired by prompt;
-                  or --pos and --neg, rows of outputs (--prompt-field and
-                  --text-field) from models without weights. The prompts are
-                  split into training and held-out parts by --seed (--heldout).
+                  --prompt-field column), paired by prompt: --samples sampled
+                  continuations each (temperature 1), or with --sample=false
+                  one greedy continuation each, the models' modes (which use
+                  few words: the word lists see only those); or --pos and
+                  --neg, rows of outputs (--prompt-field and --text-field)
+                  from models without weights. The prompts are split into
+                  training and held-out parts by --seed (--heldout).
   features        hidden states of --encoder (default --base): nine choices of
                   layer and pooling, the one chosen on the training pairs only.
   irl             max-margin IRL, every epoch's head kept (DIR/heads/).
-  reliability     held-out pair accuracy and separation (AUC) with bootstrap
+  reliability     held-out pair accuracy (the share of held-out prompts where
+                  the tuned model's texts score above the base model's on
+                  average; with one text a side, of pairs ordered right) and
+                  separation (AUC of all held-out texts) with bootstrap
                   95% intervals; Kendall τ-b between the chosen head and other
                   epochs' and seeds' heads; a label-shuffle control (≈ 0.5).
   reasons         every whole word of the tokenizer (or --probe-words, one a
@@ -69,8 +75,8 @@ stage; a folder holding another audit needs --overwrite, which starts over.`,
 			&cli.StringFlag{Name: "templates", Usage: "file of templates, one a line, {} for the word", DefaultText: `"The {} is", "It was {}.", "It is {}.", "This is {}."`},
 			promptFieldFlag("prompt", "name of the prompt column"),
 			textFieldFlag("text", "name of the text column of --pos, --neg and --gt"),
-			&cli.BoolFlag{Name: "sample", Usage: "sample the continuations (temperature 1) instead of greedy decoding"},
-			&cli.IntFlag{Name: "samples", Usage: "with --sample: continuations per prompt from each model", DefaultText: "4"},
+			&cli.BoolFlag{Name: "sample", Value: true, Usage: "sample the continuations (temperature 1); --sample=false decodes one greedy continuation a prompt from each model"},
+			&cli.IntFlag{Name: "samples", Usage: "sampled continuations per prompt from each model", DefaultText: "4"},
 			&cli.IntFlag{Name: "max-new-tokens", Usage: "most tokens per continuation", DefaultText: "32, or what the models' positions leave after the longest prompt"},
 			&cli.Float64Flag{Name: "heldout", Value: 0.3, Usage: "share of the prompts held out"},
 			&cli.IntFlag{Name: "epochs", Value: 60, Usage: "IRL epochs"},
@@ -87,13 +93,16 @@ func runAudit(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if c.Int("max-new-tokens") < 0 || c.Int("epochs") <= 0 {
-		return fmt.Errorf("--max-new-tokens and --epochs must be positive")
+	if c.Int("max-new-tokens") < 0 || c.Int("epochs") <= 0 || c.Int("samples") < 0 {
+		return fmt.Errorf("--max-new-tokens, --samples and --epochs must be positive")
+	}
+	if !c.Bool("sample") && c.IsSet("samples") {
+		return fmt.Errorf("--samples %d with --sample=false: greedy decoding writes one continuation a prompt; drop one of the two", c.Int("samples"))
 	}
 	rep, err := audit.Run(audit.Config{Model: c.String("model"), Base: c.String("base"), Prompts: c.String("prompts"),
 		Pos: c.String("pos"), Neg: c.String("neg"), PromptField: c.String("prompt-field"), TextField: c.String("text-field"),
 		Encoder: c.String("encoder"), ProbeWords: c.String("probe-words"), Templates: c.String("templates"),
-		GT: c.String("gt"), GTField: c.String("gt-field"), Seed: c.Uint64("seed"), HeldOut: c.Float64("heldout"), Sample: c.Bool("sample"), Samples: c.Int("samples"), MaxNewTokens: c.Int("max-new-tokens"),
+		GT: c.String("gt"), GTField: c.String("gt-field"), Seed: c.Uint64("seed"), HeldOut: c.Float64("heldout"), Greedy: !c.Bool("sample"), Samples: c.Int("samples"), MaxNewTokens: c.Int("max-new-tokens"),
 		Epochs: c.Int("epochs"), Out: c.String("out"), Overwrite: c.Bool("overwrite"), Session: so, Progress: os.Stderr,
 		Quiet: c.Bool("quiet"), Context: c.Context})
 	if err != nil {
