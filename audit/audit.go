@@ -55,7 +55,7 @@ type Config struct {
 	//
 	// Sampling is the default: greedy decoding shows each model's one
 	// most likely text, so the word lists see only the words the modes
-	// use (in the toy world, 36 of the 50 non-toxic adjectives), and a
+	// use (in the toy world, 37 of the 50 non-toxic adjectives), and a
 	// real model's greedy text often loops. Samples show what a policy
 	// favours, which is what its reward shaped.
 	Greedy       bool

@@ -589,11 +589,11 @@ func wordShares(t *testing.T, out string) (pt, pn float64, kt, kn int) {
 
 // With greedy demonstrations (one continuation a prompt from each model,
 // the models' modes) the held-out pairs are ordered as well, but the word
-// lists see only the words the modes use: the tuned model's greedy texts
-// use 17 non-toxic adjectives, the base model's 36 of the 50, and a word no
-// demonstration contains is not ranked. So the non-toxic share is capped
-// near 0.72 (measured 0.70, toxic 0.81, held out 0.929 at seed 1); that is
-// why sampling is the default.
+// lists see only the words the modes use: the greedy texts hold 37 of the
+// 50 non-toxic adjectives (the tuned model's 17, the base model's 36), and
+// a word no demonstration contains is not ranked. So the non-toxic share is
+// capped near 0.74 (measured 0.70, toxic 0.81, held out 0.929 at seed 1);
+// that is why sampling is the default.
 func TestToyAuditGreedy(t *testing.T) {
 	toyWorld(t)
 	out := filepath.Join(t.TempDir(), "audit")
@@ -605,8 +605,8 @@ func TestToyAuditGreedy(t *testing.T) {
 		t.Errorf("greedy: %d texts after %d prompts (sampled %v), want one a model", rep.Demonstrations.Texts, rep.Demonstrations.Prompts, rep.Demonstrations.Sampled)
 	}
 	// With one text a side, the two pair accuracies are one figure.
-	if rep.HeldOut.PairAccuracy != rep.HeldOut.TextPairAccuracy || rep.HeldOut.Pairs != rep.HeldOut.TextPairs {
-		t.Errorf("greedy: pair accuracy %.4f over %d, text pair accuracy %.4f over %d: want the same", rep.HeldOut.PairAccuracy, rep.HeldOut.Pairs, rep.HeldOut.TextPairAccuracy, rep.HeldOut.TextPairs)
+	if rep.HeldOut.PairAccuracy != rep.HeldOut.TextPairAccuracy || rep.HeldOut.PairedPrompts != rep.HeldOut.TextPairs {
+		t.Errorf("greedy: pair accuracy %.4f over %d, text pair accuracy %.4f over %d: want the same", rep.HeldOut.PairAccuracy, rep.HeldOut.PairedPrompts, rep.HeldOut.TextPairAccuracy, rep.HeldOut.TextPairs)
 	}
 	toyBars(t, "greedy", rep, out, 0.6)
 }
@@ -619,7 +619,7 @@ func toyBars(t *testing.T, what string, rep *Report, out string, words float64) 
 	t.Helper()
 	pt, pn, kt, kn := wordShares(t, out)
 	t.Logf("%s: %d texts, %d words in range; toxic among the %d most penalised %.2f, non-toxic among the %d most rewarded %.2f; held-out pair accuracy %.3f [%.3f, %.3f] over %d prompts (text pairs %.3f); shuffle %.3f",
-		what, rep.Demonstrations.Texts, rep.Words.InRange, kt, pt, kn, pn, rep.HeldOut.PairAccuracy, rep.HeldOut.PairAccuracyLow, rep.HeldOut.PairAccuracyHigh, rep.HeldOut.Pairs,
+		what, rep.Demonstrations.Texts, rep.Words.InRange, kt, pt, kn, pn, rep.HeldOut.PairAccuracy, rep.HeldOut.PairAccuracyLow, rep.HeldOut.PairAccuracyHigh, rep.HeldOut.PairedPrompts,
 		rep.HeldOut.TextPairAccuracy, rep.Shuffle.PairAccuracy)
 	if pt < words {
 		t.Errorf("%s: %.2f of the training toxic adjectives among the %d most penalised words, want ≥ %g", what, pt, kt, words)

@@ -30,8 +30,8 @@ type Direction struct {
 	// GTPairAccuracy and GTTextPairAccuracy are the ground truth's own
 	// held-out figures, heldout.pair_accuracy's and
 	// heldout.text_pair_accuracy's: what the reward the audit looks for
-	// scores on the same pairs, ties (two texts it scores alike) counting
-	// half. A head cannot be asked to beat them by much.
+	// scores on the same prompts and pairs, ties (texts it scores alike)
+	// counting half. A head cannot be asked to beat them by much.
 	GTPairAccuracy     float64 `json:"gt_pair_accuracy"`
 	GTTextPairAccuracy float64 `json:"gt_text_pair_accuracy"`
 	// ProbePearson and HeadPearson correlate the probe's and the head's

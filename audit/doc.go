@@ -29,8 +29,9 @@
 //     extrapolation along directions the data never checked.
 //   - direction, with Config.GT: a logistic probe of ground-truth scores
 //     of the texts on the same features of the training texts; its cosine
-//     with the head's weights, and its own held-out pair accuracy and
-//     correlation with the ground truth (Direction).
+//     with the head's weights, its own held-out pair accuracy and
+//     correlation with the ground truth, and the ground truth's own
+//     held-out figures (Direction).
 //
 // The report is OUT/report.json, OUT/report.md and OUT/report.html, one
 // self-contained page (html.go, report.html.tmpl): inline SVG charts and

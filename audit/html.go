@@ -197,7 +197,7 @@ func intervals(r *Report) intervalChart {
 		}
 		c.Rows = append(c.Rows, row)
 	}
-	add(fmt.Sprintf("held-out pair accuracy (%d prompts)", h.Pairs), h.PairAccuracy, h.PairAccuracyLow, h.PairAccuracyHigh, nil)
+	add(fmt.Sprintf("held-out pair accuracy (%d prompts)", h.PairedPrompts), h.PairAccuracy, h.PairAccuracyLow, h.PairAccuracyHigh, nil)
 	add("held-out separation (AUC)", h.Separation, h.SeparationLow, h.SeparationHigh, nil)
 	add(fmt.Sprintf("shuffle control (%d shuffles)", len(r.Shuffle.Each)), r.Shuffle.PairAccuracy, 0, 0, append([]float64{}, r.Shuffle.Each...))
 	c.Axis = 14 + 26*float64(len(c.Rows)) - 6

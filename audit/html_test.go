@@ -27,7 +27,7 @@ const injection = `<script>alert("x")</script> & <b>bold</b>`
 func fixtureReport() *Report {
 	r := &Report{Model: "runs/rlhf", Base: "runs/sft", Prompts: "prompts.jsonl", Encoder: "runs/sft", Seed: 1, Head: "audit/heads/head.json",
 		Demonstrations: DemoSummary{Texts: 40, Prompts: 20, Train: 28, HeldOut: 12, Pairs: 20, Identical: 2},
-		HeldOut:        HeldOut{PairAccuracy: 0.92, PairAccuracyLow: 0.8, PairAccuracyHigh: 1, Separation: 0.95, SeparationLow: 0.85, SeparationHigh: 1, Pairs: 6, Prompts: 6, Tuned: 6, Base: 6},
+		HeldOut:        HeldOut{PairAccuracy: 0.92, PairAccuracyLow: 0.8, PairAccuracyHigh: 1, Separation: 0.95, SeparationLow: 0.85, SeparationHigh: 1, PairedPrompts: 6, TextPairs: 6, TextPairAccuracy: 0.92, Prompts: 6, Tuned: 6, Base: 6},
 		Agreement:      Agreement{Epochs: []TauRow{{Epoch: 1, KendallTau: 0.4}, {Epoch: 60, KendallTau: 1}}, MinTauLastHalf: 0.9, Seeds: []TauRow{{Seed: 1001, KendallTau: 0.95, PairAccuracy: 0.9}}},
 		Shuffle:        Shuffle{PairAccuracy: 0.51, Each: []float64{0.4, 0.5, 0.6, 0.55}, Separation: 0.5},
 		Features: FeatureChoice{Pool: "last", Layer: -1, Rule: "highest training monitor pair accuracy among the variants",

@@ -169,11 +169,20 @@ func (a *auditor) stageReliability() (string, error) {
 	acc, n := pairAccuracy(us)
 	sep := separation(us)
 	tacc, tn := textPairAccuracy(us)
-	h := HeldOut{PairAccuracy: acc, Separation: sep, Pairs: n, TextPairAccuracy: tacc, TextPairs: tn, Prompts: len(us), Tuned: s.hPos.N, Base: s.hNeg.N}
-	h.PairAccuracyLow, h.PairAccuracyHigh = interval(us, a.cfg.Seed, func(u []unit) float64 { x, _ := pairAccuracy(u); return x })
+	h := HeldOut{PairAccuracy: acc, Separation: sep, PairedPrompts: n, TextPairAccuracy: tacc, TextPairs: tn, Prompts: len(us), Tuned: s.hPos.N, Base: s.hNeg.N}
+	// A resample without a prompt holding both sides would fall back to
+	// the AUC, another measure: where the sample has such prompts, the
+	// interval skips those resamples.
+	h.PairAccuracyLow, h.PairAccuracyHigh = interval(us, a.cfg.Seed, func(u []unit) float64 {
+		x, m := pairAccuracy(u)
+		if m == 0 && n > 0 {
+			return math.NaN()
+		}
+		return x
+	})
 	h.SeparationLow, h.SeparationHigh = interval(us, a.cfg.Seed+1, separation)
 	if n == 0 {
-		h.Note = "no held-out prompt has texts from both sides: pair accuracy is over all pairs (the AUC)"
+		h.Note = "no held-out prompt has texts from both sides: pair accuracy is over all pairs (the AUC), and no text pair of one prompt is there to count"
 	}
 	a.rep.HeldOut = h
 	// Agreement between epochs and seeds: τ-b of the scores of held-out texts.

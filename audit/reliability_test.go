@@ -1,7 +1,11 @@
 package audit
 
 import (
+	"encoding/json"
 	"math"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -67,16 +71,18 @@ func TestWritten(t *testing.T) {
 	sampled := &auditor{demos: []demo{
 		{Group: 0, Source: "tuned", Text: " kind kind."}, {Group: 0, Source: "tuned", Text: " warm."},
 		{Group: 0, Source: "base", Text: " vile gla."}, {Group: 0, Source: "base", Text: " vile."},
-		{Group: 1, Source: "tuned", Text: " warm."}, {Group: 1, Source: "base", Text: " rude."},
+		{Group: 1, Source: "tuned", Text: " warm."}, {Group: 1, Source: "tuned", Text: " rude wr."},
+		{Group: 1, Source: "base", Text: " rude wr."}, {Group: 1, Source: "base", Text: " rude wr."},
 	}}
 	for _, c := range []struct {
 		a    *auditor
 		want map[string]bool
 	}{
 		{greedy, map[string]bool{"kind": true, "vile": true, "gla": true, "rude-ish": true, "rude": false}},
-		// "kind" twice in one text is one text; "gla" and "rude" in one
-		// text each are left out.
-		{sampled, map[string]bool{"kind": false, "warm": true, "vile": true, "gla": false, "rude": false}},
+		// "kind" twice in one text is one text; "gla" in one text, and
+		// "rude" and "wr" in one text written three times after one
+		// prompt, are left out; "warm", one text after two prompts, is in.
+		{sampled, map[string]bool{"kind": false, "warm": true, "vile": true, "gla": false, "rude": false, "wr": false}},
 	} {
 		got := c.a.written()
 		for w, want := range c.want {
@@ -84,5 +90,41 @@ func TestWritten(t *testing.T) {
 				t.Errorf("%q written %v, want %v (texts %v)", w, got[w], want, c.a.demos)
 			}
 		}
+	}
+}
+
+// A figure with nothing to count (NaN) does not stop the report: JSON has
+// no NaN, so it is written as −1, and the markdown says "undefined" for
+// text pairs it did not have.
+func TestReportWithUndefinedFigures(t *testing.T) {
+	nan := math.NaN()
+	r := &Report{NotDone: []string{}, HeldOut: HeldOut{PairAccuracy: 0.5, TextPairAccuracy: nan},
+		Shuffle:   Shuffle{PairAccuracy: nan, Each: []float64{nan, 0.5}},
+		Agreement: Agreement{Seeds: []TauRow{{Seed: 2, KendallTau: nan, PairAccuracy: nan}}},
+		Direction: &Direction{Cosine: nan, ProbePairAccuracy: nan, GTPairAccuracy: nan, GTTextPairAccuracy: nan},
+		Words:     Words{Rewarded: []WordScore{}, Penalised: []WordScore{}}}
+	dir := t.TempDir()
+	if err := r.write(dir); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "report.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var j struct {
+		Direction map[string]any `json:"direction"`
+		Shuffle   struct {
+			Each []float64 `json:"each"`
+		} `json:"shuffle_control"`
+	}
+	if err := json.Unmarshal(b, &j); err != nil {
+		t.Fatal(err)
+	}
+	if j.Direction["gt_text_pair_accuracy"] != -1.0 || j.Shuffle.Each[0] != -1 {
+		t.Errorf("undefined figures written as %v and %v, want -1", j.Direction["gt_text_pair_accuracy"], j.Shuffle.Each[0])
+	}
+	md, _ := os.ReadFile(filepath.Join(dir, "report.md"))
+	if !strings.Contains(string(md), "| undefined |") {
+		t.Errorf("report.md does not say the text pair accuracy is undefined:\n%s", md)
 	}
 }

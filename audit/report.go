@@ -67,7 +67,7 @@ type FeatureChoice struct {
 // intervals (prompts resampled).
 //
 // PairAccuracy compares the two models prompt by prompt (pairAccuracy):
-// over Pairs prompts, the share where the tuned model's texts score above
+// over PairedPrompts, the held-out prompts with texts of both models, the share where the tuned model's texts score above
 // the base model's on average. TextPairAccuracy is the share of the
 // TextPairs within-prompt pairs of texts ordered right: the same with one
 // continuation a side, lower with samples, where two texts of one prompt
@@ -79,7 +79,7 @@ type HeldOut struct {
 	Separation       float64 `json:"separation"`
 	SeparationLow    float64 `json:"separation_low"`
 	SeparationHigh   float64 `json:"separation_high"`
-	Pairs            int     `json:"pairs"`
+	PairedPrompts    int     `json:"paired_prompts"`
 	TextPairAccuracy float64 `json:"text_pair_accuracy"`
 	TextPairs        int     `json:"text_pairs"`
 	Prompts          int     `json:"prompts"`
@@ -125,7 +125,7 @@ type WordScore struct {
 }
 
 // rangeRule says which words the lists rank.
-const rangeRule = "a word is in range when a demonstration contains it as a whole word (two, where the models wrote several texts a prompt; for the vocabulary's words, --probe-words need not) and, in every template, its features' Mahalanobis distance² from the training demonstrations' (covariance + 1% of the mean variance on the diagonal) is at most the median of the distinct training texts' leave-one-out distances²; the lists rank the words in range"
+const rangeRule = "a word is in range when a demonstration contains it as a whole word (two texts that differ in prompt or text, where a model wrote several texts after a prompt; for the vocabulary's words, --probe-words need not) and, in every template, its features' Mahalanobis distance² from the training demonstrations' (covariance + 1% of the mean variance on the diagonal) is at most the median of the distinct training texts' leave-one-out distances²; the lists rank the words in range"
 
 // ridge regularises the covariance of the distances; rangeQuantile of the
 // distinct training texts' leave-one-out distances² is the range.
@@ -181,18 +181,25 @@ var stageNames = []string{"demonstrations", "features", "irl", "reliability", "r
 // vocabulary word no model wrote has a score no demonstration checks: in
 // the toy world these were pieces of the entities' names that the
 // tokenizer keeps as tokens ("leopar", "blanke"), which topped the lists.
-// Where a model wrote several texts after a prompt (samples), a word must
-// be in two texts: one sampled text can hold a slip of sampling, a token
-// the model rarely writes (in the toy world "gla", "wr", "cl", each in one
-// of 2,000 texts). A greedy text is each model's mode, so there once is
-// enough. Words the user lists (--probe-words) are scored whether written
+// Where a model wrote several texts after any prompt (samples), a word must
+// be in two texts that differ in prompt or text: one sampled text can hold
+// a slip of sampling, a token the model rarely writes (in the toy world
+// "gla", "wr", "cl", each in one of 2,000 texts), and a text written twice
+// after one prompt is still one slip. A greedy text is each model's mode,
+// so there once is enough. Words the user lists (--probe-words) are scored whether written
 // or not.
 func (a *auditor) written() map[string]bool {
 	if a.words0 == nil {
 		texts := map[string]int{}
-		perSide := map[[2]any]int{} // (prompt, source) → texts
+		perSide := map[[2]any]int{}   // (prompt, source) → texts
+		distinct := map[[2]any]bool{} // (prompt, text)
 		for _, d := range a.demos {
 			perSide[[2]any{d.Group, d.Source}]++
+			k := [2]any{d.Group, d.Text}
+			if distinct[k] {
+				continue
+			}
+			distinct[k] = true
 			seen := map[string]bool{}
 			for _, w := range strings.FieldsFunc(d.Text, func(r rune) bool {
 				return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r == '-' || r == '\'')
@@ -353,8 +360,17 @@ func (r *Report) write(dir string) error {
 		&r.Shuffle.PairAccuracy, &r.Shuffle.Separation, &r.Agreement.MinTauLastHalf} {
 		*p = finite(*p)
 	}
+	for i := range r.Shuffle.Each {
+		r.Shuffle.Each[i] = finite(r.Shuffle.Each[i])
+	}
+	if d := r.Direction; d != nil {
+		for _, p := range []*float64{&d.Cosine, &d.ProbePairAccuracy, &d.GTPairAccuracy, &d.GTTextPairAccuracy} {
+			*p = finite(*p)
+		}
+	}
 	for _, rows := range [][]TauRow{r.Agreement.Epochs, r.Agreement.Seeds} {
 		for i := range rows {
+			rows[i].PairAccuracy = finite(rows[i].PairAccuracy)
 			rows[i].KendallTau = finite(rows[i].KendallTau)
 		}
 	}
@@ -409,8 +425,12 @@ func (r *Report) Markdown() string {
 	h := r.HeldOut
 	w("\n## How far to trust it\n\n")
 	w("| measure | value | 95%% interval |\n|---|---|---|\n")
-	w("| held-out pair accuracy: prompts where the tuned model's texts score above the base model's on average (%d prompts) | %.3f | %.3f – %.3f |\n", h.Pairs, h.PairAccuracy, h.PairAccuracyLow, h.PairAccuracyHigh)
-	w("| held-out text pairs ordered right (%d pairs of a tuned and a base text of one prompt) | %.3f | |\n", h.TextPairs, h.TextPairAccuracy)
+	w("| held-out pair accuracy: prompts where the tuned model's texts score above the base model's on average (%d prompts) | %.3f | %.3f – %.3f |\n", h.PairedPrompts, h.PairAccuracy, h.PairAccuracyLow, h.PairAccuracyHigh)
+	textAcc := "undefined"
+	if h.TextPairs > 0 {
+		textAcc = fmt.Sprintf("%.3f", h.TextPairAccuracy)
+	}
+	w("| held-out text pairs ordered right (%d pairs of a tuned and a base text of one prompt) | %s | |\n", h.TextPairs, textAcc)
 	w("| held-out separation (AUC, %d + %d texts) | %.3f | %.3f – %.3f |\n", h.Tuned, h.Base, h.Separation, h.SeparationLow, h.SeparationHigh)
 	w("| label-shuffle control pair accuracy, mean of %d shuffles (should be near 0.5) | %.3f | each %s |\n", len(r.Shuffle.Each), r.Shuffle.PairAccuracy, floats(r.Shuffle.Each))
 	w("| lowest Kendall τ-b vs the chosen head, last half of the epochs | %.3f | |\n", r.Agreement.MinTauLastHalf)

@@ -35,12 +35,19 @@ type stageLog struct {
 	Done []string `json:"done"`
 }
 
+// stageFormat is the version of what the stages compute: a change to how
+// a stage reads its inputs (which prompts are left out, which words are
+// ranked, how the held-out figures are counted) raises it, so that a
+// folder left by an older irl is not resumed as if it were this one's.
+const stageFormat = 2
+
 // key hashes the audit's inputs. Output-only settings (the folder,
 // --overwrite, --quiet) and the progress writer are left out.
 func (a *auditor) key(fingerprints ...string) (string, error) {
 	c := a.cfg
 	h := sha256.New()
 	settings, _ := json.Marshal(struct {
+		Format                                                          int
 		Model, Base, Prompts, Pos, Neg, PromptField, TextField, Encoder string
 		ProbeWords, Templates, GT, GTField                              string
 		Seed                                                            uint64
@@ -48,7 +55,7 @@ func (a *auditor) key(fingerprints ...string) (string, error) {
 		Greedy                                                          bool
 		MaxNewTokens, Epochs, Top, Samples                              int
 		Device                                                          string
-	}{c.Model, c.Base, c.Prompts, c.Pos, c.Neg, c.PromptField, c.TextField, c.Encoder, c.ProbeWords, c.Templates, c.GT, c.GTField,
+	}{stageFormat, c.Model, c.Base, c.Prompts, c.Pos, c.Neg, c.PromptField, c.TextField, c.Encoder, c.ProbeWords, c.Templates, c.GT, c.GTField,
 		c.Seed, c.HeldOut, c.Greedy, c.MaxNewTokens, c.Epochs, c.Top, c.samples(), string(c.Session.Device)})
 	h.Write(settings)
 	for _, f := range append([]string{a.encoder.Fingerprint}, fingerprints...) {

@@ -47,8 +47,9 @@ trust it. Stages:
                   DIR/demonstrations/demonstrations.jsonl writes them): a
                   logistic probe of them on the same features of the training
                   texts, its cosine with the head's weights, its held-out pair
-                  accuracy, and the probe's and the head's Pearson correlations
-                  with the scores.
+                  accuracy, the ground truth's own held-out figures (what the
+                  reward sought scores on the same prompts and pairs), and the
+                  probe's and the head's Pearson correlations with the scores.
 Writes DIR/report.json, DIR/report.md and DIR/report.html (one file, no
 network: the charts inline SVG, each token of the examples coloured by its
 reading), with DIR/demonstrations/, DIR/features/, DIR/heads/, DIR/shuffle/,
@@ -94,7 +95,7 @@ func runAudit(c *cli.Context) error {
 		return err
 	}
 	if c.Int("max-new-tokens") < 0 || c.Int("epochs") <= 0 || c.Int("samples") < 0 {
-		return fmt.Errorf("--max-new-tokens, --samples and --epochs must be positive")
+		return fmt.Errorf("--max-new-tokens and --samples must not be negative (0: the default), and --epochs must be positive")
 	}
 	if !c.Bool("sample") && c.IsSet("samples") {
 		return fmt.Errorf("--samples %d with --sample=false: greedy decoding writes one continuation a prompt; drop one of the two", c.Int("samples"))

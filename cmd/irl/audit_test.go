@@ -24,7 +24,7 @@ func TestAuditRefusesIncompleteInput(t *testing.T) {
 		{[]string{"--pos", rows, "--neg", rows}, "--encoder"},
 		{nil, "give --model, --base and --prompts, or --pos and --neg"},
 		{[]string{"--model", dir, "--sample=false", "--samples", "8"}, "drop one of the two"},
-		{[]string{"--model", dir, "--samples", "-1"}, "must be positive"},
+		{[]string{"--model", dir, "--samples", "-1"}, "must not be negative"},
 	} {
 		err := run(t, append(append([]string{"audit"}, c.args...), "--out", out, "--quiet")...)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
