@@ -237,7 +237,13 @@ func (a *auditor) stageReasons() (string, error) {
 	// (in the toy world: the entities, and tokenizer fragments no text
 	// contains) is scored by directions the demonstrations never vary in,
 	// which no data checks.
-	d, _ := distances([]*rewardhead.Features{s.trPos, s.trNeg}, s.words, ridge)
+	d := distances([]*rewardhead.Features{s.trPos, s.trNeg}, s.words, ridge)
+	if d == nil { // every training text the same: no range to be within
+		d = make([]float64, s.words.N)
+		for i := range d {
+			d[i] = math.Inf(1)
+		}
+	}
 	limit := looLimit([]*rewardhead.Features{s.trPos, s.trNeg}, rangeQuantile)
 	all := make([]WordScore, len(a.words))
 	for i, w := range a.words {

@@ -1,0 +1,101 @@
+package audit
+
+import (
+	"math"
+	"math/rand/v2"
+	"sort"
+	"testing"
+
+	"irl/rewardhead"
+)
+
+// looDirect is looLimit by its definition: for each distinct row, the
+// rest's covariance built and factorised afresh, and the row's distance²
+// from it.
+func looDirect(train []*rewardhead.Features, q float64) float64 {
+	all := rowsOf(train)
+	var ds []float64
+	done := map[int]bool{}
+	for i, r := range all {
+		if done[i] {
+			continue
+		}
+		var rest []float32
+		kept := 0
+		for j, s := range all {
+			if same(r, s) {
+				done[j] = true
+				continue
+			}
+			rest = append(rest, s...)
+			kept++
+		}
+		if kept < 2 {
+			continue
+		}
+		f, _ := rewardhead.NewFeatures("rest", kept, len(r), rest, nil, nil)
+		one, _ := rewardhead.NewFeatures("one", 1, len(r), append([]float32(nil), r...), nil, nil)
+		if d := distances([]*rewardhead.Features{f}, one, ridge); d != nil {
+			ds = append(ds, d[0])
+		}
+	}
+	if len(ds) == 0 {
+		return math.Inf(1)
+	}
+	sort.Float64s(ds)
+	return ds[min(len(ds)-1, int(q*float64(len(ds))))]
+}
+
+func same(a, b []float32) bool {
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// The closed form of looLimit agrees with leaving each text out and
+// factorising afresh: more rows than features, fewer (where the ridge
+// carries the covariance), repeated texts, and every quantile.
+func TestLooLimitClosedForm(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, c := range []struct{ n, d, copies int }{{40, 6, 1}, {30, 6, 3}, {12, 20, 1}, {25, 16, 4}} {
+		base := make([][]float32, c.n)
+		for i := range base {
+			base[i] = make([]float32, c.d)
+			for j := range base[i] {
+				// Correlated and of unequal scale, as hidden states are.
+				base[i][j] = float32(rng.NormFloat64()*float64(j+1) + 0.5*float64(i%3))
+			}
+		}
+		var x []float32
+		rows := 0
+		for i, r := range base {
+			times := 1
+			if i%c.copies == 0 {
+				times = c.copies // some texts written several times
+			}
+			for k := 0; k < times; k++ {
+				x = append(x, r...)
+				rows++
+			}
+		}
+		half := rows / 2
+		a, _ := rewardhead.NewFeatures("a", half, c.d, x[:half*c.d], nil, nil)
+		b, _ := rewardhead.NewFeatures("b", rows-half, c.d, x[half*c.d:], nil, nil)
+		fs := []*rewardhead.Features{a, b}
+		for _, q := range []float64{0, 0.25, 0.5, 0.9, 1} {
+			got, want := looLimit(fs, q), looDirect(fs, q)
+			if math.Abs(got-want) > 1e-8*math.Max(1, math.Abs(want)) {
+				t.Errorf("n %d, d %d, copies %d, q %g: closed form %.12g, direct %.12g", c.n, c.d, c.copies, q, got, want)
+			}
+		}
+	}
+	// One text only, or two distinct texts: no rest to measure against
+	// for at least one of them.
+	one, _ := rewardhead.NewFeatures("one", 3, 2, []float32{1, 2, 1, 2, 1, 2}, nil, nil)
+	if got := looLimit([]*rewardhead.Features{one}, 0.5); !math.IsInf(got, 1) {
+		t.Errorf("one text three times: %v, want +Inf", got)
+	}
+}
