@@ -691,11 +691,16 @@ func (a *auditor) pipeline(pool neox.Pooling, layer int) (*features.Pipeline, er
 
 // featuresOf extracts the features of demonstrations (prompt + text).
 func featuresOf(p *features.Pipeline, name string, ds []demo) (*rewardhead.Features, error) {
+	return rowFeatures(p, name, demoRows(ds))
+}
+
+// demoRows are demonstrations as rows: prompt and text.
+func demoRows(ds []demo) []rows.Row {
 	rs := make([]rows.Row, len(ds))
 	for i, d := range ds {
 		rs[i] = rows.Row{Index: i, Line: i + 1, Prompt: d.Prompt, Text: d.Text}
 	}
-	return rowFeatures(p, name, rs)
+	return rs
 }
 
 func rowFeatures(p *features.Pipeline, name string, rs []rows.Row) (*rewardhead.Features, error) {
@@ -744,36 +749,91 @@ func ChooseVariant(vs []VariantResult) int {
 
 func (a *auditor) stageFeatures() (string, error) {
 	pos, neg := a.part(true, "tuned"), a.part(true, "base")
+	fp, fn, err := a.variantFeatures(pos, neg)
+	if err != nil {
+		return "", err
+	}
 	var vs []VariantResult
-	for _, v := range Variants {
-		acc, err := func() (float64, error) {
-			p, err := a.pipeline(v.Pool, v.Layer)
-			if err != nil {
-				return 0, err
-			}
-			defer p.Destroy()
-			fp, err := featuresOf(p, "train/tuned", pos)
-			if err != nil {
-				return 0, err
-			}
-			fn, err := featuresOf(p, "train/base", neg)
-			if err != nil {
-				return 0, err
-			}
-			res, err := rewardhead.Train(fp, fn, a.trainConfig(a.cfg.Seed))
-			if err != nil {
-				return 0, err
-			}
-			return res.Stats[len(res.Stats)-1].PairAccuracy, nil
-		}()
+	for i, v := range Variants {
+		res, err := rewardhead.Train(fp[i], fn[i], a.trainConfig(a.cfg.Seed))
 		if err != nil {
 			return "", fmt.Errorf("pool %s at layer %d: %w", v.Pool, v.Layer, err)
 		}
-		vs = append(vs, VariantResult{Pool: string(v.Pool), Layer: v.Layer, TrainPairAccuracy: acc})
+		vs = append(vs, VariantResult{Pool: string(v.Pool), Layer: v.Layer, TrainPairAccuracy: res.Stats[len(res.Stats)-1].PairAccuracy})
 	}
 	best := ChooseVariant(vs)
 	a.rep.Features = FeatureChoice{Pool: vs[best].Pool, Layer: vs[best].Layer, Rule: "highest training monitor pair accuracy among the variants", Variants: vs}
 	return fmt.Sprintf("%d feature choices; pool %s at layer %d (training pair accuracy %.3f)", len(vs), vs[best].Pool, vs[best].Layer, vs[best].TrainPairAccuracy), nil
+}
+
+// variantFeatures extracts the training texts' features for every one of
+// Variants, in its order. From a model folder, one pass through the model
+// gives them all (Variants is a grid of layers and poolings, and
+// features.Pipeline.Grid pools each layer every way at once): the nine
+// passes it replaces cost three times as much, the three through every
+// layer most. An .onnx encoder runs a pass a variant.
+func (a *auditor) variantFeatures(pos, neg []demo) (fp, fn []*rewardhead.Features, err error) {
+	var layers []int
+	var pools []neox.Pooling
+	for _, v := range Variants {
+		if !slices.Contains(layers, v.Layer) {
+			layers = append(layers, v.Layer)
+		}
+		if !slices.Contains(pools, v.Pool) {
+			pools = append(pools, v.Pool)
+		}
+	}
+	if a.encoder.IsONNX() {
+		for _, v := range Variants {
+			err := func() error {
+				p, err := a.pipeline(v.Pool, v.Layer)
+				if err != nil {
+					return err
+				}
+				defer p.Destroy()
+				x, err := featuresOf(p, "train/tuned", pos)
+				if err != nil {
+					return err
+				}
+				y, err := featuresOf(p, "train/base", neg)
+				fp, fn = append(fp, x), append(fn, y)
+				return err
+			}()
+			if err != nil {
+				return nil, nil, fmt.Errorf("pool %s at layer %d: %w", v.Pool, v.Layer, err)
+			}
+		}
+		return fp, fn, nil
+	}
+	p, err := features.NewPipeline(features.PipelineOptions{Model: a.encoder, Tokenizer: a.tokPath, Layers: layers, Pools: pools,
+		BatchSize: 64, Session: a.cfg.Session, Context: a.cfg.Context, Progress: a.bars()})
+	if err != nil {
+		return nil, nil, err
+	}
+	defer p.Destroy()
+	grid := func(name string, ds []demo) ([]*rewardhead.Features, error) {
+		enc, err := p.Encode(name, demoRows(ds), &rows.Bad{})
+		if err != nil {
+			return nil, err
+		}
+		fs, _, err := p.Grid(name, enc)
+		if err != nil {
+			return nil, err
+		}
+		// In Variants' order: the grid is layer by layer, pools within.
+		out := make([]*rewardhead.Features, len(Variants))
+		for i, v := range Variants {
+			out[i] = fs[slices.Index(layers, v.Layer)*len(pools)+slices.Index(pools, v.Pool)]
+		}
+		return out, nil
+	}
+	if fp, err = grid("train/tuned", pos); err != nil {
+		return nil, nil, err
+	}
+	if fn, err = grid("train/base", neg); err != nil {
+		return nil, nil, err
+	}
+	return fp, fn, nil
 }
 
 // scored holds the chosen features' held-out data.

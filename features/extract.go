@@ -23,6 +23,13 @@ type Options struct {
 	Layer int
 	// Pool is PoolLast (the last real token, the default) or PoolMean.
 	Pool neox.Pooling
+	// Layers and Pools, when Pools is set, ask for a grid of feature
+	// choices from one pass through the model instead of Layer and Pool:
+	// each row's features are every layer of Layers (resolved as Layer is)
+	// pooled every way of Pools, side by side, layer by layer and within a
+	// layer in Pools' order. Model folders only.
+	Layers []int
+	Pools  []neox.Pooling
 	// BatchSize is the number of rows per batch: rows of similar lengths
 	// padded to the longest of them.
 	BatchSize int
@@ -67,10 +74,15 @@ func Open(model *neox.Source, o Options) (Extractor, error) {
 	if o.Pool == neox.NoPool {
 		o.Pool = neox.PoolLast
 	}
-	if _, err := neox.ParsePooling(string(o.Pool)); err != nil {
-		return nil, err
+	for _, p := range append([]neox.Pooling{o.Pool}, o.Pools...) {
+		if _, err := neox.ParsePooling(string(p)); err != nil {
+			return nil, err
+		}
 	}
 	if model.IsONNX() {
+		if len(o.Pools) > 0 {
+			return nil, fmt.Errorf("features: a grid of feature choices in one pass needs a model folder, not the .onnx file %s", model.Path)
+		}
 		return openONNX(model.Path, o)
 	}
 	m, err := model.Load()
@@ -96,6 +108,9 @@ type modelExtractor struct {
 	r     *policy.Runner
 	cfg   neox.Config
 	layer int
+	// layers and pools are a grid's (Options.Pools), else layer's alone.
+	layers []int
+	pools  int
 }
 
 // NewModelExtractor extracts features from a loaded model, building a graph
@@ -109,6 +124,25 @@ func NewModelExtractor(m *neox.Model, o Options) (Extractor, error) {
 	if pool == neox.NoPool {
 		pool = neox.PoolLast
 	}
+	layers := []int{l}
+	var pools []neox.Pooling
+	if len(o.Pools) > 0 {
+		if len(o.Layers) == 0 {
+			return nil, fmt.Errorf("features: a grid of feature choices needs its layers")
+		}
+		layers, pools, pool = nil, o.Pools, neox.NoPool
+		for _, x := range o.Layers {
+			r, err := resolveLayer(x, m.Config.NumLayers)
+			if err != nil {
+				return nil, err
+			}
+			if slices.Contains(layers, r) {
+				return nil, fmt.Errorf("features: layer %d twice in a grid", x)
+			}
+			layers = append(layers, r)
+		}
+		l = layers[0]
+	}
 	maxTokens := o.MaxTokens
 	switch {
 	case maxTokens == 0:
@@ -116,16 +150,16 @@ func NewModelExtractor(m *neox.Model, o Options) (Extractor, error) {
 	case maxTokens < 0:
 		maxTokens = 0
 	}
-	fo := neox.ForwardOptions{Hidden: []int{l}, Pool: pool, Standard: o.Standard}
+	fo := neox.ForwardOptions{Hidden: layers, Pool: pool, Pools: pools, Standard: o.Standard}
 	r, err := policy.NewRunner(m, fo, o.Session, nil)
 	if err != nil {
 		return nil, err
 	}
 	r.MaxTokens = maxTokens
-	return &modelExtractor{r: r, cfg: m.Config, layer: l}, nil
+	return &modelExtractor{r: r, cfg: m.Config, layer: l, layers: layers, pools: len(fo.Poolings())}, nil
 }
 
-func (e *modelExtractor) Dim() int   { return e.cfg.HiddenSize }
+func (e *modelExtractor) Dim() int   { return len(e.layers) * e.pools * e.cfg.HiddenSize }
 func (e *modelExtractor) Layer() int { return e.layer }
 func (e *modelExtractor) Destroy()   { e.r.Destroy() }
 func (e *modelExtractor) run(bt *neox.Batch) ([]float32, error) {
@@ -138,7 +172,18 @@ func (e *modelExtractor) run(bt *neox.Batch) ([]float32, error) {
 	if err != nil {
 		return nil, err
 	}
-	return out[neox.HiddenOutput(e.layer)].Data, nil
+	if len(e.layers) == 1 {
+		return out[neox.HiddenOutput(e.layer)].Data, nil
+	}
+	// A grid: each row's layers side by side.
+	w := e.pools * e.cfg.HiddenSize
+	x := make([]float32, 0, bt.B*len(e.layers)*w)
+	for r := 0; r < bt.B; r++ {
+		for _, l := range e.layers {
+			x = append(x, out[neox.HiddenOutput(l)].Data[r*w:(r+1)*w]...)
+		}
+	}
+	return x, nil
 }
 
 // onnxExtractor runs an .onnx file exported by another tool, such as

@@ -20,9 +20,12 @@ type PipelineOptions struct {
 	Model *neox.Source
 	// Tokenizer is a tokenizer.json; "" means tokenizer.DefaultPath.
 	Tokenizer string
-	// Layer, Pool, BatchSize, Session and Progress are Options'.
+	// Layer, Pool, BatchSize, Session and Progress are Options'; so are
+	// Layers and Pools, a grid of feature choices that Grid extracts.
 	Layer     int
 	Pool      neox.Pooling
+	Layers    []int
+	Pools     []neox.Pooling
 	BatchSize int
 	Session   onnx.Options
 	Progress  io.Writer
@@ -70,7 +73,7 @@ func NewPipeline(o PipelineOptions) (*Pipeline, error) {
 			return nil, fmt.Errorf("features: max_length %d exceeds the model's max_position_embeddings %d", p.o.MaxLength, p.cfg.MaxPositions)
 		}
 	}
-	ext, err := Open(o.Model, Options{Layer: o.Layer, Pool: o.Pool, BatchSize: o.BatchSize, Session: o.Session, Progress: o.Progress})
+	ext, err := Open(o.Model, Options{Layer: o.Layer, Pool: o.Pool, Layers: o.Layers, Pools: o.Pools, BatchSize: o.BatchSize, Session: o.Session, Progress: o.Progress})
 	if err != nil {
 		return nil, err
 	}
@@ -123,41 +126,86 @@ func (p *Pipeline) Encode(file string, rs []rows.Row, bad *rows.Bad) ([]rows.Enc
 // Features extracts the features of encoded rows, with their source rows
 // and the metadata `irl features` writes (input names the row file).
 func (p *Pipeline) Features(input string, enc []rows.Encoded, skipped int) (*rewardhead.Features, Stats, error) {
+	if len(p.o.Pools) > 0 {
+		panic("features: Features on a pipeline of a grid of choices (use Grid)")
+	}
+	x, index, truncated, st, err := p.extract(input, enc)
+	if err != nil {
+		return nil, st, err
+	}
+	f, err := p.wrap(input, x, index, p.ext.Layer(), p.pool(), truncated, skipped)
+	return f, st, err
+}
+
+// Grid extracts a grid of feature choices (PipelineOptions.Layers and
+// Pools) in one pass through the model: one Features a choice, layer by
+// layer and within a layer in Pools' order, each as Features would give it
+// for that layer and pooling alone.
+func (p *Pipeline) Grid(input string, enc []rows.Encoded) ([]*rewardhead.Features, Stats, error) {
+	if len(p.o.Pools) == 0 {
+		panic("features: Grid on a pipeline of one choice (use Features)")
+	}
+	x, index, truncated, st, err := p.extract(input, enc)
+	if err != nil {
+		return nil, st, err
+	}
+	me := p.ext.(*modelExtractor)
+	n, d := len(enc), me.cfg.HiddenSize
+	k := len(me.layers) * len(p.o.Pools)
+	var out []*rewardhead.Features
+	for c := 0; c < k; c++ {
+		col := make([]float32, 0, n*d)
+		for r := 0; r < n; r++ {
+			col = append(col, x[(r*k+c)*d:(r*k+c+1)*d]...)
+		}
+		f, err := p.wrap(input, col, index, me.layers[c/len(p.o.Pools)], p.o.Pools[c%len(p.o.Pools)], truncated, 0)
+		if err != nil {
+			return nil, st, err
+		}
+		out = append(out, f)
+	}
+	return out, st, nil
+}
+
+// extract runs the rows through the model: F32 [N, Dim()], their rows'
+// indices and how many were truncated.
+func (p *Pipeline) extract(input string, enc []rows.Encoded) (x []float32, index []int64, truncated int, st Stats, err error) {
 	if len(enc) == 0 {
-		return nil, Stats{}, fmt.Errorf("%s: no usable rows", input)
+		return nil, nil, 0, Stats{}, fmt.Errorf("%s: no usable rows", input)
 	}
 	seqs := make([][]int64, len(enc))
-	index := make([]int64, len(enc))
-	truncated := 0
+	index = make([]int64, len(enc))
 	for i, e := range enc {
 		seqs[i], index[i] = e.IDs, int64(e.Index)
 		if e.Truncated {
 			truncated++
 		}
 	}
-	x, st, err := Extract(p.ext, seqs, Options{BatchSize: p.o.BatchSize, Progress: p.o.Progress, Context: p.o.Context})
-	if err != nil {
-		return nil, st, err
-	}
+	x, st, err = Extract(p.ext, seqs, Options{BatchSize: p.o.BatchSize, Progress: p.o.Progress, Context: p.o.Context})
+	return x, index, truncated, st, err
+}
+
+// wrap makes features of x with the metadata `irl features` writes.
+func (p *Pipeline) wrap(input string, x []float32, index []int64, layer int, pool neox.Pooling, truncated, skipped int) (*rewardhead.Features, error) {
 	meta := map[string]string{
 		"model":             filepath.Clean(p.o.Model.Path),
 		"model_fingerprint": p.o.Model.Fingerprint,
-		"layer":             fmt.Sprint(p.ext.Layer()),
-		"pool":              string(p.pool()),
+		"layer":             fmt.Sprint(layer),
+		"pool":              string(pool),
 		"max_length":        fmt.Sprint(p.o.MaxLength),
 		"truncate":          string(p.o.Truncate),
 		"truncated":         fmt.Sprint(truncated),
 		"skipped":           fmt.Sprint(skipped),
 		"input":             input,
 	}
-	if p.ext.Layer() < 0 {
+	if layer < 0 {
 		meta["layer"] = "last_hidden_state"
 	}
-	f, err := rewardhead.NewFeatures(input, len(enc), len(x)/len(enc), x, index, meta)
+	f, err := rewardhead.NewFeatures(input, len(index), len(x)/len(index), x, index, meta)
 	if err != nil {
-		return nil, st, fmt.Errorf("features of %s from %s: %w", input, p.o.Model.Path, err)
+		return nil, fmt.Errorf("features of %s from %s: %w", input, p.o.Model.Path, err)
 	}
-	return f, st, nil
+	return f, nil
 }
 
 func (p *Pipeline) pool() neox.Pooling {

@@ -15,6 +15,11 @@ type ForwardOptions struct {
 	// Pool, if set, replaces each hidden-state output by its pooled rows,
 	// F32 [B,D], named HiddenOutput(i); see Pooling.
 	Pool Pooling
+	// Pools, instead of Pool, pools each hidden-state output each of these
+	// ways, concatenated in order: F32 [B, len(Pools)·D], named
+	// HiddenOutput(i). One pass then gives every feature choice of the
+	// layers it computes.
+	Pools []Pooling
 	// LogProbs adds the inputs TokensInput (I64 [B,S]) and TemperatureInput
 	// (F32 [1]) and the outputs LogProbsOutput and EntropyOutput, F32
 	// [B,S]: at each position, log p(token) and the entropy under
@@ -41,6 +46,18 @@ type ForwardOptions struct {
 	Device onnx.Device
 }
 
+// Poolings is the poolings each hidden-state output takes: Pools, or Pool
+// alone; none for whole hidden states.
+func (o ForwardOptions) Poolings() []Pooling {
+	if len(o.Pools) > 0 {
+		return o.Pools
+	}
+	if o.Pool != NoPool {
+		return []Pooling{o.Pool}
+	}
+	return nil
+}
+
 // ForwardGraph is a built forward graph with its input and output names.
 type ForwardGraph struct {
 	Graph   *onnx.Graph
@@ -62,7 +79,10 @@ func BuildForward(m *Model, o ForwardOptions) (*ForwardGraph, error) {
 	if len(o.Hidden) == 0 && !o.Logits && !o.LogProbs && !o.Values {
 		return nil, fmt.Errorf("neox: forward graph with no outputs")
 	}
-	if (o.Logits || o.LogProbs || o.Values) && o.Pool != NoPool {
+	if o.Pool != NoPool && len(o.Pools) > 0 {
+		return nil, fmt.Errorf("neox: give Pool or Pools, not both")
+	}
+	if (o.Logits || o.LogProbs || o.Values) && len(o.Poolings()) > 0 {
 		return nil, fmt.Errorf("neox: pooling applies to hidden states only, not logits")
 	}
 	if o.Values && (m.Params[ValueHeadWeight] == nil || m.Params[ValueHeadBias] == nil) {
@@ -107,11 +127,10 @@ func BuildForward(m *Model, o ForwardOptions) (*ForwardGraph, error) {
 
 	emit := func(i int, x onnx.Value) {
 		name := HiddenOutput(i)
-		switch o.Pool {
-		case NoPool:
+		if pools := o.Poolings(); len(pools) == 0 {
 			g.Output(x, name, onnx.Float, "batch", "seq", c.HiddenSize)
-		default:
-			g.Output(b.pool(x, mask, o.Pool), name, onnx.Float, "batch", c.HiddenSize)
+		} else {
+			g.Output(b.pools(x, mask, pools), name, onnx.Float, "batch", len(pools)*c.HiddenSize)
 		}
 		fg.Outputs = append(fg.Outputs, name)
 	}
@@ -177,13 +196,13 @@ func (b *builder) fusedForward(fg *ForwardGraph, o ForwardOptions, ids, mask onn
 	var bsd onnx.Value // (B,S,D), for pooling
 	emit := func(i int, x onnx.Value) {
 		name := HiddenOutput(i)
-		if o.Pool == NoPool {
+		if pools := o.Poolings(); len(pools) == 0 {
 			g.Output(unrotate(x), name, onnx.Float, "batch", "seq", c.HiddenSize)
 		} else {
 			if bsd == "" {
 				bsd = g.Concat(0, g.Shape(ids), g.ConstI64(int64(c.HiddenSize)))
 			}
-			g.Output(b.pool(g.ReshapeTo(x, bsd), maskR, o.Pool), name, onnx.Float, "batch", c.HiddenSize)
+			g.Output(b.pools(g.ReshapeTo(x, bsd), maskR, pools), name, onnx.Float, "batch", len(pools)*c.HiddenSize)
 		}
 		fg.Outputs = append(fg.Outputs, name)
 	}

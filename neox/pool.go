@@ -52,6 +52,18 @@ func (p Pooling) FromEnd() (int, bool) {
 	return k, true
 }
 
+// pools reduces x (B,S,D) each way of hows, concatenated: (B, len(hows)·D).
+func (b *builder) pools(x, mask onnx.Value, hows []Pooling) onnx.Value {
+	if len(hows) == 1 {
+		return b.pool(x, mask, hows[0])
+	}
+	outs := make([]onnx.Value, len(hows))
+	for i, how := range hows {
+		outs[i] = b.pool(x, mask, how)
+	}
+	return b.g.Concat(1, outs...)
+}
+
 // pool reduces x (B,S,D) to (B,D) over the real tokens of mask (B,S).
 func (b *builder) pool(x, mask onnx.Value, how Pooling) onnx.Value {
 	g := b.g

@@ -119,8 +119,8 @@ func (r *Runner) ForwardTokens(bt *neox.Batch, tokens []int64, temperature float
 			shape = []int{bt.B, bt.S}
 		case name == neox.LogitsOutput:
 			shape = []int{bt.B, bt.S, c.VocabSize}
-		case r.fo.Pool != neox.NoPool:
-			shape = []int{bt.B, c.HiddenSize}
+		case len(r.fo.Poolings()) > 0:
+			shape = []int{bt.B, len(r.fo.Poolings()) * c.HiddenSize}
 		}
 		o := Output{Shape: shape, Data: make([]float32, neox.Numel(shape))}
 		res[name] = o
@@ -166,7 +166,7 @@ func (r *Runner) run(bt *neox.Batch, from, to int, tokens []int64, temperature f
 		switch name := r.graph.Outputs[i]; {
 		case name == neox.LogProbsOutput || name == neox.EntropyOutput || name == neox.ValuesOutput:
 			shape = []int64{b, int64(s)}
-		case name != neox.LogitsOutput && r.fo.Pool != neox.NoPool:
+		case name != neox.LogitsOutput && len(r.fo.Poolings()) > 0:
 			shape = []int64{b, int64(per)}
 		}
 		io.outF32(r.graph.Outputs[i], d[from*per:to*per], shape...)
