@@ -3,6 +3,7 @@ package audit
 import (
 	"encoding/binary"
 	"math"
+	"slices"
 	"sort"
 
 	"gonum.org/v1/gonum/mat"
@@ -102,7 +103,9 @@ func distances(train []*rewardhead.Features, rows *rewardhead.Features, ridge fl
 // kN/(N−k)·uuᵀ from the scatter (u = x − μ) and moves x's offset from the
 // mean to N/(N−k)·u; with A the rest's ridged covariance before the
 // rank-one part, Sherman–Morrison gives the distance² as
-// (N/(N−k))²·q/(1 − c·q), q = uᵀA⁻¹u, c = kN/(N−k)².
+// (N/(N−k))²·q/(1 − c·q), q = uᵀA⁻¹u, c = kN/(N−k)². A text that carries
+// nearly all the scatter, where those differences cancel, is measured
+// directly (leftOut).
 func looLimit(train []*rewardhead.Features, q float64) float64 {
 	all := rowsOf(train)
 	if len(all) == 0 {
@@ -150,17 +153,28 @@ func looLimit(train []*rewardhead.Features, q float64) float64 {
 			u.SetVec(j, v)
 			uu += v * v
 		}
-		lam := ridge * (m.trace - k*n/rest*uu) / (rest * float64(dim))
-		if !(lam > 0) {
-			continue // the rest are one point: no covariance to measure by
+		// The rest's trace is a difference of two sums, and the closed
+		// form's 1 − c·q another: where x carries nearly all the scatter
+		// (or the rest are one point, with none) they are rounding, and x
+		// is measured from the rest directly.
+		trest := m.trace - k*n/rest*uu
+		if !(trest > 1e-6*m.trace) {
+			if d, ok := leftOut(all, r, dim); ok {
+				ds = append(ds, d)
+			}
+			continue
 		}
+		lam := ridge * trest / (rest * float64(dim))
 		z.MulVec(vecs.T(), u)
 		var qd float64
 		for i, ev := range e {
 			qd += z.AtVec(i) * z.AtVec(i) / (math.Max(ev, 0)/rest + lam)
 		}
 		c := k * n / (rest * rest)
-		if 1-c*qd <= 0 {
+		if 1-c*qd < 1e-6 {
+			if d, ok := leftOut(all, r, dim); ok {
+				ds = append(ds, d)
+			}
 			continue
 		}
 		f := n / rest
@@ -171,4 +185,34 @@ func looLimit(train []*rewardhead.Features, q float64) float64 {
 	}
 	sort.Float64s(ds)
 	return ds[min(len(ds)-1, int(q*float64(len(ds))))]
+}
+
+// leftOut is x's distance² from the rows of all that differ from it, with
+// their covariance built and factorised afresh; false when there is none to
+// measure by.
+func leftOut(all [][]float32, x []float32, dim int) (float64, bool) {
+	var rest []float32
+	n := 0
+	for _, r := range all {
+		if !slices.Equal(r, x) {
+			rest = append(rest, r...)
+			n++
+		}
+	}
+	if n < 2 {
+		return 0, false
+	}
+	f, err := rewardhead.NewFeatures("rest", n, dim, rest, nil, nil)
+	if err != nil {
+		return 0, false
+	}
+	one, err := rewardhead.NewFeatures("one", 1, dim, append([]float32(nil), x...), nil, nil)
+	if err != nil {
+		return 0, false
+	}
+	d := distances([]*rewardhead.Features{f}, one, ridge)
+	if d == nil || math.IsInf(d[0], 0) {
+		return 0, false
+	}
+	return d[0], true
 }

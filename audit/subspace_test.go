@@ -92,10 +92,27 @@ func TestLooLimitClosedForm(t *testing.T) {
 			}
 		}
 	}
-	// One text only, or two distinct texts: no rest to measure against
-	// for at least one of them.
-	one, _ := rewardhead.NewFeatures("one", 3, 2, []float32{1, 2, 1, 2, 1, 2}, nil, nil)
-	if got := looLimit([]*rewardhead.Features{one}, 0.5); !math.IsInf(got, 1) {
-		t.Errorf("one text three times: %v, want +Inf", got)
+	// One text only, or two distinct texts (a once, b twice): left out,
+	// each leaves no covariance to measure by (one point, or one point
+	// twice).
+	for _, c := range []struct {
+		name string
+		x    []float32
+	}{{"one text three times", []float32{1, 2, 1, 2, 1, 2}}, {"a, b, b", []float32{0.3, 0.7, 1, 2, 1, 2}}} {
+		f, _ := rewardhead.NewFeatures("f", len(c.x)/2, 2, c.x, nil, nil)
+		if got := looLimit([]*rewardhead.Features{f}, 0.5); !math.IsInf(got, 1) {
+			t.Errorf("%s: %v, want +Inf", c.name, got)
+		}
+	}
+	// A text far from tight others dominates the scatter, where the
+	// closed form's 1 − c·q cancels: it is measured directly.
+	var x []float32
+	for i := 0; i < 20; i++ {
+		x = append(x, float32(i%5)*1e-3, float32(i%7)*1e-3, float32(i%3)*1e-3)
+	}
+	x = append(x, 1e3, -1e3, 1e3)
+	far, _ := rewardhead.NewFeatures("far", 21, 3, x, nil, nil)
+	if got, want := looLimit([]*rewardhead.Features{far}, 1), looDirect([]*rewardhead.Features{far}, 1); math.Abs(got-want) > 1e-6*want {
+		t.Errorf("a far text: %.10g, direct %.10g", got, want)
 	}
 }

@@ -131,17 +131,27 @@ func NewModelExtractor(m *neox.Model, o Options) (Extractor, error) {
 			return nil, fmt.Errorf("features: a grid of feature choices needs its layers")
 		}
 		layers, pools, pool = nil, o.Pools, neox.NoPool
+		for i, p := range pools {
+			if slices.Contains(pools[:i], p) {
+				return nil, fmt.Errorf("features: pooling %s twice in a grid", p)
+			}
+		}
+		// Two layers may resolve to one (-1 and 1 of a one-layer model):
+		// the graph computes it once, the grid holds it twice.
 		for _, x := range o.Layers {
 			r, err := resolveLayer(x, m.Config.NumLayers)
 			if err != nil {
 				return nil, err
 			}
-			if slices.Contains(layers, r) {
-				return nil, fmt.Errorf("features: layer %d twice in a grid", x)
-			}
 			layers = append(layers, r)
 		}
 		l = layers[0]
+	}
+	hidden := []int{}
+	for _, x := range layers {
+		if !slices.Contains(hidden, x) {
+			hidden = append(hidden, x)
+		}
 	}
 	maxTokens := o.MaxTokens
 	switch {
@@ -150,7 +160,7 @@ func NewModelExtractor(m *neox.Model, o Options) (Extractor, error) {
 	case maxTokens < 0:
 		maxTokens = 0
 	}
-	fo := neox.ForwardOptions{Hidden: layers, Pool: pool, Pools: pools, Standard: o.Standard}
+	fo := neox.ForwardOptions{Hidden: hidden, Pool: pool, Pools: pools, Standard: o.Standard}
 	r, err := policy.NewRunner(m, fo, o.Session, nil)
 	if err != nil {
 		return nil, err
@@ -175,7 +185,8 @@ func (e *modelExtractor) run(bt *neox.Batch) ([]float32, error) {
 	if len(e.layers) == 1 {
 		return out[neox.HiddenOutput(e.layer)].Data, nil
 	}
-	// A grid: each row's layers side by side.
+	// A grid: each row's layers side by side (a layer asked for twice,
+	// twice).
 	w := e.pools * e.cfg.HiddenSize
 	x := make([]float32, 0, bt.B*len(e.layers)*w)
 	for r := 0; r < bt.B; r++ {

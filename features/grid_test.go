@@ -16,7 +16,15 @@ import (
 // A grid of feature choices from one pass equals each choice extracted on
 // its own, on the fused and the standard graphs, with its own metadata.
 func TestGridMatchesEachChoice(t *testing.T) {
-	cfg := neox.Config{VocabSize: 97, HiddenSize: 64, NumLayers: 3, NumHeads: 4, IntermediateSize: 128,
+	// Three layers, and one, where layers -1 and 1 are one hidden state
+	// the grid holds twice.
+	for _, n := range []int{3, 1} {
+		gridCase(t, n)
+	}
+}
+
+func gridCase(t *testing.T, numLayers int) {
+	cfg := neox.Config{VocabSize: 97, HiddenSize: 64, NumLayers: numLayers, NumHeads: 4, IntermediateSize: 128,
 		MaxPositions: 64, RotaryPct: 0.25, RotaryBase: 10000, LayerNormEps: 1e-5, HiddenAct: "gelu",
 		ParallelResidual: true, InitializerRange: 0.2}
 	m, err := neox.Init(cfg, 9)
@@ -66,7 +74,7 @@ func TestGridMatchesEachChoice(t *testing.T) {
 				t.Fatal(err)
 			}
 			g := got[i*len(pools)+j]
-			what := fmt.Sprintf("layer %d, pool %s", l, p)
+			what := fmt.Sprintf("%d layers: layer %d, pool %s", numLayers, l, p)
 			if g.N != want.N || g.D != want.D {
 				t.Fatalf("%s: %d×%d, want %d×%d", what, g.N, g.D, want.N, want.D)
 			}
@@ -78,8 +86,9 @@ func TestGridMatchesEachChoice(t *testing.T) {
 			}
 		}
 	}
-	// The standard graph gives the same grid.
-	std, err := Open(src, Options{Layers: layers, Pools: pools, Standard: true, Session: session})
+	// The standard graph gives the same grid, in runs of at most 50
+	// tokens (a batch split across runs).
+	std, err := Open(src, Options{Layers: layers, Pools: pools, Standard: true, MaxTokens: 50, Session: session})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +107,7 @@ func TestGridMatchesEachChoice(t *testing.T) {
 		for r := range enc {
 			col = append(col, x[(r*k+c)*d:(r*k+c+1)*d]...)
 		}
-		closeRel(t, fmt.Sprintf("standard graph, choice %d", c), col, f.X, 1e-5)
+		closeRel(t, fmt.Sprintf("%d layers: standard graph, choice %d", numLayers, c), col, f.X, 1e-5)
 	}
 	// Pool and Pools together are a programming error the graph refuses.
 	if _, err := neox.BuildForward(m, neox.ForwardOptions{Hidden: []int{1}, Pool: neox.PoolLast, Pools: pools}); err == nil || !strings.Contains(err.Error(), "not both") {
@@ -107,5 +116,8 @@ func TestGridMatchesEachChoice(t *testing.T) {
 	// A grid from an .onnx file is refused, naming it.
 	if _, err := Open(&neox.Source{Path: filepath.Join(dir, "model.onnx"), Kind: weights.KindONNX}, Options{Layers: layers, Pools: pools}); err == nil || !strings.Contains(err.Error(), "model.onnx") {
 		t.Errorf("a grid from an .onnx file: %v, want a refusal naming it", err)
+	}
+	if _, err := Open(src, Options{Layers: layers, Pools: []neox.Pooling{neox.PoolMean, neox.PoolMean}}); err == nil || !strings.Contains(err.Error(), "twice") {
+		t.Errorf("a pooling twice: %v, want a refusal", err)
 	}
 }
