@@ -66,25 +66,8 @@ func TestCompatLoop(t *testing.T) {
 			if _, err := Run(w.load(t), w.tok, w.train, w.eval, w.lexicon, cfg, Options{Out: b, Session: so, Resume: true}); err != nil {
 				t.Fatal(err)
 			}
-			la, lb := readLines(t, filepath.Join(a, "metrics.jsonl")), readLines(t, filepath.Join(b, "metrics.jsonl"))
-			if len(la) != len(lb) {
-				t.Fatalf("%d metric lines resumed, uninterrupted %d", len(lb), len(la))
-			}
-			for i := range la {
-				for k, va := range la[i] {
-					if strings.HasPrefix(k, "time/") || k == "tokens_per_s" {
-						continue
-					}
-					if vb := lb[i][k]; vb != va {
-						t.Errorf("line %d (step %v): %s = %v resumed, %v uninterrupted", i, la[i]["step"], k, vb, va)
-					}
-				}
-			}
-			wa, _ := os.ReadFile(filepath.Join(a, "final", "model.safetensors"))
-			wb, _ := os.ReadFile(filepath.Join(b, "final", "model.safetensors"))
-			if len(wa) == 0 || string(wa) != string(wb) {
-				t.Error("the final weights differ")
-			}
+			sameMetrics(t, readLines(t, filepath.Join(a, "metrics.jsonl")), readLines(t, filepath.Join(b, "metrics.jsonl")), false)
+			sameFinal(t, a, b)
 		})
 	}
 }

@@ -202,25 +202,8 @@ func TestTrainEmbeddingsLoop(t *testing.T) {
 	if _, err := Run(w.load(t), w.tok, w.train, w.eval, w.lexicon, cfg, Options{Out: rb, Session: so, Resume: true}); err != nil {
 		t.Fatal(err)
 	}
-	la, lb := readLines(t, filepath.Join(a, "metrics.jsonl")), readLines(t, filepath.Join(rb, "metrics.jsonl"))
-	if len(la) != len(lb) {
-		t.Fatalf("%d metric lines resumed, uninterrupted %d", len(lb), len(la))
-	}
-	for i := range la {
-		for k, va := range la[i] {
-			if strings.HasPrefix(k, "time/") || k == "tokens_per_s" {
-				continue
-			}
-			if vb := lb[i][k]; vb != va {
-				t.Errorf("line %d (step %v): %s = %v resumed, %v uninterrupted", i, la[i]["step"], k, vb, va)
-			}
-		}
-	}
-	fa, _ := os.ReadFile(filepath.Join(a, "final", "model.safetensors"))
-	fb, _ := os.ReadFile(filepath.Join(rb, "final", "model.safetensors"))
-	if len(fa) == 0 || string(fa) != string(fb) {
-		t.Error("the resumed run's final weights differ")
-	}
+	sameMetrics(t, readLines(t, filepath.Join(a, "metrics.jsonl")), readLines(t, filepath.Join(rb, "metrics.jsonl")), false)
+	sameFinal(t, a, rb)
 
 	// The checkpoints record the setting, and a resume with the
 	// embeddings frozen, as every run from before the key had them, is

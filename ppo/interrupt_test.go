@@ -63,7 +63,6 @@ func TestInterruptThenResumeIsExact(t *testing.T) {
 		t.Fatal(err)
 	}
 	la := readLines(t, filepath.Join(a, "metrics.jsonl"))
-	wa, _ := os.ReadFile(filepath.Join(a, "final", "model.safetensors"))
 	for _, c := range []struct {
 		name    string
 		cancel  int // the Err call that cancels
@@ -97,26 +96,8 @@ func TestInterruptThenResumeIsExact(t *testing.T) {
 			if _, err := Run(w.load(t), w.tok, w.train, w.eval, w.lexicon, cfg, Options{Out: b, Session: so, Resume: true}); err != nil {
 				t.Fatal(err)
 			}
-			lb := readLines(t, filepath.Join(b, "metrics.jsonl"))
-			if len(la) != len(lb) {
-				t.Fatalf("%d metric lines, uninterrupted %d", len(lb), len(la))
-			}
-			for i := range la {
-				for k, va := range la[i] {
-					if strings.HasPrefix(k, "time/") || k == "tokens_per_s" {
-						continue
-					}
-					if vb := lb[i][k]; vb != va {
-						t.Errorf("line %d (step %v): %s = %v resumed, %v uninterrupted", i, la[i]["step"], k, vb, va)
-					}
-				}
-				if len(la[i]) != len(lb[i]) {
-					t.Errorf("line %d: %d keys resumed, %d uninterrupted", i, len(lb[i]), len(la[i]))
-				}
-			}
-			if wb, _ := os.ReadFile(filepath.Join(b, "final", "model.safetensors")); len(wa) == 0 || string(wa) != string(wb) {
-				t.Error("the final weights differ")
-			}
+			sameMetrics(t, la, readLines(t, filepath.Join(b, "metrics.jsonl")), true)
+			sameFinal(t, a, b)
 		})
 	}
 }

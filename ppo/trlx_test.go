@@ -558,33 +558,45 @@ func TestTRLxPPOStep(t *testing.T) {
 					checkNear(t, v+" return", ret[i*w+k], wantRet[i][k])
 				}
 			}
-			flat := func(x [][]float64) []float64 {
-				var o []float64
-				for _, r := range x {
-					o = append(o, r...)
-				}
-				return o
-			}
-			mf := flat(cp("mask"))
+			mf := flatten(cp("mask"))
 			mask := make([]bool, len(mf))
 			for i, x := range mf {
 				mask[i] = x != 0
 			}
-			l := Loss(flat(cp("new_logprobs")), flat(cp("old_logprobs")), flat(cp("new_values")), flat(values), adv, ret,
-				make([]float64, len(mf)), mask, LossConfig{ClipRange: 0.2, ClipRangeValue: 0.2, VFCoef: 1})
-			st := func(k string) float64 { return jf(jm(out, "stats", k)) }
-			checkNear(t, v+" loss", l.Total, jf(jm(out, "loss")))
-			checkNear(t, v+" policy_loss", l.Policy, st("losses/policy_loss"))
-			checkNear(t, v+" value_loss", l.Value, st("losses/value_loss"))
-			checkNear(t, v+" policy/clipfrac", l.PolicyClipFrac, st("policy/clipfrac"))
-			checkNear(t, v+" values/clipfrac", l.ValueClipFrac, st("values/clipfrac"))
-			gl, gv := flat(cp("grad_logprobs")), flat(cp("grad_values"))
-			for i := range gl {
-				checkNear(t, v+" d/dlogprob", l.DLogProb[i], gl[i])
-				checkNear(t, v+" d/dvalue", l.DValue[i], gv[i])
-			}
+			checkTRLxStep(t, v, out, flatten(values), adv, ret, mask)
 		}
 	}
+}
+
+// checkTRLxStep runs Loss on TRLx's captured log-probs and new values of
+// one version's output (out) with our old values, advantages, returns and
+// mask, and compares the loss, its statistics and its gradients with
+// TRLx's.
+func checkTRLxStep(t *testing.T, v string, out any, oldValues, adv, ret []float64, mask []bool) {
+	t.Helper()
+	cp := func(k string) []float64 { return flatten(jfss(jm(out, "captured", k))) }
+	l := Loss(cp("new_logprobs"), cp("old_logprobs"), cp("new_values"), oldValues, adv, ret,
+		make([]float64, len(mask)), mask, LossConfig{ClipRange: 0.2, ClipRangeValue: 0.2, VFCoef: 1})
+	st := func(k string) float64 { return jf(jm(out, "stats", k)) }
+	checkNear(t, v+" loss", l.Total, jf(jm(out, "loss")))
+	checkNear(t, v+" policy_loss", l.Policy, st("losses/policy_loss"))
+	checkNear(t, v+" value_loss", l.Value, st("losses/value_loss"))
+	checkNear(t, v+" policy/clipfrac", l.PolicyClipFrac, st("policy/clipfrac"))
+	checkNear(t, v+" values/clipfrac", l.ValueClipFrac, st("values/clipfrac"))
+	gl, gv := cp("grad_logprobs"), cp("grad_values")
+	for i := range gl {
+		checkNear(t, v+" d/dlogprob", l.DLogProb[i], gl[i])
+		checkNear(t, v+" d/dvalue", l.DValue[i], gv[i])
+	}
+}
+
+// flatten joins rows.
+func flatten(x [][]float64) []float64 {
+	var o []float64
+	for _, r := range x {
+		o = append(o, r...)
+	}
+	return o
 }
 
 // score_position trlx against make_experience (every case but main's dense
@@ -725,26 +737,7 @@ func TestTRLxAdvantageWhitening(t *testing.T) {
 				}
 				fa, fr, fv = append(fa, adv[i]...), append(fr, ret[i]...), append(fv, padTo(values[i], len(adv[i]))...)
 			}
-			flat := func(x [][]float64) []float64 {
-				var o []float64
-				for _, r := range x {
-					o = append(o, r...)
-				}
-				return o
-			}
-			l := Loss(flat(cp("new_logprobs")), flat(cp("old_logprobs")), flat(cp("new_values")), fv, fa, fr,
-				make([]float64, len(fa)), mask, LossConfig{ClipRange: 0.2, ClipRangeValue: 0.2, VFCoef: 1})
-			st := func(k string) float64 { return jf(jm(out, "stats", k)) }
-			checkNear(t, v+" loss", l.Total, jf(jm(out, "loss")))
-			checkNear(t, v+" policy_loss", l.Policy, st("losses/policy_loss"))
-			checkNear(t, v+" value_loss", l.Value, st("losses/value_loss"))
-			checkNear(t, v+" policy/clipfrac", l.PolicyClipFrac, st("policy/clipfrac"))
-			checkNear(t, v+" values/clipfrac", l.ValueClipFrac, st("values/clipfrac"))
-			gl, gv := flat(cp("grad_logprobs")), flat(cp("grad_values"))
-			for i := range gl {
-				checkNear(t, v+" d/dlogprob", l.DLogProb[i], gl[i])
-				checkNear(t, v+" d/dvalue", l.DValue[i], gv[i])
-			}
+			checkTRLxStep(t, v, out, fv, fa, fr, mask)
 		}
 	}
 }
