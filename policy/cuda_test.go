@@ -285,19 +285,7 @@ func BenchmarkDeviceGenerate70m(b *testing.B) {
 	}
 	defer g.Destroy()
 	o := GenerateOptions{MaxNewTokens: newTokens, Sampling: SampleOptions{Greedy: true}, IgnoreEOS: true}
-	if _, err := g.Generate(prompts, o); err != nil { // warm up
-		b.Fatal(err)
-	}
-	b.ResetTimer()
-	start := time.Now()
-	for i := 0; i < b.N; i++ {
-		if _, err := g.Generate(prompts, o); err != nil {
-			b.Fatal(err)
-		}
-	}
-	// Stopped here so that ns/op leaves out the deferred Destroy calls.
-	b.StopTimer()
-	b.ReportMetric(float64(bs*newTokens*b.N)/time.Since(start).Seconds(), "new-tokens/s")
+	timeGenerate(b, func() ([]Generation, error) { return g.Generate(prompts, o) }, nil)
 }
 
 // BenchmarkDeviceTrainStep70m: one SFT training step, next-token
@@ -339,15 +327,7 @@ func BenchmarkDeviceTrainStep70m(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	step() // warm up
-	b.ResetTimer()
-	start := time.Now()
-	for i := 0; i < b.N; i++ {
-		step()
-	}
-	// Stopped here so that ns/op leaves out the deferred Destroy calls.
-	b.StopTimer()
-	b.ReportMetric(float64(bs*seq*b.N)/time.Since(start).Seconds(), "tokens/s")
+	b.ReportMetric(float64(bs*seq*b.N)/timeLoop(b, step).Seconds(), "tokens/s")
 }
 
 // BenchmarkDeviceStepGenerate70m: BenchmarkDeviceGenerate70m's generation
@@ -369,16 +349,5 @@ func BenchmarkDeviceStepGenerate70m(b *testing.B) {
 	}
 	defer g.Destroy()
 	o := GenerateOptions{MaxNewTokens: newTokens, Sampling: SampleOptions{Greedy: true}, IgnoreEOS: true}
-	if _, err := g.Generate(prompts, o); err != nil { // warm up (and, with CUDA graphs, capture)
-		b.Fatal(err)
-	}
-	b.ResetTimer()
-	start := time.Now()
-	for i := 0; i < b.N; i++ {
-		if _, err := g.Generate(prompts, o); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.StopTimer()
-	b.ReportMetric(float64(bs*newTokens*b.N)/time.Since(start).Seconds(), "new-tokens/s")
+	timeGenerate(b, func() ([]Generation, error) { return g.Generate(prompts, o) }, nil)
 }

@@ -2,10 +2,8 @@ package policy
 
 import (
 	"math"
-	"math/rand/v2"
 	"reflect"
 	"testing"
-	"time"
 
 	"irl/neox"
 	"irl/onnx"
@@ -160,35 +158,9 @@ func BenchmarkStepGenerate(b *testing.B) {
 		b.Fatal(err)
 	}
 	const bs, plen, newTokens = 32, 32, 32
-	r := rand.New(rand.NewPCG(1, 2))
-	prompts := make([][]int64, bs)
-	for i := range prompts {
-		prompts[i] = make([]int64, plen)
-		for j := range prompts[i] {
-			prompts[i][j] = 1 + r.Int64N(int64(cfg.VocabSize-1))
-		}
-	}
+	prompts := benchPrompts(cfg.VocabSize, bs, plen)
 	o := GenerateOptions{MaxNewTokens: newTokens, Sampling: SampleOptions{Greedy: true}, IgnoreEOS: true}
-	run := func(b *testing.B, gen func() ([]Generation, error)) {
-		if _, err := gen(); err != nil { // warm up
-			b.Fatal(err)
-		}
-		b.ResetTimer()
-		start := time.Now()
-		tokens := 0
-		for i := 0; i < b.N; i++ {
-			out, err := gen()
-			if err != nil {
-				b.Fatal(err)
-			}
-			for _, g := range out {
-				tokens += len(g.IDs)
-			}
-		}
-		sec := time.Since(start).Seconds()
-		b.ReportMetric(float64(tokens)/sec, "new-tokens/s")
-		b.ReportMetric(sec/float64(b.N), "s/batch")
-	}
+	run := func(b *testing.B, gen func() ([]Generation, error)) { timeGenerate(b, gen, nil) }
 	b.Run("step", func(b *testing.B) {
 		g, err := NewStepGenerator(m, bs, plen+newTokens, onnx.Options{})
 		if err != nil {
