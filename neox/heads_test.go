@@ -228,13 +228,7 @@ func BenchmarkLossHeads(b *testing.B) {
 				defer s.Destroy()
 				rn := &run{s: s, best: time.Hour}
 				for _, name := range tg.Inputs {
-					f := feeds[name]
-					var v onnx.ORTValue
-					if f.i64 != nil {
-						v, err = onnx.TensorI64(f.i64, f.shape...)
-					} else {
-						v, err = onnx.TensorF32(f.f32, f.shape...)
-					}
+					v, err := feeds[name].tensor()
 					if err != nil {
 						b.Fatal(err)
 					}

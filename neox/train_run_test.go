@@ -40,6 +40,14 @@ type trainFeed struct {
 	shape []int64
 }
 
+// tensor is the feed as an ONNX Runtime tensor, to be destroyed.
+func (f trainFeed) tensor() (onnx.ORTValue, error) {
+	if f.i64 != nil {
+		return onnx.TensorI64(f.i64, f.shape...)
+	}
+	return onnx.TensorF32(f.f32, f.shape...)
+}
+
 // trainFeeds makes every input of a training graph for c and loss: random
 // parameters (layer norms and biases too, so every backward term matters),
 // two rows of five tokens with the second left-padded, and random head
@@ -133,12 +141,7 @@ func runTrainThreads(t *testing.T, tg *TrainGraph, feeds map[string]trainFeed, t
 		if !ok {
 			t.Fatalf("no feed for input %s", name)
 		}
-		var v onnx.ORTValue
-		if f.i64 != nil {
-			v, err = onnx.TensorI64(f.i64, f.shape...)
-		} else {
-			v, err = onnx.TensorF32(f.f32, f.shape...)
-		}
+		v, err := f.tensor()
 		if err != nil {
 			t.Fatal(err)
 		}
