@@ -762,6 +762,19 @@ func (a *auditor) stageFeatures() (string, error) {
 		vs = append(vs, VariantResult{Pool: string(v.Pool), Layer: v.Layer, TrainPairAccuracy: res.Stats[len(res.Stats)-1].PairAccuracy})
 	}
 	best := ChooseVariant(vs)
+	// The chosen features of the training texts are kept for the irl
+	// stage, which would otherwise extract them again.
+	if err := os.MkdirAll(a.path("features"), 0o755); err != nil {
+		return "", err
+	}
+	for _, x := range []struct {
+		f    *rewardhead.Features
+		name string
+	}{{fp[best], "train-tuned"}, {fn[best], "train-base"}} {
+		if err := x.f.Write(a.path("features", x.name+".safetensors")); err != nil {
+			return "", err
+		}
+	}
 	a.rep.Features = FeatureChoice{Pool: vs[best].Pool, Layer: vs[best].Layer, Rule: "highest training monitor pair accuracy among the variants", Variants: vs}
 	return fmt.Sprintf("%d feature choices; pool %s at layer %d (training pair accuracy %.3f)", len(vs), vs[best].Pool, vs[best].Layer, vs[best].TrainPairAccuracy), nil
 }
@@ -861,23 +874,25 @@ func (a *auditor) stageIRL() (string, error) {
 	a.sc = s
 	s.trDPos, s.trDNeg = a.part(true, "tuned"), a.part(true, "base")
 	s.dPos, s.dNeg = a.part(false, "tuned"), a.part(false, "base")
+	// The training texts' features are the features stage's (on disk, so
+	// a resumed run reads what an uninterrupted one uses).
+	for _, x := range []struct {
+		f    **rewardhead.Features
+		name string
+	}{{&s.trPos, "train-tuned"}, {&s.trNeg, "train-base"}} {
+		if *x.f, err = rewardhead.LoadFeatures(a.path("features", x.name+".safetensors")); err != nil {
+			return "", err
+		}
+	}
 	for _, x := range []struct {
 		f    **rewardhead.Features
 		ds   []demo
 		name string
-	}{{&s.trPos, s.trDPos, "train-tuned"}, {&s.trNeg, s.trDNeg, "train-base"}, {&s.hPos, s.dPos, "heldout-tuned"}, {&s.hNeg, s.dNeg, "heldout-base"}} {
+	}{{&s.hPos, s.dPos, "heldout-tuned"}, {&s.hNeg, s.dNeg, "heldout-base"}} {
 		if *x.f, err = featuresOf(p, x.name, x.ds); err != nil {
 			return "", err
 		}
-	}
-	if err := os.MkdirAll(a.path("features"), 0o755); err != nil {
-		return "", err
-	}
-	for _, x := range []struct {
-		f    *rewardhead.Features
-		name string
-	}{{s.trPos, "train-tuned"}, {s.trNeg, "train-base"}, {s.hPos, "heldout-tuned"}, {s.hNeg, "heldout-base"}} {
-		if err := x.f.Write(a.path("features", x.name+".safetensors")); err != nil {
+		if err := (*x.f).Write(a.path("features", x.name+".safetensors")); err != nil {
 			return "", err
 		}
 	}

@@ -39,7 +39,7 @@ type stageLog struct {
 // a stage reads its inputs (which prompts are left out, which words are
 // ranked, how the held-out figures are counted) raises it, so that a
 // folder left by an older irl is not resumed as if it were this one's.
-const stageFormat = 2
+const stageFormat = 3
 
 // key hashes the audit's inputs. Output-only settings (the folder,
 // --overwrite, --quiet) and the progress writer are left out.
