@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"sort"
 
+	"gonum.org/v1/gonum/stat"
+
 	"irl/rewardhead"
 )
 
@@ -67,7 +69,7 @@ func pairAccuracy(us []unit) (acc float64, n int) {
 			continue
 		}
 		n++
-		p, q := mean(u.pos), mean(u.neg)
+		p, q := stat.Mean(u.pos, nil), stat.Mean(u.neg, nil)
 		if p > q {
 			sum++
 		} else if p == q {
@@ -101,14 +103,6 @@ func textPairAccuracy(us []unit) (acc float64, n int) {
 		return math.NaN(), 0
 	}
 	return sum / float64(n), n
-}
-
-func mean(xs []float64) float64 {
-	var s float64
-	for _, x := range xs {
-		s += x
-	}
-	return s / float64(len(xs))
 }
 
 // separation is the AUC of all tuned against all base scores.

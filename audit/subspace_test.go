@@ -3,6 +3,7 @@ package audit
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"testing"
 
@@ -23,7 +24,7 @@ func looDirect(train []*rewardhead.Features, q float64) float64 {
 		var rest []float32
 		kept := 0
 		for j, s := range all {
-			if same(r, s) {
+			if slices.Equal(r, s) {
 				done[j] = true
 				continue
 			}
@@ -44,15 +45,6 @@ func looDirect(train []*rewardhead.Features, q float64) float64 {
 	}
 	sort.Float64s(ds)
 	return ds[min(len(ds)-1, int(q*float64(len(ds))))]
-}
-
-func same(a, b []float32) bool {
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // The closed form of looLimit agrees with leaving each text out and
