@@ -16,28 +16,12 @@ import (
 func looDirect(train []*rewardhead.Features, q float64) float64 {
 	all := rowsOf(train)
 	var ds []float64
-	done := map[int]bool{}
 	for i, r := range all {
-		if done[i] {
-			continue
+		if slices.ContainsFunc(all[:i], func(s []float32) bool { return slices.Equal(r, s) }) {
+			continue // a copy of a row measured already
 		}
-		var rest []float32
-		kept := 0
-		for j, s := range all {
-			if slices.Equal(r, s) {
-				done[j] = true
-				continue
-			}
-			rest = append(rest, s...)
-			kept++
-		}
-		if kept < 2 {
-			continue
-		}
-		f, _ := rewardhead.NewFeatures("rest", kept, len(r), rest, nil, nil)
-		one, _ := rewardhead.NewFeatures("one", 1, len(r), append([]float32(nil), r...), nil, nil)
-		if d := distances([]*rewardhead.Features{f}, one, ridge); d != nil {
-			ds = append(ds, d[0])
+		if d, ok := leftOut(all, r, len(r)); ok {
+			ds = append(ds, d)
 		}
 	}
 	if len(ds) == 0 {
