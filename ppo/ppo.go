@@ -117,24 +117,24 @@ func (c Config) compat() string {
 // scorePosition is the run's score_position: the one set, else TRLx's
 // under a compat mode (what the paper ran) and our fix under none.
 func (c Config) scorePosition() string {
-	switch {
-	case c.ScorePosition != "":
-		return c.ScorePosition
-	case c.compat() != CompatNone:
-		return ScoreTRLx
-	}
-	return ScoreLastToken
+	return c.orTRLx(c.ScorePosition, ScoreTRLx, ScoreLastToken)
 }
 
 // whitening is the run's advantage_whitening, defaulted as scorePosition.
 func (c Config) whitening() string {
+	return c.orTRLx(c.AdvantageWhitening, WhitenTRLx, WhitenRealTokens)
+}
+
+// orTRLx is a setting's value: set when given, else trlx under a compat
+// mode and ours under none.
+func (c Config) orTRLx(set, trlx, ours string) string {
 	switch {
-	case c.AdvantageWhitening != "":
-		return c.AdvantageWhitening
+	case set != "":
+		return set
 	case c.compat() != CompatNone:
-		return WhitenTRLx
+		return trlx
 	}
-	return WhitenRealTokens
+	return ours
 }
 
 // trainEmbeddings is the run's train_embeddings: the one set, else true
